@@ -1,0 +1,337 @@
+"""Node configuration: every interval and every limit, with its unit and its reason.
+
+`NodeConfig` is frozen and built once, by `load_config` from a TOML file (the agent, and
+`gossipnode validate`, which checks a file exactly as the agent will load it) or directly in
+tests and in the simulator. Sections of the TOML file map one to one onto the nested
+dataclasses below; a key that no dataclass declares is an error, never silently ignored.
+
+This module imports only the standard library, so the sans-IO core may import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "LimitsConfig",
+    "MembershipConfig",
+    "NodeConfig",
+    "ReconcileConfig",
+    "ReplicationConfig",
+    "TagsConfig",
+    "WireConfig",
+    "load_config",
+    "parse_address",
+]
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. `str()` is one line naming the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Limits on what a record may be."""
+
+    # A record's encoded value. PGP certificates with many signatures reach a few hundred
+    # KiB; 1 MiB leaves room and keeps one record well under one frame (wire.frame_bytes_max).
+    record_bytes_max: int = 1 * MIB
+    # A record key, in UTF-8 bytes. Fingerprints, e-mail addresses and mailbox/message ids fit
+    # easily; a cap keeps digests and key lists of bounded size.
+    key_bytes_max: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationConfig:
+    """Eager push, anti-entropy and tombstones."""
+
+    # How often each dataset is reconciled with one eligible peer. Pushes carry fresh writes
+    # at once; this only repairs what a push missed, so seconds, not milliseconds.
+    anti_entropy_interval_s: float = 10.0
+    # Tombstones older than this are collected. A member away for longer must not merge
+    # (it could bring deleted records back), so this is also the quarantine horizon.
+    tombstone_grace_s: float = 7 * 24 * 3600.0
+    # A remote version stamp may run at most this far ahead of our wall clock; a stamp further
+    # ahead is refused, so one node with a broken clock cannot pin every record's version.
+    clock_drift_max_s: float = 60.0
+    # Peers that receive each fresh write directly; the rest learn it from anti-entropy.
+    push_fanout: int = 3
+    # Records waiting for one peer before that peer is dropped and left to anti-entropy.
+    peer_queue_records_max: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    """The Merkle reconciliation protocol (core/reconcile)."""
+
+    # One reconciliation message at most. A LAN's bandwidth-delay product (1 Gbit/s x 1 ms
+    # is 125 KB) times a few, so one message fills the pipe without hogging a frame.
+    message_bytes_max: int = 512 * KIB
+    # Round trips one session may take before it is abandoned as stalled or hostile.
+    rounds_max: int = 64
+    # A session with no answer for this long is abandoned; nothing it applied is undone,
+    # since every applied record is a valid last-writer-wins merge on its own.
+    session_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipConfig:
+    """SWIM failure detection with the Lifeguard refinements (core/membership)."""
+
+    # LAN defaults as in memberlist's DefaultLANConfig.
+    probe_interval_s: float = 1.0
+    # An ack should come back within a LAN round trip plus scheduling; 0.5 s is generous.
+    probe_timeout_s: float = 0.5
+    # Members asked to probe on our behalf when a direct probe fails.
+    indirect_probes: int = 3
+    # Suspicion timeout = suspicion_mult * log10(max(n, 1) + 1) * probe_interval_s.
+    suspicion_mult: int = 4
+    # The longest suspicion timeout, as a multiple of the shortest (Lifeguard).
+    suspicion_max_timeout_mult: int = 6
+    # Each update is retransmitted retransmit_mult * ceil(log10(n + 1)) times.
+    retransmit_mult: int = 4
+    # Members that each gossip round sends piggybacked updates to.
+    gossip_fanout: int = 3
+    gossip_interval_s: float = 0.2
+    # Full-state push-pull with one random member, so that long partitions heal.
+    push_pull_interval_s: float = 30.0
+    # Dead or left members are forgotten after this, and may then rejoin as new.
+    reap_after_s: float = 24 * 3600.0
+    # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
+    awareness_max: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class WireConfig:
+    """Framing, handshake and listener limits (wire/)."""
+
+    # One frame at most; a larger declared length drops the connection before allocation.
+    frame_bytes_max: int = 4 * MIB
+    # A peer must complete the handshake within this, or it is dropped.
+    handshake_timeout_s: float = 5.0
+    # Connections that have not yet authenticated, over all remote addresses.
+    unauthenticated_connections_max: int = 64
+    # Authenticated connections from one node id at once.
+    connections_per_peer_max: int = 2
+    # Nesting depth of a decoded CBOR item; our messages need fewer than 8 levels.
+    cbor_depth_max: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TagsConfig:
+    """What this member advertises to the cluster."""
+
+    # Runs the Web Email Protection service, so may hold WEP mailboxes.
+    wep: bool = False
+    # Opts in to holding internal users' private keys (the cluster policy must permit too).
+    private_keys: bool = True
+
+
+def _default_listen() -> tuple[str, int]:
+    return ("127.0.0.1", 7946)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything one node needs to run. Paths are absolute once loaded."""
+
+    name: str = "gossipnode"
+    data_dir: Path = Path(".")
+    listen: tuple[str, int] = field(default_factory=_default_listen)
+    join: tuple[tuple[str, int], ...] = ()
+    # Cluster secrets, newest first: connect with the first, accept any (for rotation).
+    secret_files: tuple[Path, ...] = ()
+    control_socket: Path | None = None
+    log_format: str = "text"
+    tags: TagsConfig = field(default_factory=TagsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    wire: WireConfig = field(default_factory=WireConfig)
+
+    @property
+    def identity_file(self) -> Path:
+        return self.data_dir / "identity.key"
+
+    @property
+    def store_file(self) -> Path:
+        return self.data_dir / "store.sqlite3"
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.control_socket or self.data_dir / "control.sock"
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Parse "HOST:PORT" (IPv6 as "[::1]:PORT"). Raises ValueError with a reason."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a string HOST:PORT, got {type(text).__name__}")
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"{text!r} is not [IPV6]:PORT")
+        ipaddress.IPv6Address(host)
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"{text!r} is not HOST:PORT")
+        if ":" in host:
+            raise ValueError(f"{text!r}: write IPv6 addresses as [ADDR]:PORT")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r}: port must be 1-65535")
+    return host, int(port_text)
+
+
+def format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and check a node.toml. Relative paths are taken relative to the file's folder.
+
+    Raises:
+        ConfigError: one line naming the file and, where there is one, the key.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    base = path.resolve().parent
+    try:
+        return _build(document, base)
+    except _KeyError as error:
+        raise ConfigError(f"{path}: {error.key}: {error.reason}") from None
+
+
+class _KeyError(Exception):
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(key, reason)
+        self.key = key
+        self.reason = reason
+
+
+_SECTIONS = {
+    "tags": TagsConfig,
+    "limits": LimitsConfig,
+    "replication": ReplicationConfig,
+    "reconcile": ReconcileConfig,
+    "membership": MembershipConfig,
+    "wire": WireConfig,
+}
+
+
+def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
+    values: dict[str, typing.Any] = {}
+    for key, raw in document.items():
+        if key in _SECTIONS:
+            values[key] = _section(key, _SECTIONS[key], raw)
+        elif key == "name":
+            values[key] = _name(raw)
+        elif key == "data_dir":
+            values[key] = _path(key, raw, base)
+        elif key == "listen":
+            values[key] = _address(key, raw)
+        elif key == "join":
+            if not isinstance(raw, list):
+                raise _KeyError(key, "expected a list of HOST:PORT strings")
+            values[key] = tuple(_address(f"join[{i}]", item) for i, item in enumerate(raw))
+        elif key == "secret_files":
+            if not isinstance(raw, list) or not raw:
+                raise _KeyError(key, "expected a non-empty list of file paths")
+            values[key] = tuple(_path(f"secret_files[{i}]", p, base) for i, p in enumerate(raw))
+        elif key == "control_socket":
+            values[key] = _path(key, raw, base)
+        elif key == "log_format":
+            if raw not in LOG_FORMATS:
+                raise _KeyError(key, f"expected one of {', '.join(LOG_FORMATS)}, got {raw!r}")
+            values[key] = raw
+        else:
+            raise _KeyError(key, "unknown key")
+    for required in ("name", "data_dir", "listen", "secret_files"):
+        if required not in values:
+            raise _KeyError(required, "missing")
+    return NodeConfig(**values)
+
+
+def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
+    if not isinstance(raw, dict):
+        raise _KeyError(name, "expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise _KeyError(f"{name}.{key}", "unknown key")
+        values[key] = _typed(f"{name}.{key}", hints[key], value)
+    return cls(**values)
+
+
+def _typed(key: str, hint: typing.Any, value: typing.Any) -> typing.Any:
+    """Check one scalar setting against its annotation; numbers must not be negative."""
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _KeyError(key, f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _KeyError(key, f"expected an integer, got {value!r}")
+        if value < 0:
+            raise _KeyError(key, f"must not be negative, got {value}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _KeyError(key, f"expected a number, got {value!r}")
+        if value < 0:
+            raise _KeyError(key, f"must not be negative, got {value}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _KeyError(key, f"expected a string, got {value!r}")
+        return value
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[:1] == (str,):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _KeyError(key, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise _KeyError(key, f"unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _name(raw: typing.Any) -> str:
+    if not isinstance(raw, str) or not raw or len(raw) > 64 or not raw.isprintable():
+        raise _KeyError("name", "expected a printable string of 1 to 64 characters")
+    if any(c.isspace() for c in raw):
+        raise _KeyError("name", f"must not contain spaces, got {raw!r}")
+    return raw
+
+
+def _path(key: str, raw: typing.Any, base: Path) -> Path:
+    if not isinstance(raw, str) or not raw:
+        raise _KeyError(key, "expected a path string")
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _address(key: str, raw: typing.Any) -> tuple[str, int]:
+    try:
+        return parse_address(raw)
+    except ValueError as error:
+        raise _KeyError(key, f"bad address: {error}") from None

@@ -1,0 +1,231 @@
+"""SqliteStore: the agent's durable `RecordStore` (see core/store.py for the contract).
+
+Durability: the database runs in WAL mode with `synchronous=FULL`, so a transaction is on
+disk when COMMIT returns; `apply` commits before it returns, hence a write acknowledged
+after `apply` survives kill -9 and power loss (Invariant 4). SQLite's own locking keeps a
+second writer (another process, or a torn write) from corrupting the file; a writer that
+finds the database locked waits up to `busy_timeout_ms`.
+
+Schema changes are numbered migrations, applied in order at open and recorded in
+`PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..core.catalog import LOCAL_DATASETS
+from ..core.catalog import dataset as lookup_dataset
+from ..core.records import Record, Version, wins
+from ..core.store import check_replicated
+
+__all__ = ["SqliteStore", "StoreError"]
+
+# A writer waits this long for another writer's lock before it gives up with an error.
+BUSY_TIMEOUT_MS = 10_000
+# Rows fetched per round trip into SQLite while iterating a dataset.
+SCAN_BATCH_ROWS = 4096
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE records (
+        dataset TEXT NOT NULL,
+        key TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        counter INTEGER NOT NULL,
+        origin BLOB NOT NULL,
+        value BLOB,
+        PRIMARY KEY (dataset, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    """,
+)
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or used. `str()` names the file and the reason."""
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot open the store: {error}") from None
+
+    def _migrate(self) -> None:
+        (current,) = self._db.execute("PRAGMA user_version").fetchone()
+        if current > len(_MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: written by a newer gossipnode (schema {current}, "
+                f"this one knows {len(_MIGRATIONS)})"
+            )
+        for number in range(current, len(_MIGRATIONS)):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, dataset: str, key: str) -> Record | None:
+        row = self._db.execute(
+            "SELECT key, wall_ms, counter, origin, value FROM records"
+            " WHERE dataset = ? AND key = ?",
+            (dataset, key),
+        ).fetchone()
+        return None if row is None else _record(dataset, row)
+
+    def scan(
+        self,
+        dataset: str,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int | None = None,
+        tombstones: bool = False,
+    ) -> list[Record]:
+        lookup_dataset(dataset)
+        sql = "SELECT key, wall_ms, counter, origin, value FROM records WHERE dataset = ?"
+        params: list[object] = [dataset]
+        if after is not None and after >= prefix:
+            sql += " AND key > ?"
+            params.append(after)
+        else:
+            sql += " AND key >= ?"
+            params.append(prefix)
+        if not tombstones:
+            sql += " AND value IS NOT NULL"
+        sql += " ORDER BY key"
+        found = []
+        for row in self._db.execute(sql, params):
+            if not row[0].startswith(prefix):
+                break
+            found.append(_record(dataset, row))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def replicated(self, dataset: str) -> Iterator[Record]:
+        check_replicated(dataset)
+        cursor = self._db.execute(
+            "SELECT key, wall_ms, counter, origin, value FROM records"
+            " WHERE dataset = ? ORDER BY key",
+            (dataset,),
+        )
+        while rows := cursor.fetchmany(SCAN_BATCH_ROWS):
+            for row in rows:
+                yield _record(dataset, row)
+
+    def count(self, dataset: str, *, tombstones: bool = False) -> int:
+        sql = "SELECT count(*) FROM records WHERE dataset = ?"
+        if not tombstones:
+            sql += " AND value IS NOT NULL"
+        (found,) = self._db.execute(sql, (dataset,)).fetchone()
+        return found
+
+    def get_meta(self, name: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # --- writes: each one transaction, committed (durable) before returning ------------------
+
+    def apply(self, records: Iterable[Record]) -> list[Record]:
+        winners = []
+        with self._transaction():
+            for record in records:
+                lookup_dataset(record.dataset)
+                if wins(record, self.get(record.dataset, record.key)):
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO records"
+                        " (dataset, key, wall_ms, counter, origin, value)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            record.dataset,
+                            record.key,
+                            record.version.wall_ms,
+                            record.version.counter,
+                            record.version.origin,
+                            record.value,
+                        ),
+                    )
+                    winners.append(record)
+        return winners
+
+    def remove(self, dataset: str, keys: Iterable[str]) -> int:
+        removed = 0
+        with self._transaction():
+            for key in keys:
+                cursor = self._db.execute(
+                    "DELETE FROM records WHERE dataset = ? AND key = ?", (dataset, key)
+                )
+                removed += cursor.rowcount
+        return removed
+
+    def collect_tombstones(self, before_wall_ms: int) -> list[Record]:
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT dataset, key, wall_ms, counter, origin, value FROM records"
+                " WHERE value IS NULL AND wall_ms < ?",
+                (before_wall_ms,),
+            ).fetchall()
+            self._db.execute(
+                "DELETE FROM records WHERE value IS NULL AND wall_ms < ?", (before_wall_ms,)
+            )
+        return [_record(row[0], row[1:]) for row in rows]
+
+    def clear_replicated(self) -> int:
+        marks = ",".join("?" * len(LOCAL_DATASETS))
+        with self._transaction():
+            cursor = self._db.execute(
+                f"DELETE FROM records WHERE dataset NOT IN ({marks})",  # noqa: S608
+                LOCAL_DATASETS,
+            )
+        return cursor.rowcount
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, bytes(value))
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _record(dataset: str, row: tuple) -> Record:
+    key, wall_ms, counter, origin, value = row
+    return Record(
+        dataset, key, None if value is None else bytes(value),
+        Version(wall_ms, counter, bytes(origin)),
+    )

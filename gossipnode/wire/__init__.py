@@ -1,0 +1,1 @@
+"""Pure bytes <-> values: framing, the strict CBOR codec, the secure channel."""
