@@ -1,0 +1,84 @@
+"""What the core asks of its driver (the Trio shell or the simulator), and what it reports.
+
+Commands are imperatives (`Send`, `Disconnect`); facts are past tense (`MemberChanged`,
+`RecordsApplied`). All are frozen dataclasses. The driver drains them with
+`NodeCore.events()` after every input and carries them out in order.
+
+Addressing: peers are reached by network address (`Address`, a (host, port) pair), because a
+joining node knows only its seeds' addresses. Inputs arrive tagged with the sender's node id
+as proven by the secure channel's handshake, so the core never trusts an id a message claims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import Record
+
+__all__ = [
+    "Address",
+    "Disconnect",
+    "Event",
+    "MemberChanged",
+    "PeerRefused",
+    "RecordsApplied",
+    "RecordsPurged",
+    "Send",
+]
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Deliver `message` to the node at `to` (dial it first if no channel is open)."""
+
+    to: Address
+    message: object
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close the channel to this node (it misbehaved, or its queue overflowed)."""
+
+    to: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged:
+    """A member's state, address or tags changed."""
+
+    node_id: bytes
+    name: str
+    address: Address
+    state: str  # "alive" | "suspect" | "dead" | "left"
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsApplied:
+    """Records that won the merge and are now durable in the store."""
+
+    records: tuple[Record, ...]
+    source: bytes | None  # the peer they came from; None for a local write
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsPurged:
+    """Records removed without tombstones (eligibility lost, mailbox moved, GC)."""
+
+    dataset: str
+    keys: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRefused:
+    """A peer sent something we refuse (a record it may not send us, a bad message)."""
+
+    peer: bytes
+    reason: str
+
+
+Event = Send | Disconnect | MemberChanged | RecordsApplied | RecordsPurged | PeerRefused
