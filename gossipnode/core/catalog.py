@@ -45,27 +45,45 @@ class Dataset:
 
 
 DATASETS: tuple[Dataset, ...] = (
-    Dataset("consumers", Scope.ALL,
-            "internal and external users, devices, their public keys and properties"),
-    Dataset("private_keys", Scope.PRIVATE_KEY_ELIGIBLE,
-            "private keys of internal users, kept apart from consumers"),
+    Dataset(
+        "consumers",
+        Scope.ALL,
+        "internal and external users, devices, their public keys and properties",
+    ),
+    Dataset(
+        "private_keys",
+        Scope.PRIVATE_KEY_ELIGIBLE,
+        "private keys of internal users, kept apart from consumers",
+    ),
     Dataset("groups", Scope.ALL, "group configurations and consumer policies"),
-    Dataset("mail_settings", Scope.ALL,
-            "managed domains and mail settings: policies, dictionaries, archive servers, "
-            "message templates"),
+    Dataset(
+        "mail_settings",
+        Scope.ALL,
+        "managed domains and mail settings: policies, dictionaries, archive servers, "
+        "message templates",
+    ),
     Dataset("directory_sync", Scope.ALL, "directory synchronization settings"),
     Dataset("org_keys", Scope.ALL, "organization keys and certificates"),
     Dataset("ignition_keys", Scope.ALL, "ignition keys"),
     Dataset("trusted_keys", Scope.ALL, "trusted keys"),
     Dataset("keyservers", Scope.ALL, "configured keyservers"),
-    Dataset("web_messenger", Scope.WEP_PLACEMENT,
-            "WEP mailboxes and their messages, keyed mailbox/message, on R WEP members each"),
+    Dataset(
+        "web_messenger",
+        Scope.WEP_PLACEMENT,
+        "WEP mailboxes and their messages, keyed mailbox/message, on R WEP members each",
+    ),
     Dataset("learn_mode", Scope.ALL, "Learn Mode state"),
-    Dataset("verified_directory", Scope.ALL,
-            "PGP Verified Directory data, replicated even where the service is off"),
-    Dataset("cluster_policy", Scope.ALL,
-            "the replication policy: per-member private-key permission, WEP replication, "
-            "replicas, eligible members"),
+    Dataset(
+        "verified_directory",
+        Scope.ALL,
+        "PGP Verified Directory data, replicated even where the service is off",
+    ),
+    Dataset(
+        "cluster_policy",
+        Scope.ALL,
+        "the replication policy: per-member private-key permission, WEP replication, "
+        "replicas, eligible members",
+    ),
     Dataset("network", Scope.LOCAL, "this node's network settings"),
     Dataset("tls_certificates", Scope.LOCAL, "this node's TLS certificates"),
     Dataset("mail_routes", Scope.LOCAL, "this node's mail routes"),

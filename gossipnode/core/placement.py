@@ -29,8 +29,8 @@ from .records import Record
 
 __all__ = [
     "POLICY_DATASET",
-    "ClusterPolicy",
     "Candidate",
+    "ClusterPolicy",
     "mailbox_id",
     "mailbox_owners",
     "policy_from_records",

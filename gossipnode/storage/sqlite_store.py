@@ -192,7 +192,7 @@ class SqliteStore:
         marks = ",".join("?" * len(LOCAL_DATASETS))
         with self._transaction():
             cursor = self._db.execute(
-                f"DELETE FROM records WHERE dataset NOT IN ({marks})",  # noqa: S608
+                f"DELETE FROM records WHERE dataset NOT IN ({marks})",
                 LOCAL_DATASETS,
             )
         return cursor.rowcount
@@ -226,6 +226,8 @@ class _Transaction:
 def _record(dataset: str, row: tuple) -> Record:
     key, wall_ms, counter, origin, value = row
     return Record(
-        dataset, key, None if value is None else bytes(value),
+        dataset,
+        key,
+        None if value is None else bytes(value),
         Version(wall_ms, counter, bytes(origin)),
     )

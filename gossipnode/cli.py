@@ -1,0 +1,297 @@
+"""The `gossipnode` command: the composition root.
+
+Setup verbs (`keygen`, `init`, `validate`, `datasets`) live here; the agent and the client
+verbs that talk to a running agent are added by the modules that implement them. Errors an
+operator can fix print one line on stderr and exit 2; no traceback reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, format_address, load_config, parse_address
+from .core.catalog import DATASETS
+from .identity import (
+    IdentityError,
+    create_identity,
+    format_node_id,
+    generate_secret,
+    load_identity,
+    load_secret,
+    write_private_file,
+)
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation ran and said no (e.g. `get` of a missing record)
+EXIT_USAGE = 2  # bad input: arguments, config, files
+
+# Verbs register themselves here: name -> (help, add_arguments, run).
+Arguments = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+Verb = tuple[str, str, Arguments, Run]
+_VERBS: list[Verb] = []
+
+
+class UsageError(Exception):
+    """An operator error: printed as one line, exit code 2."""
+
+
+def verb(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None]):
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        _VERBS.append((name, help_text, arguments, run))
+        return run
+
+    return register
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def _datasets_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+@verb(
+    "datasets",
+    "list the data catalog: every dataset and who holds it\n\nexample: gossipnode datasets --json",
+    _datasets_arguments,
+)
+def _datasets(args: argparse.Namespace) -> int:
+    rows = [
+        {"name": d.name, "scope": d.scope.value, "description": d.description} for d in DATASETS
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(["Dataset", "Scope", "Description"], [list(r.values()) for r in rows])
+    return EXIT_OK
+
+
+# --- keygen ---------------------------------------------------------------------------------
+
+
+def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, help="write the secret to FILE (mode 0600)")
+
+
+@verb(
+    "keygen",
+    "make a new random cluster secret (32 bytes, base64)\n\n"
+    "Every member of a cluster needs the same secret file (secret_files in node.toml).\n"
+    "example: gossipnode keygen --out /etc/gossipnode/cluster.secret",
+    _keygen_arguments,
+)
+def _keygen(args: argparse.Namespace) -> int:
+    text = base64.b64encode(generate_secret()) + b"\n"
+    if args.out is None:
+        sys.stdout.write(text.decode())
+    else:
+        write_private_file(args.out, text)
+        print(f"wrote a new cluster secret to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, required=True, help="the node's data directory")
+    parser.add_argument("--name", required=True, help="the node's name, unique in the cluster")
+    parser.add_argument("--listen", required=True, help="HOST:PORT to listen on for peers")
+    parser.add_argument(
+        "--join",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a seed member to join through (repeatable)",
+    )
+    parser.add_argument(
+        "--secret-file", type=Path, required=True, help="the cluster secret (gossipnode keygen)"
+    )
+    parser.add_argument("--wep", action="store_true", help="this node runs Web Email Protection")
+    parser.add_argument(
+        "--no-private-keys",
+        action="store_true",
+        help="this node must never hold internal users' private keys",
+    )
+
+
+_NODE_TOML = """\
+# gossipnode node configuration, written by `gossipnode init`.
+# Check it with `gossipnode validate --config {config}`; run it with
+# `gossipnode agent --config {config}`. Relative paths are relative to this file.
+
+# The node's name, unique in the cluster. Its identity is identity.key beside this file:
+# node id {node_id}
+name = {name}
+# Where the store, the identity key and the control socket live.
+data_dir = {data_dir}
+# Address peers connect to (TCP).
+listen = {listen}
+# Seed members to join through; any one that answers is enough.
+join = [{join}]
+# Cluster secrets, newest first: we connect with the first and accept any, so a new secret
+# can be rolled through a running cluster.
+secret_files = [{secret}]
+# The local control socket for the gossipnode CLI (mode 0600).
+control_socket = {socket}
+# Log lines on stderr: "text" or "json" (one object per line).
+log_format = "text"
+
+[tags]
+# Runs the Web Email Protection service, so may hold WEP mailboxes.
+wep = {wep}
+# Accepts internal users' private keys (the cluster policy must permit it too).
+private_keys = {private_keys}
+
+# Every interval and limit has a default; see README.md, "Configuration reference".
+"""
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+
+@verb(
+    "init",
+    "create a node: data directory, identity key and a commented node.toml\n\n"
+    "example: gossipnode init --data-dir /var/lib/gossipnode --name pgp-a \\\n"
+    "           --listen 10.0.0.1:7946 --join 10.0.0.2:7946 --secret-file cluster.secret",
+    _init_arguments,
+)
+def _init(args: argparse.Namespace) -> int:
+    try:
+        listen = parse_address(args.listen)
+        seeds = [parse_address(seed) for seed in args.join]
+    except ValueError as error:
+        raise UsageError(f"bad address: {error}") from None
+    secret_file = args.secret_file.resolve()
+    load_secret(secret_file)
+    data_dir = args.data_dir.resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config_file = data_dir / "node.toml"
+    identity_file = data_dir / "identity.key"
+    if config_file.exists():
+        raise UsageError(f"{config_file}: already exists; refusing to overwrite it")
+    identity = create_identity(identity_file)
+    node_id = format_node_id(identity.node_id)
+    text = _NODE_TOML.format(
+        config=config_file,
+        node_id=node_id,
+        name=_toml_string(args.name),
+        data_dir=_toml_string("."),
+        listen=_toml_string(format_address(listen)),
+        join=", ".join(_toml_string(format_address(seed)) for seed in seeds),
+        secret=_toml_string(str(secret_file)),
+        socket=_toml_string("control.sock"),
+        wep="true" if args.wep else "false",
+        private_keys="false" if args.no_private_keys else "true",
+    )
+    config_file.write_text(text)
+    try:
+        load_config(config_file)
+    except ConfigError:
+        config_file.unlink()
+        identity_file.unlink()
+        raise
+    print(node_id)
+    return EXIT_OK
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the node.toml to check")
+
+
+@verb(
+    "validate",
+    "check a node.toml exactly as the agent will load it (exit 0, or 2 with the reason)\n\n"
+    "example: gossipnode validate --config /var/lib/gossipnode/node.toml",
+    _validate_arguments,
+)
+def _validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    for path in config.secret_files:
+        load_secret(path)
+    identity = load_identity(config.identity_file)
+    print(f"{args.config}: valid (node {config.name}, id {format_node_id(identity.node_id)})")
+    return EXIT_OK
+
+
+# --- output helpers -------------------------------------------------------------------------
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """An aligned table, as serf and consul print theirs."""
+    cells = [list(map(str, header)), *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        cells_padded = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells_padded).rstrip())
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gossipnode",
+        description="A replicated cluster node for PGP key-management servers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `gossipnode VERB --help` for a verb's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"gossipnode {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, help_text, arguments, run in _VERBS:
+        sub = verbs.add_parser(
+            name,
+            help=help_text.splitlines()[0],
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _load_verbs() -> None:
+    """Import the modules that register more verbs (they import this module)."""
+    import importlib
+
+    for module in _EXTRA_VERB_MODULES:
+        importlib.import_module(module)
+
+
+# Modules that add verbs with @verb; each is optional until it exists.
+_EXTRA_VERB_MODULES: tuple[str, ...] = ()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_verbs()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, ConfigError, IdentityError) as error:
+        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

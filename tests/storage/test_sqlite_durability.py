@@ -1,0 +1,121 @@
+"""SqliteStore survives kill -9 and concurrent writers."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gossipnode.core.catalog import LOCAL_DATASETS, REPLICATED_DATASETS
+from gossipnode.core.records import Record, Version
+from gossipnode.storage import SqliteStore, StoreError
+
+ORIGIN = b"\x07" * 32
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from gossipnode.storage import SqliteStore
+    from gossipnode.core.records import Record, Version
+    store = SqliteStore(sys.argv[1])
+    first = int(sys.argv[2])
+    for i in range(first, first + int(sys.argv[3])):
+        store.apply([Record("groups", f"k{i:06d}", b"\\xa0", Version(i + 1, 0, b"\\x07" * 32))])
+        print(i, flush=True)   # the acknowledgement: printed only after apply returned
+    import time
+    time.sleep(60)             # wait to be killed
+    """
+)
+
+
+def run_writer(path, first, count):
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(first), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(writer):
+    """Kill a writer we started (by its PID) and reap it."""
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(timeout=30)
+    writer.stdout.close()
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    writer = run_writer(path, 0, 200)
+    acknowledged = []
+    try:
+        for line in writer.stdout:
+            acknowledged.append(int(line))
+            if len(acknowledged) == 200:
+                break
+    finally:
+        stop(writer)
+    store = SqliteStore(path)
+    for i in acknowledged:
+        assert store.get("groups", f"k{i:06d}") is not None, i
+    assert store.count("groups") == 200
+    store.close()
+
+
+def test_killed_mid_burst_leaves_a_store_that_opens(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    writer = run_writer(path, 0, 100_000)
+    acknowledged = []
+    try:
+        for line in writer.stdout:
+            acknowledged.append(int(line))
+            if len(acknowledged) == 300:
+                break  # killed below, in the middle of further writes
+    finally:
+        stop(writer)
+    store = SqliteStore(path)
+    assert store.count("groups") >= len(acknowledged)
+    assert all(store.get("groups", f"k{i:06d}") for i in acknowledged)
+    store.close()
+
+
+def test_concurrent_writers_do_not_corrupt(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    SqliteStore(path).close()
+    writers = [run_writer(path, first, 150) for first in (0, 1000, 2000)]
+    try:
+        for writer in writers:
+            for count, _line in enumerate(writer.stdout, start=1):
+                if count == 150:
+                    break
+    finally:
+        for writer in writers:
+            stop(writer)
+    store = SqliteStore(path)
+    (check,) = store._db.execute("PRAGMA integrity_check").fetchone()
+    assert check == "ok"
+    assert store.count("groups") == 450
+    store.close()
+
+
+def test_local_datasets_never_appear_in_replication_queries(tmp_path):
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    version = Version(1, 0, ORIGIN)
+    every = LOCAL_DATASETS + REPLICATED_DATASETS
+    store.apply(Record(name, "k", b"\xa0", version) for name in every)
+    replicated = [r for name in REPLICATED_DATASETS for r in store.replicated(name)]
+    assert {r.dataset for r in replicated} == set(REPLICATED_DATASETS)
+    for name in LOCAL_DATASETS:
+        assert store.scan(name)  # they are stored, readable locally...
+    store.clear_replicated()  # ...and survive a reseed
+    assert all(store.count(name) == 1 for name in LOCAL_DATASETS)
+    assert all(store.count(name) == 0 for name in REPLICATED_DATASETS)
+    store.close()
+
+
+def test_unopenable_store_is_a_clear_error(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        SqliteStore(path)

@@ -1,0 +1,80 @@
+"""Configuration loading: clear one-line errors naming the file and the key."""
+
+import pytest
+
+from gossipnode.config import ConfigError, load_config, parse_address
+
+GOOD = """
+name = "pgp-a"
+data_dir = "data"
+listen = "127.0.0.1:7946"
+join = ["10.0.0.2:7946", "[::1]:7000"]
+secret_files = ["cluster.secret"]
+[tags]
+wep = true
+[membership]
+probe_interval_s = 2
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_with_paths_relative_to_the_file(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert config.name == "pgp-a"
+    assert config.data_dir == tmp_path / "data"
+    assert config.join == (("10.0.0.2", 7946), ("::1", 7000))
+    assert config.secret_files == (tmp_path / "cluster.secret",)
+    assert config.tags.wep is True and config.tags.private_keys is True
+    assert config.membership.probe_interval_s == 2.0
+    assert config.control_socket_path == tmp_path / "data" / "control.sock"
+    assert config.replication.tombstone_grace_s == 7 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('colour = "blue"\n', "colour: unknown key"),
+        ("[membership]\nprobe_intervall_s = 1\n", "membership.probe_intervall_s: unknown key"),
+        ('[wire]\nframe_bytes_max = "big"\n', "wire.frame_bytes_max: expected an integer"),
+        ("[wire]\nframe_bytes_max = -1\n", "wire.frame_bytes_max: must not be negative"),
+        ("[tags]\nwep = 1\n", "tags.wep: expected true or false"),
+        ('log_format = "xml"\n', "log_format: expected one of text, json"),
+    ],
+)
+def test_bad_keys_name_the_file_and_the_key(tmp_path, change, message):
+    text = GOOD.split("[tags]")[0] + change  # the top-level keys only, then the change
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_bad_address_and_missing_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"listen: bad address: 'nowhere' is not HOST:PORT"):
+        load_config(write(tmp_path, GOOD.replace("127.0.0.1:7946", "nowhere")))
+    with pytest.raises(ConfigError, match=r"join\[0\]: bad address: .*port must be 1-65535"):
+        load_config(write(tmp_path, GOOD.replace("10.0.0.2:7946", "10.0.0.2:99999")))
+    with pytest.raises(ConfigError, match="secret_files: missing"):
+        load_config(write(tmp_path, GOOD.replace('secret_files = ["cluster.secret"]', "")))
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "name = \n"))
+
+
+def test_parse_address():
+    assert parse_address("localhost:1") == ("localhost", 1)
+    assert parse_address("[fe80::1]:80") == ("fe80::1", 80)
+    for bad in ["::1:80", "host", ":80", "h:0", "h:x"]:
+        with pytest.raises(ValueError):
+            parse_address(bad)
