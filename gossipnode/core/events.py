@@ -31,10 +31,15 @@ Address = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Deliver `message` to the node at `to` (dial it first if no channel is open)."""
+    """Deliver `message` to the node at `to` (dial it first if no channel is open).
+
+    `peer` is the node id the message is meant for, when known: the driver must deliver it
+    only over a channel whose handshake proved that id, so a record never reaches whatever
+    other node now answers at that address."""
 
     to: Address
     message: object
+    peer: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,9 @@ class RecordStore(Protocol):
     def apply(self, records: Iterable[Record]) -> list[Record]:
         """Merge last-writer-wins; return the winners; durable on return."""
 
+    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+        """As `apply`, returning (the record each winner replaced or None, the winner)."""
+
     def scan(
         self,
         dataset: str,
@@ -85,14 +88,18 @@ class MemoryStore:
         return self._datasets.get(dataset, {}).get(key)
 
     def apply(self, records: Iterable[Record]) -> list[Record]:
-        winners = []
+        return [winner for _, winner in self.apply_changes(records)]
+
+    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+        changes = []
         for record in records:
             lookup_dataset(record.dataset)
             table = self._datasets.setdefault(record.dataset, {})
-            if wins(record, table.get(record.key)):
+            previous = table.get(record.key)
+            if wins(record, previous):
                 table[record.key] = record
-                winners.append(record)
-        return winners
+                changes.append((previous, record))
+        return changes
 
     def scan(
         self,

@@ -145,11 +145,15 @@ class SqliteStore:
     # --- writes: each one transaction, committed (durable) before returning ------------------
 
     def apply(self, records: Iterable[Record]) -> list[Record]:
-        winners = []
+        return [winner for _, winner in self.apply_changes(records)]
+
+    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+        changes = []
         with self._transaction():
             for record in records:
                 lookup_dataset(record.dataset)
-                if wins(record, self.get(record.dataset, record.key)):
+                previous = self.get(record.dataset, record.key)
+                if wins(record, previous):
                     self._db.execute(
                         "INSERT OR REPLACE INTO records"
                         " (dataset, key, wall_ms, counter, origin, value)"
@@ -163,8 +167,8 @@ class SqliteStore:
                             record.value,
                         ),
                     )
-                    winners.append(record)
-        return winners
+                    changes.append((previous, record))
+        return changes
 
     def remove(self, dataset: str, keys: Iterable[str]) -> int:
         removed = 0

@@ -1,0 +1,586 @@
+"""NodeCore: one cluster member, sans-IO. The agent and the simulator drive exactly this API.
+
+Theory of operation. The core owns the membership core, the hybrid logical clock, the
+digests and reconciliation sessions (through `AntiEntropy`), the push bookkeeping and the
+scope view; the store is the durable truth. Every input (`receive`, `handle_timer`, a command)
+runs to completion synchronously and leaves commands for the driver in `events()`; the driver
+sends them, then re-arms one timer at `next_deadline()`.
+
+Rules:
+1. Durable before visible: a record is applied to the store (durable on return) before the
+   write is acknowledged to its caller, before it is pushed, and before a peer's push is
+   acknowledged.
+2. Containment (Invariant 2): before each send the recipient's right to hold each record is
+   checked with the current `ScopeView`; on receipt the receiver checks its own right and
+   refuses what it may not hold. Node-local datasets are never sent and always refused.
+   A node that loses eligibility purges its private keys at once.
+3. Placement (Invariant 3): a mailbox record this node holds but does not own is pushed to
+   its owners and removed only once every owner acknowledged holding it.
+4. Tombstone horizon (Invariant 5): a node whose last completed reconciliation is older
+   than `tombstone_grace_s` is quarantined while it has peers: it exchanges no data and takes
+   no replicated writes until `reseed` discards its replicated data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..config import NodeConfig
+from .anti_entropy import AntiEntropy
+from .catalog import Scope
+from .catalog import dataset as lookup_dataset
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .events import (
+    Address,
+    Disconnect,
+    Event,
+    MemberChanged,
+    PeerRefused,
+    RecordsApplied,
+    RecordsPurged,
+    Send,
+)
+from .hlc import HybridClock
+from .membership import Ack, Gossip, Membership, Nack, Ping, PingRequest, PushPull
+from .placement import POLICY_DATASET, ClusterPolicy, mailbox_id, policy_from_records
+from .records import Record, check_record
+from .replication import Push, PushAck, PushTracker
+from .scopes import MemberView, ScopeView
+from .store import RecordStore
+
+__all__ = ["SOFTWARE_VERSION", "NodeCore"]
+
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
+PRIVATE_KEYS = "private_keys"
+WEB_MESSENGER = "web_messenger"
+# Tombstones are collected this often; collection is cheap, but there is no hurry either.
+TOMBSTONE_GC_INTERVAL_S = 3600.0
+# Records per push message: fresh writes come one by one, a forward batches a few.
+PUSH_RECORDS_MAX = 64
+META_SYNCED_MS = "synced_ms"
+MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
+META_GENERATION = "generation"
+
+ContentCheck = Callable[[Record], str | None]
+
+
+class NodeCore:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        store: RecordStore,
+        node_id: bytes,
+        rng: random.Random,
+        now: float,
+        sign: Callable[[bytes], bytes],
+        verify: Callable[[bytes, bytes, bytes], bool],
+        decode_value: Callable[[bytes], Mapping[str, Any]],
+        incarnation: int,
+        content_check: ContentCheck | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.node_id = node_id
+        self.rng = rng
+        self.decode_value = decode_value
+        self.content_check = content_check
+        self.counters: Counter[str] = Counter()
+        self.withheld: Counter[tuple[bytes, str]] = Counter()
+        self.refused_from: Counter[bytes] = Counter()
+        # When we last heard from each peer, for `members` (last seen).
+        self.last_heard: dict[bytes, float] = {}
+        self._events: list[Event] = []
+        replication = config.replication
+        self.clock = HybridClock(node_id, int(replication.clock_drift_max_s * 1000))
+        self.pushes = PushTracker(queue_records_max=replication.peer_queue_records_max)
+        self._handoff_acks: dict[tuple[str, Record], set[bytes]] = {}
+        self._seeds: tuple[Address, ...] = ()
+        self.generation = int.from_bytes(store.get_meta(META_GENERATION) or b"\x01", "big")
+        synced = store.get_meta(META_SYNCED_MS)
+        if synced is None:
+            synced = _ms(now).to_bytes(8, "big")
+            store.set_meta(META_SYNCED_MS, synced)
+        self.synced_ms = int.from_bytes(synced, "big")
+        self.tags = self._configured_tags()
+        self.membership = Membership(
+            config.membership, node_id=node_id, name=config.name, address=config.listen,
+            tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
+            verify=verify,
+        )
+        self.policy = policy_from_records(store.replicated(POLICY_DATASET), decode_value)
+        self.view = self._build_view()
+        self.anti_entropy = AntiEntropy(config, store, node_id, rng)
+        newest = self.anti_entropy.build(self.view)
+        if newest is not None:
+            # After a restart the wall clock may be behind what we stamped before.
+            self.clock.observe(newest, max(newest.wall_ms, _ms(now)))
+        self._next_gc = now + TOMBSTONE_GC_INTERVAL_S
+        self._next_anti_entropy = now + rng.uniform(0.5, 1.0) * replication.anti_entropy_interval_s
+        self._reconcile_placement(now)
+        self._drain_membership(now)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def join(self, seeds: Sequence[Address], now: float) -> None:
+        self._seeds = tuple(seeds)
+        self.membership.join(seeds, now)
+        self._drain_membership(now)
+
+    def leave(self, now: float) -> None:
+        self.membership.leave(now)
+        self._drain_membership(now)
+
+    def set_tags(self, tags: Mapping[str, str], now: float) -> None:
+        merged = {**self.tags, **tags}
+        self.tags = merged
+        self.membership.set_tags(merged, now)
+        self._drain_membership(now)
+        self._membership_or_policy_changed(now)
+
+    def put(self, dataset: str, key: str, value: bytes, now: float) -> Record:
+        """Write a record; durable when this returns. Raises LocalProtocolError."""
+        if not isinstance(value, bytes):
+            raise LocalProtocolError("the value must be encoded bytes (a CBOR map)")
+        return self._write(dataset, key, value, now)
+
+    def delete(self, dataset: str, key: str, now: float) -> Record:
+        """Delete a record (a tombstone); durable when this returns."""
+        return self._write(dataset, key, None, now)
+
+    def reseed(self, now: float) -> int:
+        """Discard replicated data (not local data, not identity) and pull afresh."""
+        removed = self.store.clear_replicated()
+        self.generation += 1
+        self.store.set_meta(META_GENERATION, self.generation.to_bytes(8, "big"))
+        self._set_synced(now)
+        self.policy = ClusterPolicy()
+        self.view = self._build_view()
+        self.anti_entropy.build(self.view)
+        self._handoff_acks.clear()
+        self._next_anti_entropy = now
+        self.counters["reseeds"] += 1
+        return removed
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def receive(self, sender: bytes, message: object, now: float) -> None:
+        """A message from `sender` (the node id its channel proved). Never raises for bad
+        peer input: a RemoteProtocolError is reported as PeerRefused and a Disconnect."""
+        self.last_heard[sender] = now
+        try:
+            if isinstance(message, Push):
+                self._receive_push(sender, message, now)
+            elif isinstance(message, PushAck):
+                self._receive_ack(sender, message, now)
+            elif self.anti_entropy.accepts(message):
+                self._receive_reconcile(sender, message, now)
+            elif isinstance(message, MEMBERSHIP_MESSAGES):
+                self.membership.receive(sender, message, now)
+                self._drain_membership(now)
+            else:
+                raise RemoteProtocolError(f"unexpected message {type(message).__name__}")
+        except ProtocolError as error:
+            self._refuse(sender, str(error), disconnect=True)
+
+    def connection_lost(self, peer: Address, now: float) -> None:
+        node_id = self._node_at(peer)
+        if node_id is not None:
+            self.anti_entropy.abandon_peer(node_id)
+
+    def handle_timer(self, now: float) -> None:
+        self.membership.handle_timer(now)
+        self._drain_membership(now)
+        resend, given_up = self.pushes.due(now)
+        for pending in resend:
+            self._send(pending.peer, pending.push)
+        self.counters["pushes_given_up"] += len(given_up)
+        for peer, abort in self.anti_entropy.expire(now):
+            self._send(peer, abort)
+        if now >= self._next_anti_entropy:
+            self._next_anti_entropy = now + self.config.replication.anti_entropy_interval_s
+            self._anti_entropy_round(now)
+        if now >= self._next_gc:
+            self._next_gc = now + TOMBSTONE_GC_INTERVAL_S
+            self._collect_tombstones(now)
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self._next_anti_entropy, self._next_gc]
+        for deadline in (
+            self.membership.next_deadline(),
+            self.pushes.next_deadline(),
+            self.anti_entropy.next_deadline(),
+        ):
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines)
+
+    def events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def members(self) -> list[Any]:
+        return self.membership.members()
+
+    def should_hold(self, dataset: str, key: str) -> bool:
+        if not lookup_dataset(dataset).replicated:
+            return True
+        if dataset == WEB_MESSENGER and not self.policy.wep_replication:
+            return True  # replication off: a mailbox stays where it was written
+        return self.view.holds(self.node_id, dataset, key)
+
+    def withheld_from_peers(self) -> dict[bytes, dict[str, int]]:
+        """Per live peer, the records this node holds and withholds from it, by reason."""
+        private_keys = self.store.count(PRIVATE_KEYS)
+        mailboxes: Counter[str] = Counter(
+            mailbox_id(r.key) for r in self.store.replicated(WEB_MESSENGER) if r.value is not None
+        )
+        withheld: dict[bytes, dict[str, int]] = {}
+        for peer in self.view.peers():
+            counts: dict[str, int] = {}
+            if private_keys and not self.view.private_keys_eligible(peer):
+                counts["private_keys: not eligible"] = private_keys
+            if self.policy.wep_replication:
+                held_elsewhere = sum(
+                    n for mailbox, n in mailboxes.items()
+                    if peer not in (self.view.owners(mailbox) or ())
+                )
+            else:
+                held_elsewhere = sum(mailboxes.values())
+            if held_elsewhere:
+                counts["web_messenger: not an owner"] = held_elsewhere
+            refused = sum(n for (p, _), n in self.withheld.items() if p == peer)
+            if refused:
+                counts["refused by peer"] = refused
+            withheld[peer] = counts
+        return withheld
+
+    def repair(self, now: float, *, peer: bytes | None = None,
+               dataset: str | None = None) -> tuple[bytes, int] | None:
+        """Start an anti-entropy round now (with `peer`, or a random live peer), for one
+        dataset or all; returns (peer, sessions started), or None with no live peer."""
+        if self.quarantined(now):
+            raise LocalProtocolError("this node is quarantined: run `gossipnode reseed` first")
+        peers = self.view.peers()
+        if peer is not None and peer not in peers:
+            raise LocalProtocolError("that member is not a live peer")
+        if not peers:
+            return None
+        chosen = peer if peer is not None else self.rng.choice(peers)
+        messages = self.anti_entropy.start_round(
+            chosen, self.view, now, datasets=None if dataset is None else (dataset,)
+        )
+        for message in messages:
+            self._send(chosen, message)
+        return chosen, len(messages)
+
+    def quarantined(self, now: float) -> bool:
+        stale = _ms(now) - self.synced_ms > self.config.replication.tombstone_grace_s * 1000
+        return stale and bool(self._seeds or self.view.peers())
+
+    def statistics(self) -> dict[str, int]:
+        stats = dict(self.counters)
+        stats.update({f"membership_{k}": v for k, v in self.membership.statistics().items()})
+        stats["pushes_pending"] = len(self.pushes)
+        stats.update(self.anti_entropy.statistics())
+        return stats
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def _write(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+        info = lookup_dataset(dataset)
+        now_ms = _ms(now)
+        if info.replicated and self.quarantined(now):
+            raise LocalProtocolError(
+                "this node is quarantined (away longer than the tombstone grace period); "
+                "run `gossipnode reseed` before writing replicated data"
+            )
+        if dataset == PRIVATE_KEYS and not self.view.private_keys_eligible(self.node_id):
+            raise LocalProtocolError(
+                "this node may not hold private keys (its private_keys tag or the cluster "
+                "policy says no); write them on an eligible member"
+            )
+        record = Record(dataset, key, value, self.clock.stamp(now_ms))
+        check_record(record, self.config.limits)
+        if value is not None and self.content_check is not None:
+            reason = self.content_check(record)
+            if reason is not None:
+                raise LocalProtocolError(reason)
+        self._apply([record], source=None, now=now)
+        return record
+
+    def _apply(self, records: list[Record], source: bytes | None, now: float) -> list[Record]:
+        """Store, index, report, and push onwards what won. Returns the winners."""
+        changes = self.store.apply_changes(records)
+        if not changes:
+            return []
+        winners = [record for _, record in changes]
+        self.anti_entropy.on_applied(changes, self.view)
+        self._events.append(RecordsApplied(tuple(winners), source))
+        self.counters["records_applied"] += len(winners)
+        replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
+        self._push(replicated, exclude=source, now=now)
+        if any(r.dataset == POLICY_DATASET for r in winners):
+            self.policy = policy_from_records(
+                self.store.replicated(POLICY_DATASET), self.decode_value
+            )
+            self._membership_or_policy_changed(now)
+        return winners
+
+    def _push(self, records: list[Record], exclude: bytes | None, now: float) -> None:
+        """Send fresh records to the peers that must hold them (bounded fan-out)."""
+        if not records or self.quarantined(now):
+            return
+        by_peer: dict[bytes, list[Record]] = {}
+        fanout = self.config.replication.push_fanout
+        for record in records:
+            if record.dataset == WEB_MESSENGER and not self.policy.wep_replication:
+                continue
+            targets = [t for t in self.view.push_targets(record.dataset, record.key)
+                       if t != exclude]
+            if lookup_dataset(record.dataset).scope is not Scope.WEP_PLACEMENT:
+                targets = self.rng.sample(targets, min(fanout, len(targets)))
+            for target in targets:
+                by_peer.setdefault(target, []).append(record)
+        for peer, batch in sorted(by_peer.items()):
+            self._start_push(peer, batch, now)
+
+    def _start_push(self, peer: bytes, records: list[Record], now: float, *,
+                    handoff: bool = False) -> None:
+        for first in range(0, len(records), PUSH_RECORDS_MAX):
+            chunk = tuple(records[first : first + PUSH_RECORDS_MAX])
+            push = self.pushes.start(peer, chunk, now, handoff=handoff)
+            if push is None:
+                self._overflow(peer)
+                return
+            self._send(peer, push)
+
+    def _overflow(self, peer: bytes) -> None:
+        """A peer that cannot keep up: drop its queue; anti-entropy repairs it later."""
+        self.pushes.drop_peer(peer)
+        self.counters["peers_dropped_overflow"] += 1
+        member = self.membership.member(peer)
+        if member is not None:
+            self._events.append(Disconnect(member.address, "push queue overflow"))
+
+    def _send(self, peer: bytes, message: object) -> None:
+        """Send to a member by node id, checking every record it carries (Invariant 2):
+        a message with a record the peer may not hold is withheld whole, never sent."""
+        for record in getattr(message, "records", ()):
+            if not self.view.holds(peer, record.dataset, record.key):
+                self.counters["sends_withheld"] += 1
+                self.withheld[(peer, record.dataset)] += 1
+                return
+        member = self.membership.member(peer)
+        if member is None:
+            return
+        self.counters[f"sent_{type(message).__name__}"] += 1
+        self._events.append(Send(member.address, message, peer))
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    def _receive_push(self, sender: bytes, push: Push, now: float) -> None:
+        if self.quarantined(now):
+            self.counters["pushes_ignored_quarantined"] += 1
+            return
+        accepted, refused = [], []
+        for index, record in enumerate(push.records):
+            reason = self._refusal(record, now)
+            if reason is None:
+                accepted.append(record)
+            else:
+                refused.append(index)
+                self._refuse(sender, f"{record.dataset}/{record.key}: {reason}")
+        self._apply(accepted, source=sender, now=now)
+        self._send(sender, PushAck(push.push_id, tuple(refused)))
+
+    def _refusal(self, record: Record, now: float) -> str | None:
+        """Why this node must not store a record from a peer, or None to accept it."""
+        try:
+            info = lookup_dataset(record.dataset)
+            if not info.replicated:
+                return "node-local data is never accepted from a peer"
+            check_record(record, self.config.limits)
+            if record.dataset == PRIVATE_KEYS and not self.view.private_keys_eligible(
+                self.node_id
+            ):
+                return "this member may not hold private keys"
+            if record.dataset == WEB_MESSENGER and not (
+                self.policy.wep_replication and self.view.runs_wep(self.node_id)
+            ):
+                return "this member does not hold WEP mailboxes"
+            if record.value is not None and self.content_check is not None:
+                reason = self.content_check(record)
+                if reason is not None:
+                    return reason
+            self.clock.observe(record.version, _ms(now))
+        except ProtocolError as error:
+            return str(error)
+        return None
+
+    def _receive_ack(self, sender: bytes, ack: PushAck, now: float) -> None:
+        pending = self.pushes.acknowledge(sender, ack)
+        if pending is None:
+            return
+        for index in ack.refused:
+            if 0 <= index < len(pending.push.records):
+                record = pending.push.records[index]
+                self.withheld[(sender, record.dataset)] += 1
+        if pending.handoff:
+            refused = set(ack.refused)
+            for index, record in enumerate(pending.push.records):
+                if index not in refused:
+                    self._handoff_acks.setdefault((record.key, record), set()).add(sender)
+            self._release_handoffs(now)
+
+    def _receive_reconcile(self, sender: bytes, message: object, now: float) -> None:
+        if self.quarantined(now):
+            self.counters["sessions_refused_quarantined"] += 1
+            return
+        replies, received, completed = self.anti_entropy.receive(sender, message, self.view, now)
+        accepted = []
+        for record in received:
+            reason = self._refusal(record, now)
+            if reason is None and self.view.holds(self.node_id, record.dataset, record.key):
+                accepted.append(record)
+            elif reason is not None:
+                self._refuse(sender, f"{record.dataset}/{record.key}: {reason}")
+        self._apply(accepted, source=sender, now=now)
+        for reply in replies:
+            self._send(sender, reply)
+        if completed:
+            self._set_synced(now)
+
+    def _refuse(self, sender: bytes, reason: str, *, disconnect: bool = False) -> None:
+        self.counters["records_refused"] += 1
+        self.refused_from[sender] += 1
+        self._events.append(PeerRefused(sender, reason))
+        member = self.membership.member(sender) if disconnect else None
+        if member is not None:
+            self._events.append(Disconnect(member.address, reason))
+
+    # --- membership, policy, placement ---------------------------------------------------------
+
+    def _drain_membership(self, now: float) -> None:
+        changed = False
+        for event in self.membership.events():
+            self._events.append(event)
+            changed = changed or isinstance(event, MemberChanged)
+        if changed:
+            self._membership_or_policy_changed(now)
+
+    def _build_view(self) -> ScopeView:
+        views = [MemberView(m.node_id, m.name, m.state, dict(m.tags))
+                 for m in self.membership.members()]
+        return ScopeView.build(self.node_id, views, self.policy)
+
+    def _membership_or_policy_changed(self, now: float) -> None:
+        before = self.view
+        self.view = self._build_view()
+        for peer in before.peers():
+            if not self.view.live(peer):
+                self.pushes.drop_peer(peer)
+                self.anti_entropy.abandon_peer(peer)
+        self.anti_entropy.view_changed(self.view)
+        if not self.view.private_keys_eligible(self.node_id):
+            self._purge_private_keys()
+        if self.view.placement_basis() != before.placement_basis():
+            self._reconcile_placement(now)
+
+    def _purge_private_keys(self) -> None:
+        records = list(self.store.replicated(PRIVATE_KEYS))
+        if not records:
+            return
+        keys = [r.key for r in records]
+        self.store.remove(PRIVATE_KEYS, keys)
+        self.anti_entropy.on_removed(records)
+        self.counters["private_keys_purged"] += len(keys)
+        self._events.append(RecordsPurged(PRIVATE_KEYS, tuple(keys), "not eligible"))
+
+    def _reconcile_placement(self, now: float) -> None:
+        """Hand mailboxes this node holds but does not own to their owners."""
+        if not self.policy.wep_replication or self.quarantined(now):
+            return
+        by_owner: dict[bytes, list[Record]] = {}
+        for record in self.store.replicated(WEB_MESSENGER):
+            if self.view.holds(self.node_id, WEB_MESSENGER, record.key):
+                continue
+            acked = self._handoff_acks.get((record.key, record), set())
+            for owner in self.view.owners(mailbox_id(record.key)) or ():
+                if owner not in acked and self.view.live(owner):
+                    by_owner.setdefault(owner, []).append(record)
+        for owner, records in sorted(by_owner.items()):
+            if not self.pushes.pending_for(owner):
+                self._start_push(owner, records, now, handoff=True)
+        self._release_handoffs(now)
+
+    def _release_handoffs(self, now: float) -> None:
+        """Remove foreign mailbox records once every current owner acknowledged them."""
+        release: list[Record] = []
+        for (key, record), acked in list(self._handoff_acks.items()):
+            current = self.store.get(WEB_MESSENGER, key)
+            if current != record or self.view.holds(self.node_id, WEB_MESSENGER, key):
+                del self._handoff_acks[(key, record)]
+                continue
+            owners = self.view.owners(mailbox_id(key)) or ()
+            if owners and set(owners) <= acked:
+                release.append(record)
+                del self._handoff_acks[(key, record)]
+        if release:
+            keys = tuple(record.key for record in release)
+            self.store.remove(WEB_MESSENGER, keys)
+            self.anti_entropy.on_removed(release)
+            self.counters["mailbox_records_handed_off"] += len(release)
+            self._events.append(RecordsPurged(WEB_MESSENGER, keys, "handed off"))
+
+    # --- periodic work -------------------------------------------------------------------------
+
+    def _anti_entropy_round(self, now: float) -> None:
+        if self.quarantined(now):
+            self.counters["anti_entropy_skipped_quarantined"] += 1
+            return
+        peers = self.view.peers()
+        if not peers:
+            return
+        peer = self.rng.choice(peers)
+        for message in self.anti_entropy.start_round(peer, self.view, now):
+            self._send(peer, message)
+        self._reconcile_placement(now)
+
+    def _collect_tombstones(self, now: float) -> None:
+        horizon = _ms(now) - int(self.config.replication.tombstone_grace_s * 1000)
+        collected = self.store.collect_tombstones(horizon)
+        self.anti_entropy.on_removed(collected)
+        self.counters["tombstones_collected"] += len(collected)
+
+    def _set_synced(self, now: float) -> None:
+        self.synced_ms = max(self.synced_ms, _ms(now))
+        self.store.set_meta(META_SYNCED_MS, self.synced_ms.to_bytes(8, "big"))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _configured_tags(self) -> dict[str, str]:
+        tags = self.config.tags
+        return {
+            "wep": "true" if tags.wep else "false",
+            "private_keys": "true" if tags.private_keys else "false",
+            "version": SOFTWARE_VERSION,
+            "generation": str(self.generation),
+        }
+
+    def _node_at(self, address: Address) -> bytes | None:
+        for member in self.membership.members():
+            if tuple(member.address) == tuple(address):
+                return member.node_id
+        return None
+
+
+def _ms(now: float) -> int:
+    return int(now * 1000)

@@ -1,0 +1,135 @@
+"""Scopes: which member must hold which record, as this node currently sees the cluster.
+
+Rules:
+1. One snapshot (`ScopeView`) per membership-or-policy change; every decision between two
+   changes uses the same snapshot, so a push and the reconciliation beside it agree.
+2. `holds(member, dataset, key)` is the single predicate behind every send and every
+   receive: the sender checks it for the recipient before each send (Invariant 2), the
+   receiver checks it for itself before it stores anything.
+3. Two members reconcile a dataset over exactly the records both must hold
+   (`shared_scope`), so a digest never covers data the peer may not hold, and "withheld by
+   policy" never looks like "behind".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .catalog import Scope
+from .catalog import dataset as lookup_dataset
+from .placement import (
+    Candidate,
+    ClusterPolicy,
+    mailbox_id,
+    mailbox_owners,
+    private_keys_eligible,
+    wep_candidates,
+)
+
+__all__ = ["HOLDING_STATES", "MemberView", "ScopeView"]
+
+# Members that count for placement: a suspect member may be alive; moving its mailboxes
+# on every suspicion would churn. Dead and left members hold nothing.
+HOLDING_STATES = frozenset({"alive", "suspect"})
+
+WEB_MESSENGER = "web_messenger"
+PRIVATE_KEYS = "private_keys"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    node_id: bytes
+    name: str
+    state: str
+    tags: Mapping[str, str]
+
+
+@dataclass
+class ScopeView:
+    """Who holds what, for one membership list and one policy."""
+
+    self_id: bytes
+    members: Mapping[bytes, MemberView]
+    policy: ClusterPolicy
+    _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
+    _candidates: list[Candidate] | None = None
+
+    @classmethod
+    def build(cls, self_id: bytes, members: Iterable[MemberView],
+              policy: ClusterPolicy) -> ScopeView:
+        return cls(self_id, {m.node_id: m for m in members}, policy)
+
+    def placement_basis(self) -> tuple[object, ...]:
+        """Everything mailbox ownership depends on: equal bases give equal owners."""
+        policy = self.policy
+        return (
+            policy.wep_replication, policy.wep_replicas, policy.wep_eligible,
+            tuple(sorted(
+                (n, m.name, m.tags.get("wep")) for n, m in self.members.items() if self.live(n)
+            )),
+        )
+
+    def live(self, node_id: bytes) -> bool:
+        member = self.members.get(node_id)
+        return member is not None and member.state in HOLDING_STATES
+
+    def peers(self) -> list[bytes]:
+        """Live members other than this node, in a stable order."""
+        return sorted(n for n in self.members if n != self.self_id and self.live(n))
+
+    def private_keys_eligible(self, node_id: bytes) -> bool:
+        member = self.members.get(node_id)
+        return member is not None and private_keys_eligible(node_id, member.tags, self.policy)
+
+    def runs_wep(self, node_id: bytes) -> bool:
+        member = self.members.get(node_id)
+        return member is not None and member.tags.get("wep") == "true"
+
+    def owners(self, mailbox: str) -> tuple[bytes, ...] | None:
+        """The mailbox's owners, or None when WEP replication is off."""
+        if mailbox not in self._owners:
+            if self._candidates is None:
+                live = [
+                    Candidate(m.node_id, m.name, m.tags)
+                    for m in self.members.values()
+                    if m.state in HOLDING_STATES
+                ]
+                self._candidates = wep_candidates(live, self.policy)
+            self._owners[mailbox] = mailbox_owners(mailbox, self._candidates, self.policy)
+        return self._owners[mailbox]
+
+    def holds(self, node_id: bytes, dataset: str, key: str) -> bool:
+        """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
+        scope = lookup_dataset(dataset).scope
+        if scope is Scope.ALL:
+            return True
+        if scope is Scope.PRIVATE_KEY_ELIGIBLE:
+            return self.private_keys_eligible(node_id)
+        if scope is Scope.WEP_PLACEMENT:
+            owners = self.owners(mailbox_id(key))
+            return owners is not None and node_id in owners
+        return False  # local data is held by its own node, and never sent
+
+    def shared_scope(self, peer: bytes, dataset: str) -> str | None:
+        """How this node and `peer` reconcile `dataset`: "all" (the whole dataset),
+        "pair" (only the mailboxes both own), or None (not at all)."""
+        scope = lookup_dataset(dataset).scope
+        if scope is Scope.ALL:
+            return "all"
+        if scope is Scope.PRIVATE_KEY_ELIGIBLE:
+            both = self.private_keys_eligible(self.self_id) and self.private_keys_eligible(peer)
+            return "all" if both else None
+        if scope is Scope.WEP_PLACEMENT:
+            if not self.policy.wep_replication:
+                return None
+            return "pair" if self.runs_wep(self.self_id) and self.runs_wep(peer) else None
+        return None
+
+    def push_targets(self, dataset: str, key: str) -> list[bytes]:
+        """Every live peer that must hold this record (the caller picks a fan-out)."""
+        scope = lookup_dataset(dataset).scope
+        if scope is Scope.WEP_PLACEMENT:
+            owners = self.owners(mailbox_id(key)) or ()
+            return [n for n in owners if n != self.self_id and self.live(n)]
+        return [n for n in self.peers() if self.holds(n, dataset, key)]

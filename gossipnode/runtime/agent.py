@@ -1,0 +1,277 @@
+"""The agent: the Trio shell that runs one NodeCore with real time, sockets and a store.
+
+Theory of operation. The agent owns the only NodeCore of the process and calls it from one
+Trio thread, so the core needs no locks. Every input (a peer's message, a lost connection,
+a timer, a control request) is one synchronous core call followed by `_dispatch`, which
+carries out the core's events: `Send` goes into the bounded outbound link of its address,
+`Disconnect` closes that link, the facts are logged. After every input the timer task is
+woken to re-arm at the core's `next_deadline()`.
+
+Services, each started with `nursery.start`: the peer listener (runtime/transport.py),
+the outbound links (runtime/links.py), the control socket (runtime/control.py), the timer.
+On SIGTERM or SIGINT the agent leaves the cluster, gives the leave a moment to go out,
+closes its peers and its store, and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+import trio
+import trio.lowlevel
+
+from ..config import NodeConfig, format_address
+from ..core.events import (
+    Disconnect,
+    MemberChanged,
+    PeerRefused,
+    RecordsApplied,
+    RecordsPurged,
+    Send,
+)
+from ..core.node import NodeCore
+from ..identity import Identity, format_node_id, load_identity, load_secret, short_id
+from ..storage import SqliteStore
+from ..wire.cbor import CborError, decode_value
+from .links import Links
+from .logs import LogTail
+from .transport import ConnectionClosed, PeerConnection, TransportStatus, serve
+
+__all__ = ["Agent", "open_agent"]
+
+logger = logging.getLogger("gossipnode.agent")
+
+# After SIGTERM the leave announcement gets this long to reach peers before we close.
+LEAVE_FLUSH_S = 1.0
+META_INCARNATION = "incarnation"
+META_REPLICA_MARKER = "replica_marker"
+REPLICA_MARKER_FILE = "replica.marker"
+
+
+def _verify(node_id: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        nacl.signing.VerifyKey(node_id).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError,
+            TypeError):
+        return False
+    return True
+
+
+def _decode_value(data: bytes) -> dict[str, Any]:
+    try:
+        return decode_value(data)
+    except CborError as error:
+        raise ValueError(str(error)) from None
+
+
+class Agent:
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: Identity,
+        secrets: tuple[bytes, ...],
+        store: SqliteStore,
+        *,
+        log_tail: LogTail | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.secrets = secrets
+        self.store = store
+        self.log_tail = log_tail
+        self.clock = clock
+        self.started_at = clock()
+        self.transport_status = TransportStatus()
+        incarnation = self._next_incarnation()
+        self._check_replica_marker()
+        self.core = NodeCore(
+            config,
+            store=store,
+            node_id=identity.node_id,
+            rng=random.Random(),
+            now=clock(),
+            sign=identity.sign,
+            verify=_verify,
+            decode_value=_decode_value,
+            incarnation=incarnation,
+            content_check=_content_check(),
+        )
+        self.links = Links(config, identity, secrets, self._deliver, self._lost,
+                           self.transport_status)
+        self.listen_address: tuple[str, int] | None = None
+        self._wake = trio.Event()
+        self._stopping = trio.Event()
+        self.applied_sequence = 0
+        self._applied_waiters: list[trio.Event] = []
+
+    # --- the services --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+                  handle_signals: bool = True) -> None:
+        """Run until SIGTERM/SIGINT (or `stop()`), then leave and shut down cleanly."""
+        from .control import serve_control
+
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.links.run)
+                self.listen_address = await nursery.start(
+                    serve, self.config.listen, self.identity, self.secrets, self.config.wire,
+                    self._serve_peer,
+                )
+                await nursery.start(serve_control, self)
+                nursery.start_soon(self._timer_loop)
+                if handle_signals:
+                    nursery.start_soon(self._signal_loop)
+                self.input(lambda now: self.core.join(self.config.join, now))
+                logger.info(
+                    "node %s (%s) listening on %s", self.config.name,
+                    format_node_id(self.identity.node_id), format_address(self.listen_address),
+                )
+                task_status.started(self.listen_address)
+                await self._stopping.wait()
+                logger.info("leaving the cluster")
+                self.input(lambda now: self.core.leave(now))
+                await trio.sleep(LEAVE_FLUSH_S)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.store.close()
+            logger.info("stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _signal_loop(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                logger.info("received %s", signal.Signals(signum).name)
+                self.stop()
+                return
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.core.next_deadline()
+            wait_s = math.inf if deadline is None else max(0.0, deadline - self.clock())
+            self._wake = trio.Event()
+            with trio.move_on_after(wait_s):
+                await self._wake.wait()
+            if deadline is not None and self.clock() >= deadline:
+                self.input(self.core.handle_timer)
+            await trio.lowlevel.checkpoint()  # let other tasks run between bursts of timers
+
+    async def _serve_peer(self, connection: PeerConnection) -> None:
+        """Inbound connections: every message goes to the core, tagged with the proven id."""
+        while True:
+            try:
+                message = await connection.receive()
+            except ConnectionClosed:
+                return
+            self._deliver(connection.peer_id, message)
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def input(self, call: Callable[[float], Any]) -> Any:
+        """Run one core input at the current time, carry out its events, re-arm the timer."""
+        result = call(self.clock())
+        self._dispatch()
+        self._wake.set()
+        return result
+
+    def _deliver(self, peer: bytes, message: object) -> None:
+        self.input(lambda now: self.core.receive(peer, message, now))
+
+    def _lost(self, address: tuple[str, int]) -> None:
+        if not self._stopping.is_set():
+            self.input(lambda now: self.core.connection_lost(address, now))
+
+    def _dispatch(self) -> None:
+        for event in self.core.events():
+            if isinstance(event, Send):
+                self.links.enqueue(event.to, event.peer, event.message)
+            elif isinstance(event, Disconnect):
+                logger.warning("disconnecting %s: %s", format_address(event.to), event.reason)
+                self.links.close(event.to)
+            elif isinstance(event, MemberChanged):
+                logger.info("member %s (%s) at %s is %s", event.name, short_id(event.node_id),
+                            format_address(event.address), event.state)
+            elif isinstance(event, PeerRefused):
+                logger.warning("refused from %s: %s", short_id(event.peer), event.reason)
+            elif isinstance(event, RecordsPurged):
+                logger.info("removed %d %s records: %s", len(event.keys), event.dataset,
+                            event.reason)
+            elif isinstance(event, RecordsApplied):
+                self.applied_sequence += len(event.records)
+                for waiter in self._applied_waiters:
+                    waiter.set()
+                self._applied_waiters.clear()
+
+    async def wait_applied(self) -> None:
+        """Wait until the next batch of records is applied (for `repair` and tests)."""
+        event = trio.Event()
+        self._applied_waiters.append(event)
+        await event.wait()
+
+    # --- start-up bookkeeping ------------------------------------------------------------------
+
+    def _next_incarnation(self) -> int:
+        """Higher than any before, even after a restore: wall ms, or last + 1."""
+        stored = self.store.get_meta(META_INCARNATION)
+        last = int.from_bytes(stored, "big") if stored else 0
+        incarnation = max(last + 1, int(self.clock() * 1000))
+        self.store.set_meta(META_INCARNATION, incarnation.to_bytes(8, "big"))
+        return incarnation
+
+    def _check_replica_marker(self) -> None:
+        """A store whose marker differs from the data directory's was restored from a
+        backup or copied from elsewhere: start a new replica generation."""
+        marker_file = self.config.data_dir / REPLICA_MARKER_FILE
+        stored = self.store.get_meta(META_REPLICA_MARKER)
+        on_disk = marker_file.read_bytes() if marker_file.exists() else None
+        if stored is not None and stored != on_disk:
+            generation = int.from_bytes(self.store.get_meta("generation") or b"\x01", "big") + 1
+            self.store.set_meta("generation", generation.to_bytes(8, "big"))
+            logger.warning(
+                "the store was restored or copied (replica marker mismatch): starting replica "
+                "generation %d", generation,
+            )
+        if stored is None or stored != on_disk:
+            marker = os.urandom(16)
+            self.store.set_meta(META_REPLICA_MARKER, marker)
+            temporary = marker_file.with_suffix(".tmp")
+            temporary.write_bytes(marker)
+            os.replace(temporary, marker_file)
+
+
+def _content_check() -> Callable[[Any], str | None]:
+    """Check a record's value by content: a strict canonical CBOR map, and no secret key
+    material in the public `consumers` dataset (it belongs in `private_keys`)."""
+    from ..openpgp import value_holds_secret
+
+    def check(record: Any) -> str | None:
+        try:
+            value = decode_value(record.value)
+        except CborError as error:
+            return f"bad value: {error}"
+        if record.dataset == "consumers" and value_holds_secret(value):
+            return "secret key material is not allowed in consumers (use private_keys)"
+        return None
+
+    return check
+
+
+def open_agent(config: NodeConfig, log_tail: LogTail | None = None) -> Agent:
+    """Load the identity, secrets and store named by `config`. Raises IdentityError,
+    StoreError."""
+    identity = load_identity(config.identity_file)
+    secrets = tuple(load_secret(path) for path in config.secret_files)
+    store = SqliteStore(config.store_file)
+    return Agent(config, identity, secrets, store, log_tail=log_tail)

@@ -1,0 +1,156 @@
+"""The local control socket: newline-delimited JSON requests and replies on a Unix socket.
+
+Rules:
+1. The socket is created with mode 0600 (umask while binding, then chmod), so only the
+   agent's user may talk to it. A stale socket file is replaced only when no agent answers
+   on it; a live agent's socket is never stolen.
+2. One request per line: {"verb": NAME, ...arguments}. One reply per line:
+   {"ok": true, "result": ...} or {"ok": false, "error": ONE LINE, "exit": CODE}.
+3. A bad request (not JSON, not an object, unknown verb, bad arguments, a line over
+   `REQUEST_BYTES_MAX`) gets an error reply and the connection stays usable; a line too long
+   to recover from closes that connection only. Nothing a client sends can crash the agent.
+4. `monitor` turns the connection into a stream of {"log": LINE} replies until it closes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket as stdlib_socket
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .control_api import ControlError, handle
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+__all__ = ["REQUEST_BYTES_MAX", "serve_control"]
+
+logger = logging.getLogger("gossipnode.control")
+
+# One request line at most: a record of 1 MiB becomes about 1.4 MiB of JSON with base64.
+REQUEST_BYTES_MAX = 4 * 1024 * 1024
+# Control clients connected at once; more wait in the listen backlog.
+CLIENTS_MAX = 64
+# How often `monitor` looks for new log lines.
+MONITOR_POLL_S = 0.2
+READ_BYTES = 65536
+
+
+async def serve_control(agent: Agent, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    path = agent.config.control_socket_path
+    await _remove_stale_socket(path)
+    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(CLIENTS_MAX)
+    listener = trio.SocketListener(sock)
+    limiter = trio.CapacityLimiter(CLIENTS_MAX)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async with listener:
+                while True:
+                    stream = await listener.accept()
+                    nursery.start_soon(_serve_client, agent, stream, limiter)
+    finally:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+async def _remove_stale_socket(path: os.PathLike[str]) -> None:
+    if not os.path.exists(path):
+        return
+    probe = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        await probe.connect(os.fspath(path))
+    except OSError as error:
+        if error.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+        os.unlink(path)  # nobody answers: a socket left by an agent that died
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"{path}: another agent is answering on this socket")
+
+
+async def _serve_client(agent: Agent, stream: trio.SocketStream,
+                        limiter: trio.CapacityLimiter) -> None:
+    async with limiter, stream:
+        buffer = bytearray()
+        try:
+            while True:
+                newline = buffer.find(b"\n")
+                if newline < 0:
+                    if len(buffer) > REQUEST_BYTES_MAX:
+                        await _reply(stream, _error(f"request over {REQUEST_BYTES_MAX} bytes"))
+                        return
+                    data = await stream.receive_some(READ_BYTES)
+                    if not data:
+                        return
+                    buffer += data
+                    continue
+                line = bytes(buffer[:newline])
+                del buffer[: newline + 1]
+                if not line.strip():
+                    continue
+                request = _parse(line)
+                if isinstance(request, dict) and request.get("verb") == "monitor":
+                    await _monitor(agent, stream)
+                    return
+                await _reply(stream, await _answer(agent, request))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+
+def _parse(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError) as error:
+        return ControlError(f"request is not JSON: {error}")
+
+
+async def _answer(agent: Agent, request: Any) -> dict[str, Any]:
+    if isinstance(request, ControlError):
+        return _error(str(request))
+    try:
+        result = await handle(agent, request)
+    except ControlError as error:
+        return _error(str(error), error.exit_code)
+    except Exception as error:  # a bug must not take the agent down; report it
+        logger.exception("control request failed: %r", request)
+        return _error(f"internal error: {type(error).__name__}: {error}")
+    return {"ok": True, "result": result}
+
+
+def _error(message: str, exit_code: int = 2) -> dict[str, Any]:
+    return {"ok": False, "error": message.splitlines()[0] if message else "error",
+            "exit": exit_code}
+
+
+async def _reply(stream: trio.SocketStream, reply: dict[str, Any]) -> None:
+    await stream.send_all(json.dumps(reply, sort_keys=True).encode() + b"\n")
+
+
+async def _monitor(agent: Agent, stream: trio.SocketStream) -> None:
+    tail = agent.log_tail
+    if tail is None:
+        await _reply(stream, _error("this agent keeps no log tail"))
+        return
+    sequence = tail.sequence
+    await _reply(stream, {"ok": True, "result": "streaming log lines"})
+    while True:
+        for sequence, line in tail.since(sequence):
+            await _reply(stream, {"log": line})
+        await trio.sleep(MONITOR_POLL_S)

@@ -1,0 +1,314 @@
+"""The verbs of the control socket: one function per verb, taking the request's arguments and
+returning a JSON-ready result (see control.py for the protocol).
+
+Record values travel as JSON objects; bytes inside them as {"$bytes": BASE64}.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import __version__
+from ..config import format_address
+from ..core.catalog import DATASETS
+from ..core.catalog import dataset as lookup_dataset
+from ..core.errors import LocalProtocolError
+from ..core.placement import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX, WEP_POLICY_KEY
+from ..core.records import Record
+from ..identity import format_node_id, parse_node_id, short_id
+from ..wire.cbor import CborError, decode_value, encode_value
+from .metrics import render_metrics
+from .status import health, info, members, status
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+__all__ = ["ControlError", "from_json", "handle", "to_json"]
+
+# `list` returns at most this many records unless asked for fewer.
+LIST_LIMIT_DEFAULT = 1000
+LIST_LIMIT_MAX = 100_000
+# `repair` waits at most this long for the round's sessions to finish.
+REPAIR_WAIT_S = 30.0
+
+
+class ControlError(Exception):
+    """A request the agent cannot carry out; `exit_code` is what the CLI exits with."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"} and isinstance(value["$bytes"], str):
+            try:
+                return base64.b64decode(value["$bytes"], validate=True)
+            except ValueError:
+                raise ControlError("a $bytes value must be base64") from None
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def _record_json(record: Record) -> dict[str, Any]:
+    return {
+        "dataset": record.dataset,
+        "key": record.key,
+        "value": None if record.value is None else to_json(decode_value(record.value)),
+        "version": {
+            "wall_ms": record.version.wall_ms,
+            "counter": record.version.counter,
+            "origin": format_node_id(record.version.origin),
+        },
+    }
+
+
+def _text(request: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = request.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ControlError(f"argument {name!r} must be a non-empty string")
+    return value
+
+
+def _dataset(request: dict[str, Any]) -> str:
+    name = _text(request, "dataset")
+    try:
+        lookup_dataset(name)
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+    return name
+
+
+def _write(agent: Agent, call: Callable[[float], Record]) -> Record:
+    try:
+        return agent.input(call)
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+
+
+# --- data verbs ---------------------------------------------------------------------------------
+
+
+async def _put(agent: Agent, request: dict[str, Any]) -> Any:
+    dataset, key = _dataset(request), _text(request, "key")
+    value = from_json(request.get("value"))
+    if not isinstance(value, dict):
+        raise ControlError("the value must be a JSON object (a map)")
+    try:
+        encoded = encode_value(value)
+    except CborError as error:
+        raise ControlError(str(error)) from None
+    record = _write(agent, lambda now: agent.core.put(dataset, key, encoded, now))
+    return _record_json(record)
+
+
+async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
+    dataset, key = _dataset(request), _text(request, "key")
+    if agent.store.get(dataset, key) is None:
+        raise ControlError(f"no record {dataset}/{key}", exit_code=1)
+    record = _write(agent, lambda now: agent.core.delete(dataset, key, now))
+    return _record_json(record)
+
+
+async def _get(agent: Agent, request: dict[str, Any]) -> Any:
+    dataset, key = _dataset(request), _text(request, "key")
+    record = agent.store.get(dataset, key)
+    if record is None or record.value is None:
+        raise ControlError(f"no record {dataset}/{key}", exit_code=1)
+    return _record_json(record)
+
+
+async def _list(agent: Agent, request: dict[str, Any]) -> Any:
+    dataset = _dataset(request)
+    prefix = request.get("prefix") or ""
+    limit = request.get("limit", LIST_LIMIT_DEFAULT)
+    if not isinstance(prefix, str):
+        raise ControlError("argument 'prefix' must be a string")
+    if type(limit) is not int or not 1 <= limit <= LIST_LIMIT_MAX:
+        raise ControlError(f"argument 'limit' must be an integer from 1 to {LIST_LIMIT_MAX}")
+    return [_record_json(r) for r in agent.store.scan(dataset, prefix=prefix, limit=limit)]
+
+
+# --- policy and tags ----------------------------------------------------------------------------
+
+
+def _member_id(agent: Agent, name_or_id: str) -> bytes:
+    for member in agent.core.members():
+        if member.name == name_or_id:
+            return member.node_id
+    try:
+        return parse_node_id(name_or_id)
+    except ValueError:
+        raise ControlError(f"no member named {name_or_id!r}") from None
+
+
+def _put_policy(agent: Agent, key: str, value: dict[str, Any]) -> Record:
+    encoded = encode_value(value)
+    return _write(agent, lambda now: agent.core.put(POLICY_DATASET, key, encoded, now))
+
+
+async def _policy_private_keys(agent: Agent, request: dict[str, Any]) -> Any:
+    node_id = _member_id(agent, _text(request, "node"))
+    allow = request.get("allow")
+    if not isinstance(allow, bool):
+        raise ControlError("argument 'allow' must be true or false")
+    _put_policy(agent, PRIVATE_KEYS_POLICY_PREFIX + node_id.hex(), {"allow": allow})
+    return await _policy_show(agent, {})
+
+
+async def _policy_wep(agent: Agent, request: dict[str, Any]) -> Any:
+    current = agent.core.policy
+    value: dict[str, Any] = {
+        "replication": current.wep_replication,
+        "replicas": current.wep_replicas,
+        "eligible": sorted(current.wep_eligible or ()),
+    }
+    if "replication" in request:
+        if not isinstance(request["replication"], bool):
+            raise ControlError("argument 'replication' must be true or false")
+        value["replication"] = request["replication"]
+    if "replicas" in request:
+        replicas = request["replicas"]
+        if type(replicas) is not int or not 1 <= replicas <= 16:
+            raise ControlError("argument 'replicas' must be an integer from 1 to 16")
+        value["replicas"] = replicas
+    if "eligible" in request:
+        names = request["eligible"]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ControlError("argument 'eligible' must be a list of member names")
+        value["eligible"] = sorted(names)
+    _put_policy(agent, WEP_POLICY_KEY, value)
+    return await _policy_show(agent, {})
+
+
+async def _policy_show(agent: Agent, request: dict[str, Any]) -> Any:
+    policy = agent.core.policy
+    names = {m.node_id: m.name for m in agent.core.members()}
+    return {
+        "private_keys_denied": sorted(
+            names.get(n, format_node_id(n)) for n in policy.private_keys_denied
+        ),
+        "wep": {
+            "replication": policy.wep_replication,
+            "replicas": policy.wep_replicas,
+            "eligible": sorted(policy.wep_eligible) if policy.wep_eligible else None,
+        },
+    }
+
+
+async def _tags_set(agent: Agent, request: dict[str, Any]) -> Any:
+    tags = request.get("tags")
+    if not isinstance(tags, dict) or not tags or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise ControlError("argument 'tags' must be a map of strings to strings")
+    for flag in ("wep", "private_keys"):
+        if flag in tags and tags[flag] not in ("true", "false"):
+            raise ControlError(f"tag {flag!r} must be true or false")
+    try:
+        agent.input(lambda now: agent.core.set_tags(tags, now))
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+    return dict(agent.core.tags)
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+async def _repair(agent: Agent, request: dict[str, Any]) -> Any:
+    peer_name = _text(request, "peer", required=False)
+    dataset = _dataset(request) if request.get("dataset") is not None else None
+    peer = _member_id(agent, peer_name) if peer_name else None
+    try:
+        started = agent.input(lambda now: agent.core.repair(now, peer=peer, dataset=dataset))
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+    if started is None:
+        raise ControlError("no live peer to repair with", exit_code=1)
+    peer_id, sessions = started
+    before = agent.core.anti_entropy.totals()
+    with trio.move_on_after(REPAIR_WAIT_S):
+        while agent.core.anti_entropy.sessions_running(peer_id):
+            await trio.sleep(0.05)
+    after = agent.core.anti_entropy.totals()
+    return {
+        "peer": short_id(peer_id),
+        "sessions": sessions,
+        "finished": not agent.core.anti_entropy.sessions_running(peer_id),
+        "records_received": after["records_received"] - before["records_received"],
+        "records_sent": after["records_sent"] - before["records_sent"],
+    }
+
+
+async def _reseed(agent: Agent, request: dict[str, Any]) -> Any:
+    removed = agent.input(agent.core.reseed)
+    return {"removed_records": removed, "generation": agent.core.generation}
+
+
+async def _datasets(agent: Agent, request: dict[str, Any]) -> Any:
+    return [{"name": d.name, "scope": d.scope.value, "description": d.description}
+            for d in DATASETS]
+
+
+async def _ping(agent: Agent, request: dict[str, Any]) -> Any:
+    return {"version": __version__, "name": agent.config.name,
+            "uptime_s": round(time.time() - agent.started_at, 1),
+            "listen": format_address(agent.listen_address or agent.config.listen)}
+
+
+def _sync(function: Callable[[Agent], Any]) -> Callable[[Agent, dict[str, Any]], Awaitable[Any]]:
+    async def verb(agent: Agent, request: dict[str, Any]) -> Any:
+        return function(agent)
+
+    return verb
+
+
+_VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
+    "ping": _ping,
+    "members": _sync(members),
+    "status": _sync(status),
+    "info": _sync(info),
+    "health": _sync(health),
+    "metrics": _sync(render_metrics),
+    "datasets": _datasets,
+    "put": _put,
+    "get": _get,
+    "delete": _delete,
+    "list": _list,
+    "policy_private_keys": _policy_private_keys,
+    "policy_wep": _policy_wep,
+    "policy_show": _policy_show,
+    "tags_set": _tags_set,
+    "repair": _repair,
+    "reseed": _reseed,
+}
+
+
+async def handle(agent: Agent, request: Any) -> Any:
+    if not isinstance(request, dict):
+        raise ControlError("a request must be a JSON object with a 'verb'")
+    verb = request.get("verb")
+    function = _VERBS.get(verb) if isinstance(verb, str) else None
+    if function is None:
+        raise ControlError(f"unknown verb {verb!r}; known: {', '.join(sorted(_VERBS))}")
+    return await function(agent, request)

@@ -1,0 +1,163 @@
+"""Outbound links: one dialled, authenticated connection per peer address, fed by a bounded
+queue.
+
+Rules:
+1. The core's `Send` events go into the link for their address without waiting
+   (`enqueue`); a link whose queue is full is closed and its queue dropped: a slow or stuck
+   peer never makes this node buffer without bound, and anti-entropy repairs it later.
+2. A message meant for a known node id goes only over a connection whose handshake proved
+   that id; if another node answers at that address, the message is dropped and logged.
+3. A failed dial is remembered for `DIAL_BACKOFF_S`; sends to that address meanwhile are
+   dropped instead of dialling again and again.
+4. Messages that arrive on an outbound connection are fed to the core like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import trio
+
+from ..config import NodeConfig, format_address
+from ..core.events import Address
+from ..identity import Identity
+from .transport import ConnectionClosed, HandshakeFailed, PeerConnection, TransportStatus, connect
+
+__all__ = ["Links"]
+
+logger = logging.getLogger("gossipnode.peers")
+
+# Messages queued for one peer. A push carries up to 64 records, so this is about the
+# peer_queue_records_max of the core; past it the peer is dropped (rule 1).
+LINK_QUEUE_MESSAGES_MAX = 256
+# After a failed dial, wait this long before dialling the same address again.
+DIAL_BACKOFF_S = 1.0
+
+Deliver = Callable[[bytes, object], None]
+Lost = Callable[[Address], None]
+
+
+class _Link:
+    def __init__(self, address: Address, peer: bytes | None) -> None:
+        self.address = address
+        self.peer = peer
+        self.send_channel, self.receive_channel = trio.open_memory_channel[
+            tuple[bytes | None, object]
+        ](LINK_QUEUE_MESSAGES_MAX)
+        self.cancel_scope = trio.CancelScope()
+        self.connection: PeerConnection | None = None
+
+
+class Links:
+    """All outbound links of one agent. `run` must be started in the agent's nursery."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: Identity,
+        secrets: tuple[bytes, ...],
+        deliver: Deliver,
+        lost: Lost,
+        status: TransportStatus,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.secrets = secrets
+        self._deliver = deliver
+        self._lost = lost
+        self.status = status
+        self._links: dict[Address, _Link] = {}
+        self._backoff_until: dict[Address, float] = {}
+        self._nursery: trio.Nursery | None = None
+        self.dropped_messages = 0
+        self.overflows = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep(math.inf)
+
+    def enqueue(self, address: Address, peer: bytes | None, message: object) -> None:
+        """Queue a message for `address` (rule 1); never waits."""
+        address = (address[0], address[1])
+        link = self._links.get(address)
+        if link is None:
+            if trio.current_time() < self._backoff_until.get(address, -math.inf):
+                self.dropped_messages += 1
+                return
+            assert self._nursery is not None, "Links.run is not running"
+            link = _Link(address, peer)
+            self._links[address] = link
+            self._nursery.start_soon(self._run_link, link)
+        try:
+            link.send_channel.send_nowait((peer, message))
+        except trio.WouldBlock:
+            self.overflows += 1
+            logger.warning("peer %s is not keeping up; dropping its link",
+                           format_address(address))
+            self.close(address)
+
+    def close(self, address: Address) -> None:
+        link = self._links.pop((address[0], address[1]), None)
+        if link is not None:
+            link.cancel_scope.cancel()
+
+    def connected(self) -> list[tuple[Address, bytes]]:
+        return [
+            (link.address, link.connection.peer_id)
+            for link in self._links.values()
+            if link.connection is not None
+        ]
+
+    async def _run_link(self, link: _Link) -> None:
+        try:
+            with link.cancel_scope:
+                try:
+                    connection = await connect(
+                        link.address, self.identity, self.secrets, self.config.wire,
+                        expected_peer=link.peer, status=self.status,
+                    )
+                except HandshakeFailed as error:
+                    logger.info("cannot reach %s: %s", format_address(link.address),
+                                error.reason)
+                    self._backoff_until[link.address] = trio.current_time() + DIAL_BACKOFF_S
+                    return
+                link.connection = connection
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._send_loop, link, connection, nursery)
+                        await self._receive_loop(connection)
+                        nursery.cancel_scope.cancel()
+                finally:
+                    await connection.aclose()
+        finally:
+            if self._links.get(link.address) is link:
+                del self._links[link.address]
+            self._lost(link.address)
+
+    async def _send_loop(self, link: _Link, connection: PeerConnection,
+                         nursery: trio.Nursery) -> None:
+        try:
+            async for peer, message in link.receive_channel:
+                if peer is not None and peer != connection.peer_id:
+                    self.dropped_messages += 1
+                    logger.warning(
+                        "%s answers as another node than expected; message dropped",
+                        format_address(link.address),
+                    )
+                    continue
+                await connection.send(message)
+        except ConnectionClosed:
+            pass
+        nursery.cancel_scope.cancel()
+
+    async def _receive_loop(self, connection: PeerConnection) -> None:
+        try:
+            while True:
+                message = await connection.receive()
+                self._deliver(connection.peer_id, message)
+        except ConnectionClosed:
+            return

@@ -1,0 +1,76 @@
+"""`gossipnode metrics`: the Prometheus text exposition format (version 0.0.4).
+
+Names carry the `gossipnode_` prefix, counters end in `_total`, values are in base units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..core.catalog import DATASETS
+from ..identity import short_id
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+__all__ = ["render_metrics"]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[dict[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+        lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+    return lines
+
+
+def render_metrics(agent: Agent) -> str:
+    core = agent.core
+    stats = core.statistics()
+    states: dict[str, int] = {"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+    for member in core.members():
+        states[member.state] = states.get(member.state, 0) + 1
+    lines: list[str] = []
+    lines += _family("gossipnode_build_info", "gauge", "Build information.",
+                     [({"version": __version__}, 1)])
+    lines += _family("gossipnode_members", "gauge", "Members by state.",
+                     [({"status": s}, n) for s, n in sorted(states.items())])
+    lines += _family("gossipnode_gossip_messages_sent_total", "counter",
+                     "Peer messages sent, by type.",
+                     [({"type": t}, n) for t, n in sorted(agent.messages_sent.items())])
+    lines += _family("gossipnode_gossip_messages_received_total", "counter",
+                     "Peer messages received, by type.",
+                     [({"type": t}, n) for t, n in sorted(agent.messages_received.items())])
+    lines += _family("gossipnode_gossip_bytes_sent_total", "counter",
+                     "Encoded bytes of peer messages sent, by type.",
+                     [({"type": t}, n) for t, n in sorted(agent.bytes_sent.items())])
+    lines += _family("gossipnode_gossip_bytes_received_total", "counter",
+                     "Encoded bytes of peer messages received, by type.",
+                     [({"type": t}, n) for t, n in sorted(agent.bytes_received.items())])
+    lines += _family("gossipnode_messages_rejected_total", "counter",
+                     "Records or messages refused from peers.",
+                     [({"reason": "refused"}, stats.get("records_refused", 0)),
+                      ({"reason": "handshake"}, agent.transport_status.handshakes_failed)])
+    sessions = core.anti_entropy.totals()
+    lines += _family("gossipnode_sync_rounds_total", "counter",
+                     "Reconciliation sessions, by result.",
+                     [({"result": "completed"}, sessions["sessions_completed"]),
+                      ({"result": "failed"}, sessions["sessions_failed"])])
+    lines += _family("gossipnode_sync_duration_seconds_sum", "counter",
+                     "Total seconds spent in completed reconciliation sessions.",
+                     [({}, round(sessions["session_seconds"], 6))])
+    lines += _family("gossipnode_store_objects", "gauge", "Records per dataset.",
+                     [({"class": d.name}, agent.store.count(d.name)) for d in DATASETS])
+    withheld = core.withheld_from_peers()
+    lines += _family("gossipnode_secret_items_withheld_total", "gauge",
+                     "Records withheld from each peer by policy.",
+                     [({"peer": short_id(peer)}, sum(counts.values()))
+                      for peer, counts in sorted(withheld.items())])
+    return "\n".join(lines) + "\n"
