@@ -81,6 +81,15 @@ class ReconcileConfig:
     # A session with no answer for this long is abandoned; nothing it applied is undone,
     # since every applied record is a valid last-writer-wins merge on its own.
     session_timeout_s: float = 30.0
+    # A mismatched range splits into this many ranges of equal item counts. 16 reaches ranges
+    # of a few records in 5 levels at a million records while a split costs ~16 x 14 bytes.
+    branching: int = 16
+    # A side holding at most this many items in a mismatched range lists their 4-byte ids
+    # instead of splitting it: below ~16 items a list is cheaper than 16 range digests.
+    items_max: int = 16
+    # A range holding one item more than the peer's is scanned (up to this many items, a
+    # fraction of a millisecond) for the one leaf whose digest is the difference of the sums.
+    pure_scan_items_max: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

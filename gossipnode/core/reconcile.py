@@ -1,0 +1,420 @@
+"""One side of an anti-entropy session over one dataset scope (DESIGN.md sections 3-4).
+
+Theory of operation (range-based reconciliation over `merkle.Digest`, after Negentropy):
+
+1. The initiator opens with its 128-bit root and item count (turn 0). Equal: the responder
+   answers with one SKIP and both are done, one round trip.
+2. Then the sides take turns. A turn answers every range the other side left open and leaves
+   open the ranges it needs answered. For a range the peer sent a FINGERPRINT of, we:
+   a. SKIP it if our sum and count are equal;
+   b. push all our items in it if the peer has none there (this is the plain copy, streamed
+      in capped messages, when a side is empty or far behind);
+   c. if we hold exactly one item more and our sum minus theirs is the leaf digest of one of
+      our items there, push that item (a lone difference costs no descent at all);
+   d. list our item ids (ITEMS) if we hold at most `items_max` items there;
+   e. echo our own FINGERPRINT for the same range if the peer holds at most `items_max` items
+      there or exactly one more than we do (so that the peer does (c) or (d), which is cheaper
+      than splitting);
+   f. otherwise split it into `branching` ranges of equal item counts and send each one's
+      FINGERPRINT.
+   For ITEMS from the peer we push our items it did not list and WANT the ids we lack; for
+   WANT we push the wanted items. Differences therefore move record by record: we never send
+   a record the peer's ids or sums show it holds.
+3. A turn with no FINGERPRINT, ITEMS or WANT left open is the last one: its sender is done when
+   it has sent it, its receiver when it has received it.
+4. Every message is at most `message_bytes_max` bytes (`message_size`); a long turn is cut into
+   messages with `more=True` on all but the last. Pushed records are read through `fetch`
+   only when the message that carries them is built, so a streamed copy holds little memory.
+5. The session never writes: received records wait in `take_received_records()` for the
+   caller, who merges them into its store (last-writer-wins, so a stale or duplicate record
+   is harmless) and updates the digest. The digest may change between turns; at worst a
+   difference is left for the next session.
+6. The peer's ranges must lie inside the ranges we left open, with the modes that answer
+   them; counts, ids and sizes are bounded; turns are numbered and at most 2 * rounds_max.
+   Anything else raises RemoteProtocolError, fails the session and queues a
+   ReconcileAbort for the peer. No answer for `session_timeout_s` fails it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import LimitsConfig, ReconcileConfig
+from .errors import LocalProtocolError, RemoteProtocolError
+from .merkle import SUM_MASK, WALL_BYTES, Digest
+from .reconcile_messages import (
+    FINGERPRINT,
+    FINGERPRINT_BITS,
+    FINGERPRINT_MASK,
+    ID_BYTES,
+    ITEMS,
+    REASON_CHARS_MAX,
+    ROOT_BYTES,
+    SALT_BYTES,
+    SKIP,
+    WANT,
+    Entry,
+    ReconcileAbort,
+    ReconcileMessage,
+    ReconcileOpen,
+    ReconcileTurn,
+    encode_entry,
+    message_size,
+    parse_entries,
+    record_size,
+)
+from .records import Record, check_record
+
+__all__ = ["ReconcileSession"]
+
+# Counts in a root or a range above this are not credible (2**40 is a trillion records).
+COUNT_MAX = 1 << 40
+# Headroom for a message's own fields (tag, session, turn, flags, length heads) when packing.
+MESSAGE_OVERHEAD_BYTES = 40
+
+
+@dataclass(slots=True)
+class _Open:
+    """A range we left open in our last turn, awaiting the peer's answer."""
+
+    lo: bytes
+    hi: bytes | None
+    mode: int
+    ids: dict[bytes, bytes] = field(default_factory=dict)  # ITEMS: id -> sort key
+
+
+class ReconcileSession:
+    """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
+    drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`."""
+
+    def __init__(
+        self,
+        session: int,
+        digest: Digest,
+        fetch: Callable[[str], Record | None],
+        config: ReconcileConfig,
+        limits: LimitsConfig,
+        salt: bytes,
+        now: float,
+    ) -> None:
+        self.session = session
+        self.dataset = digest.dataset
+        self.done = False
+        self.failed: str | None = None
+        self._digest = digest
+        self._fetch = fetch
+        self._config = config
+        self._limits = limits
+        self._salt = salt
+        self._deadline = now + config.session_timeout_s
+        self._bound_bytes_max = WALL_BYTES + limits.key_bytes_max
+        self._expected_turn = 0
+        self._open: list[_Open] = []
+        self._open_los: list[bytes] = []
+        self._incoming: list[tuple[bytes, Entry]] = []
+        self._incoming_lo = b""
+        self._received: list[Record] = []
+        self._outbox: list[ReconcileMessage] = []
+        self._out_entries: list[Entry] = []
+        self._out_pushes: list[bytes] = []
+        self._out_turn = -1
+        self._out_final = False
+
+    # -- creating --------------------------------------------------------------------------
+
+    @classmethod
+    def initiate(cls, session: int, digest: Digest, fetch: Callable[[str], Record | None],
+                 config: ReconcileConfig, limits: LimitsConfig, rng: random.Random,
+                 now: float) -> ReconcileSession:  # fmt: skip
+        """Start a session: its ReconcileOpen is the first of `messages_to_send()`."""
+        salt = rng.getrandbits(8 * SALT_BYTES).to_bytes(SALT_BYTES, "big")
+        self = cls(session, digest, fetch, config, limits, salt, now)
+        self._outbox.append(ReconcileOpen(session, self.dataset, salt, digest.root, digest.count))
+        self._set_open([_Open(b"", None, FINGERPRINT)])
+        self._expected_turn = 1
+        return self
+
+    @classmethod
+    def respond(cls, opening: ReconcileOpen, digest: Digest,
+                fetch: Callable[[str], Record | None], config: ReconcileConfig,
+                limits: LimitsConfig, now: float) -> ReconcileSession:  # fmt: skip
+        """Answer a peer's ReconcileOpen; the answer waits in `messages_to_send()`.
+
+        Raises RemoteProtocolError for a malformed opening (no session is made then)."""
+        if opening.dataset != digest.dataset:
+            raise LocalProtocolError("the opening is for another dataset than the digest")
+        if (
+            len(opening.salt) != SALT_BYTES
+            or len(opening.root) != ROOT_BYTES
+            or not 0 <= opening.count <= COUNT_MAX
+            or not 0 <= opening.session < 1 << 63
+        ):
+            raise RemoteProtocolError("malformed reconciliation opening")
+        self = cls(opening.session, digest, fetch, config, limits, opening.salt, now)
+        if opening.root == digest.root and opening.count == digest.count:
+            self._queue_turn(1, [Entry(None, SKIP)], [])
+        else:
+            self._set_open([_Open(b"", None, FINGERPRINT)])
+            root_low = int.from_bytes(opening.root, "big") & FINGERPRINT_MASK
+            self._incoming = [(b"", Entry(None, FINGERPRINT, root_low, opening.count))]
+            self._answer(1)
+        self._expected_turn = 2
+        return self
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def receive(self, message: ReconcileMessage, now: float) -> None:
+        """Take one message of this session from the peer.
+
+        Raises RemoteProtocolError if it breaks the protocol: the session is then failed and
+        a ReconcileAbort waits in `messages_to_send()`."""
+        if self.done or self.failed is not None:
+            return
+        try:
+            self._receive(message, now)
+        except RemoteProtocolError as error:
+            self._fail(str(error))
+            raise
+
+    def _receive(self, message: ReconcileMessage, now: float) -> None:
+        if isinstance(message, ReconcileAbort):
+            self.failed = f"peer abandoned the session: {message.reason[:REASON_CHARS_MAX]}"
+            self._outbox.clear()
+            return
+        if not isinstance(message, ReconcileTurn) or message.session != self.session:
+            raise RemoteProtocolError("unexpected message in a reconciliation session")
+        if message.turn != self._expected_turn or self._outbox or self._out_turn >= 0:
+            raise RemoteProtocolError(f"turn {message.turn} out of order")
+        limit = self._config.message_bytes_max
+        if len(message.records) == 1:
+            # One record may be larger than a message; it then travels alone.
+            limit = max(limit, self._limits.record_bytes_max + self._bound_bytes_max + 200)
+        if message_size(message) > limit:
+            raise RemoteProtocolError(f"reconciliation message over {limit} bytes")
+        self._deadline = now + self._config.session_timeout_s
+        for record in message.records:
+            if record.dataset != self.dataset:
+                raise RemoteProtocolError(f"record of {record.dataset!r} in another session")
+            try:
+                check_record(record, self._limits)
+            except LocalProtocolError as error:
+                raise RemoteProtocolError(f"bad record from peer: {error}") from None
+        self._received.extend(message.records)
+        entries = parse_entries(message.ranges, self._bound_bytes_max, self._config.items_max)
+        entries_max = 2 * (self._config.branching + 1) * max(1, len(self._open)) + 1
+        for entry in entries:
+            if self._incoming and self._incoming[-1][1].hi is None:
+                raise RemoteProtocolError("range entry after the open-ended one")
+            if entry.hi is not None and entry.hi <= self._incoming_lo and self._incoming:
+                raise RemoteProtocolError("range bounds must strictly increase")
+            self._incoming.append((self._incoming_lo, entry))
+            self._incoming_lo = entry.hi or b""
+            if len(self._incoming) > entries_max:
+                raise RemoteProtocolError("more range entries than the open ranges allow")
+        if message.more:
+            return
+        if not self._incoming or self._incoming[-1][1].hi is not None:
+            raise RemoteProtocolError("a turn must cover the key space to its end")
+        self._expected_turn += 2
+        if all(entry.mode == SKIP for _, entry in self._incoming):
+            self.done = True  # the peer's last turn: it asked nothing more of us
+            self._incoming, self._incoming_lo = [], b""
+            return
+        self._answer(message.turn + 1)
+
+    def handle_timer(self, now: float) -> None:
+        """Abandon the session if the peer has been silent for `session_timeout_s`."""
+        if not self.done and self.failed is None and now >= self._deadline:
+            self._fail("stalled: no answer within reconcile.session_timeout_s")
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        return None if self.done or self.failed is not None else self._deadline
+
+    def take_received_records(self) -> list[Record]:
+        """Records the peer sent since the last call, for the caller to merge and apply."""
+        records, self._received = self._received, []
+        return records
+
+    def messages_to_send(self, max_messages: int | None = None) -> list[ReconcileMessage]:
+        """Up to `max_messages` messages for the peer (all when None), in order."""
+        out: list[ReconcileMessage] = []
+        while max_messages is None or len(out) < max_messages:
+            if self._outbox:
+                out.append(self._outbox.pop(0))
+            elif self._out_turn >= 0:
+                out.append(self._pack_message())
+            else:
+                break
+        return out
+
+    # -- answering a turn ------------------------------------------------------------------
+
+    def _answer(self, turn: int) -> None:
+        if turn > 2 * self._config.rounds_max:
+            raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
+        out: list[Entry] = []
+        opened: list[_Open] = []
+        pushes: list[bytes] = []
+        for lo, entry in self._incoming:
+            hi = entry.hi
+            if entry.mode == SKIP:
+                self._emit(out, opened, lo, Entry(hi, SKIP))
+                continue
+            parent = self._parent(lo, hi)
+            if entry.mode == FINGERPRINT:
+                if parent.mode != FINGERPRINT:
+                    raise RemoteProtocolError("a fingerprint for a range we did not open")
+                self._answer_fingerprint(lo, entry, out, opened, pushes)
+            elif entry.mode == ITEMS:
+                if parent.mode != FINGERPRINT:
+                    raise RemoteProtocolError("item ids for a range we did not open")
+                self._answer_items(lo, entry, out, opened, pushes)
+            else:
+                if parent.mode != ITEMS or parent.lo != lo or parent.hi != hi:
+                    raise RemoteProtocolError("a want for a range we did not list")
+                for item_id in set(entry.ids):
+                    if item_id not in parent.ids:
+                        raise RemoteProtocolError("a want for an item we did not list")
+                    pushes.append(parent.ids[item_id])
+                self._emit(out, opened, lo, Entry(hi, SKIP))
+        self._incoming, self._incoming_lo = [], b""
+        self._set_open(opened)
+        self._queue_turn(turn, out, pushes)
+
+    def _answer_fingerprint(self, lo: bytes, entry: Entry, out: list[Entry],
+                            opened: list[_Open], pushes: list[bytes]) -> None:  # fmt: skip
+        hi, config = entry.hi, self._config
+        if entry.count > COUNT_MAX:
+            raise RemoteProtocolError("range count out of bounds")
+        ours, count = self._digest.fingerprint(lo, hi)
+        if ours & FINGERPRINT_MASK == entry.fingerprint and count == entry.count:
+            self._emit(out, opened, lo, Entry(hi, SKIP))
+            return
+        if entry.count == 0:
+            pushes.extend(key for key, _ in self._digest.items(lo, hi))
+            self._emit(out, opened, lo, Entry(hi, SKIP))
+            return
+        if count == entry.count + 1 and count <= config.pure_scan_items_max:
+            lone = (ours - entry.fingerprint) & FINGERPRINT_MASK
+            key = self._digest.find_leaf(lo, hi, lone, FINGERPRINT_BITS)
+            if key is not None:
+                pushes.append(key)
+                self._emit(out, opened, lo, Entry(hi, SKIP))
+                return
+        if count <= config.items_max:
+            ids = self._ids(lo, hi)
+            self._emit(out, opened, lo, Entry(hi, ITEMS, ids=tuple(ids)), ids)
+        elif entry.count <= config.items_max or (
+            entry.count == count + 1 and entry.count <= config.pure_scan_items_max
+        ):
+            self._emit(out, opened, lo, Entry(hi, FINGERPRINT, ours & FINGERPRINT_MASK, count))
+        else:
+            child_lo = lo
+            for child_hi in [*self._digest.split(lo, hi, config.branching), hi]:
+                child_sum, child_count = self._digest.fingerprint(child_lo, child_hi)
+                child = Entry(child_hi, FINGERPRINT, child_sum & FINGERPRINT_MASK, child_count)
+                self._emit(out, opened, child_lo, child)
+                child_lo = child_hi or b""
+
+    def _answer_items(self, lo: bytes, entry: Entry, out: list[Entry],
+                      opened: list[_Open], pushes: list[bytes]) -> None:  # fmt: skip
+        theirs = set(entry.ids)
+        if not theirs:
+            pushes.extend(key for key, _ in self._digest.items(lo, entry.hi))
+            self._emit(out, opened, lo, Entry(entry.hi, SKIP))
+            return
+        ours = self._ids(lo, entry.hi)
+        pushes.extend(key for item_id, key in ours.items() if item_id not in theirs)
+        wanted = tuple(item_id for item_id in entry.ids if item_id not in ours)
+        if wanted:
+            self._emit(out, opened, lo, Entry(entry.hi, WANT, ids=tuple(dict.fromkeys(wanted))))
+        else:
+            self._emit(out, opened, lo, Entry(entry.hi, SKIP))
+
+    def _ids(self, lo: bytes, hi: bytes | None) -> dict[bytes, bytes]:
+        """Salted item id -> sort key for our items in [lo, hi)."""
+        ids: dict[bytes, bytes] = {}
+        for key, leaf in self._digest.items(lo, hi):
+            leaf_bytes = (leaf & SUM_MASK).to_bytes(16, "big")
+            ids[hashlib.blake2b(leaf_bytes, digest_size=ID_BYTES, key=self._salt).digest()] = key
+        return ids
+
+    @staticmethod
+    def _emit(out: list[Entry], opened: list[_Open], lo: bytes, entry: Entry,
+              ids: dict[bytes, bytes] | None = None) -> None:  # fmt: skip
+        if entry.mode == SKIP and out and out[-1].mode == SKIP:
+            out[-1] = entry  # adjacent skips merge into one range
+            return
+        out.append(entry)
+        if entry.mode != SKIP:
+            opened.append(_Open(lo, entry.hi, entry.mode, ids or {}))
+
+    def _set_open(self, opened: list[_Open]) -> None:
+        self._open = opened
+        self._open_los = [entry.lo for entry in opened]
+
+    def _parent(self, lo: bytes, hi: bytes | None) -> _Open:
+        """The range we left open that contains [lo, hi), or RemoteProtocolError."""
+        index = bisect_right(self._open_los, lo) - 1
+        if index >= 0:
+            parent = self._open[index]
+            if parent.hi is None or (hi is not None and hi <= parent.hi):
+                return parent
+        raise RemoteProtocolError("a range that lies outside every range we left open")
+
+    # -- packing a turn into messages ------------------------------------------------------
+
+    def _queue_turn(self, turn: int, entries: list[Entry], pushes: list[bytes]) -> None:
+        if turn > 2 * self._config.rounds_max:
+            raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
+        self._out_turn = turn
+        self._out_entries = entries
+        self._out_pushes = pushes
+        self._out_final = all(entry.mode == SKIP for entry in entries)
+        self._out_entries.reverse()  # popped from the end, in order
+        self._out_pushes.reverse()
+
+    def _pack_message(self) -> ReconcileTurn:
+        budget = self._config.message_bytes_max - MESSAGE_OVERHEAD_BYTES
+        chunks: list[bytes] = []
+        previous = b""
+        used = 0
+        while self._out_entries:
+            data = encode_entry(previous, self._out_entries[-1])
+            if chunks and used + len(data) > budget:
+                break
+            chunks.append(data)
+            used += len(data)
+            previous = self._out_entries.pop().hi or previous
+        records: list[Record] = []
+        while self._out_pushes and not self._out_entries:
+            record = self._fetch(self._out_pushes[-1][WALL_BYTES:].decode())
+            if record is None:
+                self._out_pushes.pop()  # gone since: nothing to push
+                continue
+            size = record_size(record)
+            if (records or chunks) and used + size > budget:
+                break
+            records.append(record)
+            used += size
+            self._out_pushes.pop()
+        more = bool(self._out_entries or self._out_pushes)
+        message = ReconcileTurn(self.session, self._out_turn, more, b"".join(chunks),
+                                tuple(records))  # fmt: skip
+        assert len(records) == 1 or message_size(message) <= self._config.message_bytes_max
+        if not more:
+            self._out_turn = -1
+            if self._out_final:
+                self.done = True
+        return message
+
+    def _fail(self, reason: str) -> None:
+        self.failed = reason
+        self._out_turn = -1
+        self._outbox = [ReconcileAbort(self.session, reason[:REASON_CHARS_MAX])]
