@@ -38,6 +38,7 @@ __all__ = [
     "Suspect",
     "Updates",
     "alive_signed_bytes",
+    "check_address",
     "check_tags",
     "check_updates",
     "left_signed_bytes",
@@ -118,10 +119,13 @@ class Updates:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Are you alive? `target` is the node id the sender means (a stale address is ignored)."""
+    """Are you alive? `target` is the node id the sender means (a stale address is ignored).
+    The ack goes to (reply_host, reply_port), so that a member not yet known can answer."""
 
     sequence: int
     target: bytes
+    reply_host: str
+    reply_port: int
     updates: Updates
 
 
@@ -135,12 +139,15 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class PingRequest:
-    """Please probe `target` at (target_host, target_port) for me; answer Ack or Nack."""
+    """Please probe `target` at (target_host, target_port) for me; answer Ack or Nack to
+    (reply_host, reply_port)."""
 
     sequence: int
     target: bytes
     target_host: str
     target_port: int
+    reply_host: str
+    reply_port: int
     updates: Updates
 
 
@@ -250,6 +257,14 @@ def _check_incarnation(value: object) -> None:
         raise RemoteProtocolError("incarnation must be an unsigned 64-bit integer")
 
 
+def check_address(host: object, port: object) -> None:
+    """Raises RemoteProtocolError unless (host, port) is a plausible address."""
+    if not isinstance(host, str) or not 0 < len(host.encode()) <= HOST_BYTES_MAX:
+        raise RemoteProtocolError("bad host")
+    if type(port) is not int or not 0 < port < 65536:
+        raise RemoteProtocolError("bad port")
+
+
 def check_updates(updates: object, config: MembershipConfig, statements_max: int) -> None:
     """Check a received batch's shape (not its signatures: those are checked when a statement
     would change something).
@@ -274,10 +289,7 @@ def check_updates(updates: object, config: MembershipConfig, statements_max: int
         _check_incarnation(alive.incarnation)
         if not isinstance(alive.name, str) or not 0 < len(alive.name.encode()) <= NAME_BYTES_MAX:
             raise RemoteProtocolError("bad member name")
-        if not isinstance(alive.host, str) or not 0 < len(alive.host.encode()) <= HOST_BYTES_MAX:
-            raise RemoteProtocolError("bad member host")
-        if type(alive.port) is not int or not 0 < alive.port < 65536:
-            raise RemoteProtocolError("bad member port")
+        check_address(alive.host, alive.port)
         if not isinstance(alive.signature, bytes) or len(alive.signature) != SIGNATURE_BYTES:
             raise RemoteProtocolError("bad signature length")
         check_tags(alive.tags, config.tags_bytes_max, RemoteProtocolError)

@@ -60,6 +60,7 @@ from .messages import (
     Suspect,
     Updates,
     alive_signed_bytes,
+    check_address,
     check_tags,
     check_updates,
     left_signed_bytes,
@@ -248,6 +249,12 @@ class Membership:
         sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
         if sequenced and type(message.sequence) is not int:
             raise RemoteProtocolError("a sequence number must be an integer")
+        if isinstance(message, Ping | PingRequest):
+            check_address(message.reply_host, message.reply_port)
+            if not isinstance(message.target, bytes) or len(message.target) != NODE_ID_BYTES:
+                raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
+        if isinstance(message, PingRequest):
+            check_address(message.target_host, message.target_port)
         self._statistics[f"received_{kind}"] += 1
         self._apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
         if isinstance(message, Ping):
@@ -302,7 +309,7 @@ class Membership:
         self._sequence += 1
         self._probe = _Probe(self._sequence, target.node_id)
         self._statistics["probes"] += 1
-        self._send(target.address, Ping(self._sequence, target.node_id, self._piggyback()))
+        self._send(target.address, self._ping(self._sequence, target.node_id))
         timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
         self._timers.set(("probe_timeout", self._sequence), timeout_at)
 
@@ -328,8 +335,15 @@ class Membership:
         relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
         probe.relays = frozenset(relays)
         for node_id in relays:
+            host, port = self._local.address
             request = PingRequest(
-                sequence, target.node_id, target.alive.host, target.alive.port, self._piggyback()
+                sequence,
+                target.node_id,
+                target.alive.host,
+                target.alive.port,
+                host,
+                port,
+                self._piggyback(),
             )
             self._send(self._members[node_id].address, request)
 
@@ -351,9 +365,8 @@ class Membership:
         if ping.target != self._node_id:
             self._statistics["misdirected_pings"] += 1
             return
-        entry = self._members.get(sender)
-        if entry is not None:
-            self._send(entry.address, Ack(ping.sequence, self._piggyback()))
+        reply_to = (ping.reply_host, ping.reply_port)
+        self._send(reply_to, Ack(ping.sequence, self._piggyback()))
 
     def _on_ack(self, sender: bytes, ack: Ack) -> None:
         probe = self._probe
@@ -369,16 +382,16 @@ class Membership:
             self._send(relay.requester_address, Ack(relay.sequence, self._piggyback()))
 
     def _on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
-        requester = self._members.get(sender)
-        if requester is None or not isinstance(request.target, bytes):
-            return
         self._sequence += 1
-        self._relays[self._sequence] = _Relay(
-            sender, requester.address, request.sequence, request.target
-        )
+        reply_to = (request.reply_host, request.reply_port)
+        self._relays[self._sequence] = _Relay(sender, reply_to, request.sequence, request.target)
         target_address = (request.target_host, request.target_port)
-        self._send(target_address, Ping(self._sequence, request.target, self._piggyback()))
+        self._send(target_address, self._ping(self._sequence, request.target))
         self._timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
+
+    def _ping(self, sequence: int, target: bytes) -> Ping:
+        host, port = self._local.address
+        return Ping(sequence, target, host, port, self._piggyback())
 
     def _relay_timeout(self, sequence: int) -> None:
         relay = self._relays.pop(sequence, None)
