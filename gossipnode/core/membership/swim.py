@@ -78,6 +78,20 @@ STATEMENT_BYTES_MIN = 64
 # passes is far beyond any honest chain and stops a bug from looping forever.
 TIMER_PASSES_MAX = 64
 
+# Counters that statistics() always reports (message counters appear once used).
+COUNTERS = (
+    "deaths",
+    "members_over_limit",
+    "misdirected_pings",
+    "probe_failures",
+    "probes",
+    "reaped",
+    "refused",
+    "refutations",
+    "revivals",
+    "suspicions",
+)
+
 _PROBE = "probe"
 _GOSSIP = "gossip"
 _PUSH_PULL = "push_pull"
@@ -142,7 +156,7 @@ class Membership:
         self._awareness = Awareness(config.awareness_max)
         self._timers = Timers()
         self._events: list[Event] = []
-        self._statistics: Counter[str] = Counter()
+        self._statistics: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self.left = False
         # Random phases, so that members started together do not probe in lockstep.
         self._timers.set(_PROBE, now + rng.uniform(0, config.probe_interval_s))
