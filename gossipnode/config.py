@@ -117,6 +117,16 @@ class MembershipConfig:
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
     awareness_max: int = 8
+    # One piggybacked batch of updates at most (estimated encoded bytes). About 15 signed
+    # alive statements (~250 B each): small enough that a probe never queues behind a large
+    # write, large enough that a join of hundreds spreads in a few rounds.
+    gossip_message_bytes_max: int = 4096
+    # Members one node tracks at most; a push-pull carrying more is refused. Bounds memory
+    # and the push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
+    members_max: int = 4096
+    # A member's tags, keys plus values in UTF-8 bytes. A handful of short flags and a
+    # version string fit many times; the cap keeps every signed alive statement small.
+    tags_bytes_max: int = 512
 
 
 @dataclass(frozen=True, slots=True)

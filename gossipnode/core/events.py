@@ -59,6 +59,8 @@ class MemberChanged:
     address: Address
     state: str  # "alive" | "suspect" | "dead" | "left"
     incarnation: int
+    # The member's tags as (key, value) pairs sorted by key; booleans are "true"/"false".
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,92 @@
+"""The broadcast queue: statements waiting to be piggybacked, each sent a bounded number of
+times.
+
+Rules:
+1. One queued statement per subject: a newer statement about a member replaces the older
+   one, which is then not worth sending (memberlist's invalidation by name).
+2. Each statement is sent at most `limit` times, where the caller computes
+   limit = retransmit_mult * ceil(log10(n + 1)) for n members (memberlist's formula): enough
+   that, with high probability, epidemic spread reaches every member.
+3. A batch takes the least-transmitted statements first, newest first among equals, and
+   stops at `bytes_max` estimated bytes, so a message stays small.
+
+Statements are kept in buckets by transmit count, so a batch costs O(batch), not O(queue).
+"""
+
+from __future__ import annotations
+
+from .messages import Alive, Dead, Left, Suspect, Updates, statement_size_bytes
+
+__all__ = ["BroadcastQueue"]
+
+Statement = Alive | Left | Suspect | Dead
+
+
+class BroadcastQueue:
+    __slots__ = ("_buckets", "_transmits")
+
+    def __init__(self) -> None:
+        # transmits -> {subject node id: statement}, in insertion order (oldest first).
+        self._buckets: dict[int, dict[bytes, Statement]] = {}
+        self._transmits: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._transmits)
+
+    def __contains__(self, node_id: bytes) -> bool:
+        return node_id in self._transmits
+
+    def queued(self, node_id: bytes) -> Statement | None:
+        transmits = self._transmits.get(node_id)
+        return None if transmits is None else self._buckets[transmits][node_id]
+
+    def push(self, statement: Statement) -> None:
+        """Queue `statement`, replacing any queued statement about the same member."""
+        self._drop(statement.node_id)
+        self._put(statement.node_id, statement, 0)
+
+    def take(self, bytes_max: int, limit: int) -> Updates:
+        """A batch of at most `bytes_max` estimated bytes; counts one transmit for each."""
+        picked: list[tuple[bytes, Statement, int]] = []
+        budget = bytes_max
+        for transmits in sorted(self._buckets):
+            for node_id, statement in reversed(self._buckets[transmits].items()):
+                size = statement_size_bytes(statement)
+                if size > budget:
+                    break  # statements are of similar sizes: stop rather than scan the queue
+                budget -= size
+                picked.append((node_id, statement, transmits))
+            else:
+                continue
+            break
+        for node_id, statement, transmits in picked:
+            self._drop(node_id)
+            if transmits + 1 < limit:
+                self._put(node_id, statement, transmits + 1)
+        return _batch(statement for _, statement, _ in picked)
+
+    def _put(self, node_id: bytes, statement: Statement, transmits: int) -> None:
+        self._buckets.setdefault(transmits, {})[node_id] = statement
+        self._transmits[node_id] = transmits
+
+    def _drop(self, node_id: bytes) -> None:
+        transmits = self._transmits.pop(node_id, None)
+        if transmits is not None:
+            bucket = self._buckets[transmits]
+            del bucket[node_id]
+            if not bucket:
+                del self._buckets[transmits]
+
+
+def _batch(statements) -> Updates:
+    alive, left, dead, suspect = [], [], [], []
+    for statement in statements:
+        if isinstance(statement, Alive):
+            alive.append(statement)
+        elif isinstance(statement, Left):
+            left.append(statement)
+        elif isinstance(statement, Dead):
+            dead.append(statement)
+        else:
+            suspect.append(statement)
+    return Updates(tuple(alive), tuple(left), tuple(dead), tuple(suspect))

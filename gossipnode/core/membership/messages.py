@@ -1,0 +1,324 @@
+"""Membership statements and messages, and the bytes a member signs.
+
+Rules:
+1. A statement is what one member says about one member (its subject):
+   - `Alive` and `Left` are said by the subject itself and carry its Ed25519 signature over
+     `alive_signed_bytes` / `left_signed_bytes`. Nobody else can make one, so no member can
+     change another's name, address or tags, or announce that another left.
+   - `Suspect` and `Dead` are assertions by others (the `reporter`), unsigned, that follow
+     SWIM's incarnation rules: the subject refutes them with a higher-incarnation `Alive`.
+2. Messages are frozen dataclasses whose fields are int, str, bytes, bool, tuples of those,
+   or other such dataclasses, so the wire layer encodes them generically by type hints.
+   Tags travel as `tuple[tuple[str, str], ...]` sorted by key; addresses as host and port.
+3. `Updates` is a batch of statements: piggybacked on every probe message (bounded by
+   `gossip_message_bytes_max`) or the full state of a push-pull (bounded by `members_max`).
+4. `check_updates` checks the shape of a received batch before anything is applied, so
+   that a malformed message changes nothing (RemoteProtocolError).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ...config import MembershipConfig
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..records import NODE_ID_BYTES
+
+__all__ = [
+    "Ack",
+    "Alive",
+    "Dead",
+    "Gossip",
+    "Left",
+    "Nack",
+    "Ping",
+    "PingRequest",
+    "PushPull",
+    "Suspect",
+    "Updates",
+    "alive_signed_bytes",
+    "check_address",
+    "check_tags",
+    "check_updates",
+    "left_signed_bytes",
+    "statement_size_bytes",
+]
+
+# Ed25519 detached signatures.
+SIGNATURE_BYTES = 64
+# Member names: config allows 64 characters; 4 bytes each in UTF-8 at worst.
+NAME_BYTES_MAX = 256
+# A DNS name is at most 253 bytes; an IPv6 literal far less.
+HOST_BYTES_MAX = 255
+# Incarnations are persisted and compared as unsigned 64-bit numbers.
+INCARNATION_MAX = 2**64 - 1
+# Domain separation: a signature over one kind of statement never verifies as another kind
+# or as anything else the identity key signs.
+ALIVE_DOMAIN = b"gossipnode/membership/alive/v1\x00"
+LEFT_DOMAIN = b"gossipnode/membership/left/v1\x00"
+# Per-field overhead in the size estimate: a CBOR key (the field name, <= 24 bytes) plus a
+# head; generous, so that the estimate stays above the real encoded size.
+FIELD_OVERHEAD_BYTES = 24
+
+Tags = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    """The subject is alive at `incarnation` with this name, address and tags (signed)."""
+
+    node_id: bytes
+    name: str
+    host: str
+    port: int
+    incarnation: int
+    tags: Tags
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """The subject left the cluster gracefully at `incarnation` (signed by the subject)."""
+
+    node_id: bytes
+    incarnation: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """`reporter` suspects the subject at `incarnation` (it missed a probe)."""
+
+    node_id: bytes
+    incarnation: int
+    reporter: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """`reporter` declares the subject dead at `incarnation` (its suspicion timed out)."""
+
+    node_id: bytes
+    incarnation: int
+    reporter: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Updates:
+    """A batch of statements. Applied in the order alive, left, dead, suspect."""
+
+    alive: tuple[Alive, ...] = ()
+    left: tuple[Left, ...] = ()
+    dead: tuple[Dead, ...] = ()
+    suspect: tuple[Suspect, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.alive) + len(self.left) + len(self.dead) + len(self.suspect)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you alive? `target` is the node id the sender means (a stale address is ignored).
+    The ack goes to (reply_host, reply_port), so that a member not yet known can answer."""
+
+    sequence: int
+    target: bytes
+    reply_host: str
+    reply_port: int
+    updates: Updates
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Answer to `Ping` number `sequence`; a relay forwards it to the requester."""
+
+    sequence: int
+    updates: Updates
+
+
+@dataclass(frozen=True, slots=True)
+class PingRequest:
+    """Please probe `target` at (target_host, target_port) for me; answer Ack or Nack to
+    (reply_host, reply_port)."""
+
+    sequence: int
+    target: bytes
+    target_host: str
+    target_port: int
+    reply_host: str
+    reply_port: int
+    updates: Updates
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """The relay got no ack from the target in time (Lifeguard: the relay itself is fine)."""
+
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gossip:
+    """Updates with no probe to ride on (sent every gossip interval while any are queued)."""
+
+    updates: Updates
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """The sender's full state. `reply_wanted`: answer with yours (join, periodic sync)."""
+
+    reply_wanted: bool
+    state: Updates
+
+
+def _field(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _tags_bytes(tags: Tags) -> bytes:
+    return struct.pack(">I", len(tags)) + b"".join(
+        _field(key.encode()) + _field(value.encode()) for key, value in tags
+    )
+
+
+def alive_signed_bytes(
+    node_id: bytes, name: str, host: str, port: int, incarnation: int, tags: Tags
+) -> bytes:
+    """The canonical bytes an `Alive` signature covers: a domain prefix, then each field
+    length-prefixed (4-byte big-endian), integers as 8-byte big-endian."""
+    return b"".join(
+        (
+            ALIVE_DOMAIN,
+            _field(node_id),
+            _field(name.encode()),
+            _field(host.encode()),
+            struct.pack(">QQ", port, incarnation),
+            _tags_bytes(tags),
+        )
+    )
+
+
+def left_signed_bytes(node_id: bytes, incarnation: int) -> bytes:
+    """The canonical bytes a `Left` signature covers."""
+    return LEFT_DOMAIN + _field(node_id) + struct.pack(">Q", incarnation)
+
+
+def statement_size_bytes(statement: Alive | Left | Suspect | Dead) -> int:
+    """An estimate, on the high side, of a statement's encoded size in a message."""
+    if isinstance(statement, Alive):
+        tags = sum(len(k.encode()) + len(v.encode()) + 6 for k, v in statement.tags)
+        return (
+            len(statement.node_id)
+            + len(statement.name.encode())
+            + len(statement.host.encode())
+            + len(statement.signature)
+            + tags
+            + 9 * 2
+            + 7 * FIELD_OVERHEAD_BYTES
+        )
+    if isinstance(statement, Left):
+        return len(statement.node_id) + len(statement.signature) + 9 + 3 * FIELD_OVERHEAD_BYTES
+    return len(statement.node_id) + len(statement.reporter) + 9 + 3 * FIELD_OVERHEAD_BYTES
+
+
+def check_tags(tags: Tags, tags_bytes_max: int, error: type[Exception]) -> None:
+    """Tags are string pairs, sorted by unique key, within `tags_bytes_max`."""
+    if not isinstance(tags, tuple):
+        raise error("tags must be a tuple of (key, value) pairs")
+    size = 0
+    previous = None
+    for pair in tags:
+        if (
+            not isinstance(pair, tuple)
+            or len(pair) != 2
+            or not all(isinstance(part, str) for part in pair)
+        ):
+            raise error("each tag must be a (key, value) pair of strings")
+        if previous is not None and pair[0] <= previous:
+            raise error("tags must be sorted by key, each key once")
+        previous = pair[0]
+        size += len(pair[0].encode()) + len(pair[1].encode())
+    if size > tags_bytes_max:
+        raise error(
+            f"tags are {size} bytes, over the limit of {tags_bytes_max} bytes "
+            "(membership.tags_bytes_max)"
+        )
+
+
+def _check_id(value: object, what: str) -> None:
+    if not isinstance(value, bytes) or len(value) != NODE_ID_BYTES:
+        raise RemoteProtocolError(f"{what} must be {NODE_ID_BYTES} bytes")
+
+
+def _check_incarnation(value: object) -> None:
+    if type(value) is not int or not 0 <= value <= INCARNATION_MAX:
+        raise RemoteProtocolError("incarnation must be an unsigned 64-bit integer")
+
+
+def check_address(host: object, port: object) -> None:
+    """Raises RemoteProtocolError unless (host, port) is a plausible address."""
+    if not isinstance(host, str) or not 0 < len(host.encode()) <= HOST_BYTES_MAX:
+        raise RemoteProtocolError("bad host")
+    if type(port) is not int or not 0 < port < 65536:
+        raise RemoteProtocolError("bad port")
+
+
+def check_updates(updates: object, config: MembershipConfig, statements_max: int) -> None:
+    """Check a received batch's shape (not its signatures: those are checked when a statement
+    would change something).
+
+    Raises:
+        RemoteProtocolError: not an `Updates`, more than `statements_max` statements, or a
+            malformed statement.
+    """
+    if not isinstance(updates, Updates):
+        raise RemoteProtocolError("updates must be an Updates batch")
+    parts = (updates.alive, updates.left, updates.dead, updates.suspect)
+    if not all(isinstance(part, tuple) for part in parts):
+        raise RemoteProtocolError("update lists must be tuples")
+    if len(updates) > statements_max:
+        raise RemoteProtocolError(
+            f"{len(updates)} statements in one message, over the limit of {statements_max}"
+        )
+    for alive in updates.alive:
+        if not isinstance(alive, Alive):
+            raise RemoteProtocolError("an alive statement of the wrong type")
+        _check_id(alive.node_id, "node id")
+        _check_incarnation(alive.incarnation)
+        if not isinstance(alive.name, str) or not 0 < len(alive.name.encode()) <= NAME_BYTES_MAX:
+            raise RemoteProtocolError("bad member name")
+        check_address(alive.host, alive.port)
+        if not isinstance(alive.signature, bytes) or len(alive.signature) != SIGNATURE_BYTES:
+            raise RemoteProtocolError("bad signature length")
+        check_tags(alive.tags, config.tags_bytes_max, RemoteProtocolError)
+    for left in updates.left:
+        if not isinstance(left, Left):
+            raise RemoteProtocolError("a left statement of the wrong type")
+        _check_id(left.node_id, "node id")
+        _check_incarnation(left.incarnation)
+        if not isinstance(left.signature, bytes) or len(left.signature) != SIGNATURE_BYTES:
+            raise RemoteProtocolError("bad signature length")
+    for kind, statements in ((Dead, updates.dead), (Suspect, updates.suspect)):
+        for statement in statements:
+            if not isinstance(statement, kind):
+                raise RemoteProtocolError(f"a {kind.__name__} statement of the wrong type")
+            _check_id(statement.node_id, "node id")
+            _check_id(statement.reporter, "reporter id")
+            _check_incarnation(statement.incarnation)
+
+
+def tags_tuple(tags: object) -> Tags:
+    """Our own tags (a mapping of str to str) as the sorted pairs that travel.
+
+    Raises:
+        LocalProtocolError: not a mapping of strings.
+    """
+    items = getattr(tags, "items", None)
+    if items is None:
+        raise LocalProtocolError("tags must be a mapping of str to str")
+    pairs = tuple(sorted(items()))
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        raise LocalProtocolError("tag keys and values must be strings")
+    return pairs

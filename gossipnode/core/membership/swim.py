@@ -1,0 +1,673 @@
+"""The membership core: SWIM failure detection with the Lifeguard refinements, sans-IO.
+
+Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; memberlist):
+1. Probing. Every (awareness-scaled) probe interval we ping the next member of a shuffled
+   round-robin order of the alive and suspect members, so each is probed within two rounds.
+   No ack within the probe timeout: we ask `indirect_probes` others to ping it for us
+   (PingRequest); they answer Ack, or Nack if the target stayed silent. No ack by the end of
+   the interval: we suspect the target.
+2. Suspicion. A suspect has a timeout (see suspicion.py) that shrinks as other members
+   confirm; when it runs out, the suspect is dead. A member that hears it is suspected or
+   dead refutes with a higher incarnation.
+3. Precedence per member, by incarnation (SWIM): an alive statement replaces anything of a
+   lower incarnation; suspect replaces alive of the same or a lower one; dead and left
+   replace alive or suspect of the same or a lower one. Alive and left are signed by the
+   subject, so nobody else can make them (messages.py).
+4. Dissemination. Every accepted change is queued (broadcast.py) and piggybacked on pings,
+   acks and ping requests, and sent as Gossip to `gossip_fanout` members each gossip
+   interval while anything is queued. Every push-pull interval we swap full state with one
+   random member, the dead included, so that long partitions heal.
+5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
+   them. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
+   None once the left statement has been sent its full retransmit count, and the shell may
+   then exit. Dead and left members are forgotten `reap_after_s` after they went.
+
+Incarnations: the shell passes the incarnation to start with and must pass a higher one
+after a restart (persist `local_member.incarnation`, or use wall-clock milliseconds, which
+only grow). Should it not, the node still recovers: a statement about itself from its
+former life makes it refute with a higher incarnation.
+
+Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel. Acks
+and nacks count only from the member they are expected from; pings meant for another node
+id are ignored; replies go to the sender's address as its own signed alive statement gives.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ...config import MembershipConfig
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..events import Address, Event, MemberChanged, PeerRefused, Send
+from ..records import NODE_ID_BYTES
+from .awareness import Awareness
+from .broadcast import BroadcastQueue
+from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry, Member
+from .messages import (
+    Ack,
+    Alive,
+    Dead,
+    Gossip,
+    Left,
+    Nack,
+    Ping,
+    PingRequest,
+    PushPull,
+    Suspect,
+    Updates,
+    alive_signed_bytes,
+    check_address,
+    check_tags,
+    check_updates,
+    left_signed_bytes,
+    tags_tuple,
+)
+from .suspicion import Suspicion, suspicion_bounds_s
+from .timers import IndexedSet, Timers
+
+__all__ = ["Membership"]
+
+# A piggybacked batch holds at most this many statements: the smallest statement is
+# estimated above 64 bytes, so an honest batch within gossip_message_bytes_max never hits it.
+STATEMENT_BYTES_MIN = 64
+# handle_timer runs due timers in passes (a timer may set another already due); this many
+# passes is far beyond any honest chain and stops a bug from looping forever.
+TIMER_PASSES_MAX = 64
+
+# Counters that statistics() always reports (message counters appear once used).
+COUNTERS = (
+    "deaths",
+    "members_over_limit",
+    "misdirected_pings",
+    "probe_failures",
+    "probes",
+    "reaped",
+    "refused",
+    "refutations",
+    "revivals",
+    "suspicions",
+)
+
+_PROBE = "probe"
+_GOSSIP = "gossip"
+_PUSH_PULL = "push_pull"
+
+
+@dataclass(slots=True)
+class _Probe:
+    sequence: int
+    target: bytes
+    acked: bool = False
+    relays: frozenset[bytes] = frozenset()
+    nacks: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Relay:
+    requester: bytes
+    requester_address: Address
+    sequence: int  # the requester's
+    target: bytes
+
+
+class Membership:
+    """One member's view of the cluster. See the module docstring for the rules."""
+
+    def __init__(
+        self,
+        config: MembershipConfig,
+        *,
+        node_id: bytes,
+        name: str,
+        address: Address,
+        tags: Mapping[str, str],
+        incarnation: int,
+        rng: random.Random,
+        now: float,
+        sign: Callable[[bytes], bytes],
+        verify: Callable[[bytes, bytes, bytes], bool],
+    ) -> None:
+        if len(node_id) != NODE_ID_BYTES:
+            raise LocalProtocolError(f"a node id is {NODE_ID_BYTES} bytes")
+        if incarnation < 0:
+            raise LocalProtocolError("incarnation must not be negative")
+        pairs = tags_tuple(tags)
+        check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
+        self._config = config
+        self._rng = rng
+        self._sign = sign
+        self._verify = verify
+        self._node_id = node_id
+        self._local = Entry(self._signed_alive(name, address, incarnation, pairs), now)
+        self._members: dict[bytes, Entry] = {node_id: self._local}
+        # Other members that are alive or suspect: the ones we probe and gossip to.
+        self._reachable = IndexedSet()
+        self._probe_order: list[bytes] = []
+        self._probe_index = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._sequence = 0
+        self._seeds: tuple[Address, ...] = ()
+        self._broadcasts = BroadcastQueue()
+        self._awareness = Awareness(config.awareness_max)
+        self._timers = Timers()
+        self._events: list[Event] = []
+        self._statistics: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
+        self.left = False
+        # Random phases, so that members started together do not probe in lockstep.
+        self._timers.set(_PROBE, now + rng.uniform(0, config.probe_interval_s))
+        self._timers.set(_GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
+        self._timers.set(_PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
+
+    # ---- queries ----------------------------------------------------------------------
+
+    @property
+    def local_member(self) -> Member:
+        return self._local.snapshot()
+
+    def member(self, node_id: bytes) -> Member | None:
+        entry = self._members.get(node_id)
+        return None if entry is None else entry.snapshot()
+
+    def members(self) -> list[Member]:
+        """Every member we know, ourselves included, dead and left ones until reaped."""
+        return [entry.snapshot() for entry in self._members.values()]
+
+    def alive_members(self) -> list[Member]:
+        return [entry.snapshot() for entry in self._members.values() if entry.state == ALIVE]
+
+    def states(self) -> dict[bytes, str]:
+        """node id -> state, cheaply (no snapshots): for tests and simulations."""
+        return {node_id: entry.state for node_id, entry in self._members.items()}
+
+    def statistics(self) -> dict[str, int]:
+        """Counters: sent_<message>, received_<message>, suspicions, refutations, deaths,
+        refused, probes, probe_failures, ... and the current awareness score."""
+        return {**self._statistics, "awareness": self._awareness.score}
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next()
+
+    def events(self) -> list[Event]:
+        """Drain the Sends and MemberChanged facts produced since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    # ---- commands ---------------------------------------------------------------------
+
+    def join(self, seeds: Sequence[Address], now: float) -> None:
+        """Swap full state with every seed (our own address is skipped); retried each
+        push-pull interval while we know no other member."""
+        if self.left:
+            raise LocalProtocolError("a member that left cannot join again; restart it")
+        self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != self._local.address)
+        for seed in self._seeds:
+            self._send(seed, PushPull(True, self._full_state()))
+
+    def leave(self, now: float) -> None:
+        """Announce a graceful leave (signed) and stop probing."""
+        if self.left:
+            return
+        self.left = True
+        incarnation = self._local.incarnation
+        left = Left(
+            self._node_id,
+            incarnation,
+            self._sign(left_signed_bytes(self._node_id, incarnation)),
+        )
+        self._local.left = left
+        self._local.set_state(LEFT, now)
+        self._changed(self._local)
+        self._broadcasts.push(left)
+        for key in (_PROBE, _PUSH_PULL):
+            self._timers.cancel(key)
+        self._gossip(now)
+
+    def set_tags(self, tags: Mapping[str, str], now: float) -> None:
+        """Advertise new tags: a new signed alive statement at a higher incarnation."""
+        if self.left:
+            raise LocalProtocolError("a member that left cannot change its tags")
+        pairs = tags_tuple(tags)
+        check_tags(pairs, self._config.tags_bytes_max, LocalProtocolError)
+        if pairs != self._local.tags:
+            alive = self._local.alive
+            self._set_local_alive(
+                alive.name, (alive.host, alive.port), self._local.incarnation + 1, pairs, now
+            )
+
+    # ---- inputs -----------------------------------------------------------------------
+
+    def receive(self, sender: bytes, message: object, now: float) -> None:
+        """Handle one message from `sender` (the node id the secure channel proved).
+
+        Raises:
+            RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
+                signatures are refused one by one (PeerRefused events), the rest applied.
+        """
+        kind = type(message).__name__
+        if isinstance(message, Ping | Ack | PingRequest | Gossip):
+            batch_max = self._config.gossip_message_bytes_max // STATEMENT_BYTES_MIN
+            check_updates(message.updates, self._config, batch_max)
+            updates = message.updates
+        elif isinstance(message, PushPull):
+            check_updates(message.state, self._config, 4 * self._config.members_max)
+            updates = message.state
+        elif isinstance(message, Nack):
+            updates = Updates()
+        else:
+            raise RemoteProtocolError(f"not a membership message: {kind}")
+        sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
+        if sequenced and type(message.sequence) is not int:
+            raise RemoteProtocolError("a sequence number must be an integer")
+        if isinstance(message, Ping | PingRequest):
+            check_address(message.reply_host, message.reply_port)
+            if not isinstance(message.target, bytes) or len(message.target) != NODE_ID_BYTES:
+                raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
+        if isinstance(message, PingRequest):
+            check_address(message.target_host, message.target_port)
+        self._statistics[f"received_{kind}"] += 1
+        self._apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
+        if isinstance(message, Ping):
+            self._on_ping(sender, message)
+        elif isinstance(message, Ack):
+            self._on_ack(sender, message)
+        elif isinstance(message, PingRequest):
+            self._on_ping_request(sender, message, now)
+        elif isinstance(message, Nack):
+            probe = self._probe
+            if probe is not None and probe.sequence == message.sequence and sender in probe.relays:
+                probe.nacks.add(sender)
+        elif isinstance(message, PushPull) and message.reply_wanted:
+            entry = self._members.get(sender)
+            if entry is not None and entry.state != LEFT:
+                self._send(entry.address, PushPull(False, self._full_state()))
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer due at `now`."""
+        for _ in range(TIMER_PASSES_MAX):
+            due = self._timers.pop_due(now)
+            if not due:
+                return
+            for key in due:
+                if key == _PROBE:
+                    self._probe_tick(now)
+                elif key == _GOSSIP:
+                    self._gossip(now)
+                elif key == _PUSH_PULL:
+                    self._push_pull_tick(now)
+                else:
+                    kind, value = key
+                    if kind == "probe_timeout":
+                        self._probe_timeout(value)
+                    elif kind == "relay":
+                        self._relay_timeout(value)
+                    elif kind == "suspicion":
+                        self._suspicion_timeout(value, now)
+                    else:
+                        assert kind == "reap", key
+                        self._reap(value, now)
+        raise AssertionError("timers keep falling due: a timer sets itself in the past")
+
+    # ---- probing ----------------------------------------------------------------------
+
+    def _probe_tick(self, now: float) -> None:
+        self._finish_probe(now)
+        self._timers.set(_PROBE, now + self._awareness.scale(self._config.probe_interval_s))
+        target = self._next_probe_target()
+        if target is None:
+            return
+        self._sequence += 1
+        self._probe = _Probe(self._sequence, target.node_id)
+        self._statistics["probes"] += 1
+        self._send(target.address, self._ping(self._sequence, target.node_id))
+        timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
+        self._timers.set(("probe_timeout", self._sequence), timeout_at)
+
+    def _next_probe_target(self) -> Entry | None:
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                entry = self._members.get(self._probe_order[self._probe_index])
+                self._probe_index += 1
+                if entry is not None and entry.node_id in self._reachable:
+                    return entry
+            self._probe_order = list(self._reachable.items)
+            self._rng.shuffle(self._probe_order)
+            self._probe_index = 0
+        return None
+
+    def _probe_timeout(self, sequence: int) -> None:
+        """No direct ack in time: ask others to probe the target for us."""
+        probe = self._probe
+        target = None if probe is None else self._members.get(probe.target)
+        if probe is None or probe.sequence != sequence or probe.acked or target is None:
+            return
+        candidates = [node_id for node_id in self._reachable.items if node_id != target.node_id]
+        relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
+        probe.relays = frozenset(relays)
+        for node_id in relays:
+            host, port = self._local.address
+            request = PingRequest(
+                sequence,
+                target.node_id,
+                target.alive.host,
+                target.alive.port,
+                host,
+                port,
+                self._piggyback(),
+            )
+            self._send(self._members[node_id].address, request)
+
+    def _finish_probe(self, now: float) -> None:
+        probe, self._probe = self._probe, None
+        if probe is None or probe.acked:
+            return
+        self._timers.cancel(("probe_timeout", probe.sequence))
+        self._statistics["probe_failures"] += 1
+        # Lifeguard: relays that nacked show the network works, so the target is at fault;
+        # missing nacks (or no relays at all) hint that we are the slow one.
+        missing = len(probe.relays) - len(probe.nacks) if probe.relays else 1
+        self._awareness.apply(missing)
+        entry = self._members.get(probe.target)
+        if entry is not None and entry.state in (ALIVE, SUSPECT):
+            self._apply_suspect(Suspect(entry.node_id, entry.incarnation, self._node_id), now)
+
+    def _on_ping(self, sender: bytes, ping: Ping) -> None:
+        if ping.target != self._node_id:
+            self._statistics["misdirected_pings"] += 1
+            return
+        reply_to = (ping.reply_host, ping.reply_port)
+        self._send(reply_to, Ack(ping.sequence, self._piggyback()))
+
+    def _on_ack(self, sender: bytes, ack: Ack) -> None:
+        probe = self._probe
+        if probe is not None and probe.sequence == ack.sequence:
+            if (sender == probe.target or sender in probe.relays) and not probe.acked:
+                probe.acked = True
+                self._awareness.apply(-1)
+            return
+        relay = self._relays.get(ack.sequence)
+        if relay is not None and sender == relay.target:
+            del self._relays[ack.sequence]
+            self._timers.cancel(("relay", ack.sequence))
+            self._send(relay.requester_address, Ack(relay.sequence, self._piggyback()))
+
+    def _on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
+        self._sequence += 1
+        reply_to = (request.reply_host, request.reply_port)
+        self._relays[self._sequence] = _Relay(sender, reply_to, request.sequence, request.target)
+        target_address = (request.target_host, request.target_port)
+        self._send(target_address, self._ping(self._sequence, request.target))
+        self._timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
+
+    def _ping(self, sequence: int, target: bytes) -> Ping:
+        host, port = self._local.address
+        return Ping(sequence, target, host, port, self._piggyback())
+
+    def _relay_timeout(self, sequence: int) -> None:
+        relay = self._relays.pop(sequence, None)
+        if relay is not None:
+            self._send(relay.requester_address, Nack(relay.sequence))
+
+    # ---- dissemination ----------------------------------------------------------------
+
+    def _retransmit_limit(self) -> int:
+        # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
+        return self._config.retransmit_mult * math.ceil(math.log10(len(self._members) + 1))
+
+    def _piggyback(self) -> Updates:
+        if not self._broadcasts:
+            return Updates()
+        return self._broadcasts.take(
+            self._config.gossip_message_bytes_max, self._retransmit_limit()
+        )
+
+    def _gossip(self, now: float) -> None:
+        if self._broadcasts:
+            reachable = self._reachable.items
+            for node_id in self._rng.sample(
+                reachable, min(self._config.gossip_fanout, len(reachable))
+            ):
+                updates = self._piggyback()
+                if not updates:
+                    break
+                self._send(self._members[node_id].address, Gossip(updates))
+        if not self.left or self._broadcasts:
+            self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
+
+    def _push_pull_tick(self, now: float) -> None:
+        self._timers.set(_PUSH_PULL, now + self._config.push_pull_interval_s)
+        others = [
+            entry for entry in self._members.values()
+            if entry is not self._local and entry.state != LEFT
+        ]
+        if others:
+            partner = self._rng.choice(others)
+            self._send(partner.address, PushPull(True, self._full_state()))
+        else:
+            for seed in self._seeds:
+                self._send(seed, PushPull(True, self._full_state()))
+
+    def _full_state(self) -> Updates:
+        entries = self._members.values()
+        return Updates(
+            alive=tuple(entry.alive for entry in entries),
+            left=tuple(entry.left for entry in entries if entry.left is not None),
+            dead=tuple(
+                Dead(entry.node_id, entry.incarnation, self._node_id)
+                for entry in entries
+                if entry.state == DEAD
+            ),
+            suspect=tuple(
+                Suspect(entry.node_id, entry.incarnation, self._node_id)
+                for entry in entries
+                if entry.state == SUSPECT
+            ),
+        )
+
+    # ---- statements -------------------------------------------------------------------
+
+    def _apply(self, updates: Updates, sender: bytes, now: float, from_push_pull: bool) -> None:
+        for alive in updates.alive:
+            self._apply_alive(alive, sender, now)
+        for left in updates.left:
+            self._apply_left(left, sender, now)
+        for dead in updates.dead:
+            if from_push_pull:
+                # memberlist: another's full state saying "dead" only makes us suspect, so
+                # one stale view cannot kill members we still hear from.
+                self._apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
+            else:
+                self._apply_dead(dead, now)
+        for suspect in updates.suspect:
+            self._apply_suspect(suspect, now)
+
+    def _apply_alive(self, alive: Alive, sender: bytes, now: float) -> None:
+        if alive.node_id == self._node_id:
+            if (
+                not self.left
+                and alive != self._local.alive
+                and alive.incarnation >= self._local.incarnation
+                and self._verified_alive(alive, sender)
+            ):
+                self._refute(alive.incarnation, now)  # a statement from our former life
+            return
+        entry = self._members.get(alive.node_id)
+        if entry is not None and alive.incarnation <= entry.incarnation:
+            return
+        if entry is None and len(self._members) >= self._config.members_max:
+            self._statistics["members_over_limit"] += 1
+            return
+        if not self._verified_alive(alive, sender):
+            return
+        if entry is None:
+            entry = Entry(alive, now)
+            self._members[alive.node_id] = entry
+            # Probe newcomers within this round, at a random place in the order.
+            position = self._rng.randint(self._probe_index, len(self._probe_order))
+            self._probe_order.insert(position, alive.node_id)
+        else:
+            entry.alive = alive
+            entry.incarnation = alive.incarnation
+            entry.left = None
+            if entry.state != ALIVE:
+                self._statistics["revivals"] += 1
+            entry.set_state(ALIVE, now)
+            self._timers.cancel(("suspicion", entry.node_id))
+            self._timers.cancel(("reap", entry.node_id))
+        self._reachable.add(entry.node_id)
+        self._broadcasts.push(alive)
+        self._changed(entry)
+
+    def _apply_left(self, left: Left, sender: bytes, now: float) -> None:
+        if left.node_id == self._node_id:
+            if (
+                not self.left
+                and left.incarnation >= self._local.incarnation
+                and self._verified_left(left, sender)
+            ):
+                self._refute(left.incarnation, now)
+            return
+        entry = self._members.get(left.node_id)
+        if entry is None or entry.state == LEFT or left.incarnation < entry.incarnation:
+            return
+        if not self._verified_left(left, sender):
+            return
+        entry.incarnation = left.incarnation
+        entry.left = left
+        self._gone(entry, LEFT, now)
+        self._broadcasts.push(left)
+
+    def _apply_dead(self, dead: Dead, now: float) -> None:
+        if dead.node_id == self._node_id:
+            if not self.left and dead.incarnation >= self._local.incarnation:
+                self._refute(dead.incarnation, now)
+            return
+        entry = self._members.get(dead.node_id)
+        if entry is None or entry.state in (DEAD, LEFT) or dead.incarnation < entry.incarnation:
+            return
+        entry.incarnation = dead.incarnation
+        self._statistics["deaths"] += 1
+        self._gone(entry, DEAD, now)
+        self._broadcasts.push(dead)
+
+    def _apply_suspect(self, suspect: Suspect, now: float) -> None:
+        if suspect.node_id == self._node_id:
+            if not self.left and suspect.incarnation >= self._local.incarnation:
+                self._refute(suspect.incarnation, now)
+            return
+        entry = self._members.get(suspect.node_id)
+        if entry is None or suspect.incarnation < entry.incarnation:
+            return
+        if entry.state == SUSPECT and entry.suspicion is not None:
+            if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
+                suspect.reporter
+            ):
+                # Lifeguard: a new confirmation shortens the timeout; pass it on so that
+                # others' timers shrink too.
+                self._timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
+                self._broadcasts.push(suspect)
+            return
+        if entry.state != ALIVE:
+            return
+        members = len(self._reachable) + 1
+        minimum_s, maximum_s = suspicion_bounds_s(
+            self._config.suspicion_mult,
+            self._config.suspicion_max_timeout_mult,
+            self._config.probe_interval_s,
+            members,
+        )
+        # memberlist: expect suspicion_mult - 2 confirmations, none in clusters too small.
+        expected = self._config.suspicion_mult - 2
+        if members - 2 < expected:
+            expected = 0
+        entry.incarnation = suspect.incarnation
+        entry.set_state(SUSPECT, now)
+        entry.suspicion = Suspicion(
+            suspect.incarnation, suspect.reporter, now, minimum_s, maximum_s, max(expected, 0)
+        )
+        self._statistics["suspicions"] += 1
+        self._timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
+        self._broadcasts.push(suspect)
+        self._changed(entry)
+
+    def _suspicion_timeout(self, node_id: bytes, now: float) -> None:
+        entry = self._members.get(node_id)
+        if entry is not None and entry.state == SUSPECT:
+            self._apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
+
+    def _gone(self, entry: Entry, state: str, now: float) -> None:
+        entry.set_state(state, now)
+        self._reachable.discard(entry.node_id)
+        self._timers.cancel(("suspicion", entry.node_id))
+        self._timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
+        self._changed(entry)
+
+    def _reap(self, node_id: bytes, now: float) -> None:
+        entry = self._members.get(node_id)
+        if entry is not None and entry.state in (DEAD, LEFT):
+            del self._members[node_id]
+            self._statistics["reaped"] += 1
+
+    def _refute(self, accused_incarnation: int, now: float) -> None:
+        self._statistics["refutations"] += 1
+        # Lifeguard: having to refute hints that we are slow to answer.
+        self._awareness.apply(1)
+        incarnation = max(self._local.incarnation, accused_incarnation) + 1
+        alive = self._local.alive
+        self._set_local_alive(alive.name, (alive.host, alive.port), incarnation, alive.tags, now)
+
+    def _set_local_alive(
+        self, name: str, address: Address, incarnation: int, tags, now: float
+    ) -> None:
+        alive = self._signed_alive(name, address, incarnation, tags)
+        self._local.alive = alive
+        self._local.incarnation = incarnation
+        self._broadcasts.push(alive)
+        self._changed(self._local)
+
+    def _signed_alive(self, name: str, address: Address, incarnation: int, tags) -> Alive:
+        host, port = address
+        signed = alive_signed_bytes(self._node_id, name, host, port, incarnation, tags)
+        return Alive(self._node_id, name, host, port, incarnation, tags, self._sign(signed))
+
+    def _verified_alive(self, alive: Alive, sender: bytes) -> bool:
+        signed = alive_signed_bytes(
+            alive.node_id, alive.name, alive.host, alive.port, alive.incarnation, alive.tags
+        )
+        if self._verify(alive.node_id, signed, alive.signature):
+            return True
+        self._refuse(sender, "an alive statement with a bad signature")
+        return False
+
+    def _verified_left(self, left: Left, sender: bytes) -> bool:
+        signed = left_signed_bytes(left.node_id, left.incarnation)
+        if self._verify(left.node_id, signed, left.signature):
+            return True
+        self._refuse(sender, "a left statement with a bad signature")
+        return False
+
+    # ---- outputs ----------------------------------------------------------------------
+
+    def _refuse(self, sender: bytes, reason: str) -> None:
+        self._statistics["refused"] += 1
+        self._events.append(PeerRefused(sender, reason))
+
+    def _send(self, to: Address, message: object) -> None:
+        self._statistics[f"sent_{type(message).__name__}"] += 1
+        self._events.append(Send(to, message))
+
+    def _changed(self, entry: Entry) -> None:
+        self._events.append(
+            MemberChanged(
+                node_id=entry.node_id,
+                name=entry.alive.name,
+                address=entry.address,
+                state=entry.state,
+                incarnation=entry.incarnation,
+                tags=entry.tags,
+            )
+        )
