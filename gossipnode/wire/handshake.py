@@ -301,8 +301,6 @@ class Handshake:
             else:
                 assert isinstance(message, Finish)
                 self._on_finish(message)
-        if self.result is None and self._decoder.buffered_bytes > HANDSHAKE_FRAME_BYTES_MAX:
-            raise HandshakeError("peer sent more than a handshake message before its turn")
 
     def _send(self, message: object) -> bytes:
         frame = HANDSHAKE_MESSAGES.encode(message)

@@ -37,7 +37,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
 from . import cbor
 
-__all__ = ["Limit", "MessageError", "MessageRegistry"]
+__all__ = ["PEER_MESSAGES", "Limit", "MessageError", "MessageRegistry"]
 
 # CBOR's major types 0 and 1 hold integers in [-2**64, 2**64 - 1]; anything wider needs a
 # bignum tag, which the strict decoder refuses, so the encoder refuses it first.
@@ -325,3 +325,8 @@ _CHECKS: dict[type, Callable[[str, list[Any]], None]] = {
     Version: _check_version,
     Record: _check_record,
 }
+
+
+# The registry of the core's peer messages. The modules that define them register here,
+# each with a stable type id; the transport encodes and decodes with it by default.
+PEER_MESSAGES = MessageRegistry()
