@@ -1,0 +1,451 @@
+"""The handshake: two nodes prove who they are and agree on channel keys (sans-IO).
+
+Theory of operation (three messages, each one frame of strict CBOR, see `messages.py`):
+
+    initiator                                              responder
+    Hello(versions, eI, nI, mac = H(secret; versions, eI, nI))    ->
+                       <- Reply(v, eR, nR, idR, sigR(T2), mac = H(master; T2, sigR))
+                          or Refusal(reason, versions, mac)
+    Finish(idI, sigI(T3), mac = H(master; T3, sigI))              ->
+
+    T2 = H(Hello bytes, v, eR, nR, idR)     T3 = H(T2, sigR, reply mac, idI)
+    dh = X25519(e_own, e_peer)              master = H(secret; dh, T2)
+    keys: initiator->responder = H(master; T3, sigI, finish mac, "i2r"), and "r2i"
+
+Rules:
+1. Cluster secret first: the responder checks Hello's MAC against each secret it holds
+   (newest first, for rotation) before any expensive work. No match is "wrong cluster
+   secret": it answers with an unauthenticated Refusal saying so, then the caller closes.
+2. Identities: each side signs the transcript hash with its Ed25519 identity key; node id
+   = public key, so a signature that verifies proves the id. Signatures cover both
+   ephemeral keys and both nonces, so an old handshake replayed fails (the responder's
+   fresh eR/nR is in what the initiator must sign and MAC).
+3. Forward secrecy: fresh X25519 keys per handshake; the session keys depend on the
+   Diffie-Hellman result, the cluster secret and the whole transcript, via keyed BLAKE2b
+   with a distinct `person` per use. Primitives are PyNaCl's (libsodium) only.
+4. Versions: the responder picks the highest version both speak. With none in common it
+   sends a Refusal (MAC'd with the secret, so the initiator can trust it) naming its
+   versions; both sides report "no common protocol version: ours 1-1, theirs 2-3".
+5. Limits: handshake frames are at most `HANDSHAKE_FRAME_BYTES_MAX`; bytes past the
+   handshake are kept, unread, and handed to the channel only once the peer is proven.
+6. Errors: every failure is a `HandshakeError` (a RemoteProtocolError) with a distinct,
+   readable reason. After one, send what `data_to_send()` holds (a refusal) and close.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+import nacl.bindings
+import nacl.encoding
+import nacl.exceptions
+import nacl.hash
+import nacl.public
+import nacl.signing
+import nacl.utils
+
+from ..core.errors import LocalProtocolError, RemoteProtocolError
+from .channel import SecureChannel
+from .framing import FrameDecoder, FrameError, encode_frame
+from .messages import Limit, MessageError, MessageRegistry
+
+__all__ = [
+    "HANDSHAKE_FRAME_BYTES_MAX",
+    "PROTOCOL_VERSIONS",
+    "Handshake",
+    "HandshakeError",
+    "HandshakeResult",
+    "Signer",
+    "format_versions",
+]
+
+# The protocol versions this build speaks. Bump when a message schema changes.
+PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+# The largest handshake message is a Reply of ~220 bytes; a Refusal with its reason text
+# stays under 400. 1 KiB bounds what an unauthenticated peer can make us buffer.
+HANDSHAKE_FRAME_BYTES_MAX = 1024
+# Versions one Hello may list: a range of releases, not an attack surface.
+VERSIONS_MAX = 16
+KEY_BYTES = 32
+NONCE_BYTES = 32
+MAC_BYTES = 32
+SIGNATURE_BYTES = 64
+NODE_ID_BYTES = 32
+# A Refusal's reason is shown to operators; keep it to one short line.
+REASON_BYTES_MAX = 200
+
+_Key = Annotated[bytes, Limit(KEY_BYTES, minimum=KEY_BYTES)]
+_Nonce = Annotated[bytes, Limit(NONCE_BYTES, minimum=NONCE_BYTES)]
+_Mac = Annotated[bytes, Limit(MAC_BYTES, minimum=MAC_BYTES)]
+_Versions = Annotated[tuple[int, ...], Limit(VERSIONS_MAX, minimum=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    versions: _Versions
+    ephemeral_key: _Key
+    nonce: _Nonce
+    mac: _Mac
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    version: int
+    ephemeral_key: _Key
+    nonce: _Nonce
+    node_id: Annotated[bytes, Limit(NODE_ID_BYTES, minimum=NODE_ID_BYTES)]
+    signature: Annotated[bytes, Limit(SIGNATURE_BYTES, minimum=SIGNATURE_BYTES)]
+    mac: _Mac
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    node_id: Annotated[bytes, Limit(NODE_ID_BYTES, minimum=NODE_ID_BYTES)]
+    signature: Annotated[bytes, Limit(SIGNATURE_BYTES, minimum=SIGNATURE_BYTES)]
+    mac: _Mac
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: Annotated[str, Limit(REASON_BYTES_MAX)]
+    versions: Annotated[tuple[int, ...], Limit(VERSIONS_MAX)]
+    # Empty when the responder could not authenticate (it does not share our secret).
+    mac: Annotated[bytes, Limit(MAC_BYTES)]
+
+
+HANDSHAKE_MESSAGES = MessageRegistry(bytes_max=64, text_bytes_max=REASON_BYTES_MAX, items_max=16)
+HANDSHAKE_MESSAGES.register(1, Hello)
+HANDSHAKE_MESSAGES.register(2, Reply)
+HANDSHAKE_MESSAGES.register(3, Finish)
+HANDSHAKE_MESSAGES.register(4, Refusal)
+
+WRONG_SECRET = "wrong cluster secret"
+NO_COMMON_VERSION = "no common protocol version"
+
+
+class HandshakeError(RemoteProtocolError):
+    """The handshake failed; `str()` says why in one line."""
+
+
+class Signer(Protocol):
+    """What the handshake needs of an identity (gossipnode.identity.Identity fits)."""
+
+    @property
+    def node_id(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """A proven peer: its node id, the negotiated version and the channel to talk on.
+
+    Bytes that arrived after the handshake are already fed into `channel`.
+    """
+
+    peer_id: bytes
+    version: int
+    channel: SecureChannel
+
+
+def format_versions(versions: tuple[int, ...]) -> str:
+    """ "1-3" for a contiguous range, "1,3" otherwise, "none" when empty."""
+    if not versions:
+        return "none"
+    ordered = sorted(set(versions))
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ",".join(map(str, ordered))
+
+
+def _hash(person: bytes, *parts: bytes, key: bytes = b"") -> bytes:
+    """Keyed BLAKE2b-256 over length-prefixed parts, so no two part lists collide."""
+    data = b"".join(struct.pack(">Q", len(part)) + part for part in parts)
+    return nacl.hash.blake2b(
+        data, digest_size=32, key=key, person=person, encoder=nacl.encoding.RawEncoder
+    )
+
+
+def _versions_bytes(versions: tuple[int, ...]) -> bytes:
+    return b"".join(struct.pack(">Q", version) for version in versions)
+
+
+class Handshake:
+    """One side of a handshake. Build with `initiator(...)` or `responder(...)`.
+
+    Drive it like h11: write `data_to_send()` to the peer, feed what the peer sends to
+    `receive_data()`, until `result` is set (success) or HandshakeError is raised.
+    """
+
+    def __init__(
+        self,
+        initiator: bool,
+        identity: Signer,
+        secrets: tuple[bytes, ...],
+        *,
+        frame_bytes_max: int,
+        versions: tuple[int, ...] = PROTOCOL_VERSIONS,
+        expected_peer: bytes | None = None,
+    ) -> None:
+        if not secrets:
+            raise LocalProtocolError("at least one cluster secret is needed")
+        if not versions or len(versions) > VERSIONS_MAX:
+            raise LocalProtocolError(f"between 1 and {VERSIONS_MAX} protocol versions needed")
+        self.is_initiator = initiator
+        self.identity = identity
+        self.secrets = tuple(secrets)
+        self.versions = tuple(sorted(set(versions)))
+        self.expected_peer = expected_peer
+        self.frame_bytes_max = frame_bytes_max
+        self.result: HandshakeResult | None = None
+        self._decoder = FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX)
+        self._outgoing = bytearray()
+        self._ephemeral = nacl.public.PrivateKey.generate()
+        self._nonce = nacl.utils.random(NONCE_BYTES)
+        self._failed: str | None = None
+        # Filled in as the handshake proceeds.
+        self._secret = b""
+        self._hello_bytes = b""
+        self._master = b""
+        self._transcript = b""
+        self._version = 0
+        self._peer_id = b""
+        if initiator:
+            self._secret = self.secrets[0]
+            self._send_hello()
+            self._expecting: type = Reply
+        else:
+            self._expecting = Hello
+
+    @classmethod
+    def initiator(
+        cls,
+        identity: Signer,
+        secrets: tuple[bytes, ...],
+        *,
+        frame_bytes_max: int,
+        versions: tuple[int, ...] = PROTOCOL_VERSIONS,
+        expected_peer: bytes | None = None,
+    ) -> Handshake:
+        """The dialing side. `expected_peer`: the node id we mean to reach, or None (a seed)."""
+        return cls(
+            True,
+            identity,
+            secrets,
+            frame_bytes_max=frame_bytes_max,
+            versions=versions,
+            expected_peer=expected_peer,
+        )
+
+    @classmethod
+    def responder(
+        cls,
+        identity: Signer,
+        secrets: tuple[bytes, ...],
+        *,
+        frame_bytes_max: int,
+        versions: tuple[int, ...] = PROTOCOL_VERSIONS,
+    ) -> Handshake:
+        """The accepting side; it accepts any of `secrets` (newest first)."""
+        return cls(False, identity, secrets, frame_bytes_max=frame_bytes_max, versions=versions)
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer now (possibly empty)."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> None:
+        """Take bytes from the peer; may complete the handshake (`result` set).
+
+        Raises:
+            HandshakeError: with a one-line reason; the caller flushes `data_to_send()`
+                and closes the connection.
+        """
+        if self._failed is not None:
+            raise HandshakeError(self._failed)
+        try:
+            self._receive(data)
+        except HandshakeError as error:
+            self._failed = str(error)
+            raise
+        except (FrameError, MessageError) as error:
+            self._failed = f"malformed handshake: {error}"
+            raise HandshakeError(self._failed) from None
+
+    # -- the state machine ------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        if self.result is not None:
+            # After the handshake, bytes belong to the channel; the caller should use it.
+            raise LocalProtocolError("handshake is complete; feed the channel instead")
+        self._decoder.feed(data)
+        while self.result is None:
+            frame = self._decoder.next_frame()
+            if frame is None:
+                break
+            message = HANDSHAKE_MESSAGES.decode(frame)
+            if isinstance(message, Refusal) and self._expecting is Reply:
+                self._on_refusal(message)
+            if not isinstance(message, self._expecting):
+                raise HandshakeError(
+                    f"unexpected {type(message).__name__} (expected {self._expecting.__name__})"
+                )
+            if isinstance(message, Hello):
+                self._on_hello(message, frame)
+            elif isinstance(message, Reply):
+                self._on_reply(message)
+            else:
+                assert isinstance(message, Finish)
+                self._on_finish(message)
+
+    def _send(self, message: object) -> bytes:
+        frame = HANDSHAKE_MESSAGES.encode(message)
+        self._outgoing += encode_frame(frame, HANDSHAKE_FRAME_BYTES_MAX)
+        return frame
+
+    def _send_hello(self) -> None:
+        eph = bytes(self._ephemeral.public_key)
+        mac = self._hello_mac(self._secret, self.versions, eph, self._nonce)
+        self._hello_bytes = self._send(Hello(self.versions, eph, self._nonce, mac))
+
+    @staticmethod
+    def _hello_mac(secret: bytes, versions: tuple[int, ...], eph: bytes, nonce: bytes) -> bytes:
+        return _hash(b"gn-hello-mac", _versions_bytes(versions), eph, nonce, key=secret)
+
+    def _refusal_mac(self, reason: str, versions: tuple[int, ...]) -> bytes:
+        return _hash(
+            b"gn-refusal-mac",
+            self._hello_bytes,
+            reason.encode(),
+            _versions_bytes(versions),
+            key=self._secret,
+        )
+
+    def _on_hello(self, hello: Hello, frame: bytes) -> None:
+        # Rule 1: find the secret before any public-key work.
+        for secret in self.secrets:
+            expected = self._hello_mac(secret, hello.versions, hello.ephemeral_key, hello.nonce)
+            if hmac.compare_digest(expected, hello.mac):
+                self._secret = secret
+                break
+        else:
+            self._send(Refusal(WRONG_SECRET, (), b""))
+            raise HandshakeError(f"{WRONG_SECRET} (the peer's hello matches none of ours)")
+        self._hello_bytes = frame
+        shared = set(hello.versions) & set(self.versions)
+        if not shared:
+            reason = NO_COMMON_VERSION
+            self._send(Refusal(reason, self.versions, self._refusal_mac(reason, self.versions)))
+            raise HandshakeError(
+                f"{NO_COMMON_VERSION}: ours {format_versions(self.versions)}, "
+                f"theirs {format_versions(hello.versions)}"
+            )
+        self._version = max(shared)
+        eph = bytes(self._ephemeral.public_key)
+        node_id = self.identity.node_id
+        self._transcript = _hash(
+            b"gn-t2", frame, struct.pack(">Q", self._version), eph, self._nonce, node_id
+        )
+        self._master = self._derive_master(hello.ephemeral_key)
+        signature = self.identity.sign(self._transcript)
+        mac = _hash(b"gn-reply-mac", self._transcript, signature, key=self._master)
+        self._send(Reply(self._version, eph, self._nonce, node_id, signature, mac))
+        self._transcript = _hash(b"gn-t3", self._transcript, signature, mac)
+        self._expecting = Finish
+
+    def _on_refusal(self, refusal: Refusal) -> None:
+        if not refusal.mac:
+            raise HandshakeError(f"peer refused (unauthenticated): {refusal.reason!r}")
+        expected = self._refusal_mac(refusal.reason, refusal.versions)
+        if not hmac.compare_digest(expected, refusal.mac):
+            raise HandshakeError("peer refused with a refusal that fails its MAC")
+        if refusal.reason == NO_COMMON_VERSION:
+            raise HandshakeError(
+                f"{NO_COMMON_VERSION}: ours {format_versions(self.versions)}, "
+                f"theirs {format_versions(refusal.versions)}"
+            )
+        raise HandshakeError(f"peer refused: {refusal.reason!r}")
+
+    def _on_reply(self, reply: Reply) -> None:
+        if reply.version not in self.versions:
+            raise HandshakeError(f"peer chose protocol version {reply.version}, which we lack")
+        transcript = _hash(
+            b"gn-t2",
+            self._hello_bytes,
+            struct.pack(">Q", reply.version),
+            reply.ephemeral_key,
+            reply.nonce,
+            reply.node_id,
+        )
+        self._transcript = transcript
+        self._master = self._derive_master(reply.ephemeral_key)
+        # The MAC first: it proves the cluster secret and this very exchange (replays fail).
+        expected = _hash(b"gn-reply-mac", transcript, reply.signature, key=self._master)
+        if not hmac.compare_digest(expected, reply.mac):
+            raise HandshakeError(
+                "handshake MAC mismatch: the peer does not hold our cluster secret, "
+                "or the reply was tampered with"
+            )
+        self._check_identity(reply.node_id, reply.signature, transcript)
+        self._version = reply.version
+        self._peer_id = reply.node_id
+        node_id = self.identity.node_id
+        self._transcript = _hash(b"gn-t3", transcript, reply.signature, reply.mac)
+        finish_transcript = _hash(b"gn-t4", self._transcript, node_id)
+        signature = self.identity.sign(finish_transcript)
+        mac = _hash(b"gn-finish-mac", finish_transcript, signature, key=self._master)
+        self._send(Finish(node_id, signature, mac))
+        self._complete(_hash(b"gn-final", finish_transcript, signature, mac))
+
+    def _on_finish(self, finish: Finish) -> None:
+        finish_transcript = _hash(b"gn-t4", self._transcript, finish.node_id)
+        expected = _hash(b"gn-finish-mac", finish_transcript, finish.signature, key=self._master)
+        if not hmac.compare_digest(expected, finish.mac):
+            raise HandshakeError(
+                "handshake MAC mismatch: a replayed or tampered handshake, "
+                "or a peer without our cluster secret"
+            )
+        self._check_identity(finish.node_id, finish.signature, finish_transcript)
+        self._peer_id = finish.node_id
+        self._complete(_hash(b"gn-final", finish_transcript, finish.signature, finish.mac))
+
+    def _check_identity(self, node_id: bytes, signature: bytes, transcript: bytes) -> None:
+        try:
+            nacl.signing.VerifyKey(node_id).verify(transcript, signature)
+        except (nacl.exceptions.CryptoError, ValueError, TypeError):
+            raise HandshakeError(
+                f"bad signature: the peer cannot prove node id {node_id.hex()[:16]}"
+            ) from None
+        if node_id == self.identity.node_id:
+            raise HandshakeError("the peer has our own node id (connected to ourselves?)")
+        if self.expected_peer is not None and node_id != self.expected_peer:
+            raise HandshakeError(
+                f"expected node {self.expected_peer.hex()[:16]}, "
+                f"but the peer proved it is {node_id.hex()[:16]}"
+            )
+
+    def _derive_master(self, peer_ephemeral: bytes) -> bytes:
+        try:
+            dh = nacl.bindings.crypto_scalarmult(bytes(self._ephemeral), peer_ephemeral)
+        except nacl.exceptions.CryptoError:
+            # libsodium refuses low-order points (an all-zero shared secret).
+            raise HandshakeError("peer sent a weak ephemeral key") from None
+        return _hash(b"gn-master", dh, self._transcript, key=self._secret)
+
+    def _complete(self, final: bytes) -> None:
+        initiator_to_responder = _hash(b"gn-key-i2r", final, key=self._master)
+        responder_to_initiator = _hash(b"gn-key-r2i", final, key=self._master)
+        if self.is_initiator:
+            send_key, receive_key = initiator_to_responder, responder_to_initiator
+        else:
+            send_key, receive_key = responder_to_initiator, initiator_to_responder
+        channel = SecureChannel(send_key, receive_key, self.frame_bytes_max)
+        # Bytes the peer sent right after its last handshake message belong to the channel.
+        channel.receive_data(self._decoder.take_buffer())
+        self.result = HandshakeResult(self._peer_id, self._version, channel)
+        self._ephemeral = None  # type: ignore[assignment]  # forget it: forward secrecy
+        self._master = b""
