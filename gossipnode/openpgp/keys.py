@@ -11,8 +11,10 @@ Rules of this module:
 4. Secret material is found by packet tags (Secret-Key 5, Secret-Subkey 7), never with
    pysequoia's deprecated `Cert.has_secret_keys` / `Cert.secrets` (they warn, and tests
    turn warnings into errors).
-5. What may travel to every member is only ever `bytes(cert)` of a `Cert`, which holds
-   public packets only; the full secret key travels only in a `private_keys` value.
+5. What may travel to every member is only ever `bytes(cert)` of a `Cert`, and only after
+   `contains_secret_key_material` has confirmed it holds no secret packet: for a secret
+   packet Sequoia cannot parse (kept opaque), `bytes(cert)` DOES copy it verbatim. The
+   full secret key travels only in a `private_keys` value.
 6. `contains_secret_key_material` never raises and answers True if EITHER Sequoia (one
    armor block at a time) OR the pure-Python walker of `packets.py` sees a secret key
    packet: it guards invariant 2 (containment), so a blind spot of one parser must not
@@ -127,13 +129,7 @@ def contains_secret_key_material(data: bytes) -> bool:
         pass  # a walker bug must not crash the caller; Sequoia still looks below
     if len(data) > FILE_BYTES_MAX:
         return False
-    for chunk in _chunks(data):
-        try:
-            if any(packet.tag in _SECRET_TAGS for packet in _parse_packets(chunk)):
-                return True
-        except KeyParseError:
-            continue
-    return False
+    return any(_sequoia_sees_secret(chunk) for chunk in _chunks(data))
 
 
 def value_holds_secret(value: Any) -> bool:
@@ -228,11 +224,29 @@ def _parse_packets(chunk: bytes) -> list[Packet]:
         raise _parse_error(error) from None
 
 
+def _sequoia_sees_secret(chunk: bytes) -> bool:
+    try:
+        return any(_packet_tag(packet) in _SECRET_TAGS for packet in _parse_packets(chunk))
+    except KeyParseError:
+        return False
+
+
+def _packet_tag(packet: Packet) -> Tag | None:
+    """The packet's tag; None for tags pysequoia has no name for (private, unknown),
+    where reading `.tag` raises RuntimeError."""
+    try:
+        return packet.tag
+    except Exception:
+        return None
+
+
 def _key_groups(pile: list[Packet]) -> Iterator[list[Packet]]:
     """Split a packet sequence at each primary key packet; one group per key."""
     group: list[Packet] = []
     for packet in pile:
-        tag = packet.tag
+        tag = _packet_tag(packet)
+        if tag is None:
+            raise KeyParseError("packet with a private or unknown tag: not a key file")
         if tag in _IGNORED_TAGS:
             continue
         if tag not in _KEY_TAGS:
@@ -249,7 +263,7 @@ def _key_groups(pile: list[Packet]) -> Iterator[list[Packet]]:
 
 
 def _build_key(group: list[Packet]) -> ParsedKey:
-    has_secret = any(packet.tag in _SECRET_TAGS for packet in group)
+    has_secret = any(_packet_tag(packet) in _SECRET_TAGS for packet in group)
     try:
         if has_secret:
             tsk = pysequoia.Tsk.from_packets(group)
@@ -263,8 +277,17 @@ def _build_key(group: list[Packet]) -> ParsedKey:
         fingerprint = cert.fingerprint.lower()
         expiration = cert.expiration
         revoked = cert.is_revoked
+        created_unix_s = int(group[0].key_created.timestamp())
     except BaseException as error:
         raise _parse_error(error) from None
+    if contains_secret_key_material(public_cert):
+        # Found by fuzzing: a secret (sub)key packet that Sequoia cannot parse is kept as an
+        # opaque packet and serialized verbatim, even by `bytes(cert)`. Refuse the key
+        # rather than let secret bytes into the public projection.
+        raise KeyParseError(
+            f"key {fingerprint} has a malformed secret key packet that would stay in its "
+            "public certificate"
+        )
     for blob in (public_cert, secret_key or b""):
         if len(blob) > KEY_BYTES_MAX:
             raise KeyParseError(
@@ -277,7 +300,7 @@ def _build_key(group: list[Packet]) -> ParsedKey:
         email=_first_email(group, ordered),
         public_cert=public_cert,
         secret_key=secret_key,
-        created_unix_s=int(group[0].key_created.timestamp()),
+        created_unix_s=created_unix_s,
         expires_unix_s=None if expiration is None else int(expiration.timestamp()),
         revoked=bool(revoked),
     )
@@ -286,18 +309,19 @@ def _build_key(group: list[Packet]) -> ParsedKey:
 def _primary_first(group: list[Packet], user_ids: tuple[str, ...]) -> tuple[str, ...]:
     """Move the user ID whose newest self-certification sets the primary flag to the
     front (the newest such one if several do); otherwise keep Sequoia's order."""
-    primary_fingerprint = group[0].fingerprint.lower()
+    primary_fingerprint = (_read(group[0], "fingerprint") or "").lower()
     newest: dict[str, tuple[Any, bool]] = {}  # user ID -> (signature time, primary flag)
     current: str | None = None
     for packet in group:
-        if packet.tag == Tag.UserID:
-            current = packet.user_id
-        elif packet.tag != Tag.Signature:
+        tag = _packet_tag(packet)
+        if tag == Tag.UserID:
+            current = _read(packet, "user_id")
+        elif tag != Tag.Signature:
             current = None
         elif current is not None and _is_self_certification(packet, primary_fingerprint):
-            created = packet.signature_created
-            if current not in newest or created >= newest[current][0]:
-                newest[current] = (created, bool(packet.primary_userid))
+            created = _read(packet, "signature_created")
+            if created is not None and (current not in newest or created >= newest[current][0]):
+                newest[current] = (created, bool(_read(packet, "primary_userid")))
     flagged = [(created, uid) for uid, (created, flag) in newest.items() if flag]
     if not flagged:
         return user_ids
@@ -308,26 +332,35 @@ def _primary_first(group: list[Packet], user_ids: tuple[str, ...]) -> tuple[str,
 
 
 def _is_self_certification(signature: Packet, primary_fingerprint: str) -> bool:
-    if signature.signature_type not in _SELF_CERTIFICATIONS:
+    if not primary_fingerprint:
         return False
-    issuer = signature.issuer_fingerprint
+    if _read(signature, "signature_type") not in _SELF_CERTIFICATIONS:
+        return False
+    issuer = _read(signature, "issuer_fingerprint")
     if issuer is not None:
         return issuer.lower() == primary_fingerprint
-    key_id = signature.issuer_key_id
+    key_id = _read(signature, "issuer_key_id")
     return key_id is not None and primary_fingerprint.endswith(key_id.lower())
 
 
 def _first_email(group: list[Packet], user_ids: tuple[str, ...]) -> str | None:
     emails: dict[str, str] = {}
     for packet in group:
-        if packet.tag == Tag.UserID:
-            try:
-                email = packet.user_id_email
-            except Exception:  # an unparsable user ID simply has no e-mail
-                email = None
-            if email:
-                emails.setdefault(packet.user_id, email)
+        if _packet_tag(packet) == Tag.UserID:
+            user_id, email = _read(packet, "user_id"), _read(packet, "user_id_email")
+            if user_id is not None and email:
+                emails.setdefault(user_id, email)
     return next((emails[uid] for uid in user_ids if uid in emails), None)
+
+
+def _read(packet: Packet, attribute: str) -> Any:
+    """A packet attribute, or None where pysequoia cannot read it (an unknown signature
+    type or an unparsable user ID raises RuntimeError). Metadata is best effort; Sequoia
+    has already accepted the key as a whole."""
+    try:
+        return getattr(packet, attribute)
+    except Exception:
+        return None
 
 
 def _tag_name(tag: Tag) -> str:
