@@ -274,7 +274,7 @@ def _load_verbs() -> None:
 
 
 # Modules that add verbs with @verb; each is optional until it exists.
-_EXTRA_VERB_MODULES: tuple[str, ...] = ()
+_EXTRA_VERB_MODULES: tuple[str, ...] = ("gossipnode.commands.agent",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

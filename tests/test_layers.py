@@ -104,8 +104,8 @@ def test_only_runtime_imports_trio():
 def test_only_the_composition_root_imports_runtime_or_simulations():
     for path in files("gossipnode") + files("simulations"):
         relative = path.relative_to(ROOT)
-        in_runtime = relative.parts[:2] == ("gossipnode", "runtime")
-        if relative.parts[0] == "simulations" or in_runtime or relative.name == "cli.py":
+        in_root = relative.parts[:2] in {("gossipnode", "runtime"), ("gossipnode", "commands")}
+        if relative.parts[0] == "simulations" or in_root or relative.name == "cli.py":
             if relative.parts[0] == "simulations":
                 assert all(not m.startswith("gossipnode.runtime") for m in imports_of(path)[0]), (
                     path

@@ -56,7 +56,8 @@ __all__ = ["SOFTWARE_VERSION", "NodeCore"]
 SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
 PRIVATE_KEYS = "private_keys"
 WEB_MESSENGER = "web_messenger"
-# Tombstones are collected this often; collection is cheap, but there is no hurry either.
+# Tombstones are collected this often (or every tenth of the grace period, if shorter);
+# collection is cheap, but there is no hurry either.
 TOMBSTONE_GC_INTERVAL_S = 3600.0
 # Records per push message: fresh writes come one by one, a forward batches a few.
 PUSH_RECORDS_MAX = 64
@@ -118,7 +119,8 @@ class NodeCore:
         if newest is not None:
             # After a restart the wall clock may be behind what we stamped before.
             self.clock.observe(newest, max(newest.wall_ms, _ms(now)))
-        self._next_gc = now + TOMBSTONE_GC_INTERVAL_S
+        self._gc_interval_s = min(TOMBSTONE_GC_INTERVAL_S, replication.tombstone_grace_s / 10)
+        self._next_gc = now + self._gc_interval_s
         self._next_anti_entropy = now + rng.uniform(0.5, 1.0) * replication.anti_entropy_interval_s
         self._reconcile_placement(now)
         self._drain_membership(now)
@@ -204,7 +206,7 @@ class NodeCore:
             self._next_anti_entropy = now + self.config.replication.anti_entropy_interval_s
             self._anti_entropy_round(now)
         if now >= self._next_gc:
-            self._next_gc = now + TOMBSTONE_GC_INTERVAL_S
+            self._next_gc = now + self._gc_interval_s
             self._collect_tombstones(now)
 
     # --- outputs -------------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""`gossipnode agent`: run a node in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import trio
+
+from ..cli import EXIT_OK, verb
+from ..config import load_config
+from ..runtime.agent import open_agent
+from ..runtime.logs import setup_logging
+from ..storage import StoreError
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the node.toml to run")
+
+
+@verb(
+    "agent",
+    "run a node in the foreground (logs on stderr; SIGTERM or Ctrl-C leaves the cluster)\n\n"
+    "example: gossipnode agent --config /var/lib/gossipnode/node.toml",
+    _arguments,
+)
+def _agent(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    tail = setup_logging(config.log_format)
+    try:
+        agent = open_agent(config, tail)
+    except StoreError as error:
+        from ..cli import UsageError
+
+        raise UsageError(str(error)) from None
+    trio.run(agent.run)
+    return EXIT_OK
