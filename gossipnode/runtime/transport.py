@@ -42,7 +42,8 @@ from ..wire.handshake import (
     HandshakeResult,
     Signer,
 )
-from ..wire.messages import PEER_MESSAGES, MessageRegistry
+from ..wire.messages import MessageRegistry
+from ..wire.peer_messages import PEER_MESSAGES
 
 __all__ = [
     "ConnectionClosed",

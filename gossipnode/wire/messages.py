@@ -185,10 +185,13 @@ class MessageRegistry:
             return _optional(*self._compile(options[0], where, limit))
         if origin is tuple:
             args = typing.get_args(hint)
-            if len(args) != 2 or args[1] is not Ellipsis:
-                raise LocalProtocolError(f"{where}: only tuple[X, ...] is supported")
-            item = self._compile(args[0], f"{where}[]")
-            return _tuple(where, *item, limit or Limit(self.items_max))
+            if len(args) == 2 and args[1] is Ellipsis:
+                item = self._compile(args[0], f"{where}[]")
+                return _tuple(where, *item, limit or Limit(self.items_max))
+            if not args or Ellipsis in args:
+                raise LocalProtocolError(f"{where}: only tuple[X, ...] or tuple[X, Y] is supported")
+            items = [self._compile(arg, f"{where}[{i}]") for i, arg in enumerate(args)]
+            return _fixed_tuple(where, items)
         if hint is bool:
             return _scalar(where, bool, lambda value: None)
         if hint is int:
@@ -299,6 +302,22 @@ def _tuple(
         if not limit.minimum <= len(raw) <= limit.maximum:
             raise MessageError(f"{where}: {len(raw)} items, expected {_range(limit)}")
         return tuple(decode_item(item) for item in raw)
+
+    return encode, decode
+
+
+def _fixed_tuple(where: str, items: list[tuple[_Encoder, _Decoder]]) -> tuple[_Encoder, _Decoder]:
+    """tuple[A, B]: exactly len(items) values, each of its own type."""
+
+    def encode(value: Any) -> Any:
+        if type(value) is not tuple or len(value) != len(items):
+            raise LocalProtocolError(f"{where}: expected a tuple of {len(items)} values")
+        return [item[0](v) for item, v in zip(items, value, strict=True)]
+
+    def decode(raw: Any) -> Any:
+        if not isinstance(raw, list) or len(raw) != len(items):
+            raise MessageError(f"{where}: expected an array of {len(items)} values")
+        return tuple(item[1](v) for item, v in zip(items, raw, strict=True))
 
     return encode, decode
 
