@@ -294,4 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m gossipnode.cli`: verbs register with the imported module, not this one.
+    from gossipnode.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,8 @@ class Agent:
         self.listen_address: tuple[str, int] | None = None
         self._wake = trio.Event()
         self._stopping = trio.Event()
+        self.messages_sent: Counter[str] = Counter()
+        self.messages_received: Counter[str] = Counter()
         self.applied_sequence = 0
         self._applied_waiters: list[trio.Event] = []
 
@@ -187,6 +190,7 @@ class Agent:
         return result
 
     def _deliver(self, peer: bytes, message: object) -> None:
+        self.messages_received[type(message).__name__] += 1
         self.input(lambda now: self.core.receive(peer, message, now))
 
     def _lost(self, address: tuple[str, int]) -> None:
@@ -196,6 +200,7 @@ class Agent:
     def _dispatch(self) -> None:
         for event in self.core.events():
             if isinstance(event, Send):
+                self.messages_sent[type(event.message).__name__] += 1
                 self.links.enqueue(event.to, event.peer, event.message)
             elif isinstance(event, Disconnect):
                 logger.warning("disconnecting %s: %s", format_address(event.to), event.reason)
