@@ -268,6 +268,24 @@ def test_text_input_is_checked_as_utf8():
     assert not contains_secret_key_material("alice@example.org")
 
 
+def test_secret_packet_only_sequoia_recognizes_is_detected():
+    """A secret subkey with an unknown key version: the walker calls the body implausible
+    (rule 3 of packets.py), Sequoia still reports the Secret-Subkey tag. The union of both
+    answers is what keeps it out of `consumers`."""
+    (alice,) = split_keys(ALICE_SECRET)
+    assert alice.secret_key is not None
+    tag, secret_body = list(iter_packets(alice.secret_key))[-2]
+    assert tag == 7
+    parts = list(iter_packets(alice.public_cert))
+    parts[-2] = (7, bytes([0x7F]) + secret_body[1:])  # in place of the public subkey
+    data = b"".join(packet(tag, body) for tag, body in parts)
+    assert not has_secret_packet(data)
+    assert Tag.SecretSubkey in sequoia_tags(data)
+    assert contains_secret_key_material(data)
+    with pytest.raises(KeyParseError):
+        split_keys(data)
+
+
 # --- record values ------------------------------------------------------------------------
 
 
