@@ -3,8 +3,8 @@
 Rules of this module:
 1. Pure functions over the bytes the caller passes; no files, no clock, no network.
    Only this package imports pysequoia; the sans-IO core never does.
-2. Sizes are capped before any parsing (`FILE_BYTES_MAX`, `KEY_BYTES_MAX`,
-   `KEYS_PER_FILE_MAX`).
+2. Sizes are capped before any parsing (`FILE_BYTES_MAX`; `KEYS_PER_FILE_MAX` keys and
+   armor blocks per file), and each key after it (`KEY_BYTES_MAX`).
 3. Every parser failure surfaces as `KeyParseError` with a one-line reason: pysequoia
    raises RuntimeError with a Rust backtrace appended when RUST_BACKTRACE is set, and a
    Rust panic arrives as pyo3's PanicException, which is not an `Exception`.
@@ -19,6 +19,8 @@ Rules of this module:
    armor block at a time) OR the pure-Python walker of `packets.py` sees a secret key
    packet: it guards invariant 2 (containment), so a blind spot of one parser must not
    let a private key into `consumers`. Bytes that are not OpenPGP at all give False.
+   Sequoia's work per check is bounded (`SEQUOIA_PARSES_PER_CHECK_MAX`); data that would
+   need more is answered True (refused), never waved through unchecked.
 """
 
 from __future__ import annotations
