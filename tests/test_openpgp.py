@@ -220,7 +220,9 @@ def test_limits_are_checked():
 
 
 def test_per_key_and_per_file_limits(monkeypatch):
-    two_keys = BOB_PUBLIC + ALICE_SECRET
+    (alice,) = split_keys(ALICE_SECRET)
+    assert alice.secret_key is not None
+    two_keys = split_keys(BOB_PUBLIC)[0].public_cert + alice.secret_key  # one binary chunk
     monkeypatch.setattr(keys, "KEYS_PER_FILE_MAX", 1)
     with pytest.raises(KeyParseError, match="more than 1 keys"):
         split_keys(two_keys)
@@ -246,6 +248,42 @@ def test_unparsable_secret_subkey_is_refused_not_leaked():
     with pytest.raises(KeyParseError, match="malformed secret key packet"):
         split_keys(data)
     assert contains_secret_key_material(data)
+
+
+def test_too_many_armor_blocks_are_refused_not_parsed_forever(monkeypatch):
+    limit = keys.SEQUOIA_PARSES_PER_CHECK_MAX
+    assert not contains_secret_key_material(BOB_PUBLIC * 3)
+    assert contains_secret_key_material(BOB_PUBLIC * (limit + 1))
+    # One budget for a whole value: many small public leaves add up.
+    assert not value_holds_secret({"keys": [BOB_PUBLIC.decode()] * 3})
+    assert value_holds_secret({"keys": [BOB_PUBLIC.decode()] * (limit + 1)})
+    monkeypatch.setattr(keys, "KEYS_PER_FILE_MAX", 2)
+    with pytest.raises(KeyParseError, match="armor blocks"):
+        split_keys(BOB_PUBLIC * 3)
+
+
+def test_text_input_is_checked_as_utf8():
+    assert contains_secret_key_material(ALICE_SECRET.decode())
+    assert not contains_secret_key_material(BOB_PUBLIC.decode())
+    assert not contains_secret_key_material("alice@example.org")
+
+
+def test_secret_packet_only_sequoia_recognizes_is_detected():
+    """A secret subkey with an unknown key version: the walker calls the body implausible
+    (rule 3 of packets.py), Sequoia still reports the Secret-Subkey tag. The union of both
+    answers is what keeps it out of `consumers`."""
+    (alice,) = split_keys(ALICE_SECRET)
+    assert alice.secret_key is not None
+    tag, secret_body = list(iter_packets(alice.secret_key))[-2]
+    assert tag == 7
+    parts = list(iter_packets(alice.public_cert))
+    parts[-2] = (7, bytes([0x7F]) + secret_body[1:])  # in place of the public subkey
+    data = b"".join(packet(tag, body) for tag, body in parts)
+    assert not has_secret_packet(data)
+    assert Tag.SecretSubkey in sequoia_tags(data)
+    assert contains_secret_key_material(data)
+    with pytest.raises(KeyParseError):
+        split_keys(data)
 
 
 # --- record values ------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Rules of this module:
 1. Pure functions over the bytes the caller passes; no files, no clock, no network.
    Only this package imports pysequoia; the sans-IO core never does.
-2. Sizes are capped before any parsing (`FILE_BYTES_MAX`, `KEY_BYTES_MAX`,
-   `KEYS_PER_FILE_MAX`).
+2. Sizes are capped before any parsing (`FILE_BYTES_MAX`; `KEYS_PER_FILE_MAX` keys and
+   armor blocks per file), and each key after it (`KEY_BYTES_MAX`).
 3. Every parser failure surfaces as `KeyParseError` with a one-line reason: pysequoia
    raises RuntimeError with a Rust backtrace appended when RUST_BACKTRACE is set, and a
    Rust panic arrives as pyo3's PanicException, which is not an `Exception`.
@@ -19,6 +19,8 @@ Rules of this module:
    armor block at a time) OR the pure-Python walker of `packets.py` sees a secret key
    packet: it guards invariant 2 (containment), so a blind spot of one parser must not
    let a private key into `consumers`. Bytes that are not OpenPGP at all give False.
+   Sequoia's work per check is bounded (`SEQUOIA_PARSES_PER_CHECK_MAX`); data that would
+   need more is answered True (refused), never waved through unchecked.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "FILE_BYTES_MAX",
     "KEYS_PER_FILE_MAX",
     "KEY_BYTES_MAX",
+    "SEQUOIA_PARSES_PER_CHECK_MAX",
     "KeyParseError",
     "ParsedKey",
     "consumer_value",
@@ -55,6 +58,11 @@ KEY_BYTES_MAX = 1 * MIB
 FILE_BYTES_MAX = 16 * MIB
 # Bounds the work of one import; a bigger keyring is imported in parts.
 KEYS_PER_FILE_MAX = 10_000
+# Sequoia parses one armor block per call, and a failed parse costs up to about 0.5 ms
+# (a Rust backtrace is captured when RUST_BACKTRACE is set). An honest record value holds
+# a few keys at most (a consumer value: one binary cert), so 64 parses per check is ample;
+# data that needs more is refused as secret rather than checked at any cost.
+SEQUOIA_PARSES_PER_CHECK_MAX = 64
 # Longest reason text kept from pysequoia: one log line.
 REASON_CHARACTERS_MAX = 200
 
@@ -108,6 +116,8 @@ def split_keys(data: bytes) -> list[ParsedKey]:
     if len(data) > FILE_BYTES_MAX:
         raise KeyParseError(f"key file is {len(data)} bytes, over {FILE_BYTES_MAX} bytes")
     keys: list[ParsedKey] = []
+    if len(packets.armor_blocks(data, KEYS_PER_FILE_MAX + 1)) > KEYS_PER_FILE_MAX:
+        raise KeyParseError(f"more than {KEYS_PER_FILE_MAX} armor blocks in one file")
     for chunk in _chunks(data):
         for group in _key_groups(_parse_packets(chunk)):
             keys.append(_build_key(group))
@@ -118,24 +128,22 @@ def split_keys(data: bytes) -> list[ParsedKey]:
     return keys
 
 
-def contains_secret_key_material(data: bytes) -> bool:
-    """True when `data` (binary or armored OpenPGP, or anything else) holds a secret key
-    packet. Never raises; non-OpenPGP bytes give False. See rule 6 for why two parsers.
+def contains_secret_key_material(data: bytes | str) -> bool:
+    """True when `data` (binary or armored OpenPGP, or anything else; str is taken as
+    UTF-8) holds a secret key packet, or holds more armor blocks than the check may parse
+    (`SEQUOIA_PARSES_PER_CHECK_MAX`: refused rather than vouched for). Never raises;
+    non-OpenPGP data gives False. See rule 6 for why two parsers look.
     """
-    try:
-        if packets.has_secret_packet(data):
-            return True
-    except Exception:
-        pass  # a walker bug must not crash the caller; Sequoia still looks below
-    if len(data) > FILE_BYTES_MAX or not _may_be_openpgp(data):
-        return False
-    return any(_sequoia_sees_secret(chunk) for chunk in _chunks(data))
+    return _holds_secret(_as_bytes(data), [SEQUOIA_PARSES_PER_CHECK_MAX])
 
 
 def value_holds_secret(value: Any) -> bool:
     """True if any str or bytes inside a decoded record value (maps, lists, tuples, map
-    keys included, at any depth) contains secret key material. Other leaves are ignored.
+    keys included, at any depth) contains secret key material, as
+    `contains_secret_key_material` decides with one parse budget for the whole value.
+    Other leaves are ignored.
     """
+    budget = [SEQUOIA_PARSES_PER_CHECK_MAX]
     pending: list[Any] = [value]
     while pending:
         item = pending.pop()
@@ -144,11 +152,8 @@ def value_holds_secret(value: Any) -> bool:
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
             pending.extend(item)
-        elif isinstance(item, str):
-            if contains_secret_key_material(item.encode("utf-8", "surrogatepass")):
-                return True
-        elif isinstance(item, bytes | bytearray | memoryview) and contains_secret_key_material(
-            bytes(item)
+        elif isinstance(item, str | bytes | bytearray | memoryview) and _holds_secret(
+            _as_bytes(item), budget
         ):
             return True
     return False
@@ -205,6 +210,31 @@ def generate_key(
     )
     armored = str(tsk) if with_secret else str(tsk.extract_certificate())
     return armored.encode("ascii")
+
+
+def _holds_secret(data: bytes, budget: list[int]) -> bool:
+    """The check behind `contains_secret_key_material`; `budget[0]` counts the Sequoia
+    parses left for the whole check and is spent here."""
+    try:
+        if packets.has_secret_packet(data):
+            return True
+    except Exception:
+        pass  # a walker bug must not crash the caller; Sequoia still looks below
+    if len(data) > FILE_BYTES_MAX or not _may_be_openpgp(data):
+        return False
+    for chunk in _chunks(data):
+        if budget[0] <= 0:
+            return True
+        budget[0] -= 1
+        if _sequoia_sees_secret(chunk):
+            return True
+    return False
+
+
+def _as_bytes(data: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    return bytes(data)
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:

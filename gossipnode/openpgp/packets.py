@@ -80,15 +80,16 @@ def has_secret_packet(data: bytes) -> bool:
     return False
 
 
-def armor_blocks(data: bytes) -> list[tuple[str, bytes]]:
-    """Every complete armor block in `data`, in order, as (kind, block bytes with both lines).
+def armor_blocks(data: bytes, blocks_max: int | None = None) -> list[tuple[str, bytes]]:
+    """The complete armor blocks in `data`, in order, as (kind, block bytes with both lines),
+    at most `blocks_max` of them (None: all).
 
     `kind` is the armor label ("PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK", ...). A BEGIN
     without a matching END is not a block.
     """
     blocks: list[tuple[str, bytes]] = []
     position = 0
-    while True:
+    while blocks_max is None or len(blocks) < blocks_max:
         begin = _ARMOR_BEGIN.search(data, position)
         if begin is None:
             return blocks
@@ -100,6 +101,7 @@ def armor_blocks(data: bytes) -> list[tuple[str, bytes]]:
         stop = end + len(end_line)
         blocks.append((kind.decode("ascii"), data[begin.start():stop]))
         position = stop
+    return blocks
 
 
 def decode_armor_block(block: bytes) -> bytes | None:
