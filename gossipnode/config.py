@@ -171,6 +171,10 @@ class NodeConfig:
     secret_files: tuple[Path, ...] = ()
     control_socket: Path | None = None
     log_format: str = "text"
+    # Dial another address than the one a member advertises: (advertised, dialled) pairs.
+    # For members behind NAT or a port forward, and for test clusters whose links run
+    # through proxies that can cut them.
+    address_map: tuple[tuple[tuple[str, int], tuple[str, int]], ...] = ()
     tags: TagsConfig = field(default_factory=TagsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
@@ -280,6 +284,14 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
             values[key] = tuple(_path(f"secret_files[{i}]", p, base) for i, p in enumerate(raw))
         elif key == "control_socket":
             values[key] = _path(key, raw, base)
+        elif key == "address_map":
+            if not isinstance(raw, dict):
+                raise _KeyError(key, "expected a table of \"HOST:PORT\" = \"HOST:PORT\"")
+            values[key] = tuple(
+                (_address(f"{key}.{advertised}", advertised),
+                 _address(f"{key}.{advertised}", dialled))
+                for advertised, dialled in raw.items()
+            )
         elif key == "log_format":
             if raw not in LOG_FORMATS:
                 raise _KeyError(key, f"expected one of {', '.join(LOG_FORMATS)}, got {raw!r}")

@@ -69,6 +69,7 @@ class Links:
         self._lost = lost
         self.status = status
         self._links: dict[Address, _Link] = {}
+        self._dial: dict[Address, Address] = dict(config.address_map)
         self._backoff_until: dict[Address, float] = {}
         self._nursery: trio.Nursery | None = None
         self.dropped_messages = 0
@@ -117,7 +118,7 @@ class Links:
             with link.cancel_scope:
                 try:
                     connection = await connect(
-                        link.address, self.identity, self.secrets, self.config.wire,
+                        self._dial.get(link.address, link.address), self.identity, self.secrets, self.config.wire,
                         expected_peer=link.peer, status=self.status,
                     )
                 except HandshakeFailed as error:
