@@ -124,7 +124,8 @@ async def _put(agent: Agent, request: dict[str, Any]) -> Any:
 
 async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
     dataset, key = _dataset(request), _text(request, "key")
-    if agent.store.get(dataset, key) is None:
+    current = agent.store.get(dataset, key)
+    if current is None or current.value is None:  # absent, or already a tombstone
         raise ControlError(f"no record {dataset}/{key}", exit_code=1)
     record = _write(agent, lambda now: agent.core.delete(dataset, key, now))
     return _record_json(record)
