@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .client import AgentUnreachable, ClientError
 from .config import ConfigError, format_address, load_config, parse_address
 from .core.catalog import DATASETS
 from .identity import (
@@ -274,7 +275,12 @@ def _load_verbs() -> None:
 
 
 # Modules that add verbs with @verb; each is optional until it exists.
-_EXTRA_VERB_MODULES: tuple[str, ...] = ("gossipnode.commands.agent",)
+_EXTRA_VERB_MODULES: tuple[str, ...] = (
+    "gossipnode.commands.agent",
+    "gossipnode.commands.status_verbs",
+    "gossipnode.commands.data_verbs",
+    "gossipnode.commands.admin_verbs",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,6 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (UsageError, ConfigError, IdentityError) as error:
+        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ClientError as error:
+        # The agent said no: its one-line reason, and its exit code (1 "no such record").
+        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
+        return error.exit_code
+    except AgentUnreachable as error:
         print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -124,7 +124,8 @@ async def _put(agent: Agent, request: dict[str, Any]) -> Any:
 
 async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
     dataset, key = _dataset(request), _text(request, "key")
-    if agent.store.get(dataset, key) is None:
+    current = agent.store.get(dataset, key)
+    if current is None or current.value is None:  # absent, or already a tombstone
         raise ControlError(f"no record {dataset}/{key}", exit_code=1)
     record = _write(agent, lambda now: agent.core.delete(dataset, key, now))
     return _record_json(record)
@@ -248,15 +249,33 @@ async def _repair(agent: Agent, request: dict[str, Any]) -> Any:
     peer_id, sessions = started
     before = agent.core.anti_entropy.totals()
     with trio.move_on_after(REPAIR_WAIT_S):
-        while agent.core.anti_entropy.sessions_running(peer_id):
+        # The core emits no event when a session ends (only when records apply): poll.
+        while agent.core.anti_entropy.sessions_running(peer_id):  # noqa: ASYNC110
             await trio.sleep(0.05)
     after = agent.core.anti_entropy.totals()
+    names = {m.node_id: m.name for m in agent.core.members()}
     return {
         "peer": short_id(peer_id),
+        "peer_name": names.get(peer_id, "?"),
         "sessions": sessions,
         "finished": not agent.core.anti_entropy.sessions_running(peer_id),
         "records_received": after["records_received"] - before["records_received"],
         "records_sent": after["records_sent"] - before["records_sent"],
+    }
+
+
+async def _owners(agent: Agent, request: dict[str, Any]) -> Any:
+    mailbox = _text(request, "mailbox")
+    owners = agent.core.view.owners(mailbox)
+    names = {m.node_id: m.name for m in agent.core.members()}
+    return {
+        "mailbox": mailbox,
+        "replication": owners is not None,
+        "owners": [
+            {"name": names.get(node_id, "?"), "id": format_node_id(node_id),
+             "short_id": short_id(node_id)}
+            for node_id in owners or ()
+        ],
     }
 
 
@@ -301,6 +320,7 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     "tags_set": _tags_set,
     "repair": _repair,
     "reseed": _reseed,
+    "owners": _owners,
 }
 
 

@@ -1,6 +1,7 @@
 """`gossipnode metrics`: the Prometheus text exposition format (version 0.0.4).
 
-Names carry the `gossipnode_` prefix, counters end in `_total`, values are in base units.
+Names carry the `gossipnode_` prefix, counters (and only counters) end in `_total`, values
+are in base units (seconds), and label values are few (node ids are fine, keys never are).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def render_metrics(agent: Agent) -> str:
     lines += _family("gossipnode_build_info", "gauge", "Build information.",
                      [({"version": __version__}, 1)])
     lines += _family("gossipnode_members", "gauge", "Members by state.",
-                     [({"status": s}, n) for s, n in sorted(states.items())])
+                     [({"state": s}, n) for s, n in sorted(states.items())])
+    lines += _family("gossipnode_quarantined", "gauge",
+                     "1 while this node is quarantined (run `gossipnode reseed`), else 0.",
+                     [({}, int(core.quarantined(agent.clock())))])
     lines += _family("gossipnode_gossip_messages_sent_total", "counter",
                      "Peer messages sent, by type.",
                      [({"type": t}, n) for t, n in sorted(agent.messages_sent.items())])
@@ -51,20 +55,27 @@ def render_metrics(agent: Agent) -> str:
     lines += _family("gossipnode_messages_rejected_total", "counter",
                      "Records or messages refused from peers.",
                      [({"reason": "refused"}, stats.get("records_refused", 0)),
-                      ({"reason": "handshake"}, agent.transport_status.handshakes_failed)])
+                      ({"reason": "handshake"}, agent.transport_status.handshakes_failed),
+                      ({"reason": "handshake_timeout"}, agent.transport_status.timed_out),
+                      ({"reason": "over_peer_limit"},
+                       agent.transport_status.over_peer_limit)])
     sessions = core.anti_entropy.totals()
     lines += _family("gossipnode_sync_rounds_total", "counter",
                      "Reconciliation sessions, by result.",
                      [({"result": "completed"}, sessions["sessions_completed"]),
                       ({"result": "failed"}, sessions["sessions_failed"])])
-    lines += _family("gossipnode_sync_duration_seconds_sum", "counter",
-                     "Total seconds spent in completed reconciliation sessions.",
-                     [({}, round(sessions["session_seconds"], 6))])
-    lines += _family("gossipnode_store_objects", "gauge", "Records per dataset.",
-                     [({"class": d.name}, agent.store.count(d.name)) for d in DATASETS])
+    # A summary without quantiles: _sum and _count give the mean session duration.
+    lines += _family("gossipnode_sync_duration_seconds", "summary",
+                     "Duration of completed reconciliation sessions.", [])
+    lines += [
+        f"gossipnode_sync_duration_seconds_sum {round(sessions['session_seconds'], 6)}",
+        f"gossipnode_sync_duration_seconds_count {sessions['sessions_completed']}",
+    ]
+    lines += _family("gossipnode_records", "gauge", "Live records (not tombstones) per dataset.",
+                     [({"dataset": d.name}, agent.store.count(d.name)) for d in DATASETS])
     withheld = core.withheld_from_peers()
-    lines += _family("gossipnode_secret_items_withheld_total", "gauge",
-                     "Records withheld from each peer by policy.",
+    lines += _family("gossipnode_withheld_records", "gauge",
+                     "Records this node holds but withholds from each peer by policy.",
                      [({"peer": short_id(peer)}, sum(counts.values()))
                       for peer, counts in sorted(withheld.items())])
     return "\n".join(lines) + "\n"

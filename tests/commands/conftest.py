@@ -1,0 +1,203 @@
+"""Real agents for the CLI tests: `gossipnode init` into a temporary directory, then
+`python -m gossipnode agent` as a subprocess on free 127.0.0.1 ports, once per test module.
+
+Every wait is bounded (`WAIT_S`); agents are stopped by PID with SIGTERM, then SIGKILL.
+The CLI itself runs in-process through `gossipnode.cli.main` (fast) unless a test needs a
+real process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gossipnode.cli import main
+from gossipnode.client import AgentUnreachable, ControlClient
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# Bound for every wait in these tests (agent start, gossip, replication); none comes near it.
+WAIT_S = 20.0
+POLL_S = 0.05
+# Anti-entropy rounds only when asked (`repair`), so that tests see what a repair moves.
+CONFIG_TAIL = "\n[replication]\nanti_entropy_interval_s = 3600\n"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPOSITORY)
+    env.pop("GOSSIPNODE_SOCKET", None)
+    return env
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+@dataclass
+class AgentProcess:
+    name: str
+    data_dir: Path
+    port: int
+    node_id: str
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.data_dir.parent / f"{self.name}.log"
+
+    @property
+    def config(self) -> Path:
+        return self.data_dir / "node.toml"
+
+    @property
+    def socket(self) -> Path:
+        return self.data_dir / "control.sock"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gossipnode", "agent", "--config", str(self.config)],
+                stdout=log, stderr=log, env=environment(), cwd=REPOSITORY,
+            )
+        wait_for(self.answers, f"agent {self.name} to answer on {self.socket}")
+
+    def answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"agent {self.name} exited with {self.process.returncode}: "
+                        f"{self.log.read_text()[-2000:]}")
+        try:
+            return self.request("ping")["name"] == self.name
+        except AgentUnreachable:
+            return False
+
+    def request(self, verb: str, **arguments: Any) -> Any:
+        with ControlClient(self.socket, timeout_s=WAIT_S) as client:
+            return client.request(verb, **arguments)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def make_agent(root: Path, name: str, *flags: str, join: AgentProcess | None = None,
+               config_tail: str = CONFIG_TAIL) -> AgentProcess:
+    secret = root / "cluster.secret"
+    if not secret.exists():
+        subprocess.run([sys.executable, "-m", "gossipnode", "keygen", "--out", str(secret)],
+                       check=True, env=environment(), capture_output=True, timeout=60)
+    port = free_port()
+    arguments = ["init", "--data-dir", str(root / name), "--name", name,
+                 "--listen", f"127.0.0.1:{port}", "--secret-file", str(secret), *flags]
+    if join is not None:
+        arguments += ["--join", join.address]
+    done = subprocess.run([sys.executable, "-m", "gossipnode", *arguments], check=True,
+                          env=environment(), capture_output=True, text=True, timeout=60)
+    agent = AgentProcess(name, root / name, port, done.stdout.strip())
+    with agent.config.open("a") as file:
+        file.write(config_tail)
+    return agent
+
+
+class Cluster:
+    """Two agents: `a` (WEP, may hold private keys) and `b` (WEP, refuses private keys)."""
+
+    def __init__(self, root: Path) -> None:
+        self.a = make_agent(root, "a", "--wep")
+        self.b = make_agent(root, "b", "--wep", "--no-private-keys", join=self.a)
+
+    def start(self) -> None:
+        self.a.start()
+        self.b.start()
+        wait_for(self.converged_membership, "a and b to see each other alive")
+
+    def converged_membership(self) -> bool:
+        for agent in (self.a, self.b):
+            states = {m["name"]: m["state"] for m in agent.request("members")}
+            if states != {"a": "alive", "b": "alive"}:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for agent in (self.b, self.a):
+            agent.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
+    """Run `gossipnode ARGS...` in-process; returns exit code, stdout and stderr."""
+
+    def run(*arguments: object) -> Outcome:
+        capsys.readouterr()
+        code = main([str(a) for a in arguments])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def wait() -> Callable[..., Any]:
+    """`wait(condition, what)`: poll until truthy, bounded by WAIT_S (see `wait_for`)."""
+    return wait_for
+
+
+@pytest.fixture(scope="session")
+def new_agent() -> Callable[..., AgentProcess]:
+    """`new_agent(root, name, *init_flags, join=None)`: an initialized, unstarted agent."""
+    return make_agent
