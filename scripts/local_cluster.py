@@ -137,11 +137,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class LocalCluster:
     def __init__(self, root: Path, nodes: int = 3, *, wep: tuple[int, ...] | None = None,
                  no_private_keys: tuple[int, ...] = (), extra_toml: str = "",
-                 log_format: str = "text") -> None:
+                 log_format: str = "text", names: tuple[str, ...] | None = None) -> None:
         self.root = Path(root)
         self.count = nodes
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.names = [f"node{i}" for i in range(nodes)]
+        self.names = list(names or (f"node{i}" for i in range(nodes)))
+        assert len(self.names) == nodes
         ports = free_ports(nodes + nodes * (nodes - 1))
         self.ports = ports[:nodes]
         proxy_ports = iter(ports[nodes:])
