@@ -11,7 +11,8 @@ from wire.samples import Blob, sample_registry
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
-from gossipnode.runtime.transport import TransportStatus, connect, serve
+from gossipnode.runtime.listener import serve
+from gossipnode.runtime.transport import TransportStatus, connect
 from gossipnode.wire.handshake import Handshake
 
 SECRET = b"s" * 32
