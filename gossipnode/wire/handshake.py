@@ -109,7 +109,8 @@ def format_versions(versions: tuple[int, ...]) -> str:
     if not versions:
         return "none"
     ordered = sorted(set(versions))
-    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+    # Arithmetic, not range(): a peer may list versions 0 and 2**64 - 1.
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
         return f"{ordered[0]}-{ordered[-1]}"
     return ",".join(map(str, ordered))
 
