@@ -4,7 +4,6 @@ import nacl.signing
 import pytest
 import trio
 import trio.testing
-from wire.samples import Blob, Item, sample_batch, sample_registry
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
@@ -19,6 +18,7 @@ from gossipnode.runtime.transport import (
 from gossipnode.wire.channel import TAG_BYTES
 from gossipnode.wire.handshake import Handshake
 from gossipnode.wire.messages import MessageRegistry
+from tests.wire.samples import Blob, Item, sample_batch, sample_registry
 
 SECRET = b"s" * 32
 ALICE = Identity(nacl.signing.SigningKey(b"a" * 32))

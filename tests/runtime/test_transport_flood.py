@@ -7,13 +7,13 @@ import resource
 import nacl.signing
 import trio
 import trio.testing
-from wire.samples import Blob, sample_registry
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
 from gossipnode.runtime.listener import serve
 from gossipnode.runtime.transport import TransportStatus, connect
 from gossipnode.wire.handshake import Handshake
+from tests.wire.samples import Blob, sample_registry
 
 SECRET = b"s" * 32
 ALICE = Identity(nacl.signing.SigningKey(b"a" * 32))

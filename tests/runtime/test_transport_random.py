@@ -8,11 +8,11 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire.samples import sample_registry
 
 from gossipnode.identity import Identity
 from gossipnode.runtime.transport import ConnectionClosed, HandshakeFailed, establish
 from gossipnode.wire.handshake import Handshake
+from tests.wire.samples import sample_registry
 
 SECRET = b"s" * 32
 ALICE = Identity(nacl.signing.SigningKey(b"a" * 32))
