@@ -3,11 +3,12 @@
 Rules (the limits are `WireConfig`'s):
 1. `handshake_timeout_s`: a connection that has not authenticated by then is dropped.
 2. `unauthenticated_connections_max`: when that many handshakes are pending, a new
-   connection evicts the OLDEST pending one. Idle, stalled and slow connections are thus
-   pushed out by newer ones, so they cannot hold the slots; a real peer (whose handshake
-   takes about one round trip) completes unless an attacker opens more connections than
-   the cap within that round trip. A cap that refused new connections instead would let
-   64 idle sockets lock every peer out for the whole timeout.
+   connection evicts an old pending one: the oldest of the remote host that holds the
+   most slots. Idle, stalled and slow connections are thus pushed out by newer ones and
+   cannot hold the slots; a real peer (whose handshake takes about one round trip)
+   completes unless an attacker opens, from more hosts than the peer, more connections
+   than the cap within that round trip. A cap that refused new connections instead would
+   let 64 idle sockets lock every peer out for the whole handshake timeout.
 3. `connections_per_peer_max`: a peer's further authenticated connections are closed.
 4. Nothing a peer sends reaches `handler` before its handshake completes, and nothing a
    peer does raises out of `serve`: each drop is logged (logger "gossipnode.wire") with its
@@ -52,21 +53,31 @@ class _Gate:
     def __init__(self, config: WireConfig, status: TransportStatus) -> None:
         self.config = config
         self.status = status
-        self.pending: collections.OrderedDict[int, trio.CancelScope] = collections.OrderedDict()
+        # ticket -> (remote host, the scope of its handshake), oldest first.
+        self.pending: collections.OrderedDict[int, tuple[str, trio.CancelScope]] = (
+            collections.OrderedDict()
+        )
         self.evicted: set[int] = set()
         self.per_peer: collections.Counter[bytes] = collections.Counter()
         self.ids = itertools.count()
 
-    def admit(self) -> int:
-        """Register a new unauthenticated connection, evicting the oldest if full."""
+    def admit(self, host: str) -> int:
+        """Register a new unauthenticated connection from `host`; evict one if full.
+
+        The victim is the oldest pending connection of the host that holds the most
+        pending slots: a flood from a few addresses then evicts itself, not the peers
+        that connect from elsewhere. Among equals, the oldest goes.
+        """
         while self.pending and len(self.pending) >= self.config.unauthenticated_connections_max:
-            oldest, scope = self.pending.popitem(last=False)
-            self.evicted.add(oldest)
+            held = collections.Counter(source for source, _ in self.pending.values())
+            most = max(held.values())
+            victim = next(t for t, (source, _) in self.pending.items() if held[source] == most)
+            _, scope = self.pending.pop(victim)
+            self.evicted.add(victim)
             scope.cancel()
         ticket = next(self.ids)
-        self.pending[ticket] = trio.CancelScope(
-            deadline=trio.current_time() + self.config.handshake_timeout_s
-        )
+        deadline = trio.current_time() + self.config.handshake_timeout_s
+        self.pending[ticket] = (host, trio.CancelScope(deadline=deadline))
         return ticket
 
 
@@ -129,14 +140,28 @@ async def _accept_loop(
                 await trio.sleep(ACCEPT_BACKOFF_S)
                 continue
             gate.status.accepted += 1
-            ticket = gate.admit()
+            try:
+                address = stream.socket.getpeername()
+            except OSError:  # already reset by the peer; it gets a slot and fails at once
+                address = ("?", 0)
+            ticket = gate.admit(str(address[0]))
             nursery.start_soon(
-                _serve_one, stream, ticket, gate, identity, secrets, handler, registry, versions
+                _serve_one,
+                stream,
+                describe_address(address),
+                ticket,
+                gate,
+                identity,
+                secrets,
+                handler,
+                registry,
+                versions,
             )
 
 
 async def _serve_one(
     stream: trio.SocketStream,
+    remote: str,
     ticket: int,
     gate: _Gate,
     identity: Signer,
@@ -145,16 +170,12 @@ async def _serve_one(
     registry: MessageRegistry,
     versions: tuple[int, ...],
 ) -> None:
-    try:
-        remote = describe_address(stream.socket.getpeername())
-    except OSError:
-        remote = "?"
     status = gate.status
     handshake = Handshake.responder(
         identity, secrets, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
     )
     # None when a newer connection evicted this one before this task started.
-    scope = gate.pending.get(ticket)
+    scope = gate.pending[ticket][1] if ticket in gate.pending else None
     connection: PeerConnection | None = None
     try:
         if scope is not None:

@@ -75,6 +75,11 @@ __all__ = [
 # The protocol versions this build speaks. Bump when a message schema changes.
 PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
 
+# Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes
+# (128 bits) would be guessable. `gossipnode keygen` writes 32.
+SECRET_BYTES_MIN = 16
+SECRET_BYTES_MAX = 64
+
 WRONG_SECRET = "wrong cluster secret"
 NO_COMMON_VERSION = "no common protocol version"
 
@@ -105,7 +110,7 @@ class HandshakeResult:
 
 
 def format_versions(versions: tuple[int, ...]) -> str:
-    """ "1-3" for a contiguous range, "1,3" otherwise, "none" when empty."""
+    """Versions as an operator reads them: "1-3" if contiguous, else "1,3"; "none" if empty."""
     if not versions:
         return "none"
     ordered = sorted(set(versions))
@@ -146,6 +151,10 @@ class Handshake:
     ) -> None:
         if not secrets:
             raise LocalProtocolError("at least one cluster secret is needed")
+        if any(not SECRET_BYTES_MIN <= len(secret) <= SECRET_BYTES_MAX for secret in secrets):
+            raise LocalProtocolError(
+                f"cluster secrets must be {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes"
+            )
         if not versions or len(versions) > VERSIONS_MAX:
             raise LocalProtocolError(f"between 1 and {VERSIONS_MAX} protocol versions needed")
         self.is_initiator = initiator

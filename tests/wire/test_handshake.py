@@ -208,8 +208,12 @@ def test_a_failed_handshake_stays_failed():
 
 
 def test_misuse_is_our_error():
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="at least one cluster secret"):
         Handshake.initiator(ALICE, (), frame_bytes_max=FRAME_BYTES_MAX)
+    with pytest.raises(LocalProtocolError, match="16 to 64 bytes"):
+        Handshake.responder(BOB, (SECRET, b"short"), frame_bytes_max=FRAME_BYTES_MAX)
+    with pytest.raises(LocalProtocolError, match="protocol versions"):
+        Handshake.initiator(ALICE, (SECRET,), frame_bytes_max=FRAME_BYTES_MAX, versions=())
 
 
 @pytest.mark.parametrize(
