@@ -166,7 +166,9 @@ class Handshake:
         self.result: HandshakeResult | None = None
         self._decoder = FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX)
         self._outgoing = bytearray()
-        self._ephemeral = nacl.public.PrivateKey.generate()
+        # The responder makes its ephemeral key only for a hello that proves the secret, so
+        # a flood of strangers costs no key generation.
+        self._ephemeral: nacl.public.PrivateKey | None = None
         self._nonce = nacl.utils.random(NONCE_BYTES)
         self._failed: str | None = None
         # Filled in as the handshake proceeds.
@@ -178,6 +180,7 @@ class Handshake:
         self._peer_id = b""
         if initiator:
             self._secret = self.secrets[0]
+            self._ephemeral = nacl.public.PrivateKey.generate()
             self._send_hello()
             self._expecting: type = Reply
         else:
@@ -271,6 +274,7 @@ class Handshake:
         return frame
 
     def _send_hello(self) -> None:
+        assert self._ephemeral is not None
         eph = bytes(self._ephemeral.public_key)
         mac = self._hello_mac(self._secret, self.versions, eph, self._nonce)
         self._hello_bytes = self._send(Hello(self.versions, eph, self._nonce, mac))
@@ -308,6 +312,7 @@ class Handshake:
                 f"theirs {format_versions(hello.versions)}"
             )
         self._version = max(shared)
+        self._ephemeral = nacl.public.PrivateKey.generate()
         eph = bytes(self._ephemeral.public_key)
         node_id = self.identity.node_id
         self._transcript = _hash(
@@ -392,6 +397,7 @@ class Handshake:
             )
 
     def _derive_master(self, peer_ephemeral: bytes) -> bytes:
+        assert self._ephemeral is not None
         try:
             dh = nacl.bindings.crypto_scalarmult(bytes(self._ephemeral), peer_ephemeral)
         except nacl.exceptions.CryptoError:
@@ -410,5 +416,5 @@ class Handshake:
         # Bytes the peer sent right after its last handshake message belong to the channel.
         channel.receive_data(self._decoder.take_buffer())
         self.result = HandshakeResult(self._peer_id, self._version, channel)
-        self._ephemeral = None  # type: ignore[assignment]  # forget it: forward secrecy
+        self._ephemeral = None  # forget it: forward secrecy
         self._master = b""
