@@ -199,9 +199,8 @@ async def _serve_one(
     peer_id = connection.peer_id
     if gate.per_peer[peer_id] >= gate.config.connections_per_peer_max:
         status.over_peer_limit += 1
-        await connection._close(
-            f"over the limit of {gate.config.connections_per_peer_max} connections per peer",
-            misbehaved=True,
+        await connection.drop(
+            f"over the limit of {gate.config.connections_per_peer_max} connections per peer"
         )
         return
     status.authenticated += 1

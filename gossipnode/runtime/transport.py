@@ -187,6 +187,13 @@ class PeerConnection:
         """Close the connection (idempotent)."""
         await self._close("closed by us")
 
+    async def drop(self, reason: str) -> None:
+        """Close the connection because the peer misbehaved: logged and recorded as a drop.
+
+        For the shell to carry out the core's `Disconnect(reason)`; idempotent.
+        """
+        await self._close(reason, misbehaved=True)
+
     async def _close(self, reason: str, *, misbehaved: bool = False) -> None:
         if self.close_reason is not None:
             return
