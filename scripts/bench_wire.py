@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
-from gossipnode.runtime.transport import ConnectionClosed, connect, serve
+from gossipnode.runtime.listener import serve
+from gossipnode.runtime.transport import ConnectionClosed, connect
 from gossipnode.wire.channel import SecureChannel
 from gossipnode.wire.handshake import Handshake
 from gossipnode.wire.messages import MessageRegistry

@@ -1,19 +1,13 @@
 """Secure peer connections over TCP: the Trio shell around wire/ (handshake, channel).
 
 Theory of operation:
-1. `connect` dials a peer and runs the initiator side of the handshake; `serve` listens and
-   runs the responder side for each accepted connection, then hands every authenticated
-   connection to `handler`. Both produce a `PeerConnection`, whose `send`/`receive` carry
-   registered messages (wire/messages.py) through the secure channel (wire/channel.py).
-2. The sans-IO machines decide everything; this module only moves bytes, arms timeouts and
-   enforces the listener limits of `WireConfig`:
-   - `handshake_timeout_s`: a connection that has not authenticated by then is dropped;
-   - `unauthenticated_connections_max`: when that many handshakes are pending, a new
-     connection evicts the OLDEST pending one. Idle or slow connections are thus pushed out
-     by newer ones, and a real peer (whose handshake takes one round trip) completes
-     unless the attacker opens more than that many connections within that round trip;
-   - `connections_per_peer_max`: more authenticated connections from one node id are
-     closed at once.
+1. `connect` dials a peer and runs the initiator side of the handshake; `serve`
+   (runtime/listener.py) runs the responder side for each accepted connection. Both
+   produce a `PeerConnection`, whose `send`/`receive` carry registered messages
+   (wire/messages.py) through the secure channel (wire/channel.py). `establish` runs a
+   handshake over any Trio stream (memory streams in tests).
+2. The sans-IO machines decide everything; this module only moves bytes and arms the
+   handshake timeout (`WireConfig.handshake_timeout_s`).
 3. Before a peer is authenticated nothing but handshake frames is read from it (the
    handshake refuses larger frames and extra bytes), and nothing it sends reaches a handler.
 4. Every dropped connection is logged on the "gossipnode.wire" logger with its reason, and
@@ -24,10 +18,7 @@ Theory of operation:
 from __future__ import annotations
 
 import collections
-import errno
-import itertools
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -52,7 +43,6 @@ __all__ = [
     "TransportStatus",
     "connect",
     "establish",
-    "serve",
 ]
 
 logger = logging.getLogger("gossipnode.wire")
@@ -65,8 +55,6 @@ RECEIVE_BYTES = 256 * 1024
 RECENT_DROPS_MAX = 64
 # A refusal is flushed to the peer for at most this long before we close anyway.
 REFUSAL_FLUSH_S = 0.5
-# Backoff after accept() fails for lack of file descriptors, as trio.serve_listeners does.
-ACCEPT_BACKOFF_S = 0.1
 
 
 class ConnectionClosed(Exception):
@@ -99,14 +87,14 @@ class TransportStatus:
         self.recent_drops.append((peer, reason))
 
 
-def _describe(address: object) -> str:
+def describe_address(address: object) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)
 
 
-def _drop(status: TransportStatus | None, peer: str, reason: str) -> None:
+def log_drop(status: TransportStatus | None, peer: str, reason: str) -> None:
     logger.warning("dropped connection %s: %s", peer, reason)
     if status is not None:
         status.record_drop(peer, reason)
@@ -129,6 +117,7 @@ class PeerConnection:
         registry: MessageRegistry,
         remote: str,
         status: TransportStatus | None = None,
+        depth_max: int | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.version = version
@@ -138,6 +127,7 @@ class PeerConnection:
         self._channel = channel
         self._registry = registry
         self._status = status
+        self._depth_max = depth_max
         self._send_lock = trio.Lock()
 
     def __repr__(self) -> str:
@@ -174,7 +164,7 @@ class PeerConnection:
             try:
                 payload = self._channel.next_payload()
                 if payload is not None:
-                    return self._registry.decode(payload)
+                    return self._registry.decode(payload, depth_max=self._depth_max)
             except RemoteProtocolError as error:
                 await self._close(str(error), misbehaved=True)
                 continue
@@ -198,12 +188,19 @@ class PeerConnection:
         """Close the connection (idempotent)."""
         await self._close("closed by us")
 
+    async def drop(self, reason: str) -> None:
+        """Close the connection because the peer misbehaved: logged and recorded as a drop.
+
+        For the shell to carry out the core's `Disconnect(reason)`; idempotent.
+        """
+        await self._close(reason, misbehaved=True)
+
     async def _close(self, reason: str, *, misbehaved: bool = False) -> None:
         if self.close_reason is not None:
             return
         self.close_reason = reason
         if misbehaved:
-            _drop(self._status, f"{self.remote} ({self.peer_id.hex()[:16]})", reason)
+            log_drop(self._status, f"{self.remote} ({self.peer_id.hex()[:16]})", reason)
         else:
             logger.info("connection %s closed: %s", self.remote, reason)
         with trio.CancelScope(shield=True):
@@ -217,8 +214,11 @@ async def establish(
     registry: MessageRegistry = PEER_MESSAGES,
     remote: str = "?",
     status: TransportStatus | None = None,
+    depth_max: int | None = None,
 ) -> PeerConnection:
     """Run `handshake` over `stream` (no timeout: the caller sets one) and wrap the result.
+
+    `remote` names the peer in logs; `depth_max` is the CBOR nesting limit of its messages.
 
     On failure the stream is closed, the reason logged, and HandshakeFailed raised.
     """
@@ -227,7 +227,7 @@ async def establish(
     except HandshakeFailed as error:
         if status is not None:
             status.handshakes_failed += 1
-        _drop(status, remote, f"handshake failed: {error.reason}")
+        log_drop(status, remote, f"handshake failed: {error.reason}")
         with trio.CancelScope(shield=True):
             await stream.aclose()
         raise
@@ -243,6 +243,7 @@ async def establish(
         registry=registry,
         remote=remote,
         status=status,
+        depth_max=depth_max,
     )
 
 
@@ -290,7 +291,7 @@ async def connect(
     Raises:
         HandshakeFailed: could not connect, or the handshake failed (reason in the text).
     """
-    remote = _describe(address)
+    remote = describe_address(address)
     handshake = Handshake.initiator(
         identity,
         secrets,
@@ -303,179 +304,18 @@ async def connect(
             stream = await trio.open_tcp_stream(*address)
         except OSError as error:
             reason = f"cannot connect: {error.strerror or error}"
-            _drop(status, remote, reason)
+            log_drop(status, remote, reason)
             raise HandshakeFailed(reason) from None
         connection = await establish(
-            stream, handshake, registry=registry, remote=remote, status=status
+            stream,
+            handshake,
+            registry=registry,
+            remote=remote,
+            status=status,
+            depth_max=config.cbor_depth_max,
         )
     if scope.cancelled_caught:
         reason = f"handshake timeout after {config.handshake_timeout_s} s"
-        _drop(status, remote, reason)
+        log_drop(status, remote, reason)
         raise HandshakeFailed(reason)
     return connection
-
-
-Handler = Callable[[PeerConnection], Awaitable[None]]
-
-
-class _Gate:
-    """The listener's bookkeeping: pending handshakes (oldest first) and peers' counts."""
-
-    def __init__(self, config: WireConfig, status: TransportStatus) -> None:
-        self.config = config
-        self.status = status
-        self.pending: collections.OrderedDict[int, trio.CancelScope] = collections.OrderedDict()
-        self.evicted: set[int] = set()
-        self.per_peer: collections.Counter[bytes] = collections.Counter()
-        self.ids = itertools.count()
-
-    def admit(self) -> int:
-        """Register a new unauthenticated connection, evicting the oldest if full."""
-        while self.pending and len(self.pending) >= self.config.unauthenticated_connections_max:
-            oldest, scope = self.pending.popitem(last=False)
-            self.evicted.add(oldest)
-            scope.cancel()
-        ticket = next(self.ids)
-        self.pending[ticket] = trio.CancelScope(
-            deadline=trio.current_time() + self.config.handshake_timeout_s
-        )
-        return ticket
-
-
-async def serve(
-    listen_address: tuple[str, int],
-    identity: Signer,
-    secrets: tuple[bytes, ...],
-    config: WireConfig,
-    handler: Handler,
-    *,
-    registry: MessageRegistry = PEER_MESSAGES,
-    status: TransportStatus | None = None,
-    versions: tuple[int, ...] = PROTOCOL_VERSIONS,
-    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Accept peers on `listen_address` until cancelled; start with `nursery.start`.
-
-    `task_status.started` reports the bound (host, port) (useful with port 0). Each
-    authenticated connection is passed to `await handler(connection)` in its own task and
-    closed when the handler returns. Peer misbehaviour is logged, never raised.
-    """
-    host, port = listen_address
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    gate = _Gate(config, status if status is not None else TransportStatus())
-    bound = listeners[0].socket.getsockname()
-    async with trio.open_nursery() as nursery:
-        for listener in listeners:
-            nursery.start_soon(
-                _accept_loop,
-                listener,
-                nursery,
-                gate,
-                identity,
-                secrets,
-                handler,
-                registry,
-                versions,
-            )
-        task_status.started((bound[0], bound[1]))
-
-
-async def _accept_loop(
-    listener: trio.SocketListener,
-    nursery: trio.Nursery,
-    gate: _Gate,
-    identity: Signer,
-    secrets: tuple[bytes, ...],
-    handler: Handler,
-    registry: MessageRegistry,
-    versions: tuple[int, ...],
-) -> None:
-    async with listener:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:
-                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
-                    raise
-                logger.error("accept failed (%s); backing off", error.strerror)
-                await trio.sleep(ACCEPT_BACKOFF_S)
-                continue
-            gate.status.accepted += 1
-            ticket = gate.admit()
-            nursery.start_soon(
-                _serve_one, stream, ticket, gate, identity, secrets, handler, registry, versions
-            )
-
-
-async def _serve_one(
-    stream: trio.SocketStream,
-    ticket: int,
-    gate: _Gate,
-    identity: Signer,
-    secrets: tuple[bytes, ...],
-    handler: Handler,
-    registry: MessageRegistry,
-    versions: tuple[int, ...],
-) -> None:
-    try:
-        remote = _describe(stream.socket.getpeername())
-    except OSError:
-        remote = "?"
-    status = gate.status
-    handshake = Handshake.responder(
-        identity, secrets, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
-    )
-    # None when a newer connection evicted this one before this task started.
-    scope = gate.pending.get(ticket)
-    connection: PeerConnection | None = None
-    try:
-        if scope is not None:
-            with scope:
-                connection = await establish(
-                    stream, handshake, registry=registry, remote=remote, status=status
-                )
-    except HandshakeFailed:
-        return  # establish logged the reason and closed the stream
-    finally:
-        gate.pending.pop(ticket, None)
-    if connection is None:
-        # The handshake's scope was cancelled: by its deadline, or by an eviction.
-        await _close_unauthenticated(stream, ticket, gate, remote)
-        return
-    peer_id = connection.peer_id
-    if gate.per_peer[peer_id] >= gate.config.connections_per_peer_max:
-        status.over_peer_limit += 1
-        await connection._close(
-            f"over the limit of {gate.config.connections_per_peer_max} connections per peer",
-            misbehaved=True,
-        )
-        return
-    status.authenticated += 1
-    gate.per_peer[peer_id] += 1
-    try:
-        await handler(connection)
-    except ConnectionClosed:
-        pass  # the connection logged why
-    except Exception:
-        logger.exception("handler for %r failed", connection)
-    finally:
-        gate.per_peer[peer_id] -= 1
-        if not gate.per_peer[peer_id]:
-            del gate.per_peer[peer_id]
-        await connection.aclose()
-
-
-async def _close_unauthenticated(
-    stream: trio.SocketStream, ticket: int, gate: _Gate, remote: str
-) -> None:
-    """A handshake cancelled by eviction or its deadline: count, log, close."""
-    if ticket in gate.evicted:
-        gate.evicted.discard(ticket)
-        gate.status.evicted += 1
-        reason = "evicted: too many unauthenticated connections"
-    else:
-        gate.status.timed_out += 1
-        reason = f"handshake timeout after {gate.config.handshake_timeout_s} s"
-    _drop(gate.status, remote, reason)
-    with trio.CancelScope(shield=True):
-        await stream.aclose()

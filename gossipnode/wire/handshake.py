@@ -37,7 +37,7 @@ from __future__ import annotations
 import hmac
 import struct
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Protocol
 
 import nacl.bindings
 import nacl.encoding
@@ -50,7 +50,17 @@ import nacl.utils
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from .channel import SecureChannel
 from .framing import FrameDecoder, FrameError, encode_frame
-from .messages import Limit, MessageError, MessageRegistry
+from .handshake_messages import (
+    HANDSHAKE_FRAME_BYTES_MAX,
+    HANDSHAKE_MESSAGES,
+    NONCE_BYTES,
+    VERSIONS_MAX,
+    Finish,
+    Hello,
+    Refusal,
+    Reply,
+)
+from .messages import MessageError
 
 __all__ = [
     "HANDSHAKE_FRAME_BYTES_MAX",
@@ -64,63 +74,11 @@ __all__ = [
 
 # The protocol versions this build speaks. Bump when a message schema changes.
 PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
-# The largest handshake message is a Reply of ~220 bytes; a Refusal with its reason text
-# stays under 400. 1 KiB bounds what an unauthenticated peer can make us buffer.
-HANDSHAKE_FRAME_BYTES_MAX = 1024
-# Versions one Hello may list: a range of releases, not an attack surface.
-VERSIONS_MAX = 16
-KEY_BYTES = 32
-NONCE_BYTES = 32
-MAC_BYTES = 32
-SIGNATURE_BYTES = 64
-NODE_ID_BYTES = 32
-# A Refusal's reason is shown to operators; keep it to one short line.
-REASON_BYTES_MAX = 200
 
-_Key = Annotated[bytes, Limit(KEY_BYTES, minimum=KEY_BYTES)]
-_Nonce = Annotated[bytes, Limit(NONCE_BYTES, minimum=NONCE_BYTES)]
-_Mac = Annotated[bytes, Limit(MAC_BYTES, minimum=MAC_BYTES)]
-_Versions = Annotated[tuple[int, ...], Limit(VERSIONS_MAX, minimum=1)]
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    versions: _Versions
-    ephemeral_key: _Key
-    nonce: _Nonce
-    mac: _Mac
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    version: int
-    ephemeral_key: _Key
-    nonce: _Nonce
-    node_id: Annotated[bytes, Limit(NODE_ID_BYTES, minimum=NODE_ID_BYTES)]
-    signature: Annotated[bytes, Limit(SIGNATURE_BYTES, minimum=SIGNATURE_BYTES)]
-    mac: _Mac
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    node_id: Annotated[bytes, Limit(NODE_ID_BYTES, minimum=NODE_ID_BYTES)]
-    signature: Annotated[bytes, Limit(SIGNATURE_BYTES, minimum=SIGNATURE_BYTES)]
-    mac: _Mac
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    reason: Annotated[str, Limit(REASON_BYTES_MAX)]
-    versions: Annotated[tuple[int, ...], Limit(VERSIONS_MAX)]
-    # Empty when the responder could not authenticate (it does not share our secret).
-    mac: Annotated[bytes, Limit(MAC_BYTES)]
-
-
-HANDSHAKE_MESSAGES = MessageRegistry(bytes_max=64, text_bytes_max=REASON_BYTES_MAX, items_max=16)
-HANDSHAKE_MESSAGES.register(1, Hello)
-HANDSHAKE_MESSAGES.register(2, Reply)
-HANDSHAKE_MESSAGES.register(3, Finish)
-HANDSHAKE_MESSAGES.register(4, Refusal)
+# Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes
+# (128 bits) would be guessable. `gossipnode keygen` writes 32.
+SECRET_BYTES_MIN = 16
+SECRET_BYTES_MAX = 64
 
 WRONG_SECRET = "wrong cluster secret"
 NO_COMMON_VERSION = "no common protocol version"
@@ -152,11 +110,12 @@ class HandshakeResult:
 
 
 def format_versions(versions: tuple[int, ...]) -> str:
-    """ "1-3" for a contiguous range, "1,3" otherwise, "none" when empty."""
+    """Versions as an operator reads them: "1-3" if contiguous, else "1,3"; "none" if empty."""
     if not versions:
         return "none"
     ordered = sorted(set(versions))
-    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+    # Arithmetic, not range(): a peer may list versions 0 and 2**64 - 1.
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
         return f"{ordered[0]}-{ordered[-1]}"
     return ",".join(map(str, ordered))
 
@@ -192,6 +151,10 @@ class Handshake:
     ) -> None:
         if not secrets:
             raise LocalProtocolError("at least one cluster secret is needed")
+        if any(not SECRET_BYTES_MIN <= len(secret) <= SECRET_BYTES_MAX for secret in secrets):
+            raise LocalProtocolError(
+                f"cluster secrets must be {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes"
+            )
         if not versions or len(versions) > VERSIONS_MAX:
             raise LocalProtocolError(f"between 1 and {VERSIONS_MAX} protocol versions needed")
         self.is_initiator = initiator
@@ -203,7 +166,9 @@ class Handshake:
         self.result: HandshakeResult | None = None
         self._decoder = FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX)
         self._outgoing = bytearray()
-        self._ephemeral = nacl.public.PrivateKey.generate()
+        # The responder makes its ephemeral key only for a hello that proves the secret, so
+        # a flood of strangers costs no key generation.
+        self._ephemeral: nacl.public.PrivateKey | None = None
         self._nonce = nacl.utils.random(NONCE_BYTES)
         self._failed: str | None = None
         # Filled in as the handshake proceeds.
@@ -215,6 +180,7 @@ class Handshake:
         self._peer_id = b""
         if initiator:
             self._secret = self.secrets[0]
+            self._ephemeral = nacl.public.PrivateKey.generate()
             self._send_hello()
             self._expecting: type = Reply
         else:
@@ -308,6 +274,7 @@ class Handshake:
         return frame
 
     def _send_hello(self) -> None:
+        assert self._ephemeral is not None
         eph = bytes(self._ephemeral.public_key)
         mac = self._hello_mac(self._secret, self.versions, eph, self._nonce)
         self._hello_bytes = self._send(Hello(self.versions, eph, self._nonce, mac))
@@ -345,6 +312,7 @@ class Handshake:
                 f"theirs {format_versions(hello.versions)}"
             )
         self._version = max(shared)
+        self._ephemeral = nacl.public.PrivateKey.generate()
         eph = bytes(self._ephemeral.public_key)
         node_id = self.identity.node_id
         self._transcript = _hash(
@@ -429,6 +397,7 @@ class Handshake:
             )
 
     def _derive_master(self, peer_ephemeral: bytes) -> bytes:
+        assert self._ephemeral is not None
         try:
             dh = nacl.bindings.crypto_scalarmult(bytes(self._ephemeral), peer_ephemeral)
         except nacl.exceptions.CryptoError:
@@ -447,5 +416,5 @@ class Handshake:
         # Bytes the peer sent right after its last handshake message belong to the channel.
         channel.receive_data(self._decoder.take_buffer())
         self.result = HandshakeResult(self._peer_id, self._version, channel)
-        self._ephemeral = None  # type: ignore[assignment]  # forget it: forward secrecy
+        self._ephemeral = None  # forget it: forward secrecy
         self._master = b""

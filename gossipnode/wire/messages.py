@@ -114,10 +114,14 @@ class MessageRegistry:
         type_id, encode_fields = entry
         return cbor.encode([type_id, *encode_fields(message)])
 
-    def decode(self, data: bytes) -> object:
-        """The message in `data`. Raises MessageError with a one-line reason."""
+    def decode(self, data: bytes, *, depth_max: int | None = None) -> object:
+        """The message in `data`. Raises MessageError with a one-line reason.
+
+        `depth_max` overrides the registry's CBOR nesting limit (the transport passes
+        `WireConfig.cbor_depth_max`).
+        """
         try:
-            raw = cbor.decode(data, depth_max=self.depth_max)
+            raw = cbor.decode(data, depth_max=depth_max or self.depth_max)
         except cbor.CborError as error:
             raise MessageError(str(error)) from None
         if not isinstance(raw, list) or not raw:

@@ -4,21 +4,21 @@ import nacl.signing
 import pytest
 import trio
 import trio.testing
-from wire.samples import Blob, Item, sample_batch, sample_registry
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
+from gossipnode.runtime.listener import serve
 from gossipnode.runtime.transport import (
     ConnectionClosed,
     HandshakeFailed,
     TransportStatus,
     connect,
     establish,
-    serve,
 )
 from gossipnode.wire.channel import TAG_BYTES
 from gossipnode.wire.handshake import Handshake
 from gossipnode.wire.messages import MessageRegistry
+from tests.wire.samples import Blob, Item, sample_batch, sample_registry
 
 SECRET = b"s" * 32
 ALICE = Identity(nacl.signing.SigningKey(b"a" * 32))
@@ -307,3 +307,28 @@ async def test_connect_to_a_closed_port_fails_cleanly():
 @pytest.fixture(autouse=True)
 def _capture_wire_logs(caplog):
     caplog.set_level(logging.INFO, logger="gossipnode.wire")
+
+
+async def test_the_configured_cbor_depth_limit_is_enforced(nursery):
+    status = TransportStatus()
+    config = WireConfig(cbor_depth_max=3)
+    address = await nursery.start(
+        lambda task_status: serve(
+            ("127.0.0.1", 0),
+            BOB,
+            (SECRET,),
+            config,
+            echo,
+            registry=REGISTRY,
+            status=status,
+            task_status=task_status,
+        )
+    )
+    with trio.fail_after(TEST_TIMEOUT_S):
+        connection = await connect(address, ALICE, (SECRET,), config, registry=REGISTRY)
+        assert await exchange(connection, Blob(b"flat")) == Blob(b"flat")
+        # A Batch of records nests four levels: envelope, records, record, version.
+        with pytest.raises(ConnectionClosed):
+            await exchange(connection, sample_batch())
+        await trio.testing.wait_all_tasks_blocked()
+    assert "nesting depth (3) exceeded" in status.recent_drops[-1][1]

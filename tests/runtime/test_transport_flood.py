@@ -7,12 +7,13 @@ import resource
 import nacl.signing
 import trio
 import trio.testing
-from wire.samples import Blob, sample_registry
 
 from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
-from gossipnode.runtime.transport import TransportStatus, connect, serve
+from gossipnode.runtime.listener import _Gate, serve
+from gossipnode.runtime.transport import TransportStatus, connect
 from gossipnode.wire.handshake import Handshake
+from tests.wire.samples import Blob, sample_registry
 
 SECRET = b"s" * 32
 ALICE = Identity(nacl.signing.SigningKey(b"a" * 32))
@@ -102,3 +103,17 @@ async def test_a_flooded_listener_still_completes_a_real_handshake(nursery):
 async def echo(connection):
     while True:
         await connection.send(await connection.receive())
+
+
+async def test_eviction_falls_on_the_busiest_source_then_the_oldest():
+    gate = _Gate(WireConfig(unauthenticated_connections_max=3), TransportStatus())
+    first_a = gate.admit("10.0.0.1")
+    first_b = gate.admit("10.0.0.2")
+    second_a = gate.admit("10.0.0.1")
+    first_c = gate.admit("10.0.0.3")  # full: 10.0.0.1 holds two, so its oldest goes
+    assert gate.evicted == {first_a}
+    assert list(gate.pending) == [first_b, second_a, first_c]
+    first_d = gate.admit("10.0.0.4")  # full, one each: the oldest goes
+    assert gate.evicted == {first_a, first_b}
+    assert list(gate.pending) == [second_a, first_c, first_d]
+    assert all(gate.pending[t][1].cancel_called is False for t in gate.pending)

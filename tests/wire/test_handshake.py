@@ -208,15 +208,27 @@ def test_a_failed_handshake_stays_failed():
 
 
 def test_misuse_is_our_error():
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="at least one cluster secret"):
         Handshake.initiator(ALICE, (), frame_bytes_max=FRAME_BYTES_MAX)
+    with pytest.raises(LocalProtocolError, match="16 to 64 bytes"):
+        Handshake.responder(BOB, (SECRET, b"short"), frame_bytes_max=FRAME_BYTES_MAX)
+    with pytest.raises(LocalProtocolError, match="protocol versions"):
+        Handshake.initiator(ALICE, (SECRET,), frame_bytes_max=FRAME_BYTES_MAX, versions=())
 
 
 @pytest.mark.parametrize(
-    ("versions", "text"), [((1,), "1-1"), ((3, 1, 2), "1-3"), ((1, 3), "1,3"), ((), "none")]
+    ("versions", "text"),
+    [((1,), "1-1"), ((3, 1, 2), "1-3"), ((1, 3), "1,3"), ((2, 2, 3), "2-3"), ((), "none")],
 )
 def test_versions_are_shown_as_ranges(versions, text):
     assert format_versions(versions) == text
+
+
+def test_a_hostile_version_list_is_refused_cheaply():
+    # Versions 0 and 2**64 - 1: formatting them must not build the range between.
+    left, right = initiator(versions=(0, 2**64 - 1)), responder()
+    with pytest.raises(HandshakeError, match=r"theirs 0,18446744073709551615"):
+        right.receive_data(left.data_to_send())
 
 
 @settings(max_examples=2000, deadline=None)

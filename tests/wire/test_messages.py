@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.records import Record, Version
 from gossipnode.wire.messages import MessageError, MessageRegistry
-
-from .samples import ORIGIN, Batch, Blob, Item, sample_batch, sample_registry
+from tests.wire.samples import ORIGIN, Batch, Blob, Item, sample_batch, sample_registry
 
 REGISTRY = sample_registry()
 
