@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import trio
-
-from ..cli import EXIT_OK, verb
+from ..cli import EXIT_OK, UsageError, verb
 from ..config import load_config
-from ..runtime.agent import open_agent
+from ..runtime.agent import run_agent
 from ..runtime.logs import setup_logging
 from ..storage import StoreError
 
@@ -28,10 +26,7 @@ def _agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     tail = setup_logging(config.log_format)
     try:
-        agent = open_agent(config, tail)
+        run_agent(config, tail)
     except StoreError as error:
-        from ..cli import UsageError
-
         raise UsageError(str(error)) from None
-    trio.run(agent.run)
     return EXIT_OK

@@ -45,9 +45,10 @@ from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
 from .links import Links
 from .logs import LogTail
-from .transport import ConnectionClosed, PeerConnection, TransportStatus, serve
+from .listener import serve
+from .transport import ConnectionClosed, PeerConnection, TransportStatus
 
-__all__ = ["Agent", "open_agent"]
+__all__ = ["Agent", "open_agent", "run_agent"]
 
 logger = logging.getLogger("gossipnode.agent")
 
@@ -271,6 +272,12 @@ def _content_check() -> Callable[[Any], str | None]:
         return None
 
     return check
+
+
+def run_agent(config: NodeConfig, log_tail: LogTail | None = None) -> None:
+    """Open the node's files and run it until SIGTERM or SIGINT (for `gossipnode agent`)."""
+    agent = open_agent(config, log_tail)
+    trio.run(agent.run)
 
 
 def open_agent(config: NodeConfig, log_tail: LogTail | None = None) -> Agent:

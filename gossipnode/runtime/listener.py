@@ -26,7 +26,8 @@ import trio
 
 from ..config import WireConfig
 from ..wire.handshake import PROTOCOL_VERSIONS, Handshake, Signer
-from ..wire.messages import PEER_MESSAGES, MessageRegistry
+from ..wire.messages import MessageRegistry
+from ..wire.peer_messages import PEER_MESSAGES
 from .transport import (
     ConnectionClosed,
     HandshakeFailed,

@@ -1,6 +1,6 @@
 """NodeCore: replication, containment and placement, on virtual time."""
 
-from node_harness import Cluster
+from tests.core.node_harness import Cluster
 
 from gossipnode.core.records import Record
 

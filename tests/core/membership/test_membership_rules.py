@@ -16,7 +16,7 @@ import nacl.signing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from membership_helpers import converged, node_id
+from tests.core.membership.membership_helpers import converged, node_id
 
 import gossipnode.core.membership as membership_package
 from gossipnode.config import MembershipConfig

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from membership_helpers import all_alive, converged, node_id, start_cluster
+from tests.core.membership.membership_helpers import all_alive, converged, node_id, start_cluster
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.membership import (
