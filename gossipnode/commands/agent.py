@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import trio
-
 from ..cli import EXIT_OK, verb
 from ..config import load_config
-from ..runtime.agent import open_agent
-from ..runtime.logs import setup_logging
-from ..storage import StoreError
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +20,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     _arguments,
 )
 def _agent(args: argparse.Namespace) -> int:
+    # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
+    import trio
+
+    from ..runtime.agent import open_agent
+    from ..runtime.logs import setup_logging
+    from ..storage import StoreError
+
     config = load_config(args.config)
     tail = setup_logging(config.log_format)
     try:
