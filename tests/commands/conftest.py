@@ -31,8 +31,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # Bound for every wait in these tests (agent start, gossip, replication); none comes near it.
 WAIT_S = 20.0
 POLL_S = 0.05
-# Anti-entropy rounds only when asked (`repair`), so that tests see what a repair moves.
-CONFIG_TAIL = "\n[replication]\nanti_entropy_interval_s = 3600\n"
+# Anti-entropy rounds only when asked (`repair`), so that tests see what a repair moves;
+# patient probes, so that a busy test machine does not make a member suspect (health).
+CONFIG_TAIL = (
+    "\n[replication]\nanti_entropy_interval_s = 3600\n"
+    "\n[membership]\nprobe_interval_s = 2.0\nprobe_timeout_s = 1.5\n"
+)
 
 
 def free_port() -> int:
