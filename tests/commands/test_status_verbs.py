@@ -72,8 +72,8 @@ def test_status_shows_node_datasets_and_peers_under_a_legend(cluster, cli):
     digest = cluster.a.request("status")["datasets"]
     expected = next(d for d in digest if d["name"] == "groups")
     assert groups.split()[2] == str(expected["records"]) and expected["digest"] in groups
-    assert "--  Name  ID             Synced    Moved  Lag  Withheld" in text or re.search(
-        r"^--\s+Name\s+ID\s+Synced\s+Moved\s+Lag\s+Withheld$", text, re.MULTILINE)
+    assert re.search(r"^--\s+Name\s+ID\s+Synced\s+Moved\s+Lag\s+Withheld$", text,
+                     re.MULTILINE)
     peer_row = next(line for line in text.splitlines() if re.match(r"^[UDSL][CBRU]  b ", line))
     assert peer_row.startswith("U")  # b is up
     assert "network " in text and "(local)" in text
