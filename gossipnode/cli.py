@@ -250,7 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gossipnode",
         description="A replicated cluster node for PGP key-management servers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `gossipnode VERB --help` for a verb's options and an example.",
+        epilog="examples:\n"
+        "  gossipnode init --data-dir /var/lib/gossipnode --name pgp-a --listen 10.0.0.1:7946 \\\n"
+        "      --secret-file cluster.secret\n"
+        "  gossipnode agent --config /var/lib/gossipnode/node.toml\n"
+        "  export GOSSIPNODE_SOCKET=/var/lib/gossipnode/control.sock\n"
+        "  gossipnode status\n"
+        "  gossipnode put groups sales --value '{\"members\": [\"ann\"]}'\n\n"
+        "Client verbs find the agent by --socket PATH, --config FILE or $GOSSIPNODE_SOCKET.\n"
+        "Run `gossipnode VERB --help` for a verb's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"gossipnode {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)

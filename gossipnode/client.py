@@ -84,7 +84,10 @@ class ControlClient:
         assert self._socket is not None
         self._socket.settimeout(None)
         while True:
-            yield self._read_line()
+            try:
+                yield self._read_line()
+            except OSError as error:
+                raise AgentUnreachable(f"lost the agent on {self.path}: {error}") from None
 
     def _read_line(self) -> dict[str, Any]:
         assert self._socket is not None
@@ -96,4 +99,10 @@ class ControlClient:
             if len(self._buffer) > REPLY_BYTES_MAX:
                 raise AgentUnreachable("reply too large")
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise AgentUnreachable(f"{self.path} answered with something other than a reply")
+        return reply

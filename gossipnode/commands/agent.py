@@ -7,9 +7,6 @@ from pathlib import Path
 
 from ..cli import EXIT_OK, UsageError, verb
 from ..config import load_config
-from ..runtime.agent import run_agent
-from ..runtime.logs import setup_logging
-from ..storage import StoreError
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +20,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     _arguments,
 )
 def _agent(args: argparse.Namespace) -> int:
+    # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
+    from ..runtime.agent import run_agent
+    from ..runtime.logs import setup_logging
+    from ..storage import StoreError
+
     config = load_config(args.config)
     tail = setup_logging(config.log_format)
     try:

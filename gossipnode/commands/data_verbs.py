@@ -24,7 +24,6 @@ from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
 from ..client import ClientError
-from ..runtime.control_api import to_json
 from .connection import add_client_arguments, connect, request
 from .formatting import format_time_ms, print_json, print_table, summarize
 
@@ -216,6 +215,7 @@ def _read_key_file(path: Path) -> bytes:
 
 def _import_key(client: Any, parsed: Any) -> dict[str, Any]:
     from ..openpgp import consumer_value, private_key_value
+    from ..runtime.control_api import to_json  # bytes as {"$bytes": ...}; imports Trio
 
     row: dict[str, Any] = {
         "fingerprint": parsed.fingerprint,

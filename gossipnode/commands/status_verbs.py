@@ -87,7 +87,8 @@ def _withheld_total(withheld: dict[str, int]) -> int:
     "this node, its datasets and its peers' replication state (as `nodetool status` does)\n\n"
     "Datasets: record count, tombstones and Merkle digest (equal digests = equal data).\n"
     "Peers: a two-letter code (member state, sync state; see the legend), the age of the\n"
-    "last completed sync, records moved by it, pushes pending and records withheld by policy.\n"
+    "last completed sync, records it moved, lag (records pushed to the peer and not yet\n"
+    "acknowledged) and records withheld from it by policy.\n"
     "example: gossipnode status --config /var/lib/gossipnode/node.toml",
     _json_only("a JSON object: node, datasets (name, records, digest, ...) and peers"),
 )
@@ -118,7 +119,7 @@ def _status(args: argparse.Namespace) -> int:
     for line in STATUS_LEGEND:
         print(line)
     print_table(
-        ["--", "Name", "ID", "Synced", "Moved", "Pending", "Withheld"],
+        ["--", "Name", "ID", "Synced", "Moved", "Lag", "Withheld"],
         [
             [
                 STATE_CODES.get(peer["state"], "?") + SYNC_CODES.get(peer["sync"], "?"),

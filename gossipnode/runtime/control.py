@@ -6,14 +6,16 @@ Rules:
    on it; a live agent's socket is never stolen.
 2. One request per line: {"verb": NAME, ...arguments}. One reply per line:
    {"ok": true, "result": ...} or {"ok": false, "error": ONE LINE, "exit": CODE}.
-3. A bad request (not JSON, not an object, unknown verb, bad arguments, a line over
-   `REQUEST_BYTES_MAX`) gets an error reply and the connection stays usable; a line too long
-   to recover from closes that connection only. Nothing a client sends can crash the agent.
+3. A bad request (not JSON, not an object, unknown verb, bad arguments) gets an error
+   reply and the connection stays usable; a line over `REQUEST_BYTES_MAX` gets an error
+   reply and closes that connection only. Nothing a client sends can crash the agent.
+   Beyond `CLIENTS_MAX` connections at once, a new one gets an error reply and is closed.
 4. `monitor` turns the connection into a stream of {"log": LINE} replies until it closes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -27,6 +29,7 @@ from .control_api import ControlError, handle
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .logs import LogTail
 
 __all__ = ["REQUEST_BYTES_MAX", "serve_control"]
 
@@ -63,14 +66,12 @@ async def serve_control(agent: Agent, *,
                     stream = await listener.accept()
                     nursery.start_soon(_serve_client, agent, stream, limiter)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 async def _remove_stale_socket(path: os.PathLike[str]) -> None:
-    if not os.path.exists(path):
+    if not await trio.Path(path).exists():
         return
     probe = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
     try:
@@ -87,7 +88,24 @@ async def _remove_stale_socket(path: os.PathLike[str]) -> None:
 
 async def _serve_client(agent: Agent, stream: trio.SocketStream,
                         limiter: trio.CapacityLimiter) -> None:
-    async with limiter, stream:
+    # Over the limit a client is told so at once: waiting for a slot would let idle
+    # connections or `monitor` streams lock every operator out.
+    try:
+        limiter.acquire_on_behalf_of_nowait(stream)
+    except trio.WouldBlock:
+        async with stream:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await _reply(stream, _error(f"too many control clients ({CLIENTS_MAX}); "
+                                            "try again when one has finished"))
+        return
+    try:
+        await _serve_connection(agent, stream)
+    finally:
+        limiter.release_on_behalf_of(stream)
+
+
+async def _serve_connection(agent: Agent, stream: trio.SocketStream) -> None:
+    async with stream:
         buffer = bytearray()
         try:
             while True:
@@ -144,13 +162,30 @@ async def _reply(stream: trio.SocketStream, reply: dict[str, Any]) -> None:
 
 
 async def _monitor(agent: Agent, stream: trio.SocketStream) -> None:
+    """Stream new log lines until the client closes its end (or stops reading)."""
     tail = agent.log_tail
     if tail is None:
         await _reply(stream, _error("this agent keeps no log tail"))
         return
     sequence = tail.sequence
     await _reply(stream, {"ok": True, "result": "streaming log lines"})
-    while True:
-        for sequence, line in tail.since(sequence):
-            await _reply(stream, {"log": line})
-        await trio.sleep(MONITOR_POLL_S)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_follow_log, tail, sequence, stream, nursery.cancel_scope)
+        # A monitor client sends nothing more; its EOF is how we learn it left, so that a
+        # quiet log does not keep a closed monitor's slot forever.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while await stream.receive_some(READ_BYTES):
+                pass
+        nursery.cancel_scope.cancel()
+
+
+async def _follow_log(tail: LogTail, sequence: int, stream: trio.SocketStream,
+                      done: trio.CancelScope) -> None:
+    try:
+        while True:
+            for number, line in tail.since(sequence):
+                await _reply(stream, {"log": line})
+                sequence = number
+            await trio.sleep(MONITOR_POLL_S)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        done.cancel()

@@ -55,16 +55,17 @@ def members(agent: Agent) -> list[dict[str, Any]]:
 def status(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
     core = agent.core
-    datasets = []
-    for info_ in DATASETS:
-        datasets.append({
+    datasets = [
+        {
             "name": info_.name,
             "scope": info_.scope.value,
             "records": agent.store.count(info_.name),
             "tombstones": agent.store.count(info_.name, tombstones=True)
             - agent.store.count(info_.name),
             "digest": core.anti_entropy.root_hex(info_.name) if info_.replicated else None,
-        })
+        }
+        for info_ in DATASETS
+    ]
     peers = []
     withheld = core.withheld_from_peers()
     for member in sorted(core.members(), key=lambda m: m.name):
@@ -109,12 +110,10 @@ def status(agent: Agent) -> dict[str, Any]:
 def health(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
     core = agent.core
-    reasons = []
     everyone = core.members()
     alive = [m for m in everyone if m.state == "alive"]
-    for member in everyone:
-        if member.state == "suspect":
-            reasons.append(f"peer {member.name} ({short_id(member.node_id)}) is suspect")
+    reasons = [f"peer {member.name} ({short_id(member.node_id)}) is suspect"
+               for member in everyone if member.state == "suspect"]
     if core.quarantined(now):
         reasons.append("this node is quarantined: run `gossipnode reseed`")
     lag_s_max = SYNC_LAG_INTERVALS_MAX * agent.config.replication.anti_entropy_interval_s

@@ -8,6 +8,8 @@ real process.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -29,8 +31,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # Bound for every wait in these tests (agent start, gossip, replication); none comes near it.
 WAIT_S = 20.0
 POLL_S = 0.05
-# Anti-entropy rounds only when asked (`repair`), so that tests see what a repair moves.
-CONFIG_TAIL = "\n[replication]\nanti_entropy_interval_s = 3600\n"
+# Anti-entropy rounds only when asked (`repair`), so that tests see what a repair moves;
+# patient probes, so that a busy test machine does not make a member suspect (health).
+CONFIG_TAIL = (
+    "\n[replication]\nanti_entropy_interval_s = 3600\n"
+    "\n[membership]\nprobe_interval_s = 2.0\nprobe_timeout_s = 1.5\n"
+)
 
 
 def free_port() -> int:
@@ -65,6 +71,7 @@ class AgentProcess:
     port: int
     node_id: str
     process: subprocess.Popen[bytes] | None = None
+    terminated: bool = False
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +90,7 @@ class AgentProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.terminated = False
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gossipnode", "agent", "--config", str(self.config)],
@@ -104,10 +112,17 @@ class AgentProcess:
         with ControlClient(self.socket, timeout_s=WAIT_S) as client:
             return client.request(verb, **arguments)
 
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+    def terminate(self) -> None:
+        """SIGTERM once: a second one would hit the default handler mid-leave."""
+        if self.process is not None and self.process.poll() is None and not self.terminated:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self) -> None:
+        """SIGTERM, and SIGKILL when the agent has not exited within 10 s."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.kill(self.process.pid, sig)
+        self.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -115,20 +130,33 @@ class AgentProcess:
             self.process.wait(timeout=10)
 
 
+def stop_all(agents: list[AgentProcess]) -> None:
+    """SIGTERM to all at once (each spends a second announcing its leave), then wait."""
+    for agent in agents:
+        agent.terminate()
+    for agent in agents:
+        agent.stop()
+
+
+def _run_in_process(*arguments: str) -> str:
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(io.StringIO()):
+        code = main(list(arguments))
+    assert code == 0, arguments
+    return output.getvalue()
+
+
 def make_agent(root: Path, name: str, *flags: str, join: AgentProcess | None = None,
                config_tail: str = CONFIG_TAIL) -> AgentProcess:
     secret = root / "cluster.secret"
     if not secret.exists():
-        subprocess.run([sys.executable, "-m", "gossipnode", "keygen", "--out", str(secret)],
-                       check=True, env=environment(), capture_output=True, timeout=60)
+        _run_in_process("keygen", "--out", str(secret))
     port = free_port()
     arguments = ["init", "--data-dir", str(root / name), "--name", name,
                  "--listen", f"127.0.0.1:{port}", "--secret-file", str(secret), *flags]
     if join is not None:
         arguments += ["--join", join.address]
-    done = subprocess.run([sys.executable, "-m", "gossipnode", *arguments], check=True,
-                          env=environment(), capture_output=True, text=True, timeout=60)
-    agent = AgentProcess(name, root / name, port, done.stdout.strip())
+    agent = AgentProcess(name, root / name, port, _run_in_process(*arguments).strip())
     with agent.config.open("a") as file:
         file.write(config_tail)
     return agent
@@ -142,6 +170,7 @@ class Cluster:
         self.b = make_agent(root, "b", "--wep", "--no-private-keys", join=self.a)
 
     def start(self) -> None:
+        self.terminated = False
         self.a.start()
         self.b.start()
         wait_for(self.converged_membership, "a and b to see each other alive")
@@ -154,8 +183,7 @@ class Cluster:
         return True
 
     def stop(self) -> None:
-        for agent in (self.b, self.a):
-            agent.stop()
+        stop_all([self.a, self.b])
 
 
 @pytest.fixture(scope="module")
