@@ -22,6 +22,7 @@ import random
 import signal
 import time
 from collections import Counter
+from functools import partial
 from collections.abc import Callable
 from typing import Any
 
@@ -129,8 +130,8 @@ class Agent:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.links.run)
                 self.listen_address = await nursery.start(
-                    serve, self.config.listen, self.identity, self.secrets, self.config.wire,
-                    self._serve_peer,
+                    partial(serve, status=self.transport_status), self.config.listen,
+                    self.identity, self.secrets, self.config.wire, self._serve_peer,
                 )
                 await nursery.start(serve_control, self)
                 nursery.start_soon(self._timer_loop)

@@ -52,6 +52,13 @@ def render_metrics(agent: Agent) -> str:
     lines += _family("gossipnode_gossip_messages_received_total", "counter",
                      "Peer messages received, by type.",
                      [({"type": t}, n) for t, n in sorted(agent.messages_received.items())])
+    transport = agent.transport_status
+    lines += _family("gossipnode_gossip_bytes_sent_total", "counter",
+                     "Encoded bytes of peer messages sent, by type.",
+                     [({"type": t}, n) for t, n in sorted(transport.bytes_sent.items())])
+    lines += _family("gossipnode_gossip_bytes_received_total", "counter",
+                     "Encoded bytes of peer messages received, by type.",
+                     [({"type": t}, n) for t, n in sorted(transport.bytes_received.items())])
     lines += _family("gossipnode_messages_rejected_total", "counter",
                      "Records or messages refused from peers.",
                      [({"reason": "refused"}, stats.get("records_refused", 0)),

@@ -82,6 +82,9 @@ class TransportStatus:
     recent_drops: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT_DROPS_MAX)
     )
+    # Encoded payload bytes of authenticated messages, by message type, for `metrics`.
+    bytes_sent: collections.Counter[str] = field(default_factory=collections.Counter)
+    bytes_received: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def record_drop(self, peer: str, reason: str) -> None:
         self.recent_drops.append((peer, reason))
@@ -149,6 +152,8 @@ class PeerConnection:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
                 await self._close(f"send failed: {error or type(error).__name__}")
                 raise ConnectionClosed(self.close_reason or "closed") from None
+            if self._status is not None:
+                self._status.bytes_sent[type(message).__name__] += len(payload)
 
     async def receive(self) -> object:
         """The next message from the peer.
@@ -164,7 +169,10 @@ class PeerConnection:
             try:
                 payload = self._channel.next_payload()
                 if payload is not None:
-                    return self._registry.decode(payload, depth_max=self._depth_max)
+                    message = self._registry.decode(payload, depth_max=self._depth_max)
+                    if self._status is not None:
+                        self._status.bytes_received[type(message).__name__] += len(payload)
+                    return message
             except RemoteProtocolError as error:
                 await self._close(str(error), misbehaved=True)
                 continue

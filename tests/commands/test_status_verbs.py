@@ -153,6 +153,9 @@ def test_metrics_are_prometheus_text_with_prefix_and_units(cluster, cli):
     assert members["alive"] == 2
     assert any(s["name"] == "gossipnode_gossip_messages_sent_total" and s["value"] > 0
                for s in samples)
+    for direction in ("sent", "received"):
+        assert any(s["name"] == f"gossipnode_gossip_bytes_{direction}_total"
+                   and s["value"] > 0 for s in samples)
     records = {s["labels"]["dataset"] for s in samples if s["name"] == "gossipnode_records"}
     assert "consumers" in records
     # Counters move between the two calls (gossip goes on): compare the series, not values.
