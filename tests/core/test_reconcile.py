@@ -62,7 +62,8 @@ def run_session(a: Replica, b: Replica, config: ReconcileConfig = CONFIG, seed: 
     now = 0.0
     initiator = ReconcileSession.initiate(7, a.digest, a.fetch, config, LIMITS, rng, now)
     first = initiator.messages_to_send()
-    assert len(first) == 1 and isinstance(first[0], ReconcileOpen)
+    assert len(first) == 1
+    assert isinstance(first[0], ReconcileOpen)
     responder = ReconcileSession.respond(first[0], b.digest, b.fetch, config, LIMITS, now)
     sent = [message_size(first[0]), 0]
     moved = 0
@@ -177,7 +178,8 @@ def test_conflicting_versions_of_one_key_converge_to_the_newer():
     # A tombstone newer than a value wins too.
     c = Replica([record("k", 30, None)])
     run_session(a, c)
-    assert a.records["k"].tombstone and c.records["k"].tombstone
+    assert a.records["k"].tombstone
+    assert c.records["k"].tombstone
 
 
 def test_one_side_empty_streams_a_plain_copy_in_capped_messages():
@@ -230,7 +232,8 @@ def test_malformed_range_lists_end_the_session(ranges):
     responder.messages_to_send()
     with pytest.raises(RemoteProtocolError):
         initiator.receive(ReconcileTurn(1, 1, False, ranges, ()), 0.0)
-    assert initiator.failed and not initiator.done
+    assert initiator.failed
+    assert not initiator.done
 
 
 def test_answers_for_ranges_we_never_opened_end_the_session():
@@ -278,7 +281,8 @@ def test_a_stalled_session_is_abandoned_at_its_deadline():
     initiator.handle_timer(deadline - 1)
     assert initiator.failed is None
     initiator.handle_timer(deadline)
-    assert initiator.failed and initiator.next_deadline() is None
+    assert initiator.failed
+    assert initiator.next_deadline() is None
 
 
 def test_records_of_another_dataset_are_refused():
@@ -316,7 +320,8 @@ def test_concurrent_writes_during_a_session_do_not_break_it():
             for item in peer.take_received_records():
                 peer_replica.apply(item)
         speaker = 1 - speaker
-    assert initiator.done and responder.done
+    assert initiator.done
+    assert responder.done
     # A second session repairs what the first one could not see.
     expected = lww_union(a, b)
     run_session(a, b)
