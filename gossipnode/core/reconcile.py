@@ -48,7 +48,6 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .merkle import SUM_MASK, WALL_BYTES, Digest
 from .reconcile_messages import (
     FINGERPRINT,
-    FINGERPRINT_BITS,
     FINGERPRINT_MASK,
     ID_BYTES,
     ITEMS,
@@ -302,7 +301,7 @@ class ReconcileSession:
             return
         if count == entry.count + 1 and count <= config.pure_scan_items_max:
             lone = (ours - entry.fingerprint) & FINGERPRINT_MASK
-            key = self._digest.find_leaf(lo, hi, lone, FINGERPRINT_BITS)
+            key = self._digest.find_leaf(lo, hi, lone)
             if key is not None:
                 pushes.append(key)
                 self._emit(out, opened, lo, Entry(hi, SKIP))

@@ -86,7 +86,8 @@ def run_session(a: Replica, b: Replica, config: ReconcileConfig = CONFIG, seed: 
                 moved += 1
                 peer_replica.apply(record)
         speaker = 1 - speaker
-    assert initiator.done and responder.done, (initiator.failed, responder.failed)
+    assert initiator.done, initiator.failed
+    assert responder.done, responder.failed
     return Outcome(turns, sent, moved)
 
 
