@@ -152,6 +152,7 @@ class Digest:
             digest._highs.append(array("Q", [leaf >> _HALF_BITS for _, leaf in chunk]))
             digest._lows.append(array("Q", [leaf & _HALF_MASK for _, leaf in chunk]))
         digest._maxes = [keys[-1] for keys in digest._keys]
+        digest._chunk_sums = [digest._whole_sum(chunk) for chunk in range(len(digest._keys))]
         digest._rebuild_index()
         if progress is not None:
             progress(len(items))
@@ -185,6 +186,7 @@ class Digest:
             self._highs.append(array("Q", [leaf >> _HALF_BITS]))
             self._lows.append(array("Q", [leaf & _HALF_MASK]))
             self._maxes.append(key)
+            self._chunk_sums = [leaf]
             self._rebuild_index()
             return
         chunk = min(bisect_left(self._maxes, key), len(self._keys) - 1)
@@ -205,6 +207,10 @@ class Digest:
             self._highs[chunk : chunk + 1] = [highs[:half], highs[half:]]
             self._lows[chunk : chunk + 1] = [lows[:half], lows[half:]]
             self._maxes[chunk : chunk + 1] = [keys[half - 1], keys[-1]]
+            self._chunk_sums[chunk : chunk + 1] = [
+                self._whole_sum(chunk),
+                self._whole_sum(chunk + 1),
+            ]
             self._rebuild_index()
         else:
             self._chunk_sums[chunk] += leaf
@@ -222,6 +228,7 @@ class Digest:
         self._count -= 1
         if not keys:
             del self._keys[chunk], self._highs[chunk], self._lows[chunk], self._maxes[chunk]
+            del self._chunk_sums[chunk]
             self._rebuild_index()
         else:
             self._maxes[chunk] = keys[-1]
@@ -229,10 +236,8 @@ class Digest:
             self._fenwick_add(chunk, -leaf, -1)
 
     def _rebuild_index(self) -> None:
-        """Recompute chunk sums' Fenwick trees: O(chunks), only when chunks split or vanish."""
-        self._chunk_sums = [
-            self._partial_sum(chunk, len(keys)) for chunk, keys in enumerate(self._keys)
-        ]
+        """Rebuild the Fenwick trees from the chunk sums: O(chunks), only when chunks split or
+        vanish (once per CHUNK_ITEMS_MAX / 2 inserts at most)."""
         size = len(self._chunk_sums)
         sums = [0, *self._chunk_sums]
         counts = [0, *(len(keys) for keys in self._keys)]
@@ -245,9 +250,16 @@ class Digest:
         self._sum = sum(self._chunk_sums)
         self._count = sum(len(keys) for keys in self._keys)
 
+    def _whole_sum(self, chunk: int) -> int:
+        return (sum(self._highs[chunk]) << _HALF_BITS) + sum(self._lows[chunk])
+
     def _partial_sum(self, chunk: int, stop: int) -> int:
-        """The sum of the first `stop` leaves of a chunk (C-level sums of each half)."""
-        return (sum(self._highs[chunk][:stop]) << _HALF_BITS) + sum(self._lows[chunk][:stop])
+        """The sum of the first `stop` leaves of a chunk, summing whichever side is shorter."""
+        highs, lows = self._highs[chunk], self._lows[chunk]
+        if 2 * stop <= len(lows):
+            return (sum(highs[:stop]) << _HALF_BITS) + sum(lows[:stop])
+        rest = (sum(highs[stop:]) << _HALF_BITS) + sum(lows[stop:])
+        return self._chunk_sums[chunk] - rest
 
     def _fenwick_add(self, chunk: int, leaf: int, count: int) -> None:
         index = chunk + 1
