@@ -327,3 +327,41 @@ def test_concurrent_writes_during_a_session_do_not_break_it():
     expected = lww_union(a, b)
     run_session(a, b)
     assert a.records == b.records == expected
+
+
+def test_pipelined_sessions_on_one_connection_do_not_mix():
+    """Two sessions between the same pair, their messages interleaved one by one."""
+    a, b = _pair(3000, 60, False, seed=11)
+    sessions = []
+    for number in (21, 22):
+        rng = random.Random(number)
+        initiator = ReconcileSession.initiate(number, a.digest, a.fetch, CONFIG, LIMITS, rng, 0.0)
+        opening = initiator.messages_to_send()[0]
+        responder = ReconcileSession.respond(opening, b.digest, b.fetch, CONFIG, LIMITS, 0.0)
+        sessions.append({"a": initiator, "b": responder})
+    replicas = {"a": a, "b": b}
+    for _ in range(4 * CONFIG.rounds_max):
+        queued = [
+            (side, pair, message)
+            for pair in sessions
+            for side in ("a", "b")
+            for message in pair[side].messages_to_send()
+        ]
+        if not queued:
+            break
+        for side, pair, message in queued:
+            other = "b" if side == "a" else "a"
+            pair[other].receive(message, 0.0)
+            for item in pair[other].take_received_records():
+                replicas[other].apply(item)
+    assert all(pair[side].done for pair in sessions for side in ("a", "b"))
+    assert a.records == b.records
+
+
+def test_a_peer_abort_fails_the_session_without_error():
+    a, b = _pair(300, 10, False, seed=12)
+    initiator, _responder = _opened(a, b)
+    initiator.receive(ReconcileAbort(1, "bored"), 0.0)
+    assert initiator.failed
+    assert "bored" in initiator.failed
+    assert initiator.messages_to_send() == []
