@@ -88,7 +88,19 @@ class _Open:
 
 class ReconcileSession:
     """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
-    drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`."""
+    drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`.
+
+    Args (of both constructors):
+        digest: the local digest of the scope being reconciled; read, never written.
+        fetch: the current local record of a key, or None if it is gone or no longer in the
+            scope. Only what `fetch` returns is ever sent, so it is where the caller enforces
+            containment (a record outside the peer's scope must come back as None).
+        config, limits: the node's `reconcile` and `limits` sections.
+
+    State: `done` (finished; every difference seen was exchanged), `failed` (a reason, or
+    None). Received records are checked for dataset and limits; their scope is for the
+    caller to check before applying them.
+    """
 
     def __init__(
         self,

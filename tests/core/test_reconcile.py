@@ -127,12 +127,15 @@ records = st.builds(
     only_b=st.lists(records, max_size=40),
     branching=st.integers(2, 5),
     items_max=st.integers(1, 4),
+    pure_scan=st.sampled_from([0, 1 << 20]),
     seed=st.integers(0, 3),
 )
 def test_one_session_leaves_both_sides_equal_to_the_lww_union(
-    shared, only_a, only_b, branching, items_max, seed
+    shared, only_a, only_b, branching, items_max, pure_scan, seed
 ):
-    config = replace(CONFIG, branching=branching, items_max=items_max)
+    config = replace(
+        CONFIG, branching=branching, items_max=items_max, pure_scan_items_max=pure_scan
+    )
     a = Replica(shared + only_a)
     b = Replica(shared + only_b)
     expected = lww_union(a, b)
