@@ -61,10 +61,9 @@ from .reconcile_messages import (
     ReconcileMessage,
     ReconcileOpen,
     ReconcileTurn,
-    encode_entry,
+    TurnWriter,
     message_size,
     parse_entries,
-    record_size,
 )
 from .records import Record, check_record
 
@@ -72,8 +71,6 @@ __all__ = ["ReconcileSession"]
 
 # Counts in a root or a range above this are not credible (2**40 is a trillion records).
 COUNT_MAX = 1 << 40
-# Headroom for a message's own fields (tag, session, turn, flags, length heads) when packing.
-MESSAGE_OVERHEAD_BYTES = 40
 
 
 @dataclass(slots=True)
@@ -130,10 +127,7 @@ class ReconcileSession:
         self._incoming_lo = b""
         self._received: list[Record] = []
         self._outbox: list[ReconcileMessage] = []
-        self._out_entries: list[Entry] = []
-        self._out_pushes: list[bytes] = []
-        self._out_turn = -1
-        self._out_final = False
+        self._writer: TurnWriter | None = None  # our turn, while it is being sent
 
     # -- creating --------------------------------------------------------------------------
 
@@ -198,7 +192,7 @@ class ReconcileSession:
             return
         if not isinstance(message, ReconcileTurn) or message.session != self.session:
             raise RemoteProtocolError("unexpected message in a reconciliation session")
-        if message.turn != self._expected_turn or self._outbox or self._out_turn >= 0:
+        if message.turn != self._expected_turn or self._outbox or self._writer is not None:
             raise RemoteProtocolError(f"turn {message.turn} out of order")
         limit = self._config.message_bytes_max
         if len(message.records) == 1:
@@ -258,8 +252,11 @@ class ReconcileSession:
         while max_messages is None or len(out) < max_messages:
             if self._outbox:
                 out.append(self._outbox.pop(0))
-            elif self._out_turn >= 0:
-                out.append(self._pack_message())
+            elif self._writer is not None:
+                out.append(self._writer.next_message())
+                if not self._writer.pending:
+                    self.done = self._writer.final
+                    self._writer = None
             else:
                 break
         return out
@@ -379,53 +376,14 @@ class ReconcileSession:
                 return parent
         raise RemoteProtocolError("a range that lies outside every range we left open")
 
-    # -- packing a turn into messages ------------------------------------------------------
-
     def _queue_turn(self, turn: int, entries: list[Entry], pushes: list[bytes]) -> None:
         if turn > 2 * self._config.rounds_max:
             raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
-        self._out_turn = turn
-        self._out_entries = entries
-        self._out_pushes = pushes
-        self._out_final = all(entry.mode == SKIP for entry in entries)
-        self._out_entries.reverse()  # popped from the end, in order
-        self._out_pushes.reverse()
-
-    def _pack_message(self) -> ReconcileTurn:
-        budget = self._config.message_bytes_max - MESSAGE_OVERHEAD_BYTES
-        chunks: list[bytes] = []
-        previous = b""
-        used = 0
-        while self._out_entries:
-            data = encode_entry(previous, self._out_entries[-1])
-            if chunks and used + len(data) > budget:
-                break
-            chunks.append(data)
-            used += len(data)
-            previous = self._out_entries.pop().hi or previous
-        records: list[Record] = []
-        while self._out_pushes and not self._out_entries:
-            record = self._fetch(self._out_pushes[-1][WALL_BYTES:].decode())
-            if record is None:
-                self._out_pushes.pop()  # gone since: nothing to push
-                continue
-            size = record_size(record)
-            if (records or chunks) and used + size > budget:
-                break
-            records.append(record)
-            used += size
-            self._out_pushes.pop()
-        more = bool(self._out_entries or self._out_pushes)
-        message = ReconcileTurn(self.session, self._out_turn, more, b"".join(chunks),
-                                tuple(records))  # fmt: skip
-        assert len(records) == 1 or message_size(message) <= self._config.message_bytes_max
-        if not more:
-            self._out_turn = -1
-            if self._out_final:
-                self.done = True
-        return message
+        self._writer = TurnWriter(
+            self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max
+        )
 
     def _fail(self, reason: str) -> None:
         self.failed = reason
-        self._out_turn = -1
+        self._writer = None
         self._outbox = [ReconcileAbort(self.session, reason[:REASON_CHARS_MAX])]
