@@ -61,6 +61,8 @@ _HALF_MASK = (1 << _HALF_BITS) - 1
 _LEAF_PERSON = b"gossipnode-leaf"
 _TOMBSTONE_MARK = b"\x00"
 _VALUE_MARK = b"\x01"
+# Length-prefixed dataset names, by name: a handful of entries, computed once each.
+_DATASET_PREFIXES: dict[str, bytes] = {}
 
 
 def sort_key(record: Record) -> bytes:
@@ -69,22 +71,34 @@ def sort_key(record: Record) -> bytes:
 
 
 def leaf_digest(record: Record) -> int:
-    """BLAKE2b-128 of (dataset, key, version, value hash), as an integer."""
-    hasher = hashlib.blake2b(digest_size=LEAF_BYTES, person=_LEAF_PERSON)
-    for text in (record.dataset, record.key):
-        data = text.encode()
-        hasher.update(len(data).to_bytes(4, "big"))
-        hasher.update(data)
+    """BLAKE2b-128 of (dataset, key, version, value hash), as an integer.
+
+    Hashed input: length-prefixed dataset and key, wall_ms (8 bytes), counter (4), origin
+    (32), then 0x00 for a tombstone or 0x01 and BLAKE2b-256 of the value."""
+    prefix = _DATASET_PREFIXES.get(record.dataset)
+    if prefix is None:
+        name = record.dataset.encode()
+        prefix = _DATASET_PREFIXES[record.dataset] = len(name).to_bytes(4, "big") + name
+    key = record.key.encode()
     version = record.version
-    hasher.update(version.wall_ms.to_bytes(8, "big"))
-    hasher.update(version.counter.to_bytes(4, "big"))
-    hasher.update(version.origin)
-    if record.value is None:
-        hasher.update(_TOMBSTONE_MARK)
+    value = record.value
+    if value is None:
+        tail = _TOMBSTONE_MARK
     else:
-        hasher.update(_VALUE_MARK)
-        hasher.update(hashlib.blake2b(record.value, digest_size=32).digest())
-    return int.from_bytes(hasher.digest(), "big")
+        tail = _VALUE_MARK + hashlib.blake2b(value, digest_size=32).digest()
+    data = b"".join(
+        (
+            prefix,
+            len(key).to_bytes(4, "big"),
+            key,
+            version.wall_ms.to_bytes(8, "big"),
+            version.counter.to_bytes(4, "big"),
+            version.origin,
+            tail,
+        )
+    )
+    digest = hashlib.blake2b(data, digest_size=LEAF_BYTES, person=_LEAF_PERSON).digest()
+    return int.from_bytes(digest, "big")
 
 
 def separator(before: bytes, after: bytes) -> bytes:
