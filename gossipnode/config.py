@@ -87,9 +87,10 @@ class ReconcileConfig:
     # A side holding at most this many items in a mismatched range lists their 4-byte ids
     # instead of splitting it: below ~16 items a list is cheaper than 16 range digests.
     items_max: int = 16
-    # A range holding one item more than the peer's is scanned (up to this many items, a
-    # fraction of a millisecond) for the one leaf whose digest is the difference of the sums.
-    pure_scan_items_max: int = 4096
+    # A range holding one item more than the peer's is scanned, up to this many items, for the
+    # one leaf whose digest is the difference of the sums: a C-level scan of ~10 ms per million
+    # items, far cheaper than the 16-way descent (~1 KB and 4 round trips) it replaces.
+    pure_scan_items_max: int = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,10 @@ Theory of operation:
    one leaf and adds or subtracts it along one path of the tree; nothing is rebuilt.
    Truncating a range sum to its low 64 bits gives the sum modulo 2**64, so the protocol can
    send short interior digests while the whole-scope root keeps all 128 bits.
-4. Storage is a two-level tree: sorted *chunks* of at most CHUNK_ITEMS_MAX items (parallel
-   lists of sort keys and leaf integers, no object per record), and a Fenwick tree of chunk
-   sums and counts over the chunks. The digest of a range is prefix(hi) - prefix(lo), each
+4. Storage is a two-level tree: sorted *chunks* of at most CHUNK_ITEMS_MAX items (a list of
+   sort keys and two unsigned 64-bit arrays holding each leaf's high and low half, so a leaf
+   costs 16 bytes, not a Python object), and a Fenwick tree of chunk sums and counts over
+   the chunks. The digest of a range is prefix(hi) - prefix(lo), each
    prefix one bisection, one Fenwick walk and one partial chunk sum.
 
 The structure holds whatever subset of records the caller inserts (a scope is the caller's
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 
@@ -53,9 +56,13 @@ WALL_BYTES = 6
 # additions per range query, and the Fenwick tree over n / (CHUNK_ITEMS_MAX / 2) chunks stays
 # small; 512 balances the two at a million records.
 CHUNK_ITEMS_MAX = 512
+_HALF_BITS = 64
+_HALF_MASK = (1 << _HALF_BITS) - 1
 _LEAF_PERSON = b"gossipnode-leaf"
 _TOMBSTONE_MARK = b"\x00"
 _VALUE_MARK = b"\x01"
+# Length-prefixed dataset names, by name: a handful of entries, computed once each.
+_DATASET_PREFIXES: dict[str, bytes] = {}
 
 
 def sort_key(record: Record) -> bytes:
@@ -64,22 +71,34 @@ def sort_key(record: Record) -> bytes:
 
 
 def leaf_digest(record: Record) -> int:
-    """BLAKE2b-128 of (dataset, key, version, value hash), as an integer."""
-    hasher = hashlib.blake2b(digest_size=LEAF_BYTES, person=_LEAF_PERSON)
-    for text in (record.dataset, record.key):
-        data = text.encode()
-        hasher.update(len(data).to_bytes(4, "big"))
-        hasher.update(data)
+    """BLAKE2b-128 of (dataset, key, version, value hash), as an integer.
+
+    Hashed input: length-prefixed dataset and key, wall_ms (8 bytes), counter (4), origin
+    (32), then 0x00 for a tombstone or 0x01 and BLAKE2b-256 of the value."""
+    prefix = _DATASET_PREFIXES.get(record.dataset)
+    if prefix is None:
+        name = record.dataset.encode()
+        prefix = _DATASET_PREFIXES[record.dataset] = len(name).to_bytes(4, "big") + name
+    key = record.key.encode()
     version = record.version
-    hasher.update(version.wall_ms.to_bytes(8, "big"))
-    hasher.update(version.counter.to_bytes(4, "big"))
-    hasher.update(version.origin)
-    if record.value is None:
-        hasher.update(_TOMBSTONE_MARK)
+    value = record.value
+    if value is None:
+        tail = _TOMBSTONE_MARK
     else:
-        hasher.update(_VALUE_MARK)
-        hasher.update(hashlib.blake2b(record.value, digest_size=32).digest())
-    return int.from_bytes(hasher.digest(), "big")
+        tail = _VALUE_MARK + hashlib.blake2b(value, digest_size=32).digest()
+    data = b"".join(
+        (
+            prefix,
+            len(key).to_bytes(4, "big"),
+            key,
+            version.wall_ms.to_bytes(8, "big"),
+            version.counter.to_bytes(4, "big"),
+            version.origin,
+            tail,
+        )
+    )
+    digest = hashlib.blake2b(data, digest_size=LEAF_BYTES, person=_LEAF_PERSON).digest()
+    return int.from_bytes(digest, "big")
 
 
 def separator(before: bytes, after: bytes) -> bytes:
@@ -104,7 +123,8 @@ class Digest:
     def __init__(self, dataset: str) -> None:
         self.dataset = dataset
         self._keys: list[list[bytes]] = []
-        self._leaves: list[list[int]] = []
+        self._highs: list[array[int]] = []  # per chunk, each leaf's high 64 bits
+        self._lows: list[array[int]] = []  # per chunk, each leaf's low 64 bits
         self._maxes: list[bytes] = []
         self._chunk_sums: list[int] = []
         # Fenwick trees (1-based) over chunk sums and chunk item counts.
@@ -143,8 +163,10 @@ class Digest:
         for start in range(0, len(items), half):
             chunk = items[start : start + half]
             digest._keys.append([key for key, _ in chunk])
-            digest._leaves.append([leaf for _, leaf in chunk])
+            digest._highs.append(array("Q", [leaf >> _HALF_BITS for _, leaf in chunk]))
+            digest._lows.append(array("Q", [leaf & _HALF_MASK for _, leaf in chunk]))
         digest._maxes = [keys[-1] for keys in digest._keys]
+        digest._chunk_sums = [digest._whole_sum(chunk) for chunk in range(len(digest._keys))]
         digest._rebuild_index()
         if progress is not None:
             progress(len(items))
@@ -175,8 +197,10 @@ class Digest:
     def _add(self, key: bytes, leaf: int) -> None:
         if not self._keys:
             self._keys.append([key])
-            self._leaves.append([leaf])
+            self._highs.append(array("Q", [leaf >> _HALF_BITS]))
+            self._lows.append(array("Q", [leaf & _HALF_MASK]))
             self._maxes.append(key)
+            self._chunk_sums = [leaf]
             self._rebuild_index()
             return
         chunk = min(bisect_left(self._maxes, key), len(self._keys) - 1)
@@ -185,16 +209,22 @@ class Digest:
         if index < len(keys) and keys[index] == key:
             raise LocalProtocolError(f"record {key[WALL_BYTES:]!r} is in the digest already")
         keys.insert(index, key)
-        self._leaves[chunk].insert(index, leaf)
+        self._highs[chunk].insert(index, leaf >> _HALF_BITS)
+        self._lows[chunk].insert(index, leaf & _HALF_MASK)
         self._maxes[chunk] = keys[-1]
         self._sum += leaf
         self._count += 1
         if len(keys) > CHUNK_ITEMS_MAX:
             half = len(keys) // 2
-            leaves = self._leaves[chunk]
+            highs, lows = self._highs[chunk], self._lows[chunk]
             self._keys[chunk : chunk + 1] = [keys[:half], keys[half:]]
-            self._leaves[chunk : chunk + 1] = [leaves[:half], leaves[half:]]
+            self._highs[chunk : chunk + 1] = [highs[:half], highs[half:]]
+            self._lows[chunk : chunk + 1] = [lows[:half], lows[half:]]
             self._maxes[chunk : chunk + 1] = [keys[half - 1], keys[-1]]
+            self._chunk_sums[chunk : chunk + 1] = [
+                self._whole_sum(chunk),
+                self._whole_sum(chunk + 1),
+            ]
             self._rebuild_index()
         else:
             self._chunk_sums[chunk] += leaf
@@ -206,12 +236,13 @@ class Digest:
         index = bisect_left(keys, key)
         if index == len(keys) or keys[index] != key:
             raise LocalProtocolError(f"record {key[WALL_BYTES:]!r} is not in the digest")
-        leaf = self._leaves[chunk].pop(index)
+        leaf = (self._highs[chunk].pop(index) << _HALF_BITS) | self._lows[chunk].pop(index)
         del keys[index]
         self._sum -= leaf
         self._count -= 1
         if not keys:
-            del self._keys[chunk], self._leaves[chunk], self._maxes[chunk]
+            del self._keys[chunk], self._highs[chunk], self._lows[chunk], self._maxes[chunk]
+            del self._chunk_sums[chunk]
             self._rebuild_index()
         else:
             self._maxes[chunk] = keys[-1]
@@ -219,8 +250,8 @@ class Digest:
             self._fenwick_add(chunk, -leaf, -1)
 
     def _rebuild_index(self) -> None:
-        """Recompute chunk sums' Fenwick trees: O(chunks), only when chunks split or vanish."""
-        self._chunk_sums = [sum(leaves) for leaves in self._leaves]
+        """Rebuild the Fenwick trees from the chunk sums: O(chunks), only when chunks split or
+        vanish (once per CHUNK_ITEMS_MAX / 2 inserts at most)."""
         size = len(self._chunk_sums)
         sums = [0, *self._chunk_sums]
         counts = [0, *(len(keys) for keys in self._keys)]
@@ -232,6 +263,17 @@ class Digest:
         self._tree_sums, self._tree_counts = sums, counts
         self._sum = sum(self._chunk_sums)
         self._count = sum(len(keys) for keys in self._keys)
+
+    def _whole_sum(self, chunk: int) -> int:
+        return (sum(self._highs[chunk]) << _HALF_BITS) + sum(self._lows[chunk])
+
+    def _partial_sum(self, chunk: int, stop: int) -> int:
+        """The sum of the first `stop` leaves of a chunk, summing whichever side is shorter."""
+        highs, lows = self._highs[chunk], self._lows[chunk]
+        if 2 * stop <= len(lows):
+            return (sum(highs[:stop]) << _HALF_BITS) + sum(lows[:stop])
+        rest = (sum(highs[stop:]) << _HALF_BITS) + sum(lows[stop:])
+        return self._chunk_sums[chunk] - rest
 
     def _fenwick_add(self, chunk: int, leaf: int, count: int) -> None:
         index = chunk + 1
@@ -255,6 +297,16 @@ class Digest:
     def __len__(self) -> int:
         return self._count
 
+    def held_bytes(self) -> int:
+        """Bytes of memory the structure holds (sort keys, leaf arrays, index), by getsizeof."""
+        size = sum(map(sys.getsizeof, (self._keys, self._highs, self._lows, self._maxes)))
+        for keys, highs, lows in zip(self._keys, self._highs, self._lows, strict=True):
+            size += sys.getsizeof(keys) + sys.getsizeof(highs) + sys.getsizeof(lows)
+            size += sum(map(sys.getsizeof, keys))
+        for numbers in (self._chunk_sums, self._tree_sums, self._tree_counts):
+            size += sys.getsizeof(numbers) + sum(map(sys.getsizeof, numbers))
+        return size
+
     def _prefix(self, bound: bytes | None) -> tuple[int, int]:
         """(sum, count) of the items whose sort key is below `bound` (None: all items)."""
         if bound is None:
@@ -268,7 +320,7 @@ class Digest:
             index -= index & -index
         if chunk < len(self._keys):
             inside = bisect_left(self._keys[chunk], bound)
-            total += sum(self._leaves[chunk][:inside])
+            total += self._partial_sum(chunk, inside)
             count += inside
         return total, count
 
@@ -325,20 +377,32 @@ class Digest:
             return
         index = bisect_left(self._keys[chunk], lo) if lo else 0
         while chunk < len(self._keys):
-            keys, leaves = self._keys[chunk], self._leaves[chunk]
+            keys, highs, lows = self._keys[chunk], self._highs[chunk], self._lows[chunk]
             stop = len(keys) if hi is None else bisect_left(keys, hi, index)
             for position in range(index, stop):
-                yield keys[position], leaves[position]
+                yield keys[position], (highs[position] << _HALF_BITS) | lows[position]
             if stop < len(keys):
                 return
             chunk, index = chunk + 1, 0
 
-    def find_leaf(self, lo: bytes, hi: bytes | None, low_bits: int, bits: int) -> bytes | None:
-        """The sort key of an item in [lo, hi) whose leaf's low `bits` bits are `low_bits`."""
-        mask = (1 << bits) - 1
-        for key, leaf in self.items(lo, hi):
-            if leaf & mask == low_bits:
-                return key
+    def find_leaf(self, lo: bytes, hi: bytes | None, low_bits: int) -> bytes | None:
+        """The sort key of an item in [lo, hi) whose leaf's low 64 bits are `low_bits`.
+
+        A C-level scan of the low halves: a few microseconds per thousand items."""
+        if not self._keys or not 0 <= low_bits <= _HALF_MASK:
+            return None
+        chunk = bisect_left(self._maxes, lo) if lo else 0
+        index = bisect_left(self._keys[chunk], lo) if lo and chunk < len(self._keys) else 0
+        while chunk < len(self._keys):
+            keys, lows = self._keys[chunk], self._lows[chunk]
+            stop = len(keys) if hi is None else bisect_left(keys, hi, index)
+            try:
+                return keys[lows.index(low_bits, index, stop)]
+            except ValueError:
+                pass
+            if stop < len(keys):
+                return None
+            chunk, index = chunk + 1, 0
         return None
 
     def contains(self, record: Record) -> bool:
@@ -350,5 +414,8 @@ class Digest:
         keys = self._keys[chunk]
         index = bisect_right(keys, key) - 1
         return (
-            index >= 0 and keys[index] == key and self._leaves[chunk][index] == leaf_digest(record)
+            index >= 0
+            and keys[index] == key
+            and (self._highs[chunk][index] << _HALF_BITS) | self._lows[chunk][index]
+            == leaf_digest(record)
         )

@@ -48,7 +48,6 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .merkle import SUM_MASK, WALL_BYTES, Digest
 from .reconcile_messages import (
     FINGERPRINT,
-    FINGERPRINT_BITS,
     FINGERPRINT_MASK,
     ID_BYTES,
     ITEMS,
@@ -62,10 +61,9 @@ from .reconcile_messages import (
     ReconcileMessage,
     ReconcileOpen,
     ReconcileTurn,
-    encode_entry,
+    TurnWriter,
     message_size,
     parse_entries,
-    record_size,
 )
 from .records import Record, check_record
 
@@ -73,8 +71,6 @@ __all__ = ["ReconcileSession"]
 
 # Counts in a root or a range above this are not credible (2**40 is a trillion records).
 COUNT_MAX = 1 << 40
-# Headroom for a message's own fields (tag, session, turn, flags, length heads) when packing.
-MESSAGE_OVERHEAD_BYTES = 40
 
 
 @dataclass(slots=True)
@@ -89,7 +85,19 @@ class _Open:
 
 class ReconcileSession:
     """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
-    drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`."""
+    drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`.
+
+    Args (of both constructors):
+        digest: the local digest of the scope being reconciled; read, never written.
+        fetch: the current local record of a key, or None if it is gone or no longer in the
+            scope. Only what `fetch` returns is ever sent, so it is where the caller enforces
+            containment (a record outside the peer's scope must come back as None).
+        config, limits: the node's `reconcile` and `limits` sections.
+
+    State: `done` (finished; every difference seen was exchanged), `failed` (a reason, or
+    None). Received records are checked for dataset and limits; their scope is for the
+    caller to check before applying them.
+    """
 
     def __init__(
         self,
@@ -119,10 +127,7 @@ class ReconcileSession:
         self._incoming_lo = b""
         self._received: list[Record] = []
         self._outbox: list[ReconcileMessage] = []
-        self._out_entries: list[Entry] = []
-        self._out_pushes: list[bytes] = []
-        self._out_turn = -1
-        self._out_final = False
+        self._writer: TurnWriter | None = None  # our turn, while it is being sent
 
     # -- creating --------------------------------------------------------------------------
 
@@ -187,7 +192,7 @@ class ReconcileSession:
             return
         if not isinstance(message, ReconcileTurn) or message.session != self.session:
             raise RemoteProtocolError("unexpected message in a reconciliation session")
-        if message.turn != self._expected_turn or self._outbox or self._out_turn >= 0:
+        if message.turn != self._expected_turn or self._outbox or self._writer is not None:
             raise RemoteProtocolError(f"turn {message.turn} out of order")
         limit = self._config.message_bytes_max
         if len(message.records) == 1:
@@ -247,8 +252,11 @@ class ReconcileSession:
         while max_messages is None or len(out) < max_messages:
             if self._outbox:
                 out.append(self._outbox.pop(0))
-            elif self._out_turn >= 0:
-                out.append(self._pack_message())
+            elif self._writer is not None:
+                out.append(self._writer.next_message())
+                if not self._writer.pending:
+                    self.done = self._writer.final
+                    self._writer = None
             else:
                 break
         return out
@@ -302,7 +310,7 @@ class ReconcileSession:
             return
         if count == entry.count + 1 and count <= config.pure_scan_items_max:
             lone = (ours - entry.fingerprint) & FINGERPRINT_MASK
-            key = self._digest.find_leaf(lo, hi, lone, FINGERPRINT_BITS)
+            key = self._digest.find_leaf(lo, hi, lone)
             if key is not None:
                 pushes.append(key)
                 self._emit(out, opened, lo, Entry(hi, SKIP))
@@ -368,53 +376,14 @@ class ReconcileSession:
                 return parent
         raise RemoteProtocolError("a range that lies outside every range we left open")
 
-    # -- packing a turn into messages ------------------------------------------------------
-
     def _queue_turn(self, turn: int, entries: list[Entry], pushes: list[bytes]) -> None:
         if turn > 2 * self._config.rounds_max:
             raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
-        self._out_turn = turn
-        self._out_entries = entries
-        self._out_pushes = pushes
-        self._out_final = all(entry.mode == SKIP for entry in entries)
-        self._out_entries.reverse()  # popped from the end, in order
-        self._out_pushes.reverse()
-
-    def _pack_message(self) -> ReconcileTurn:
-        budget = self._config.message_bytes_max - MESSAGE_OVERHEAD_BYTES
-        chunks: list[bytes] = []
-        previous = b""
-        used = 0
-        while self._out_entries:
-            data = encode_entry(previous, self._out_entries[-1])
-            if chunks and used + len(data) > budget:
-                break
-            chunks.append(data)
-            used += len(data)
-            previous = self._out_entries.pop().hi or previous
-        records: list[Record] = []
-        while self._out_pushes and not self._out_entries:
-            record = self._fetch(self._out_pushes[-1][WALL_BYTES:].decode())
-            if record is None:
-                self._out_pushes.pop()  # gone since: nothing to push
-                continue
-            size = record_size(record)
-            if (records or chunks) and used + size > budget:
-                break
-            records.append(record)
-            used += size
-            self._out_pushes.pop()
-        more = bool(self._out_entries or self._out_pushes)
-        message = ReconcileTurn(self.session, self._out_turn, more, b"".join(chunks),
-                                tuple(records))  # fmt: skip
-        assert len(records) == 1 or message_size(message) <= self._config.message_bytes_max
-        if not more:
-            self._out_turn = -1
-            if self._out_final:
-                self.done = True
-        return message
+        self._writer = TurnWriter(
+            self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max
+        )
 
     def _fail(self, reason: str) -> None:
         self.failed = reason
-        self._out_turn = -1
+        self._writer = None
         self._outbox = [ReconcileAbort(self.session, reason[:REASON_CHARS_MAX])]

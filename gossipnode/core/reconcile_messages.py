@@ -24,9 +24,11 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import RemoteProtocolError
+from .merkle import WALL_BYTES
 from .records import Record
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "ReconcileMessage",
     "ReconcileOpen",
     "ReconcileTurn",
+    "TurnWriter",
     "encode_entry",
     "message_size",
     "parse_entries",
@@ -64,6 +67,9 @@ ROOT_BYTES = 16
 VARINT_BYTES_MAX = 6
 # The longest abort reason we keep; longer ones are cut, never refused.
 REASON_CHARS_MAX = 200
+
+# Headroom for a message's own fields (tag, session, turn, flags, length heads) when packing.
+MESSAGE_OVERHEAD_BYTES = 40
 
 _TAG_OPEN, _TAG_TURN, _TAG_ABORT = 0, 1, 2
 
@@ -204,6 +210,65 @@ def parse_entries(data: bytes, bound_bytes_max: int, ids_max: int) -> list[Entry
         else:
             entries.append(Entry(hi, mode))
     return entries
+
+
+class TurnWriter:
+    """Cuts one turn (its range entries, then its pushed records) into ReconcileTurn messages
+    of at most `message_bytes_max` bytes each (a record larger than that travels alone).
+
+    Records are read through `fetch(key)` only when the message carrying them is built, so a
+    streamed copy of a whole scope never sits in memory; a key gone since is skipped."""
+
+    def __init__(
+        self,
+        session: int,
+        turn: int,
+        entries: list[Entry],
+        pushes: list[bytes],
+        fetch: Callable[[str], Record | None],
+        message_bytes_max: int,
+    ) -> None:
+        self.session = session
+        self.turn = turn
+        # A turn that leaves nothing open is its side's last.
+        self.final = all(entry.mode == SKIP for entry in entries)
+        self._entries = entries[::-1]  # popped from the end, in order
+        self._pushes = pushes[::-1]
+        self._fetch = fetch
+        self._message_bytes_max = message_bytes_max
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._entries or self._pushes)
+
+    def next_message(self) -> ReconcileTurn:
+        budget = self._message_bytes_max - MESSAGE_OVERHEAD_BYTES
+        chunks: list[bytes] = []
+        previous = b""
+        used = 0
+        while self._entries:
+            data = encode_entry(previous, self._entries[-1])
+            if chunks and used + len(data) > budget:
+                break
+            chunks.append(data)
+            used += len(data)
+            previous = self._entries.pop().hi or previous
+        records: list[Record] = []
+        while self._pushes and not self._entries:
+            record = self._fetch(self._pushes[-1][WALL_BYTES:].decode())
+            if record is None:
+                self._pushes.pop()  # gone since: nothing to push
+                continue
+            size = record_size(record)
+            if (records or chunks) and used + size > budget:
+                break
+            records.append(record)
+            used += size
+            self._pushes.pop()
+        message = ReconcileTurn(self.session, self.turn, self.pending, b"".join(chunks),
+                                tuple(records))  # fmt: skip
+        assert len(records) == 1 or message_size(message) <= self._message_bytes_max
+        return message
 
 
 # -- exact encoded sizes ---------------------------------------------------------------------

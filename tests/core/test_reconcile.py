@@ -62,7 +62,8 @@ def run_session(a: Replica, b: Replica, config: ReconcileConfig = CONFIG, seed: 
     now = 0.0
     initiator = ReconcileSession.initiate(7, a.digest, a.fetch, config, LIMITS, rng, now)
     first = initiator.messages_to_send()
-    assert len(first) == 1 and isinstance(first[0], ReconcileOpen)
+    assert len(first) == 1
+    assert isinstance(first[0], ReconcileOpen)
     responder = ReconcileSession.respond(first[0], b.digest, b.fetch, config, LIMITS, now)
     sent = [message_size(first[0]), 0]
     moved = 0
@@ -85,7 +86,8 @@ def run_session(a: Replica, b: Replica, config: ReconcileConfig = CONFIG, seed: 
                 moved += 1
                 peer_replica.apply(record)
         speaker = 1 - speaker
-    assert initiator.done and responder.done, (initiator.failed, responder.failed)
+    assert initiator.done, initiator.failed
+    assert responder.done, responder.failed
     return Outcome(turns, sent, moved)
 
 
@@ -125,12 +127,15 @@ records = st.builds(
     only_b=st.lists(records, max_size=40),
     branching=st.integers(2, 5),
     items_max=st.integers(1, 4),
+    pure_scan=st.sampled_from([0, 1 << 20]),
     seed=st.integers(0, 3),
 )
 def test_one_session_leaves_both_sides_equal_to_the_lww_union(
-    shared, only_a, only_b, branching, items_max, seed
+    shared, only_a, only_b, branching, items_max, pure_scan, seed
 ):
-    config = replace(CONFIG, branching=branching, items_max=items_max)
+    config = replace(
+        CONFIG, branching=branching, items_max=items_max, pure_scan_items_max=pure_scan
+    )
     a = Replica(shared + only_a)
     b = Replica(shared + only_b)
     expected = lww_union(a, b)
@@ -177,7 +182,8 @@ def test_conflicting_versions_of_one_key_converge_to_the_newer():
     # A tombstone newer than a value wins too.
     c = Replica([record("k", 30, None)])
     run_session(a, c)
-    assert a.records["k"].tombstone and c.records["k"].tombstone
+    assert a.records["k"].tombstone
+    assert c.records["k"].tombstone
 
 
 def test_one_side_empty_streams_a_plain_copy_in_capped_messages():
@@ -230,7 +236,8 @@ def test_malformed_range_lists_end_the_session(ranges):
     responder.messages_to_send()
     with pytest.raises(RemoteProtocolError):
         initiator.receive(ReconcileTurn(1, 1, False, ranges, ()), 0.0)
-    assert initiator.failed and not initiator.done
+    assert initiator.failed
+    assert not initiator.done
 
 
 def test_answers_for_ranges_we_never_opened_end_the_session():
@@ -278,7 +285,8 @@ def test_a_stalled_session_is_abandoned_at_its_deadline():
     initiator.handle_timer(deadline - 1)
     assert initiator.failed is None
     initiator.handle_timer(deadline)
-    assert initiator.failed and initiator.next_deadline() is None
+    assert initiator.failed
+    assert initiator.next_deadline() is None
 
 
 def test_records_of_another_dataset_are_refused():
@@ -316,8 +324,47 @@ def test_concurrent_writes_during_a_session_do_not_break_it():
             for item in peer.take_received_records():
                 peer_replica.apply(item)
         speaker = 1 - speaker
-    assert initiator.done and responder.done
+    assert initiator.done
+    assert responder.done
     # A second session repairs what the first one could not see.
     expected = lww_union(a, b)
     run_session(a, b)
     assert a.records == b.records == expected
+
+
+def test_pipelined_sessions_on_one_connection_do_not_mix():
+    """Two sessions between the same pair, their messages interleaved one by one."""
+    a, b = _pair(3000, 60, False, seed=11)
+    sessions = []
+    for number in (21, 22):
+        rng = random.Random(number)
+        initiator = ReconcileSession.initiate(number, a.digest, a.fetch, CONFIG, LIMITS, rng, 0.0)
+        opening = initiator.messages_to_send()[0]
+        responder = ReconcileSession.respond(opening, b.digest, b.fetch, CONFIG, LIMITS, 0.0)
+        sessions.append({"a": initiator, "b": responder})
+    replicas = {"a": a, "b": b}
+    for _ in range(4 * CONFIG.rounds_max):
+        queued = [
+            (side, pair, message)
+            for pair in sessions
+            for side in ("a", "b")
+            for message in pair[side].messages_to_send()
+        ]
+        if not queued:
+            break
+        for side, pair, message in queued:
+            other = "b" if side == "a" else "a"
+            pair[other].receive(message, 0.0)
+            for item in pair[other].take_received_records():
+                replicas[other].apply(item)
+    assert all(pair[side].done for pair in sessions for side in ("a", "b"))
+    assert a.records == b.records
+
+
+def test_a_peer_abort_fails_the_session_without_error():
+    a, b = _pair(300, 10, False, seed=12)
+    initiator, _responder = _opened(a, b)
+    initiator.receive(ReconcileAbort(1, "bored"), 0.0)
+    assert initiator.failed
+    assert "bored" in initiator.failed
+    assert initiator.messages_to_send() == []
