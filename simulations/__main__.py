@@ -1,0 +1,7 @@
+"""`python -m simulations run SCENARIO --nodes N --seed S [--json]`, `sweep`, `list`."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())
