@@ -332,8 +332,12 @@ class Checkers:
                 if held is None and latest.value is None:
                     continue  # a collected tombstone
                 if held is None or held.version < latest.version:
-                    self.violate("durability", f"acknowledged write {dataset}/{key} missing "
-                                 f"on {node.name} after convergence")
+                    if latest.value is None and held is not None and held.value is not None:
+                        self.violate("resurrection", f"{node.name} holds {dataset}/{key} "
+                                     "from before its converged delete")
+                    else:
+                        self.violate("durability", f"acknowledged write {dataset}/{key} "
+                                     f"missing on {node.name} after convergence")
                     break
             if latest.value is None:
                 self._converged_deletes[(dataset, key)] = latest.version
