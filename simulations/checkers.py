@@ -13,14 +13,21 @@ The rules checked, and when:
     X is not eligible by truth AND its sender had no excuse. X's own opt-in tag is its
     configuration: a tag that was off when the node started is never excused; a tag
     switched off at run time excuses messages sent within `tag_grace_s` of the switch
-    (the time membership gossip needs to carry the new tag). A policy denial excuses the
-    sender only while the sender's STORE does not yet hold the denial record (the record
+    (the time membership gossip needs to carry the new tag), counted from the switch, the
+    node's last start or the last heal of the network, whichever is latest; while any
+    partition is in place the tag may not cross it, so such messages are excused.
+    A policy denial excuses the sender only while the sender's STORE does not yet hold the denial record (the record
     itself, version and all, not the sender's computed view): once the sender holds the
     denial, sending X a private key is a bug. This is judged at send time, so messages
     in flight across a policy change are judged by what their sender knew when it sent.
   * an ineligible node's store must hold no `private_keys` record `purge_grace_s` after
     the node learned of its ineligibility (its tag went off, or the denial record reached
-    its store). Checked after every step the node takes, and at the end.
+    its store), except a record no eligible live member holds (that version or newer):
+    that is the last copy of an acknowledged write, which the node must hand off before
+    it drops it (purging it would trade containment for lost data). Knowing which keys
+    are safe elsewhere takes messages, so the grace runs from the later of learning and
+    the last heal of the network, and is suspended while a partition is in place.
+    Checked after every step the node takes, and at the end.
 - placement, at every store change: the last copy of a live mailbox message (over all
   stores, crashed ones included) must never be removed.
 - no resurrection, at every store change: after a delete converged, a store must never
@@ -60,7 +67,7 @@ from gossipnode.core.placement import (
 from gossipnode.core.records import Record, Version
 from gossipnode.wire.cbor import decode_value
 
-from .tracked_store import WEB_MESSENGER, TrackedStore
+from .tracked_store import PRIVATE_KEYS, WEB_MESSENGER, TrackedStore
 
 if TYPE_CHECKING:
     from .cluster import Cluster, SimNode
@@ -83,8 +90,9 @@ class Violation:
 @dataclass(frozen=True, slots=True)
 class CheckerOptions:
     # Membership gossip reaches every member of a connected cluster within a few probe
-    # rounds; 30 s is generous for 1,000 members at the default 1 s probe interval.
-    tag_grace_s: float = 30.0
+    # rounds, and a full push-pull (every 30 s by default) repairs what gossip missed:
+    # two push-pull rounds.
+    tag_grace_s: float = 60.0
     # A node that learns it may not hold private keys purges them at its next step at
     # the latest; 10 s allows for a purge batched on a timer.
     purge_grace_s: float = 10.0
@@ -188,7 +196,13 @@ class Checkers:
             return False
         if target.tags.get("private_keys") != "true":
             switched_at = target.tags_changed_at
-            if switched_at is None or self.cluster.queue.now > switched_at + self.options.tag_grace_s:
+            if switched_at is None:
+                return True
+            # Gossip needs a connected network and a running node to spread the new tag.
+            network = self.cluster.network
+            spreading_since = max(switched_at, network.healed_at, target.started_at)
+            if (not network.partitioned
+                    and self.cluster.queue.now > spreading_since + self.options.tag_grace_s):
                 return True
         denial = self._denial(target.node_id)
         return denial is not None and self._knows_denial(source.store, denial)
@@ -211,12 +225,34 @@ class Checkers:
             if denial is None or not self._knows_denial(node.store, denial):
                 return
             learned_at = self._ineligible[node.index] = now
-        if (node.store.count_private and now > learned_at + self.options.purge_grace_s
+        # A handoff needs a connected network: the grace runs from the later of learning
+        # and the last heal, and not at all while a partition is in place.
+        network = self.cluster.network
+        since = max(learned_at, network.healed_at)
+        if (node.store.count_private and not network.partitioned
+                and now > since + self.options.purge_grace_s
                 and not self._purge_reported.get(node.index)):
-            self._purge_reported[node.index] = True
-            self.violate("containment", f"ineligible {node.name} still holds "
-                         f"{node.store.count_private} private keys "
-                         f"{now - learned_at:.1f} s after it learned so")
+            safe = self._private_keys_safe_elsewhere(node)
+            if safe:
+                self._purge_reported[node.index] = True
+                self.violate("containment", f"ineligible {node.name} still holds {safe} "
+                             f"private keys held by eligible members too, "
+                             f"{now - learned_at:.1f} s after it learned it may not")
+
+    def _private_keys_safe_elsewhere(self, node: SimNode) -> int:
+        """How many of the node's private keys an eligible live member holds too (that
+        version or newer). The others are the last copies of acknowledged writes: the
+        node is excused for keeping them until it has handed them off."""
+        keepers = [other.store for other in self.cluster.live_nodes()
+                   if other is not node and self.eligible(other)]
+        safe = 0
+        for record in node.store.replicated(PRIVATE_KEYS):
+            for store in keepers:
+                held = store.get(PRIVATE_KEYS, record.key)
+                if held is not None and held.version >= record.version:
+                    safe += 1
+                    break
+        return safe
 
     # -- store hooks: placement and resurrection ---------------------------------
 

@@ -101,6 +101,7 @@ class SimNode:
     tags: dict[str, str]  # ground truth: what this node is configured to advertise
     created_at: float
     tags_changed_at: float | None = None  # None: as configured when the node was created
+    started_at: float = 0.0  # virtual time of the latest start or restart
     core: Any = None
     incarnation: int = 1
     skew_s: float = 0.0
@@ -201,6 +202,7 @@ class Cluster:
                                   f"{type(error).__name__}: {error}")
             return
         node.crashed_at = None
+        node.started_at = self.queue.now
         self._input(node, lambda core, now: core.join(seeds, now))
 
     # -- the event loop -------------------------------------------------------------
@@ -436,11 +438,16 @@ class Cluster:
     def isolate(self, node: SimNode) -> None:
         self.network.isolate(node.index)
 
+    def heal_network(self) -> None:
+        """Remove every partition (the fault phase goes on)."""
+        self.network.heal()
+        self.network.healed_at = self.queue.now
+
     def heal(self) -> None:
         """End the fault phase: heal every partition, calm the network, stop the
         workload, restart every crashed node. Clock skews stay."""
         self.stop_workload()
-        self.network.heal()
+        self.heal_network()
         self.network.faults = CALM
         for node in self.nodes:
             if node.core is None and not node.left:

@@ -67,6 +67,8 @@ class Network:
         self.rng = rng
         self.faults = faults
         self._partitions: list[_Partition] = []
+        # Virtual time of the last heal, set by the cluster (the network has no clock).
+        self.healed_at = 0.0
         self.sent = 0
         self.dropped_lost = 0
         self.dropped_partitioned = 0

@@ -70,7 +70,7 @@ def flapping_link(cluster: Cluster) -> None:
         # Every third flap is one-way: a asks, b's answers never come back.
         cluster.partition(a_group, b_group, oneway=flap % 3 == 1)
         cluster.run_for(1.0)
-        cluster.network.heal()
+        cluster.heal_network()
         cluster.run_for(1.0)
 
 

@@ -56,6 +56,7 @@ from gossipnode.core.store import RecordStore
 TICK_S = 0.5
 GOSSIP_BATCH_MAX = 64
 LAST_ALIVE_META = "standin/last_alive_ms"
+INCARNATION_META = "standin/incarnation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,16 @@ class MailboxSync:
     reply: bool
 
 
+@dataclass(frozen=True, slots=True)
+class KeyHandoff:
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHandoffDone:
+    keys: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Member:
     node_id: bytes
@@ -145,6 +156,12 @@ class StandinCore:
         self._events: list[object] = []
         self._seeds: list[Address] = []
         self._joined = False
+        # The incarnation outlives restarts, so that news of this start outranks every
+        # update this node made to itself (set_tags) in an earlier life.
+        stored = store.get_meta(INCARNATION_META)
+        if stored is not None:
+            incarnation = max(incarnation, int.from_bytes(stored, "big") + 1)
+        store.set_meta(INCARNATION_META, incarnation.to_bytes(8, "big"))
         self_member = Member(node_id, config.name, config.listen, incarnation,
                              _tags(config), "alive")
         self._members: dict[bytes, Member] = {node_id: self_member}
@@ -152,6 +169,7 @@ class StandinCore:
         self._broadcasts: list[list] = [[self_member.info(), self._retransmits()]]
         self._confirmed: dict[tuple[bytes, str], int] = {}
         self._next_tick = now + TICK_S
+        self._last_now = now
         self._next_sync = now + rng.uniform(0, config.replication.anti_entropy_interval_s)
         self._next_push_pull = now + rng.uniform(0, config.membership.push_pull_interval_s)
         grace_ms = int(config.replication.tombstone_grace_s * 1000)
@@ -235,22 +253,24 @@ class StandinCore:
         self._hello()
 
     def _hello(self) -> None:
-        if self._seeds:
-            seed = self.rng.choice(self._seeds)
+        for seed in self._seeds:
             self._events.append(Send(seed, Hello(self._members[self.node_id].info())))
 
     def leave(self, now: float) -> None:
         me = self._members[self.node_id]
         me.state, me.incarnation = "left", me.incarnation + 1
+        self.store.set_meta(INCARNATION_META, me.incarnation.to_bytes(8, "big"))
         for member in self._alive_peers():
             self._send(member, Gossip((me.info(),)))
 
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         me = self._members[self.node_id]
         me.tags, me.incarnation = dict(tags), me.incarnation + 1
+        self.store.set_meta(INCARNATION_META, me.incarnation.to_bytes(8, "big"))
         self._broadcasts.append([me.info(), self._retransmits()])
 
     def _write(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+        self._observe_now(now)
         scope = lookup_dataset(dataset).scope
         if scope is Scope.PRIVATE_KEY_ELIGIBLE and not self._eligible(self.node_id):
             raise LocalProtocolError("this node may not hold private keys")
@@ -284,6 +304,7 @@ class StandinCore:
     # -- inputs ---------------------------------------------------------------------
 
     def receive(self, sender: bytes, message: object, now: float) -> None:
+        self._observe_now(now)
         member = self._members.get(sender)
         if member is not None and member.state == "dead":
             member.state = "alive"
@@ -304,6 +325,15 @@ class StandinCore:
             winners = self._take(sender, message.records, now)
             if isinstance(message, Push) and winners:
                 self._spread(winners, exclude=sender)
+        elif isinstance(message, KeyHandoff):
+            self._take(sender, message.records, now)
+            held = tuple(r.key for r in message.records
+                         if (mine := self.store.get(r.dataset, r.key)) is not None
+                         and mine.version >= r.version)
+            if member is not None and held:
+                self._send(member, KeyHandoffDone(held))
+        elif isinstance(message, KeyHandoffDone):
+            self._handed_off(message.keys)
         elif isinstance(message, SyncDigest):
             self._answer_digest(sender, message)
         elif isinstance(message, MailboxSync):
@@ -367,23 +397,31 @@ class StandinCore:
                                           info.incarnation))
 
     def connection_lost(self, peer: Address, now: float) -> None:
+        self._observe_now(now)
         node_id = self._by_address.get(peer)
         member = self._members.get(node_id) if node_id is not None else None
         if member is not None and member.state == "alive" and node_id != self.node_id:
             member.state = "dead"
 
     def handle_timer(self, now: float) -> None:
+        self._observe_now(now)
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             self._tick(now)
         if now >= self._next_sync:
             self._next_sync = now + self.config.replication.anti_entropy_interval_s
+            # Confirmations go stale (an owner may have dropped a mailbox while it was not
+            # an owner in its own view): re-verify every mailbox once per round.
+            self._confirmed.clear()
             peers = self._alive_peers()
             if peers:
                 self._send(self.rng.choice(peers), self._digest_message(reply=False))
         if now >= self._next_push_pull:
             self._next_push_pull = now + self.config.membership.push_pull_interval_s
-            peers = self._alive_peers()
+            # Dead members too: one that came back is found this way even if the news of
+            # its restart never reached us.
+            peers = [m for m in self._members.values()
+                     if m.state != "left" and m.node_id != self.node_id]
             if peers:
                 self._send(self.rng.choice(peers), MemberList(self._member_infos(), False))
 
@@ -393,15 +431,42 @@ class StandinCore:
         if not self._joined:
             self._hello()
         self._gossip()
-        if not self._eligible(self.node_id):
-            keys = [r.key for r in self.store.replicated("private_keys")]
-            if keys:
-                self._removed(list(self.store.replicated("private_keys")))
-                self.store.remove("private_keys", keys)
-                self._events.append(RecordsPurged("private_keys", tuple(keys), "ineligible"))
+        self._purge_private_keys()
         grace_ms = int(self.config.replication.tombstone_grace_s * 1000)
         self._removed(self.store.collect_tombstones(now_ms - grace_ms))
         self._sync_mailboxes()
+
+    def _purge_private_keys(self) -> None:
+        """An ineligible node hands its private keys to eligible peers (it may hold the
+        only copy of a fresh write) and drops each once a peer confirms holding it."""
+        if self._eligible(self.node_id):
+            return
+        records = list(self.store.replicated("private_keys"))
+        if not records:
+            return
+        eligible = [m for m in self._alive_peers() if self._eligible(m.node_id)]
+        fanout = self.config.replication.push_fanout
+        for member in self.rng.sample(eligible, min(fanout, len(eligible))):
+            self._send(member, KeyHandoff(tuple(records)))
+
+    def _handed_off(self, keys: Sequence[str]) -> None:
+        """An eligible peer holds these keys: drop them, if we may still not hold them."""
+        if self._eligible(self.node_id):
+            return
+        records = [r for r in (self.store.get("private_keys", key) for key in keys)
+                   if r is not None]
+        self._removed(records)
+        self.store.remove("private_keys", [record.key for record in records])
+        self._events.append(RecordsPurged("private_keys", tuple(keys), "ineligible"))
+
+    def _observe_now(self, now: float) -> None:
+        """A clock that jumped backwards must not stall our timers: move them back too."""
+        if now < self._last_now:
+            shift = self._last_now - now
+            self._next_tick -= shift
+            self._next_sync -= shift
+            self._next_push_pull -= shift
+        self._last_now = now
 
     def _gossip(self) -> None:
         if not self._broadcasts:
