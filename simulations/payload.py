@@ -23,45 +23,55 @@ __all__ = ["walk_message"]
 # Framing overhead of a container (tuple or message), and of a number, in the estimate.
 CONTAINER_BYTES = 2
 NUMBER_BYTES = 8
-# Messages nest only a few levels; deeper means a cycle or a bug in a core message type.
-DEPTH_MAX = 32
+SCALAR_BYTES = 1  # None and booleans
 
+# Field names per message class, looked up once: the walk runs at every send, so it
+# dispatches on the exact type first and falls back to isinstance only for rare types.
 _FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = tuple(field.name for field in dataclasses.fields(cls))
-        _FIELDS[cls] = names
-    return names
 
 
 def walk_message(message: object, records: list[Record]) -> int:
     """Append every Record inside `message` to `records`; return the estimated size."""
-    return _walk(message, records, 0)
+    return _walk(message, records)
 
 
-def _walk(value: Any, records: list[Record], depth: int) -> int:
-    assert depth <= DEPTH_MAX, "message nests too deeply"
-    if isinstance(value, bytes | str):
+def _walk(value: Any, records: list[Record]) -> int:
+    cls = type(value)
+    if cls is bytes or cls is str:
         return len(value)
-    if value is None or isinstance(value, bool):
-        return 1
-    if isinstance(value, int | float):
+    if cls is int or cls is float:
         return NUMBER_BYTES
-    if isinstance(value, Record):
+    if cls is Record:
         records.append(value)
         size = len(value.dataset) + len(value.key) + 2 * NUMBER_BYTES + len(value.version.origin)
-        return size + (len(value.value) if value.value is not None else 1)
+        return size + (len(value.value) if value.value is not None else SCALAR_BYTES)
+    if cls is tuple:
+        total = CONTAINER_BYTES
+        for item in value:
+            total += _walk(item, records)
+        return total
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(value):
+            return _walk_rare(value, records)
+        names = _FIELDS[cls] = tuple(field.name for field in dataclasses.fields(cls))
+    total = CONTAINER_BYTES
+    for name in names:
+        total += _walk(getattr(value, name), records)
+    return total
+
+
+def _walk_rare(value: Any, records: list[Record]) -> int:
+    if value is None or isinstance(value, bool):
+        return SCALAR_BYTES
+    if isinstance(value, int | float):
+        return NUMBER_BYTES
+    if isinstance(value, bytes | str):
+        return len(value)
     if isinstance(value, Version):
         return 2 * NUMBER_BYTES + len(value.origin)
     if isinstance(value, tuple | list | frozenset):
-        return CONTAINER_BYTES + sum(_walk(item, records, depth + 1) for item in value)
-    if dataclasses.is_dataclass(value):
-        return CONTAINER_BYTES + sum(
-            _walk(getattr(value, name), records, depth + 1) for name in _field_names(type(value))
-        )
+        return CONTAINER_BYTES + sum(_walk(item, records) for item in value)
     # An enum, a mapping or another type a core message should not hold: counted by its
     # text form, so that the estimate still moves and the walk never fails on it.
     return len(str(value))
