@@ -16,10 +16,11 @@ The rules checked, and when:
     (the time membership gossip needs to carry the new tag), counted from the switch, the
     node's last start or the last heal of the network, whichever is latest; while any
     partition is in place the tag may not cross it, so such messages are excused.
-    A policy denial excuses the sender only while the sender's STORE does not yet hold the denial record (the record
-    itself, version and all, not the sender's computed view): once the sender holds the
-    denial, sending X a private key is a bug. This is judged at send time, so messages
-    in flight across a policy change are judged by what their sender knew when it sent.
+    A policy denial excuses the sender only while the sender's STORE does not yet hold
+    the denial record (the record itself, version and all, not the sender's computed
+    view): once the sender holds the denial, sending X a private key is a bug. This is
+    judged at send time, so messages in flight across a policy change are judged by what
+    their sender knew when it sent them.
   * an ineligible node's store must hold no `private_keys` record `purge_grace_s` after
     the node learned of its ineligibility (its tag went off, or the denial record reached
     its store), except a record no eligible live member holds (that version or newer):
@@ -98,8 +99,11 @@ class CheckerOptions:
     purge_grace_s: float = 10.0
 
 
+DEFAULT_OPTIONS = CheckerOptions()
+
+
 class Checkers:
-    def __init__(self, cluster: Cluster, options: CheckerOptions = CheckerOptions()) -> None:
+    def __init__(self, cluster: Cluster, options: CheckerOptions = DEFAULT_OPTIONS) -> None:
         self.cluster = cluster
         self.options = options
         self.violations: list[Violation] = []
@@ -334,6 +338,10 @@ class Checkers:
             by_id = {node.node_id: node for node in live}
             for mailbox in self.mailboxes():
                 owners = self._owners(mailbox) or ()
+                if not owners:
+                    # No member may own mailboxes (no WEP member is left): they stay where
+                    # they are, since dropping them would lose them.
+                    continue
                 digests = {by_id[o].store.mailbox_digests.get(mailbox, 0) for o in owners}
                 if len(digests) > 1:
                     gaps.append(f"owners of mailbox {mailbox} differ")

@@ -44,13 +44,13 @@ from gossipnode.core.placement import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX
 from gossipnode.core.records import Record
 from gossipnode.wire.cbor import decode_value, encode_value
 
-from .checkers import CheckerOptions, Checkers
+from .checkers import DEFAULT_OPTIONS, CheckerOptions, Checkers
 from .clock import EventQueue
 from .network import CALM, Network, NetworkFaults
 from .payload import walk_message
 from .tracked_store import TrackedStore
 
-__all__ = ["CoreFactory", "Cluster", "SimNode", "default_tags"]
+__all__ = ["Cluster", "CoreFactory", "SimNode", "default_tags"]
 
 # The NodeCore constructor, or anything with its signature (the tests' stand-in).
 CoreFactory = Callable[..., Any]
@@ -124,7 +124,7 @@ class Cluster:
         tags_for: Callable[[int], TagsConfig] = default_tags,
         faults: NetworkFaults = CALM,
         message_size: Callable[[object], int] | None = None,
-        checker_options: CheckerOptions = CheckerOptions(),
+        checker_options: CheckerOptions = DEFAULT_OPTIONS,
     ) -> None:
         assert nodes >= 1
         self.core_factory = core_factory
@@ -467,7 +467,8 @@ class Cluster:
             self._drop_core(node)
 
     def restart(self, node: SimNode) -> None:
-        assert node.core is None and not node.left, node.name
+        assert node.core is None, node.name
+        assert not node.left, node.name
         down_s = self.queue.now - (node.crashed_at or self.queue.now)
         node.incarnation += 1
         self.membership_epoch += 1

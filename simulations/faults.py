@@ -6,8 +6,8 @@ stream (`cluster.fault_rng`), so a scenario and the random mode both replay from
 
 Bounds that keep a random run meaningful: at most a third of the members are down at
 once (a cluster with most members down tests nothing but waiting), two clocks stay
-within half of `replication.clock_drift_max_s` of each other (beyond it, stamps are refused by design,
-which is a different test), and every fault is healed by the liveness phase.
+within half of `replication.clock_drift_max_s` of each other (beyond it, stamps are
+refused by design, which is a different test), and the liveness phase heals every fault.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ class NetworkFaults:
     def __post_init__(self) -> None:
         for rate in (self.loss_rate, self.duplicate_rate, self.reorder_rate):
             assert 0.0 <= rate <= 1.0, rate
-        assert self.latency_s >= 0 and self.jitter_s >= 0 and self.reorder_delay_s >= 0
+        for delay_s in (self.latency_s, self.jitter_s, self.reorder_delay_s):
+            assert delay_s >= 0, delay_s
 
 
 # The liveness phase runs on a clean network: latency and jitter only.

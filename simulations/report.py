@@ -52,7 +52,7 @@ class Report:
     def to_text(self) -> str:
         lines = [
             f"scenario {self.scenario}, {self.nodes} nodes",
-            ("converged in %.3f s after the heal" % self.converge_s) if self.converged
+            f"converged in {self.converge_s:.3f} s after the heal" if self.converged
             else "NOT converged: " + "; ".join(self.gaps),
             f"messages {self.messages}, bytes {self.bytes} (estimated)",
             f"steps {self.steps}, virtual time {self.virtual_s:.3f} s",

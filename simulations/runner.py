@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from gossipnode.config import NodeConfig
 
-from .checkers import CheckerOptions
+from .checkers import DEFAULT_OPTIONS, CheckerOptions
 from .cluster import Cluster, CoreFactory
 from .report import Report, replay_command
 from .scenarios import SCENARIOS
@@ -41,7 +41,7 @@ def load_core(spec: str) -> CoreFactory:
 
 def run_scenario(scenario_name: str, *, nodes: int, seed: int, core_factory: CoreFactory,
                  core_spec: str | None = None, checker_options: CheckerOptions =
-                 CheckerOptions()) -> Report:
+                 DEFAULT_OPTIONS) -> Report:
     """Run one scenario on one seed and report. `core_spec` only shapes the replay line."""
     scenario = SCENARIOS[scenario_name]
     cluster = Cluster(core_factory, nodes=nodes, seed=seed,

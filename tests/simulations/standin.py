@@ -108,6 +108,10 @@ class MailboxSync:
     mailbox: str
     records: tuple[Record, ...]
     reply: bool
+    # The sender considers itself an owner. A holder drops a mailbox only on replies from
+    # self-declared owners: two non-owners whose views disagree could otherwise each
+    # confirm the other and both drop it.
+    owner: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +345,9 @@ class StandinCore:
             mine = tuple(self.store.scan("web_messenger", prefix=message.mailbox + "/",
                                          tombstones=True))
             if member is not None and not message.reply:
-                self._send(member, MailboxSync(message.mailbox, mine, reply=True))
-            elif message.reply:
+                owner = self.node_id in (self._owners(message.mailbox) or ())
+                self._send(member, MailboxSync(message.mailbox, mine, True, owner))
+            elif message.reply and message.owner:
                 self._confirmed[(sender, message.mailbox)] = hash(mine)
 
     def _take(self, sender: bytes, records: Sequence[Record], now: float) -> list[Record]:
@@ -492,7 +497,7 @@ class StandinCore:
             pending = [o for o in owners if o != self.node_id
                        and self._confirmed.get((o, mailbox)) != digest]
             for owner in pending:
-                self._send(self._members[owner], MailboxSync(mailbox, tuple(records), False))
+                self._send(self._members[owner], MailboxSync(mailbox, tuple(records), False, False))
             if not pending and self.node_id not in owners and owners:
                 self.store.remove("web_messenger", [r.key for r in records])
                 self._events.append(RecordsPurged("web_messenger",

@@ -36,7 +36,9 @@ def test_checker_catches_the_broken_core(core, scenario, kind):
     assert kind in _kinds(report), report.to_text()
     assert not report.passed
     first = next(v for v in report.violations if v.kind == kind)
-    assert first.step > 0 and first.time_s > 0 and first.detail
+    assert first.step > 0
+    assert first.time_s > 0
+    assert first.detail
 
 
 @pytest.mark.parametrize("scenario", ["private-key-revoke", "wep-rebalance", "long-absence"])
@@ -47,7 +49,8 @@ def test_checkers_stay_silent_on_the_good_core(scenario):
 
 def test_a_core_that_never_replicates_does_not_converge():
     report = run_scenario("partition-heal", nodes=NODES, seed=1, core_factory=Silent)
-    assert not report.converged and report.converge_s is None
+    assert not report.converged
+    assert report.converge_s is None
     assert report.gaps
 
 
@@ -56,5 +59,6 @@ def test_the_broken_private_key_core_is_caught_at_the_first_delivery():
     step is long before the run's last step."""
     report = run_scenario("private-key-revoke", nodes=NODES, seed=2, core_factory=BrokenStandin)
     containment = [v for v in report.violations if v.kind == "containment"]
-    assert containment and containment[0].step < report.steps // 2
+    assert containment
+    assert containment[0].step < report.steps // 2
     assert "private key delivered to ineligible" in containment[0].detail

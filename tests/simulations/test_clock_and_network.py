@@ -32,10 +32,13 @@ def test_queue_never_runs_an_event_in_the_past():
 def test_two_way_partition_blocks_both_directions_and_heal_restores():
     network = Network(random.Random(1))
     network.partition([0, 1], [2, 3])
-    assert network.route(0, 2) == [] and network.route(3, 1) == []
-    assert len(network.route(0, 1)) == 1 and len(network.route(2, 3)) == 1
+    assert network.route(0, 2) == []
+    assert network.route(3, 1) == []
+    assert len(network.route(0, 1)) == 1
+    assert len(network.route(2, 3)) == 1
     network.heal()
-    assert len(network.route(0, 2)) == 1 and len(network.route(3, 1)) == 1
+    assert len(network.route(0, 2)) == 1
+    assert len(network.route(3, 1)) == 1
     assert network.dropped_partitioned == 2
 
 
@@ -50,7 +53,8 @@ def test_isolate_cuts_one_node_from_everyone():
     network = Network(random.Random(1))
     network.isolate(2)
     for other in (0, 1, 3):
-        assert network.route(2, other) == [] and network.route(other, 2) == []
+        assert network.route(2, other) == []
+        assert network.route(other, 2) == []
     assert len(network.route(0, 1)) == 1
 
 
@@ -82,7 +86,8 @@ def test_latency_and_jitter_bound_every_delay():
     faults = NetworkFaults(latency_s=0.01, jitter_s=0.005)
     network = Network(random.Random(3), faults)
     delays = [delay for _ in range(1000) for delay in network.route(0, 1)]
-    assert min(delays) >= 0.01 and max(delays) <= 0.015
+    assert min(delays) >= 0.01
+    assert max(delays) <= 0.015
     assert max(delays) - min(delays) > 0.004  # the jitter is used, not just the base
 
 

@@ -88,8 +88,10 @@ def test_crash_loses_in_flight_messages_but_keeps_the_store(make_cluster):
     cluster.run_for(1.0)
     assert not [e for e in old_core.inputs if e[0] == "receive"]
     cluster.restart(target)
-    assert target.core is not old_core and target.core.incarnation == 2
-    assert target.core.store is target.store and target.store.get_meta("durable") == b"yes"
+    assert target.core is not old_core
+    assert target.core.incarnation == 2
+    assert target.core.store is target.store
+    assert target.store.get_meta("durable") == b"yes"
     _ping(cluster, source, target, 2)
     cluster.run_for(1.0)
     assert [e[3] for e in target.core.inputs if e[0] == "receive"] == [Ping(2)]
@@ -141,7 +143,8 @@ def test_write_refused_by_the_core_is_counted_not_acknowledged(make_cluster):
     cluster = make_cluster(nodes=5)
     ineligible = cluster.nodes[4]  # default_tags: every fifth node declines private keys
     assert cluster.write(ineligible, "private_keys", "user", {"key": "secret"}) is None
-    assert cluster.refused == 1 and not cluster.checkers.acknowledged
+    assert cluster.refused == 1
+    assert not cluster.checkers.acknowledged
 
 
 def test_same_seed_same_run_different_seed_different_run(make_cluster):

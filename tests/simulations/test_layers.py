@@ -22,4 +22,5 @@ def test_simulator_modules_import_no_io(path):
         for forbidden in FORBIDDEN:
             if forbidden == "time" and allowed_time:
                 continue
-            assert name != forbidden and not name.startswith(forbidden + "."), (path, name)
+            assert name != forbidden, path
+            assert not name.startswith(forbidden + "."), (path, name)

@@ -21,7 +21,8 @@ def test_run_prints_the_seed_first_then_the_report(capsys):
     assert lines[0] == "seed 5"
     assert lines[1] == "scenario crash-restart, 6 nodes"
     assert lines[2].startswith("converged in ")
-    assert lines[-1] == "PASS" and status == 0
+    assert lines[-1] == "PASS"
+    assert status == 0
 
 
 def test_run_json_has_the_promised_fields(capsys):
@@ -29,9 +30,12 @@ def test_run_json_has_the_promised_fields(capsys):
     document = json.loads(capsys.readouterr().out)
     assert {"scenario", "seed", "nodes", "converged", "converge_s", "messages", "bytes",
             "violations"} <= set(document)
-    assert document["scenario"] == "partition-heal" and document["seed"] == 3
-    assert document["nodes"] == 6 and document["converged"] is True
-    assert document["violations"] == [] and document["messages"] > 0
+    assert document["scenario"] == "partition-heal"
+    assert document["seed"] == 3
+    assert document["nodes"] == 6
+    assert document["converged"] is True
+    assert document["violations"] == []
+    assert document["messages"] > 0
 
 
 def test_a_failing_run_names_the_command_that_replays_it(capsys):
@@ -85,4 +89,5 @@ def test_two_runs_of_one_seed_print_identical_bytes(extra):
     """Separate processes with different hash salts: nothing may depend on hashing."""
     first = _run_process("1", *extra)
     second = _run_process("2", *extra)
-    assert first and first == second
+    assert first
+    assert first == second
