@@ -63,6 +63,9 @@ LEAVE_LINGER_S = 2.0
 # or two cores ping-ponging): it stops with a violation instead of running forever.
 STEPS_MAX = 50_000_000
 SIGNATURE_BYTES = 64
+# A core whose timer fires this many times at one virtual instant re-arms it in the past
+# without making progress; the node is stopped with a violation instead of spinning.
+TIMER_SPINS_MAX = 1000
 
 
 def default_tags(index: int) -> TagsConfig:
@@ -111,6 +114,8 @@ class SimNode:
     timer_token: int = 0
     # Bumped at every crash, so that messages in flight to or from the old process die.
     epoch: int = 0
+    last_timer_at: float = 0.0
+    timer_spins: int = 0
 
 
 class Cluster:
@@ -297,6 +302,15 @@ class Cluster:
             node = self.nodes[index]
             if node.core is not None and token == node.timer_token:
                 node.timer_at = None
+                if node.last_timer_at == self.queue.now:
+                    node.timer_spins += 1
+                    if node.timer_spins > TIMER_SPINS_MAX:
+                        self.checkers.violate("liveness", f"{node.name}'s timer fired "
+                                              f"{TIMER_SPINS_MAX} times at one instant")
+                        self._drop_core(node)
+                        return
+                else:
+                    node.last_timer_at, node.timer_spins = self.queue.now, 0
                 self._input(node, lambda core, now: core.handle_timer(now))
         elif kind == "lost":
             index, epoch, peer = payload

@@ -13,6 +13,7 @@ from .variants import (
     NoQuarantine,
     Raiser,
     Silent,
+    Spinner,
 )
 
 NODES = 15
@@ -30,6 +31,7 @@ def _kinds(report) -> set[str]:
     (ForgetfulWriter, "crash-restart", "durability"),
     (NoQuarantine, "long-absence", "resurrection"),
     (Raiser, "partition-heal", "core-error"),
+    (Spinner, "partition-heal", "liveness"),
 ])
 def test_checker_catches_the_broken_core(core, scenario, kind):
     report = run_scenario(scenario, nodes=NODES, seed=1, core_factory=core)

@@ -18,6 +18,7 @@ __all__ = [
     "NoQuarantine",
     "Raiser",
     "Silent",
+    "Spinner",
 ]
 
 
@@ -96,3 +97,10 @@ class Raiser(StandinCore):
         if type(message).__name__ == "Gossip":
             raise KeyError("boom")
         super().receive(sender, message, now)
+
+
+class Spinner(StandinCore):
+    """Reports a deadline in the past forever once it has joined."""
+
+    def next_deadline(self) -> float | None:
+        return self._last_now - 1.0 if self._joined else super().next_deadline()
