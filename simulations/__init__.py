@@ -6,7 +6,9 @@ Modules, one idea each:
 - network: latency, jitter, loss, duplication, reordering, partitions;
 - payload: the records inside a message and an estimate of its size;
 - tracked_store: the per-node MemoryStore that keeps digests for the checkers;
-- cluster: the nodes, the event loop, and the scenario DSL verbs;
+- node: one simulated node (identity, config, store, skew, lifecycle state);
+- cluster: the event loop, node lifecycle and fault verbs of the scenario DSL;
+- commands: the client verbs of the DSL (write, delete, set_policy, set_tags);
 - workload: client writes and deletes in every dataset;
 - faults: fault moves and the random mode's fault drawer;
 - checkers: the invariants of DESIGN.md section 5, from ground truth;

@@ -23,102 +23,47 @@ Theory of operation:
 7. A core that raises out of any input is a bug (a core must turn bad input into
    events): it is recorded as a violation and the node is treated as crashed.
 
-DSL verbs (plain methods): `write`, `delete`, `set_policy`, `set_tags`, `partition`,
-`isolate`, `heal`, `crash`, `restart`, `skew`, `jump`, `leave`, `add_node`, `run_for`,
-`run_until_converged`, `settle`.
+DSL verbs (plain methods): `partition`, `isolate`, `heal_network`, `heal`, `crash`,
+`restart`, `skew`, `jump`, `leave`, `add_node`, `run_for`, `run_until_converged`,
+`settle` here; the client verbs `write`, `delete`, `set_policy`, `set_tags` in commands.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gossipnode.config import NodeConfig, TagsConfig
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import Address, Disconnect, Send
-from gossipnode.core.placement import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX, WEP_POLICY_KEY
 from gossipnode.core.records import Record
-from gossipnode.wire.cbor import decode_value, encode_value
+from gossipnode.wire.cbor import decode_value
 
 from .checkers import DEFAULT_OPTIONS, CheckerOptions, Checkers
 from .clock import EventQueue
+from .commands import ClientCommands
 from .network import CALM, Network, NetworkFaults
+from .node import PORT, SEED_NODES, SimNode, default_tags, sign_function, tag_map, verify
 from .payload import walk_message
 from .tracked_store import TrackedStore
 
-__all__ = ["Cluster", "CoreFactory", "SimNode", "default_tags"]
+__all__ = ["SEED_NODES", "Cluster", "CoreFactory", "SimNode", "default_tags"]
 
 # The NodeCore constructor, or anything with its signature (the tests' stand-in).
 CoreFactory = Callable[..., Any]
-# Seeds every node is configured to join: a few, as an operator would list.
-SEED_NODES = 3
-PORT = 7946
 # A leaving node keeps running this long after `leave`, to send its farewell.
 LEAVE_LINGER_S = 2.0
 # A run that takes more steps than this is stuck (a core re-arming a timer in the past,
 # or two cores ping-ponging): it stops with a violation instead of running forever.
 STEPS_MAX = 50_000_000
-SIGNATURE_BYTES = 64
 # A core whose timer fires this many times at one virtual instant re-arms it in the past
 # without making progress; the node is stopped with a violation instead of spinning.
 TIMER_SPINS_MAX = 1000
 
 
-def default_tags(index: int) -> TagsConfig:
-    """A mixed cluster: every third node runs WEP, every fifth declines private keys."""
-    return TagsConfig(wep=index % 3 == 0, private_keys=index % 5 != 4)
-
-
-def _tag_map(tags: TagsConfig) -> dict[str, str]:
-    return {"private_keys": "true" if tags.private_keys else "false",
-            "wep": "true" if tags.wep else "false"}
-
-
-# Signatures in the simulation are keyed hashes under the signer's node id: deterministic
-# and cheap. They prove nothing against an adversary (the id is public), which the
-# simulator does not model; the real Ed25519 identity is tested elsewhere.
-def _signer(node_id: bytes) -> Callable[[bytes], bytes]:
-    def sign(data: bytes) -> bytes:
-        return hashlib.blake2b(data, key=node_id, digest_size=SIGNATURE_BYTES).digest()
-    return sign
-
-
-def _verify(node_id: bytes, data: bytes, signature: bytes) -> bool:
-    expected = hashlib.blake2b(data, key=node_id, digest_size=SIGNATURE_BYTES).digest()
-    return signature == expected
-
-
-@dataclass(slots=True, eq=False)
-class SimNode:
-    index: int
-    name: str
-    node_id: bytes
-    address: Address
-    config: NodeConfig
-    store: TrackedStore
-    rng: random.Random
-    tags: dict[str, str]  # ground truth: what this node is configured to advertise
-    created_at: float
-    tags_changed_at: float | None = None  # None: as configured when the node was created
-    started_at: float = 0.0  # virtual time of the latest start or restart
-    core: Any = None
-    incarnation: int = 1
-    skew_s: float = 0.0
-    left: bool = False
-    crashed_at: float | None = None
-    timer_at: float | None = None
-    timer_token: int = 0
-    # Bumped at every crash, so that messages in flight to or from the old process die.
-    epoch: int = 0
-    last_timer_at: float = 0.0
-    timer_spins: int = 0
-
-
-class Cluster:
+class Cluster(ClientCommands):
     def __init__(
         self,
         core_factory: CoreFactory,
@@ -186,7 +131,7 @@ class Cluster:
             config=config,
             store=TrackedStore(index, self.checkers),
             rng=random.Random(self.random.getrandbits(64)),
-            tags=_tag_map(tags),
+            tags=tag_map(tags),
             created_at=self.queue.now,
         )
         self.nodes.append(node)
@@ -199,7 +144,7 @@ class Cluster:
         try:
             node.core = self.core_factory(
                 node.config, store=node.store, node_id=node.node_id, rng=node.rng, now=now,
-                sign=_signer(node.node_id), verify=_verify, decode_value=decode_value,
+                sign=sign_function(node.node_id), verify=verify, decode_value=decode_value,
                 incarnation=node.incarnation,
             )
         except Exception as error:
@@ -379,68 +324,6 @@ class Cluster:
         self.workload = None
         self._workload_token += 1
 
-    # -- commands -------------------------------------------------------------------
-
-    def _command(self, node: SimNode, action: Callable[[Any, float], Any]) -> Any:
-        if node.core is None:
-            return None
-        try:
-            return self._input(node, action, command=True)
-        except LocalProtocolError:
-            self.refused += 1
-            # The core refused the command; whatever it queued meanwhile still goes out.
-            if node.core is not None:
-                for event in node.core.events():
-                    self._carry_out(node, event)
-                self._arm_timer(node)
-            return None
-
-    def write(self, node: SimNode, dataset: str, key: str,
-              value: Mapping[str, Any]) -> Record | None:
-        """Put a record through the node's core; the record when acknowledged."""
-        encoded = encode_value(dict(value))
-        record = self._command(node, lambda core, now: core.put(dataset, key, encoded, now))
-        if record is not None:
-            self.checkers.acknowledge(node, record)
-        return record
-
-    def delete(self, node: SimNode, dataset: str, key: str) -> Record | None:
-        record = self._command(node, lambda core, now: core.delete(dataset, key, now))
-        if record is not None:
-            self.checkers.acknowledge(node, record)
-        return record
-
-    def set_policy(self, node: SimNode, *, private_keys: Mapping[SimNode, bool] = {},
-                   wep_replication: bool | None = None, wep_replicas: int | None = None,
-                   wep_eligible: Sequence[str] | None = None) -> None:
-        """Write cluster policy records through `node`: per-member private-key permission
-        and the WEP settings (unnamed WEP settings keep their current ground-truth value)."""
-        for member, allow in private_keys.items():
-            self.write(node, POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX + member.node_id.hex(),
-                       {"allow": allow})
-        if (wep_replication, wep_replicas, wep_eligible) != (None, None, None):
-            policy = self.checkers.policy
-            eligible = sorted(policy.wep_eligible) if policy.wep_eligible else []
-            self.write(node, POLICY_DATASET, WEP_POLICY_KEY, {
-                "replication": policy.wep_replication if wep_replication is None
-                else wep_replication,
-                "replicas": policy.wep_replicas if wep_replicas is None else wep_replicas,
-                "eligible": eligible if wep_eligible is None else list(wep_eligible),
-            })
-
-    def set_tags(self, node: SimNode, *, wep: bool | None = None,
-                 private_keys: bool | None = None) -> None:
-        tags = node.config.tags
-        tags = TagsConfig(wep=tags.wep if wep is None else wep,
-                          private_keys=tags.private_keys if private_keys is None
-                          else private_keys)
-        node.config = dataclasses.replace(node.config, tags=tags)
-        node.tags = _tag_map(tags)
-        node.tags_changed_at = self.queue.now
-        self.checkers.truth_changed()
-        tag_map = dict(node.tags)
-        self._command(node, lambda core, now: core.set_tags(tag_map, now))
-
     # -- faults ---------------------------------------------------------------------
 
     def partition(self, a_group: Sequence[SimNode], b_group: Sequence[SimNode] | None = None,
@@ -514,7 +397,7 @@ class Cluster:
         node = self._create_node()
         if tags is not None:
             node.config = dataclasses.replace(node.config, tags=tags)
-            node.tags = _tag_map(tags)
+            node.tags = tag_map(tags)
         self.checkers.truth_changed()
         self._start(node)
         return node
