@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from gossipnode.config import NodeConfig
 from gossipnode.core.catalog import Scope
@@ -43,7 +42,6 @@ from gossipnode.core.hlc import ClockDriftError, HybridClock
 from gossipnode.core.placement import (
     POLICY_DATASET,
     Candidate,
-    ClusterPolicy,
     mailbox_id,
     mailbox_owners,
     policy_from_records,
@@ -53,90 +51,24 @@ from gossipnode.core.placement import (
 from gossipnode.core.records import Record, check_record
 from gossipnode.core.store import RecordStore
 
+from .standin_messages import (
+    Gossip,
+    Hello,
+    KeyHandoff,
+    KeyHandoffDone,
+    MailboxSync,
+    Member,
+    MemberInfo,
+    MemberList,
+    Push,
+    SyncDigest,
+    SyncRecords,
+)
+
 TICK_S = 0.5
 GOSSIP_BATCH_MAX = 64
 LAST_ALIVE_META = "standin/last_alive_ms"
 INCARNATION_META = "standin/incarnation"
-
-
-@dataclass(frozen=True, slots=True)
-class MemberInfo:
-    node_id: bytes
-    name: str
-    host: str
-    port: int
-    incarnation: int
-    tags: tuple[str, ...]  # "name=value"
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    member: MemberInfo
-
-
-@dataclass(frozen=True, slots=True)
-class MemberList:
-    members: tuple[MemberInfo, ...]
-    reply: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Gossip:
-    updates: tuple[MemberInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Push:
-    records: tuple[Record, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SyncDigest:
-    datasets: tuple[str, ...]
-    digests: tuple[int, ...]
-    reply: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRecords:
-    records: tuple[Record, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxSync:
-    mailbox: str
-    records: tuple[Record, ...]
-    reply: bool
-    # The sender considers itself an owner. A holder drops a mailbox only on replies from
-    # self-declared owners: two non-owners whose views disagree could otherwise each
-    # confirm the other and both drop it.
-    owner: bool
-
-
-@dataclass(frozen=True, slots=True)
-class KeyHandoff:
-    records: tuple[Record, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyHandoffDone:
-    keys: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class Member:
-    node_id: bytes
-    name: str
-    address: Address
-    incarnation: int
-    tags: dict[str, str]
-    state: str
-
-    def info(self) -> MemberInfo:
-        return MemberInfo(self.node_id, self.name, self.address[0], self.address[1],
-                          self.incarnation, tuple(f"{k}={v}" for k, v in self.tags.items()),
-                          self.state)
 
 
 def _tags(config: NodeConfig) -> dict[str, str]:
@@ -528,4 +460,4 @@ class BrokenStandin(StandinCore):
     skip_private_key_check = True
 
 
-__all__ = ["BrokenStandin", "ClusterPolicy", "StandinCore"]
+__all__ = ["BrokenStandin", "StandinCore"]

@@ -7,7 +7,8 @@ from gossipnode.core.catalog import dataset as lookup_dataset
 from gossipnode.core.events import Send
 from gossipnode.core.records import Record
 
-from .standin import BrokenStandin, Push, StandinCore
+from .standin import BrokenStandin, StandinCore
+from .standin_messages import Push
 
 __all__ = [
     "BrokenStandin",
