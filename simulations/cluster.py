@@ -342,13 +342,16 @@ class Cluster(ClientCommands):
 
     def heal(self) -> None:
         """End the fault phase: heal every partition, calm the network, stop the
-        workload, restart every crashed node. Clock skews stay."""
+        workload, restart every crashed node and reseed every quarantined one (what an
+        operator would do). Clock skews stay."""
         self.stop_workload()
         self.heal_network()
         self.network.faults = CALM
         for node in self.nodes:
             if node.core is None and not node.left:
                 self.restart(node)
+        for node in self.live_nodes():
+            self.reseed_if_quarantined(node)
 
     def _drop_core(self, node: SimNode) -> None:
         node.core = None

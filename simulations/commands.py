@@ -43,6 +43,9 @@ class ClientCommands:
     def _arm_timer(self, node: SimNode) -> None:
         raise NotImplementedError
 
+    def _count(self, name: str) -> None:
+        raise NotImplementedError
+
     def _command(self, node: SimNode, action: Callable[[Any, float], Any]) -> Any:
         if node.core is None:
             return None
@@ -102,3 +105,17 @@ class ClientCommands:
         self.checkers.truth_changed()
         advertised = dict(node.tags)
         self._command(node, lambda core, now: core.set_tags(advertised, now))
+
+    def reseed(self, node: SimNode) -> None:
+        """The operator's `gossipnode reseed`: discard replicated data and pull afresh."""
+        self._count("operator reseeds")
+        self._command(node, lambda core, now: core.reseed(now))
+
+    def reseed_if_quarantined(self, node: SimNode) -> bool:
+        """What an operator does when status reports the node quarantined (it was away
+        past the tombstone horizon). A core without quarantine never asks for it."""
+        quarantined = getattr(node.core, "quarantined", None)
+        if quarantined is None or not quarantined(self.queue.now + node.skew_s):
+            return False
+        self.reseed(node)
+        return True

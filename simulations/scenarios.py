@@ -155,6 +155,8 @@ def long_absence(cluster: Cluster) -> None:
     horizon_s = absent.config.replication.tombstone_grace_s
     cluster.run_for(2 * horizon_s + absent.config.replication.anti_entropy_interval_s)
     cluster.restart(absent)
+    # A core with a quarantine reports itself quarantined; the operator reseeds it.
+    cluster.reseed_if_quarantined(absent)
     cluster.run_for(10.0)
 
 

@@ -435,6 +435,13 @@ class StandinCore:
                 self._events.append(RecordsPurged("web_messenger",
                                                   tuple(r.key for r in records), "moved"))
 
+    def quarantined(self, now: float) -> bool:
+        return False  # this stand-in quarantines itself by clearing its data on start
+
+    def reseed(self, now: float) -> int:
+        self._digests.clear()
+        return self.store.clear_replicated()
+
     # -- outputs and queries ----------------------------------------------------------
 
     def next_deadline(self) -> float | None:

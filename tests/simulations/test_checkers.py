@@ -11,6 +11,7 @@ from .variants import (
     Hoarder,
     LocalLeaker,
     NoQuarantine,
+    OperatorQuarantine,
     Raiser,
     Silent,
     Spinner,
@@ -64,3 +65,9 @@ def test_the_broken_private_key_core_is_caught_at_the_first_delivery():
     assert containment
     assert containment[0].step < report.steps // 2
     assert "private key delivered to ineligible" in containment[0].detail
+
+
+def test_a_quarantined_node_is_reseeded_by_the_operator_and_nothing_comes_back():
+    report = run_scenario("long-absence", nodes=NODES, seed=1, core_factory=OperatorQuarantine)
+    assert report.passed, report.to_text()
+    assert report.events["operator reseeds"] == 1

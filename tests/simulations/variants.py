@@ -7,7 +7,7 @@ from gossipnode.core.catalog import dataset as lookup_dataset
 from gossipnode.core.events import Send
 from gossipnode.core.records import Record
 
-from .standin import BrokenStandin, StandinCore
+from .standin import LAST_ALIVE_META, BrokenStandin, StandinCore
 from .standin_messages import Push
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Hoarder",
     "LocalLeaker",
     "NoQuarantine",
+    "OperatorQuarantine",
     "Raiser",
     "Silent",
     "Spinner",
@@ -105,3 +106,22 @@ class Spinner(StandinCore):
 
     def next_deadline(self) -> float | None:
         return self._last_now - 1.0 if self._joined else super().next_deadline()
+
+
+class OperatorQuarantine(NoQuarantine):
+    """Like the real NodeCore: after a long absence it reports itself quarantined and
+    keeps its stale data until the operator runs `reseed`. Not broken: a good variant."""
+
+    def __init__(self, config, **arguments) -> None:
+        last = arguments["store"].get_meta(LAST_ALIVE_META)
+        grace_ms = config.replication.tombstone_grace_s * 1000
+        now_ms = int(arguments["now"] * 1000)
+        self._stale = last is not None and now_ms - int.from_bytes(last, "big") > grace_ms
+        super().__init__(config, **arguments)
+
+    def quarantined(self, now: float) -> bool:
+        return self._stale
+
+    def reseed(self, now: float) -> int:
+        self._stale = False
+        return super().reseed(now)
