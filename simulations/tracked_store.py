@@ -15,6 +15,8 @@ compared with each other, never printed or used to order anything).
 
 Every change is also reported to an observer (the checkers), which uses it to catch a
 resurrected delete or the last copy of a mailbox message vanishing at the step it happens.
+Every method of MemoryStore that changes records is overridden here (a test holds this to
+be true), since a change that bypassed the accounting would blind the checkers.
 """
 
 from __future__ import annotations
@@ -77,21 +79,25 @@ class TrackedStore(MemoryStore):
                 del self.mailbox_counts[mailbox]
                 del self.mailbox_digests[mailbox]
 
-    def apply(self, records: Iterable[Record]) -> list[Record]:
-        winners = []
+    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+        """Merge last-writer-wins; return (replaced record or None, winner) per change."""
+        changes: list[tuple[Record | None, Record]] = []
         for record in records:
             lookup_dataset(record.dataset)
             table = self._datasets.setdefault(record.dataset, {})
             old = table.get(record.key)
             if wins(record, old):
                 table[record.key] = record
-                winners.append(record)
+                changes.append((old, record))
                 if old is not None:
                     self._account(old, -1)
                 self._account(record, 1)
                 if self.observer is not None:
                     self.observer.record_stored(self, old, record)
-        return winners
+        return changes
+
+    def apply(self, records: Iterable[Record]) -> list[Record]:
+        return [new for _, new in self.apply_changes(records)]
 
     def _removed(self, record: Record) -> None:
         self._account(record, -1)
