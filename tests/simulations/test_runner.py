@@ -75,8 +75,11 @@ def test_bad_seed_ranges_are_refused(arguments):
         main(["sweep", "churn", "--core", STANDIN, *arguments])
 
 
-def _run_process(hash_seed: str, *extra: str) -> bytes:
-    environment = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=hash_seed)
+def _run_process(hash_seed: str | None, *extra: str) -> bytes:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    environment.pop("PYTHONHASHSEED", None)
+    if hash_seed is not None:
+        environment["PYTHONHASHSEED"] = hash_seed
     return subprocess.run(
         [sys.executable, "-m", "simulations", "run", "random", "--nodes", "8", "--seed", "11",
          "--core", STANDIN, *extra],
@@ -91,3 +94,7 @@ def test_two_runs_of_one_seed_print_identical_bytes(extra):
     second = _run_process("2", *extra)
     assert first
     assert first == second
+
+
+def test_an_unset_hash_seed_is_pinned_so_any_core_replays():
+    assert _run_process(None, "--json") == _run_process("0", "--json")
