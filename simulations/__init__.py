@@ -1,0 +1,40 @@
+"""The deterministic simulator (DESIGN.md section 4): many NodeCores on one virtual clock
+and one virtual network, all chance drawn from one seed.
+
+Modules, one idea each:
+- clock: virtual time and the event queue;
+- network: latency, jitter, loss, duplication, reordering, partitions;
+- payload: the records inside a message and an estimate of its size;
+- tracked_store: the per-node MemoryStore that keeps digests for the checkers;
+- node: one simulated node (identity, config, store, skew, lifecycle state);
+- cluster: the event loop, node lifecycle and fault verbs of the scenario DSL;
+- commands: the client verbs of the DSL (write, delete, set_policy, set_tags);
+- workload: client writes and deletes in every dataset;
+- faults: fault moves and the random mode's fault drawer;
+- checkers: the invariants of DESIGN.md section 5, from ground truth;
+- scenarios: the named fault phases;
+- report, runner: what a run prints, and the command line.
+
+This package never imports trio or the runtime; it drives the core through its public API.
+"""
+
+from .checkers import CheckerOptions, Violation
+from .cluster import Cluster, SimNode
+from .network import NetworkFaults
+from .report import Report
+from .runner import run_scenario
+from .scenarios import SCENARIOS
+from .workload import Workload, WorkloadMix
+
+__all__ = [
+    "SCENARIOS",
+    "CheckerOptions",
+    "Cluster",
+    "NetworkFaults",
+    "Report",
+    "SimNode",
+    "Violation",
+    "Workload",
+    "WorkloadMix",
+    "run_scenario",
+]

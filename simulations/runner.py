@@ -1,0 +1,189 @@
+"""Runs: one scenario on one seed (`run`), or one scenario over many seeds (`sweep`).
+
+A run is: build the cluster from the seed, the scenario's fault phase, the heal, the
+liveness phase (convergence within the scenario's bound), the final checks, the report.
+The run command prints the seed first, so that even a run that dies half-way has told
+how to replay it; a failing run ends with the exact command that replays it.
+
+The core under test is `gossipnode.core.node:NodeCore` unless `--core MODULE:NAME` names
+another class or factory with the same constructor (the tests use a small stand-in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from gossipnode.config import NodeConfig
+
+from .checkers import DEFAULT_OPTIONS, CheckerOptions
+from .cluster import Cluster, CoreFactory
+from .report import Report, replay_command
+from .scenarios import SCENARIOS
+
+__all__ = ["DEFAULT_CORE", "load_core", "main", "run_scenario"]
+
+DEFAULT_CORE = "gossipnode.core.node:NodeCore"
+DEFAULT_NODES = 100
+
+
+def load_core(spec: str) -> CoreFactory:
+    """Import `module:name`. Raises ImportError or AttributeError with the spec named."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ImportError(f"--core {spec!r}: expected MODULE:NAME")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def run_scenario(scenario_name: str, *, nodes: int, seed: int, core_factory: CoreFactory,
+                 core_spec: str | None = None, checker_options: CheckerOptions =
+                 DEFAULT_OPTIONS) -> Report:
+    """Run one scenario on one seed and report. `core_spec` only shapes the replay line."""
+    scenario = SCENARIOS[scenario_name]
+    cluster = Cluster(core_factory, nodes=nodes, seed=seed,
+                      base_config=scenario.configure(NodeConfig()),
+                      checker_options=checker_options)
+    scenario.run(cluster)
+    cluster.heal()
+    converge_s = cluster.run_until_converged(scenario.bound_s)
+    checkers = cluster.checkers
+    gaps = [] if converge_s is not None else checkers.convergence_gaps()
+    if converge_s is not None:
+        checkers.check_converged_state()
+    checkers.final_sweep()
+    network = cluster.network
+    return Report(
+        scenario=scenario_name,
+        seed=seed,
+        nodes=nodes,
+        converged=converge_s is not None,
+        converge_s=converge_s,
+        messages=cluster.messages,
+        bytes=cluster.bytes,
+        violations=list(checkers.violations),
+        violations_total=sum(checkers.violation_counts.values()),
+        steps=cluster.steps,
+        virtual_s=cluster.elapsed_s,
+        acknowledged_writes=len(checkers.acknowledged),
+        refused_commands=cluster.refused,
+        gaps=gaps,
+        network={
+            "sent": network.sent,
+            "lost": network.dropped_lost,
+            "partitioned": network.dropped_partitioned,
+            "duplicated": network.duplicated,
+            "reordered": network.reordered,
+        },
+        events=dict(sorted(cluster.event_counts.items())),
+        replay=replay_command(scenario_name, nodes, seed, core_spec),
+    )
+
+
+def _seed_range(text: str) -> range:
+    first, sep, last = text.partition("-")
+    if not first.isdigit() or (sep and not last.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected A-B or A, got {text!r}")
+    start = int(first)
+    stop = int(last) if sep else start
+    if stop < start:
+        raise argparse.ArgumentTypeError(f"empty seed range {text!r}")
+    return range(start, stop + 1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m simulations",
+                                     description="Deterministic cluster simulations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one scenario on one seed")
+    sweep = commands.add_parser("sweep", help="run one scenario on many seeds")
+    for command in (run, sweep):
+        command.add_argument("scenario", choices=sorted(SCENARIOS))
+        command.add_argument("--nodes", type=int, default=DEFAULT_NODES)
+        command.add_argument("--core", default=DEFAULT_CORE,
+                             help=f"MODULE:NAME of the core under test ({DEFAULT_CORE})")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        command.add_argument("--timing", action="store_true",
+                             help="also print wall time (makes output non-deterministic)")
+    run.add_argument("--seed", type=int, required=True)
+    sweep.add_argument("--seeds", type=_seed_range, required=True, help="A-B, inclusive")
+    commands.add_parser("list", help="list the scenarios")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "list":
+        for name, scenario in SCENARIOS.items():
+            print(f"{name:20} {scenario.description}")
+        return 0
+    if arguments.nodes < 1:
+        print("--nodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        core_factory = load_core(arguments.core)
+    except (ImportError, AttributeError) as error:
+        print(f"cannot load the core {arguments.core!r}: {error}", file=sys.stderr)
+        return 2
+    core_spec = None if arguments.core == DEFAULT_CORE else arguments.core
+    if arguments.command == "run":
+        return _run(arguments, core_factory, core_spec)
+    return _sweep(arguments, core_factory, core_spec)
+
+
+def _run(arguments: argparse.Namespace, core_factory: CoreFactory,
+         core_spec: str | None) -> int:
+    if not arguments.json:
+        print(f"seed {arguments.seed}", flush=True)
+    started = time.perf_counter()
+    report = run_scenario(arguments.scenario, nodes=arguments.nodes, seed=arguments.seed,
+                          core_factory=core_factory, core_spec=core_spec)
+    wall_s = time.perf_counter() - started
+    if arguments.json:
+        document = json.loads(report.to_json())
+        if arguments.timing:
+            document["wall_s"] = round(wall_s, 3)
+        print(json.dumps(document, sort_keys=True))
+    else:
+        print(report.to_text())
+        if arguments.timing:
+            print(f"wall time {wall_s:.3f} s")
+    return 0 if report.passed else 1
+
+
+def _sweep(arguments: argparse.Namespace, core_factory: CoreFactory,
+           core_spec: str | None) -> int:
+    failing = []
+    started = time.perf_counter()
+    for seed in arguments.seeds:
+        report = run_scenario(arguments.scenario, nodes=arguments.nodes, seed=seed,
+                              core_factory=core_factory, core_spec=core_spec)
+        if not report.passed:
+            failing.append(report)
+        if not arguments.json:
+            verdict = "pass" if report.passed else (
+                "not converged" if not report.converged
+                else f"{report.violations_total} violations")
+            print(f"seed {seed}: {verdict}", flush=True)
+    wall_s = time.perf_counter() - started
+    seeds = arguments.seeds
+    if arguments.json:
+        document = {
+            "scenario": arguments.scenario, "nodes": arguments.nodes,
+            "seeds": [seeds.start, seeds.stop - 1],
+            "failing": [{"seed": r.seed, "replay": r.replay, "converged": r.converged,
+                         "violations": r.violations_total} for r in failing],
+        }
+        if arguments.timing:
+            document["wall_s"] = round(wall_s, 3)
+        print(json.dumps(document, sort_keys=True))
+    else:
+        print(f"{len(failing)} of {len(seeds)} seeds failed")
+        for report in failing:
+            print(f"  seed {report.seed}: {report.replay}")
+        if arguments.timing:
+            print(f"wall time {wall_s:.3f} s")
+    return 1 if failing else 0

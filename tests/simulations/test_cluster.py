@@ -1,0 +1,158 @@
+"""The harness's own mechanics: timers, skew, crash and restart, the DSL verbs."""
+
+from dataclasses import dataclass
+
+from gossipnode.core.events import Send
+from simulations.clock import EPOCH_S
+
+from .standin import StandinCore
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    number: int
+
+
+class Recorder:
+    """A core that records every input and sends Ping(n) to node 1 whenever told to."""
+
+    def __init__(self, config, *, store, node_id, rng, now, sign, verify, decode_value,
+                 incarnation):
+        self.config, self.store, self.node_id = config, store, node_id
+        self.incarnation = incarnation
+        self.inputs: list[tuple] = [("start", now)]
+        self.outbox: list[object] = []
+        self.deadline: float | None = None
+
+    def join(self, seeds, now):
+        self.inputs.append(("join", now))
+
+    def receive(self, sender, message, now):
+        self.inputs.append(("receive", now, sender, message))
+
+    def connection_lost(self, peer, now):
+        self.inputs.append(("lost", now, peer))
+
+    def handle_timer(self, now):
+        self.inputs.append(("timer", now))
+        self.deadline = None
+
+    def next_deadline(self):
+        return self.deadline
+
+    def events(self):
+        events, self.outbox = self.outbox, []
+        return events
+
+
+def _ping(cluster, source, target, number):
+    source.core.outbox.append(Send(target.address, Ping(number)))
+    cluster._input(source, lambda core, now: None)
+
+
+def test_a_timer_fires_at_the_deadline_in_the_nodes_own_clock(make_cluster):
+    cluster = make_cluster(nodes=2, core=Recorder)
+    node = cluster.nodes[0]
+    cluster.skew(node, 3.0)
+    node.core.deadline = EPOCH_S + 10.0  # the node's clock: virtual 7.0
+    cluster._arm_timer(node)
+    cluster.run_for(20.0)
+    assert node.core.inputs[-1] == ("timer", EPOCH_S + 10.0)
+    assert cluster.queue.now == EPOCH_S + 20.0
+
+
+def test_skew_and_jump_shift_the_now_a_node_sees(make_cluster):
+    cluster = make_cluster(nodes=2, core=Recorder)
+    source, target = cluster.nodes
+    cluster.skew(target, -2.0)
+    _ping(cluster, source, target, 1)
+    cluster.run_for(1.0)
+    cluster.jump(target, 5.0)
+    _ping(cluster, source, target, 2)
+    cluster.run_for(1.0)
+    received = [entry for entry in target.core.inputs if entry[0] == "receive"]
+    assert [entry[3] for entry in received] == [Ping(1), Ping(2)]
+    first_now, second_now = received[0][1], received[1][1]
+    assert EPOCH_S - 2.0 < first_now < EPOCH_S - 1.9
+    assert EPOCH_S + 4.0 < second_now < EPOCH_S + 4.1
+    assert received[0][2] == source.node_id
+
+
+def test_crash_loses_in_flight_messages_but_keeps_the_store(make_cluster):
+    cluster = make_cluster(nodes=2, core=Recorder)
+    source, target = cluster.nodes
+    target.store.set_meta("durable", b"yes")
+    old_core = target.core
+    _ping(cluster, source, target, 1)  # in flight: latency is at least 1 ms
+    cluster.crash(target)
+    cluster.run_for(1.0)
+    assert not [e for e in old_core.inputs if e[0] == "receive"]
+    cluster.restart(target)
+    assert target.core is not old_core
+    assert target.core.incarnation == 2
+    assert target.core.store is target.store
+    assert target.store.get_meta("durable") == b"yes"
+    _ping(cluster, source, target, 2)
+    cluster.run_for(1.0)
+    assert [e[3] for e in target.core.inputs if e[0] == "receive"] == [Ping(2)]
+
+
+def test_a_message_to_a_crashed_node_fails_the_senders_connection(make_cluster):
+    cluster = make_cluster(nodes=2, core=Recorder)
+    source, target = cluster.nodes
+    cluster.crash(target)
+    _ping(cluster, source, target, 1)
+    cluster.run_for(1.0)
+    assert [e[2] for e in source.core.inputs if e[0] == "lost"] == [target.address]
+
+
+def test_a_partition_blocks_and_heal_restores_delivery(make_cluster):
+    cluster = make_cluster(nodes=3, core=Recorder)
+    a, b, c = cluster.nodes
+    cluster.partition([a], [b])
+    _ping(cluster, a, b, 1)
+    _ping(cluster, a, c, 2)
+    cluster.run_for(1.0)
+    cluster.heal()
+    _ping(cluster, a, b, 3)
+    cluster.run_for(1.0)
+    assert [e[3] for e in b.core.inputs if e[0] == "receive"] == [Ping(3)]
+    assert [e[3] for e in c.core.inputs if e[0] == "receive"] == [Ping(2)]
+
+
+def test_messages_and_bytes_are_counted(make_cluster):
+    cluster = make_cluster(nodes=2, core=Recorder, message_size=lambda message: 100)
+    source, target = cluster.nodes
+    for number in range(3):
+        _ping(cluster, source, target, number)
+    assert (cluster.messages, cluster.bytes) == (3, 300)
+
+
+def test_stand_in_cluster_converges_after_writes(make_cluster):
+    cluster = make_cluster(nodes=10)
+    cluster.run_for(3.0)
+    writer = cluster.nodes[4]
+    record = cluster.write(writer, "consumers", "alice", {"name": "Alice"})
+    assert record is not None
+    assert cluster.run_until_converged(60.0) is not None
+    assert all(node.store.get("consumers", "alice") == record for node in cluster.nodes)
+    assert not cluster.checkers.violations
+
+
+def test_write_refused_by_the_core_is_counted_not_acknowledged(make_cluster):
+    cluster = make_cluster(nodes=5)
+    ineligible = cluster.nodes[4]  # default_tags: every fifth node declines private keys
+    assert cluster.write(ineligible, "private_keys", "user", {"key": "secret"}) is None
+    assert cluster.refused == 1
+    assert not cluster.checkers.acknowledged
+
+
+def test_same_seed_same_run_different_seed_different_run(make_cluster):
+    def fingerprint(seed):
+        cluster = make_cluster(nodes=6, seed=seed, core=StandinCore)
+        cluster.run_for(5.0)
+        cluster.write(cluster.nodes[1], "groups", "g", {"n": 1})
+        cluster.run_for(20.0)
+        return cluster.steps, cluster.messages, cluster.bytes, [n.node_id for n in cluster.nodes]
+    assert fingerprint(3) == fingerprint(3)
+    assert fingerprint(3) != fingerprint(4)
