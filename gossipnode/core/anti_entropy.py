@@ -135,6 +135,10 @@ class AntiEntropy:
                     if pair.contains(record):
                         pair.remove(record)
 
+    def pair_partners(self) -> list[bytes]:
+        """Peers with whom this node shares at least one mailbox record, in a stable order."""
+        return sorted(peer for peer, digest in self.pairs.items() if digest.count)
+
     def root_hex(self, dataset: str) -> str | None:
         digest = self.full.get(dataset)
         return None if digest is None else digest.root.hex()

@@ -43,6 +43,7 @@ from .events import (
     RecordsPurged,
     Send,
 )
+from .handoff import Handoffs
 from .hlc import HybridClock
 from .membership import Ack, Gossip, Membership, Nack, Ping, PingRequest, PushPull
 from .placement import POLICY_DATASET, ClusterPolicy, mailbox_id, policy_from_records
@@ -61,6 +62,10 @@ WEB_MESSENGER = "web_messenger"
 TOMBSTONE_GC_INTERVAL_S = 3600.0
 # Records per push message: fresh writes come one by one, a forward batches a few.
 PUSH_RECORDS_MAX = 64
+# Mailbox partners reconciled per anti-entropy round: every partner is reached within
+# ceil(partners / this) rounds, at one round trip per partner whose digests agree.
+PAIR_PARTNERS_PER_ROUND = 8
+HANDED_OFF_DATASETS = frozenset({PRIVATE_KEYS, WEB_MESSENGER})
 META_SYNCED_MS = "synced_ms"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 META_GENERATION = "generation"
@@ -98,7 +103,8 @@ class NodeCore:
         replication = config.replication
         self.clock = HybridClock(node_id, int(replication.clock_drift_max_s * 1000))
         self.pushes = PushTracker(queue_records_max=replication.peer_queue_records_max)
-        self._handoff_acks: dict[tuple[str, Record], set[bytes]] = {}
+        self.handoffs = Handoffs()
+        self._rotation = 0
         self._seeds: tuple[Address, ...] = ()
         self.generation = int.from_bytes(store.get_meta(META_GENERATION) or b"\x01", "big")
         synced = store.get_meta(META_SYNCED_MS)
@@ -122,7 +128,7 @@ class NodeCore:
         self._gc_interval_s = min(TOMBSTONE_GC_INTERVAL_S, replication.tombstone_grace_s / 10)
         self._next_gc = now + self._gc_interval_s
         self._next_anti_entropy = now + rng.uniform(0.5, 1.0) * replication.anti_entropy_interval_s
-        self._reconcile_placement(now)
+        self._hand_off(now)
         self._drain_membership(now)
 
     # --- commands ------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class NodeCore:
         self.policy = ClusterPolicy()
         self.view = self._build_view()
         self.anti_entropy.build(self.view)
-        self._handoff_acks.clear()
+        self.handoffs.clear()
         self._next_anti_entropy = now
         self.counters["reseeds"] += 1
         return removed
@@ -435,12 +441,14 @@ class NodeCore:
             if 0 <= index < len(pending.push.records):
                 record = pending.push.records[index]
                 self.withheld[(sender, record.dataset)] += 1
-        if pending.handoff:
-            refused = set(ack.refused)
-            for index, record in enumerate(pending.push.records):
-                if index not in refused:
-                    self._handoff_acks.setdefault((record.key, record), set()).add(sender)
-            self._release_handoffs(now)
+        # Any acknowledged push proves the peer holds the record, whether it was sent as a
+        # handoff or as a fresh write: both count towards releasing a handoff.
+        refused = set(ack.refused)
+        held = [record for index, record in enumerate(pending.push.records)
+                if index not in refused and record.dataset in HANDED_OFF_DATASETS]
+        if held:
+            self.handoffs.acknowledged(sender, held)
+            self._release_handoffs()
 
     def _receive_reconcile(self, sender: bytes, message: object, now: float) -> None:
         if self.quarantined(now):
@@ -491,56 +499,66 @@ class NodeCore:
                 self.pushes.drop_peer(peer)
                 self.anti_entropy.abandon_peer(peer)
         self.anti_entropy.view_changed(self.view)
+        lost_eligibility = before.private_keys_eligible(self.node_id) and not (
+            self.view.private_keys_eligible(self.node_id)
+        )
+        if lost_eligibility or self.view.placement_basis() != before.placement_basis():
+            self._hand_off(now)
+
+    def _to_hand_off(self) -> list[Record]:
+        """Records this node holds but may not keep (see handoff.py)."""
+        found = []
         if not self.view.private_keys_eligible(self.node_id):
-            self._purge_private_keys()
-        if self.view.placement_basis() != before.placement_basis():
-            self._reconcile_placement(now)
+            found += list(self.store.replicated(PRIVATE_KEYS))
+        if self.policy.wep_replication:
+            found += [r for r in self.store.replicated(WEB_MESSENGER)
+                      if not self.view.holds(self.node_id, WEB_MESSENGER, r.key)]
+        return found
 
-    def _purge_private_keys(self) -> None:
-        records = list(self.store.replicated(PRIVATE_KEYS))
-        if not records:
+    def _hand_off_targets(self, record: Record) -> list[bytes]:
+        if record.dataset == PRIVATE_KEYS:
+            return self.view.push_targets(PRIVATE_KEYS, record.key)
+        return [o for o in self.view.owners(mailbox_id(record.key)) or () if self.view.live(o)]
+
+    def _hand_off(self, now: float) -> None:
+        """Push what this node may not keep to who must hold it; release what they hold."""
+        if self.quarantined(now):
             return
-        keys = [r.key for r in records]
-        self.store.remove(PRIVATE_KEYS, keys)
-        self.anti_entropy.on_removed(records)
-        self.counters["private_keys_purged"] += len(keys)
-        self._events.append(RecordsPurged(PRIVATE_KEYS, tuple(keys), "not eligible"))
+        by_target: dict[bytes, list[Record]] = {}
+        for record in self._to_hand_off():
+            acked = self.handoffs.acked_by(record)
+            for target in self._hand_off_targets(record):
+                if target not in acked:
+                    by_target.setdefault(target, []).append(record)
+        for target, records in sorted(by_target.items()):
+            if not self.pushes.handoff_pending(target):
+                self._start_push(target, records, now, handoff=True)
+        self._release_handoffs()
 
-    def _reconcile_placement(self, now: float) -> None:
-        """Hand mailboxes this node holds but does not own to their owners."""
-        if not self.policy.wep_replication or self.quarantined(now):
-            return
-        by_owner: dict[bytes, list[Record]] = {}
-        for record in self.store.replicated(WEB_MESSENGER):
-            if self.view.holds(self.node_id, WEB_MESSENGER, record.key):
-                continue
-            acked = self._handoff_acks.get((record.key, record), set())
-            for owner in self.view.owners(mailbox_id(record.key)) or ():
-                if owner not in acked and self.view.live(owner):
-                    by_owner.setdefault(owner, []).append(record)
-        for owner, records in sorted(by_owner.items()):
-            if not self.pushes.pending_for(owner):
-                self._start_push(owner, records, now, handoff=True)
-        self._release_handoffs(now)
+    def _releasable(self, record: Record) -> bool:
+        acked = self.handoffs.acked_by(record)
+        if record.dataset == PRIVATE_KEYS:
+            return any(self.view.private_keys_eligible(peer) for peer in acked)
+        owners = self.view.owners(mailbox_id(record.key)) or ()
+        return bool(owners) and set(owners) <= acked
 
-    def _release_handoffs(self, now: float) -> None:
-        """Remove foreign mailbox records once every current owner acknowledged them."""
-        release: list[Record] = []
-        for (key, record), acked in list(self._handoff_acks.items()):
-            current = self.store.get(WEB_MESSENGER, key)
-            if current != record or self.view.holds(self.node_id, WEB_MESSENGER, key):
-                del self._handoff_acks[(key, record)]
-                continue
-            owners = self.view.owners(mailbox_id(key)) or ()
-            if owners and set(owners) <= acked:
-                release.append(record)
-                del self._handoff_acks[(key, record)]
-        if release:
-            keys = tuple(record.key for record in release)
-            self.store.remove(WEB_MESSENGER, keys)
-            self.anti_entropy.on_removed(release)
-            self.counters["mailbox_records_handed_off"] += len(release)
-            self._events.append(RecordsPurged(WEB_MESSENGER, keys, "handed off"))
+    def _release_handoffs(self) -> None:
+        released: dict[str, list[Record]] = {}
+        for record in self.handoffs.records():
+            if self.store.get(record.dataset, record.key) != record or self.view.holds(
+                self.node_id, record.dataset, record.key
+            ):
+                self.handoffs.forget(record)  # overwritten, or ours to keep after all
+            elif self._releasable(record):
+                self.handoffs.forget(record)
+                released.setdefault(record.dataset, []).append(record)
+        for dataset, records in sorted(released.items()):
+            keys = tuple(record.key for record in records)
+            self.store.remove(dataset, keys)
+            self.anti_entropy.on_removed(records)
+            self.counters[f"{dataset}_handed_off"] += len(records)
+            reason = "not eligible" if dataset == PRIVATE_KEYS else "not an owner"
+            self._events.append(RecordsPurged(dataset, keys, f"handed off: {reason}"))
 
     # --- periodic work -------------------------------------------------------------------------
 
@@ -552,9 +570,31 @@ class NodeCore:
         if not peers:
             return
         peer = self.rng.choice(peers)
-        for message in self.anti_entropy.start_round(peer, self.view, now):
+        self._start_sessions(peer, None, now)
+        # Private keys and mailboxes are shared with only some peers, likely not the one
+        # just drawn: reconcile them with partners of their own, so they are repaired as
+        # often as the rest (a random peer would share a mailbox only now and then).
+        if self.view.shared_scope(peer, PRIVATE_KEYS) is None:
+            eligible = [p for p in peers if self.view.shared_scope(p, PRIVATE_KEYS)]
+            if eligible:
+                self._start_sessions(self.rng.choice(eligible), (PRIVATE_KEYS,), now)
+        partners = [p for p in self.anti_entropy.pair_partners() if p != peer and p in peers]
+        for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
+            self._start_sessions(partner, (WEB_MESSENGER,), now)
+        self._hand_off(now)
+
+    def _start_sessions(self, peer: bytes, datasets: tuple[str, ...] | None,
+                        now: float) -> None:
+        for message in self.anti_entropy.start_round(peer, self.view, now, datasets=datasets):
             self._send(peer, message)
-        self._reconcile_placement(now)
+
+    def _rotate(self, items: list[bytes], count: int) -> list[bytes]:
+        """The next `count` items, round-robin across rounds (all of them if fewer)."""
+        if len(items) <= count:
+            return items
+        start = self._rotation % len(items)
+        self._rotation += count
+        return [items[(start + i) % len(items)] for i in range(count)]
 
     def _collect_tombstones(self, now: float) -> None:
         horizon = _ms(now) - int(self.config.replication.tombstone_grace_s * 1000)

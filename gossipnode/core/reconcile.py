@@ -286,7 +286,7 @@ class ReconcileSession:
             else:
                 if parent.mode != ITEMS or parent.lo != lo or parent.hi != hi:
                     raise RemoteProtocolError("a want for a range we did not list")
-                for item_id in set(entry.ids):
+                for item_id in dict.fromkeys(entry.ids):  # in order, once each
                     if item_id not in parent.ids:
                         raise RemoteProtocolError("a want for an item we did not list")
                     pushes.append(parent.ids[item_id])

@@ -109,6 +109,9 @@ class PushTracker:
     def next_deadline(self) -> float | None:
         return min((p.due for p in self._pending.values()), default=None)
 
+    def handoff_pending(self, peer: bytes) -> bool:
+        return any(p.handoff and p.peer == peer for p in self._pending.values())
+
     def pending_for(self, peer: bytes) -> int:
         return self._queued_records.get(peer, 0)
 

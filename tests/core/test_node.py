@@ -160,3 +160,20 @@ def test_restarted_node_catches_up():
     cluster.run_for(30)
     assert "while-away" in cluster.records(2, "groups")
     assert all(m.state == "alive" for m in cluster.nodes[0].members())
+
+
+def test_a_member_losing_eligibility_hands_off_its_only_copy_before_purging():
+    cluster = Cluster([ALL, ALL, ALL])
+    cluster.run_for(5)
+    cluster.partition([0], [1, 2])
+    cluster.put(0, "private_keys", "only-here", {"secret": b"k"})
+    cluster.nodes[0].set_tags({"private_keys": "false"}, cluster.now)
+    cluster._collect(0)
+    cluster.run_for(5)
+    # Nobody eligible acknowledged it yet: purging now would lose an acknowledged write.
+    assert "only-here" in cluster.records(0, "private_keys")
+    cluster.heal()
+    cluster.run_for(60)
+    assert "only-here" not in cluster.records(0, "private_keys")
+    assert "only-here" in cluster.records(1, "private_keys")
+    assert "only-here" in cluster.records(2, "private_keys")
