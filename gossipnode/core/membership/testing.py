@@ -46,9 +46,10 @@ class FakeSigning:
 
     def verify(self, node_id: bytes, message: bytes, signature: bytes) -> bool:
         key = self._keys.get(node_id)
-        return key is not None and hashlib.blake2b(
-            message, key=key, digest_size=64
-        ).digest() == signature
+        return (
+            key is not None
+            and hashlib.blake2b(message, key=key, digest_size=64).digest() == signature
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class VirtualCluster:
         self.extra_delay_s: dict[bytes, float] = {}
         self.signing = FakeSigning()
         self.cores: dict[bytes, Membership] = {}
+        # Each node's signing function, so that a test can restart a node with its identity.
+        self.signers: dict[bytes, Callable[[bytes], bytes]] = {}
         self.crashed: set[bytes] = set()
         self.changes: list[Change] | None = [] if record_changes else None
         self.refusals: list[tuple[bytes, PeerRefused]] = []
@@ -132,6 +135,7 @@ class VirtualCluster:
             verify=verify or self.signing.verify,
         )
         self.cores[node_id] = core
+        self.signers[node_id] = sign
         self.crashed.discard(node_id)
         self._by_address[address] = node_id
         self._arm(node_id)
@@ -179,13 +183,16 @@ class VirtualCluster:
 
     def run_until(self, until: float) -> None:
         """Run everything due up to virtual time `until`, then stop the clock there."""
-        while min(self._messages[0][0] if self._messages else math.inf,
-                  self._next_deadline()[0]) <= until:
+        while (
+            min(self._messages[0][0] if self._messages else math.inf, self._next_deadline()[0])
+            <= until
+        ):
             self.step()
         self.now = max(self.now, until)
 
-    def run_until_true(self, condition: Callable[[], bool], until: float,
-                       check_every_s: float = 0.1) -> bool:
+    def run_until_true(
+        self, condition: Callable[[], bool], until: float, check_every_s: float = 0.1
+    ) -> bool:
         """Run until `condition()` holds (checked every `check_every_s` virtual seconds) or
         `until`; True if it held."""
         while self.now < until:

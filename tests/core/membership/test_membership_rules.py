@@ -61,10 +61,15 @@ def nacl_cluster(count: int):
     for i in range(count):
         key = nacl.signing.SigningKey(bytes([i + 1]) * 32)
         keys.append(key)
-        cores.append(cluster.add(
-            f"node-{i}", tags={"wep": "false"}, node_id=bytes(key.verify_key),
-            sign=lambda message, key=key: key.sign(message).signature, verify=nacl_verify,
-        ))
+        cores.append(
+            cluster.add(
+                f"node-{i}",
+                tags={"wep": "false"},
+                node_id=bytes(key.verify_key),
+                sign=lambda message, key=key: key.sign(message).signature,
+                verify=nacl_verify,
+            )
+        )
     for core in cores[1:]:
         cluster.join(core, [cores[0].local_member.address])
     converged(cluster, cores, within_s=10.0)
@@ -79,14 +84,22 @@ def test_a_forged_tag_change_is_refused():
     tags = (("wep", "true"),)
     incarnation = current.incarnation + 1
     signed = alive_signed_bytes(node_id(subject), current.name, host, port, incarnation, tags)
-    forged = Alive(node_id(subject), current.name, host, port, incarnation, tags,
-                   keys[1].sign(signed).signature)  # signed by the forger, not the subject
+    forged = Alive(
+        node_id(subject),
+        current.name,
+        host,
+        port,
+        incarnation,
+        tags,
+        keys[1].sign(signed).signature,
+    )  # signed by the forger, not the subject
     victim.events()
     victim.receive(node_id(forger), Gossip(Updates(alive=(forged,))), cluster.now)
     assert victim.member(node_id(subject)).tags == {"wep": "false"}
     assert victim.member(node_id(subject)).incarnation == current.incarnation
-    assert victim.events() == [PeerRefused(node_id(forger), "an alive statement with a bad "
-                                                             "signature")]
+    assert victim.events() == [
+        PeerRefused(node_id(forger), "an alive statement with a bad signature")
+    ]
     assert victim.statistics()["refused"] == 1
     # The same statement signed by its subject is accepted: the refusal was the signature.
     genuine = dataclasses.replace(forged, signature=keys[0].sign(signed).signature)
@@ -128,8 +141,12 @@ def model_apply(state: tuple[str, int], kind: str, incarnation: int) -> tuple[st
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["alive", "suspect", "dead", "left"]),
-                          st.integers(0, 4)), max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["alive", "suspect", "dead", "left"]), st.integers(0, 4)),
+        max_size=20,
+    )
+)
 def test_statements_follow_swim_precedence_like_a_naive_model(statements):
     signing = FakeSigning()
     rng = random.Random(0)
@@ -137,8 +154,16 @@ def test_statements_follow_swim_precedence_like_a_naive_model(statements):
     subject_id, subject_sign = signing.new_identity(rng)
     reporter_id, _ = signing.new_identity(rng)
     observer = Membership(
-        MembershipConfig(), node_id=observer_id, name="observer", address=("10.0.0.1", 1),
-        tags={}, incarnation=1, rng=rng, now=0.0, sign=observer_sign, verify=signing.verify,
+        MembershipConfig(),
+        node_id=observer_id,
+        name="observer",
+        address=("10.0.0.1", 1),
+        tags={},
+        incarnation=1,
+        rng=rng,
+        now=0.0,
+        sign=observer_sign,
+        verify=signing.verify,
     )
 
     def alive(incarnation: int) -> Alive:
@@ -152,8 +177,9 @@ def test_statements_follow_swim_precedence_like_a_naive_model(statements):
             "alive": lambda i: Updates(alive=(alive(i),)),
             "suspect": lambda i: Updates(suspect=(Suspect(subject_id, i, reporter_id),)),
             "dead": lambda i: Updates(dead=(Dead(subject_id, i, reporter_id),)),
-            "left": lambda i: Updates(left=(Left(
-                subject_id, i, subject_sign(left_signed_bytes(subject_id, i))),)),
+            "left": lambda i: Updates(
+                left=(Left(subject_id, i, subject_sign(left_signed_bytes(subject_id, i))),)
+            ),
         }[kind](incarnation)
         observer.receive(reporter_id, Gossip(updates), 0.0)
         model = model_apply(model, kind, incarnation)
@@ -167,8 +193,16 @@ def test_statements_about_ourselves_are_refuted_with_a_higher_incarnation():
     own_id, own_sign = signing.new_identity(rng)
     reporter_id, _ = signing.new_identity(rng)
     core = Membership(
-        MembershipConfig(), node_id=own_id, name="me", address=("10.0.0.1", 1), tags={},
-        incarnation=3, rng=rng, now=0.0, sign=own_sign, verify=signing.verify,
+        MembershipConfig(),
+        node_id=own_id,
+        name="me",
+        address=("10.0.0.1", 1),
+        tags={},
+        incarnation=3,
+        rng=rng,
+        now=0.0,
+        sign=own_sign,
+        verify=signing.verify,
     )
     core.receive(reporter_id, Gossip(Updates(suspect=(Suspect(own_id, 2, reporter_id),))), 0.0)
     assert core.local_member.incarnation == 3  # stale: nothing to refute
@@ -178,6 +212,35 @@ def test_statements_about_ourselves_are_refuted_with_a_higher_incarnation():
     assert core.statistics()["refutations"] == 1
     changes = [event for event in core.events() if isinstance(event, MemberChanged)]
     assert changes[-1].incarnation == 6
+
+
+def test_a_push_pull_saying_dead_only_makes_us_suspect():
+    """Another member's full state may be stale (it sat in a partition): its "dead" starts
+    our own suspicion, which the subject can still refute, instead of killing at once."""
+    signing = FakeSigning()
+    rng = random.Random(2)
+    observer_id, observer_sign = signing.new_identity(rng)
+    subject_id, subject_sign = signing.new_identity(rng)
+    peer_id, _ = signing.new_identity(rng)
+    observer = Membership(
+        MembershipConfig(),
+        node_id=observer_id,
+        name="observer",
+        address=("10.0.0.1", 1),
+        tags={},
+        incarnation=1,
+        rng=rng,
+        now=0.0,
+        sign=observer_sign,
+        verify=signing.verify,
+    )
+    signed = alive_signed_bytes(subject_id, "subject", "10.0.0.2", 2, 1, ())
+    alive = Alive(subject_id, "subject", "10.0.0.2", 2, 1, (), subject_sign(signed))
+    state = Updates(alive=(alive,), dead=(Dead(subject_id, 1, peer_id),))
+    observer.receive(peer_id, PushPull(False, state), 0.0)
+    assert observer.member(subject_id).state == SUSPECT
+    observer.receive(peer_id, Gossip(Updates(dead=(Dead(subject_id, 1, peer_id),))), 0.0)
+    assert observer.member(subject_id).state == DEAD
 
 
 # ---- Lifeguard's suspicion curve ----------------------------------------------------------
@@ -355,6 +418,7 @@ def test_the_membership_core_is_sans_io():
             for name in names:
                 assert name.split(".")[0] not in FORBIDDEN, (path.name, name)
                 assert not name.startswith("gossipnode.") or name.startswith(
-                    ("gossipnode.core", "gossipnode.config")), (path.name, name)
+                    ("gossipnode.core", "gossipnode.config")
+                ), (path.name, name)
             if isinstance(node, ast.ImportFrom) and node.module == "random":
                 assert [a.name for a in node.names] == ["Random"], path.name
