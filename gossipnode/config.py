@@ -104,6 +104,10 @@ class MembershipConfig:
     gossip_interval_s: float = 0.2
     # Full-state push-pull with one random member, so that long partitions heal.
     push_pull_interval_s: float = 30.0
+    # Above this many members the push-pull interval grows by a factor of
+    # ceil(log2(n) - log2(threshold)) + 1 (memberlist's pushPullScale): a full state grows
+    # with n, so this keeps push-pull bytes per member per second from growing linearly.
+    push_pull_scale_threshold: int = 32
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
