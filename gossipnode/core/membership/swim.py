@@ -15,8 +15,9 @@ Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; membe
    subject, so nobody else can make them (messages.py).
 4. Dissemination. Every accepted change is queued (broadcast.py) and piggybacked on pings,
    acks and ping requests, and sent as Gossip to `gossip_fanout` members each gossip
-   interval while anything is queued. Every push-pull interval we swap full state with one
-   random member, the dead included, so that long partitions heal.
+   interval while anything is queued. Every push-pull interval (longer in large clusters,
+   whose full state is larger) we swap full state with one random member, the dead
+   included, so that long partitions heal.
 5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
    them. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
    None once the left statement has been sent its full retransmit count, and the shell may
@@ -443,8 +444,15 @@ class Membership:
         if not self.left or self._outbox.broadcasts:
             self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
 
+    def _push_pull_interval_s(self) -> float:
+        members, threshold = len(self._table.members), self._config.push_pull_scale_threshold
+        interval_s = self._config.push_pull_interval_s
+        if threshold <= 0 or members <= threshold:
+            return interval_s
+        return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
+
     def _push_pull_tick(self, now: float) -> None:
-        self._timers.set(_PUSH_PULL, now + self._config.push_pull_interval_s)
+        self._timers.set(_PUSH_PULL, now + self._push_pull_interval_s())
         others = [
             entry
             for entry in self._table.members.values()
