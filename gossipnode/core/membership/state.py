@@ -47,6 +47,7 @@ COUNTERS = (
     "misdirected_pings",
     "probe_failures",
     "probes",
+    "push_pulls",
     "reaped",
     "refused",
     "refutations",

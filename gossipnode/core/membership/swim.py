@@ -117,6 +117,9 @@ class Membership:
             raise LocalProtocolError(f"a node id is {NODE_ID_BYTES} bytes")
         if incarnation < 0:
             raise LocalProtocolError("incarnation must not be negative")
+        for setting in ("probe_interval_s", "gossip_interval_s", "push_pull_interval_s"):
+            if not getattr(config, setting) > 0:
+                raise LocalProtocolError(f"membership.{setting} must be positive")
         pairs = tags_tuple(tags)
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
@@ -453,6 +456,7 @@ class Membership:
 
     def _push_pull_tick(self, now: float) -> None:
         self._timers.set(_PUSH_PULL, now + self._push_pull_interval_s())
+        self._outbox.statistics["push_pulls"] += 1
         others = [
             entry
             for entry in self._table.members.values()

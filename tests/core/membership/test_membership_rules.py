@@ -16,10 +16,10 @@ import nacl.signing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from membership_helpers import converged, node_id
+from membership_helpers import converged, node_id, start_cluster
 
 import gossipnode.core.membership as membership_package
-from gossipnode.config import MembershipConfig
+from gossipnode.config import MembershipConfig, TagsConfig
 from gossipnode.core.errors import LocalProtocolError, RemoteProtocolError
 from gossipnode.core.events import MemberChanged, PeerRefused
 from gossipnode.core.membership import (
@@ -39,6 +39,9 @@ from gossipnode.core.membership import (
     alive_signed_bytes,
     left_signed_bytes,
     messages,
+    tags_from_config,
+    tags_private_keys,
+    tags_wep,
 )
 from gossipnode.core.membership.broadcast import BroadcastQueue
 from gossipnode.core.membership.messages import statement_size_bytes
@@ -364,6 +367,33 @@ def test_commands_refuse_bad_arguments():
         core.set_tags({"wep": "true"}, 0.0)
     with pytest.raises(LocalProtocolError):
         core.join([("10.0.0.9", 1)], 0.0)
+
+
+def test_intervals_must_be_positive():
+    with pytest.raises(LocalProtocolError, match="probe_interval_s"):
+        VirtualCluster(MembershipConfig(probe_interval_s=0.0), seed=15).add("node-0")
+
+
+def test_tags_come_from_config_and_read_back_as_booleans():
+    tags = tags_from_config(TagsConfig(wep=True, private_keys=False), version="0.1.0")
+    assert tags == {"private_keys": "false", "version": "0.1.0", "wep": "true"}
+    assert tags_wep(tags)
+    assert not tags_private_keys(tags)
+    assert not tags_wep({"wep": "yes"})  # only the string "true" is true
+
+
+def test_push_pull_slows_down_in_large_clusters():
+    """memberlist's pushPullScale: above 32 members a full state is swapped less often."""
+    rounds = {}
+    for size in (8, 40):
+        cluster, cores = start_cluster(size, seed=16)
+        converged(cluster, cores, within_s=30.0)
+        before = sum(core.statistics()["push_pulls"] for core in cores)
+        cluster.run_until(cluster.now + 300.0)
+        rounds[size] = (sum(core.statistics()["push_pulls"] for core in cores) - before) / size
+    # Every 30 s at 8 members: 10 rounds in 300 s; at 40 members every 60 s: 5 rounds.
+    assert rounds[8] == pytest.approx(10, abs=1)
+    assert rounds[40] == pytest.approx(5, abs=1)
 
 
 # ---- shapes and layering ------------------------------------------------------------------
