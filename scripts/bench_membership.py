@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gossipnode.config import MembershipConfig  # noqa: E402
-from gossipnode.core.membership import ALIVE, DEAD, SUSPECT  # noqa: E402
-from gossipnode.core.membership.testing import VirtualCluster  # noqa: E402
-from gossipnode.wire.cbor import encode  # noqa: E402
+from gossipnode.config import MembershipConfig
+from gossipnode.core.membership import ALIVE, DEAD, SUSPECT
+from gossipnode.core.membership.testing import VirtualCluster
+from gossipnode.wire.cbor import encode
 
 # Virtual seconds of 5 % loss per size: long enough to see rare false suspicions at small n,
 # short enough that n = 1000 stays within minutes of wall time.
@@ -74,10 +74,11 @@ def bench(count: int, seed: int) -> dict:
 
     # Traffic in the steady state.
     cluster.run_until(cluster.now + 5.0)
-    cluster._measure = wire_bytes
-    messages_before, bytes_before, window_start = cluster.messages_sent, cluster.bytes_sent, cluster.now
+    cluster.measure = wire_bytes
+    messages_before, bytes_before = cluster.messages_sent, cluster.bytes_sent
+    window_start = cluster.now
     cluster.run_until(cluster.now + TRAFFIC_WINDOW_S)
-    cluster._measure = None
+    cluster.measure = None
     elapsed_s = cluster.now - window_start
     messages_per_member_s = (cluster.messages_sent - messages_before) / count / elapsed_s
     bytes_per_member_s = (cluster.bytes_sent - bytes_before) / count / elapsed_s

@@ -209,7 +209,9 @@ class Membership:
             self._outbox.send(seed, PushPull(True, self._table.full_state()))
 
     def leave(self, now: float) -> None:
-        """Announce a graceful leave (signed) and stop probing."""
+        """Announce a graceful leave (signed) and stop probing. The shell keeps running the
+        core (it still answers pings) until `next_deadline()` is None, which it becomes once
+        the left statement has been sent its full retransmit count, then exits."""
         if self.left:
             return
         self.left = True
@@ -224,7 +226,7 @@ class Membership:
         self._table.local.set_state(LEFT, now)
         self._outbox.changed(self._table.local)
         self._outbox.broadcasts.push(left)
-        for key in (_PROBE, _PUSH_PULL):
+        for key in (_PROBE, _PUSH_PULL, _GOSSIP):
             self._timers.cancel(key)
         self._gossip(now)
 
@@ -270,6 +272,8 @@ class Membership:
                 raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
         if isinstance(message, PingRequest):
             check_address(message.target_host, message.target_port)
+        if isinstance(message, PushPull) and type(message.reply_wanted) is not bool:
+            raise RemoteProtocolError("reply_wanted must be a boolean")
         self._outbox.statistics[f"received_{kind}"] += 1
         self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
         if isinstance(message, Ping):
@@ -444,7 +448,8 @@ class Membership:
                 if not updates:
                     break
                 self._outbox.send(self._table.members[node_id].address, Gossip(updates))
-        if not self.left or self._outbox.broadcasts:
+        # After a leave, gossip only while there is something left to tell someone.
+        if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
 
     def _push_pull_interval_s(self) -> float:

@@ -67,7 +67,8 @@ class VirtualCluster:
     - `loss`: probability that a message is dropped;
     - `latency_s`: one-way delay of every message;
     - `groups`: node id -> partition group; messages between different groups are dropped;
-    - `extra_delay_s`: node id -> added delay on every message it sends (a slow member).
+    - `extra_delay_s`: node id -> added delay on every message it sends (a slow member);
+    - `measure`: message -> size in bytes, summed into `bytes_sent` (None: not measured).
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class VirtualCluster:
         self.refusals: list[tuple[bytes, PeerRefused]] = []
         self.messages_sent = 0
         self.bytes_sent = 0
-        self._measure = measure
+        self.measure = measure
         self._by_address: dict[Address, bytes] = {}
         self._messages: list[tuple[float, int, bytes, Address, object]] = []
         self._deadlines: list[tuple[float, int, bytes]] = []
@@ -238,8 +239,8 @@ class VirtualCluster:
         for event in self.cores[node_id].events():
             if isinstance(event, Send):
                 self.messages_sent += 1
-                if self._measure is not None:
-                    self.bytes_sent += self._measure(event.message)
+                if self.measure is not None:
+                    self.bytes_sent += self.measure(event.message)
                 if self.loss and self.rng.random() < self.loss:
                     continue
                 at = self.now + self.latency_s + self.extra_delay_s.get(node_id, 0.0)

@@ -363,6 +363,7 @@ def test_commands_refuse_bad_arguments():
     with pytest.raises(LocalProtocolError):
         core.set_tags({"wep": True}, 0.0)
     core.leave(0.0)
+    assert core.next_deadline() is None  # alone: nobody to tell, so nothing keeps it up
     with pytest.raises(LocalProtocolError):
         core.set_tags({"wep": "true"}, 0.0)
     with pytest.raises(LocalProtocolError):
