@@ -65,7 +65,7 @@ from .messages import (
 )
 from .state import MemberTable, Outbox
 
-__all__ = ["Membership"]
+__all__ = ["Membership", "push_pull_interval_s"]
 
 # A piggybacked batch holds at most this many statements: the smallest statement is
 # estimated above 64 bytes, so an honest batch within gossip_message_bytes_max never hits it.
@@ -77,6 +77,15 @@ TIMER_PASSES_MAX = 64
 _PROBE = "probe"
 _GOSSIP = "gossip"
 _PUSH_PULL = "push_pull"
+
+
+def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
+    """The push-pull interval for `members` members: `push_pull_interval_s`, times
+    ceil(log2(n) - log2(threshold)) + 1 above `push_pull_scale_threshold` (memberlist)."""
+    interval_s, threshold = config.push_pull_interval_s, config.push_pull_scale_threshold
+    if threshold <= 0 or members <= threshold:
+        return interval_s
+    return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
 
 
 @dataclass(slots=True)
@@ -452,15 +461,9 @@ class Membership:
         if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
 
-    def _push_pull_interval_s(self) -> float:
-        members, threshold = len(self._table.members), self._config.push_pull_scale_threshold
-        interval_s = self._config.push_pull_interval_s
-        if threshold <= 0 or members <= threshold:
-            return interval_s
-        return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
-
     def _push_pull_tick(self, now: float) -> None:
-        self._timers.set(_PUSH_PULL, now + self._push_pull_interval_s())
+        interval_s = push_pull_interval_s(self._config, len(self._table.members))
+        self._timers.set(_PUSH_PULL, now + interval_s)
         self._outbox.statistics["push_pulls"] += 1
         others = [
             entry
