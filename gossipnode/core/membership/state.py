@@ -144,7 +144,13 @@ class MemberTable:
         )
 
     def apply(self, updates: Updates, sender: bytes, now: float, from_push_pull: bool) -> None:
+        # A member the batch calls dead or left, and that we do not know (reaped it, or never
+        # met it), stays unknown: otherwise one member that reaps later than another would
+        # bring the dead back as zombies, to be detected and reaped all over again.
+        gone = {dead.node_id for dead in updates.dead} | {left.node_id for left in updates.left}
         for alive in updates.alive:
+            if alive.node_id in gone and alive.node_id not in self.members:
+                continue
             self.apply_alive(alive, sender, now)
         for left in updates.left:
             self.apply_left(left, sender, now)

@@ -239,11 +239,39 @@ def test_a_push_pull_saying_dead_only_makes_us_suspect():
     )
     signed = alive_signed_bytes(subject_id, "subject", "10.0.0.2", 2, 1, ())
     alive = Alive(subject_id, "subject", "10.0.0.2", 2, 1, (), subject_sign(signed))
+    observer.receive(peer_id, Gossip(Updates(alive=(alive,))), 0.0)
     state = Updates(alive=(alive,), dead=(Dead(subject_id, 1, peer_id),))
     observer.receive(peer_id, PushPull(False, state), 0.0)
     assert observer.member(subject_id).state == SUSPECT
     observer.receive(peer_id, Gossip(Updates(dead=(Dead(subject_id, 1, peer_id),))), 0.0)
     assert observer.member(subject_id).state == DEAD
+
+
+def test_a_member_dead_or_left_in_a_push_pull_and_unknown_to_us_stays_unknown():
+    """After one member reaped X, another that still remembers X dead must not bring it
+    back as a zombie through push-pull."""
+    signing = FakeSigning()
+    rng = random.Random(3)
+    observer_id, observer_sign = signing.new_identity(rng)
+    peer_id, _ = signing.new_identity(rng)
+    observer = Membership(
+        MembershipConfig(), node_id=observer_id, name="observer", address=("10.0.0.1", 1),
+        tags={}, incarnation=1, rng=rng, now=0.0, sign=observer_sign, verify=signing.verify,
+    )  # fmt: skip
+    statements = []
+    for number in range(2):
+        subject_id, subject_sign = signing.new_identity(rng)
+        signed = alive_signed_bytes(subject_id, f"s{number}", "10.0.0.2", 2, 1, ())
+        alive = Alive(subject_id, f"s{number}", "10.0.0.2", 2, 1, (), subject_sign(signed))
+        statements.append((subject_id, subject_sign, alive))
+    (dead_id, _, dead_alive), (left_id, left_sign, left_alive) = statements
+    left = Left(left_id, 1, left_sign(left_signed_bytes(left_id, 1)))
+    state = Updates(alive=(dead_alive, left_alive), left=(left,), dead=(Dead(dead_id, 1, peer_id),))
+    observer.receive(peer_id, PushPull(False, state), 0.0)
+    assert observer.member(dead_id) is None
+    assert observer.member(left_id) is None
+    observer.receive(peer_id, PushPull(False, Updates(alive=(dead_alive,))), 0.0)
+    assert observer.member(dead_id).state == ALIVE  # the same alive on its own is news
 
 
 # ---- Lifeguard's suspicion curve ----------------------------------------------------------
