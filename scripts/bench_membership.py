@@ -72,9 +72,15 @@ def bench(count: int, seed: int) -> dict:
     )
     join_s = cluster.now if converged else None
 
-    # Traffic in the steady state: after every member's first push-pull (due within one
-    # base interval of its start), over one full push-pull interval for this size, so that
-    # each member's periodic full-state swap is counted once.
+    # Traffic in the steady state: once the join's broadcasts have all been sent and every
+    # member made its first push-pull (due within one base interval of its start), over one
+    # full push-pull interval for this size, so that each member's swap is counted once.
+    cluster.run_until_true(
+        lambda: all(core.statistics()["broadcasts_queued"] == 0 for core in cores),
+        CONVERGE_MAX_S,
+        check_every_s=1.0,
+    )
+    drained_s = cluster.now
     cluster.run_until(max(cluster.now, config.push_pull_interval_s) + 5.0)
     by_type: Counter[str] = Counter()
 
@@ -127,6 +133,7 @@ def bench(count: int, seed: int) -> dict:
     return {
         "members": count,
         "join_converged_s": join_s,
+        "join_broadcasts_drained_s": drained_s,
         "crash_detection_median_s": statistics.median(detection) if detection else None,
         "crash_detection_max_s": max(detection) if detection else None,
         "crash_detected_by": len(detection),
@@ -163,7 +170,8 @@ def format_result(r: dict) -> str:
         return "never" if value is None else f"{value:.2f} s"
 
     return (
-        f"n={r['members']}: join converged in {seconds(r['join_converged_s'])}; "
+        f"n={r['members']}: join converged in {seconds(r['join_converged_s'])} "
+        f"(broadcasts drained at {seconds(r['join_broadcasts_drained_s'])}); "
         f"crash detected by {r['crash_detected_by']}/{r['observers']} "
         f"(median {seconds(r['crash_detection_median_s'])}, "
         f"max {seconds(r['crash_detection_max_s'])}); "

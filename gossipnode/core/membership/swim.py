@@ -194,8 +194,12 @@ class Membership:
         """Counters: sent_<message>, received_<message>; suspicions (entered, ours or heard),
         suspicions_raised (started by our own failed probe), refutations, deaths, revivals,
         refused (statements with bad signatures), probes, probe_failures, reaped, ...; and
-        the current awareness score."""
-        return {**self._outbox.statistics, "awareness": self._awareness.score}
+        the current awareness score and number of statements queued for broadcast."""
+        return {
+            **self._outbox.statistics,
+            "awareness": self._awareness.score,
+            "broadcasts_queued": len(self._outbox.broadcasts),
+        }
 
     def next_deadline(self) -> float | None:
         return self._timers.next()
