@@ -116,8 +116,9 @@ class MembershipConfig:
     # alive statements (~250 B each): small enough that a probe never queues behind a large
     # write, large enough that a join of hundreds spreads in a few rounds.
     gossip_message_bytes_max: int = 4096
-    # Members one node tracks at most; a push-pull carrying more is refused. Bounds memory
-    # and the push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
+    # Members one node tracks at most (newcomers beyond it are ignored and counted); a
+    # push-pull of more than 4x this many statements is refused. Bounds memory and the
+    # push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
     members_max: int = 4096
     # A member's tags, keys plus values in UTF-8 bytes. A handful of short flags and a
     # version string fit many times; the cap keeps every signed alive statement small.
