@@ -114,6 +114,10 @@ class MembershipConfig:
     gossip_interval_s: float = 0.2
     # Full-state push-pull with one random member, so that long partitions heal.
     push_pull_interval_s: float = 30.0
+    # Above this many members the push-pull interval grows by a factor of
+    # ceil(log2(n) - log2(threshold)) + 1 (memberlist's pushPullScale): a full state grows
+    # with n, so this keeps push-pull bytes per member per second from growing linearly.
+    push_pull_scale_threshold: int = 32
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
@@ -122,8 +126,9 @@ class MembershipConfig:
     # alive statements (~250 B each): small enough that a probe never queues behind a large
     # write, large enough that a join of hundreds spreads in a few rounds.
     gossip_message_bytes_max: int = 4096
-    # Members one node tracks at most; a push-pull carrying more is refused. Bounds memory
-    # and the push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
+    # Members one node tracks at most (newcomers beyond it are ignored and counted); a
+    # push-pull of more than 4x this many statements is refused. Bounds memory and the
+    # push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
     members_max: int = 4096
     # A member's tags, keys plus values in UTF-8 bytes. A handful of short flags and a
     # version string fit many times; the cap keeps every signed alive statement small.

@@ -31,7 +31,7 @@ from .messages import (
     left_signed_bytes,
 )
 from .suspicion import suspicion_bounds_s
-from .swim import Membership
+from .swim import Membership, push_pull_interval_s
 
 __all__ = [
     "ALIVE",
@@ -53,6 +53,7 @@ __all__ = [
     "Updates",
     "alive_signed_bytes",
     "left_signed_bytes",
+    "push_pull_interval_s",
     "suspicion_bounds_s",
     "tags_from_config",
     "tags_private_keys",

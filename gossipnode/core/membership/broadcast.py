@@ -26,8 +26,9 @@ class BroadcastQueue:
     __slots__ = ("_buckets", "_transmits")
 
     def __init__(self) -> None:
-        # transmits -> {subject node id: statement}, in insertion order (oldest first).
-        self._buckets: dict[int, dict[bytes, Statement]] = {}
+        # transmits -> {subject node id: (statement, its estimated size)}, in insertion
+        # order (oldest first). The size is estimated once, not at every take.
+        self._buckets: dict[int, dict[bytes, tuple[Statement, int]]] = {}
         self._transmits: dict[bytes, int] = {}
 
     def __len__(self) -> int:
@@ -38,35 +39,34 @@ class BroadcastQueue:
 
     def queued(self, node_id: bytes) -> Statement | None:
         transmits = self._transmits.get(node_id)
-        return None if transmits is None else self._buckets[transmits][node_id]
+        return None if transmits is None else self._buckets[transmits][node_id][0]
 
     def push(self, statement: Statement) -> None:
         """Queue `statement`, replacing any queued statement about the same member."""
         self._drop(statement.node_id)
-        self._put(statement.node_id, statement, 0)
+        self._put(statement.node_id, (statement, statement_size_bytes(statement)), 0)
 
     def take(self, bytes_max: int, limit: int) -> Updates:
         """A batch of at most `bytes_max` estimated bytes; counts one transmit for each."""
-        picked: list[tuple[bytes, Statement, int]] = []
+        picked: list[tuple[bytes, tuple[Statement, int], int]] = []
         budget = bytes_max
         for transmits in sorted(self._buckets):
-            for node_id, statement in reversed(self._buckets[transmits].items()):
-                size = statement_size_bytes(statement)
-                if size > budget:
+            for node_id, item in reversed(self._buckets[transmits].items()):
+                if item[1] > budget:
                     break  # statements are of similar sizes: stop rather than scan the queue
-                budget -= size
-                picked.append((node_id, statement, transmits))
+                budget -= item[1]
+                picked.append((node_id, item, transmits))
             else:
                 continue
             break
-        for node_id, statement, transmits in picked:
+        for node_id, item, transmits in picked:
             self._drop(node_id)
             if transmits + 1 < limit:
-                self._put(node_id, statement, transmits + 1)
-        return _batch(statement for _, statement, _ in picked)
+                self._put(node_id, item, transmits + 1)
+        return _batch(item[0] for _, item, _ in picked)
 
-    def _put(self, node_id: bytes, statement: Statement, transmits: int) -> None:
-        self._buckets.setdefault(transmits, {})[node_id] = statement
+    def _put(self, node_id: bytes, item: tuple[Statement, int], transmits: int) -> None:
+        self._buckets.setdefault(transmits, {})[node_id] = item
         self._transmits[node_id] = transmits
 
     def _drop(self, node_id: bytes) -> None:

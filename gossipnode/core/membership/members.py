@@ -81,8 +81,15 @@ class Entry:
     can check it), `left` the signed left statement once there is one.
     """
 
-    __slots__ = ("alive", "incarnation", "left", "node_id", "state", "state_changed_at",
-                 "suspicion")
+    __slots__ = (
+        "alive",
+        "incarnation",
+        "left",
+        "node_id",
+        "state",
+        "state_changed_at",
+        "suspicion",
+    )
 
     def __init__(self, alive: Alive, now: float) -> None:
         self.node_id = alive.node_id

@@ -15,8 +15,9 @@ Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; membe
    subject, so nobody else can make them (messages.py).
 4. Dissemination. Every accepted change is queued (broadcast.py) and piggybacked on pings,
    acks and ping requests, and sent as Gossip to `gossip_fanout` members each gossip
-   interval while anything is queued. Every push-pull interval we swap full state with one
-   random member, the dead included, so that long partitions heal.
+   interval while anything is queued. Every push-pull interval (longer in large clusters,
+   whose full state is larger) we swap full state with one random member, the dead
+   included, so that long partitions heal.
 5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
    them. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
    None once the left statement has been sent its full retransmit count, and the shell may
@@ -29,7 +30,7 @@ former life makes it refute with a higher incarnation.
 
 Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel. Acks
 and nacks count only from the member they are expected from; pings meant for another node
-id are ignored; replies go to the sender's address as its own signed alive statement gives.
+id are ignored; acks go to the reply address the ping names (the sender may not know us yet).
 """
 
 from __future__ import annotations
@@ -42,15 +43,12 @@ from dataclasses import dataclass, field
 
 from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import Address, Event, MemberChanged, PeerRefused, Send
+from ..events import Address, Event
 from ..records import NODE_ID_BYTES
 from .awareness import Awareness
-from .broadcast import BroadcastQueue
-from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry, Member
+from .members import ALIVE, LEFT, SUSPECT, Entry, Member
 from .messages import (
     Ack,
-    Alive,
-    Dead,
     Gossip,
     Left,
     Nack,
@@ -59,17 +57,15 @@ from .messages import (
     PushPull,
     Suspect,
     Updates,
-    alive_signed_bytes,
     check_address,
     check_tags,
     check_updates,
     left_signed_bytes,
     tags_tuple,
 )
-from .suspicion import Suspicion, suspicion_bounds_s
-from .timers import IndexedSet, Timers
+from .state import MemberTable, Outbox
 
-__all__ = ["Membership"]
+__all__ = ["Membership", "push_pull_interval_s"]
 
 # A piggybacked batch holds at most this many statements: the smallest statement is
 # estimated above 64 bytes, so an honest batch within gossip_message_bytes_max never hits it.
@@ -78,23 +74,18 @@ STATEMENT_BYTES_MIN = 64
 # passes is far beyond any honest chain and stops a bug from looping forever.
 TIMER_PASSES_MAX = 64
 
-# Counters that statistics() always reports (message counters appear once used).
-COUNTERS = (
-    "deaths",
-    "members_over_limit",
-    "misdirected_pings",
-    "probe_failures",
-    "probes",
-    "reaped",
-    "refused",
-    "refutations",
-    "revivals",
-    "suspicions",
-)
-
 _PROBE = "probe"
 _GOSSIP = "gossip"
 _PUSH_PULL = "push_pull"
+
+
+def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
+    """The push-pull interval for `members` members: `push_pull_interval_s`, times
+    ceil(log2(n) - log2(threshold)) + 1 above `push_pull_scale_threshold` (memberlist)."""
+    interval_s, threshold = config.push_pull_interval_s, config.push_pull_scale_threshold
+    if threshold <= 0 or members <= threshold:
+        return interval_s
+    return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
 
 
 @dataclass(slots=True)
@@ -135,28 +126,39 @@ class Membership:
             raise LocalProtocolError(f"a node id is {NODE_ID_BYTES} bytes")
         if incarnation < 0:
             raise LocalProtocolError("incarnation must not be negative")
+        for setting in ("probe_interval_s", "gossip_interval_s", "push_pull_interval_s"):
+            if not getattr(config, setting) > 0:
+                raise LocalProtocolError(f"membership.{setting} must be positive")
         pairs = tags_tuple(tags)
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
         self._rng = rng
-        self._sign = sign
-        self._verify = verify
         self._node_id = node_id
-        self._local = Entry(self._signed_alive(name, address, incarnation, pairs), now)
-        self._members: dict[bytes, Entry] = {node_id: self._local}
-        # Other members that are alive or suspect: the ones we probe and gossip to.
-        self._reachable = IndexedSet()
+        self._outbox = Outbox()
+        self._awareness = Awareness(config.awareness_max)
+        self._table = MemberTable(
+            config,
+            node_id=node_id,
+            name=name,
+            address=address,
+            tags=pairs,
+            incarnation=incarnation,
+            now=now,
+            sign=sign,
+            verify=verify,
+            outbox=self._outbox,
+            awareness=self._awareness,
+            on_new_member=self._probe_soon,
+        )
+        self._sign = sign
         self._probe_order: list[bytes] = []
         self._probe_index = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
         self._sequence = 0
         self._seeds: tuple[Address, ...] = ()
-        self._broadcasts = BroadcastQueue()
-        self._awareness = Awareness(config.awareness_max)
-        self._timers = Timers()
-        self._events: list[Event] = []
-        self._statistics: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
+        self._timers = self._outbox.timers
+        # Set by leave(): we announced our leave and only finish spreading it.
         self.left = False
         # Random phases, so that members started together do not probe in lockstep.
         self._timers.set(_PROBE, now + rng.uniform(0, config.probe_interval_s))
@@ -167,34 +169,44 @@ class Membership:
 
     @property
     def local_member(self) -> Member:
-        return self._local.snapshot()
+        return self._table.local.snapshot()
 
     def member(self, node_id: bytes) -> Member | None:
-        entry = self._members.get(node_id)
+        entry = self._table.members.get(node_id)
         return None if entry is None else entry.snapshot()
 
     def members(self) -> list[Member]:
         """Every member we know, ourselves included, dead and left ones until reaped."""
-        return [entry.snapshot() for entry in self._members.values()]
+        return [entry.snapshot() for entry in self._table.members.values()]
 
     def alive_members(self) -> list[Member]:
-        return [entry.snapshot() for entry in self._members.values() if entry.state == ALIVE]
+        return [entry.snapshot() for entry in self._table.members.values() if entry.state == ALIVE]
 
     def states(self) -> dict[bytes, str]:
         """node id -> state, cheaply (no snapshots): for tests and simulations."""
-        return {node_id: entry.state for node_id, entry in self._members.items()}
+        return {node_id: entry.state for node_id, entry in self._table.members.items()}
+
+    def counts(self) -> Counter[str]:
+        """How many members (ourselves included) are in each state."""
+        return Counter(entry.state for entry in self._table.members.values())
 
     def statistics(self) -> dict[str, int]:
-        """Counters: sent_<message>, received_<message>, suspicions, refutations, deaths,
-        refused, probes, probe_failures, ... and the current awareness score."""
-        return {**self._statistics, "awareness": self._awareness.score}
+        """Counters: sent_<message>, received_<message>; suspicions (entered, ours or heard),
+        suspicions_raised (started by our own failed probe), refutations, deaths, revivals,
+        refused (statements with bad signatures), probes, probe_failures, reaped, ...; and
+        the current awareness score and number of statements queued for broadcast."""
+        return {
+            **self._outbox.statistics,
+            "awareness": self._awareness.score,
+            "broadcasts_queued": len(self._outbox.broadcasts),
+        }
 
     def next_deadline(self) -> float | None:
         return self._timers.next()
 
     def events(self) -> list[Event]:
         """Drain the Sends and MemberChanged facts produced since the last call."""
-        events, self._events = self._events, []
+        events, self._outbox.events = self._outbox.events, []
         return events
 
     # ---- commands ---------------------------------------------------------------------
@@ -204,26 +216,30 @@ class Membership:
         push-pull interval while we know no other member."""
         if self.left:
             raise LocalProtocolError("a member that left cannot join again; restart it")
-        self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != self._local.address)
+        own = self._table.local.address
+        self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
         for seed in self._seeds:
-            self._send(seed, PushPull(True, self._full_state()))
+            self._outbox.send(seed, PushPull(True, self._table.full_state()))
 
     def leave(self, now: float) -> None:
-        """Announce a graceful leave (signed) and stop probing."""
+        """Announce a graceful leave (signed) and stop probing. The shell keeps running the
+        core (it still answers pings) until `next_deadline()` is None, which it becomes once
+        the left statement has been sent its full retransmit count, then exits."""
         if self.left:
             return
         self.left = True
-        incarnation = self._local.incarnation
+        self._table.leaving = True
+        incarnation = self._table.local.incarnation
         left = Left(
             self._node_id,
             incarnation,
             self._sign(left_signed_bytes(self._node_id, incarnation)),
         )
-        self._local.left = left
-        self._local.set_state(LEFT, now)
-        self._changed(self._local)
-        self._broadcasts.push(left)
-        for key in (_PROBE, _PUSH_PULL):
+        self._table.local.left = left
+        self._table.local.set_state(LEFT, now)
+        self._outbox.changed(self._table.local)
+        self._outbox.broadcasts.push(left)
+        for key in (_PROBE, _PUSH_PULL, _GOSSIP):
             self._timers.cancel(key)
         self._gossip(now)
 
@@ -233,10 +249,10 @@ class Membership:
             raise LocalProtocolError("a member that left cannot change its tags")
         pairs = tags_tuple(tags)
         check_tags(pairs, self._config.tags_bytes_max, LocalProtocolError)
-        if pairs != self._local.tags:
-            alive = self._local.alive
-            self._set_local_alive(
-                alive.name, (alive.host, alive.port), self._local.incarnation + 1, pairs, now
+        if pairs != self._table.local.tags:
+            alive = self._table.local.alive
+            self._table.set_local_alive(
+                alive.name, (alive.host, alive.port), self._table.local.incarnation + 1, pairs, now
             )
 
     # ---- inputs -----------------------------------------------------------------------
@@ -269,8 +285,10 @@ class Membership:
                 raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
         if isinstance(message, PingRequest):
             check_address(message.target_host, message.target_port)
-        self._statistics[f"received_{kind}"] += 1
-        self._apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
+        if isinstance(message, PushPull) and type(message.reply_wanted) is not bool:
+            raise RemoteProtocolError("reply_wanted must be a boolean")
+        self._outbox.statistics[f"received_{kind}"] += 1
+        self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
         if isinstance(message, Ping):
             self._on_ping(sender, message)
         elif isinstance(message, Ack):
@@ -282,9 +300,9 @@ class Membership:
             if probe is not None and probe.sequence == message.sequence and sender in probe.relays:
                 probe.nacks.add(sender)
         elif isinstance(message, PushPull) and message.reply_wanted:
-            entry = self._members.get(sender)
+            entry = self._table.members.get(sender)
             if entry is not None and entry.state != LEFT:
-                self._send(entry.address, PushPull(False, self._full_state()))
+                self._outbox.send(entry.address, PushPull(False, self._table.full_state()))
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at `now`."""
@@ -306,10 +324,10 @@ class Membership:
                     elif kind == "relay":
                         self._relay_timeout(value)
                     elif kind == "suspicion":
-                        self._suspicion_timeout(value, now)
+                        self._table.suspicion_timeout(value, now)
                     else:
                         assert kind == "reap", key
-                        self._reap(value, now)
+                        self._table.reap(value, now)
         raise AssertionError("timers keep falling due: a timer sets itself in the past")
 
     # ---- probing ----------------------------------------------------------------------
@@ -322,34 +340,39 @@ class Membership:
             return
         self._sequence += 1
         self._probe = _Probe(self._sequence, target.node_id)
-        self._statistics["probes"] += 1
-        self._send(target.address, self._ping(self._sequence, target.node_id))
+        self._outbox.statistics["probes"] += 1
+        self._outbox.send(target.address, self._ping(self._sequence, target.node_id))
         timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
         self._timers.set(("probe_timeout", self._sequence), timeout_at)
 
     def _next_probe_target(self) -> Entry | None:
         for _ in range(2):
             while self._probe_index < len(self._probe_order):
-                entry = self._members.get(self._probe_order[self._probe_index])
+                entry = self._table.members.get(self._probe_order[self._probe_index])
                 self._probe_index += 1
-                if entry is not None and entry.node_id in self._reachable:
+                if entry is not None and entry.node_id in self._table.reachable:
                     return entry
-            self._probe_order = list(self._reachable.items)
+            self._probe_order = list(self._table.reachable.items)
             self._rng.shuffle(self._probe_order)
             self._probe_index = 0
         return None
 
+    def _probe_soon(self, node_id: bytes) -> None:
+        """A newcomer is probed within this round, at a random place in the order."""
+        position = self._rng.randint(self._probe_index, len(self._probe_order))
+        self._probe_order.insert(position, node_id)
+
     def _probe_timeout(self, sequence: int) -> None:
         """No direct ack in time: ask others to probe the target for us."""
         probe = self._probe
-        target = None if probe is None else self._members.get(probe.target)
+        target = None if probe is None else self._table.members.get(probe.target)
         if probe is None or probe.sequence != sequence or probe.acked or target is None:
             return
-        candidates = [node_id for node_id in self._reachable.items if node_id != target.node_id]
+        candidates = [n for n in self._table.reachable.items if n != target.node_id]
         relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
         probe.relays = frozenset(relays)
         for node_id in relays:
-            host, port = self._local.address
+            host, port = self._table.local.address
             request = PingRequest(
                 sequence,
                 target.node_id,
@@ -359,28 +382,31 @@ class Membership:
                 port,
                 self._piggyback(),
             )
-            self._send(self._members[node_id].address, request)
+            self._outbox.send(self._table.members[node_id].address, request)
 
     def _finish_probe(self, now: float) -> None:
         probe, self._probe = self._probe, None
         if probe is None or probe.acked:
             return
         self._timers.cancel(("probe_timeout", probe.sequence))
-        self._statistics["probe_failures"] += 1
+        self._outbox.statistics["probe_failures"] += 1
         # Lifeguard: relays that nacked show the network works, so the target is at fault;
         # missing nacks (or no relays at all) hint that we are the slow one.
         missing = len(probe.relays) - len(probe.nacks) if probe.relays else 1
         self._awareness.apply(missing)
-        entry = self._members.get(probe.target)
+        entry = self._table.members.get(probe.target)
+        if entry is not None and entry.state == ALIVE:
+            # A new suspicion that starts here (not one heard from others).
+            self._outbox.statistics["suspicions_raised"] += 1
         if entry is not None and entry.state in (ALIVE, SUSPECT):
-            self._apply_suspect(Suspect(entry.node_id, entry.incarnation, self._node_id), now)
+            self._table.apply_suspect(Suspect(entry.node_id, entry.incarnation, self._node_id), now)
 
     def _on_ping(self, sender: bytes, ping: Ping) -> None:
         if ping.target != self._node_id:
-            self._statistics["misdirected_pings"] += 1
+            self._outbox.statistics["misdirected_pings"] += 1
             return
         reply_to = (ping.reply_host, ping.reply_port)
-        self._send(reply_to, Ack(ping.sequence, self._piggyback()))
+        self._outbox.send(reply_to, Ack(ping.sequence, self._piggyback()))
 
     def _on_ack(self, sender: bytes, ack: Ack) -> None:
         probe = self._probe
@@ -393,281 +419,64 @@ class Membership:
         if relay is not None and sender == relay.target:
             del self._relays[ack.sequence]
             self._timers.cancel(("relay", ack.sequence))
-            self._send(relay.requester_address, Ack(relay.sequence, self._piggyback()))
+            self._outbox.send(relay.requester_address, Ack(relay.sequence, self._piggyback()))
 
     def _on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
         self._sequence += 1
         reply_to = (request.reply_host, request.reply_port)
         self._relays[self._sequence] = _Relay(sender, reply_to, request.sequence, request.target)
         target_address = (request.target_host, request.target_port)
-        self._send(target_address, self._ping(self._sequence, request.target))
+        self._outbox.send(target_address, self._ping(self._sequence, request.target))
         self._timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
 
     def _ping(self, sequence: int, target: bytes) -> Ping:
-        host, port = self._local.address
+        host, port = self._table.local.address
         return Ping(sequence, target, host, port, self._piggyback())
 
     def _relay_timeout(self, sequence: int) -> None:
         relay = self._relays.pop(sequence, None)
         if relay is not None:
-            self._send(relay.requester_address, Nack(relay.sequence))
+            self._outbox.send(relay.requester_address, Nack(relay.sequence))
 
     # ---- dissemination ----------------------------------------------------------------
 
     def _retransmit_limit(self) -> int:
         # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
-        return self._config.retransmit_mult * math.ceil(math.log10(len(self._members) + 1))
+        return self._config.retransmit_mult * math.ceil(math.log10(len(self._table.members) + 1))
 
     def _piggyback(self) -> Updates:
-        if not self._broadcasts:
+        if not self._outbox.broadcasts:
             return Updates()
-        return self._broadcasts.take(
+        return self._outbox.broadcasts.take(
             self._config.gossip_message_bytes_max, self._retransmit_limit()
         )
 
     def _gossip(self, now: float) -> None:
-        if self._broadcasts:
-            reachable = self._reachable.items
+        if self._outbox.broadcasts:
+            reachable = self._table.reachable.items
             for node_id in self._rng.sample(
                 reachable, min(self._config.gossip_fanout, len(reachable))
             ):
                 updates = self._piggyback()
                 if not updates:
                     break
-                self._send(self._members[node_id].address, Gossip(updates))
-        if not self.left or self._broadcasts:
+                self._outbox.send(self._table.members[node_id].address, Gossip(updates))
+        # After a leave, gossip only while there is something left to tell someone.
+        if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
 
     def _push_pull_tick(self, now: float) -> None:
-        self._timers.set(_PUSH_PULL, now + self._config.push_pull_interval_s)
+        interval_s = push_pull_interval_s(self._config, len(self._table.members))
+        self._timers.set(_PUSH_PULL, now + interval_s)
+        self._outbox.statistics["push_pulls"] += 1
         others = [
-            entry for entry in self._members.values()
-            if entry is not self._local and entry.state != LEFT
+            entry
+            for entry in self._table.members.values()
+            if entry is not self._table.local and entry.state != LEFT
         ]
         if others:
             partner = self._rng.choice(others)
-            self._send(partner.address, PushPull(True, self._full_state()))
+            self._outbox.send(partner.address, PushPull(True, self._table.full_state()))
         else:
             for seed in self._seeds:
-                self._send(seed, PushPull(True, self._full_state()))
-
-    def _full_state(self) -> Updates:
-        entries = self._members.values()
-        return Updates(
-            alive=tuple(entry.alive for entry in entries),
-            left=tuple(entry.left for entry in entries if entry.left is not None),
-            dead=tuple(
-                Dead(entry.node_id, entry.incarnation, self._node_id)
-                for entry in entries
-                if entry.state == DEAD
-            ),
-            suspect=tuple(
-                Suspect(entry.node_id, entry.incarnation, self._node_id)
-                for entry in entries
-                if entry.state == SUSPECT
-            ),
-        )
-
-    # ---- statements -------------------------------------------------------------------
-
-    def _apply(self, updates: Updates, sender: bytes, now: float, from_push_pull: bool) -> None:
-        for alive in updates.alive:
-            self._apply_alive(alive, sender, now)
-        for left in updates.left:
-            self._apply_left(left, sender, now)
-        for dead in updates.dead:
-            if from_push_pull:
-                # memberlist: another's full state saying "dead" only makes us suspect, so
-                # one stale view cannot kill members we still hear from.
-                self._apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
-            else:
-                self._apply_dead(dead, now)
-        for suspect in updates.suspect:
-            self._apply_suspect(suspect, now)
-
-    def _apply_alive(self, alive: Alive, sender: bytes, now: float) -> None:
-        if alive.node_id == self._node_id:
-            if (
-                not self.left
-                and alive != self._local.alive
-                and alive.incarnation >= self._local.incarnation
-                and self._verified_alive(alive, sender)
-            ):
-                self._refute(alive.incarnation, now)  # a statement from our former life
-            return
-        entry = self._members.get(alive.node_id)
-        if entry is not None and alive.incarnation <= entry.incarnation:
-            return
-        if entry is None and len(self._members) >= self._config.members_max:
-            self._statistics["members_over_limit"] += 1
-            return
-        if not self._verified_alive(alive, sender):
-            return
-        if entry is None:
-            entry = Entry(alive, now)
-            self._members[alive.node_id] = entry
-            # Probe newcomers within this round, at a random place in the order.
-            position = self._rng.randint(self._probe_index, len(self._probe_order))
-            self._probe_order.insert(position, alive.node_id)
-        else:
-            entry.alive = alive
-            entry.incarnation = alive.incarnation
-            entry.left = None
-            if entry.state != ALIVE:
-                self._statistics["revivals"] += 1
-            entry.set_state(ALIVE, now)
-            self._timers.cancel(("suspicion", entry.node_id))
-            self._timers.cancel(("reap", entry.node_id))
-        self._reachable.add(entry.node_id)
-        self._broadcasts.push(alive)
-        self._changed(entry)
-
-    def _apply_left(self, left: Left, sender: bytes, now: float) -> None:
-        if left.node_id == self._node_id:
-            if (
-                not self.left
-                and left.incarnation >= self._local.incarnation
-                and self._verified_left(left, sender)
-            ):
-                self._refute(left.incarnation, now)
-            return
-        entry = self._members.get(left.node_id)
-        if entry is None or entry.state == LEFT or left.incarnation < entry.incarnation:
-            return
-        if not self._verified_left(left, sender):
-            return
-        entry.incarnation = left.incarnation
-        entry.left = left
-        self._gone(entry, LEFT, now)
-        self._broadcasts.push(left)
-
-    def _apply_dead(self, dead: Dead, now: float) -> None:
-        if dead.node_id == self._node_id:
-            if not self.left and dead.incarnation >= self._local.incarnation:
-                self._refute(dead.incarnation, now)
-            return
-        entry = self._members.get(dead.node_id)
-        if entry is None or entry.state in (DEAD, LEFT) or dead.incarnation < entry.incarnation:
-            return
-        entry.incarnation = dead.incarnation
-        self._statistics["deaths"] += 1
-        self._gone(entry, DEAD, now)
-        self._broadcasts.push(dead)
-
-    def _apply_suspect(self, suspect: Suspect, now: float) -> None:
-        if suspect.node_id == self._node_id:
-            if not self.left and suspect.incarnation >= self._local.incarnation:
-                self._refute(suspect.incarnation, now)
-            return
-        entry = self._members.get(suspect.node_id)
-        if entry is None or suspect.incarnation < entry.incarnation:
-            return
-        if entry.state == SUSPECT and entry.suspicion is not None:
-            if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
-                suspect.reporter
-            ):
-                # Lifeguard: a new confirmation shortens the timeout; pass it on so that
-                # others' timers shrink too.
-                self._timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
-                self._broadcasts.push(suspect)
-            return
-        if entry.state != ALIVE:
-            return
-        members = len(self._reachable) + 1
-        minimum_s, maximum_s = suspicion_bounds_s(
-            self._config.suspicion_mult,
-            self._config.suspicion_max_timeout_mult,
-            self._config.probe_interval_s,
-            members,
-        )
-        # memberlist: expect suspicion_mult - 2 confirmations, none in clusters too small.
-        expected = self._config.suspicion_mult - 2
-        if members - 2 < expected:
-            expected = 0
-        entry.incarnation = suspect.incarnation
-        entry.set_state(SUSPECT, now)
-        entry.suspicion = Suspicion(
-            suspect.incarnation, suspect.reporter, now, minimum_s, maximum_s, max(expected, 0)
-        )
-        self._statistics["suspicions"] += 1
-        self._timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
-        self._broadcasts.push(suspect)
-        self._changed(entry)
-
-    def _suspicion_timeout(self, node_id: bytes, now: float) -> None:
-        entry = self._members.get(node_id)
-        if entry is not None and entry.state == SUSPECT:
-            self._apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
-
-    def _gone(self, entry: Entry, state: str, now: float) -> None:
-        entry.set_state(state, now)
-        self._reachable.discard(entry.node_id)
-        self._timers.cancel(("suspicion", entry.node_id))
-        self._timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
-        self._changed(entry)
-
-    def _reap(self, node_id: bytes, now: float) -> None:
-        entry = self._members.get(node_id)
-        if entry is not None and entry.state in (DEAD, LEFT):
-            del self._members[node_id]
-            self._statistics["reaped"] += 1
-
-    def _refute(self, accused_incarnation: int, now: float) -> None:
-        self._statistics["refutations"] += 1
-        # Lifeguard: having to refute hints that we are slow to answer.
-        self._awareness.apply(1)
-        incarnation = max(self._local.incarnation, accused_incarnation) + 1
-        alive = self._local.alive
-        self._set_local_alive(alive.name, (alive.host, alive.port), incarnation, alive.tags, now)
-
-    def _set_local_alive(
-        self, name: str, address: Address, incarnation: int, tags, now: float
-    ) -> None:
-        alive = self._signed_alive(name, address, incarnation, tags)
-        self._local.alive = alive
-        self._local.incarnation = incarnation
-        self._broadcasts.push(alive)
-        self._changed(self._local)
-
-    def _signed_alive(self, name: str, address: Address, incarnation: int, tags) -> Alive:
-        host, port = address
-        signed = alive_signed_bytes(self._node_id, name, host, port, incarnation, tags)
-        return Alive(self._node_id, name, host, port, incarnation, tags, self._sign(signed))
-
-    def _verified_alive(self, alive: Alive, sender: bytes) -> bool:
-        signed = alive_signed_bytes(
-            alive.node_id, alive.name, alive.host, alive.port, alive.incarnation, alive.tags
-        )
-        if self._verify(alive.node_id, signed, alive.signature):
-            return True
-        self._refuse(sender, "an alive statement with a bad signature")
-        return False
-
-    def _verified_left(self, left: Left, sender: bytes) -> bool:
-        signed = left_signed_bytes(left.node_id, left.incarnation)
-        if self._verify(left.node_id, signed, left.signature):
-            return True
-        self._refuse(sender, "a left statement with a bad signature")
-        return False
-
-    # ---- outputs ----------------------------------------------------------------------
-
-    def _refuse(self, sender: bytes, reason: str) -> None:
-        self._statistics["refused"] += 1
-        self._events.append(PeerRefused(sender, reason))
-
-    def _send(self, to: Address, message: object) -> None:
-        self._statistics[f"sent_{type(message).__name__}"] += 1
-        self._events.append(Send(to, message))
-
-    def _changed(self, entry: Entry) -> None:
-        self._events.append(
-            MemberChanged(
-                node_id=entry.node_id,
-                name=entry.alive.name,
-                address=entry.address,
-                state=entry.state,
-                incarnation=entry.incarnation,
-                tags=entry.tags,
-            )
-        )
+                self._outbox.send(seed, PushPull(True, self._table.full_state()))

@@ -46,9 +46,10 @@ class FakeSigning:
 
     def verify(self, node_id: bytes, message: bytes, signature: bytes) -> bool:
         key = self._keys.get(node_id)
-        return key is not None and hashlib.blake2b(
-            message, key=key, digest_size=64
-        ).digest() == signature
+        return (
+            key is not None
+            and hashlib.blake2b(message, key=key, digest_size=64).digest() == signature
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ class VirtualCluster:
     - `loss`: probability that a message is dropped;
     - `latency_s`: one-way delay of every message;
     - `groups`: node id -> partition group; messages between different groups are dropped;
-    - `extra_delay_s`: node id -> added delay on every message it sends (a slow member).
+    - `extra_delay_s`: node id -> added delay on every message it sends (a slow member);
+    - `measure`: message -> size in bytes, summed into `bytes_sent` (None: not measured).
     """
 
     def __init__(
@@ -88,12 +90,14 @@ class VirtualCluster:
         self.extra_delay_s: dict[bytes, float] = {}
         self.signing = FakeSigning()
         self.cores: dict[bytes, Membership] = {}
+        # Each node's signing function, so that a test can restart a node with its identity.
+        self.signers: dict[bytes, Callable[[bytes], bytes]] = {}
         self.crashed: set[bytes] = set()
         self.changes: list[Change] | None = [] if record_changes else None
         self.refusals: list[tuple[bytes, PeerRefused]] = []
         self.messages_sent = 0
         self.bytes_sent = 0
-        self._measure = measure
+        self.measure = measure
         self._by_address: dict[Address, bytes] = {}
         self._messages: list[tuple[float, int, bytes, Address, object]] = []
         self._deadlines: list[tuple[float, int, bytes]] = []
@@ -132,6 +136,7 @@ class VirtualCluster:
             verify=verify or self.signing.verify,
         )
         self.cores[node_id] = core
+        self.signers[node_id] = sign
         self.crashed.discard(node_id)
         self._by_address[address] = node_id
         self._arm(node_id)
@@ -179,13 +184,16 @@ class VirtualCluster:
 
     def run_until(self, until: float) -> None:
         """Run everything due up to virtual time `until`, then stop the clock there."""
-        while min(self._messages[0][0] if self._messages else math.inf,
-                  self._next_deadline()[0]) <= until:
+        while (
+            min(self._messages[0][0] if self._messages else math.inf, self._next_deadline()[0])
+            <= until
+        ):
             self.step()
         self.now = max(self.now, until)
 
-    def run_until_true(self, condition: Callable[[], bool], until: float,
-                       check_every_s: float = 0.1) -> bool:
+    def run_until_true(
+        self, condition: Callable[[], bool], until: float, check_every_s: float = 0.1
+    ) -> bool:
         """Run until `condition()` holds (checked every `check_every_s` virtual seconds) or
         `until`; True if it held."""
         while self.now < until:
@@ -231,8 +239,8 @@ class VirtualCluster:
         for event in self.cores[node_id].events():
             if isinstance(event, Send):
                 self.messages_sent += 1
-                if self._measure is not None:
-                    self.bytes_sent += self._measure(event.message)
+                if self.measure is not None:
+                    self.bytes_sent += self.measure(event.message)
                 if self.loss and self.rng.random() < self.loss:
                     continue
                 at = self.now + self.latency_s + self.extra_delay_s.get(node_id, 0.0)

@@ -23,8 +23,10 @@ from gossipnode.core.membership import (
 def views(cores):
     """Each core's view of everyone: node id -> (state, incarnation, tags)."""
     return [
-        {member.node_id: (member.state, member.incarnation, dict(member.tags))
-         for member in core.members()}
+        {
+            member.node_id: (member.state, member.incarnation, dict(member.tags))
+            for member in core.members()
+        }
         for core in cores
     ]
 
@@ -82,13 +84,17 @@ def test_a_slow_member_that_is_suspected_refutes_and_probes_less():
     cluster.extra_delay_s.clear()
     converged(cluster, cores, within_s=20.0)
 
-    suspected = [c for c in cluster.changes if c.change.node_id == slow_id
-                 and c.change.state == SUSPECT and c.at >= started_at]
+    suspected = [
+        c
+        for c in cluster.changes
+        if c.change.node_id == slow_id and c.change.state == SUSPECT and c.at >= started_at
+    ]
     assert suspected, "the slow member was never suspected: the scenario tests nothing"
     assert slow.statistics()["refutations"] >= 1
     assert slow.local_member.incarnation > 1
-    assert not [c for c in cluster.changes if c.change.node_id == slow_id
-                and c.change.state == DEAD]
+    assert not [
+        c for c in cluster.changes if c.change.node_id == slow_id and c.change.state == DEAD
+    ]
     # Lifeguard: the slow member saw its own probes fail without nacks and backed off.
     assert awareness_while_slow > 0
     assert slow_probes < healthy_probes
@@ -142,8 +148,11 @@ def test_a_tag_change_reaches_every_member():
         assert not tags_private_keys(member.tags)
         assert member.tags["version"] == "0.2.0"
         assert member.state == ALIVE
-    announced = [c.change for c in cluster.changes
-                 if c.change.node_id == changer_id and ("wep", "true") in c.change.tags]
+    announced = [
+        c.change
+        for c in cluster.changes
+        if c.change.node_id == changer_id and ("wep", "true") in c.change.tags
+    ]
     assert {c.observer for c in cluster.changes if c.change in announced} >= {
         node_id(core) for core in cores
     }
@@ -166,17 +175,23 @@ def test_a_member_that_leaves_is_not_suspected_and_is_reaped_then_rejoins():
     )
     cluster.run_until(cluster.now + 30.0)
     assert all(core.states()[leaver_id] == LEFT for core in stayers)
-    assert not [c for c in cluster.changes if c.change.node_id == leaver_id
-                and c.change.state in (SUSPECT, DEAD) and c.at >= left_at]
+    assert not [
+        c
+        for c in cluster.changes
+        if c.change.node_id == leaver_id and c.change.state in (SUSPECT, DEAD) and c.at >= left_at
+    ]
 
     cluster.run_until(left_at + config.reap_after_s + 5.0)
     assert all(leaver_id not in core.states() for core in stayers)
 
     # The restarted member keeps its identity and starts at a higher incarnation.
     old = leaver.local_member
-    sign = leaver._sign
+    sign = cluster.signers[leaver_id]
     rejoined = cluster.add(
-        old.name, node_id=leaver_id, sign=sign, incarnation=old.incarnation + 1,
+        old.name,
+        node_id=leaver_id,
+        sign=sign,
+        incarnation=old.incarnation + 1,
         address=old.address,
     )
     cluster.join(rejoined, [cores[0].local_member.address])
@@ -198,7 +213,10 @@ def test_a_crashed_member_is_reaped_and_may_rejoin_with_a_higher_incarnation():
         lambda: all(victim_id not in core.states() for core in others), cluster.now + 40.0
     )
     restarted = cluster.add(
-        "node-3", node_id=victim_id, sign=victim._sign, incarnation=2,
+        "node-3",
+        node_id=victim_id,
+        sign=cluster.signers[victim_id],
+        incarnation=2,
         address=victim.local_member.address,
     )
     cluster.join(restarted, [cores[0].local_member.address])
@@ -214,8 +232,12 @@ def test_a_restart_with_a_stale_incarnation_refutes_its_former_self():
     old_id = node_id(old)
     cluster.crash(old_id)
     restarted = cluster.add(
-        "node-2", node_id=old_id, sign=old._sign, incarnation=1,
-        address=old.local_member.address, tags={"version": "0.2.0"},
+        "node-2",
+        node_id=old_id,
+        sign=cluster.signers[old_id],
+        incarnation=1,
+        address=old.local_member.address,
+        tags={"version": "0.2.0"},
     )
     cluster.join(restarted, [cores[0].local_member.address])
     everyone = [cores[0], cores[1], restarted, cores[3]]
