@@ -65,6 +65,9 @@ PUSH_RECORDS_MAX = 64
 # Mailbox partners reconciled per anti-entropy round: every partner is reached within
 # ceil(partners / this) rounds, at one round trip per partner whose digests agree.
 PAIR_PARTNERS_PER_ROUND = 8
+# While records wait for a handoff, it is retried this often (a push's own retries stop
+# after PUSH_ATTEMPTS_MAX; the members that must take the records may be back by then).
+HANDOFF_RETRY_S = 2.0
 HANDED_OFF_DATASETS = frozenset({PRIVATE_KEYS, WEB_MESSENGER})
 META_SYNCED_MS = "synced_ms"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
@@ -105,6 +108,9 @@ class NodeCore:
         self.pushes = PushTracker(queue_records_max=replication.peer_queue_records_max)
         self.handoffs = Handoffs()
         self._rotation = 0
+        # Records wait for a handoff: retry at every membership change, not only each round.
+        self._handoff_waiting = False
+        self._next_handoff = now
         self._seeds: tuple[Address, ...] = ()
         self.generation = int.from_bytes(store.get_meta(META_GENERATION) or b"\x01", "big")
         synced = store.get_meta(META_SYNCED_MS)
@@ -211,6 +217,8 @@ class NodeCore:
         if now >= self._next_anti_entropy:
             self._next_anti_entropy = now + self.config.replication.anti_entropy_interval_s
             self._anti_entropy_round(now)
+        if self._handoff_waiting and now >= self._next_handoff:
+            self._hand_off(now)
         if now >= self._next_gc:
             self._next_gc = now + self._gc_interval_s
             self._collect_tombstones(now)
@@ -219,6 +227,8 @@ class NodeCore:
 
     def next_deadline(self) -> float | None:
         deadlines = [self._next_anti_entropy, self._next_gc]
+        if self._handoff_waiting:
+            deadlines.append(self._next_handoff)
         for deadline in (
             self.membership.next_deadline(),
             self.pushes.next_deadline(),
@@ -502,7 +512,8 @@ class NodeCore:
         lost_eligibility = before.private_keys_eligible(self.node_id) and not (
             self.view.private_keys_eligible(self.node_id)
         )
-        if lost_eligibility or self.view.placement_basis() != before.placement_basis():
+        if (lost_eligibility or self._handoff_waiting
+                or self.view.placement_basis() != before.placement_basis()):
             self._hand_off(now)
 
     def _to_hand_off(self) -> list[Record]:
@@ -517,15 +528,24 @@ class NodeCore:
 
     def _hand_off_targets(self, record: Record) -> list[bytes]:
         if record.dataset == PRIVATE_KEYS:
-            return self.view.push_targets(PRIVATE_KEYS, record.key)
+            # Every eligible member, even one we think dead: after a partition heals, the
+            # membership may take a while to say so, and an acknowledgement is proof enough.
+            return [
+                peer for peer, member in sorted(self.view.members.items())
+                if peer != self.node_id and member.state != "left"
+                and self.view.private_keys_eligible(peer)
+            ]
         return [o for o in self.view.owners(mailbox_id(record.key)) or () if self.view.live(o)]
 
     def _hand_off(self, now: float) -> None:
         """Push what this node may not keep to who must hold it; release what they hold."""
+        self._next_handoff = now + HANDOFF_RETRY_S
         if self.quarantined(now):
             return
         by_target: dict[bytes, list[Record]] = {}
-        for record in self._to_hand_off():
+        waiting = self._to_hand_off()
+        self._handoff_waiting = bool(waiting)
+        for record in waiting:
             acked = self.handoffs.acked_by(record)
             for target in self._hand_off_targets(record):
                 if target not in acked:

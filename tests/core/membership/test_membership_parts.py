@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from membership_helpers import converged, start_cluster
+from tests.core.membership.membership_helpers import converged, start_cluster
 
 import gossipnode.core.membership as membership_package
 from gossipnode.config import MembershipConfig, TagsConfig
