@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LocalCluster
 
-from gossipnode.core.records import Record, Version  # noqa: E402
-from gossipnode.storage import SqliteStore  # noqa: E402
-from gossipnode.wire.cbor import encode_value  # noqa: E402
+from gossipnode.core.records import Record, Version
+from gossipnode.storage import SqliteStore
+from gossipnode.wire.cbor import encode_value
 
 FAST = "\n[replication]\nanti_entropy_interval_s = 1.0\n"
 PAD = "x" * 1000  # with the key and the map around it, about 1 KiB per record
@@ -66,7 +66,7 @@ def replication_latency(cluster: LocalCluster, samples: int) -> list[float]:
                 try:
                     reader.request("get", dataset="groups", key=key)
                     break
-                except Exception:  # noqa: BLE001 - not there yet
+                except Exception:
                     time.sleep(POLL_S)
             latencies.append(time.perf_counter() - acknowledged)
     return latencies

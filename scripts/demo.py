@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local_cluster import ROOT, LocalCluster  # noqa: E402
+from local_cluster import ROOT, LocalCluster
 
-from gossipnode.openpgp import generate_key  # noqa: E402
+from gossipnode.openpgp import generate_key
 
 NAMES = ("pgp-a", "pgp-b", "pgp-c")
 USERS = ("alice@example.org", "bob@example.org", "carol@example.org")

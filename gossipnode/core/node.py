@@ -229,13 +229,15 @@ class NodeCore:
         deadlines = [self._next_anti_entropy, self._next_gc]
         if self._handoff_waiting:
             deadlines.append(self._next_handoff)
-        for deadline in (
-            self.membership.next_deadline(),
-            self.pushes.next_deadline(),
-            self.anti_entropy.next_deadline(),
-        ):
-            if deadline is not None:
-                deadlines.append(deadline)
+        deadlines.extend(
+            deadline
+            for deadline in (
+                self.membership.next_deadline(),
+                self.pushes.next_deadline(),
+                self.anti_entropy.next_deadline(),
+            )
+            if deadline is not None
+        )
         return min(deadlines)
 
     def events(self) -> list[Event]:

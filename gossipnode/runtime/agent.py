@@ -22,8 +22,8 @@ import random
 import signal
 import time
 from collections import Counter
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import nacl.exceptions
@@ -45,8 +45,8 @@ from ..identity import Identity, format_node_id, load_identity, load_secret, sho
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
 from .links import Links
-from .logs import LogTail
 from .listener import serve
+from .logs import LogTail
 from .transport import ConnectionClosed, PeerConnection, TransportStatus
 
 __all__ = ["Agent", "open_agent", "run_agent"]

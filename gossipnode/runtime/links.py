@@ -118,8 +118,9 @@ class Links:
             with link.cancel_scope:
                 try:
                     connection = await connect(
-                        self._dial.get(link.address, link.address), self.identity, self.secrets, self.config.wire,
-                        expected_peer=link.peer, status=self.status,
+                        self._dial.get(link.address, link.address), self.identity,
+                        self.secrets, self.config.wire, expected_peer=link.peer,
+                        status=self.status,
                     )
                 except HandshakeFailed as error:
                     logger.info("cannot reach %s: %s", format_address(link.address),

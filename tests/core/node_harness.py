@@ -6,7 +6,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from dataclasses import replace
 
 from gossipnode.config import NodeConfig, ReplicationConfig, TagsConfig
 from gossipnode.core.events import Send
@@ -34,7 +33,7 @@ class Cluster:
         self.nodes: list[NodeCore | None] = []
         for index, node_tags in enumerate(tags):
             config = NodeConfig(
-                name=f"n{index}", listen=("10.0.0.%d" % (index + 1), 7946),
+                name=f"n{index}", listen=(f"10.0.0.{index + 1}", 7946),
                 tags=TagsConfig(**node_tags),
                 replication=replication or ReplicationConfig(anti_entropy_interval_s=2.0),
             )

@@ -1,8 +1,7 @@
 """NodeCore: replication, containment and placement, on virtual time."""
 
-from tests.core.node_harness import Cluster
-
 from gossipnode.core.records import Record
+from tests.core.node_harness import Cluster
 
 ALL = {"wep": False, "private_keys": True}
 
@@ -76,8 +75,8 @@ def test_policy_denial_purges_and_stops_sending():
 def test_receiver_refuses_what_it_may_not_hold():
     cluster = Cluster([ALL, {"wep": False, "private_keys": False}])
     cluster.run_for(5)
-    from gossipnode.core.replication import Push
     from gossipnode.core.records import Version
+    from gossipnode.core.replication import Push
     node = cluster.nodes[1]
     sneaky = Record("private_keys", "x", b"\xa0", Version(int(cluster.now * 1000), 0, b"\x01" * 32))
     local = Record("network", "x", b"\xa0", Version(int(cluster.now * 1000), 0, b"\x01" * 32))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LocalCluster
 
-from gossipnode.client import AgentUnreachable, ClientError  # noqa: E402
+from gossipnode.client import AgentUnreachable, ClientError
 
 pytestmark = pytest.mark.slow
 

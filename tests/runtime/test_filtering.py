@@ -75,8 +75,9 @@ def keys(agent, dataset):
 
 
 async def wait_until(condition, what):
+    """Poll `condition` (the agents change state in other tasks) for at most WAIT_S."""
     with trio.move_on_after(WAIT_S):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - polling stores, no event to await
             await trio.sleep(0.05)
         return
     raise AssertionError(f"timed out waiting for {what}")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.core.membership.membership_helpers import converged, start_cluster
 
 import gossipnode.core.membership as membership_package
 from gossipnode.config import MembershipConfig, TagsConfig
@@ -34,6 +33,7 @@ from gossipnode.core.membership.broadcast import BroadcastQueue
 from gossipnode.core.membership.messages import statement_size_bytes
 from gossipnode.core.membership.suspicion import Suspicion
 from gossipnode.core.membership.testing import VirtualCluster
+from tests.core.membership.membership_helpers import converged, start_cluster
 
 # ---- Lifeguard's suspicion curve ----------------------------------------------------------
 

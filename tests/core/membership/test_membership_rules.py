@@ -11,7 +11,6 @@ import nacl.exceptions
 import nacl.signing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.core.membership.membership_helpers import converged, node_id
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.events import MemberChanged, PeerRefused
@@ -32,6 +31,7 @@ from gossipnode.core.membership import (
     left_signed_bytes,
 )
 from gossipnode.core.membership.testing import FakeSigning, VirtualCluster
+from tests.core.membership.membership_helpers import converged, node_id
 
 
 def nacl_verify(node_id: bytes, message: bytes, signature: bytes) -> bool:

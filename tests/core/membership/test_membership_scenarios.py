@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tests.core.membership.membership_helpers import all_alive, converged, node_id, start_cluster
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.membership import (
@@ -18,6 +17,7 @@ from gossipnode.core.membership import (
     tags_private_keys,
     tags_wep,
 )
+from tests.core.membership.membership_helpers import all_alive, converged, node_id, start_cluster
 
 
 def views(cores):
