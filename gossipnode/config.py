@@ -118,6 +118,10 @@ class MembershipConfig:
     # ceil(log2(n) - log2(threshold)) + 1 (memberlist's pushPullScale): a full state grows
     # with n, so this keeps push-pull bytes per member per second from growing linearly.
     push_pull_scale_threshold: int = 32
+    # While a member knows nobody (just started, or everyone it knew is gone), it retries
+    # its seeds this often instead of once per push-pull interval, so a restarted member
+    # is back within seconds. A few seeds x one small message: cheap.
+    join_retry_interval_s: float = 2.0
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.

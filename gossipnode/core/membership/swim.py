@@ -19,7 +19,7 @@ Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; membe
    whose full state is larger) we swap full state with one random member, the dead
    included, so that long partitions heal.
 5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
-   them. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
+   them every `join_retry_interval_s`. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
    None once the left statement has been sent its full retransmit count, and the shell may
    then exit. Dead and left members are forgotten `reap_after_s` after they went.
 
@@ -220,6 +220,8 @@ class Membership:
         self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
         for seed in self._seeds:
             self._outbox.send(seed, PushPull(True, self._table.full_state()))
+        if self._seeds:  # retried soon if no seed answers (see _push_pull_tick)
+            self._timers.set(_PUSH_PULL, now + self._config.join_retry_interval_s)
 
     def leave(self, now: float) -> None:
         """Announce a graceful leave (signed) and stop probing. The shell keeps running the
@@ -478,5 +480,7 @@ class Membership:
             partner = self._rng.choice(others)
             self._outbox.send(partner.address, PushPull(True, self._table.full_state()))
         else:
+            if self._seeds:
+                self._timers.set(_PUSH_PULL, now + self._config.join_retry_interval_s)
             for seed in self._seeds:
                 self._outbox.send(seed, PushPull(True, self._table.full_state()))
