@@ -191,6 +191,13 @@ class AntiEntropy:
         running.session.receive(message, now)
         return self._collect(peer, message.session, running, now)
 
+    @staticmethod
+    def refusal(message: object, reason: str) -> ReconcileAbort | None:
+        """The abort that refuses a peer's session message (None for an abort itself)."""
+        if isinstance(message, ReconcileOpen | ReconcileTurn):
+            return ReconcileAbort(message.session, reason)
+        return None
+
     def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView,
               now: float) -> tuple[list[object], list[Record], bool]:
         if opening.dataset not in self.full:

@@ -464,7 +464,12 @@ class NodeCore:
 
     def _receive_reconcile(self, sender: bytes, message: object, now: float) -> None:
         if self.quarantined(now):
+            # Say so rather than stay silent: the peer's session ends now instead of
+            # holding one of its session slots until it times out.
             self.counters["sessions_refused_quarantined"] += 1
+            abort = self.anti_entropy.refusal(message, "the peer is quarantined")
+            if abort is not None:
+                self._send(sender, abort)
             return
         replies, received, completed = self.anti_entropy.receive(sender, message, self.view, now)
         accepted = []

@@ -19,9 +19,10 @@ Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; membe
    whose full state is larger) we swap full state with one random member, the dead
    included, so that long partitions heal.
 5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
-   them every `join_retry_interval_s`. Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes
-   None once the left statement has been sent its full retransmit count, and the shell may
-   then exit. Dead and left members are forgotten `reap_after_s` after they went.
+   them every `join_retry_interval_s`. Leave signs `left`, pushes it out, and stops
+   probing; `next_deadline()` becomes None once the left statement has been sent its full
+   retransmit count, and the shell may then exit. Dead and left members are forgotten
+   `reap_after_s` after they went.
 
 Incarnations: the shell passes the incarnation to start with and must pass a higher one
 after a restart (persist `local_member.incarnation`, or use wall-clock milliseconds, which
