@@ -35,7 +35,9 @@ __all__ = ["RECONCILE_MESSAGES", "AntiEntropy"]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 WEB_MESSENGER = "web_messenger"
-# Sessions with one peer at once: one per dataset, both directions.
+# Sessions with one peer at once, in each direction: one per dataset, and as many again
+# for a repair started while a round is running. Counted apart per direction, so that
+# sessions we opened and that hang cannot crowd out the peer's own.
 SESSIONS_PER_PEER_MAX = 2 * len(REPLICATED_DATASETS)
 
 
@@ -43,6 +45,7 @@ SESSIONS_PER_PEER_MAX = 2 * len(REPLICATED_DATASETS)
 class _Running:
     session: ReconcileSession
     started: float
+    initiated: bool
     moved: int = 0
 
 
@@ -163,14 +166,14 @@ class AntiEntropy:
         messages: list[object] = []
         for dataset in datasets if datasets is not None else REPLICATED_DATASETS:
             digest = self._digest_for(peer, dataset, view)
-            if digest is None or self.running(peer) >= SESSIONS_PER_PEER_MAX:
+            if digest is None or self.running(peer, initiated=True) >= SESSIONS_PER_PEER_MAX:
                 continue
             session_id = self.rng.getrandbits(63)
             session = ReconcileSession.initiate(
                 session_id, digest, self._fetch(dataset), self.config.reconcile,
                 self.config.limits, self.rng, now,
             )
-            self._sessions[(peer, session_id)] = _Running(session, now)
+            self._sessions[(peer, session_id)] = _Running(session, now, initiated=True)
             self.counters["sessions_started"] += 1
             messages.extend(session.messages_to_send())
         return messages
@@ -206,15 +209,15 @@ class AntiEntropy:
         if digest is None:
             self.counters["sessions_refused_scope"] += 1
             return [ReconcileAbort(opening.session, "scope not shared")], [], False
-        if (peer, opening.session) in self._sessions or self.running(peer) >= (
-            SESSIONS_PER_PEER_MAX
-        ):
+        if (peer, opening.session) in self._sessions or self.running(
+            peer, initiated=False
+        ) >= SESSIONS_PER_PEER_MAX:
             return [ReconcileAbort(opening.session, "too many sessions")], [], False
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now,
         )
-        running = _Running(session, now)
+        running = _Running(session, now, initiated=False)
         self._sessions[(peer, opening.session)] = running
         self.counters["sessions_answered"] += 1
         return self._collect(peer, opening.session, running, now)
@@ -268,8 +271,12 @@ class AntiEntropy:
 
     # --- queries -------------------------------------------------------------------------------
 
-    def running(self, peer: bytes) -> int:
-        return sum(1 for key in self._sessions if key[0] == peer)
+    def running(self, peer: bytes, *, initiated: bool | None = None) -> int:
+        """Sessions with `peer` (only those we opened, or only the peer's, if asked)."""
+        return sum(
+            1 for (other, _), running in self._sessions.items()
+            if other == peer and (initiated is None or running.initiated == initiated)
+        )
 
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0
