@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .placement import mailbox_id
 from .records import Record
+from .scopes import PRIVATE_KEYS, WEB_MESSENGER, ScopeView
+from .store import RecordStore
 
-__all__ = ["Handoffs"]
+__all__ = ["Handoffs", "hand_off_targets", "releasable", "to_hand_off"]
 
 
 @dataclass
@@ -52,3 +55,35 @@ class Handoffs:
 
     def __len__(self) -> int:
         return len(self._acks)
+
+
+def to_hand_off(store: RecordStore, view: ScopeView) -> list[Record]:
+    """Records this node holds but may not keep (rule 1)."""
+    found = []
+    if not view.private_keys_eligible(view.self_id):
+        found += list(store.replicated(PRIVATE_KEYS))
+    if view.policy.wep_replication:
+        found += [r for r in store.replicated(WEB_MESSENGER)
+                  if not view.holds(view.self_id, WEB_MESSENGER, r.key)]
+    return found
+
+
+def hand_off_targets(record: Record, view: ScopeView) -> list[bytes]:
+    """The members a record is pushed to for its handoff, in a stable order."""
+    if record.dataset == PRIVATE_KEYS:
+        # Every eligible member, even one we think dead: after a partition heals, the
+        # membership may take a while to say so, and an acknowledgement is proof enough.
+        return [
+            peer for peer, member in sorted(view.members.items())
+            if peer != view.self_id and member.state != "left"
+            and view.private_keys_eligible(peer)
+        ]
+    return [o for o in view.owners(mailbox_id(record.key)) or () if view.live(o)]
+
+
+def releasable(record: Record, acked: frozenset[bytes], view: ScopeView) -> bool:
+    """May the handed-off record now be removed here (rule 1)?"""
+    if record.dataset == PRIVATE_KEYS:
+        return any(view.private_keys_eligible(peer) for peer in acked)
+    owners = view.owners(mailbox_id(record.key)) or ()
+    return bool(owners) and set(owners) <= acked

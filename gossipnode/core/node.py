@@ -43,13 +43,22 @@ from .events import (
     RecordsPurged,
     Send,
 )
-from .handoff import Handoffs
+from .handoff import Handoffs, hand_off_targets, releasable, to_hand_off
 from .hlc import HybridClock
-from .membership import Ack, Gossip, Membership, Nack, Ping, PingRequest, PushPull
-from .placement import POLICY_DATASET, ClusterPolicy, mailbox_id, policy_from_records
+from .membership import (
+    Ack,
+    Gossip,
+    Membership,
+    Nack,
+    Ping,
+    PingRequest,
+    PushPull,
+    tags_from_config,
+)
+from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
 from .records import Record, check_record
 from .replication import Push, PushAck, PushTracker
-from .scopes import MemberView, ScopeView
+from .scopes import MemberView, ScopeView, withheld_by_peer
 from .store import RecordStore
 
 __all__ = ["SOFTWARE_VERSION", "NodeCore"]
@@ -118,7 +127,8 @@ class NodeCore:
             synced = _ms(now).to_bytes(8, "big")
             store.set_meta(META_SYNCED_MS, synced)
         self.synced_ms = int.from_bytes(synced, "big")
-        self.tags = self._configured_tags()
+        self.tags = {**tags_from_config(config.tags, SOFTWARE_VERSION),
+                     "generation": str(self.generation)}
         self.membership = Membership(
             config.membership, node_id=node_id, name=config.name, address=config.listen,
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
@@ -258,29 +268,7 @@ class NodeCore:
 
     def withheld_from_peers(self) -> dict[bytes, dict[str, int]]:
         """Per live peer, the records this node holds and withholds from it, by reason."""
-        private_keys = self.store.count(PRIVATE_KEYS)
-        mailboxes: Counter[str] = Counter(
-            mailbox_id(r.key) for r in self.store.replicated(WEB_MESSENGER) if r.value is not None
-        )
-        withheld: dict[bytes, dict[str, int]] = {}
-        for peer in self.view.peers():
-            counts: dict[str, int] = {}
-            if private_keys and not self.view.private_keys_eligible(peer):
-                counts["private_keys: not eligible"] = private_keys
-            if self.policy.wep_replication:
-                held_elsewhere = sum(
-                    n for mailbox, n in mailboxes.items()
-                    if peer not in (self.view.owners(mailbox) or ())
-                )
-            else:
-                held_elsewhere = sum(mailboxes.values())
-            if held_elsewhere:
-                counts["web_messenger: not an owner"] = held_elsewhere
-            refused = sum(n for (p, _), n in self.withheld.items() if p == peer)
-            if refused:
-                counts["refused by peer"] = refused
-            withheld[peer] = counts
-        return withheld
+        return withheld_by_peer(self.view, self.store, self.withheld)
 
     def repair(self, now: float, *, peer: bytes | None = None,
                dataset: str | None = None) -> tuple[bytes, int] | None:
@@ -523,51 +511,23 @@ class NodeCore:
                 or self.view.placement_basis() != before.placement_basis()):
             self._hand_off(now)
 
-    def _to_hand_off(self) -> list[Record]:
-        """Records this node holds but may not keep (see handoff.py)."""
-        found = []
-        if not self.view.private_keys_eligible(self.node_id):
-            found += list(self.store.replicated(PRIVATE_KEYS))
-        if self.policy.wep_replication:
-            found += [r for r in self.store.replicated(WEB_MESSENGER)
-                      if not self.view.holds(self.node_id, WEB_MESSENGER, r.key)]
-        return found
-
-    def _hand_off_targets(self, record: Record) -> list[bytes]:
-        if record.dataset == PRIVATE_KEYS:
-            # Every eligible member, even one we think dead: after a partition heals, the
-            # membership may take a while to say so, and an acknowledgement is proof enough.
-            return [
-                peer for peer, member in sorted(self.view.members.items())
-                if peer != self.node_id and member.state != "left"
-                and self.view.private_keys_eligible(peer)
-            ]
-        return [o for o in self.view.owners(mailbox_id(record.key)) or () if self.view.live(o)]
-
     def _hand_off(self, now: float) -> None:
         """Push what this node may not keep to who must hold it; release what they hold."""
         self._next_handoff = now + HANDOFF_RETRY_S
         if self.quarantined(now):
             return
         by_target: dict[bytes, list[Record]] = {}
-        waiting = self._to_hand_off()
+        waiting = to_hand_off(self.store, self.view)
         self._handoff_waiting = bool(waiting)
         for record in waiting:
             acked = self.handoffs.acked_by(record)
-            for target in self._hand_off_targets(record):
+            for target in hand_off_targets(record, self.view):
                 if target not in acked:
                     by_target.setdefault(target, []).append(record)
         for target, records in sorted(by_target.items()):
             if not self.pushes.handoff_pending(target):
                 self._start_push(target, records, now, handoff=True)
         self._release_handoffs()
-
-    def _releasable(self, record: Record) -> bool:
-        acked = self.handoffs.acked_by(record)
-        if record.dataset == PRIVATE_KEYS:
-            return any(self.view.private_keys_eligible(peer) for peer in acked)
-        owners = self.view.owners(mailbox_id(record.key)) or ()
-        return bool(owners) and set(owners) <= acked
 
     def _release_handoffs(self) -> None:
         released: dict[str, list[Record]] = {}
@@ -576,7 +536,7 @@ class NodeCore:
                 self.node_id, record.dataset, record.key
             ):
                 self.handoffs.forget(record)  # overwritten, or ours to keep after all
-            elif self._releasable(record):
+            elif releasable(record, self.handoffs.acked_by(record), self.view):
                 self.handoffs.forget(record)
                 released.setdefault(record.dataset, []).append(record)
         for dataset, records in sorted(released.items()):
@@ -634,15 +594,6 @@ class NodeCore:
         self.store.set_meta(META_SYNCED_MS, self.synced_ms.to_bytes(8, "big"))
 
     # --- helpers -------------------------------------------------------------------------------
-
-    def _configured_tags(self) -> dict[str, str]:
-        tags = self.config.tags
-        return {
-            "wep": "true" if tags.wep else "false",
-            "private_keys": "true" if tags.private_keys else "false",
-            "version": SOFTWARE_VERSION,
-            "generation": str(self.generation),
-        }
 
     def _node_at(self, address: Address) -> bytes | None:
         for member in self.membership.members():

@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,8 +27,9 @@ from .placement import (
     private_keys_eligible,
     wep_candidates,
 )
+from .store import RecordStore
 
-__all__ = ["HOLDING_STATES", "MemberView", "ScopeView"]
+__all__ = ["HOLDING_STATES", "MemberView", "ScopeView", "withheld_by_peer"]
 
 # Members that count for placement: a suspect member may be alive; moving its mailboxes
 # on every suspicion would churn. Dead and left members hold nothing.
@@ -133,3 +135,31 @@ class ScopeView:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
         return [n for n in self.peers() if self.holds(n, dataset, key)]
+
+
+def withheld_by_peer(view: ScopeView, store: RecordStore,
+                     refused: Mapping[tuple[bytes, str], int]) -> dict[bytes, dict[str, int]]:
+    """Per live peer, the records this node holds and withholds from it, by reason, plus
+    what the peer itself refused (`refused`, by (peer, dataset))."""
+    private_keys = store.count(PRIVATE_KEYS)
+    mailboxes: Counter[str] = Counter(
+        mailbox_id(r.key) for r in store.replicated(WEB_MESSENGER) if r.value is not None
+    )
+    withheld: dict[bytes, dict[str, int]] = {}
+    for peer in view.peers():
+        counts: dict[str, int] = {}
+        if private_keys and not view.private_keys_eligible(peer):
+            counts["private_keys: not eligible"] = private_keys
+        if view.policy.wep_replication:
+            held_elsewhere = sum(
+                n for mailbox, n in mailboxes.items() if peer not in (view.owners(mailbox) or ())
+            )
+        else:
+            held_elsewhere = sum(mailboxes.values())
+        if held_elsewhere:
+            counts["web_messenger: not an owner"] = held_elsewhere
+        refused_by_peer = sum(n for (p, _), n in refused.items() if p == peer)
+        if refused_by_peer:
+            counts["refused by peer"] = refused_by_peer
+        withheld[peer] = counts
+    return withheld
