@@ -167,13 +167,34 @@ class NodeCore:
 
     def put(self, dataset: str, key: str, value: bytes, now: float) -> Record:
         """Write a record; durable when this returns. Raises LocalProtocolError."""
-        if not isinstance(value, bytes):
-            raise LocalProtocolError("the value must be encoded bytes (a CBOR map)")
-        return self._write(dataset, key, value, now)
+        result = self.write_many([(dataset, key, value)], now)[0]
+        if isinstance(result, LocalProtocolError):
+            raise result
+        return result
 
     def delete(self, dataset: str, key: str, now: float) -> Record:
         """Delete a record (a tombstone); durable when this returns."""
-        return self._write(dataset, key, None, now)
+        result = self.write_many([(dataset, key, None)], now)[0]
+        if isinstance(result, LocalProtocolError):
+            raise result
+        return result
+
+    def write_many(self, writes: Sequence[tuple[str, str, bytes | None]],
+                   now: float) -> list[Record | LocalProtocolError]:
+        """Several writes (value None: a delete) made durable together, with one disk sync.
+
+        Returns, per write in order, the record written or the LocalProtocolError that
+        refused it; a refused write does not hold back the others."""
+        results: list[Record | LocalProtocolError] = []
+        for dataset, key, value in writes:
+            try:
+                results.append(self._prepare(dataset, key, value, now))
+            except LocalProtocolError as error:
+                results.append(error)
+        accepted = [r for r in results if isinstance(r, Record)]
+        if accepted:
+            self._apply(accepted, source=None, now=now)
+        return results
 
     def reseed(self, now: float) -> int:
         """Discard replicated data (not local data, not identity) and pull afresh."""
@@ -302,7 +323,10 @@ class NodeCore:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def _write(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+    def _prepare(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+        """Check a local write and stamp it. Raises LocalProtocolError."""
+        if value is not None and not isinstance(value, bytes):
+            raise LocalProtocolError("the value must be encoded bytes (a CBOR map)")
         info = lookup_dataset(dataset)
         now_ms = _ms(now)
         if info.replicated and self.quarantined(now):
@@ -321,7 +345,6 @@ class NodeCore:
             reason = self.content_check(record)
             if reason is not None:
                 raise LocalProtocolError(reason)
-        self._apply([record], source=None, now=now)
         return record
 
     def _apply(self, records: list[Record], source: bytes | None, now: float) -> list[Record]:

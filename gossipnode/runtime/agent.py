@@ -32,6 +32,7 @@ import trio
 import trio.lowlevel
 
 from ..config import NodeConfig, format_address
+from ..core.errors import LocalProtocolError
 from ..core.events import (
     Disconnect,
     MemberChanged,
@@ -41,6 +42,7 @@ from ..core.events import (
     Send,
 )
 from ..core.node import NodeCore
+from ..core.records import Record
 from ..identity import Identity, format_node_id, load_identity, load_secret, short_id
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
@@ -53,11 +55,24 @@ __all__ = ["Agent", "open_agent", "run_agent"]
 
 logger = logging.getLogger("gossipnode.agent")
 
+# Client writes waiting for the next batch at most; more wait in their control connection.
+WRITE_QUEUE_MAX = 1024
+# Writes made durable together with one disk sync (group commit).
+WRITE_BATCH_MAX = 256
 # After SIGTERM the leave announcement gets this long to reach peers before we close.
 LEAVE_FLUSH_S = 1.0
 META_INCARNATION = "incarnation"
 META_REPLICA_MARKER = "replica_marker"
 REPLICA_MARKER_FILE = "replica.marker"
+
+
+class _PendingWrite:
+    __slots__ = ("done", "result", "write")
+
+    def __init__(self, write: tuple[str, str, bytes | None]) -> None:
+        self.write = write
+        self.done = trio.Event()
+        self.result: Record | LocalProtocolError | None = None
 
 
 def _verify(node_id: bytes, message: bytes, signature: bytes) -> bool:
@@ -133,6 +148,7 @@ class Agent:
                     partial(serve, status=self.transport_status), self.config.listen,
                     self.identity, self.secrets, self.config.wire, self._serve_peer,
                 )
+                await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 nursery.start_soon(self._timer_loop)
                 if handle_signals:
@@ -151,6 +167,39 @@ class Agent:
         finally:
             self.store.close()
             logger.info("stopped")
+
+    async def write(self, dataset: str, key: str, value: bytes | None) -> Record:
+        """Write (value None: delete) and return once durable. Writes that arrive together
+        share one disk sync. Raises LocalProtocolError as NodeCore.put does."""
+        pending = _PendingWrite((dataset, key, value))
+        await self._write_queue.send(pending)
+        await pending.done.wait()
+        if isinstance(pending.result, LocalProtocolError):
+            raise pending.result
+        assert pending.result is not None
+        return pending.result
+
+    async def _write_batches(self, *,
+                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                             ) -> None:
+        """Group commit: take every write queued since the last batch, make them durable
+        in one store transaction, then answer each writer."""
+        send, receive = trio.open_memory_channel[_PendingWrite](WRITE_QUEUE_MAX)
+        self._write_queue = send
+        task_status.started()
+        async for first in receive:
+            batch = [first]
+            while len(batch) < WRITE_BATCH_MAX:
+                try:
+                    batch.append(receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            results = self.input(
+                lambda now, batch=batch: self.core.write_many([w.write for w in batch], now)
+            )
+            for pending, result in zip(batch, results, strict=True):
+                pending.result = result
+                pending.done.set()
 
     def stop(self) -> None:
         self._stopping.set()

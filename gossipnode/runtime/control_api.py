@@ -106,6 +106,14 @@ def _write(agent: Agent, call: Callable[[float], Record]) -> Record:
         raise ControlError(str(error)) from None
 
 
+async def _write_batched(agent: Agent, dataset: str, key: str, value: bytes | None) -> Record:
+    """A client write, made durable with whatever other writes arrived at the same time."""
+    try:
+        return await agent.write(dataset, key, value)
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+
+
 # --- data verbs ---------------------------------------------------------------------------------
 
 
@@ -118,8 +126,7 @@ async def _put(agent: Agent, request: dict[str, Any]) -> Any:
         encoded = encode_value(value)
     except CborError as error:
         raise ControlError(str(error)) from None
-    record = _write(agent, lambda now: agent.core.put(dataset, key, encoded, now))
-    return _record_json(record)
+    return _record_json(await _write_batched(agent, dataset, key, encoded))
 
 
 async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
@@ -127,8 +134,7 @@ async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
     current = agent.store.get(dataset, key)
     if current is None or current.value is None:  # absent, or already a tombstone
         raise ControlError(f"no record {dataset}/{key}", exit_code=1)
-    record = _write(agent, lambda now: agent.core.delete(dataset, key, now))
-    return _record_json(record)
+    return _record_json(await _write_batched(agent, dataset, key, None))
 
 
 async def _get(agent: Agent, request: dict[str, Any]) -> Any:
