@@ -288,7 +288,12 @@ class Agent:
 
     def _check_replica_marker(self) -> None:
         """A store whose marker differs from the data directory's was restored from a
-        backup or copied from elsewhere: start a new replica generation."""
+        backup, or copied from elsewhere: start a new replica generation.
+
+        The marker is renewed at every start, in the store and in the data directory, so a
+        backup of the store taken before any later start no longer matches. (A snapshot of
+        the whole directory restores both and cannot be told from here; its incarnation,
+        taken from the wall clock, still rejoins above the old one.)"""
         marker_file = self.config.data_dir / REPLICA_MARKER_FILE
         stored = self.store.get_meta(META_REPLICA_MARKER)
         on_disk = marker_file.read_bytes() if marker_file.exists() else None
@@ -299,12 +304,11 @@ class Agent:
                 "the store was restored or copied (replica marker mismatch): starting replica "
                 "generation %d", generation,
             )
-        if stored is None or stored != on_disk:
-            marker = os.urandom(16)
-            self.store.set_meta(META_REPLICA_MARKER, marker)
-            temporary = marker_file.with_suffix(".tmp")
-            temporary.write_bytes(marker)
-            os.replace(temporary, marker_file)
+        marker = os.urandom(16)
+        self.store.set_meta(META_REPLICA_MARKER, marker)
+        temporary = marker_file.with_suffix(".tmp")
+        temporary.write_bytes(marker)
+        os.replace(temporary, marker_file)
 
 
 def _content_check() -> Callable[[Any], str | None]:

@@ -1,0 +1,54 @@
+"""What an agent decides at start-up: incarnation, replica generation after a restore."""
+
+import shutil
+
+from gossipnode.config import NodeConfig
+from gossipnode.identity import create_identity, generate_secret, load_identity
+from gossipnode.runtime.agent import Agent
+from gossipnode.storage import SqliteStore
+
+
+def start(directory):
+    config = NodeConfig(name="a", data_dir=directory, listen=("127.0.0.1", 7946))
+    identity_file = directory / "identity.key"
+    if not identity_file.exists():
+        create_identity(identity_file)
+    agent = Agent(config, load_identity(identity_file), (generate_secret(),),
+                  SqliteStore(config.store_file))
+    agent.store.close()
+    return agent
+
+
+def test_restarts_get_higher_incarnations_and_keep_the_generation(tmp_path):
+    first = start(tmp_path)
+    second = start(tmp_path)
+    assert second.core.membership.local_member.incarnation > (
+        first.core.membership.local_member.incarnation
+    )
+    assert first.core.generation == second.core.generation == 1
+    assert second.core.tags["generation"] == "1"
+
+
+def test_a_store_restored_from_a_backup_starts_a_new_replica_generation(tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    start(live)
+    backup = tmp_path / "backup.sqlite3"
+    shutil.copy(live / "store.sqlite3", backup)
+    assert start(live).core.generation == 1  # runs on, restarts...
+    # ...then the disk holding the store dies, and the operator restores the backup.
+    shutil.copy(backup, live / "store.sqlite3")
+    for leftover in ("store.sqlite3-wal", "store.sqlite3-shm"):
+        (live / leftover).unlink(missing_ok=True)
+    restored = start(live)
+    assert restored.core.generation == 2
+    assert restored.core.tags["generation"] == "2"
+    assert start(live).core.generation == 2  # once recorded, it stays
+
+
+def test_a_store_copied_from_another_node_starts_a_new_generation(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        start(tmp_path / name)
+    shutil.copy(tmp_path / "a" / "store.sqlite3", tmp_path / "b" / "store.sqlite3")
+    assert start(tmp_path / "b").core.generation == 2
