@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..config import NodeConfig
@@ -35,6 +35,8 @@ __all__ = ["RECONCILE_MESSAGES", "AntiEntropy"]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 WEB_MESSENGER = "web_messenger"
+# Start-up progress is reported this often while digests are built (a second or so of work).
+DIGEST_PROGRESS_RECORDS = 100_000
 # Sessions with one peer at once, in each direction: one per dataset, and as many again
 # for a repair started while a round is running. Counted apart per direction, so that
 # sessions we opened and that hang cannot crowd out the peer's own.
@@ -72,8 +74,10 @@ class AntiEntropy:
 
     # --- digests -------------------------------------------------------------------------------
 
-    def build(self, view: ScopeView, progress: object = None) -> Version | None:
-        """Build every digest from the store; return the newest version seen (for the HLC)."""
+    def build(self, view: ScopeView,
+              progress: Callable[[str, int], None] | None = None) -> Version | None:
+        """Build every digest from the store; return the newest version seen (for the HLC).
+        `progress(dataset, records so far)` is called every DIGEST_PROGRESS_RECORDS."""
         newest: Version | None = None
 
         def tracked(records: Iterable[Record]) -> Iterable[Record]:
@@ -83,10 +87,14 @@ class AntiEntropy:
                     newest = record.version
                 yield record
 
-        self.full = {
-            name: Digest.build(name, tracked(self.store.replicated(name)))
-            for name in REPLICATED_DATASETS
-        }
+        self.full = {}
+        for name in REPLICATED_DATASETS:
+            report = None if progress is None else (
+                lambda done, name=name: progress(name, done)
+            )
+            self.full[name] = Digest.build(
+                name, tracked(self.store.replicated(name)), report, DIGEST_PROGRESS_RECORDS
+            )
         self._pair_basis = None
         self.view_changed(view)
         return newest

@@ -99,7 +99,10 @@ class NodeCore:
         decode_value: Callable[[bytes], Mapping[str, Any]],
         incarnation: int,
         content_check: ContentCheck | None = None,
+        progress: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`progress(dataset, records)` is called while digests are built from a large
+        store at start-up, so that the shell can log how far it got."""
         self.config = config
         self.store = store
         self.node_id = node_id
@@ -137,7 +140,7 @@ class NodeCore:
         self.policy = policy_from_records(store.replicated(POLICY_DATASET), decode_value)
         self.view = self._build_view()
         self.anti_entropy = AntiEntropy(config, store, node_id, rng)
-        newest = self.anti_entropy.build(self.view)
+        newest = self.anti_entropy.build(self.view, progress)
         if newest is not None:
             # After a restart the wall clock may be behind what we stamped before.
             self.clock.observe(newest, max(newest.wall_ms, _ms(now)))

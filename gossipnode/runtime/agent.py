@@ -59,6 +59,8 @@ logger = logging.getLogger("gossipnode.agent")
 WRITE_QUEUE_MAX = 1024
 # Writes made durable together with one disk sync (group commit).
 WRITE_BATCH_MAX = 256
+# Start-up logs digest-building progress for datasets at least this large.
+LARGE_DATASET_RECORDS = 100_000
 # After SIGTERM the leave announcement gets this long to reach peers before we close.
 LEAVE_FLUSH_S = 1.0
 META_INCARNATION = "incarnation"
@@ -123,6 +125,7 @@ class Agent:
             decode_value=_decode_value,
             incarnation=incarnation,
             content_check=_content_check(),
+            progress=_log_progress,
         )
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
                            self.transport_status)
@@ -309,6 +312,11 @@ class Agent:
         temporary = marker_file.with_suffix(".tmp")
         temporary.write_bytes(marker)
         os.replace(temporary, marker_file)
+
+
+def _log_progress(dataset: str, records: int) -> None:
+    if records >= LARGE_DATASET_RECORDS:  # small stores build in a blink: say nothing
+        logger.info("building digests: %s, %d records so far", dataset, records)
 
 
 def _content_check() -> Callable[[Any], str | None]:
