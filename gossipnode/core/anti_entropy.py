@@ -99,11 +99,11 @@ class AntiEntropy:
         self.view_changed(view)
         return newest
 
-    def view_changed(self, view: ScopeView) -> None:
-        """Rebuild the pair digests when the WEP owners may have changed."""
+    def view_changed(self, view: ScopeView) -> bool:
+        """Rebuild the pair digests when the WEP owners changed; say whether they did."""
         basis = view.placement_basis()
         if basis == self._pair_basis:
-            return
+            return False
         self._pair_basis = basis
         grouped: dict[bytes, list[Record]] = {}
         if view.policy.wep_replication:
@@ -113,6 +113,7 @@ class AntiEntropy:
         self.pairs = {peer: Digest.build(WEB_MESSENGER, records)
                       for peer, records in grouped.items()}
         self.counters["pair_digest_rebuilds"] += 1
+        return True
 
     def _pair_peers(self, view: ScopeView, key: str) -> list[bytes]:
         owners = view.owners(mailbox_id(key)) or ()

@@ -58,7 +58,7 @@ from .membership import (
 from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
 from .records import Record, check_record
 from .replication import Push, PushAck, PushTracker
-from .scopes import MemberView, ScopeView, withheld_by_peer
+from .scopes import HOLDING_STATES, MemberView, ScopeView, withheld_by_peer
 from .store import RecordStore
 
 __all__ = ["SOFTWARE_VERSION", "NodeCore"]
@@ -138,6 +138,12 @@ class NodeCore:
             verify=verify,
         )
         self.policy = policy_from_records(store.replicated(POLICY_DATASET), decode_value)
+        # The members as the scope view needs them, kept in step with MemberChanged events
+        # (rebuilding them from the membership on every change costs O(n) each time).
+        self._member_views: dict[bytes, MemberView] = {
+            m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
+            for m in self.membership.members()
+        }
         self.view = self._build_view()
         self.anti_entropy = AntiEntropy(config, store, node_id, rng)
         newest = self.anti_entropy.build(self.view, progress)
@@ -510,31 +516,41 @@ class NodeCore:
     # --- membership, policy, placement ---------------------------------------------------------
 
     def _drain_membership(self, now: float) -> None:
-        changed = False
+        changes = []
         for event in self.membership.events():
             self._events.append(event)
-            changed = changed or isinstance(event, MemberChanged)
-        if changed:
-            self._membership_or_policy_changed(now)
+            if isinstance(event, MemberChanged):
+                changes.append(event)
+        if not changes:
+            return
+        placement = False
+        for event in changes:
+            before = self._member_views.get(event.node_id)
+            after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
+            self._member_views[event.node_id] = after
+            placement = placement or _moves_mailboxes(before, after)
+        gone = [e.node_id for e in changes if e.state not in HOLDING_STATES]
+        self._membership_or_policy_changed(now, placement=placement, gone=gone)
 
     def _build_view(self) -> ScopeView:
-        views = [MemberView(m.node_id, m.name, m.state, dict(m.tags))
-                 for m in self.membership.members()]
-        return ScopeView.build(self.node_id, views, self.policy)
-
-    def _membership_or_policy_changed(self, now: float) -> None:
-        before = self.view
-        self.view = self._build_view()
-        for peer in before.peers():
-            if not self.view.live(peer):
-                self.pushes.drop_peer(peer)
-                self.anti_entropy.abandon_peer(peer)
-        self.anti_entropy.view_changed(self.view)
-        lost_eligibility = before.private_keys_eligible(self.node_id) and not (
-            self.view.private_keys_eligible(self.node_id)
+        local = self.membership.local_member
+        self._member_views[self.node_id] = MemberView(
+            local.node_id, local.name, local.state, dict(local.tags)
         )
-        if (lost_eligibility or self._handoff_waiting
-                or self.view.placement_basis() != before.placement_basis()):
+        return ScopeView(self.node_id, dict(self._member_views), self.policy)
+
+    def _membership_or_policy_changed(self, now: float, *, placement: bool = True,
+                                      gone: Sequence[bytes] = ()) -> None:
+        """Take a new scope view. `placement`: mailbox owners may have moved; `gone`:
+        members no longer alive or suspect."""
+        was_eligible = self.view.private_keys_eligible(self.node_id)
+        self.view = self._build_view()
+        for peer in gone:
+            self.pushes.drop_peer(peer)
+            self.anti_entropy.abandon_peer(peer)
+        moved = placement and self.anti_entropy.view_changed(self.view)
+        lost_eligibility = was_eligible and not self.view.private_keys_eligible(self.node_id)
+        if lost_eligibility or self._handoff_waiting or moved:
             self._hand_off(now)
 
     def _hand_off(self, now: float) -> None:
@@ -626,6 +642,17 @@ class NodeCore:
             if tuple(member.address) == tuple(address):
                 return member.node_id
         return None
+
+
+def _moves_mailboxes(before: MemberView | None, after: MemberView) -> bool:
+    """Can this change of one member move mailboxes? Only a WEP member's can."""
+    def key(view: MemberView | None) -> tuple[bool, bool, str] | None:
+        if view is None:
+            return None
+        return (view.state in HOLDING_STATES, view.tags.get("wep") == "true", view.name)
+
+    runs_wep = any(v is not None and v.tags.get("wep") == "true" for v in (before, after))
+    return runs_wep and key(before) != key(after)
 
 
 def _ms(now: float) -> int:

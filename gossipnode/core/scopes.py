@@ -56,6 +56,7 @@ class ScopeView:
     policy: ClusterPolicy
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
+    _peers: list[bytes] | None = None
 
     @classmethod
     def build(cls, self_id: bytes, members: Iterable[MemberView],
@@ -77,8 +78,10 @@ class ScopeView:
         return member is not None and member.state in HOLDING_STATES
 
     def peers(self) -> list[bytes]:
-        """Live members other than this node, in a stable order."""
-        return sorted(n for n in self.members if n != self.self_id and self.live(n))
+        """Live members other than this node, in a stable order (computed once per view)."""
+        if self._peers is None:
+            self._peers = sorted(n for n in self.members if n != self.self_id and self.live(n))
+        return list(self._peers)
 
     def private_keys_eligible(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
