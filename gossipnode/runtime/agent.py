@@ -37,7 +37,6 @@ from ..core.events import (
     Disconnect,
     MemberChanged,
     PeerRefused,
-    RecordsApplied,
     RecordsPurged,
     Send,
 )
@@ -134,8 +133,6 @@ class Agent:
         self._stopping = trio.Event()
         self.messages_sent: Counter[str] = Counter()
         self.messages_received: Counter[str] = Counter()
-        self.applied_sequence = 0
-        self._applied_waiters: list[trio.Event] = []
 
     # --- the services --------------------------------------------------------------------------
 
@@ -267,17 +264,7 @@ class Agent:
             elif isinstance(event, RecordsPurged):
                 logger.info("removed %d %s records: %s", len(event.keys), event.dataset,
                             event.reason)
-            elif isinstance(event, RecordsApplied):
-                self.applied_sequence += len(event.records)
-                for waiter in self._applied_waiters:
-                    waiter.set()
-                self._applied_waiters.clear()
-
-    async def wait_applied(self) -> None:
-        """Wait until the next batch of records is applied (for `repair` and tests)."""
-        event = trio.Event()
-        self._applied_waiters.append(event)
-        await event.wait()
+            # RecordsApplied needs nothing from the shell: the records are already durable.
 
     # --- start-up bookkeeping ------------------------------------------------------------------
 
