@@ -122,6 +122,10 @@ class MembershipConfig:
     # its seeds this often instead of once per push-pull interval, so a restarted member
     # is back within seconds. A few seeds x one small message: cheap.
     join_retry_interval_s: float = 2.0
+    # Every this often, with probability dead / alive, a member swaps full state with one
+    # member it believes dead (serf's reconnect, 30 s there): after a partition heals the two
+    # sides find each other in about this long, not a push-pull interval (minutes at 1000).
+    reconnect_interval_s: float = 15.0
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.

@@ -47,7 +47,7 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Address, Event
 from ..records import NODE_ID_BYTES
 from .awareness import Awareness
-from .members import ALIVE, LEFT, SUSPECT, Entry, Member
+from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry, Member
 from .messages import (
     Ack,
     Gossip,
@@ -78,6 +78,7 @@ TIMER_PASSES_MAX = 64
 _PROBE = "probe"
 _GOSSIP = "gossip"
 _PUSH_PULL = "push_pull"
+_RECONNECT = "reconnect"
 
 
 def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
@@ -165,6 +166,7 @@ class Membership:
         self._timers.set(_PROBE, now + rng.uniform(0, config.probe_interval_s))
         self._timers.set(_GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
         self._timers.set(_PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
+        self._timers.set(_RECONNECT, now + rng.uniform(0.5, 1) * config.reconnect_interval_s)
 
     # ---- queries ----------------------------------------------------------------------
 
@@ -242,7 +244,7 @@ class Membership:
         self._table.local.set_state(LEFT, now)
         self._outbox.changed(self._table.local)
         self._outbox.broadcasts.push(left)
-        for key in (_PROBE, _PUSH_PULL, _GOSSIP):
+        for key in (_PROBE, _PUSH_PULL, _GOSSIP, _RECONNECT):
             self._timers.cancel(key)
         self._gossip(now)
 
@@ -320,6 +322,8 @@ class Membership:
                     self._gossip(now)
                 elif key == _PUSH_PULL:
                     self._push_pull_tick(now)
+                elif key == _RECONNECT:
+                    self._reconnect_tick(now)
                 else:
                     kind, value = key
                     if kind == "probe_timeout":
@@ -467,6 +471,21 @@ class Membership:
         # After a leave, gossip only while there is something left to tell someone.
         if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
+
+    def _reconnect_tick(self, now: float) -> None:
+        """After serf's reconnect: now and then swap full state with one member we believe
+        dead, so that the two sides of a healed partition find each other well before the
+        next push-pull (whose interval grows with the cluster). The chance is dead / alive,
+        so a healthy cluster spends nothing on it."""
+        self._timers.set(_RECONNECT, now + self._config.reconnect_interval_s)
+        dead = [e for e in self._table.members.values() if e.state == DEAD]
+        if not dead:
+            return
+        alive = sum(1 for e in self._table.members.values() if e.state in (ALIVE, SUSPECT))
+        if self._rng.random() < len(dead) / max(1, alive):
+            partner = self._rng.choice(dead)
+            self._outbox.statistics["reconnects"] += 1
+            self._outbox.send(partner.address, PushPull(True, self._table.full_state()))
 
     def _push_pull_tick(self, now: float) -> None:
         interval_s = push_pull_interval_s(self._config, len(self._table.members))
