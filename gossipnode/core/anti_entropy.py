@@ -269,6 +269,10 @@ class AntiEntropy:
                 self.counters["sessions_failed"] += 1
         return aborts
 
+    def abandon(self, peer: bytes, session_id: int) -> None:
+        if self._sessions.pop((peer, session_id), None) is not None:
+            self.counters["sessions_abandoned"] += 1
+
     def abandon_peer(self, peer: bytes) -> None:
         for key in [k for k in self._sessions if k[0] == peer]:
             del self._sessions[key]

@@ -412,11 +412,17 @@ class NodeCore:
 
     def _send(self, peer: bytes, message: object) -> None:
         """Send to a member by node id, checking every record it carries (Invariant 2):
-        a message with a record the peer may not hold is withheld whole, never sent."""
+        a message with a record the peer may not hold is withheld whole, never sent. (That
+        happens only when the view changed under a push or a session: the session is then
+        ended with an abort rather than left to time out.)"""
         for record in getattr(message, "records", ()):
             if not self.view.holds(peer, record.dataset, record.key):
                 self.counters["sends_withheld"] += 1
                 self.withheld[(peer, record.dataset)] += 1
+                abort = self.anti_entropy.refusal(message, "scope changed")
+                if abort is not None:
+                    self.anti_entropy.abandon(peer, abort.session)
+                    self._send(peer, abort)
                 return
         member = self.membership.member(peer)
         if member is None:

@@ -176,3 +176,22 @@ def test_a_member_losing_eligibility_hands_off_its_only_copy_before_purging():
     assert "only-here" not in cluster.records(0, "private_keys")
     assert "only-here" in cluster.records(1, "private_keys")
     assert "only-here" in cluster.records(2, "private_keys")
+
+
+def test_a_session_whose_scope_changed_is_aborted_not_left_to_time_out():
+    from gossipnode.core.reconcile_messages import ReconcileAbort, ReconcileTurn
+
+    cluster = Cluster([ALL, ALL])
+    cluster.run_for(5)
+    node, peer = cluster.nodes[0], cluster.nodes[1].node_id
+    cluster.put(0, "private_keys", "fpr", {"secret": b"k"})
+    node.events()
+    # Deny the peer private keys, then let a session try to carry one to it.
+    record = cluster.stores[0].get("private_keys", "fpr")
+    cluster.policy(0, "private_keys/" + peer.hex(), {"allow": False})
+    node.events()
+    turn = ReconcileTurn(session=7, turn=1, more=False, ranges=b"", records=(record,))
+    node._send(peer, turn)
+    sent = [e.message for e in node.events() if hasattr(e, "message")]
+    assert not any(isinstance(m, ReconcileTurn) for m in sent)
+    assert ReconcileAbort(7, "scope changed") in sent
