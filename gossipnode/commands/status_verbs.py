@@ -135,6 +135,12 @@ def _status(args: argparse.Namespace) -> int:
     )
     if not result["peers"]:
         print("(no peers)")
+    drops = result.get("connection_drops") or []
+    if drops:
+        print()
+        print("Recent connection drops:")
+        for drop in drops:
+            print(f"  {drop['peer']}: {drop['reason']}")
     return EXIT_OK
 
 

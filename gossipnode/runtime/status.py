@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["health", "info", "members", "status"]
 
+# Connection drops `status` lists, newest last.
+RECENT_DROPS_SHOWN = 10
 # A peer not synced for this many anti-entropy intervals makes the node "degraded".
 SYNC_LAG_INTERVALS_MAX = 6
 
@@ -104,6 +106,12 @@ def status(agent: Agent) -> dict[str, Any]:
         },
         "datasets": datasets,
         "peers": peers,
+        # Why recent connections were dropped (a wrong secret, no common protocol version,
+        # a bad frame...): what an operator needs when a peer never shows up.
+        "connection_drops": [
+            {"peer": peer, "reason": reason}
+            for peer, reason in list(agent.transport_status.recent_drops)[-RECENT_DROPS_SHOWN:]
+        ],
     }
 
 

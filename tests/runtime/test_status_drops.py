@@ -1,0 +1,36 @@
+"""`status` tells an operator why a would-be peer was dropped (here: a wrong secret)."""
+
+import socket
+
+import pytest
+import trio
+
+from gossipnode.config import NodeConfig
+from gossipnode.identity import create_identity, generate_secret
+from gossipnode.runtime.agent import Agent
+from gossipnode.runtime.status import status
+from gossipnode.runtime.transport import HandshakeFailed, connect
+from gossipnode.storage import SqliteStore
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_status_lists_why_a_connection_was_dropped(tmp_path):
+    config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", free_port()))
+    agent = Agent(config, create_identity(tmp_path / "identity.key"), (generate_secret(),),
+                  SqliteStore(config.store_file))
+    stranger = create_identity(tmp_path / "stranger.key")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: agent.run(handle_signals=False, **kw))
+        with pytest.raises(HandshakeFailed, match="wrong cluster secret"):
+            await connect(config.listen, stranger, (generate_secret(),), config.wire)
+        with trio.fail_after(10):
+            while not status(agent)["connection_drops"]:  # noqa: ASYNC110 - polling a view
+                await trio.sleep(0.05)
+        drops = status(agent)["connection_drops"]
+        assert any("wrong cluster secret" in drop["reason"] for drop in drops), drops
+        agent.stop()
