@@ -28,13 +28,12 @@ from .placement import mailbox_id
 from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record, Version
-from .scopes import ScopeView
+from .scopes import WEB_MESSENGER, ScopeView
 from .store import RecordStore
 
 __all__ = ["RECONCILE_MESSAGES", "AntiEntropy"]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
-WEB_MESSENGER = "web_messenger"
 # Start-up progress is reported this often while digests are built (a second or so of work).
 DIGEST_PROGRESS_RECORDS = 100_000
 # Sessions with one peer at once, in each direction: one per dataset, and as many again

@@ -58,14 +58,19 @@ from .membership import (
 from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
 from .records import Record, check_record
 from .replication import Push, PushAck, PushTracker
-from .scopes import HOLDING_STATES, MemberView, ScopeView, withheld_by_peer
+from .scopes import (
+    HOLDING_STATES,
+    PRIVATE_KEYS,
+    WEB_MESSENGER,
+    MemberView,
+    ScopeView,
+    withheld_by_peer,
+)
 from .store import RecordStore
 
 __all__ = ["SOFTWARE_VERSION", "NodeCore"]
 
 SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
-PRIVATE_KEYS = "private_keys"
-WEB_MESSENGER = "web_messenger"
 # Tombstones are collected this often (or every tenth of the grace period, if shorter);
 # collection is cheap, but there is no hurry either.
 TOMBSTONE_GC_INTERVAL_S = 3600.0
