@@ -138,9 +138,14 @@ def _status(args: argparse.Namespace) -> int:
     drops = result.get("connection_drops") or []
     if drops:
         print()
-        print("Recent connection drops:")
+        print("Recent connection drops (last 10 minutes):")
         for drop in drops:
-            print(f"  {drop['peer']}: {drop['reason']}")
+            age = f"{format_age(drop['age_s'])} ago  " if "age_s" in drop else ""
+            print(f"  {age}{drop['peer']}: {drop['reason']}")
+    counts = result.get("connection_drop_counts") or {}
+    if counts:
+        print("Connection drops since start: "
+              + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
     return EXIT_OK
 
 
@@ -169,8 +174,10 @@ def _info(args: argparse.Namespace) -> int:
 @verb(
     "health",
     "exit 0 when healthy, 1 when degraded, 2 when the agent is unreachable; print why\n\n"
-    "Degraded: a suspect peer, this node quarantined, or no completed sync for longer\n"
-    "than 6 anti-entropy intervals while peers are alive.\n"
+    "Degraded, with every reason listed: seeds configured but no other member known; a\n"
+    "member suspect or dead; this node quarantined; connections with a wrong cluster secret\n"
+    "or no common protocol version keep arriving; no sync completed with a live peer for\n"
+    "3 anti-entropy intervals.\n"
     "example: gossipnode health --config /var/lib/gossipnode/node.toml || alert",
     _json_only('a JSON object: {"health": "healthy"|"degraded"|"unreachable", "reasons": [...]}'),
 )

@@ -57,7 +57,7 @@ from .membership import (
 )
 from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
 from .records import Record, check_record
-from .replication import Push, PushAck, PushTracker
+from .replication import Push, PushAck, PushTracker, chunk_records
 from .scopes import (
     HOLDING_STATES,
     PRIVATE_KEYS,
@@ -171,6 +171,12 @@ class NodeCore:
     def leave(self, now: float) -> None:
         self.membership.leave(now)
         self._drain_membership(now)
+
+    def force_leave(self, node_id: bytes, now: float) -> bool:
+        """Forget a dead member now (see Membership.force_leave); False unless dead."""
+        done = self.membership.force_leave(node_id, now)
+        self._drain_membership(now)
+        return done
 
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         merged = {**self.tags, **tags}
@@ -399,8 +405,8 @@ class NodeCore:
 
     def _start_push(self, peer: bytes, records: list[Record], now: float, *,
                     handoff: bool = False) -> None:
-        for first in range(0, len(records), PUSH_RECORDS_MAX):
-            chunk = tuple(records[first : first + PUSH_RECORDS_MAX])
+        budget = self.config.wire.push_bytes_max  # cut by bytes too: big records, one frame
+        for chunk in chunk_records(records, PUSH_RECORDS_MAX, budget):
             push = self.pushes.start(peer, chunk, now, handoff=handoff)
             if push is None:
                 self._overflow(peer)

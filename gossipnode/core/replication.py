@@ -18,16 +18,42 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from ..config import RECORD_OVERHEAD_BYTES_MAX
 from .records import Record
 
-__all__ = ["PendingPush", "Push", "PushAck", "PushTracker"]
+__all__ = ["PendingPush", "Push", "PushAck", "PushTracker", "chunk_records", "record_bytes"]
 
 # A push is resent this often until acknowledged: a few LAN round trips plus a disk sync.
 PUSH_RETRY_S = 2.0
 # Attempts per push before anti-entropy is left to repair it (about 10 s of retries).
 PUSH_ATTEMPTS_MAX = 5
+
+
+def record_bytes(record: Record) -> int:
+    """An upper bound on a record's encoded size inside a push."""
+    value = len(record.value) if record.value is not None else 0
+    return len(record.key.encode()) + value + RECORD_OVERHEAD_BYTES_MAX
+
+
+def chunk_records(records: Sequence[Record], count_max: int,
+                  bytes_max: int) -> Iterator[tuple[Record, ...]]:
+    """Cut records, in order, into pushes of at most `count_max` records and `bytes_max`
+    bytes (`record_bytes`). A record over `bytes_max` alone still travels alone: the
+    configuration guarantees every record that fits `limits` fits a push (check_config)."""
+    chunk: list[Record] = []
+    size = 0
+    for record in records:
+        cost = record_bytes(record)
+        if chunk and (len(chunk) >= count_max or size + cost > bytes_max):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(record)
+        size += cost
+    if chunk:
+        yield tuple(chunk)
 
 
 @dataclass(frozen=True, slots=True)

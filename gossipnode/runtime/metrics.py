@@ -6,6 +6,7 @@ are in base units (seconds), and label values are few (node ids are fine, keys n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -80,9 +81,45 @@ def render_metrics(agent: Agent) -> str:
     ]
     lines += _family("gossipnode_records", "gauge", "Live records (not tombstones) per dataset.",
                      [({"dataset": d.name}, agent.store.count(d.name)) for d in DATASETS])
+    lines += _process_metrics()
+    names = {m.node_id: m.name for m in core.members()}
+    peers = sorted((m for m in core.members() if m.node_id != core.node_id),
+                   key=lambda m: m.name)
+    lines += _family("gossipnode_peer_pending_push_records", "gauge",
+                     "Records pushed to each peer and not yet acknowledged (lag).",
+                     [({"peer": m.name}, core.pushes.pending_for(m.node_id)) for m in peers])
+    now = agent.clock()
+    ages = []
+    for member in peers:
+        synced_at = core.anti_entropy.peer_sync(member.node_id).get("synced_at")
+        if isinstance(synced_at, int | float):
+            ages.append(({"peer": member.name}, round(max(0.0, now - synced_at), 3)))
+    lines += _family("gossipnode_peer_sync_age_seconds", "gauge",
+                     "Seconds since the last completed reconciliation with each peer.", ages)
+    lines += _family("gossipnode_connection_drops_total", "counter",
+                     "Connections dropped, by kind (wrong_secret, no_common_version, ...).",
+                     sorted(({"kind": k}, n)
+                            for k, n in agent.transport_status.drop_counts.items()))
     withheld = core.withheld_from_peers()
     lines += _family("gossipnode_withheld_records", "gauge",
                      "Records this node holds but withholds from each peer by policy.",
-                     [({"peer": short_id(peer)}, sum(counts.values()))
+                     [({"peer": names.get(peer, short_id(peer))}, sum(counts.values()))
                       for peer, counts in sorted(withheld.items())])
     return "\n".join(lines) + "\n"
+
+
+def _process_metrics() -> list[str]:
+    """The standard process figures (names as Prometheus client libraries give them)."""
+    times = os.times()
+    lines = _family("process_cpu_seconds_total", "counter", "User and system CPU seconds.",
+                    [({}, round(times.user + times.system, 3))])
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+        lines += _family("process_resident_memory_bytes", "gauge", "Resident memory in bytes.",
+                         [({}, resident_pages * os.sysconf("SC_PAGE_SIZE"))])
+        lines += _family("process_open_fds", "gauge", "Open file descriptors.",
+                         [({}, len(os.listdir("/proc/self/fd")))])
+    except OSError:  # not Linux: leave out what /proc would have said
+        pass
+    return lines

@@ -20,8 +20,18 @@ __all__ = ["health", "info", "members", "status"]
 
 # Connection drops `status` lists, newest last.
 RECENT_DROPS_SHOWN = 10
-# A peer not synced for this many anti-entropy intervals makes the node "degraded".
-SYNC_LAG_INTERVALS_MAX = 6
+# A drop older than this is history, not news: `status` no longer lists it (the per-kind
+# counts keep it). Ten minutes covers "what happened while I was paged".
+DROPS_SHOWN_AGE_S_MAX = 600.0
+# No sync completed with a live peer for this many anti-entropy intervals: degraded. Three
+# rounds each with a random peer should reach one with high probability.
+SYNC_LAG_INTERVALS_MAX = 3
+# Refused handshakes (wrong secret, no common version) "keep arriving" when at least this
+# many came within the window: one is a typo being fixed, a stream is a misconfigured peer.
+REFUSALS_FOR_HEALTH = 2
+REFUSALS_WINDOW_S = 300.0
+# Drop kinds that mean a would-be member cannot join us: health pages on them.
+REFUSAL_KINDS = ("wrong_secret", "no_common_version")
 
 
 def _tags(tags: Any) -> dict[str, Any]:
@@ -108,26 +118,58 @@ def status(agent: Agent) -> dict[str, Any]:
         "peers": peers,
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
-        "connection_drops": [
-            {"peer": peer, "reason": reason}
-            for peer, reason in list(agent.transport_status.recent_drops)[-RECENT_DROPS_SHOWN:]
-        ],
+        "connection_drops": _recent_drops(agent, now),
+        "connection_drop_counts": dict(sorted(agent.transport_status.drop_counts.items())),
     }
 
 
+def _recent_drops(agent: Agent, now: float) -> list[dict[str, Any]]:
+    recent = [drop for drop in agent.transport_status.timed_drops
+              if now - drop.at <= DROPS_SHOWN_AGE_S_MAX]
+    return [
+        {"peer": drop.peer, "reason": drop.reason, "at": round(drop.at, 3),
+         "age_s": round(max(0.0, now - drop.at), 1)}
+        for drop in recent[-RECENT_DROPS_SHOWN:]
+    ]
+
+
 def health(agent: Agent) -> dict[str, Any]:
+    """Every reason this node needs a human, in a stable order; none means healthy."""
     now = agent.clock()
     core = agent.core
     everyone = core.members()
+    others = [m for m in everyone if m.node_id != core.node_id]
     alive = [m for m in everyone if m.state == "alive"]
-    reasons = [f"peer {member.name} ({short_id(member.node_id)}) is suspect"
-               for member in everyone if member.state == "suspect"]
+    reasons = []
+    if agent.config.join and not any(m.state in ("alive", "suspect") for m in others):
+        reasons.append("knows no other member although it has seeds "
+                       f"({', '.join(format_address(a) for a in agent.config.join)}): "
+                       "check the seeds' addresses and the cluster secret")
+    reasons.extend(
+        f"member {member.name} ({short_id(member.node_id)}) is {member.state}"
+        + (f" (`gossipnode force-leave {member.name}` if it is gone for good)"
+           if member.state == "dead" else "")
+        for member in sorted(others, key=lambda m: m.name)
+        if member.state in ("suspect", "dead")
+    )
     if core.quarantined(now):
         reasons.append("this node is quarantined: run `gossipnode reseed`")
-    lag_s_max = SYNC_LAG_INTERVALS_MAX * agent.config.replication.anti_entropy_interval_s
-    if len(alive) > 1 and now - core.synced_ms / 1000 > lag_s_max:
-        reasons.append(f"no completed sync for {now - core.synced_ms / 1000:.0f} s "
-                       f"(more than {lag_s_max:.0f} s)")
+    drop_times = agent.transport_status.drop_times
+    for kind in REFUSAL_KINDS:
+        recent = [t for t in drop_times.get(kind, ()) if now - t <= REFUSALS_WINDOW_S]
+        if len(recent) >= REFUSALS_FOR_HEALTH:
+            reasons.append(f"{len(recent)} connections refused for {kind.replace('_', ' ')} "
+                           f"in the last {REFUSALS_WINDOW_S:.0f} s (see `gossipnode status`)")
+    live_peers = [m for m in others if m.state == "alive"]
+    interval_s = agent.config.replication.anti_entropy_interval_s
+    lag_s_max = SYNC_LAG_INTERVALS_MAX * interval_s
+    if live_peers:
+        synced = [core.anti_entropy.peer_sync(m.node_id).get("synced_at") for m in live_peers]
+        last = max([t for t in synced if isinstance(t, int | float)], default=None)
+        since = last if last is not None else agent.started_at
+        if now - since > lag_s_max:
+            reasons.append(f"no sync completed with a live peer for {now - since:.0f} s "
+                           f"(more than {SYNC_LAG_INTERVALS_MAX} anti-entropy intervals)")
     return {
         "health": "degraded" if reasons else "healthy",
         "reasons": reasons,
