@@ -15,13 +15,14 @@ closes its peers and its store, and returns.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -157,14 +158,17 @@ class Agent:
                 if handle_signals:  # first: a signal during start-up still leaves cleanly
                     await nursery.start(handle_agent_signals, self)
                 await nursery.start(self.links.run)
-                self.listen_address = await nursery.start(
-                    partial(serve, status=self.transport_status), self.config.listen,
-                    self.identity, lambda: self.secrets, self.config.wire, self._serve_peer,
-                )
+                with _naming("listen", self.config.listen):
+                    self.listen_address = await nursery.start(
+                        partial(serve, status=self.transport_status), self.config.listen,
+                        self.identity, lambda: self.secrets, self.config.wire,
+                        self._serve_peer,
+                    )
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 if self.config.metrics_listen is not None:
-                    await nursery.start(serve_metrics, self, self.config.metrics_listen)
+                    with _naming("metrics_listen", self.config.metrics_listen):
+                        await nursery.start(serve_metrics, self, self.config.metrics_listen)
                 nursery.start_soon(self._timer_loop)
                 self.input(lambda now: self.core.join(self.config.join, now))
                 logger.info(
@@ -180,7 +184,8 @@ class Agent:
                 nursery.cancel_scope.cancel()
         finally:
             self.store.close()
-            logger.info("stopped")
+            if self.serving:
+                logger.info("stopped")
 
     async def write(self, dataset: str, key: str, value: bytes | None) -> Record:
         """Write (value None: delete) and return once durable. Writes that arrive together
@@ -313,6 +318,16 @@ class Agent:
         with os.fdopen(fd, "wb") as file:
             file.write(marker)
         os.replace(temporary, marker_file)
+
+
+@contextlib.contextmanager
+def _naming(key: str, address: tuple[str, int]) -> Iterator[None]:
+    """A bind failure names the setting and the address, so its one line says what to fix."""
+    try:
+        yield
+    except OSError as error:
+        raise OSError(error.errno, f"{key} {format_address(address)}: "
+                      f"{(error.strerror or str(error)).lower()}") from None
 
 
 def _log_progress(dataset: str, records: int) -> None:

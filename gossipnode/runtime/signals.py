@@ -93,6 +93,9 @@ def reload(agent: Agent) -> list[str]:
     if prepared.secrets != agent.secrets:
         agent.secrets = prepared.secrets
         agent.links.secrets = prepared.secrets
+        # Refusals counted under the old secrets say nothing about the new ones: health
+        # pages again only if wrong-secret connections keep arriving after the change.
+        agent.transport_status.drop_times.pop("wrong_secret", None)
         changes.append(f"cluster secrets ({len(prepared.secrets)} files: "
                        f"{', '.join(str(p) for p in new.secret_files)})")
     if new.log_level != old.log_level:
