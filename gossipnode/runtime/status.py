@@ -28,8 +28,10 @@ DROPS_SHOWN_AGE_S_MAX = 600.0
 SYNC_LAG_INTERVALS_MAX = 3
 # Refused handshakes (wrong secret, no common version) "keep arriving" when at least this
 # many came within the window: one is a typo being fixed, a stream is a misconfigured peer.
+# A peer that knows nobody retries its seeds every few seconds (join_retry_interval_s) and
+# one that does probes every second: 30 s sees several, and health clears 30 s after a fix.
 REFUSALS_FOR_HEALTH = 2
-REFUSALS_WINDOW_S = 300.0
+REFUSALS_WINDOW_S = 30.0
 # Drop kinds that mean a would-be member cannot join us: health pages on them.
 REFUSAL_KINDS = ("wrong_secret", "no_common_version")
 
