@@ -135,6 +135,7 @@ def _status(args: argparse.Namespace) -> int:
     )
     if not result["peers"]:
         print("(no peers)")
+    _print_cluster_view(result["peers"])
     drops = result.get("connection_drops") or []
     if drops:
         print()
@@ -147,6 +148,29 @@ def _status(args: argparse.Namespace) -> int:
         print("Connection drops since start: "
               + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
     return EXIT_OK
+
+
+def _print_cluster_view(peers: list[dict[str, Any]]) -> None:
+    """Which peers hold the same data as this node, per dataset, and since when (what
+    `nodetool describecluster` answers), from each dataset's last completed session."""
+    compared = [peer for peer in peers if peer.get("datasets")]
+    if not compared:
+        return
+    print()
+    print("Data compared with peers (last completed reconciliation per dataset):")
+    for peer in compared:
+        datasets = peer["datasets"]
+        differing = {n: d for n, d in datasets.items() if not d["identical"]}
+        same = {n: d for n, d in datasets.items() if d["identical"]}
+        parts = []
+        if same:
+            since = min(d["since_s"] for d in same.values())
+            parts.append(f"identical in {len(same)} datasets (for at least "
+                         f"{format_age(since)})")
+        for name, entry in sorted(differing.items()):
+            parts.append(f"{name} differed at the last sync (first seen "
+                         f"{format_age(entry['since_s'])} ago; repaired by it)")
+        print(f"  {peer['name']}: " + "; ".join(parts))
 
 
 # --- info ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import NodeConfig
 from .catalog import REPLICATED_DATASETS
@@ -54,6 +54,9 @@ class _Running:
 class _PeerSync:
     synced_at: float | None = None
     last_moved: int | None = None
+    # Per dataset: did the last completed session find both sides identical (nothing to
+    # move), and since when has that answer held? The cluster view of `status`.
+    datasets: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
 
 class AntiEntropy:
@@ -249,6 +252,10 @@ class AntiEntropy:
                 sync = self._sync.setdefault(peer, _PeerSync())
                 sync.synced_at = now
                 sync.last_moved = running.moved
+                identical = running.moved == 0
+                previous = sync.datasets.get(session.dataset)
+                if previous is None or previous[0] != identical:
+                    sync.datasets[session.dataset] = (identical, now)
             else:
                 self.counters["sessions_failed"] += 1
         return replies, received, completed
@@ -301,7 +308,8 @@ class AntiEntropy:
             state = "unknown"
         else:
             state = "converged" if sync.last_moved == 0 else "behind"
-        return {"state": state, "synced_at": sync.synced_at, "last_moved": sync.last_moved}
+        return {"state": state, "synced_at": sync.synced_at, "last_moved": sync.last_moved,
+                "datasets": dict(sync.datasets)}
 
     def totals(self) -> dict[str, float]:
         return {

@@ -98,6 +98,12 @@ def status(agent: Agent) -> dict[str, Any]:
             "pending_push_records": core.pushes.pending_for(member.node_id),
             "refused_from_peer": core.refused_from.get(member.node_id, 0),
             "withheld": withheld.get(member.node_id, {}),
+            # From the last completed session per dataset: identical or not, since when.
+            "datasets": {
+                name: {"identical": identical, "since": round(since, 3),
+                       "since_s": round(max(0.0, now - since), 1)}
+                for name, (identical, since) in sorted(sync.get("datasets", {}).items())
+            },
         })
     quarantined = core.quarantined(now)
     return {

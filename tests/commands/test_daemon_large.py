@@ -110,14 +110,37 @@ def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
         human = cli("list", "keyservers", "--limit", PAGE, "--config", a.config)
         assert human.out.splitlines()[-1] == f"(more: continue with --after {expected[PAGE - 1]})"
 
+        # The cluster view: which datasets b holds identically, and since when. A write b
+        # misses while it is down makes keyservers differ at the next sync, then agree.
+        stop_all([b])
+        assert a.request("put", dataset="keyservers", key="ks-late", value={})["key"]
+        b.start()
+        wait_for(lambda: {m["name"]: m["state"] for m in a.request("members")}["b"] == "alive",
+                 "b to be back")
+
+        def compared(dataset):
+            assert cli("repair", "--peer", "b", "--dataset", dataset, "--config",
+                       a.config).code == 0
+            peers = cli("status", "--config", a.config, "--json").json()["peers"]
+            return next(p for p in peers if p["name"] == "b")["datasets"][dataset]
+
+        differed = compared("keyservers")
+        assert differed["identical"] is False
+        assert "ks-late" in keys(b, "keyservers")
+        again = compared("keyservers")
+        assert again["identical"] is True and again["since"] > differed["since"]
+        assert compared("groups")["identical"] is True
+        assert "Data compared with peers" in cli("status", "--config", a.config).out
+
         # With b gone, a holds the only copy: reseed refuses unless forced.
         stop_all([b])
         wait_for(lambda: {m["name"]: m["state"] for m in a.request("members")}["b"] == "left",
                  "a to see b leave")
         refused = cli("reseed", "--yes", "--config", a.config)
         assert refused.code == 1 and "no live peer holds the data" in refused.err
-        assert len(keys(a, "keyservers")) == LIST_RECORDS  # nothing discarded
+        assert len(keys(a, "keyservers")) == LIST_RECORDS + 1  # nothing discarded
         forced = cli("reseed", "--yes", "--force", "--config", a.config, "--json")
-        assert forced.code == 0 and json.loads(forced.out)["removed_records"] >= LIST_RECORDS
+        removed = json.loads(forced.out)["removed_records"]
+        assert forced.code == 0 and removed >= LIST_RECORDS
     finally:
         stop_all([a, b])
