@@ -7,10 +7,12 @@ carries out the core's events: `Send` goes into the bounded outbound link of its
 `Disconnect` closes that link, the facts are logged. After every input the timer task is
 woken to re-arm at the core's `next_deadline()`.
 
-Services, each started with `nursery.start`: the peer listener (runtime/transport.py),
-the outbound links (runtime/links.py), the control socket (runtime/control.py), the timer.
-On SIGTERM or SIGINT the agent leaves the cluster, gives the leave a moment to go out,
-closes its peers and its store, and returns.
+Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
+peer listener (runtime/transport.py), the outbound links (runtime/links.py), the control
+socket (runtime/control.py), the optional /metrics listener (runtime/metrics_http.py), the
+timer. On `stop()` (SIGTERM, SIGINT, `gossipnode leave`) the agent leaves the cluster, gives
+the leave a moment to go out, closes its peers and its store, and returns. The process
+around it (lock, permissions, start-up errors) is runtime/daemon.py.
 """
 
 from __future__ import annotations
