@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
+from .events import MemberChanged
+from .membership import ALIVE, SUSPECT, Membership, tags_wep
 from .placement import (
     Candidate,
     ClusterPolicy,
@@ -29,11 +31,11 @@ from .placement import (
 )
 from .store import RecordStore
 
-__all__ = ["HOLDING_STATES", "MemberView", "ScopeView", "withheld_by_peer"]
+__all__ = ["HOLDING_STATES", "MemberView", "MemberViews", "ScopeView", "withheld_by_peer"]
 
 # Members that count for placement: a suspect member may be alive; moving its mailboxes
 # on every suspicion would churn. Dead and left members hold nothing.
-HOLDING_STATES = frozenset({"alive", "suspect"})
+HOLDING_STATES = frozenset({ALIVE, SUSPECT})
 
 WEB_MESSENGER = "web_messenger"
 PRIVATE_KEYS = "private_keys"
@@ -57,11 +59,6 @@ class ScopeView:
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
     _peers: list[bytes] | None = None
-
-    @classmethod
-    def build(cls, self_id: bytes, members: Iterable[MemberView],
-              policy: ClusterPolicy) -> ScopeView:
-        return cls(self_id, {m.node_id: m for m in members}, policy)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners."""
@@ -89,7 +86,7 @@ class ScopeView:
 
     def runs_wep(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
-        return member is not None and member.tags.get("wep") == "true"
+        return member is not None and tags_wep(member.tags)
 
     def owners(self, mailbox: str) -> tuple[bytes, ...] | None:
         """The mailbox's owners, or None when WEP replication is off."""
@@ -138,6 +135,52 @@ class ScopeView:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
         return [n for n in self.peers() if self.holds(n, dataset, key)]
+
+
+class MemberViews:
+    """The members as the scope view needs them, kept in step with MemberChanged events
+    (rebuilding them from the membership on every change would cost O(n) each time), and
+    the cluster policy: together they make each new `ScopeView`."""
+
+    def __init__(self, membership: Membership, policy: ClusterPolicy) -> None:
+        self._membership = membership
+        self.policy = policy
+        self._views: dict[bytes, MemberView] = {
+            m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
+            for m in membership.members()
+        }
+
+    def view(self) -> ScopeView:
+        """A new snapshot, with this node as the membership sees it now."""
+        local = self._membership.local_member
+        self._views[local.node_id] = MemberView(
+            local.node_id, local.name, local.state, dict(local.tags)
+        )
+        return ScopeView(local.node_id, dict(self._views), self.policy)
+
+    def changed(self, changes: Iterable[MemberChanged]) -> tuple[bool, list[bytes]]:
+        """Take member changes: (may mailboxes have moved, members no longer holding)."""
+        placement = False
+        gone = []
+        for event in changes:
+            before = self._views.get(event.node_id)
+            after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
+            self._views[event.node_id] = after
+            placement = placement or _moves_mailboxes(before, after)
+            if event.state not in HOLDING_STATES:
+                gone.append(event.node_id)
+        return placement, gone
+
+
+def _moves_mailboxes(before: MemberView | None, after: MemberView) -> bool:
+    """Can this change of one member move mailboxes? Only a WEP member's can."""
+    def key(view: MemberView | None) -> tuple[bool, bool, str] | None:
+        if view is None:
+            return None
+        return (view.state in HOLDING_STATES, tags_wep(view.tags), view.name)
+
+    runs_wep = any(v is not None and tags_wep(v.tags) for v in (before, after))
+    return runs_wep and key(before) != key(after)
 
 
 def withheld_by_peer(view: ScopeView, store: RecordStore,
