@@ -2,18 +2,11 @@
 
 Theory of operation. `NodeCore` routes inputs and events over named parts that share one
 `NodeContext` (identity, store, membership, one timers heap, the current scope view, the
-event queue); docs/architecture.md maps them:
-- `Admission` (admission.py): checks of local writes and of records from peers; the HLC.
-- `Replication` (replication.py): eager pushes, retries, acknowledgements, overflow.
-- `Handoff` (handoff.py): records this node may not keep, released once others hold them.
-- `MemberViews` / `ScopeView` (scopes.py): who must hold what.
-- `Digests` (digests.py) and `AntiEntropy` (anti_entropy.py): digests and reconciliation
-  sessions; `SyncScheduler` (sync.py): when and with whom they run, what they bring in.
-- `Lifecycle` (lifecycle.py): generation, last sync, quarantine, reseed, tombstone collection.
-- `Outbound` (outbound.py): every message to a peer, checked record by record.
-Every input (`receive`, `handle_timer`, a command) runs to completion synchronously and
-leaves commands for the driver in `events()`; the driver sends them, then re-arms one timer
-at `next_deadline()`. The store is the durable truth.
+event queue): `Admission`, `Replication`, `Handoff`, `MemberViews`, `Digests`,
+`AntiEntropy`, `SyncScheduler`, `Lifecycle`, `Outbound` (docs/architecture.md says what
+each owns). Every input (`receive`, `handle_timer`, a command) runs to completion
+synchronously and leaves commands for the driver in `events()`; the driver sends them, then
+re-arms one timer at `next_deadline()`. The store is the durable truth.
 
 Rules:
 1. Durable before visible: a record is applied to the store (durable on return) before the
@@ -39,7 +32,7 @@ from .anti_entropy import SESSION_TIMER, AntiEntropy
 from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .events import Address, Event, MemberChanged
+from .events import Address, Event
 from .handoff import TIMER_HANDOFF, Handoff
 from .lifecycle import TIMER_GC, Lifecycle, stored_generation
 from .membership import (
@@ -65,8 +58,6 @@ __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
 SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
-# The membership keeps its own deadlines; the node's heap holds the earliest under this key.
-TIMER_MEMBERSHIP = "membership"
 
 
 class NodeCore:
@@ -93,7 +84,6 @@ class NodeCore:
         self.decode_value = decode_value
         # When we last heard from each peer, for `members` (last seen).
         self._last_heard: dict[bytes, float] = {}
-        self._membership_deadline: float | None = None
         self.tags = {**tags_from_config(config.tags, SOFTWARE_VERSION),
                      "generation": str(stored_generation(store))}
         self.membership = Membership(
@@ -315,21 +305,9 @@ class NodeCore:
         self.outbound.send(sender, PushAck(push.push_id, tuple(refused)))
 
     def _drain_membership(self, now: float) -> None:
-        changes = []
-        for event in self.membership.events():
-            self._ctx.emit(event)
-            if isinstance(event, MemberChanged):
-                changes.append(event)
-        deadline = self.membership.next_deadline()
-        if deadline != self._membership_deadline or TIMER_MEMBERSHIP not in self._ctx.timers:
-            # (Only when it moved: every set leaves a stale entry in the heap until then.)
-            self._membership_deadline = deadline
-            if deadline is None:
-                self._ctx.timers.cancel(TIMER_MEMBERSHIP)
-            else:
-                self._ctx.timers.set(TIMER_MEMBERSHIP, deadline)
-        if changes:
-            placement, gone = self._views.changed(changes)
+        changed = self._views.drain(self._ctx)
+        if changed is not None:
+            placement, gone = changed
             self._view_changed(now, placement=placement, gone=gone)
 
     def _view_changed(self, now: float, *, placement: bool = True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
@@ -31,11 +32,16 @@ from .placement import (
 )
 from .store import RecordStore
 
+if TYPE_CHECKING:
+    from .context import NodeContext
+
 __all__ = ["HOLDING_STATES", "MemberView", "MemberViews", "ScopeView", "withheld_by_peer"]
 
 # Members that count for placement: a suspect member may be alive; moving its mailboxes
 # on every suspicion would churn. Dead and left members hold nothing.
 HOLDING_STATES = frozenset({ALIVE, SUSPECT})
+# The membership keeps its own deadlines; the node's heap holds the earliest under this key.
+TIMER_MEMBERSHIP = "membership"
 
 WEB_MESSENGER = "web_messenger"
 PRIVATE_KEYS = "private_keys"
@@ -66,7 +72,7 @@ class ScopeView:
         return (
             policy.wep_replication, policy.wep_replicas, policy.wep_eligible,
             tuple(sorted(
-                (n, m.name, m.tags.get("wep")) for n, m in self.members.items() if self.live(n)
+                (n, m.name, tags_wep(m.tags)) for n, m in self.members.items() if self.live(n)
             )),
         )
 
@@ -149,6 +155,7 @@ class MemberViews:
             m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
             for m in membership.members()
         }
+        self._deadline: float | None = None
 
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
@@ -157,6 +164,24 @@ class MemberViews:
             local.node_id, local.name, local.state, dict(local.tags)
         )
         return ScopeView(local.node_id, dict(self._views), self.policy)
+
+    def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
+        """Pass the membership's events on to the driver and re-arm its deadline in the
+        node's timers; for member changes, return what `changed` says (else None)."""
+        changes = []
+        for event in self._membership.events():
+            ctx.emit(event)
+            if isinstance(event, MemberChanged):
+                changes.append(event)
+        deadline = self._membership.next_deadline()
+        if deadline != self._deadline or TIMER_MEMBERSHIP not in ctx.timers:
+            # (Only when it moved: every set leaves a stale entry in the heap until then.)
+            self._deadline = deadline
+            if deadline is None:
+                ctx.timers.cancel(TIMER_MEMBERSHIP)
+            else:
+                ctx.timers.set(TIMER_MEMBERSHIP, deadline)
+        return self.changed(changes) if changes else None
 
     def changed(self, changes: Iterable[MemberChanged]) -> tuple[bool, list[bytes]]:
         """Take member changes: (may mailboxes have moved, members no longer holding)."""
