@@ -1,4 +1,4 @@
-"""Records, versions and the last-writer-wins merge (DESIGN.md section 3).
+"""Records, versions and the last-writer-wins rule (docs/architecture.md).
 
 Rules:
 1. A record is (dataset, key, value, version). `value` is the canonical CBOR encoding of a
