@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
@@ -28,7 +29,7 @@ from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
 
-__all__ = ["RECONCILE_MESSAGES", "AntiEntropy"]
+__all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 # Sessions with one peer at once, in each direction: one per dataset, and as many again
@@ -46,6 +47,15 @@ class _Running:
     initiated: bool
     received: int = 0
     sent: int = 0
+
+
+class PeerSync(NamedTuple):
+    """How this node stands with a peer: "repairing" (sessions running), "converged" (the
+    last completed session moved nothing), "behind", or "unknown" (none completed yet)."""
+
+    state: str
+    synced_at: float | None
+    last_moved: int | None
 
 
 @dataclass(slots=True)
@@ -190,9 +200,11 @@ class AntiEntropy:
         """Fail the stalled sessions among those whose timers fell due, as (peer, session
         id); return the aborts to send, as (peer, message)."""
         due = set(due)
-        aborts = []
+        aborts: list[tuple[bytes, object]] = []
+        if not due:
+            return aborts
         # In the order the sessions started, so that runs are deterministic.
-        for key in [k for k in self._sessions if k in due] if due else []:
+        for key in [k for k in self._sessions if k in due]:
             peer, session_id = key
             running = self._sessions[key]
             running.session.handle_timer(now)
@@ -228,7 +240,7 @@ class AntiEntropy:
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0
 
-    def peer_sync(self, peer: bytes) -> dict[str, object]:
+    def peer_sync(self, peer: bytes) -> PeerSync:
         sync = self._sync.get(peer, _PeerSync())
         if self.sessions_running(peer):
             state = "repairing"
@@ -236,7 +248,7 @@ class AntiEntropy:
             state = "unknown"
         else:
             state = "converged" if sync.last_moved == 0 else "behind"
-        return {"state": state, "synced_at": sync.synced_at, "last_moved": sync.last_moved}
+        return PeerSync(state, sync.synced_at, sync.last_moved)
 
     def statistics(self) -> dict[str, int]:
         return {f"anti_entropy_{k}": v for k, v in self.counters.items()} | {

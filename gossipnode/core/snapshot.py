@@ -97,8 +97,8 @@ def build_status(core: NodeCore, ctx: NodeContext, now: float) -> NodeStatus:
             continue
         sync = core.anti_entropy.peer_sync(member.node_id)
         peers.append(PeerStatus(
-            member.node_id, member.name, member.state, str(sync["state"]),
-            sync["synced_at"], sync["last_moved"],  # type: ignore[arg-type]
+            member.node_id, member.name, member.state, sync.state, sync.synced_at,
+            sync.last_moved,
             core.replication.pushes.pending_for(member.node_id),
             ctx.refused_from.get(member.node_id, 0),
             MappingProxyType(withheld.get(member.node_id, {})),
