@@ -120,9 +120,10 @@ def reload(agent: Agent) -> list[str]:
 
 
 def _summary(agent: Agent) -> None:
+    snapshot = agent.core.status(agent.clock())
     states: dict[str, int] = {}
-    for member in agent.core.members():
+    for member in snapshot.members:
         states[member.state] = states.get(member.state, 0) + 1
-    logger.info("summary: members %s; quarantined %s; pending pushes %d",
+    logger.info("summary: members %s; quarantined %s; records pending acknowledgement %d",
                 ", ".join(f"{k}={v}" for k, v in sorted(states.items())),
-                agent.core.quarantined(agent.clock()), len(agent.core.pushes))
+                snapshot.quarantined, sum(p.pending_push_records for p in snapshot.peers))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import format_address
 from ..core.catalog import DATASETS
+from ..core.membership import ALIVE, DEAD, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
 
 if TYPE_CHECKING:
@@ -38,19 +39,15 @@ REFUSAL_KINDS = ("wrong_secret", "no_common_version")
 
 def _tags(tags: Any) -> dict[str, Any]:
     shown: dict[str, Any] = dict(tags)
-    for flag in ("wep", "private_keys"):
-        shown[flag] = tags.get(flag) == "true"
+    shown["wep"] = tags_wep(tags)
+    shown["private_keys"] = tags_private_keys(tags)
     return shown
 
 
 def members(agent: Agent) -> list[dict[str, Any]]:
     now = agent.clock()
-    core = agent.core
-    rows = []
-    for member in sorted(core.members(), key=lambda m: m.name):
-        is_self = member.node_id == core.node_id
-        heard = core.last_heard.get(member.node_id)
-        rows.append({
+    return [
+        {
             "name": member.name,
             "id": format_node_id(member.node_id),
             "short_id": short_id(member.node_id),
@@ -58,72 +55,62 @@ def members(agent: Agent) -> list[dict[str, Any]]:
             "state": member.state,
             "incarnation": member.incarnation,
             "tags": _tags(member.tags),
-            "self": is_self,
-            "last_seen_s": 0.0 if is_self else (
-                None if heard is None else round(max(0.0, now - heard), 1)
+            "self": member.is_self,
+            "last_seen_s": 0.0 if member.is_self else (
+                None if member.last_heard is None
+                else round(max(0.0, now - member.last_heard), 1)
             ),
-        })
-    return rows
+        }
+        for member in agent.core.status(now).members
+    ]
 
 
 def status(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
-    core = agent.core
-    datasets = [
-        {
-            "name": info_.name,
-            "scope": info_.scope.value,
-            "records": agent.store.count(info_.name),
-            "tombstones": agent.store.count(info_.name, tombstones=True)
-            - agent.store.count(info_.name),
-            "digest": core.anti_entropy.root_hex(info_.name) if info_.replicated else None,
-        }
-        for info_ in DATASETS
-    ]
-    peers = []
-    withheld = core.withheld_from_peers()
-    for member in sorted(core.members(), key=lambda m: m.name):
-        if member.node_id == core.node_id:
-            continue
-        sync = core.anti_entropy.peer_sync(member.node_id)
-        synced_at = sync.get("synced_at")
-        peers.append({
-            "name": member.name,
-            "id": format_node_id(member.node_id),
-            "short_id": short_id(member.node_id),
-            "state": member.state,
-            "sync": sync.get("state", "unknown"),
-            "sync_age_s": None if synced_at is None else round(max(0.0, now - synced_at), 1),
-            "last_moved_records": sync.get("last_moved", None),
-            "pending_push_records": core.pushes.pending_for(member.node_id),
-            "refused_from_peer": core.refused_from.get(member.node_id, 0),
-            "withheld": withheld.get(member.node_id, {}),
-            # From the last completed session per dataset: identical or not, since when.
-            "datasets": {
-                name: {"identical": identical, "since": round(since, 3),
-                       "since_s": round(max(0.0, now - since), 1)}
-                for name, (identical, since) in sorted(sync.get("datasets", {}).items())
-            },
-        })
-    quarantined = core.quarantined(now)
+    snapshot = agent.core.status(now)
     return {
         "node": {
             "name": agent.config.name,
-            "id": format_node_id(core.node_id),
-            "short_id": short_id(core.node_id),
+            "id": format_node_id(snapshot.node_id),
+            "short_id": short_id(snapshot.node_id),
             "address": format_address(agent.listen_address or agent.config.listen),
-            "generation": core.generation,
-            "quarantined": quarantined,
+            "generation": snapshot.generation,
+            "quarantined": snapshot.quarantined,
             "quarantine_reason": (
                 "last completed sync is older than the tombstone grace period; deleted records "
                 "could come back. Run `gossipnode reseed` to discard replicated data and pull "
                 "it afresh."
-            ) if quarantined else None,
-            "synced_age_s": round(max(0.0, now - core.synced_ms / 1000), 1),
-            "private_keys_eligible": core.view.private_keys_eligible(core.node_id),
+            ) if snapshot.quarantined else None,
+            "synced_age_s": round(max(0.0, now - snapshot.synced_at), 1),
+            "private_keys_eligible": snapshot.private_keys_eligible,
         },
-        "datasets": datasets,
-        "peers": peers,
+        "datasets": [
+            {"name": d.name, "scope": d.scope, "records": d.records,
+             "tombstones": d.tombstones, "digest": d.digest}
+            for d in snapshot.datasets
+        ],
+        "peers": [
+            {
+                "name": peer.name,
+                "id": format_node_id(peer.node_id),
+                "short_id": short_id(peer.node_id),
+                "state": peer.state,
+                "sync": peer.sync,
+                "sync_age_s": None if peer.synced_at is None
+                else round(max(0.0, now - peer.synced_at), 1),
+                "last_moved_records": peer.last_moved_records,
+                "pending_push_records": peer.pending_push_records,
+                "refused_from_peer": peer.refused_from_peer,
+                "withheld": dict(peer.withheld),
+                # From the last completed session per dataset: identical or not, since when.
+                "datasets": {
+                    name: {"identical": identical, "since": round(since, 3),
+                           "since_s": round(max(0.0, now - since), 1)}
+                    for name, (identical, since) in sorted(peer.datasets.items())
+                },
+            }
+            for peer in snapshot.peers
+        ],
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
         "connection_drops": _recent_drops(agent, now),
@@ -144,23 +131,23 @@ def _recent_drops(agent: Agent, now: float) -> list[dict[str, Any]]:
 def health(agent: Agent) -> dict[str, Any]:
     """Every reason this node needs a human, in a stable order; none means healthy."""
     now = agent.clock()
-    core = agent.core
-    everyone = core.members()
-    others = [m for m in everyone if m.node_id != core.node_id]
-    alive = [m for m in everyone if m.state == "alive"]
+    snapshot = agent.core.status(now)
+    everyone = snapshot.members
+    others = [m for m in everyone if not m.is_self]
+    alive = [m for m in everyone if m.state == ALIVE]
     reasons = []
-    if agent.config.join and not any(m.state in ("alive", "suspect") for m in others):
+    if agent.config.join and not any(m.state in (ALIVE, SUSPECT) for m in others):
         reasons.append("knows no other member although it has seeds "
                        f"({', '.join(format_address(a) for a in agent.config.join)}): "
                        "check the seeds' addresses and the cluster secret")
     reasons.extend(
         f"member {member.name} ({short_id(member.node_id)}) is {member.state}"
         + (f" (`gossipnode force-leave {member.name}` if it is gone for good)"
-           if member.state == "dead" else "")
-        for member in sorted(others, key=lambda m: m.name)
-        if member.state in ("suspect", "dead")
+           if member.state == DEAD else "")
+        for member in others
+        if member.state in (SUSPECT, DEAD)
     )
-    if core.quarantined(now):
+    if snapshot.quarantined:
         reasons.append("this node is quarantined: run `gossipnode reseed`")
     drop_times = agent.transport_status.drop_times
     for kind in REFUSAL_KINDS:
@@ -168,13 +155,12 @@ def health(agent: Agent) -> dict[str, Any]:
         if len(recent) >= REFUSALS_FOR_HEALTH:
             reasons.append(f"{len(recent)} connections refused for {kind.replace('_', ' ')} "
                            f"in the last {REFUSALS_WINDOW_S:.0f} s (see `gossipnode status`)")
-    live_peers = [m for m in others if m.state == "alive"]
-    interval_s = agent.config.replication.anti_entropy_interval_s
-    lag_s_max = SYNC_LAG_INTERVALS_MAX * interval_s
+    live_peers = {m.node_id for m in others if m.state == ALIVE}
+    lag_s_max = SYNC_LAG_INTERVALS_MAX * agent.config.replication.anti_entropy_interval_s
     if live_peers:
-        synced = [core.anti_entropy.peer_sync(m.node_id).get("synced_at") for m in live_peers]
-        last = max([t for t in synced if isinstance(t, int | float)], default=None)
-        since = last if last is not None else agent.started_at
+        synced = [p.synced_at for p in snapshot.peers
+                  if p.node_id in live_peers and p.synced_at is not None]
+        since = max(synced, default=agent.started_at)
         if now - since > lag_s_max:
             reasons.append(f"no sync completed with a live peer for {now - since:.0f} s "
                            f"(more than {SYNC_LAG_INTERVALS_MAX} anti-entropy intervals)")
@@ -187,18 +173,18 @@ def health(agent: Agent) -> dict[str, Any]:
 
 
 def info(agent: Agent) -> dict[str, dict[str, Any]]:
-    core = agent.core
-    stats = core.statistics()
+    snapshot = agent.core.status(agent.clock())
+    stats = snapshot.counters
     transport = agent.transport_status
     return {
         "agent": {
             "name": agent.config.name,
             "version": __version__,
             "uptime_s": round(agent.clock() - agent.started_at, 1),
-            "generation": core.generation,
+            "generation": snapshot.generation,
         },
         "membership": {
-            "members": len(core.members()),
+            "members": len(snapshot.members),
             **{k[len("membership_"):]: v for k, v in sorted(stats.items())
                if k.startswith("membership_")},
         },
