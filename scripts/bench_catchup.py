@@ -108,17 +108,17 @@ def main() -> int:
     corpus = make_keys(base, "base")
     batches = [make_keys(args.missing, f"run{run}-") for run in range(args.runs)]
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as scratch:
-        with LocalCluster(Path(scratch), 2) as cluster:
-            preload(cluster, corpus)
-            cluster.start_all()
+    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as scratch, \
+            LocalCluster(Path(scratch), 2) as cluster:
+        preload(cluster, corpus)
+        cluster.start_all()
+        cluster.wait_members()
+        cluster.wait_converged(timeout_s=120)
+        held = base
+        for batch in batches:
+            held += len(batch)
+            runs.append(catch_up_once(cluster, batch, held))
             cluster.wait_members()
-            cluster.wait_converged(timeout_s=120)
-            held = base
-            for batch in batches:
-                held += len(batch)
-                runs.append(catch_up_once(cluster, batch, held))
-                cluster.wait_members()
     result = {
         "keys": args.keys,
         "missing": args.missing,
