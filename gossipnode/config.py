@@ -221,6 +221,9 @@ class NodeConfig:
         return self.control_socket or self.data_dir / "control.sock"
 
 
+# Tags the agent sets itself (its software version, its replica generation): an operator
+# cannot set them, in node.toml or with `tags set`.
+RESERVED_TAGS = frozenset({"version", "generation"})
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -395,6 +398,8 @@ def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
     known = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, value in raw.items():
+        if name == "tags" and key in RESERVED_TAGS:
+            raise _KeyError(f"{name}.{key}", "reserved: the agent sets this tag itself")
         if key not in known:
             raise _KeyError(f"{name}.{key}", "unknown key")
         values[key] = _typed(f"{name}.{key}", hints[key], value)

@@ -120,3 +120,11 @@ def test_log_level_and_metrics_listen(tmp_path):
                      ('metrics_listen = "127.0.0.1:7946"', "metrics_listen")):
         with pytest.raises(ConfigError, match=key):
             load_config(write(tmp_path, bad + "\n" + GOOD))
+
+
+def test_reserved_tags_and_boolean_flags(tmp_path):
+    for line, message in (("version = \"9\"", "tags.version: reserved"),
+                          ("generation = \"2\"", "tags.generation: reserved"),
+                          ("private_keys = \"yes\"", "tags.private_keys: expected true or false")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, GOOD.replace("wep = true", f"wep = true\n{line}")))

@@ -151,8 +151,8 @@ def _repair_arguments(parser: argparse.ArgumentParser) -> None:
 @verb(
     "repair",
     "run an anti-entropy round now and report what moved (as `nodetool repair`)\n\n"
-    "Waits for the round's sessions (at most 30 s). Exit 1 when no live peer, or when\n"
-    "the round has not finished within 30 s.\n"
+    "Waits for the round's sessions (at most 30 s). Exit 1 when no live peer, or when a\n"
+    "session failed or the round has not finished within 30 s.\n"
     "example: gossipnode repair --peer pgp-b --dataset consumers --config node.toml",
     _repair_arguments,
 )
@@ -166,7 +166,9 @@ def _repair(args: argparse.Namespace) -> int:
     peer = f"{result.get('peer_name', '?')} ({result['peer']})"
     print(f"repaired with {peer}: {result['sessions']} sessions, "
           f"{result['records_received']} records received, {result['records_sent']} sent"
-          + ("" if result["finished"] else "; NOT FINISHED after 30 s (still running)"))
+          + ("" if result["finished"] else
+             "; NOT FINISHED: " + ("; ".join(result.get("failures") or ())
+                                   or "still running after 30 s")))
     return code
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import __version__
-from ..config import format_address
+from ..config import RESERVED_TAGS, format_address
 from ..core.catalog import dataset as lookup_dataset
 from ..core.errors import LocalProtocolError
 from ..core.events import SyncCompleted
@@ -36,8 +36,6 @@ __all__ = ["ControlError", "from_json", "handle", "to_json"]
 # `list` returns at most this many records unless asked for fewer.
 LIST_LIMIT_DEFAULT = 1000
 LIST_LIMIT_MAX = 100_000
-# Tags the agent sets itself (software version, replica generation): never an operator.
-RESERVED_TAGS = frozenset({"version", "generation"})
 # `repair` waits at most this long for the round's sessions to finish.
 REPAIR_WAIT_S = 30.0
 
@@ -292,7 +290,10 @@ async def _repair(agent: Agent, request: dict[str, Any]) -> Any:
         "peer": short_id(peer_id),
         "peer_name": names.get(peer_id, "?"),
         "sessions": sessions,
-        "finished": len(done) >= sessions,
+        # Finished: every session ended, and none failed (an abandoned session repaired
+        # only part of its dataset, so the repair is not done).
+        "finished": len(done) >= sessions and not any(e.failure for e in done),
+        "failures": sorted({f"{e.dataset}: {e.failure}" for e in done if e.failure}),
         "records_received": sum(e.received for e in done),
         "records_sent": sum(e.sent for e in done),
     }

@@ -6,13 +6,15 @@ live peer holds the data (real agent processes)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 
 import pytest
 
 from gossipnode.client import ControlClient
 
-from .conftest import WAIT_S, stop_all, wait_for
+from .conftest import CONFIG_TAIL, WAIT_S, stop_all, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +26,8 @@ MESSAGES = 64
 LIST_RECORDS = 2_500
 PAGE = 1_000
 WRITERS = 8
+# A session with a frozen peer fails after this, so that an unfinished repair shows quickly.
+TAIL = CONFIG_TAIL + "\n[reconcile]\nsession_timeout_s = 3\n"
 # Megabytes through a loaded machine's loopback and fsyncs: generous, still bounded.
 REPLICATION_WAIT_S = 120.0
 
@@ -58,8 +62,8 @@ def keys(agent, dataset: str, prefix: str = "") -> set[str]:
 
 
 def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
-    a = new_agent(tmp_path, "a")  # no WEP: may not keep mailboxes once replication is on
-    b = new_agent(tmp_path, "b", "--wep", join=a)
+    a = new_agent(tmp_path, "a", config_tail=TAIL)  # no WEP: may not keep mailboxes
+    b = new_agent(tmp_path, "b", "--wep", join=a, config_tail=TAIL)
     try:
         a.start()
         b.start()
@@ -131,6 +135,15 @@ def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
         assert again["identical"] is True and again["since"] > differed["since"]
         assert compared("groups")["identical"] is True
         assert "Data compared with peers" in cli("status", "--config", a.config).out
+
+        # A repair that does not finish is not a success: b frozen, its sessions time out.
+        os.kill(b.process.pid, signal.SIGSTOP)
+        try:
+            stalled = cli("repair", "--peer", "b", "--dataset", "groups", "--config", a.config)
+        finally:
+            os.kill(b.process.pid, signal.SIGCONT)
+        assert stalled.code == 1, (stalled.out, stalled.err)
+        assert "NOT FINISHED: groups: " in stalled.out
 
         # With b gone, a holds the only copy: reseed refuses unless forced.
         stop_all([b])
