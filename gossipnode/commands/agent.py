@@ -21,14 +21,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def _agent(args: argparse.Namespace) -> int:
     # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
+    from ..config import load_config
     from ..runtime.daemon import StartupError, run_agent
     from ..runtime.logs import setup_logging
-    from ..runtime.preflight import prepare
 
-    prepared = prepare(args.config)  # exactly what `validate` checks
-    tail = setup_logging(prepared.config.log_format, prepared.config.log_level)
+    config = load_config(args.config)  # for the log format; run_agent checks everything
+    tail = setup_logging(config.log_format, config.log_level)
     try:
-        run_agent(prepared, args.config, tail)
+        run_agent(args.config, tail)
     except StartupError as error:
         raise UsageError(str(error)) from None
     return EXIT_OK

@@ -2,8 +2,9 @@
 store, run the agent, and turn every start-up failure into one line (`StartupError`).
 
 Order matters (rules of runtime/datadir.py): the umask first, so that every file the agent
-creates is private; then the directory's lock, before anything in it is opened or written;
-then the permission fix-up, logged in one line; then the store.
+creates is private; then the checks `validate` runs, which take the directory's lock as
+soon as the directory is known usable, before anything in it is opened or written; then the
+permission fix-up, logged in one line; then the store.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import trio
 
+from ..config import NodeConfig
 from ..storage import SqliteStore, StoreError
 from .agent import Agent
-from .datadir import DataDirBusy, lock_data_dir, make_private
+from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
 from .logs import LogTail
-from .preflight import Prepared
+from .preflight import prepare
 
 __all__ = ["StartupError", "run_agent"]
 
@@ -32,19 +34,25 @@ class StartupError(Exception):
     """The agent cannot start; `str()` is one line for the operator (exit code 2)."""
 
 
-def run_agent(prepared: Prepared, config_path: Path | None = None,
-              log_tail: LogTail | None = None) -> None:
-    """Run the node until SIGTERM/SIGINT. Raises StartupError when it cannot start."""
-    config = prepared.config
+def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
+    """Check the node.toml at `config_path` (exactly as `validate` does), then run the node
+    until SIGTERM/SIGINT. Raises ConfigError or IdentityError (what `validate` would say),
+    or StartupError when it cannot start."""
     os.umask(PRIVATE_UMASK)
+    locks: list[DataDirLock] = []
+
+    def lock(config: NodeConfig) -> None:
+        try:
+            locks.append(lock_data_dir(config.data_dir))
+        except DataDirBusy as error:
+            raise StartupError(str(error)) from None
+        except OSError as error:
+            raise StartupError(f"{config.data_dir}: cannot lock the data directory: "
+                               f"{error.strerror or error}") from None
+
     try:
-        lock = lock_data_dir(config.data_dir)
-    except DataDirBusy as error:
-        raise StartupError(str(error)) from None
-    except OSError as error:
-        raise StartupError(f"{config.data_dir}: cannot lock the data directory: "
-                           f"{error.strerror or error}") from None
-    try:
+        prepared = prepare(config_path, before_reading=lock)
+        config = prepared.config
         try:
             fixed = make_private(config.data_dir)
             if fixed:
@@ -63,7 +71,8 @@ def run_agent(prepared: Prepared, config_path: Path | None = None,
             raise StartupError(_one_line(error)) from None
         _run(agent)
     finally:
-        lock.release()
+        for held in locks:
+            held.release()
 
 
 def _run(agent: Agent) -> None:

@@ -9,6 +9,7 @@ Raises ConfigError or IdentityError, whose `str()` is one line for the operator.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,12 @@ class Prepared:
     secrets: tuple[bytes, ...]
 
 
-def prepare(path: str | os.PathLike[str]) -> Prepared:
-    """Load and check the config at `path` and everything it names."""
+def prepare(path: str | os.PathLike[str], *,
+            before_reading: Callable[[NodeConfig], None] | None = None) -> Prepared:
+    """Load and check the config at `path` and everything it names.
+
+    `before_reading(config)` runs once the data directory is known to be usable and before
+    any file in it is opened: the agent takes the directory's lock there."""
     config = load_config(Path(path))
     data_dir = config.data_dir
     if not data_dir.is_dir():
@@ -48,6 +53,8 @@ def prepare(path: str | os.PathLike[str]) -> Prepared:
     if not config.control_socket_path.parent.is_dir():
         raise ConfigError(f"{path}: control_socket: {config.control_socket_path.parent} "
                           "is not a directory")
+    if before_reading is not None:
+        before_reading(config)
     secrets = tuple(load_secret(secret) for secret in config.secret_files)
     identity = load_identity(config.identity_file)
     return Prepared(config, identity, secrets)
