@@ -8,9 +8,10 @@ Rules:
    not load (bad TOML, a missing secret file...) keeps the running config, and the log says
    why.
 3. SIGUSR1 logs a one-line summary (members, records, quarantine), as serf dumps telemetry.
-4. Every other signal whose default action would end the process (SIGUSR2, SIGALRM, SIGPIPE,
-   the real-time signals...) is logged and ignored: no signal but SIGKILL ends the agent
-   without leaving.
+4. Every other signal whose default action would end the process (SIGUSR2, SIGALRM, the
+   real-time signals...) is logged and ignored, and SIGPIPE stays ignored as Python set it:
+   no signal but SIGKILL (or SIGSTOP's cousins, which only pause) ends the agent without
+   leaving.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ logger = logging.getLogger("gossipnode.agent")
 
 LEAVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # Signals whose default action ends the process; each is caught and ignored (rule 4).
+# SIGPIPE is not among them: Python ignores it already (a write to a closed socket fails
+# with EPIPE), and catching it would log every client that hangs up mid-reply.
 _IGNORED = tuple(
     getattr(signal, name) for name in (
-        "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGPIPE", "SIGPOLL", "SIGPWR",
-        "SIGXCPU", "SIGXFSZ", "SIGSTKFLT", "SIGTRAP", "SIGSYS",
+        "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGPOLL", "SIGPWR", "SIGXCPU",
+        "SIGXFSZ", "SIGSTKFLT",
     ) if hasattr(signal, name)
 ) + tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
 # Settings that only a restart changes: a reload that finds them changed says so.
