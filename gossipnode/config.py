@@ -26,7 +26,6 @@ __all__ = [
     "ReplicationConfig",
     "TagsConfig",
     "WireConfig",
-    "check_config",
     "load_config",
     "parse_address",
 ]
@@ -338,6 +337,8 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
         if required not in values:
             raise _KeyError(required, "missing")
     config = NodeConfig(**values)
+    from .config_rules import check_config  # its own module; it imports this one
+
     problem = check_config(config)
     if problem is not None:
         raise _KeyError(*problem)
@@ -347,50 +348,6 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
 # A record's encoding beyond its key and value (dataset name, version stamp, lengths): well
 # under this, so a record of record_bytes_max always fits a push with room to spare.
 RECORD_OVERHEAD_BYTES_MAX = 256
-# Counts that may be zero (no indirect probes; no local-health stretching); every other
-# count and every interval must be positive: a zero interval spins a core.
-_ZERO_ALLOWED = frozenset({"membership.indirect_probes", "membership.awareness_max"})
-
-
-def check_config(config: NodeConfig) -> tuple[str, str] | None:
-    """Every rule across settings that a single key's type cannot say: positive intervals
-    and counts, and limits that must fit each other. Returns (key, reason) for the first
-    broken rule, or None. `load_config` (the agent and `validate`) applies it."""
-    for section in _SECTIONS:
-        values = getattr(config, section)
-        for item in dataclasses.fields(values):
-            value = getattr(values, item.name)
-            key = f"{section}.{item.name}"
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            if value <= 0 and key not in _ZERO_ALLOWED:
-                return key, f"must be positive, got {value}"
-    membership, wire, limits = config.membership, config.wire, config.limits
-    if membership.probe_timeout_s >= membership.probe_interval_s:
-        return ("membership.probe_timeout_s",
-                f"must be shorter than membership.probe_interval_s "
-                f"({membership.probe_interval_s})")
-    if config.reconcile.branching < 2:
-        return "reconcile.branching", "must be at least 2"
-    record_max = limits.record_bytes_max + limits.key_bytes_max + RECORD_OVERHEAD_BYTES_MAX
-    if record_max > wire.push_bytes_max:
-        return ("limits.record_bytes_max",
-                f"a record of {limits.record_bytes_max} bytes (plus its key) does not fit "
-                f"half a frame (wire.frame_bytes_max = {wire.frame_bytes_max})")
-    for key, value in (("reconcile.message_bytes_max", config.reconcile.message_bytes_max),
-                       ("membership.gossip_message_bytes_max",
-                        membership.gossip_message_bytes_max)):
-        if value > wire.push_bytes_max:
-            return key, (f"must be at most half of wire.frame_bytes_max "
-                         f"({wire.push_bytes_max}), got {value}")
-    if config.replication.tombstone_grace_s <= config.replication.anti_entropy_interval_s:
-        return ("replication.tombstone_grace_s",
-                "must be longer than replication.anti_entropy_interval_s")
-    if config.metrics_listen is not None and config.metrics_listen == config.listen:
-        return "metrics_listen", "must differ from listen"
-    return None
-
-
 def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
     if not isinstance(raw, dict):
         raise _KeyError(name, "expected a table")
