@@ -33,9 +33,9 @@ def states(agent) -> dict[str, str]:
     return {m["name"]: m["state"] for m in agent.request("members")}
 
 
-def curl(url: str) -> tuple[int, str]:
-    done = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", url], capture_output=True,
-                          text=True, timeout=CURL_TIMEOUT_S, check=True)
+def curl(url: str, *options: str) -> tuple[int, str]:
+    done = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", *options, url],
+                          capture_output=True, text=True, timeout=CURL_TIMEOUT_S, check=True)
     body, _, code = done.stdout.rpartition("\n")
     return int(code), body
 
@@ -109,6 +109,7 @@ def test_rotation_health_signals_membership_verbs_audit_and_metrics(tmp_path, ne
         assert samples[("process_cpu_seconds_total", ())] > 0
         assert samples[("gossipnode_connection_drops_total", (("kind", "wrong_secret"),))] >= 2
         assert curl(f"http://127.0.0.1:{metrics_port}/nothing")[0] == 404
+        assert curl(f"http://127.0.0.1:{metrics_port}/metrics", "-X", "POST")[0] == 405
 
         # Runtime membership verbs: c joins by address, then leaves (and exits).
         c.start()
