@@ -47,6 +47,7 @@ from ..core.events import (
 from ..core.node import NodeCore
 from ..core.records import Record
 from ..identity import Identity, format_node_id, short_id
+from ..openpgp.merge import value_merges
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
 from .audit import log_quarantine
@@ -133,6 +134,7 @@ class Agent:
             incarnation=incarnation,
             content_check=_content_check(),
             progress=_log_progress,
+            merges=value_merges(),
         )
         self.quarantined = False
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
