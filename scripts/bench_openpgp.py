@@ -1,7 +1,7 @@
 """Benchmark of the OpenPGP boundary (gossipnode.openpgp): how long key import and the
 receiver-side secret check take, per call, on freshly generated Ed25519/Cv25519 keys.
 
-Usage: python scripts/bench_openpgp.py [--keys N] [--json]
+Usage: python scripts/bench_openpgp.py [--keys N] [--import-keys N] [--json]
 
 Figures (microseconds per call unless named otherwise):
 - generate_key: one armored secret key.
@@ -11,6 +11,10 @@ Figures (microseconds per call unless named otherwise):
 - value_holds_secret_consumer: a whole `consumers` value (public cert plus text fields),
   which is what a receiver runs per record.
 - walker_only_binary_public: the pure-Python walker alone on a binary certificate.
+- import_s / reimport_s / import_keys_per_s: end to end, one real agent process (fresh store,
+  127.0.0.1) and the `gossipnode keys import FILE` CLI process: a file of --import-keys
+  armored public keys imported, then the same file again (nothing new to store). Wall time
+  of the CLI process, parsing included. `merge_certs_us`: one merge of two copies.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +41,11 @@ from gossipnode.openpgp import (  # after the path set-up above
     value_holds_secret,
 )
 from gossipnode.openpgp.packets import has_secret_packet
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+# The agent must answer within this long after start; an import within this long.
+START_TIMEOUT_S = 30.0
+IMPORT_TIMEOUT_S = 600.0
 
 # Each figure is the best of this many rounds: the machine is shared, the minimum is the
 # least disturbed measurement.
@@ -49,9 +62,64 @@ def per_call_us(function: Callable[[], object], calls: int) -> float:
     return best_s / calls * 1e6
 
 
+def _cli(*arguments: str, timeout_s: float = 60.0) -> float:
+    """Run `gossipnode ARGUMENTS` in its own process; its wall time in seconds."""
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    start_s = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gossipnode", *arguments], env=environment,
+                   check=True, capture_output=True, timeout=timeout_s)
+    return time.perf_counter() - start_s
+
+
+def bulk_import(count: int) -> dict[str, float]:
+    """Import `count` fresh public keys into one real agent, then the same file again."""
+    keys = [generate_key(f"Bulk {i} <bulk{i}@example.org>", with_secret=False)
+            for i in range(count)]
+    with tempfile.TemporaryDirectory(prefix="gossipnode-bench-") as scratch:
+        root = Path(scratch)
+        (root / "keys.asc").write_bytes(b"\n".join(keys))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        _cli("keygen", "--out", str(root / "secret"))
+        _cli("init", "--data-dir", str(root / "node"), "--name", "bench", "--listen",
+             f"127.0.0.1:{port}", "--secret-file", str(root / "secret"))
+        sock = str(root / "node" / "control.sock")
+        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "gossipnode", "agent", "--config",
+             str(root / "node" / "node.toml")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                try:
+                    _cli("ping", "--socket", sock)
+                    break
+                except subprocess.CalledProcessError:
+                    if time.monotonic() > deadline or agent.poll() is not None:
+                        raise SystemExit("the agent did not start") from None
+                    time.sleep(0.2)
+            first_s = _cli("keys", "import", str(root / "keys.asc"), "--socket", sock,
+                           timeout_s=IMPORT_TIMEOUT_S)
+            second_s = _cli("keys", "import", str(root / "keys.asc"), "--socket", sock,
+                            timeout_s=IMPORT_TIMEOUT_S)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait(timeout=15)
+    return {"import_keys": count, "import_s": round(first_s, 2),
+            "import_keys_per_s": round(count / first_s, 1), "reimport_s": round(second_s, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=200, help="keys per generated file")
+    parser.add_argument("--import-keys", type=int, default=10_000,
+                        help="keys for the end-to-end import figures (0: skip them)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     arguments = parser.parse_args()
     count = arguments.keys
@@ -80,6 +148,15 @@ def main() -> None:
             lambda: has_secret_packet(one.public_cert), 1000
         ),
     }
+    try:
+        from gossipnode.openpgp.merge import merge_certs
+    except ImportError:  # an older checkout, measured for comparison
+        pass
+    else:
+        figures["merge_certs_us"] = per_call_us(
+            lambda: merge_certs(one.public_cert, one.public_cert), 1000)
+    if arguments.import_keys:
+        figures.update(bulk_import(arguments.import_keys))
     if arguments.json:
         print(json.dumps(figures, sort_keys=True))
         return

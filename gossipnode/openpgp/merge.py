@@ -29,6 +29,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,10 @@ __all__ = [
     "canonical_cert",
     "derived_fields",
     "describe",
+    "fingerprint",
     "merge_certs",
     "merge_values",
+    "split_certs",
     "value_merges",
 ]
 
@@ -129,6 +132,47 @@ def merge_certs(a: bytes, b: bytes) -> bytes:
 def canonical_cert(cert: bytes) -> bytes:
     """The canonical form of one certificate (`merge_certs(cert, cert)`)."""
     return _serialize(_parse(cert))
+
+
+def fingerprint(cert: bytes) -> str:
+    """The lowercase hex fingerprint of a certificate's primary key (RFC 9580 5.5.4):
+    SHA-1 for v4 keys, SHA-256 for v6 keys. Raises MergeError."""
+    primary = _parse(cert).primary
+    if primary[:1] == b"\x04":
+        return hashlib.sha1(b"\x99" + len(primary).to_bytes(2, "big") + primary,
+                            usedforsecurity=False).hexdigest()
+    if primary[:1] == b"\x06":
+        return hashlib.sha256(b"\x9b" + len(primary).to_bytes(4, "big") + primary).hexdigest()
+    raise MergeError(f"key version {primary[:1].hex()} is not supported")
+
+
+def split_certs(data: bytes, keys_max: int) -> list[bytes] | None:
+    """The canonical public certificates of a key file (armored blocks or binary), read by
+    the packet walker alone: a fast path for big keyrings. None when the file needs the
+    full parser (`keys.split_keys`): secret packets, unknown packets, anything unusual."""
+    blocks = packets.armor_blocks(data, keys_max + 1)
+    if len(blocks) > keys_max:
+        return None
+    chunks = [packets.decode_armor_block(block) for _, block in blocks] if blocks else [data]
+    certs: list[bytes] = []
+    for chunk in chunks:
+        pile = packets.split_packets(chunk) if chunk is not None else None
+        if not pile or pile[0][0] != PUBLIC_KEY_TAG:
+            return None
+        group: list[bytes] = []
+        for tag, body in pile:
+            if tag == PUBLIC_KEY_TAG and group:
+                certs.append(b"".join(group))
+                group = []
+            if tag not in IGNORED_TAGS:
+                group.append(packets.encode_packet(tag, body))
+        certs.append(b"".join(group))
+        if len(certs) > keys_max:
+            return None
+    try:
+        return [canonical_cert(cert) for cert in certs]
+    except MergeError:
+        return None
 
 
 def describe(cert: bytes) -> ParsedKey:
