@@ -94,7 +94,7 @@ def bulk_import(count: int) -> dict[str, float]:
             deadline = time.monotonic() + START_TIMEOUT_S
             while True:
                 try:
-                    _cli("ping", "--socket", sock)
+                    _cli("members", "--socket", sock)
                     break
                 except subprocess.CalledProcessError:
                     if time.monotonic() > deadline or agent.poll() is not None:
