@@ -54,10 +54,13 @@ MIB = 1024 * 1024
 # A large RSA-4096 key with many signatures and a photo ID stays well under 1 MiB; the
 # record limit (limits.record_bytes_max) is 1 MiB too, so a bigger key could not be stored.
 KEY_BYTES_MAX = 1 * MIB
-# An operator's import file: 16 MiB holds thousands of ordinary keys (3-10 KiB each).
-FILE_BYTES_MAX = 16 * MIB
-# Bounds the work of one import; a bigger keyring is imported in parts.
-KEYS_PER_FILE_MAX = 10_000
+# An operator's import file: 64 MiB holds a 10,000-key keyring of ordinary keys (a
+# Cv25519 key with its subkeys is 1.7 KiB armored, an RSA one 3-10 KiB). The client reads
+# the file into memory once; the agent receives it in batches (commands/keys_verbs.py).
+FILE_BYTES_MAX = 64 * MIB
+# Bounds the work of one import (at some 1,000-3,000 keys/s, under a minute); a bigger
+# keyring is imported in parts.
+KEYS_PER_FILE_MAX = 50_000
 # Sequoia parses one armor block per call, and a failed parse costs up to about 0.5 ms
 # (a Rust backtrace is captured when RUST_BACKTRACE is set). An honest record value holds
 # a few keys at most (a consumer value: one binary cert), so 64 parses per check is ample;

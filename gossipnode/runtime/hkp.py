@@ -46,6 +46,11 @@ HEAD_BYTES_MAX = 16 * 1024
 # A response to a slow reader (a big keyring) gets this long before the connection is cut.
 RESPONSE_TIMEOUT_S = 30.0
 READ_BYTES = 65536
+# After an error response the rest of the request is read and dropped (up to this much,
+# for this long) before closing: closing with unread input would send a TCP reset, and
+# the client could lose the response.
+DRAIN_BYTES_MAX = 1024 * 1024
+DRAIN_S = 1.0
 # Keys listed or returned per lookup: a search that matches more is cut (gpg lists them).
 RESULTS_MAX = 100
 # Form fields read from a query or upload: HKP uses four at most.
@@ -254,3 +259,11 @@ async def _send_error(conn: h11.Connection, stream: trio.SocketStream,
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     await _send(conn, stream, error.status, "text/plain", f"{error.text}\n".encode())
+    with trio.move_on_after(DRAIN_S):
+        await stream.send_eof()
+        drained = 0
+        while drained < DRAIN_BYTES_MAX:
+            data = await stream.receive_some(READ_BYTES)
+            if not data:
+                break
+            drained += len(data)

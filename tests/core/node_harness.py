@@ -19,7 +19,9 @@ LATENCY_S = 0.005
 
 class Cluster:
     def __init__(self, tags: list[dict[str, bool]], *, seed: int = 1,
-                 replication: ReplicationConfig | None = None, start: float = 1_000_000.0):
+                 replication: ReplicationConfig | None = None, start: float = 1_000_000.0,
+                 merges: dict | None = None):
+        self.merges = merges
         self.rng = random.Random(seed)
         self.now = start
         self.signing = FakeSigning()
@@ -52,6 +54,7 @@ class Cluster:
             self.configs[index], store=self.stores[index], node_id=node_id,
             rng=random.Random(self.rng.random()), now=self.now, sign=sign,
             verify=self.signing.verify, decode_value=decode_value, incarnation=incarnation,
+            merges=self.merges,
         )
 
     def index_of(self, address: tuple[str, int]) -> int:
