@@ -170,3 +170,29 @@ def test_export_writes_a_keyring_with_the_named_keys(cluster, cli, tmp_path):
         everything.out.encode())}
     assert {k.fingerprint for k in keys} <= fingerprints
     assert cli("keys", "export", "--config", cluster.a.config).code == 2
+
+
+def test_an_interrupted_import_says_how_many_keys_were_stored(cluster, cli, tmp_path,
+                                                               monkeypatch):
+    from gossipnode.client import ControlClient
+
+    keys = [Key.generate(f"Jo {i} <jo{i}@example.org>") for i in range(510)]
+    bundle = tmp_path / "many.asc"
+    bundle.write_bytes(b"".join(armored(k.public()) for k in keys))
+    real_request = ControlClient.request
+    calls = []
+
+    def interrupted(self, verb, **arguments):
+        calls.append(verb)
+        if len(calls) == 2:  # Ctrl-C while the second batch is on its way
+            raise KeyboardInterrupt
+        return real_request(self, verb, **arguments)
+
+    monkeypatch.setattr(ControlClient, "request", interrupted)
+    outcome = cli("keys", "import", bundle, "--config", cluster.a.config)
+    assert outcome.code == 130
+    assert outcome.err.strip() == ("gossipnode keys: interrupted after 500 of 510 keys; "
+                                   "500 stored")
+    monkeypatch.setattr(ControlClient, "request", real_request)
+    assert cli("get", "consumers", keys[499].fingerprint, "--config", cluster.a.config).code == 0
+    assert cli("get", "consumers", keys[500].fingerprint, "--config", cluster.a.config).code == 1
