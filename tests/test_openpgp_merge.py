@@ -167,3 +167,18 @@ def test_the_fast_split_agrees_with_sequoia():
         assert packet_set(cert) == packet_set(key.public())
     assert split_certs(keys[0].secret(), 10) is None  # secrets go the full parser's way
     assert split_certs(blob, 2) is None  # over the cap
+
+
+@pytest.mark.parametrize("user_id", ["A B <a@b.example>", "a@b.example", "N (c) <x.y+z@d.e>",
+                                     "no address here", "<only@x.example>"])
+def test_the_short_reading_agrees_with_split_keys(user_id):
+    """`read_public_cert` (imports and merges) and `split_keys` (files) agree on the
+    derived fields, single-user-ID shortcut included."""
+    from gossipnode.openpgp import generate_key, split_keys
+    from gossipnode.openpgp.keys import read_public_cert
+
+    (full,) = split_keys(generate_key(user_id, with_secret=False))
+    short = read_public_cert(canonical_cert(full.public_cert))
+    for field in ("fingerprint", "user_ids", "email", "created_unix_s", "expires_unix_s",
+                  "revoked"):
+        assert getattr(short, field) == getattr(full, field), field

@@ -4,8 +4,10 @@ Rules:
 1. `keys import FILE` parses on the client (size caps first, one-line errors). A keyring of
    public certificates is split by the packet walker (fast, canonical); a file with secret
    keys or anything unusual goes through Sequoia (`openpgp.split_keys`). Keys travel to
-   the agent in batches; the agent merges each with its stored copy (runtime/keys_api.py)
-   and answers per key: new, updated (and what was added), unchanged, secret refused.
+   the agent in batches, with their derived fields (Sequoia's reading, made by a worker
+   thread for the next batch while the agent stores the current one); the agent merges
+   each with its stored copy (runtime/keys_api.py) and answers per key: new, updated (and
+   what was added), unchanged, secret refused.
 2. Progress goes to stderr for files of `PROGRESS_KEYS_MIN` keys or more; an interrupted
    import (Ctrl-C) says how many keys were stored before it stopped, and exits 130.
 3. Keys are named by fingerprint (any case, spaces, 0x) or 16-digit key ID; `keys export`
@@ -19,6 +21,7 @@ import base64
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -94,43 +97,82 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:
-    """One {"cert": ..., "secret": ...} per key of the file, bytes as {"$bytes": ...}."""
+    """One {"cert": bytes, "secret": bytes, "fields": ...} per key of the file; "fields"
+    (Sequoia's reading) comes with keys read by `split_keys`, the others get it in
+    `_with_fields` while the previous batch is in flight."""
     from ..openpgp import KEYS_PER_FILE_MAX, KeyParseError, split_keys
-    from ..openpgp.merge import split_certs
+    from ..openpgp.merge import derived_fields, split_certs
 
     data = _read_key_file(path)
     certs = split_certs(data, KEYS_PER_FILE_MAX)
     if certs is not None:
-        return [{"cert": _b64(cert)} for cert in certs]
+        return [{"cert": cert} for cert in certs]
     try:
         keys = split_keys(data)
     except KeyParseError as error:
         raise UsageError(f"{path}: {error}") from None
-    return [{"cert": _b64(k.public_cert),
-             **({"secret": _b64(k.secret_key)} if k.secret_key is not None else {})}
+    return [{"cert": k.public_cert, "fields": derived_fields(k),
+             **({"secret": k.secret_key} if k.secret_key is not None else {})}
             for k in keys]
+
+
+def _with_fields(batch: list[dict[str, Any]], known: list[bool]) -> list[dict[str, Any]]:
+    """The batch as the request carries it: bytes as {"$bytes": ...}, and the derived
+    fields of each key the agent does not hold yet, where Sequoia reads them here (else
+    the agent reads the key itself and reports why it cannot). A key the agent holds is
+    merged there, and its fields recomputed there: reading it here would be wasted."""
+    from ..openpgp.keys import KeyParseError, read_public_cert
+    from ..openpgp.merge import derived_fields
+
+    out = []
+    for entry, held in zip(batch, known, strict=True):
+        fields = entry.get("fields")
+        if fields is None and not held:
+            try:
+                fields = derived_fields(read_public_cert(entry["cert"]))
+            except KeyParseError:
+                fields = None
+        wire = {"cert": _b64(entry["cert"]), "fields": fields}
+        if "secret" in entry:
+            wire["secret"] = _b64(entry["secret"])
+        out.append(wire)
+    return out
 
 
 def _import(args: argparse.Namespace) -> int:
     entries = _entries(args.file)
     rows: list[dict[str, Any]] = []
     started = last_report = time.monotonic()
-    try:
-        with connect(args) as client:
-            for first in range(0, len(entries), IMPORT_BATCH_KEYS):
-                batch = entries[first:first + IMPORT_BATCH_KEYS]
-                rows.extend(client.request("keys_import", keys=batch))
-                now = time.monotonic()
-                if len(entries) >= PROGRESS_KEYS_MIN and now - last_report >= PROGRESS_INTERVAL_S:
-                    last_report = now
-                    rate = len(rows) / max(now - started, 1e-9)
-                    print(f"keys import: {len(rows)}/{len(entries)} keys done "
-                          f"({rate:.0f} keys/s)", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        stored = sum(1 for row in rows if row["status"] in ("new", "updated"))
-        print(f"gossipnode keys: interrupted after {len(rows)} of {len(entries)} keys; "
-              f"{stored} stored", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    batches = [entries[i:i + IMPORT_BATCH_KEYS] for i in range(0, len(entries),
+                                                                 IMPORT_BATCH_KEYS)]
+    # One worker prepares the next batch while the agent stores this one (rule 1).
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        try:
+            with connect(args) as client:
+                def prepare(index: int) -> Future[list[dict[str, Any]]]:
+                    known = client.request("keys_known", fingerprints=[
+                        _fingerprint(entry["cert"]) for entry in batches[index]])
+                    return worker.submit(_with_fields, batches[index], known)
+
+                pending = prepare(0) if batches else None
+                for index in range(len(batches)):
+                    assert pending is not None
+                    batch = pending.result()
+                    if index + 1 < len(batches):
+                        pending = prepare(index + 1)
+                    rows.extend(client.request("keys_import", keys=batch))
+                    now = time.monotonic()
+                    if (len(entries) >= PROGRESS_KEYS_MIN
+                            and now - last_report >= PROGRESS_INTERVAL_S):
+                        last_report = now
+                        rate = len(rows) / max(now - started, 1e-9)
+                        print(f"keys import: {len(rows)}/{len(entries)} keys done "
+                              f"({rate:.0f} keys/s)", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            stored = sum(1 for row in rows if row["status"] in ("new", "updated"))
+            print(f"gossipnode keys: interrupted after {len(rows)} of {len(entries)} keys; "
+                  f"{stored} stored", file=sys.stderr)
+            return EXIT_INTERRUPTED
     if args.json:
         print_json(rows)
     else:
@@ -160,6 +202,17 @@ def _summary_line(rows: list[dict[str, Any]]) -> str:
     return (f"{len(rows)} keys: {counts['new']} new, {counts['updated']} updated, "
             f"{counts['unchanged']} unchanged, {refused} secret refused, "
             f"{counts['error']} refused")
+
+
+def _fingerprint(cert: bytes) -> str:
+    """The key's fingerprint, or "" for a certificate the walker cannot read (the agent
+    then reports why)."""
+    from ..openpgp.merge import MergeError, fingerprint
+
+    try:
+        return fingerprint(cert)
+    except MergeError:
+        return ""
 
 
 def _b64(data: bytes) -> dict[str, str]:

@@ -25,6 +25,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "contains_secret_key_material",
     "generate_key",
     "private_key_value",
+    "read_public_cert",
     "split_keys",
     "value_holds_secret",
 ]
@@ -129,6 +131,56 @@ def split_keys(data: bytes) -> list[ParsedKey]:
     if not keys:
         raise KeyParseError("no OpenPGP key found")
     return keys
+
+
+def read_public_cert(cert: bytes) -> ParsedKey:
+    """Sequoia's reading of one binary certificate of public packets only (a secret packet
+    is refused), for its derived fields: the shorter path of `split_keys` (no armor, no
+    secret projection), for the agent's imports and merges. `public_cert` is `cert`
+    itself. A single-user-ID key skips the packet walk `split_keys` does to find the
+    primary user ID. Raises KeyParseError."""
+    if len(cert) > KEY_BYTES_MAX:
+        raise KeyParseError(f"key is {len(cert)} bytes, over {KEY_BYTES_MAX} bytes")
+    primary = next(packets.iter_packets(cert), None)
+    if primary is None or primary[0] not in (6, 5) or packets.has_secret_packet(cert):
+        raise KeyParseError("not one public certificate")
+    try:
+        parsed = pysequoia.Cert.from_bytes(cert)
+        user_ids = tuple(str(user_id) for user_id in parsed.user_ids)
+        fingerprint = parsed.fingerprint.lower()
+        expiration = parsed.expiration
+        revoked = parsed.is_revoked
+    except BaseException as error:
+        raise _parse_error(error) from None
+    if len(user_ids) > 1:
+        group = _parse_packets(cert)
+        user_ids = _primary_first(group, user_ids)
+        email = _first_email(group, user_ids)
+    else:
+        email = _email_of(user_ids[0]) if user_ids else None
+    return ParsedKey(
+        fingerprint=fingerprint,
+        user_ids=user_ids,
+        email=email,
+        public_cert=cert,
+        secret_key=None,
+        # Key creation time: octets 1-4 of a v4/v5/v6 key packet (RFC 9580 5.5.2).
+        created_unix_s=int.from_bytes(primary[1][1:5], "big"),
+        expires_unix_s=None if expiration is None else int(expiration.timestamp()),
+        revoked=bool(revoked),
+    )
+
+
+_NAME_ADDR = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
+_ADDR_SPEC = re.compile(r"[^<>\s@]+@[^<>\s@]+")
+
+
+def _email_of(user_id: str) -> str | None:
+    """The address of "Name <addr>" or of a bare address, as Sequoia reads common user IDs."""
+    match = _NAME_ADDR.search(user_id)
+    if match:
+        return match.group(1)
+    return user_id if _ADDR_SPEC.fullmatch(user_id) else None
 
 
 def contains_secret_key_material(data: bytes | str) -> bool:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gossipnode.openpgp import packets
-from gossipnode.openpgp.keys import KEY_BYTES_MAX, KeyParseError, ParsedKey, split_keys
+from gossipnode.openpgp.keys import KEY_BYTES_MAX, KeyParseError, ParsedKey, read_public_cert
 from gossipnode.wire.cbor import CborError, decode_value, encode_value
 
 __all__ = [
@@ -176,14 +176,12 @@ def split_certs(data: bytes, keys_max: int) -> list[bytes] | None:
 
 
 def describe(cert: bytes) -> ParsedKey:
-    """Sequoia's reading of one public certificate (derived fields). Raises MergeError."""
+    """Sequoia's reading of one certificate (derived fields), after `canonical_cert`
+    checked it holds public packets only. Raises MergeError."""
     try:
-        keys = split_keys(cert)
+        return read_public_cert(canonical_cert(cert))
     except KeyParseError as error:
         raise MergeError(str(error)) from None
-    if len(keys) != 1 or keys[0].secret_key is not None:
-        raise MergeError("not one public certificate")
-    return keys[0]
 
 
 def derived_fields(parsed: ParsedKey) -> dict[str, Any]:

@@ -5,11 +5,16 @@ Rules:
    and written only if the merge adds something; a key that adds nothing is reported
    "unchanged" and costs no write, no new version and no replication traffic.
 2. A batch of keys is one `write_many`: one store transaction, one disk sync.
-3. Certificates go to `consumers` (public packets only: `describe` refuses secret
+3. Certificates go to `consumers` (public packets only: `canonical_cert` refuses secret
    material); secret keys go to `private_keys`, where the core's own checks decide whether
    this member may hold them ("secret refused" otherwise).
 4. Keys are named as `openpgp.lookup` says (fingerprint in any spelling, or key ID); a key
    ID that matches several stored keys is an error naming them.
+5. A new key's derived fields (user IDs, e-mail, times, revoked) may come with it from the
+   client, which read the certificate with Sequoia while the agent stored the previous
+   batch: that overlap halves a bulk import. The control socket is the operator's (it
+   can `put` any value), so they are only checked for form and for naming this key; a
+   later merge recomputes them from the certificate.
 """
 
 from __future__ import annotations
@@ -19,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import LocalProtocolError
 from ..core.records import Record
+from ..openpgp.keys import KeyParseError, read_public_cert
 from ..openpgp.lookup import armor_keyring, key_id, matches, parse_key_ref
 from ..openpgp.merge import (
     MergeError,
     additions,
     canonical_cert,
     derived_fields,
-    describe,
     fingerprint,
+    merge_certs,
     merge_values,
 )
 from ..wire.cbor import CborError, decode_value, encode_value
@@ -143,7 +149,11 @@ def _plan(store: Any, entry: dict[str, Any], writes: list) -> dict[str, Any]:
         stored = store.get(CONSUMERS, fpr)
         old = _decode(stored) if stored is not None and stored.value is not None else None
         consumer_type = "internal" if secret is not None else "external"
-        if old is not None and isinstance(old.get("cert"), bytes):
+        if old is not None and isinstance(old.get("cert"), bytes) and _holds_all(
+            old, cert, consumer_type
+        ):
+            row["status"], row["user_id"] = "unchanged", (old.get("user_ids") or [None])[0]
+        elif old is not None and isinstance(old.get("cert"), bytes):
             value = merge_values(stored.value, encode_value({"type": consumer_type,
                                                               "cert": cert}))
             merged = decode_value(value)
@@ -157,10 +167,15 @@ def _plan(store: Any, entry: dict[str, Any], writes: list) -> dict[str, Any]:
                 writes.append((CONSUMERS, fpr, value))
                 row["_writes"].append("cert")
         else:
-            parsed = describe(cert)
-            value = encode_value({"type": consumer_type, "cert": canonical_cert(cert),
-                                  **derived_fields(parsed)})
-            row["status"], row["user_id"] = "new", (parsed.user_ids or (None,))[0]
+            canonical = canonical_cert(cert)
+            fields = _client_fields(entry.get("fields"), fpr)
+            if fields is None:
+                try:
+                    fields = derived_fields(read_public_cert(canonical))
+                except KeyParseError as error:
+                    raise MergeError(str(error)) from None
+            value = encode_value({"type": consumer_type, "cert": canonical, **fields})
+            row["status"], row["user_id"] = "new", (fields["user_ids"] or [None])[0]
             writes.append((CONSUMERS, fpr, value))
             row["_writes"].append("cert")
     except (MergeError, CborError) as error:
@@ -175,6 +190,33 @@ def _plan(store: Any, entry: dict[str, Any], writes: list) -> dict[str, Any]:
             writes.append((PRIVATE_KEYS, fpr, secret_value))
             row["_writes"].append("secret")
     return row
+
+
+# The derived fields a client may send with a new key, and their types.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "fingerprint": (str,), "user_ids": (list,), "email": (str, type(None)),
+    "created_unix_s": (int,), "expires_unix_s": (int, type(None)), "revoked": (bool,),
+}
+
+
+def _client_fields(fields: Any, fpr: str) -> dict[str, Any] | None:
+    """The derived fields the client computed (Sequoia's reading, `keys_verbs`), if they
+    are well-formed and name this key; None to compute them here (rule 5)."""
+    if not isinstance(fields, dict) or set(fields) != set(_FIELD_TYPES):
+        return None
+    if any(type(fields[name]) not in types for name, types in _FIELD_TYPES.items()):
+        return None
+    if fields["fingerprint"] != fpr or not all(isinstance(u, str) for u in fields["user_ids"]):
+        return None
+    return fields
+
+
+def _holds_all(old: dict[str, Any], cert: bytes, consumer_type: str) -> bool:
+    """Whether the stored value already holds every packet of `cert` (and the type it
+    would get): the common re-import, answered without Sequoia (rule 1)."""
+    if consumer_type == "internal" and old.get("type") != "internal":
+        return False
+    return merge_certs(old["cert"], cert) == old["cert"]
 
 
 def _report(row: dict[str, Any], kind: str, result: Record | LocalProtocolError) -> None:
@@ -210,6 +252,18 @@ async def _keys_import(agent: Agent, request: dict[str, Any]) -> Any:
     if len(keys) > IMPORT_BATCH_KEYS_MAX:
         raise ControlError(f"at most {IMPORT_BATCH_KEYS_MAX} keys per request")
     return import_keys(agent, keys)
+
+
+async def _keys_known(agent: Agent, request: dict[str, Any]) -> Any:
+    """Per fingerprint, whether a live consumer holds it (the client then skips reading
+    keys the agent will merge itself)."""
+    names = request.get("fingerprints")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ControlError("argument 'fingerprints' must be a list of strings")
+    if len(names) > IMPORT_BATCH_KEYS_MAX:
+        raise ControlError(f"at most {IMPORT_BATCH_KEYS_MAX} fingerprints per request")
+    found = [agent.store.get(CONSUMERS, name) if name else None for name in names]
+    return [record is not None and record.value is not None for record in found]
 
 
 async def _keys_show(agent: Agent, request: dict[str, Any]) -> Any:
@@ -252,6 +306,7 @@ async def _keys_export(agent: Agent, request: dict[str, Any]) -> Any:
 
 KEY_VERBS = {
     "keys_import": _keys_import,
+    "keys_known": _keys_known,
     "keys_show": _keys_show,
     "keys_search": _keys_search,
     "keys_export": _keys_export,
