@@ -31,7 +31,7 @@ def settled(cluster: Cluster, dataset: str, seconds: float = 30.0) -> list[dict]
 
 
 def digests(cluster: Cluster, dataset: str) -> set[str | None]:
-    return {node.anti_entropy.root_hex(dataset) for node in cluster.nodes}
+    return {node.digests.root_hex(dataset) for node in cluster.nodes}
 
 
 def test_concurrent_writes_on_both_sides_of_a_partition_merge_everywhere():
