@@ -180,7 +180,7 @@ def _lookup(agent: Agent, form: dict[str, str]) -> tuple[int, str, bytes]:
         raise _HttpError(400, "a search is needed")
     text = search if parse_key_ref(search) is not None else search.strip("=<>")
     try:
-        found = find_keys(agent.store, text)[:RESULTS_MAX]
+        found = find_keys(agent.store, text, RESULTS_MAX)
     except KeyLookupError as error:
         raise _HttpError(404, str(error)) from None
     if not found:

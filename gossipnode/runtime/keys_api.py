@@ -76,15 +76,16 @@ def resolve_key(store: Any, dataset: str, text: str) -> str:
     return found[0] if found else ref.hex
 
 
-def find_keys(store: Any, text: str) -> list[tuple[str, dict[str, Any]]]:
+def find_keys(store: Any, text: str, limit: int | None = None
+              ) -> list[tuple[str, dict[str, Any]]]:
     """(fingerprint, value) of the live consumers `text` names: a key reference, else
-    e-mail / user ID text."""
+    e-mail / user ID text (at most `limit` of those)."""
     ref = parse_key_ref(text)
     if ref is not None:
         key = resolve_key(store, CONSUMERS, text)
         record = store.get(CONSUMERS, key)
         return [] if record is None or record.value is None else [(key, _decode(record))]
-    return search_keys(store, text)
+    return search_keys(store, text, limit)
 
 
 def search_keys(store: Any, text: str, limit: int | None = None) -> list[tuple[str, dict]]:
