@@ -182,3 +182,15 @@ def test_the_short_reading_agrees_with_split_keys(user_id):
     for field in ("fingerprint", "user_ids", "email", "created_unix_s", "expires_unix_s",
                   "revoked"):
         assert getattr(short, field) == getattr(full, field), field
+
+
+def test_v6_keys_have_sha256_fingerprints_and_merge():
+    tsk = pysequoia.Tsk.generate(user_ids=["Six <six@example.org>"],
+                                 profile=pysequoia.Profile.RFC9580)
+    cert = tsk.extract_certificate()
+    extra = bytes(cert.add_user_id("Six Two <six2@example.org>", tsk.certifier(None)))
+    assert fingerprint(bytes(cert)) == cert.fingerprint.lower()
+    assert len(fingerprint(bytes(cert))) == 64
+    merged = merge_certs(bytes(cert), extra)
+    assert packet_set(bytes(cert)) | packet_set(extra) == packet_set(merged)
+    assert merged == merge_certs(extra, bytes(cert))

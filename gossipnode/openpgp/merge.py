@@ -137,7 +137,10 @@ def canonical_cert(cert: bytes) -> bytes:
 def fingerprint(cert: bytes) -> str:
     """The lowercase hex fingerprint of a certificate's primary key (RFC 9580 5.5.4):
     SHA-1 for v4 keys, SHA-256 for v6 keys. Raises MergeError."""
-    primary = _parse(cert).primary
+    first = next(packets.iter_packets(cert), None) if cert[:5] != b"-----" else None
+    primary = first[1] if first is not None and first[0] == PUBLIC_KEY_TAG else None
+    if primary is None:
+        primary = _parse(cert).primary  # armored, or not starting with the key: read all
     if primary[:1] == b"\x04":
         return hashlib.sha1(b"\x99" + len(primary).to_bytes(2, "big") + primary,
                             usedforsecurity=False).hexdigest()
