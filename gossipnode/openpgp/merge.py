@@ -222,6 +222,8 @@ def additions(before: bytes | None, after: bytes) -> Additions:
 def merge_values(older: bytes, newer: bytes) -> bytes:
     """Merge two encoded record values of one certificate (rule 4); `newer` is the value
     of the record with the higher version. Never raises."""
+    if older == newer:  # one value under two versions: nothing to merge, no parse
+        return newer
     try:
         old_map, new_map = decode_value(older), decode_value(newer)
     except CborError:
