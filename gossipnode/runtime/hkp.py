@@ -15,7 +15,11 @@ Rules:
    connections at once (more get 503 and are closed); a request must arrive whole within
    `wire.handshake_timeout_s` (else 408); the request head is capped at `HEAD_BYTES_MAX`
    (431) and the body at `wire.frame_bytes_max` (413). Bad requests get a 4xx and a closed
-   connection; nothing a client sends raises out of `serve_hkp`.
+   connection; nothing a client sends raises out of `serve_hkp`. After an error response
+   the rest of the request is drained briefly before closing, so the client reads the
+   response rather than a TCP reset.
+5. An address it cannot listen on (in use, not local) is logged as an error and the node
+   runs on without HKP: keyserver access is a convenience, replication is the service.
 """
 
 from __future__ import annotations
@@ -65,12 +69,20 @@ class _HttpError(Exception):
         self.text = text
 
 
-async def serve_hkp(agent: Agent, *, task_status: trio.TaskStatus[tuple[str, int]]
+async def serve_hkp(agent: Agent, *,
+                    task_status: trio.TaskStatus[tuple[str, int] | None]
                     = trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on `agent.config.hkp_listen` until cancelled; reports the bound address."""
+    """Listen on `agent.config.hkp_listen` until cancelled; reports the bound address
+    (None when it cannot listen)."""
     assert agent.config.hkp_listen is not None
     host, port = agent.config.hkp_listen
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:  # rule 5: the node runs on, without HKP
+        logger.error("HKP listener cannot listen on %s:%d: %s; HKP is off", host, port,
+                     error.strerror or error)
+        task_status.started(None)
+        return
     bound = listeners[0].socket.getsockname()[:2]
     active = [0]
     logger.info("HKP listening on %s:%d (uploads %s)", bound[0], bound[1],
