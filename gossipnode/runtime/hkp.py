@@ -18,8 +18,6 @@ Rules:
    connection; nothing a client sends raises out of `serve_hkp`. After an error response
    the rest of the request is drained briefly before closing, so the client reads the
    response rather than a TCP reset.
-5. An address it cannot listen on (in use, not local) is logged as an error and the node
-   runs on without HKP: keyserver access is a convenience, replication is the service.
 """
 
 from __future__ import annotations
@@ -69,20 +67,14 @@ class _HttpError(Exception):
         self.text = text
 
 
-async def serve_hkp(agent: Agent, *,
-                    task_status: trio.TaskStatus[tuple[str, int] | None]
+async def serve_hkp(agent: Agent, *, task_status: trio.TaskStatus[tuple[str, int]]
                     = trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on `agent.config.hkp_listen` until cancelled; reports the bound address
-    (None when it cannot listen)."""
+    """Listen on `agent.config.hkp_listen` until cancelled; reports the bound address.
+    A bind failure raises OSError (the agent reports it as a start-up failure naming
+    `hkp_listen`, as it does for `metrics_listen`)."""
     assert agent.config.hkp_listen is not None
     host, port = agent.config.hkp_listen
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as error:  # rule 5: the node runs on, without HKP
-        logger.error("HKP listener cannot listen on %s:%d: %s; HKP is off", host, port,
-                     error.strerror or error)
-        task_status.started(None)
-        return
+    listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[:2]
     active = [0]
     logger.info("HKP listening on %s:%d (uploads %s)", bound[0], bound[1],

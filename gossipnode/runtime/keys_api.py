@@ -36,7 +36,8 @@ from ..openpgp.merge import (
     merge_values,
 )
 from ..wire.cbor import CborError, decode_value, encode_value
-from .control_api import ControlError, from_json, to_json
+from .control_api import from_json, to_json
+from .control_errors import ControlError
 
 if TYPE_CHECKING:
     from .agent import Agent
