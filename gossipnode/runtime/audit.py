@@ -21,16 +21,31 @@ AUDITED_VERBS = frozenset({
 })
 # Arguments never written to the log: record values can hold anything, secrets included.
 _HIDDEN = frozenset({"verb", "value"})
+# Strings longer than this are not logged either (a key, a certificate, a blob): only scalars
+# an operator typed are worth a line, and a container is logged by its size alone, so no
+# argument nested in a list or map (the keys of `keys_import`, say) reaches the log.
+SCALAR_CHARS_MAX = 120
 # A logged argument longer than this is cut: the audit line stays one readable line.
 ARGUMENT_CHARS_MAX = 200
 
 
 def audit(user: str, verb: str, request: dict[str, Any], result: str) -> None:
-    arguments = {k: v for k, v in sorted(request.items()) if k not in _HIDDEN}
+    arguments = {k: _shown(v) for k, v in sorted(request.items()) if k not in _HIDDEN}
     text = json.dumps(arguments, sort_keys=True, default=str)
     if len(text) > ARGUMENT_CHARS_MAX:
         text = text[:ARGUMENT_CHARS_MAX] + "..."
     logger.info("audit: %s: %s %s: %s", user, verb, text, result)
+
+
+def _shown(value: Any) -> Any:
+    """What the audit line shows of one argument: short scalars as they are, the rest by size."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= SCALAR_CHARS_MAX else f"<{len(value)} characters>"
+    if isinstance(value, list | tuple | dict):
+        return f"<{type(value).__name__} of {len(value)}>"
+    return f"<{type(value).__name__}>"
 
 
 def outcome(result: Any) -> str:
