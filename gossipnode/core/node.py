@@ -29,7 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import NodeConfig
+from .admission import load_policy, local_write_check, peer_refusal, sign_local
 from .anti_entropy import AntiEntropy
+from .authority import Authority
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -55,7 +57,7 @@ from .membership import (
     PushPull,
     tags_from_config,
 )
-from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
+from .placement import POLICY_DATASET
 from .records import Record, check_record
 from .replication import Push, PushAck, PushTracker
 from .scopes import (
@@ -70,7 +72,7 @@ from .store import RecordStore
 
 __all__ = ["SOFTWARE_VERSION", "NodeCore"]
 
-SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/2"
 # Tombstones are collected this often (or every tenth of the grace period, if shorter);
 # collection is cheap, but there is no hurry either.
 TOMBSTONE_GC_INTERVAL_S = 3600.0
@@ -142,7 +144,9 @@ class NodeCore:
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
             verify=verify,
         )
-        self.policy = policy_from_records(store.replicated(POLICY_DATASET), decode_value)
+        self.sign = sign
+        self.authority = Authority(config.admin_keys, verify)
+        self.policy = load_policy(store, self.authority, decode_value)
         # The members as the scope view needs them, kept in step with MemberChanged events
         # (rebuilding them from the membership on every change costs O(n) each time).
         self._member_views: dict[bytes, MemberView] = {
@@ -210,13 +214,38 @@ class NodeCore:
             self._apply(accepted, source=None, now=now)
         return results
 
+    def write_signed(self, record: Record, now: float) -> Record:
+        """Store a record signed elsewhere (an administrative record the CLI signed with an
+        administrator's key); durable on return. Raises LocalProtocolError when the
+        signature or its signer is not accepted, or the record would not win."""
+        try:
+            check_record(record, self.config.limits)
+            reason = self.authority.refusal(record, self.view.policy.granted)
+            if reason is None and record.value is not None and self.content_check is not None:
+                reason = self.content_check(record)
+            if reason is not None:
+                raise LocalProtocolError(reason)
+            self.clock.observe(record.version, _ms(now))
+        except ProtocolError as error:
+            raise LocalProtocolError(str(error)) from None
+        if not self._apply([record], source=None, now=now):
+            raise LocalProtocolError(
+                f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
+            )
+        return record
+
+    def admitted(self, node_id: bytes) -> bool:
+        """May `node_id` take part in data replication? (An administrator admitted it, or the
+        cluster runs open.) For the membership layer and for operators."""
+        return self.view.admitted(node_id)
+
     def reseed(self, now: float) -> int:
         """Discard replicated data (not local data, not identity) and pull afresh."""
         removed = self.store.clear_replicated()
         self.generation += 1
         self.store.set_meta(META_GENERATION, self.generation.to_bytes(8, "big"))
         self._set_synced(now)
-        self.policy = ClusterPolicy()
+        self.policy = load_policy(self.store, self.authority, self.decode_value)
         self.view = self._build_view()
         self.anti_entropy.build(self.view)
         self.handoffs.clear()
@@ -333,6 +362,7 @@ class NodeCore:
         stats.update({f"membership_{k}": v for k, v in self.membership.statistics().items()})
         stats["pushes_pending"] = len(self.pushes)
         stats.update(self.anti_entropy.statistics())
+        stats.update(self.authority.statistics())
         return stats
 
     # --- writes --------------------------------------------------------------------------------
@@ -353,13 +383,14 @@ class NodeCore:
                 "this node may not hold private keys (its private_keys tag or the cluster "
                 "policy says no); write them on an eligible member"
             )
+        local_write_check(dataset, self.authority)
         record = Record(dataset, key, value, self.clock.stamp(now_ms))
         check_record(record, self.config.limits)
         if value is not None and self.content_check is not None:
             reason = self.content_check(record)
             if reason is not None:
                 raise LocalProtocolError(reason)
-        return record
+        return sign_local(record, self.sign)
 
     def _apply(self, records: list[Record], source: bytes | None, now: float) -> list[Record]:
         """Store, index, report, and push onwards what won. Returns the winners."""
@@ -373,9 +404,7 @@ class NodeCore:
         replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
         self._push(replicated, exclude=source, now=now)
         if any(r.dataset == POLICY_DATASET for r in winners):
-            self.policy = policy_from_records(
-                self.store.replicated(POLICY_DATASET), self.decode_value
-            )
+            self.policy = load_policy(self.store, self.authority, self.decode_value)
             self._membership_or_policy_changed(now)
         return winners
 
@@ -443,7 +472,7 @@ class NodeCore:
             return
         accepted, refused = [], []
         for index, record in enumerate(push.records):
-            reason = self._refusal(record, now)
+            reason = self._refusal(sender, record, now)
             if reason is None:
                 accepted.append(record)
             else:
@@ -452,13 +481,16 @@ class NodeCore:
         self._apply(accepted, source=sender, now=now)
         self._send(sender, PushAck(push.push_id, tuple(refused)))
 
-    def _refusal(self, record: Record, now: float) -> str | None:
+    def _refusal(self, sender: bytes, record: Record, now: float) -> str | None:
         """Why this node must not store a record from a peer, or None to accept it."""
         try:
             info = lookup_dataset(record.dataset)
             if not info.replicated:
                 return "node-local data is never accepted from a peer"
             check_record(record, self.config.limits)
+            reason = peer_refusal(sender, record, self.view, self.authority)
+            if reason is not None:
+                return reason
             if record.dataset == PRIVATE_KEYS and not self.view.private_keys_eligible(
                 self.node_id
             ):
@@ -505,7 +537,7 @@ class NodeCore:
         replies, received, completed = self.anti_entropy.receive(sender, message, self.view, now)
         accepted = []
         for record in received:
-            reason = self._refusal(record, now)
+            reason = self._refusal(sender, record, now)
             if reason is None and self.view.holds(self.node_id, record.dataset, record.key):
                 accepted.append(record)
             elif reason is not None:
@@ -606,7 +638,8 @@ class NodeCore:
         if self.quarantined(now):
             self.counters["anti_entropy_skipped_quarantined"] += 1
             return
-        peers = self.view.peers()
+        # Only peers we share something with (admission: core/scopes.py rule 3).
+        peers = [p for p in self.view.peers() if self.view.exchanges_admin_records(p)]
         if not peers:
             return
         peer = self.rng.choice(peers)

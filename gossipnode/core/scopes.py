@@ -6,7 +6,12 @@ Rules:
 2. `holds(member, dataset, key)` is the single predicate behind every send and every
    receive: the sender checks it for the recipient before each send (Invariant 2), the
    receiver checks it for itself before it stores anything.
-3. Two members reconcile a dataset over exactly the records both must hold
+3. Admission (DESIGN.md 5, invariant 8): a member not admitted holds nothing of another
+   member's, so nothing is sent to it, and nothing it sends is taken but administrative
+   records (checked by their signature). The one exception keeps a new member able to learn
+   that it was admitted: a member that is not admitted itself exchanges administrative
+   records with anyone; an admitted one only with admitted members.
+4. Two members reconcile a dataset over exactly the records both must hold
    (`shared_scope`), so a digest never covers data the peer may not hold, and "withheld by
    policy" never looks like "behind".
 """
@@ -17,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .authority import ADMIN_DATASETS, WEP_GRANT
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
 from .placement import (
@@ -66,8 +72,11 @@ class ScopeView:
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners."""
         policy = self.policy
+        wep_granted = tuple(sorted(
+            n for n in self.members if policy.admitted(n) and policy.granted(n, WEP_GRANT)
+        )) if policy.enforced else None
         return (
-            policy.wep_replication, policy.wep_replicas, policy.wep_eligible,
+            policy.wep_replication, policy.wep_replicas, policy.wep_eligible, wep_granted,
             tuple(sorted(
                 (n, m.name, m.tags.get("wep")) for n, m in self.members.items() if self.live(n)
             )),
@@ -82,6 +91,15 @@ class ScopeView:
         if self._peers is None:
             self._peers = sorted(n for n in self.members if n != self.self_id and self.live(n))
         return list(self._peers)
+
+    def admitted(self, node_id: bytes) -> bool:
+        """May this member take part in data replication (rule 3)?"""
+        return self.policy.admitted(node_id)
+
+    def exchanges_admin_records(self, peer: bytes) -> bool:
+        """Rule 3: administrative records go to admitted peers, and anywhere from a member
+        not admitted itself (it is waiting to learn that it was)."""
+        return self.admitted(peer) or not self.admitted(self.self_id)
 
     def private_keys_eligible(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
@@ -107,6 +125,8 @@ class ScopeView:
     def holds(self, node_id: bytes, dataset: str, key: str) -> bool:
         """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
         scope = lookup_dataset(dataset).scope
+        if node_id != self.self_id and scope is not Scope.LOCAL and not self.admitted(node_id):
+            return dataset in ADMIN_DATASETS and not self.admitted(self.self_id)
         if scope is Scope.ALL:
             return True
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -120,6 +140,10 @@ class ScopeView:
         """How this node and `peer` reconcile `dataset`: "all" (the whole dataset),
         "pair" (only the mailboxes both own), or None (not at all)."""
         scope = lookup_dataset(dataset).scope
+        if dataset in ADMIN_DATASETS:
+            return "all" if self.exchanges_admin_records(peer) else None
+        if not (self.admitted(peer) and self.admitted(self.self_id)):
+            return None
         if scope is Scope.ALL:
             return "all"
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -128,7 +152,11 @@ class ScopeView:
         if scope is Scope.WEP_PLACEMENT:
             if not self.policy.wep_replication:
                 return None
-            return "pair" if self.runs_wep(self.self_id) and self.runs_wep(peer) else None
+            both = self.runs_wep(self.self_id) and self.runs_wep(peer)
+            if self.policy.enforced:
+                both = both and self.policy.granted(peer, WEP_GRANT) and self.policy.granted(
+                    self.self_id, WEP_GRANT)
+            return "pair" if both else None
         return None
 
     def push_targets(self, dataset: str, key: str) -> list[bytes]:

@@ -24,6 +24,7 @@ from ..identity import format_node_id, parse_node_id, short_id
 from ..wire.cbor import CborError, decode_value, encode_value
 from .metrics import render_metrics
 from .status import health, info, members, status
+from .trust import trust_verbs
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -212,6 +213,7 @@ async def _policy_show(agent: Agent, request: dict[str, Any]) -> Any:
     policy = agent.core.policy
     names = {m.node_id: m.name for m in agent.core.members()}
     return {
+        "enforced": policy.enforced,
         "private_keys_denied": sorted(
             names.get(n, format_node_id(n)) for n in policy.private_keys_denied
         ),
@@ -328,6 +330,7 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     "reseed": _reseed,
     "owners": _owners,
 }
+_VERBS.update(trust_verbs())
 
 
 async def handle(agent: Agent, request: Any) -> Any:

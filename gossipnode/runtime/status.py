@@ -12,6 +12,7 @@ from .. import __version__
 from ..config import format_address
 from ..core.catalog import DATASETS
 from ..identity import format_node_id, short_id
+from .trust import grants_of
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -46,6 +47,7 @@ def members(agent: Agent) -> list[dict[str, Any]]:
             "state": member.state,
             "incarnation": member.incarnation,
             "tags": _tags(member.tags),
+            "grants": grants_of(agent, member.node_id),
             "self": is_self,
             "last_seen_s": 0.0 if is_self else (
                 None if heard is None else round(max(0.0, now - heard), 1)
@@ -86,6 +88,7 @@ def status(agent: Agent) -> dict[str, Any]:
             "pending_push_records": core.pushes.pending_for(member.node_id),
             "refused_from_peer": core.refused_from.get(member.node_id, 0),
             "withheld": withheld.get(member.node_id, {}),
+            "grants": grants_of(agent, member.node_id),
         })
     quarantined = core.quarantined(now)
     return {
@@ -103,6 +106,7 @@ def status(agent: Agent) -> dict[str, Any]:
             ) if quarantined else None,
             "synced_age_s": round(max(0.0, now - core.synced_ms / 1000), 1),
             "private_keys_eligible": core.view.private_keys_eligible(core.node_id),
+            "grants": grants_of(agent, core.node_id),
         },
         "datasets": datasets,
         "peers": peers,

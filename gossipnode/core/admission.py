@@ -1,0 +1,60 @@
+"""Admission and authorised writes as NodeCore applies them: the narrow hooks between the
+node and `authority` (who may write what) and `scopes` (who may hold what).
+
+Rules:
+1. A record from a peer is taken only if the peer is admitted (administrative records
+   excepted: their signature speaks for them, whoever relays them) and the record passes
+   `Authority.refusal` (signature and grants of its origin).
+2. A local write of an administrative record is refused under administrators: it must come
+   signed from the CLI (`write_signed`), which holds the administrator's key. A local write
+   of a private key is signed with this node's identity key, so that every member can check
+   that its origin was granted private keys.
+3. The policy is built only from administrative records that verify (rule 1 of
+   core/authority.py), also those that were stored before the keys were pinned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from .authority import ADMIN_DATASETS, SIGNED_DATASETS, Authority, signing_payload
+from .errors import LocalProtocolError
+from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
+from .records import Record
+from .scopes import ScopeView
+from .store import RecordStore
+
+__all__ = ["load_policy", "local_write_check", "peer_refusal", "sign_local"]
+
+
+def load_policy(store: RecordStore, authority: Authority,
+                decode_value: Callable[[bytes], Mapping[str, Any]]) -> ClusterPolicy:
+    valid = authority.admin_record_valid if authority.enforced else None
+    return policy_from_records(store.replicated(POLICY_DATASET), decode_value, valid)
+
+
+def peer_refusal(sender: bytes, record: Record, view: ScopeView,
+                 authority: Authority) -> str | None:
+    """Why a record `sender` sent must not be stored (rule 1), or None."""
+    if record.dataset not in ADMIN_DATASETS and not view.admitted(sender):
+        return "the sending member is not admitted"
+    return authority.refusal(record, view.policy.granted)
+
+
+def local_write_check(dataset: str, authority: Authority) -> None:
+    """Rule 2: raise LocalProtocolError for a local write that needs the CLI's signature."""
+    if authority.enforced and dataset in ADMIN_DATASETS:
+        raise LocalProtocolError(
+            f"{dataset} records must be signed by an administrator: use the gossipnode "
+            "verbs with --admin-key (or GOSSIPNODE_ADMIN_KEY)"
+        )
+
+
+def sign_local(record: Record, sign: Callable[[bytes], bytes]) -> Record:
+    """Rule 2: a restricted record written here carries this node's signature."""
+    if record.dataset not in SIGNED_DATASETS or record.dataset in ADMIN_DATASETS:
+        return record
+    payload = signing_payload(record.dataset, record.key, record.version, record.value)
+    return replace(record, signature=sign(payload))
