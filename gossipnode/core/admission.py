@@ -11,6 +11,9 @@ Rules:
    that its origin was granted private keys.
 3. The policy is built only from administrative records that verify (rule 1 of
    core/authority.py), also those that were stored before the keys were pinned.
+4. A member that becomes admitted (or comes back alive admitted) is sent every
+   administrative record at once: it learns who else is admitted, so that it takes their
+   data, without waiting for a reconciliation round.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from .records import Record
 from .scopes import ScopeView
 from .store import RecordStore
 
-__all__ = ["load_policy", "local_write_check", "peer_refusal", "sign_local"]
+__all__ = [
+    "admin_records",
+    "load_policy",
+    "local_write_check",
+    "newly_admitted",
+    "peer_refusal",
+    "sign_local",
+]
 
 
 def load_policy(store: RecordStore, authority: Authority,
@@ -58,3 +68,22 @@ def sign_local(record: Record, sign: Callable[[bytes], bytes]) -> Record:
         return record
     payload = signing_payload(record.dataset, record.key, record.version, record.value)
     return replace(record, signature=sign(payload))
+
+
+def newly_admitted(before: ScopeView, after: ScopeView) -> list[bytes]:
+    """Live peers admitted in `after` that were not live and admitted in `before` (rule 4).
+    None in an open cluster, where nobody waits for an admission."""
+    if not after.policy.enforced:
+        return []
+    return [
+        peer for peer in after.peers()
+        if after.admitted(peer) and not (before.live(peer) and before.admitted(peer))
+    ]
+
+
+def admin_records(store: RecordStore, authority: Authority) -> list[Record]:
+    """Every administrative record this node holds that verifies (rule 4)."""
+    return [
+        record for dataset in sorted(ADMIN_DATASETS) for record in store.replicated(dataset)
+        if not authority.enforced or authority.admin_record_valid(record)
+    ]

@@ -7,7 +7,9 @@ Rules:
    every change (`on_applied`, `on_removed`) and every change of the scope view
    (`view_changed`, which rebuilds the pair digests when the owners may have moved).
 2. A session covers exactly one shared scope (`ScopeView.shared_scope`). A peer that opens
-   a session over a scope we do not share with it gets a ReconcileAbort, never a digest.
+   a session over a scope we do not share with it gets a ReconcileAbort, never a digest;
+   over a scope we only receive from it ("receive": administrative records from a member
+   not known to be admitted) it gets an empty digest, so that it sends and we send nothing.
 3. Sessions never write; NodeCore filters and applies what they received.
 4. Session ids are random 63-bit numbers chosen by the initiator; sessions are keyed by
    (peer, id), so both sides may run sessions with each other at once (pipelining).
@@ -154,8 +156,13 @@ class AntiEntropy:
         digest = self.full.get(dataset)
         return None if digest is None else digest.root.hex()
 
-    def _digest_for(self, peer: bytes, dataset: str, view: ScopeView) -> Digest | None:
+    def _digest_for(self, peer: bytes, dataset: str, view: ScopeView, *,
+                    responding: bool = False) -> Digest | None:
         scope = view.shared_scope(peer, dataset)
+        if scope == "receive":
+            # Answer with an empty digest: the peer sends what it has, we send nothing
+            # (scopes.py rule 3, how a member learns grants it does not know yet).
+            return Digest(dataset) if responding else None
         if scope == "all":
             return self.full[dataset]
         if scope == "pair":
@@ -213,7 +220,7 @@ class AntiEntropy:
               now: float) -> tuple[list[object], list[Record], bool]:
         if opening.dataset not in self.full:
             raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
-        digest = self._digest_for(peer, opening.dataset, view)
+        digest = self._digest_for(peer, opening.dataset, view, responding=True)
         if digest is None:
             self.counters["sessions_refused_scope"] += 1
             return [ReconcileAbort(opening.session, "scope not shared")], [], False

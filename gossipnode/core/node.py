@@ -29,7 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import NodeConfig
-from .admission import load_policy, local_write_check, peer_refusal, sign_local
+from .admission import (
+    admin_records,
+    load_policy,
+    local_write_check,
+    newly_admitted,
+    peer_refusal,
+    sign_local,
+)
 from .anti_entropy import AntiEntropy
 from .authority import Authority
 from .catalog import Scope
@@ -401,11 +408,12 @@ class NodeCore:
         self.anti_entropy.on_applied(changes, self.view)
         self._events.append(RecordsApplied(tuple(winners), source))
         self.counters["records_applied"] += len(winners)
-        replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
-        self._push(replicated, exclude=source, now=now)
+        # A new policy first: the push goes to the members that may hold the records now.
         if any(r.dataset == POLICY_DATASET for r in winners):
             self.policy = load_policy(self.store, self.authority, self.decode_value)
             self._membership_or_policy_changed(now)
+        replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
+        self._push(replicated, exclude=source, now=now)
         return winners
 
     def _push(self, records: list[Record], exclude: bytes | None, now: float) -> None:
@@ -587,7 +595,10 @@ class NodeCore:
         """Take a new scope view. `placement`: mailbox owners may have moved; `gone`:
         members no longer alive or suspect."""
         was_eligible = self.view.private_keys_eligible(self.node_id)
+        before = self.view
         self.view = self._build_view()
+        for peer in newly_admitted(before, self.view):
+            self._start_push(peer, admin_records(self.store, self.authority), now)
         for peer in gone:
             self.pushes.drop_peer(peer)
             self.anti_entropy.abandon_peer(peer)
@@ -638,8 +649,8 @@ class NodeCore:
         if self.quarantined(now):
             self.counters["anti_entropy_skipped_quarantined"] += 1
             return
-        # Only peers we share something with (admission: core/scopes.py rule 3).
-        peers = [p for p in self.view.peers() if self.view.exchanges_admin_records(p)]
+        # Only admitted peers share anything with us (admission: core/scopes.py rule 3).
+        peers = [p for p in self.view.peers() if self.view.admitted(p)]
         if not peers:
             return
         peer = self.rng.choice(peers)

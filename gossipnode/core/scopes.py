@@ -7,10 +7,10 @@ Rules:
    receive: the sender checks it for the recipient before each send (Invariant 2), the
    receiver checks it for itself before it stores anything.
 3. Admission (DESIGN.md 5, invariant 8): a member not admitted holds nothing of another
-   member's, so nothing is sent to it, and nothing it sends is taken but administrative
-   records (checked by their signature). The one exception keeps a new member able to learn
-   that it was admitted: a member that is not admitted itself exchanges administrative
-   records with anyone; an admitted one only with admitted members.
+   member's, so nothing at all is sent to it, and nothing it sends is taken but
+   administrative records, which their signature speaks for. So that a member learns the
+   grants it lacks (its own admission first), administrative records are received from any
+   member: by push, and by reconciliation in which this side offers nothing ("receive").
 4. Two members reconcile a dataset over exactly the records both must hold
    (`shared_scope`), so a digest never covers data the peer may not hold, and "withheld by
    policy" never looks like "behind".
@@ -96,11 +96,6 @@ class ScopeView:
         """May this member take part in data replication (rule 3)?"""
         return self.policy.admitted(node_id)
 
-    def exchanges_admin_records(self, peer: bytes) -> bool:
-        """Rule 3: administrative records go to admitted peers, and anywhere from a member
-        not admitted itself (it is waiting to learn that it was)."""
-        return self.admitted(peer) or not self.admitted(self.self_id)
-
     def private_keys_eligible(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
         return member is not None and private_keys_eligible(node_id, member.tags, self.policy)
@@ -125,8 +120,8 @@ class ScopeView:
     def holds(self, node_id: bytes, dataset: str, key: str) -> bool:
         """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
         scope = lookup_dataset(dataset).scope
-        if node_id != self.self_id and scope is not Scope.LOCAL and not self.admitted(node_id):
-            return dataset in ADMIN_DATASETS and not self.admitted(self.self_id)
+        if node_id != self.self_id and not self.admitted(node_id):
+            return False
         if scope is Scope.ALL:
             return True
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -138,10 +133,11 @@ class ScopeView:
 
     def shared_scope(self, peer: bytes, dataset: str) -> str | None:
         """How this node and `peer` reconcile `dataset`: "all" (the whole dataset),
-        "pair" (only the mailboxes both own), or None (not at all)."""
+        "pair" (only the mailboxes both own), "receive" (take the peer's records, offer
+        none: rule 3) or None (not at all)."""
         scope = lookup_dataset(dataset).scope
         if dataset in ADMIN_DATASETS:
-            return "all" if self.exchanges_admin_records(peer) else None
+            return "all" if self.admitted(peer) else "receive"
         if not (self.admitted(peer) and self.admitted(self.self_id)):
             return None
         if scope is Scope.ALL:
