@@ -5,8 +5,9 @@ Rules:
 1. A value is a strict canonical CBOR map (wire/cbor.py).
 2. No secret key material in any replicated dataset but those that hold it by design
    (`catalog.SECRET_KEY_DATASETS`: private_keys, and org_keys, which are cluster-wide), in
-   any field, in any encoding: `keys.value_holds_secret` (binary, armor, bare base64) and
-   `deep_scan.hidden_secret` (any offset, hex, base64 with junk, nested encodings).
+   any field, in any encoding: the packet walker (binary, armor, bare base64; Sequoia too
+   in consumers) and `deep_scan.hidden_secret` (any offset, hex, base64 with junk, nested
+   encodings).
 3. Data bound to its key: a record of `consumers`, `private_keys`, `org_keys` or
    `trusted_keys` whose key is a fingerprint (40 or 64 hex digits) carries exactly one
    OpenPGP key with that fingerprint, in `secret_key` for private_keys (which must hold
@@ -21,6 +22,7 @@ import re
 from typing import Any
 
 from gossipnode.core.catalog import SECRET_KEY_DATASETS, is_replicated
+from gossipnode.openpgp import packets
 from gossipnode.openpgp.deep_scan import hidden_secret
 from gossipnode.openpgp.keys import KeyParseError, split_keys, value_holds_secret
 from gossipnode.wire.cbor import CborError, decode_value
@@ -39,13 +41,35 @@ def record_refusal(dataset: str, key: str, value: bytes) -> str | None:
     except CborError as error:
         return f"bad value: {error}"
     if is_replicated(dataset) and dataset not in SECRET_KEY_DATASETS and (
-        value_holds_secret(decoded) or hidden_secret(decoded)
+        _obvious_secret(dataset, decoded) or hidden_secret(decoded)
     ):
         hint = " (use private_keys)" if dataset == "consumers" else ""
         return f"secret key material is not allowed in {dataset}{hint}"
     if dataset in BOUND_DATASETS and _FINGERPRINT.fullmatch(key):
         return _binding_refusal(dataset, key.lower(), decoded)
     return None
+
+
+def _obvious_secret(dataset: str, value: Any) -> bool:
+    """Rule 2's first look. In `consumers`, whose values are certificates, Sequoia looks too
+    (`value_holds_secret`); elsewhere only the packet walker, because Sequoia reports a
+    secret key for any Secret-Key header in a chain of packets, also in random bytes, and
+    mail bodies (web_messenger) are random-looking binary."""
+    if dataset == "consumers":
+        return value_holds_secret(value)
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str | bytes) and packets.has_secret_packet(
+            item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+        ):
+            return True
+    return False
 
 
 def _binding_refusal(dataset: str, fingerprint: str, value: dict[str, Any]) -> str | None:

@@ -8,11 +8,12 @@ there too; the content check refuses a value when either one finds a secret.
 
 Rules:
 1. Binary is scanned at EVERY offset for a Secret-Key (5) or Secret-Subkey (7) packet
-   header, and a candidate counts only if its body parses strictly as a key packet: a
-   known version, a parsable public part for its algorithm (MPIs whose bit counts match
-   their first byte, a curve OID, fixed-size native keys) and a secret-key usage octet
-   after it with secret bytes following. That is what keeps honest binary (images,
-   encrypted mail) from being refused: a random match needs all of these at once.
+   header, and a candidate counts only if its body parses strictly as a v4-v6 key packet:
+   a parsable public part for its algorithm (MPIs whose bit counts match their first byte,
+   a curve OID, fixed-size native keys), then either unencrypted secret material that
+   ends exactly where the packet does, or S2K usage with a known cipher and specifier.
+   That is what keeps honest binary (images, encrypted mail) from being refused: a random
+   match needs all of these at once (none in 3000 random 16 KiB blobs).
 2. Text (and ASCII bytes) is searched for runs of hex and of base64 of at least
    `ENCODED_CHARACTERS_MIN` characters; each run is decoded at every alignment (a stray
    character in front shifts base64 by up to three) and the result scanned again, to a
@@ -28,8 +29,6 @@ import binascii
 import contextlib
 import re
 from typing import Any
-
-from gossipnode.openpgp.packets import KEY_VERSIONS
 
 __all__ = ["hidden_secret"]
 
@@ -52,8 +51,10 @@ SCAN_BYTES_MAX = 64 * 1024 * 1024
 _MPI_ALGORITHMS = {1: 2, 2: 2, 3: 2, 16: 3, 17: 4, 20: 3}
 _OID_ALGORITHMS = (18, 19, 22)  # ECDH, ECDSA, EdDSA (legacy): OID then MPI (ECDH: + KDF)
 _NATIVE_KEY_BYTES = {25: 32, 26: 56, 27: 32, 28: 57}  # X25519, X448, Ed25519, Ed448
-# Secret-key usage octets: 0 (plain), 253-255 (S2K), or a symmetric algorithm id.
-_USAGE_OCTETS = frozenset({0, 253, 254, 255, *range(1, 14)})
+# Secret MPIs per algorithm (RSA: d, p, q, u; the others one scalar).
+_SECRET_MPIS = {1: 4, 2: 4, 3: 4, 16: 1, 17: 1, 20: 1, 18: 1, 19: 1, 22: 1}
+# S2K specifiers: simple, salted, iterated and salted, Argon2, GnuPG's private 101.
+_S2K_SPECIFIERS = frozenset({0, 1, 3, 4, 101})
 # Curve OIDs are short: the longest in RFC 9580 is 10 bytes.
 OID_BYTES_MAX = 16
 
@@ -80,7 +81,9 @@ def hidden_secret(value: Any) -> bool:
             data = item.encode("utf-8", "surrogatepass")
             if _scan(data, 0, budget):
                 return True
-            if max(item, default="\0") < "\u0100" and _scan(item.encode("latin-1"), 0, budget):
+            if not item.isascii() and max(item) < "\u0100" and _scan(
+                item.encode("latin-1"), 0, budget
+            ):
                 return True  # bytes smuggled as code points U+0000..U+00FF
         elif isinstance(item, bytes | bytearray | memoryview) and _scan(bytes(item), 0, budget):
             return True
@@ -162,29 +165,59 @@ def _packet_body(data: bytes, offset: int) -> tuple[int, int] | None:
 
 
 def _strict_secret_key(body: memoryview) -> bool:
-    """Rule 1: does `body` parse as a secret key packet, public part and usage octet?"""
-    if len(body) < 8 or body[0] not in KEY_VERSIONS:
+    """Rule 1: does `body` parse as a v4, v5 or v6 secret key packet: public part, usage
+    octet, and what must follow it? (v2/v3 keys are RSA keys of the 1990s; the packet
+    walker still finds them at offset 0.)"""
+    if len(body) < 8 or body[0] not in (4, 5, 6):
         return False
-    version = body[0]
-    position = 7 if version in (2, 3) else 5
-    algorithm = body[position]
-    position += 1
+    version, algorithm, position = body[0], body[5], 6
     if version in (5, 6):
         if position + 4 > len(body):
             return False
         material = int.from_bytes(body[position:position + 4], "big")
         position += 4
         end = _public_part(body, position, algorithm)
-        if end != position + material:
+        if end is None or end != position + material:
             return False
-        position = end
     else:
         end = _public_part(body, position, algorithm)
         if end is None:
             return False
-        position = end
-    # The usage octet, then at least two bytes of secret material or S2K parameters.
-    return position + 3 <= len(body) and body[position] in _USAGE_OCTETS
+    return _secret_part(body, end, version, algorithm)
+
+
+def _secret_part(body: memoryview, position: int, version: int, algorithm: int) -> bool:
+    """After the public part: the usage octet and what it announces (RFC 9580 5.5.3)."""
+    if position >= len(body):
+        return False
+    usage, position = body[position], position + 1
+    if usage == 0:  # unencrypted: the secret material, then (v4) a two-byte checksum
+        end = _secret_material(body, position, algorithm)
+        return end is not None and len(body) - end == (2 if version == 4 else 0)
+    if usage not in (253, 254, 255):
+        return False  # a bare cipher id (the oldest form) is left to the walker
+    if version in (5, 6):
+        position += 1  # the count of the parameters that follow
+    if position + 2 > len(body):
+        return False
+    cipher = body[position]
+    specifier = body[position + 2] if usage == 253 else body[position + 1]
+    if usage == 253 and not 1 <= body[position + 1] <= 3:  # AEAD mode: EAX, OCB, GCM
+        return False
+    return 1 <= cipher <= 13 and specifier in _S2K_SPECIFIERS
+
+
+def _secret_material(body: memoryview, position: int, algorithm: int) -> int | None:
+    if algorithm in _NATIVE_KEY_BYTES:
+        end = position + _NATIVE_KEY_BYTES[algorithm]
+        return end if end <= len(body) else None
+    count = _SECRET_MPIS.get(algorithm)
+    if count is None:
+        return None
+    found: int | None = position
+    for _ in range(count):
+        found = _mpi(body, found) if found is not None else None
+    return found
 
 
 def _public_part(body: memoryview, position: int, algorithm: int) -> int | None:
