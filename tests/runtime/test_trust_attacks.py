@@ -27,7 +27,6 @@ from gossipnode.runtime import transport
 from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
-from gossipnode.wire.peer_messages import PEER_MESSAGES
 
 pytestmark = pytest.mark.slow
 
