@@ -184,14 +184,15 @@ class _Scenario:
             signed("cluster_policy", "wep", {"replication": True, "replicas": 1,
                                              "note": FORGED}, node.node_id),
         ]
-        for key in list(self.written_private)[-3:] + ["fpr-new"]:
+        for key in [*list(self.written_private)[-3:], "fpr-new"]:
             records.append(signed("private_keys", key, {"secret_key": FORGED}, node.node_id))
             records.append(signed("private_keys", key, {"secret_key": FORGED}, granted))
         if node.core is not None:  # replays of genuine administrative records, restamped
-            for genuine in list(node.store.replicated("cluster_policy"))[:3]:
-                records.append(Record(genuine.dataset, genuine.key, genuine.value,
-                                      Version(now_ms, 0, genuine.version.origin),
-                                      genuine.signature))
+            records.extend(
+                Record(genuine.dataset, genuine.key, genuine.value,
+                       Version(now_ms, 0, genuine.version.origin), genuine.signature)
+                for genuine in list(node.store.replicated("cluster_policy"))[:3]
+            )
         if not self.report.admitted:
             records.append(Record("web_messenger", "box-forged", encode_value(
                 {"note": FORGED}), Version(now_ms, 0, node.node_id)))
