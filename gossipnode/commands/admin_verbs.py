@@ -63,6 +63,15 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _print_policy(policy: dict[str, Any]) -> None:
     wep = policy["wep"]
+    if policy.get("enforced"):
+        print_pairs([
+            ("Governed by", "administrator keys: grants decide (see `gossipnode members`)"),
+            ("Private keys", "members granted private-keys that opt in"),
+            ("WEP replication", "on" if wep["replication"] else "off"),
+            ("WEP replicas", wep["replicas"]),
+            ("WEP owners", "chosen among the members granted wep that run WEP"),
+        ])
+        return
     print_pairs([
         ("Private keys denied to", ", ".join(policy["private_keys_denied"]) or "(nobody)"),
         ("WEP replication", "on" if wep["replication"] else "off"),
