@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import NodeConfig
-from .admission import (
+from .authorization import (
     admin_records,
     load_policy,
     local_write_check,

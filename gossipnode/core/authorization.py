@@ -1,4 +1,4 @@
-"""Admission and authorised writes as NodeCore applies them: the narrow hooks between the
+"""Authorised writes and admission as NodeCore applies them: the narrow hooks between the
 node and `authority` (who may write what) and `scopes` (who may hold what).
 
 Rules:
