@@ -72,6 +72,9 @@ class _Proxies:
         self.cut: set[tuple[int, int]] = set()
         self.connections: dict[tuple[int, int], set[asyncio.StreamWriter]] = {}
         self.servers: list[asyncio.AbstractServer] = []
+        # TCP payload bytes carried per link (both directions of its connections), for
+        # benchmarks that count what crosses the wire.
+        self.bytes_carried: dict[tuple[int, int], int] = {}
 
     def call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
@@ -89,12 +92,20 @@ class _Proxies:
                     return
                 pair = {writer, up_writer}
                 self.connections.setdefault(link, set()).update(pair)
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                count = self._counter(link)
+                await asyncio.gather(_pipe(reader, up_writer, count),
+                                     _pipe(up_reader, writer, count))
                 self.connections.get(link, set()).difference_update(pair)
 
             self.servers.append(await asyncio.start_server(handle, "127.0.0.1", listen_port))
 
         self.call(start())
+
+    def _counter(self, link: tuple[int, int]) -> Any:
+        def count(size: int) -> None:
+            self.bytes_carried[link] = self.bytes_carried.get(link, 0) + size
+
+        return count
 
     def set_cut(self, link: tuple[int, int], cut: bool) -> None:
         async def apply() -> None:
@@ -123,9 +134,12 @@ class _Proxies:
             self.loop.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                count: Any = None) -> None:
     try:
         while data := await reader.read(65536):
+            if count is not None:
+                count(len(data))
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):
@@ -286,6 +300,11 @@ class LocalCluster:
             return True
 
         self._wait(done, timeout_s, "members to see each other")
+
+    def bytes_between(self, a: int, b: int) -> int:
+        """TCP payload bytes carried so far between a and b, both links, both directions."""
+        carried = self.proxies.bytes_carried
+        return carried.get((a, b), 0) + carried.get((b, a), 0)
 
     def digests(self, i: int) -> dict[str, tuple[int, str]]:
         status = self.request(i, "status")

@@ -1,4 +1,4 @@
-"""The deterministic simulator (DESIGN.md section 4): many NodeCores on one virtual clock
+"""The deterministic simulator (docs/architecture.md): many NodeCores on one virtual clock
 and one virtual network, all chance drawn from one seed.
 
 Modules, one idea each:
@@ -11,7 +11,7 @@ Modules, one idea each:
 - commands: the client verbs of the DSL (write, delete, set_policy, set_tags);
 - workload: client writes and deletes in every dataset;
 - faults: fault moves and the random mode's fault drawer;
-- checkers: the invariants of DESIGN.md section 5, from ground truth;
+- checkers: the invariants of docs/architecture.md, from ground truth;
 - scenarios: the named fault phases;
 - report, runner: what a run prints, and the command line.
 

@@ -1,4 +1,4 @@
-"""The invariant checkers of DESIGN.md section 5, computed from ground truth.
+"""The invariant checkers of docs/architecture.md, computed from ground truth.
 
 Ground truth is what the harness itself did: the tags it configured on each node, the
 policy records it wrote, every write a core acknowledged. Checkers never ask a node for

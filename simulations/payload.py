@@ -1,7 +1,7 @@
 """What a message carries: an estimate of its size, and the records inside it.
 
 Core messages are frozen dataclasses whose fields are scalars, tuples, Records, Versions or
-further such dataclasses (DESIGN.md, "Core messages"). One generic walk over those fields
+further such dataclasses (see gossipnode/core/events.py). One generic walk over those fields
 serves both the byte count of a report and the containment checker, which must see every
 Record a message carries however deeply it is nested.
 

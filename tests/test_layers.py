@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md section 4, enforced by scanning imports."""
+"""The layer rules of docs/architecture.md (Layers), enforced by scanning imports."""
 
 import ast
 import sys

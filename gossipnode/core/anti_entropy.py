@@ -1,47 +1,43 @@
-"""Anti-entropy for one node: the digests of every scope it reconciles, and its sessions.
+"""Anti-entropy for one node: its reconciliation sessions, over the digests it keeps.
 
 Rules:
-1. Digests mirror the store. A full digest per replicated dataset (what `status` shows and
-   what `all`-scope and private-key sessions use) and, for WEP mailboxes, one digest per
-   peer over the mailboxes this node and that peer both own ("pair" scope). NodeCore reports
-   every change (`on_applied`, `on_removed`) and every change of the scope view
-   (`view_changed`, which rebuilds the pair digests when the owners may have moved).
+1. Sessions run over the digests of digests.py (`Digests`), which mirror the store.
 2. A session covers exactly one shared scope (`ScopeView.shared_scope`). A peer that opens
-   a session over a scope we do not share with it gets a ReconcileAbort, never a digest;
-   over a scope we only receive from it ("receive": administrative records from a member
-   not known to be admitted) it gets an empty digest, so that it sends and we send nothing.
+   a session over a scope we do not share with it gets a ReconcileAbort, never a digest.
 3. Sessions never write; NodeCore filters and applies what they received.
 4. Session ids are random 63-bit numbers chosen by the initiator; sessions are keyed by
    (peer, id), so both sides may run sessions with each other at once (pipelining).
+5. Every session that ends, whether it completed, failed or was abandoned, is reported with
+   one `SyncCompleted` event; each running session's stall deadline is a key in the node's
+   timers, moved at every message.
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..config import NodeConfig
 from .catalog import REPLICATED_DATASETS
+from .context import NodeContext
+from .digests import Digests
 from .errors import RemoteProtocolError
-from .merkle import Digest
-from .placement import mailbox_id
+from .events import SyncCompleted
 from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
-from .records import Record, Version
-from .scopes import WEB_MESSENGER, ScopeView
-from .store import RecordStore
+from .records import Record
+from .scopes import ScopeView
 
-__all__ = ["RECONCILE_MESSAGES", "AntiEntropy"]
+__all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
-# Start-up progress is reported this often while digests are built (a second or so of work).
-DIGEST_PROGRESS_RECORDS = 100_000
 # Sessions with one peer at once, in each direction: one per dataset, and as many again
 # for a repair started while a round is running. Counted apart per direction, so that
 # sessions we opened and that hang cannot crowd out the peer's own.
 SESSIONS_PER_PEER_MAX = 2 * len(REPLICATED_DATASETS)
+# The node's timer key of one session: ("session", peer, session id).
+SESSION_TIMER = "session"
 
 
 @dataclass(slots=True)
@@ -49,7 +45,17 @@ class _Running:
     session: ReconcileSession
     started: float
     initiated: bool
-    moved: int = 0
+    received: int = 0
+    sent: int = 0
+
+
+class PeerSync(NamedTuple):
+    """How this node stands with a peer: "repairing" (sessions running), "converged" (the
+    last completed session moved nothing), "behind", or "unknown" (none completed yet)."""
+
+    state: str
+    synced_at: float | None
+    last_moved: int | None
 
 
 @dataclass(slots=True)
@@ -59,115 +65,17 @@ class _PeerSync:
 
 
 class AntiEntropy:
-    def __init__(self, config: NodeConfig, store: RecordStore, node_id: bytes,
-                 rng: random.Random) -> None:
-        self.config = config
-        self.store = store
-        self.node_id = node_id
-        self.rng = rng
-        self.full: dict[str, Digest] = {}
-        self.pairs: dict[bytes, Digest] = {}
-        self._pair_basis: tuple[object, ...] | None = None
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+        self.config = ctx.config
+        self.store = ctx.store
+        self.node_id = ctx.node_id
+        self.rng = ctx.rng
         self._sessions: dict[tuple[bytes, int], _Running] = {}
         self._sync: dict[bytes, _PeerSync] = {}
         self.counters: Counter[str] = Counter()
         self.session_seconds = 0.0
-
-    # --- digests -------------------------------------------------------------------------------
-
-    def build(self, view: ScopeView,
-              progress: Callable[[str, int], None] | None = None) -> Version | None:
-        """Build every digest from the store; return the newest version seen (for the HLC).
-        `progress(dataset, records so far)` is called every DIGEST_PROGRESS_RECORDS."""
-        newest: Version | None = None
-
-        def tracked(records: Iterable[Record]) -> Iterable[Record]:
-            nonlocal newest
-            for record in records:
-                if newest is None or record.version > newest:
-                    newest = record.version
-                yield record
-
-        self.full = {}
-        for name in REPLICATED_DATASETS:
-            report = None if progress is None else (
-                lambda done, name=name: progress(name, done)
-            )
-            self.full[name] = Digest.build(
-                name, tracked(self.store.replicated(name)), report, DIGEST_PROGRESS_RECORDS
-            )
-        self._pair_basis = None
-        self.view_changed(view)
-        return newest
-
-    def view_changed(self, view: ScopeView) -> bool:
-        """Rebuild the pair digests when the WEP owners changed; say whether they did."""
-        basis = view.placement_basis()
-        if basis == self._pair_basis:
-            return False
-        self._pair_basis = basis
-        grouped: dict[bytes, list[Record]] = {}
-        if view.policy.wep_replication:
-            for record in self.store.replicated(WEB_MESSENGER):
-                for peer in self._pair_peers(view, record.key):
-                    grouped.setdefault(peer, []).append(record)
-        self.pairs = {peer: Digest.build(WEB_MESSENGER, records)
-                      for peer, records in grouped.items()}
-        self.counters["pair_digest_rebuilds"] += 1
-        return True
-
-    def _pair_peers(self, view: ScopeView, key: str) -> list[bytes]:
-        owners = view.owners(mailbox_id(key)) or ()
-        if self.node_id not in owners:
-            return []
-        return [owner for owner in owners if owner != self.node_id]
-
-    def on_applied(self, changes: Sequence[tuple[Record | None, Record]],
-                   view: ScopeView) -> None:
-        for previous, record in changes:
-            digest = self.full.get(record.dataset)
-            if digest is None:
-                continue  # node-local: never digested
-            digest.replace(previous, record)
-            if record.dataset == WEB_MESSENGER and view.policy.wep_replication:
-                for peer in self._pair_peers(view, record.key):
-                    pair = self.pairs.setdefault(peer, Digest(WEB_MESSENGER))
-                    if previous is not None and pair.contains(previous):
-                        pair.remove(previous)
-                    pair.insert(record)
-
-    def on_removed(self, records: Iterable[Record]) -> None:
-        for record in records:
-            digest = self.full.get(record.dataset)
-            if digest is None:
-                continue
-            if digest.contains(record):
-                digest.remove(record)
-            if record.dataset == WEB_MESSENGER:
-                for pair in self.pairs.values():
-                    if pair.contains(record):
-                        pair.remove(record)
-
-    def pair_partners(self) -> list[bytes]:
-        """Peers with whom this node shares at least one mailbox record, in a stable order."""
-        return sorted(peer for peer, digest in self.pairs.items() if digest.count)
-
-    def root_hex(self, dataset: str) -> str | None:
-        digest = self.full.get(dataset)
-        return None if digest is None else digest.root.hex()
-
-    def _digest_for(self, peer: bytes, dataset: str, view: ScopeView, *,
-                    responding: bool = False) -> Digest | None:
-        scope = view.shared_scope(peer, dataset)
-        if scope == "receive":
-            # Answer with an empty digest: the peer sends what it has, we send nothing
-            # (scopes.py rule 3, how a member learns grants it does not know yet).
-            return Digest(dataset) if responding else None
-        if scope == "all":
-            return self.full[dataset]
-        if scope == "pair":
-            return self.pairs.setdefault(peer, Digest(WEB_MESSENGER))
-        return None
+        self.digests = Digests(ctx.store, ctx.node_id, self.counters)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -180,7 +88,7 @@ class AntiEntropy:
         """Open one session per dataset shared with `peer`; return the opening messages."""
         messages: list[object] = []
         for dataset in datasets if datasets is not None else REPLICATED_DATASETS:
-            digest = self._digest_for(peer, dataset, view)
+            digest = self.digests.digest_for(peer, dataset, view)
             if digest is None or self.running(peer, initiated=True) >= SESSIONS_PER_PEER_MAX:
                 continue
             session_id = self.rng.getrandbits(63)
@@ -189,6 +97,7 @@ class AntiEntropy:
                 self.config.limits, self.rng, now,
             )
             self._sessions[(peer, session_id)] = _Running(session, now, initiated=True)
+            self._arm(peer, session_id, session)
             self.counters["sessions_started"] += 1
             messages.extend(session.messages_to_send())
         return messages
@@ -196,6 +105,7 @@ class AntiEntropy:
     def receive(self, peer: bytes, message: object, view: ScopeView,
                 now: float) -> tuple[list[object], list[Record], bool]:
         """Feed one reconciliation message: (replies, records received, a session completed).
+        A session that ends is reported with a SyncCompleted event.
 
         Raises RemoteProtocolError for a message no session of ours can take."""
         if isinstance(message, ReconcileOpen):
@@ -218,9 +128,9 @@ class AntiEntropy:
 
     def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView,
               now: float) -> tuple[list[object], list[Record], bool]:
-        if opening.dataset not in self.full:
+        if not self.digests.covers(opening.dataset):
             raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
-        digest = self._digest_for(peer, opening.dataset, view, responding=True)
+        digest = self.digests.digest_for(peer, opening.dataset, view, responding=True)
         if digest is None:
             self.counters["sessions_refused_scope"] += 1
             return [ReconcileAbort(opening.session, "scope not shared")], [], False
@@ -234,6 +144,7 @@ class AntiEntropy:
         )
         running = _Running(session, now, initiated=False)
         self._sessions[(peer, opening.session)] = running
+        self._arm(peer, opening.session, session)
         self.counters["sessions_answered"] += 1
         return self._collect(peer, opening.session, running, now)
 
@@ -243,50 +154,79 @@ class AntiEntropy:
         replies: list[object] = list(session.messages_to_send())
         received = session.take_received_records()
         sent = sum(len(m.records) for m in replies if isinstance(m, ReconcileTurn))
-        running.moved += len(received) + sent
+        running.received += len(received)
+        running.sent += sent
         self.counters["records_received"] += len(received)
         self.counters["records_sent"] += sent
         completed = False
         if session.done or session.failed is not None:
             del self._sessions[(peer, session_id)]
+            self._ctx.timers.cancel((SESSION_TIMER, peer, session_id))
             if session.failed is None:
                 completed = True
                 self.counters["sessions_completed"] += 1
                 self.session_seconds += now - running.started
                 sync = self._sync.setdefault(peer, _PeerSync())
                 sync.synced_at = now
-                sync.last_moved = running.moved
+                sync.last_moved = running.received + running.sent
             else:
                 self.counters["sessions_failed"] += 1
+            self._ended(peer, session_id, running, session.failed)
+        else:
+            self._arm(peer, session_id, session)
         return replies, received, completed
+
+    def _arm(self, peer: bytes, session_id: int, session: ReconcileSession) -> None:
+        deadline = session.next_deadline()
+        key = (SESSION_TIMER, peer, session_id)
+        if deadline is None:
+            self._ctx.timers.cancel(key)
+        else:
+            self._ctx.timers.set(key, deadline)
+
+    def _ended(self, peer: bytes, session_id: int, running: _Running,
+               failure: str | None) -> None:
+        self._ctx.emit(SyncCompleted(
+            peer, running.session.dataset, session_id, running.initiated,
+            running.received, running.sent, failure,
+        ))
 
     def _fetch(self, dataset: str):
         store = self.store
         return lambda key: store.get(dataset, key)
 
-    def expire(self, now: float) -> list[tuple[bytes, object]]:
-        """Fail stalled sessions; return the aborts to send, as (peer, message)."""
-        aborts = []
-        for (peer, session_id), running in list(self._sessions.items()):
+    def expire(self, due: Iterable[tuple[bytes, int]],
+               now: float) -> list[tuple[bytes, object]]:
+        """Fail the stalled sessions among those whose timers fell due, as (peer, session
+        id); return the aborts to send, as (peer, message)."""
+        due = set(due)
+        aborts: list[tuple[bytes, object]] = []
+        if not due:
+            return aborts
+        # In the order the sessions started, so that runs are deterministic.
+        for key in [k for k in self._sessions if k in due]:
+            peer, session_id = key
+            running = self._sessions[key]
             running.session.handle_timer(now)
             if running.session.failed is not None:
                 aborts.extend((peer, m) for m in running.session.messages_to_send())
-                del self._sessions[(peer, session_id)]
+                del self._sessions[key]
                 self.counters["sessions_failed"] += 1
+                self._ended(peer, session_id, running, running.session.failed)
+            else:
+                self._arm(peer, session_id, running.session)
         return aborts
 
-    def abandon(self, peer: bytes, session_id: int) -> None:
-        if self._sessions.pop((peer, session_id), None) is not None:
+    def abandon(self, peer: bytes, session_id: int, reason: str) -> None:
+        running = self._sessions.pop((peer, session_id), None)
+        if running is not None:
+            self._ctx.timers.cancel((SESSION_TIMER, peer, session_id))
             self.counters["sessions_abandoned"] += 1
+            self._ended(peer, session_id, running, reason)
 
-    def abandon_peer(self, peer: bytes) -> None:
+    def abandon_peer(self, peer: bytes, reason: str) -> None:
         for key in [k for k in self._sessions if k[0] == peer]:
-            del self._sessions[key]
-            self.counters["sessions_abandoned"] += 1
-
-    def next_deadline(self) -> float | None:
-        deadlines = [r.session.next_deadline() for r in self._sessions.values()]
-        return min((d for d in deadlines if d is not None), default=None)
+            self.abandon(peer, key[1], reason)
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -300,7 +240,7 @@ class AntiEntropy:
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0
 
-    def peer_sync(self, peer: bytes) -> dict[str, object]:
+    def peer_sync(self, peer: bytes) -> PeerSync:
         sync = self._sync.get(peer, _PeerSync())
         if self.sessions_running(peer):
             state = "repairing"
@@ -308,16 +248,7 @@ class AntiEntropy:
             state = "unknown"
         else:
             state = "converged" if sync.last_moved == 0 else "behind"
-        return {"state": state, "synced_at": sync.synced_at, "last_moved": sync.last_moved}
-
-    def totals(self) -> dict[str, float]:
-        return {
-            "records_received": self.counters["records_received"],
-            "records_sent": self.counters["records_sent"],
-            "sessions_completed": self.counters["sessions_completed"],
-            "sessions_failed": self.counters["sessions_failed"],
-            "session_seconds": self.session_seconds,
-        }
+        return PeerSync(state, sync.synced_at, sync.last_moved)
 
     def statistics(self) -> dict[str, int]:
         return {f"anti_entropy_{k}": v for k, v in self.counters.items()} | {

@@ -1,4 +1,4 @@
-"""The data catalog (DESIGN.md section 2): every dataset and who may hold it.
+"""The data catalog (docs/architecture.md): every dataset and who may hold it.
 
 A dataset's scope decides which members hold its records:
 

@@ -1,7 +1,7 @@
 """What the core asks of its driver (the Trio shell or the simulator), and what it reports.
 
 Commands are imperatives (`Send`, `Disconnect`); facts are past tense (`MemberChanged`,
-`RecordsApplied`). All are frozen dataclasses. The driver drains them with
+`RecordsPurged`, `SyncCompleted`). All are frozen dataclasses. The driver drains them with
 `NodeCore.events()` after every input and carries them out in order.
 
 Addressing: peers are reached by network address (`Address`, a (host, port) pair), because a
@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .records import Record
-
 __all__ = [
     "Address",
     "Disconnect",
     "Event",
     "MemberChanged",
     "PeerRefused",
-    "RecordsApplied",
     "RecordsPurged",
     "Send",
+    "SyncCompleted",
 ]
 
 Address = tuple[str, int]
@@ -57,18 +55,10 @@ class MemberChanged:
     node_id: bytes
     name: str
     address: Address
-    state: str  # "alive" | "suspect" | "dead" | "left"
+    state: str  # membership.ALIVE | SUSPECT | DEAD | LEFT
     incarnation: int
     # The member's tags as (key, value) pairs sorted by key; booleans are "true"/"false".
     tags: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RecordsApplied:
-    """Records that won the merge and are now durable in the store."""
-
-    records: tuple[Record, ...]
-    source: bytes | None  # the peer they came from; None for a local write
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +78,19 @@ class PeerRefused:
     reason: str
 
 
-Event = Send | Disconnect | MemberChanged | RecordsApplied | RecordsPurged | PeerRefused
+@dataclass(frozen=True, slots=True)
+class SyncCompleted:
+    """A reconciliation session with `peer` over `dataset` ended: completed when `failure`
+    is None, else failed or abandoned for that reason. Sent once per session, on both sides;
+    `received` and `sent` count the records it moved."""
+
+    peer: bytes
+    dataset: str
+    session: int
+    initiated: bool  # this node opened it
+    received: int
+    sent: int
+    failure: str | None = None
+
+
+Event = Send | Disconnect | MemberChanged | RecordsPurged | PeerRefused | SyncCompleted

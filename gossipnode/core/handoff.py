@@ -19,12 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .context import NodeContext
+from .digests import Digests
+from .events import RecordsPurged
+from .lifecycle import Lifecycle
+from .membership import LEFT
 from .placement import mailbox_id
 from .records import Record
+from .replication import Replication
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER, ScopeView
 from .store import RecordStore
 
-__all__ = ["Handoffs", "hand_off_targets", "releasable", "to_hand_off"]
+__all__ = ["Handoff", "Handoffs", "hand_off_targets", "releasable", "to_hand_off"]
+
+# While records wait for a handoff, it is retried this often (a push's own retries stop
+# after PUSH_ATTEMPTS_MAX; the members that must take the records may be back by then).
+HANDOFF_RETRY_S = 2.0
+TIMER_HANDOFF = "handoff"
 
 
 @dataclass
@@ -75,7 +86,7 @@ def hand_off_targets(record: Record, view: ScopeView) -> list[bytes]:
         # membership may take a while to say so, and an acknowledgement is proof enough.
         return [
             peer for peer, member in sorted(view.members.items())
-            if peer != view.self_id and member.state != "left"
+            if peer != view.self_id and member.state != LEFT
             and view.private_keys_eligible(peer)
         ]
     return [o for o in view.owners(mailbox_id(record.key)) or () if view.live(o)]
@@ -87,3 +98,68 @@ def releasable(record: Record, acked: frozenset[bytes], view: ScopeView) -> bool
         return any(view.private_keys_eligible(peer) for peer in acked)
     owners = view.owners(mailbox_id(record.key)) or ()
     return bool(owners) and set(owners) <= acked
+
+
+class Handoff:
+    """The handoff duty of one node: push what it may not keep, release what is held."""
+
+    def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, replication: Replication,
+                 digests: Digests) -> None:
+        self._ctx = ctx
+        self._lifecycle = lifecycle
+        self._replication = replication
+        self._digests = digests
+        self.acks = Handoffs()
+        # Records wait for a handoff: retry at every membership change and every
+        # HANDOFF_RETRY_S, not only each anti-entropy round.
+        self.waiting = False
+
+    def run(self, now: float) -> None:
+        """Push what this node may not keep to who must hold it; release what they hold."""
+        try:
+            if self._lifecycle.quarantined(now):
+                return
+            view = self._ctx.view
+            by_target: dict[bytes, list[Record]] = {}
+            waiting = to_hand_off(self._ctx.store, view)
+            self.waiting = bool(waiting)
+            for record in waiting:
+                acked = self.acks.acked_by(record)
+                for target in hand_off_targets(record, view):
+                    if target not in acked:
+                        by_target.setdefault(target, []).append(record)
+            pushes = self._replication.pushes
+            for target, records in sorted(by_target.items()):
+                if not pushes.handoff_pending(target):
+                    self._replication.start(target, records, now, handoff=True)
+            self.release()
+        finally:
+            if self.waiting:
+                self._ctx.timers.set(TIMER_HANDOFF, now + HANDOFF_RETRY_S)
+            else:
+                self._ctx.timers.cancel(TIMER_HANDOFF)
+
+    def acknowledged(self, peer: bytes, records: list[Record]) -> None:
+        if records:
+            self.acks.acknowledged(peer, records)
+            self.release()
+
+    def release(self) -> None:
+        """Remove the handed-off records every required member now holds (rule 1)."""
+        ctx = self._ctx
+        released: dict[str, list[Record]] = {}
+        for record in self.acks.records():
+            if ctx.store.get(record.dataset, record.key) != record or ctx.view.holds(
+                ctx.node_id, record.dataset, record.key
+            ):
+                self.acks.forget(record)  # overwritten, or ours to keep after all
+            elif releasable(record, self.acks.acked_by(record), ctx.view):
+                self.acks.forget(record)
+                released.setdefault(record.dataset, []).append(record)
+        for dataset, records in sorted(released.items()):
+            keys = tuple(record.key for record in records)
+            ctx.store.remove(dataset, keys)
+            self._digests.on_removed(records)
+            ctx.counters[f"{dataset}_handed_off"] += len(records)
+            reason = "not eligible" if dataset == PRIVATE_KEYS else "not an owner"
+            ctx.emit(RecordsPurged(dataset, keys, f"handed off: {reason}"))

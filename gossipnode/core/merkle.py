@@ -1,4 +1,4 @@
-"""Incremental range digests over one dataset scope (DESIGN.md sections 3-4).
+"""Incremental range digests over one dataset scope (docs/architecture.md).
 
 Theory of operation:
 

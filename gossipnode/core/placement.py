@@ -1,4 +1,4 @@
-"""Who may hold what: private-key eligibility and WEP mailbox placement (DESIGN.md section 2).
+"""Who may hold what: private-key eligibility and WEP mailbox placement (docs/architecture.md).
 
 Rules:
 1. A member is eligible for private keys when its own opt-in tag `private_keys` says "true"

@@ -1,4 +1,4 @@
-"""One side of an anti-entropy session over one dataset scope (DESIGN.md sections 3-4).
+"""One side of an anti-entropy session over one dataset scope (docs/architecture.md).
 
 Theory of operation (range-based reconciliation over `merkle.Digest`, after Negentropy):
 

@@ -1,4 +1,4 @@
-"""Records, versions and the last-writer-wins merge (DESIGN.md section 3).
+"""Records, versions and the last-writer-wins rule (docs/architecture.md).
 
 Rules:
 1. A record is (dataset, key, value, version). `value` is the canonical CBOR encoding of a
@@ -12,10 +12,10 @@ Rules:
    `version.origin` over (dataset, key, version, value digest). It is not part of the
    record's rank or digest: a correct record has one signature, and a wrong one is refused
    before it is stored.
-4. Merge keeps the record with the higher (version, value) pair. The value only breaks ties
-   between two records that claim the very same version, which a correct node never writes,
-   so that even then every replica picks the same winner: merge is commutative,
-   associative and idempotent.
+4. `wins` keeps the record with the higher (version, live, value) triple. The value only
+   breaks ties between two records that claim the very same version, which a correct node
+   never writes, so that even then every replica picks the same winner whatever order the
+   records arrive in (the store applies them with `wins`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..config import LimitsConfig
 from .catalog import dataset as lookup_dataset
 from .errors import LocalProtocolError
 
-__all__ = ["NODE_ID_BYTES", "Record", "Version", "check_record", "merge", "wins"]
+__all__ = ["NODE_ID_BYTES", "Record", "Version", "check_record", "wins"]
 
 # Node ids are Ed25519 public keys.
 NODE_ID_BYTES = 32
@@ -75,11 +75,6 @@ def wins(candidate: Record, current: Record | None) -> bool:
         return True
     assert candidate.dataset == current.dataset and candidate.key == current.key
     return candidate._rank() > current._rank()
-
-
-def merge(a: Record, b: Record) -> Record:
-    """The last-writer-wins merge of two records of one dataset and key."""
-    return a if wins(a, b) or a._rank() == b._rank() else b
 
 
 def check_record(record: Record, limits: LimitsConfig) -> None:

@@ -18,16 +18,29 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from .catalog import Scope
+from .catalog import dataset as lookup_dataset
+from .context import NodeContext
+from .lifecycle import Lifecycle
+from .membership.timers import Timers
 from .records import Record
+from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-__all__ = ["PendingPush", "Push", "PushAck", "PushTracker"]
+__all__ = ["PendingPush", "Push", "PushAck", "PushTracker", "Replication"]
 
 # A push is resent this often until acknowledged: a few LAN round trips plus a disk sync.
 PUSH_RETRY_S = 2.0
 # Attempts per push before anti-entropy is left to repair it (about 10 s of retries).
 PUSH_ATTEMPTS_MAX = 5
+# Records per push message: fresh writes come one by one, a forward batches a few.
+PUSH_RECORDS_MAX = 64
+HANDED_OFF_DATASETS = frozenset({PRIVATE_KEYS, WEB_MESSENGER})
+# The node's timer key of one push: ("push", push_id).
+PUSH_TIMER = "push"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +66,19 @@ class PendingPush:
     handoff: bool = False
 
 
-@dataclass(slots=True)
 class PushTracker:
-    """Pushes sent and not yet acknowledged, by push id."""
+    """Pushes sent and not yet acknowledged, by push id; each one's retry is a key in the
+    node's timers."""
 
-    retry_s: float = PUSH_RETRY_S
-    attempts_max: int = PUSH_ATTEMPTS_MAX
-    queue_records_max: int = 10_000
-    _next_id: int = 1
-    _pending: dict[int, PendingPush] = field(default_factory=dict)
-    _queued_records: dict[bytes, int] = field(default_factory=dict)
+    def __init__(self, timers: Timers, *, queue_records_max: int = 10_000,
+                 retry_s: float = PUSH_RETRY_S, attempts_max: int = PUSH_ATTEMPTS_MAX) -> None:
+        self._timers = timers
+        self.retry_s = retry_s
+        self.attempts_max = attempts_max
+        self.queue_records_max = queue_records_max
+        self._next_id = 1
+        self._pending: dict[int, PendingPush] = {}
+        self._queued_records: dict[bytes, int] = {}
 
     def start(self, peer: bytes, records: tuple[Record, ...], now: float, *,
               handoff: bool = False) -> Push | None:
@@ -72,7 +88,9 @@ class PushTracker:
             return None
         push = Push(self._next_id, records)
         self._next_id += 1
-        self._pending[push.push_id] = PendingPush(peer, push, now + self.retry_s, handoff=handoff)
+        pending = PendingPush(peer, push, now + self.retry_s, handoff=handoff)
+        self._pending[push.push_id] = pending
+        self._timers.set((PUSH_TIMER, push.push_id), pending.due)
         self._queued_records[peer] = queued + len(records)
         return push
 
@@ -84,11 +102,14 @@ class PushTracker:
         self._forget(ack.push_id)
         return pending
 
-    def due(self, now: float) -> tuple[list[PendingPush], list[PendingPush]]:
-        """(pushes to send again, pushes given up), each removed or re-armed."""
+    def due(self, push_ids: Iterable[int],
+            now: float) -> tuple[list[PendingPush], list[PendingPush]]:
+        """The pushes whose timers fell due: (to send again, given up), each re-armed or
+        removed. In the order they were started, so that runs are deterministic."""
         resend, given_up = [], []
-        for push_id, pending in list(self._pending.items()):
-            if pending.due > now:
+        for push_id in sorted(push_ids):
+            pending = self._pending.get(push_id)
+            if pending is None:
                 continue
             if pending.attempts >= self.attempts_max:
                 self._forget(push_id)
@@ -96,6 +117,7 @@ class PushTracker:
             else:
                 pending.attempts += 1
                 pending.due = now + self.retry_s
+                self._timers.set((PUSH_TIMER, push_id), pending.due)
                 resend.append(pending)
         return resend, given_up
 
@@ -105,9 +127,6 @@ class PushTracker:
         for pending in dropped:
             self._forget(pending.push.push_id)
         return dropped
-
-    def next_deadline(self) -> float | None:
-        return min((p.due for p in self._pending.values()), default=None)
 
     def handoff_pending(self, peer: bytes) -> bool:
         return any(p.handoff and p.peer == peer for p in self._pending.values())
@@ -120,8 +139,80 @@ class PushTracker:
 
     def _forget(self, push_id: int) -> None:
         pending = self._pending.pop(push_id)
+        self._timers.cancel((PUSH_TIMER, push_id))
         left = self._queued_records[pending.peer] - len(pending.push.records)
         if left:
             self._queued_records[pending.peer] = left
         else:
             del self._queued_records[pending.peer]
+
+
+class Replication:
+    """Eager push (rules 1 to 3): fan-out of fresh records, retries, overflow, and the
+    acknowledgements that handoff waits for."""
+
+    def __init__(self, ctx: NodeContext, lifecycle: Lifecycle) -> None:
+        self._ctx = ctx
+        self._lifecycle = lifecycle
+        self.pushes = PushTracker(
+            ctx.timers, queue_records_max=ctx.config.replication.peer_queue_records_max
+        )
+
+    def push(self, records: list[Record], exclude: bytes | None, now: float) -> None:
+        """Send fresh records to the peers that must hold them (bounded fan-out)."""
+        ctx = self._ctx
+        if not records or self._lifecycle.quarantined(now):
+            return
+        view = ctx.view
+        by_peer: dict[bytes, list[Record]] = {}
+        fanout = ctx.config.replication.push_fanout
+        rng: random.Random = ctx.rng
+        for record in records:
+            if record.dataset == WEB_MESSENGER and not view.policy.wep_replication:
+                continue
+            targets = [t for t in view.push_targets(record.dataset, record.key)
+                       if t != exclude]
+            if lookup_dataset(record.dataset).scope is not Scope.WEP_PLACEMENT:
+                targets = rng.sample(targets, min(fanout, len(targets)))
+            for target in targets:
+                by_peer.setdefault(target, []).append(record)
+        for peer, batch in sorted(by_peer.items()):
+            self.start(peer, batch, now)
+
+    def start(self, peer: bytes, records: list[Record], now: float, *,
+              handoff: bool = False) -> None:
+        """Push `records` to `peer` in messages of at most PUSH_RECORDS_MAX records."""
+        for first in range(0, len(records), PUSH_RECORDS_MAX):
+            chunk = tuple(records[first : first + PUSH_RECORDS_MAX])
+            push = self.pushes.start(peer, chunk, now, handoff=handoff)
+            if push is None:
+                self._overflow(peer)
+                return
+            self._ctx.send(peer, push)
+
+    def _overflow(self, peer: bytes) -> None:
+        """A peer that cannot keep up: drop its queue; anti-entropy repairs it later."""
+        self.pushes.drop_peer(peer)
+        self._ctx.counters["peers_dropped_overflow"] += 1
+        self._ctx.disconnect(peer, "push queue overflow")
+
+    def timers_due(self, push_ids: Iterable[int], now: float) -> None:
+        resend, given_up = self.pushes.due(push_ids, now)
+        for pending in resend:
+            self._ctx.send(pending.peer, pending.push)
+        self._ctx.counters["pushes_given_up"] += len(given_up)
+
+    def acknowledged(self, sender: bytes, ack: PushAck) -> list[Record]:
+        """Take a PushAck; return the handed-off kind of records it proves `sender` holds
+        (any acknowledged push counts towards a handoff, whether it was sent as a handoff or
+        as a fresh write)."""
+        pending = self.pushes.acknowledge(sender, ack)
+        if pending is None:
+            return []
+        records = pending.push.records
+        for index in ack.refused:
+            if 0 <= index < len(records):
+                self._ctx.withheld[(sender, records[index].dataset)] += 1
+        refused = set(ack.refused)
+        return [record for index, record in enumerate(records)
+                if index not in refused and record.dataset in HANDED_OFF_DATASETS]

@@ -21,10 +21,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .authority import ADMIN_DATASETS, WEP_GRANT
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
+from .events import MemberChanged
+from .membership import ALIVE, SUSPECT, Membership, tags_wep
 from .placement import (
     Candidate,
     ClusterPolicy,
@@ -35,11 +38,16 @@ from .placement import (
 )
 from .store import RecordStore
 
-__all__ = ["HOLDING_STATES", "MemberView", "ScopeView", "withheld_by_peer"]
+if TYPE_CHECKING:
+    from .context import NodeContext
+
+__all__ = ["HOLDING_STATES", "MemberView", "MemberViews", "ScopeView", "withheld_by_peer"]
 
 # Members that count for placement: a suspect member may be alive; moving its mailboxes
 # on every suspicion would churn. Dead and left members hold nothing.
-HOLDING_STATES = frozenset({"alive", "suspect"})
+HOLDING_STATES = frozenset({ALIVE, SUSPECT})
+# The membership keeps its own deadlines; the node's heap holds the earliest under this key.
+TIMER_MEMBERSHIP = "membership"
 
 WEB_MESSENGER = "web_messenger"
 PRIVATE_KEYS = "private_keys"
@@ -64,11 +72,6 @@ class ScopeView:
     _candidates: list[Candidate] | None = None
     _peers: list[bytes] | None = None
 
-    @classmethod
-    def build(cls, self_id: bytes, members: Iterable[MemberView],
-              policy: ClusterPolicy) -> ScopeView:
-        return cls(self_id, {m.node_id: m for m in members}, policy)
-
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners."""
         policy = self.policy
@@ -78,7 +81,7 @@ class ScopeView:
         return (
             policy.wep_replication, policy.wep_replicas, policy.wep_eligible, wep_granted,
             tuple(sorted(
-                (n, m.name, m.tags.get("wep")) for n, m in self.members.items() if self.live(n)
+                (n, m.name, tags_wep(m.tags)) for n, m in self.members.items() if self.live(n)
             )),
         )
 
@@ -102,7 +105,7 @@ class ScopeView:
 
     def runs_wep(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
-        return member is not None and member.tags.get("wep") == "true"
+        return member is not None and tags_wep(member.tags)
 
     def owners(self, mailbox: str) -> tuple[bytes, ...] | None:
         """The mailbox's owners, or None when WEP replication is off."""
@@ -162,6 +165,71 @@ class ScopeView:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
         return [n for n in self.peers() if self.holds(n, dataset, key)]
+
+
+class MemberViews:
+    """The members as the scope view needs them, kept in step with MemberChanged events
+    (rebuilding them from the membership on every change would cost O(n) each time), and
+    the cluster policy: together they make each new `ScopeView`."""
+
+    def __init__(self, membership: Membership, policy: ClusterPolicy) -> None:
+        self._membership = membership
+        self.policy = policy
+        self._views: dict[bytes, MemberView] = {
+            m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
+            for m in membership.members()
+        }
+        self._deadline: float | None = None
+
+    def view(self) -> ScopeView:
+        """A new snapshot, with this node as the membership sees it now."""
+        local = self._membership.local_member
+        self._views[local.node_id] = MemberView(
+            local.node_id, local.name, local.state, dict(local.tags)
+        )
+        return ScopeView(local.node_id, dict(self._views), self.policy)
+
+    def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
+        """Pass the membership's events on to the driver and re-arm its deadline in the
+        node's timers; for member changes, return what `changed` says (else None)."""
+        changes = []
+        for event in self._membership.events():
+            ctx.emit(event)
+            if isinstance(event, MemberChanged):
+                changes.append(event)
+        deadline = self._membership.next_deadline()
+        if deadline != self._deadline or TIMER_MEMBERSHIP not in ctx.timers:
+            # (Only when it moved: every set leaves a stale entry in the heap until then.)
+            self._deadline = deadline
+            if deadline is None:
+                ctx.timers.cancel(TIMER_MEMBERSHIP)
+            else:
+                ctx.timers.set(TIMER_MEMBERSHIP, deadline)
+        return self.changed(changes) if changes else None
+
+    def changed(self, changes: Iterable[MemberChanged]) -> tuple[bool, list[bytes]]:
+        """Take member changes: (may mailboxes have moved, members no longer holding)."""
+        placement = False
+        gone = []
+        for event in changes:
+            before = self._views.get(event.node_id)
+            after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
+            self._views[event.node_id] = after
+            placement = placement or _moves_mailboxes(before, after)
+            if event.state not in HOLDING_STATES:
+                gone.append(event.node_id)
+        return placement, gone
+
+
+def _moves_mailboxes(before: MemberView | None, after: MemberView) -> bool:
+    """Can this change of one member move mailboxes? Only a WEP member's can."""
+    def key(view: MemberView | None) -> tuple[bool, bool, str] | None:
+        if view is None:
+            return None
+        return (view.state in HOLDING_STATES, tags_wep(view.tags), view.name)
+
+    runs_wep = any(v is not None and tags_wep(v.tags) for v in (before, after))
+    return runs_wep and key(before) != key(after)
 
 
 def withheld_by_peer(view: ScopeView, store: RecordStore,

@@ -1,7 +1,7 @@
 """A small pure-Python OpenPGP packet walker: does this blob hold secret key packets?
 
 Why it exists. `contains_secret_key_material` is the content check that keeps private keys
-out of the public `consumers` dataset (DESIGN.md invariant 2). Sequoia is the primary
+out of the public `consumers` dataset (docs/architecture.md, invariant 2). Sequoia is the primary
 parser, but a check that guards containment should not hinge on one parser's quirks:
 Sequoia's `PacketPile.from_bytes` reads only the FIRST armor block of a text (a public
 block followed by a private block reads as public), and it rejects a whole blob for a

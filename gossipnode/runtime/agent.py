@@ -39,6 +39,7 @@ from ..core.events import (
     PeerRefused,
     RecordsPurged,
     Send,
+    SyncCompleted,
 )
 from ..core.node import NodeCore
 from ..core.records import Record
@@ -133,6 +134,8 @@ class Agent:
         self._stopping = trio.Event()
         self.messages_sent: Counter[str] = Counter()
         self.messages_received: Counter[str] = Counter()
+        # Called with every SyncCompleted event (a `repair` waits on its sessions so).
+        self.sync_listeners: list[Callable[[SyncCompleted], None]] = []
 
     # --- the services --------------------------------------------------------------------------
 
@@ -264,7 +267,9 @@ class Agent:
             elif isinstance(event, RecordsPurged):
                 logger.info("removed %d %s records: %s", len(event.keys), event.dataset,
                             event.reason)
-            # RecordsApplied needs nothing from the shell: the records are already durable.
+            elif isinstance(event, SyncCompleted):
+                for listener in list(self.sync_listeners):
+                    listener(event)
 
     # --- start-up bookkeeping ------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ import trio
 
 from .. import __version__
 from ..config import format_address
-from ..core.catalog import DATASETS
 from ..core.catalog import dataset as lookup_dataset
 from ..core.errors import LocalProtocolError
+from ..core.events import SyncCompleted
 from ..core.placement import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX, WEP_POLICY_KEY
 from ..core.records import Record
 from ..identity import format_node_id, parse_node_id, short_id
@@ -248,33 +248,51 @@ async def _repair(agent: Agent, request: dict[str, Any]) -> Any:
     peer_name = _text(request, "peer", required=False)
     dataset = _dataset(request) if request.get("dataset") is not None else None
     peer = _member_id(agent, peer_name) if peer_name else None
+    # Sessions report their end with SyncCompleted; collect them from the start, since
+    # which sessions are ours is known only once the round started.
+    ended: list[SyncCompleted] = []
+    changed = trio.Event()
+
+    def on_sync(event: SyncCompleted) -> None:
+        ended.append(event)
+        changed.set()
+
+    agent.sync_listeners.append(on_sync)
     try:
-        started = agent.input(lambda now: agent.core.repair(now, peer=peer, dataset=dataset))
-    except LocalProtocolError as error:
-        raise ControlError(str(error)) from None
-    if started is None:
-        raise ControlError("no live peer to repair with", exit_code=1)
-    peer_id, sessions = started
-    before = agent.core.anti_entropy.totals()
-    with trio.move_on_after(REPAIR_WAIT_S):
-        # The core emits no event when a session ends (only when records apply): poll.
-        while agent.core.anti_entropy.sessions_running(peer_id):  # noqa: ASYNC110
-            await trio.sleep(0.05)
-    after = agent.core.anti_entropy.totals()
+        try:
+            started = agent.input(lambda now: agent.core.repair(now, peer=peer, dataset=dataset))
+        except LocalProtocolError as error:
+            raise ControlError(str(error)) from None
+        if started is None:
+            raise ControlError("no live peer to repair with", exit_code=1)
+        peer_id, session_ids = started
+        sessions = len(session_ids)
+
+        def ours() -> list[SyncCompleted]:
+            return [e for e in ended if e.peer == peer_id and e.initiated
+                    and e.session in session_ids]
+
+        with trio.move_on_after(REPAIR_WAIT_S):
+            while len(ours()) < sessions:
+                changed = trio.Event()
+                await changed.wait()
+    finally:
+        agent.sync_listeners.remove(on_sync)
+    done = ours()
     names = {m.node_id: m.name for m in agent.core.members()}
     return {
         "peer": short_id(peer_id),
         "peer_name": names.get(peer_id, "?"),
         "sessions": sessions,
-        "finished": not agent.core.anti_entropy.sessions_running(peer_id),
-        "records_received": after["records_received"] - before["records_received"],
-        "records_sent": after["records_sent"] - before["records_sent"],
+        "finished": len(done) >= sessions,
+        "records_received": sum(e.received for e in done),
+        "records_sent": sum(e.sent for e in done),
     }
 
 
 async def _owners(agent: Agent, request: dict[str, Any]) -> Any:
     mailbox = _text(request, "mailbox")
-    owners = agent.core.view.owners(mailbox)
+    owners = agent.core.owners(mailbox)
     names = {m.node_id: m.name for m in agent.core.members()}
     return {
         "mailbox": mailbox,
@@ -290,11 +308,6 @@ async def _owners(agent: Agent, request: dict[str, Any]) -> Any:
 async def _reseed(agent: Agent, request: dict[str, Any]) -> Any:
     removed = agent.input(agent.core.reseed)
     return {"removed_records": removed, "generation": agent.core.generation}
-
-
-async def _datasets(agent: Agent, request: dict[str, Any]) -> Any:
-    return [{"name": d.name, "scope": d.scope.value, "description": d.description}
-            for d in DATASETS]
 
 
 async def _ping(agent: Agent, request: dict[str, Any]) -> Any:
@@ -317,7 +330,6 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     "info": _sync(info),
     "health": _sync(health),
     "metrics": _sync(render_metrics),
-    "datasets": _datasets,
     "put": _put,
     "get": _get,
     "delete": _delete,

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..core.catalog import DATASETS
+from ..core.membership.members import STATES
+from ..core.scopes import HOLDING_STATES
 from ..identity import short_id
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ def _family(name: str, kind: str, help_text: str,
 
 
 def render_metrics(agent: Agent) -> str:
-    core = agent.core
-    stats = core.statistics()
-    states: dict[str, int] = {"alive": 0, "suspect": 0, "dead": 0, "left": 0}
-    for member in core.members():
+    snapshot = agent.core.status(agent.clock())
+    stats = snapshot.counters
+    states: dict[str, int] = dict.fromkeys(STATES, 0)
+    for member in snapshot.members:
         states[member.state] = states.get(member.state, 0) + 1
     lines: list[str] = []
     lines += _family("gossipnode_build_info", "gauge", "Build information.",
@@ -45,7 +46,7 @@ def render_metrics(agent: Agent) -> str:
                      [({"state": s}, n) for s, n in sorted(states.items())])
     lines += _family("gossipnode_quarantined", "gauge",
                      "1 while this node is quarantined (run `gossipnode reseed`), else 0.",
-                     [({}, int(core.quarantined(agent.clock())))])
+                     [({}, int(snapshot.quarantined))])
     lines += _family("gossipnode_gossip_messages_sent_total", "counter",
                      "Peer messages sent, by type.",
                      [({"type": t}, n) for t, n in sorted(agent.messages_sent.items())])
@@ -66,23 +67,23 @@ def render_metrics(agent: Agent) -> str:
                       ({"reason": "handshake_timeout"}, agent.transport_status.timed_out),
                       ({"reason": "over_peer_limit"},
                        agent.transport_status.over_peer_limit)])
-    sessions = core.anti_entropy.totals()
+    completed = stats.get("anti_entropy_sessions_completed", 0)
     lines += _family("gossipnode_sync_rounds_total", "counter",
                      "Reconciliation sessions, by result.",
-                     [({"result": "completed"}, sessions["sessions_completed"]),
-                      ({"result": "failed"}, sessions["sessions_failed"])])
+                     [({"result": "completed"}, completed),
+                      ({"result": "failed"}, stats.get("anti_entropy_sessions_failed", 0))])
     # A summary without quantiles: _sum and _count give the mean session duration.
     lines += _family("gossipnode_sync_duration_seconds", "summary",
                      "Duration of completed reconciliation sessions.", [])
     lines += [
-        f"gossipnode_sync_duration_seconds_sum {round(sessions['session_seconds'], 6)}",
-        f"gossipnode_sync_duration_seconds_count {sessions['sessions_completed']}",
+        f"gossipnode_sync_duration_seconds_sum {round(snapshot.session_seconds, 6)}",
+        f"gossipnode_sync_duration_seconds_count {completed}",
     ]
     lines += _family("gossipnode_records", "gauge", "Live records (not tombstones) per dataset.",
-                     [({"dataset": d.name}, agent.store.count(d.name)) for d in DATASETS])
-    withheld = core.withheld_from_peers()
+                     [({"dataset": d.name}, d.records) for d in snapshot.datasets])
     lines += _family("gossipnode_withheld_records", "gauge",
                      "Records this node holds but withholds from each peer by policy.",
-                     [({"peer": short_id(peer)}, sum(counts.values()))
-                      for peer, counts in sorted(withheld.items())])
+                     [({"peer": short_id(peer.node_id)}, sum(peer.withheld.values()))
+                      for peer in sorted(snapshot.peers, key=lambda p: p.node_id)
+                      if peer.state in HOLDING_STATES])
     return "\n".join(lines) + "\n"

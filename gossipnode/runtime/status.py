@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import format_address
 from ..core.catalog import DATASETS
+from ..core.membership import ALIVE, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
 from .trust import grants_of
 
@@ -27,19 +28,15 @@ SYNC_LAG_INTERVALS_MAX = 6
 
 def _tags(tags: Any) -> dict[str, Any]:
     shown: dict[str, Any] = dict(tags)
-    for flag in ("wep", "private_keys"):
-        shown[flag] = tags.get(flag) == "true"
+    shown["wep"] = tags_wep(tags)
+    shown["private_keys"] = tags_private_keys(tags)
     return shown
 
 
 def members(agent: Agent) -> list[dict[str, Any]]:
     now = agent.clock()
-    core = agent.core
-    rows = []
-    for member in sorted(core.members(), key=lambda m: m.name):
-        is_self = member.node_id == core.node_id
-        heard = core.last_heard.get(member.node_id)
-        rows.append({
+    return [
+        {
             "name": member.name,
             "id": format_node_id(member.node_id),
             "short_id": short_id(member.node_id),
@@ -48,68 +45,58 @@ def members(agent: Agent) -> list[dict[str, Any]]:
             "incarnation": member.incarnation,
             "tags": _tags(member.tags),
             "grants": grants_of(agent, member.node_id),
-            "self": is_self,
-            "last_seen_s": 0.0 if is_self else (
-                None if heard is None else round(max(0.0, now - heard), 1)
+            "self": member.is_self,
+            "last_seen_s": 0.0 if member.is_self else (
+                None if member.last_heard is None
+                else round(max(0.0, now - member.last_heard), 1)
             ),
-        })
-    return rows
+        }
+        for member in agent.core.status(now).members
+    ]
 
 
 def status(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
-    core = agent.core
-    datasets = [
-        {
-            "name": info_.name,
-            "scope": info_.scope.value,
-            "records": agent.store.count(info_.name),
-            "tombstones": agent.store.count(info_.name, tombstones=True)
-            - agent.store.count(info_.name),
-            "digest": core.anti_entropy.root_hex(info_.name) if info_.replicated else None,
-        }
-        for info_ in DATASETS
-    ]
-    peers = []
-    withheld = core.withheld_from_peers()
-    for member in sorted(core.members(), key=lambda m: m.name):
-        if member.node_id == core.node_id:
-            continue
-        sync = core.anti_entropy.peer_sync(member.node_id)
-        synced_at = sync.get("synced_at")
-        peers.append({
-            "name": member.name,
-            "id": format_node_id(member.node_id),
-            "short_id": short_id(member.node_id),
-            "state": member.state,
-            "sync": sync.get("state", "unknown"),
-            "sync_age_s": None if synced_at is None else round(max(0.0, now - synced_at), 1),
-            "last_moved_records": sync.get("last_moved", None),
-            "pending_push_records": core.pushes.pending_for(member.node_id),
-            "refused_from_peer": core.refused_from.get(member.node_id, 0),
-            "withheld": withheld.get(member.node_id, {}),
-            "grants": grants_of(agent, member.node_id),
-        })
-    quarantined = core.quarantined(now)
+    snapshot = agent.core.status(now)
     return {
         "node": {
             "name": agent.config.name,
-            "id": format_node_id(core.node_id),
-            "short_id": short_id(core.node_id),
+            "id": format_node_id(snapshot.node_id),
+            "short_id": short_id(snapshot.node_id),
             "address": format_address(agent.listen_address or agent.config.listen),
-            "generation": core.generation,
-            "quarantined": quarantined,
+            "generation": snapshot.generation,
+            "quarantined": snapshot.quarantined,
             "quarantine_reason": (
                 "last completed sync is older than the tombstone grace period; deleted records "
                 "could come back. Run `gossipnode reseed` to discard replicated data and pull "
                 "it afresh."
-            ) if quarantined else None,
-            "synced_age_s": round(max(0.0, now - core.synced_ms / 1000), 1),
-            "private_keys_eligible": core.view.private_keys_eligible(core.node_id),
-            "grants": grants_of(agent, core.node_id),
+            ) if snapshot.quarantined else None,
+            "synced_age_s": round(max(0.0, now - snapshot.synced_at), 1),
+            "private_keys_eligible": snapshot.private_keys_eligible,
+            "grants": grants_of(agent, snapshot.node_id),
         },
-        "datasets": datasets,
-        "peers": peers,
+        "datasets": [
+            {"name": d.name, "scope": d.scope, "records": d.records,
+             "tombstones": d.tombstones, "digest": d.digest}
+            for d in snapshot.datasets
+        ],
+        "peers": [
+            {
+                "name": peer.name,
+                "id": format_node_id(peer.node_id),
+                "short_id": short_id(peer.node_id),
+                "state": peer.state,
+                "sync": peer.sync,
+                "sync_age_s": None if peer.synced_at is None
+                else round(max(0.0, now - peer.synced_at), 1),
+                "last_moved_records": peer.last_moved_records,
+                "pending_push_records": peer.pending_push_records,
+                "refused_from_peer": peer.refused_from_peer,
+                "withheld": dict(peer.withheld),
+                "grants": grants_of(agent, peer.node_id),
+            }
+            for peer in snapshot.peers
+        ],
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
         "connection_drops": [
@@ -121,16 +108,16 @@ def status(agent: Agent) -> dict[str, Any]:
 
 def health(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
-    core = agent.core
-    everyone = core.members()
-    alive = [m for m in everyone if m.state == "alive"]
+    snapshot = agent.core.status(now)
+    everyone = snapshot.members
+    alive = [m for m in everyone if m.state == ALIVE]
     reasons = [f"peer {member.name} ({short_id(member.node_id)}) is suspect"
-               for member in everyone if member.state == "suspect"]
-    if core.quarantined(now):
+               for member in everyone if member.state == SUSPECT]
+    if snapshot.quarantined:
         reasons.append("this node is quarantined: run `gossipnode reseed`")
     lag_s_max = SYNC_LAG_INTERVALS_MAX * agent.config.replication.anti_entropy_interval_s
-    if len(alive) > 1 and now - core.synced_ms / 1000 > lag_s_max:
-        reasons.append(f"no completed sync for {now - core.synced_ms / 1000:.0f} s "
+    if len(alive) > 1 and now - snapshot.synced_at > lag_s_max:
+        reasons.append(f"no completed sync for {now - snapshot.synced_at:.0f} s "
                        f"(more than {lag_s_max:.0f} s)")
     return {
         "health": "degraded" if reasons else "healthy",
@@ -141,18 +128,18 @@ def health(agent: Agent) -> dict[str, Any]:
 
 
 def info(agent: Agent) -> dict[str, dict[str, Any]]:
-    core = agent.core
-    stats = core.statistics()
+    snapshot = agent.core.status(agent.clock())
+    stats = snapshot.counters
     transport = agent.transport_status
     return {
         "agent": {
             "name": agent.config.name,
             "version": __version__,
             "uptime_s": round(agent.clock() - agent.started_at, 1),
-            "generation": core.generation,
+            "generation": snapshot.generation,
         },
         "membership": {
-            "members": len(core.members()),
+            "members": len(snapshot.members),
             **{k[len("membership_"):]: v for k, v in sorted(stats.items())
                if k.startswith("membership_")},
         },

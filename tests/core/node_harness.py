@@ -31,6 +31,7 @@ class Cluster:
         self.sequence = itertools.count()
         self.blocked: set[tuple[int, int]] = set()
         self.sent: list[tuple[int, int, object]] = []  # (from index, to index, message)
+        self.reported: list[tuple[int, object]] = []  # (index, every other event)
         self.configs = []
         self.identities = []
         self.stores = []
@@ -64,7 +65,9 @@ class Cluster:
     def _collect(self, index: int) -> None:
         node = self.nodes[index]
         for event in node.events():
-            if isinstance(event, Send):
+            if not isinstance(event, Send):
+                self.reported.append((index, event))
+            else:
                 target = self.index_of(event.to)
                 self.sent.append((index, target, event.message))
                 if (index, target) in self.blocked:

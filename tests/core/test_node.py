@@ -191,7 +191,7 @@ def test_a_session_whose_scope_changed_is_aborted_not_left_to_time_out():
     cluster.policy(0, "private_keys/" + peer.hex(), {"allow": False})
     node.events()
     turn = ReconcileTurn(session=7, turn=1, more=False, ranges=b"", records=(record,))
-    node._send(peer, turn)
+    node.outbound.send(peer, turn)
     sent = [e.message for e in node.events() if hasattr(e, "message")]
     assert not any(isinstance(m, ReconcileTurn) for m in sent)
     assert ReconcileAbort(7, "scope changed") in sent

@@ -1,4 +1,4 @@
-"""Records and the last-writer-wins merge."""
+"""Records and the last-writer-wins rule."""
 
 import pytest
 from hypothesis import given
@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from gossipnode.config import LimitsConfig
 from gossipnode.core.errors import LocalProtocolError
-from gossipnode.core.records import Record, Version, check_record, merge, wins
+from gossipnode.core.records import Record, Version, check_record, wins
+from gossipnode.core.store import MemoryStore
 
 ORIGINS = [bytes([i]) * 32 for i in range(3)]
 
@@ -25,20 +26,33 @@ records = st.builds(
 )
 
 
-@given(records, records)
-def test_merge_is_commutative(a, b):
-    assert merge(a, b) == merge(b, a)
+def applied_in_order(deliveries):
+    """What a store holds after taking `deliveries` one by one, in this order."""
+    store = MemoryStore()
+    for record in deliveries:
+        store.apply_changes([record])
+    return store.get("groups", "k")
 
 
-@given(records, records, records)
-def test_merge_is_associative(a, b, c):
-    assert merge(merge(a, b), c) == merge(a, merge(b, c))
+@given(st.lists(records, min_size=1, max_size=5), st.randoms(use_true_random=False))
+def test_every_delivery_order_ends_with_the_same_record(deliveries, rnd):
+    shuffled = list(deliveries)
+    rnd.shuffle(shuffled)
+    assert applied_in_order(deliveries) == applied_in_order(shuffled)
+
+
+@given(st.lists(records, min_size=1, max_size=5))
+def test_the_newest_version_wins_then_a_write_over_a_tombstone_then_the_larger_value(deliveries):
+    # An independent statement of the rule: order by version, then live over deleted,
+    # then by value bytes.
+    expected = max(deliveries, key=lambda r: (r.version, r.value is not None, r.value or b""))
+    assert applied_in_order(deliveries) == expected
 
 
 @given(records)
-def test_merge_is_idempotent(a):
-    assert merge(a, a) == a
+def test_a_record_does_not_win_over_itself(a):
     assert not wins(a, a)
+    assert applied_in_order([a, a]) == a
 
 
 def stamp(wall_ms, origin=0):
@@ -49,14 +63,14 @@ def test_tombstone_wins_over_older_write_and_loses_to_newer():
     write = Record("groups", "k", b"\xa0", stamp(10))
     tombstone = Record("groups", "k", None, stamp(20))
     newer = Record("groups", "k", b"\xa1\x61a\x01", stamp(30))
-    assert merge(write, tombstone) is tombstone
-    assert merge(tombstone, newer) is newer
+    assert wins(tombstone, write) and not wins(write, tombstone)
+    assert wins(newer, tombstone) and not wins(tombstone, newer)
 
 
 def test_origin_breaks_ties_between_equal_stamps():
     a = Record("groups", "k", b"\xa0", stamp(10, origin=1))
     b = Record("groups", "k", b"\xa0", stamp(10, origin=2))
-    assert merge(a, b) is b
+    assert wins(b, a) and not wins(a, b)
 
 
 def test_check_record_limits():

@@ -55,4 +55,4 @@ def test_a_peer_sending_secret_material_or_a_bad_value_is_refused(agent):
     assert agent.store.get("consumers", "leaky") is None
     assert agent.store.get("groups", "list") is None
     assert agent.store.get("groups", "fine") is not None
-    assert agent.core.refused_from[PEER] == 2
+    assert agent.core.statistics()["records_refused"] == 2

@@ -114,18 +114,22 @@ async def wait_until(condition, what):
 async def push_as(identity, secret, target, records):
     """Speak as `identity` to `target` over the real transport, and wait until the target
     refused every record (its acknowledgement goes to the member's advertised address)."""
-    before = target.core.refused_from[identity.node_id]
+    def refused():
+        peers = target.core.status(target.clock()).peers
+        return next((p.refused_from_peer for p in peers if p.node_id == identity.node_id), 0)
+
+    before = refused()
     connection = await transport.connect(target.listen_address, identity, (secret,),
                                          WireConfig(), expected_peer=target.identity.node_id)
     try:
         await connection.send(Push(424242, tuple(records)))
         await wait_until(
-            lambda: target.core.refused_from[identity.node_id] >= before + len(records),
+            lambda: refused() >= before + len(records),
             f"{target.config.name} to refuse {len(records)} records",
         )
     finally:
         await connection.aclose()
-    return target.core.refused_from[identity.node_id] - before
+    return refused() - before
 
 
 def secret_only(key, size=32):

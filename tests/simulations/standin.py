@@ -34,7 +34,6 @@ from gossipnode.core.events import (
     Address,
     MemberChanged,
     PeerRefused,
-    RecordsApplied,
     RecordsPurged,
     Send,
 )
@@ -172,8 +171,6 @@ class StandinCore:
         if policy_changed:
             self.policy = policy_from_records(self.store.replicated(POLICY_DATASET),
                                               self.decode_value)
-        if winners:
-            self._events.append(RecordsApplied(tuple(winners), source))
         return winners
 
     def _removed(self, records: Sequence[Record]) -> None:

@@ -1,4 +1,4 @@
-"""Layer rule 3 (DESIGN.md section 4): simulations imports neither trio nor the runtime."""
+"""Layer rule 3 (docs/architecture.md, Layers): simulations imports neither trio nor the runtime."""
 
 import ast
 from pathlib import Path

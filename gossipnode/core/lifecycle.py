@@ -1,0 +1,82 @@
+"""The life of one replica: its generation, when it last synced, quarantine, reseed, and the
+collection of old tombstones.
+
+Rules:
+1. Tombstone horizon (Invariant 5): tombstones older than `tombstone_grace_s` are
+   collected. A node whose last completed reconciliation is older than that may have missed
+   a delete whose tombstone is gone everywhere else; while it has peers (or seeds) it is
+   quarantined: it exchanges no data and takes no replicated writes until `reseed`.
+2. `reseed` discards the replicated data (never node-local data, never the identity) and
+   starts a new generation (advertised in the `generation` tag from the next start, and in
+   status), so that operators can tell the fresh replica from the old one.
+3. Generation and last-sync time are kept in the store's metadata, so they survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .context import NodeContext, ms
+from .events import Address
+from .records import Record
+from .store import RecordStore
+
+__all__ = ["META_GENERATION", "META_SYNCED_MS", "TIMER_GC", "Lifecycle", "stored_generation"]
+
+META_SYNCED_MS = "synced_ms"
+META_GENERATION = "generation"
+# Tombstones are collected this often (or every tenth of the grace period, if shorter);
+# collection is cheap, but there is no hurry either.
+TOMBSTONE_GC_INTERVAL_S = 3600.0
+TIMER_GC = "tombstone_gc"
+
+
+def stored_generation(store: RecordStore) -> int:
+    return int.from_bytes(store.get_meta(META_GENERATION) or b"\x01", "big")
+
+
+class Lifecycle:
+    def __init__(self, ctx: NodeContext, now: float) -> None:
+        self._ctx = ctx
+        store = ctx.store
+        self.generation = stored_generation(store)
+        synced = store.get_meta(META_SYNCED_MS)
+        if synced is None:
+            synced = ms(now).to_bytes(8, "big")
+            store.set_meta(META_SYNCED_MS, synced)
+        self.synced_ms = int.from_bytes(synced, "big")
+        self.seeds: tuple[Address, ...] = ()
+        self._grace_s = ctx.config.replication.tombstone_grace_s
+        self._gc_interval_s = min(TOMBSTONE_GC_INTERVAL_S, self._grace_s / 10)
+
+    def start(self, now: float) -> None:
+        self._ctx.timers.set(TIMER_GC, now + self._gc_interval_s)
+
+    def joined(self, seeds: Sequence[Address]) -> None:
+        self.seeds = tuple(seeds)
+
+    def quarantined(self, now: float) -> bool:
+        stale = ms(now) - self.synced_ms > self._grace_s * 1000
+        return stale and bool(self.seeds or self._ctx.view.peers())
+
+    def synced(self, now: float) -> None:
+        """A reconciliation completed: this replica is current as of `now`."""
+        self.synced_ms = max(self.synced_ms, ms(now))
+        self._ctx.store.set_meta(META_SYNCED_MS, self.synced_ms.to_bytes(8, "big"))
+
+    def reseed(self, now: float) -> int:
+        """Discard the replicated data and start a new generation; returns records removed."""
+        removed = self._ctx.store.clear_replicated()
+        self.generation += 1
+        self._ctx.store.set_meta(META_GENERATION, self.generation.to_bytes(8, "big"))
+        self.synced(now)
+        self._ctx.counters["reseeds"] += 1
+        return removed
+
+    def collect_tombstones(self, now: float) -> list[Record]:
+        """Collect tombstones past the horizon (rule 1); re-arms its timer."""
+        self._ctx.timers.set(TIMER_GC, now + self._gc_interval_s)
+        horizon = ms(now) - int(self._grace_s * 1000)
+        collected = self._ctx.store.collect_tombstones(horizon)
+        self._ctx.counters["tombstones_collected"] += len(collected)
+        return collected

@@ -1,0 +1,40 @@
+"""Outbound: the one way any part of the core sends a message to a peer.
+
+Rule (Containment, Invariant 2, sending side): before a message leaves, the recipient's
+right to hold every record it carries is checked with the current `ScopeView`. A message
+with a record the peer may not hold is withheld whole, never sent, and counted. That
+happens only when the view changed under a push or a session; the session is then ended
+with an abort rather than left to time out.
+"""
+
+from __future__ import annotations
+
+from .anti_entropy import AntiEntropy
+from .context import NodeContext
+from .events import Send
+
+__all__ = ["Outbound"]
+
+
+class Outbound:
+    def __init__(self, ctx: NodeContext, anti_entropy: AntiEntropy) -> None:
+        self._ctx = ctx
+        self._anti_entropy = anti_entropy
+
+    def send(self, peer: bytes, message: object) -> None:
+        """Send to a member by node id (nothing, if it is not a member), checked."""
+        ctx = self._ctx
+        for record in getattr(message, "records", ()):
+            if not ctx.view.holds(peer, record.dataset, record.key):
+                ctx.counters["sends_withheld"] += 1
+                ctx.withheld[(peer, record.dataset)] += 1
+                abort = self._anti_entropy.refusal(message, "scope changed")
+                if abort is not None:
+                    self._anti_entropy.abandon(peer, abort.session, "scope changed")
+                    self.send(peer, abort)
+                return
+        member = ctx.membership.member(peer)
+        if member is None:
+            return
+        ctx.counters[f"sent_{type(message).__name__}"] += 1
+        ctx.emit(Send(member.address, message, peer))

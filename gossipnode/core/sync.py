@@ -1,0 +1,140 @@
+"""Anti-entropy scheduling: when this node reconciles, with whom, and what it does with the
+records a session brings.
+
+Rules:
+1. Every `anti_entropy_interval_s` (the first after a random part of one, so that nodes
+   started together do not run in step) one random live peer is reconciled over every
+   dataset both share. Private keys and mailboxes are shared with only some peers, likely
+   not the one drawn: they are reconciled with partners of their own in the same round
+   (an eligible peer for private keys; up to PAIR_PARTNERS_PER_ROUND mailbox partners,
+   round-robin), so they are repaired as often as the rest.
+2. A quarantined node neither starts nor answers sessions; it tells the peer with an abort
+   rather than leave the peer's session slot to time out.
+3. Received records pass admission and the receiver's own scope check before they are
+   applied; a completed session marks the node synced (the tombstone horizon restarts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from .admission import Admission
+from .anti_entropy import AntiEntropy
+from .context import NodeContext
+from .errors import LocalProtocolError
+from .lifecycle import Lifecycle
+from .records import Record
+from .scopes import PRIVATE_KEYS, WEB_MESSENGER
+
+__all__ = ["PAIR_PARTNERS_PER_ROUND", "TIMER_ANTI_ENTROPY", "RepairStarted", "SyncScheduler"]
+
+# Mailbox partners reconciled per anti-entropy round: every partner is reached within
+# ceil(partners / this) rounds, at one round trip per partner whose digests agree.
+PAIR_PARTNERS_PER_ROUND = 8
+TIMER_ANTI_ENTROPY = "anti_entropy"
+
+Apply = Callable[[list[Record], bytes | None, float], object]
+
+
+class RepairStarted(NamedTuple):
+    peer: bytes
+    sessions: tuple[int, ...]  # the ids of the sessions opened; each ends in a SyncCompleted
+
+
+class SyncScheduler:
+    def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, anti_entropy: AntiEntropy,
+                 admission: Admission, apply: Apply) -> None:
+        self._ctx = ctx
+        self._lifecycle = lifecycle
+        self._anti_entropy = anti_entropy
+        self._admission = admission
+        self._apply = apply
+        self._rotation = 0
+
+    def start(self, now: float) -> None:
+        interval = self._ctx.config.replication.anti_entropy_interval_s
+        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now + self._ctx.rng.uniform(0.5, 1.0) * interval)
+
+    def soon(self, now: float) -> None:
+        """Run the next round at `now` (after a reseed: pull afresh at once)."""
+        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now)
+
+    def round(self, now: float) -> bool:
+        """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
+        (quarantined, or no live peer)."""
+        ctx = self._ctx
+        ctx.timers.set(TIMER_ANTI_ENTROPY, now + ctx.config.replication.anti_entropy_interval_s)
+        if self._lifecycle.quarantined(now):
+            ctx.counters["anti_entropy_skipped_quarantined"] += 1
+            return False
+        view = ctx.view
+        # Only admitted peers share anything with us (admission: scopes.py rule 3).
+        peers = [p for p in view.peers() if view.admitted(p)]
+        if not peers:
+            return False
+        peer = ctx.rng.choice(peers)
+        self._start_sessions(peer, None, now)
+        if view.shared_scope(peer, PRIVATE_KEYS) is None:
+            eligible = [p for p in peers if view.shared_scope(p, PRIVATE_KEYS)]
+            if eligible:
+                self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now)
+        partners = [p for p in self._anti_entropy.digests.pair_partners()
+                    if p != peer and p in peers]
+        for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
+            self._start_sessions(partner, (WEB_MESSENGER,), now)
+        return True
+
+    def repair(self, now: float, peer: bytes | None,
+               dataset: str | None) -> RepairStarted | None:
+        """Start sessions now (with `peer`, or a random live peer), for one dataset or all;
+        returns the peer and the sessions started, or None with no live peer."""
+        if self._lifecycle.quarantined(now):
+            raise LocalProtocolError("this node is quarantined: run `gossipnode reseed` first")
+        peers = self._ctx.view.peers()
+        if peer is not None and peer not in peers:
+            raise LocalProtocolError("that member is not a live peer")
+        if not peers:
+            return None
+        chosen = peer if peer is not None else self._ctx.rng.choice(peers)
+        datasets = None if dataset is None else (dataset,)
+        messages = self._anti_entropy.start_round(chosen, self._ctx.view, now, datasets=datasets)
+        for message in messages:
+            self._ctx.send(chosen, message)
+        return RepairStarted(chosen, tuple(m.session for m in messages))
+
+    def receive(self, sender: bytes, message: object, now: float) -> None:
+        """One reconciliation message from `sender` (rules 2 and 3)."""
+        ctx = self._ctx
+        if self._lifecycle.quarantined(now):
+            ctx.counters["sessions_refused_quarantined"] += 1
+            abort = self._anti_entropy.refusal(message, "the peer is quarantined")
+            if abort is not None:
+                ctx.send(sender, abort)
+            return
+        replies, received, completed = self._anti_entropy.receive(sender, message, ctx.view, now)
+        accepted = []
+        for record in received:
+            reason = self._admission.refusal(sender, record, now)
+            if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
+                accepted.append(record)
+            elif reason is not None:
+                ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
+        self._apply(accepted, sender, now)
+        for reply in replies:
+            ctx.send(sender, reply)
+        if completed:
+            self._lifecycle.synced(now)
+
+    def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
+        for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
+                                                      datasets=datasets):
+            self._ctx.send(peer, message)
+
+    def _rotate(self, items: list[bytes], count: int) -> list[bytes]:
+        """The next `count` items, round-robin across rounds (all of them if fewer)."""
+        if len(items) <= count:
+            return items
+        start = self._rotation % len(items)
+        self._rotation += count
+        return [items[(start + i) % len(items)] for i in range(count)]
