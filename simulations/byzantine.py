@@ -237,7 +237,7 @@ class _Scenario:
         cluster.run_for(SETTLE_S)
         self.final_checks()
         self.report.violations += [f"{v.kind}: {v.detail}" for v in cluster.checkers.violations]
-        self.report.refused = sum(n.core.counters["records_refused"] for n in self.honest
+        self.report.refused = sum(n.core.statistics().get("records_refused", 0) for n in self.honest
                                   if n.core is not None)
         return self.report
 
