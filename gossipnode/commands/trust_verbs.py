@@ -1,4 +1,5 @@
-"""Administrator verbs: `admin keygen`, `admin adopt`, `admit`, `grant`, `revoke`.
+"""Administrator verbs: `admin keygen`, `admin adopt`, `admin resign`, `admit`, `grant`,
+`revoke`.
 
 The administrator key is an Ed25519 pair that stays with the operator: the secret half is
 read here, in the CLI process, from `--admin-key FILE` or $GOSSIPNODE_ADMIN_KEY, and signs
@@ -223,7 +224,8 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
         "adopt", help="sign today's policy and admit today's members (existing clusters)",
         description="for a cluster that ran without an administrator key: admit every\n"
         "member this node knows, grant private-keys to those the current policy lets hold\n"
-        "them and wep to those that run WEP and may own mailboxes, and sign the WEP policy.\n"
+        "them and wep to those that run WEP and may own mailboxes, sign the WEP policy, and\n"
+        "(on a member granted private keys) re-sign the private keys written before.\n"
         "Pin the administrator public key on every node (admin_keys in node.toml) before or\n"
         "after; the signed records count once it is pinned.\n\n"
         "example: gossipnode admin adopt --admin-key admin.key --config node.toml",
@@ -231,11 +233,22 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_client_arguments(adopt, json_help="print the grants written as JSON")
     add_admin_key_argument(adopt)
+    resign = actions.add_parser(
+        "resign", help="sign every grant and the WEP policy anew (key rotation)",
+        description="rotation of the administrator key: pin the new public key on every\n"
+        "node (admin_keys, next to the old one), run this with the NEW key, then remove\n"
+        "the old key from admin_keys.\n\n"
+        "example: gossipnode admin resign --admin-key new-admin.key --config node.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_client_arguments(resign, json_help="print how many records were signed as JSON")
+    add_admin_key_argument(resign)
 
 
 @verb(
     "admin",
-    "administrator key and migration: admin keygen --out FILE | admin adopt --admin-key FILE\n\n"
+    "administrator key and migration: admin keygen --out FILE | adopt | resign --admin-key FILE"
+    "\n\n"
     "example: gossipnode admin keygen --out admin.key\n"
     "example: gossipnode admin adopt --admin-key admin.key --config node.toml",
     _admin_arguments,
@@ -243,6 +256,8 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
 def _admin(args: argparse.Namespace) -> int:
     if args.admin_action == "keygen":
         return _keygen(args.out)
+    if args.admin_action == "resign":
+        return _resign(args)
     return _adopt(args)
 
 
@@ -283,14 +298,51 @@ def _adopt(args: argparse.Namespace) -> int:
         written.append({"name": member["name"], "id": member["id"], **grants})
     wep_value = {"replication": policy["wep"]["replication"], "replicas": policy["wep"]["replicas"]}
     sign_and_put(args, key, WEP_POLICY_KEY, wep_value)
+    resigned = _resign_private_keys(args)
     if args.json:
         print_json(written)
     else:
+        print(resigned)
         print_table(["Name", "Admitted", "Private keys", "WEP"],
                     [[w["name"], "yes", "yes" if w["private_keys"] else "no",
                       "yes" if w["wep"] else "no"] for w in written])
         print("signed the WEP policy: replication "
               f"{'on' if wep_value['replication'] else 'off'}, {wep_value['replicas']} replicas")
+    return EXIT_OK
+
+
+def _resign_private_keys(args: argparse.Namespace) -> str:
+    """Have this node re-sign the private keys written before the cluster had
+    administrators (they carry no signature, so other members would refuse them)."""
+    try:
+        result = request(args, "resign_private_keys")
+    except ClientError as error:
+        return f"private keys not re-signed: {error}"
+    return f"re-signed {result['resigned']} private keys written before grants existed"
+
+
+def _resign(args: argparse.Namespace) -> int:
+    """Rotation: every grant and the WEP policy this node accepts, signed anew with
+    --admin-key (the new key, already pinned on every node)."""
+    key = load_admin_key(args.admin_key)
+    trust = request(args, "trust_show")
+    if not trust["enforced"]:
+        raise UsageError("this node pins no administrator key: nothing to re-sign")
+    if public_key_text(key.public_key) not in trust["admin_keys"]:
+        raise UsageError("this administrator key is not pinned on this node; add it to "
+                         "admin_keys everywhere first")
+    for grant in trust["grants"]:
+        node_id = parse_node_id(grant["id"])
+        sign_and_put(args, key, grant_key(node_id), {name: grant[name] for name in GRANTS})
+    wep = request(args, "policy_show")["wep"]
+    sign_and_put(args, key, WEP_POLICY_KEY,
+                 {"replication": wep["replication"], "replicas": wep["replicas"]})
+    count = len(trust["grants"]) + 1
+    if args.json:
+        print_json({"resigned": count})
+    else:
+        print(f"re-signed {len(trust['grants'])} grants and the WEP policy; once every node "
+              "has them, the old key can be removed from admin_keys")
     return EXIT_OK
 
 

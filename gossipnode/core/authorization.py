@@ -14,6 +14,10 @@ Rules:
 4. A member that becomes admitted (or comes back alive admitted) is sent every
    administrative record at once: it learns who else is admitted, so that it takes their
    data, without waiting for a reconciliation round.
+5. Private keys written before the cluster had administrators carry no signature, and those
+   written by a member that lost its grant no longer pass: a member granted private keys
+   re-signs them on the operator's request (`gossipnode admin adopt`), writing each anew
+   under its own signature, so that they replicate again.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "newly_admitted",
     "peer_refusal",
     "sign_local",
+    "unauthorised_private_keys",
 ]
 
 
@@ -87,3 +92,13 @@ def admin_records(store: RecordStore, authority: Authority) -> list[Record]:
         record for dataset in sorted(ADMIN_DATASETS) for record in store.replicated(dataset)
         if not authority.enforced or authority.admin_record_valid(record)
     ]
+
+
+def unauthorised_private_keys(store: RecordStore, authority: Authority,
+                              granted: Callable[[bytes, str], bool]) -> list[Record]:
+    """The private keys held here that other members would refuse (rule 5): written before
+    grants existed, unsigned, or by a member whose grant is gone."""
+    if not authority.enforced:
+        return []
+    return [record for record in store.replicated("private_keys")
+            if authority.refusal(record, granted) is not None]

@@ -30,7 +30,12 @@ from ..config import NodeConfig
 from .admission import Admission, ContentCheck
 from .anti_entropy import SESSION_TIMER, AntiEntropy
 from .authority import Authority
-from .authorization import admin_records, load_policy, newly_admitted
+from .authorization import (
+    admin_records,
+    load_policy,
+    newly_admitted,
+    unauthorised_private_keys,
+)
 from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -176,6 +181,17 @@ class NodeCore:
                 f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
             )
         return record
+
+    def resign_private_keys(self, now: float) -> int:
+        """Write anew, under this node's signature, the private keys other members would
+        refuse (core/authorization.py rule 5); returns how many. Raises LocalProtocolError
+        when this node may not hold private keys."""
+        if not self._ctx.view.private_keys_eligible(self.node_id):
+            raise LocalProtocolError("this node may not hold private keys: re-sign them on a "
+                                     "member granted private keys")
+        stale = unauthorised_private_keys(self.store, self.authority, self.policy.granted)
+        results = self.write_many([(r.dataset, r.key, r.value) for r in stale], now)
+        return sum(isinstance(result, Record) for result in results)
 
     def admitted(self, node_id: bytes) -> bool:
         """May `node_id` take part in data replication? (An administrator admitted it, or the

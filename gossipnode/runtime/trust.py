@@ -90,5 +90,17 @@ async def _trust_show(agent: Agent, request: dict[str, Any]) -> Any:
     }
 
 
+async def _resign_private_keys(agent: Agent, request: dict[str, Any]) -> Any:
+    """Re-sign the private keys other members would refuse (see NodeCore)."""
+    from .control_api import ControlError
+
+    try:
+        count = agent.input(agent.core.resign_private_keys)
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+    return {"resigned": count}
+
+
 def trust_verbs() -> dict[str, Any]:
-    return {"put_signed": _put_signed, "trust_show": _trust_show}
+    return {"put_signed": _put_signed, "trust_show": _trust_show,
+            "resign_private_keys": _resign_private_keys}

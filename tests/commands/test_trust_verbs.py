@@ -4,12 +4,14 @@ changes an administrative record refuses to run without the administrator key.""
 
 from __future__ import annotations
 
+import base64
 import stat
 
 import pytest
 
 from gossipnode.client import ClientError
 from gossipnode.config import load_config
+from gossipnode.identity import format_node_id
 
 from .conftest import stop_all
 
@@ -62,8 +64,6 @@ def test_init_pins_the_public_key_and_refuses_a_bad_one(admin, cli, tmp_path):
                   "127.0.0.1:7000", "--secret-file", secret, "--admin-pubkey", f"{admin}.pub")
     assert outcome.code == 0 and "gossipnode admit " + outcome.out.strip() in outcome.err
     public = admin.with_name(admin.name + ".pub").read_text().strip()
-    import base64
-
     assert load_config(tmp_path / "n" / "node.toml").admin_keys == (base64.b64decode(public),)
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key\n")
@@ -118,3 +118,57 @@ def test_nothing_replicates_before_admission_and_verbs_need_the_key(governed, cl
     shown = cli("grant", b.node_id, "private-keys", "--config", a.config, "--json")
     assert shown.json() == {"admitted": True, "private_keys": True, "wep": True}
     wait(lambda: b.request("status")["node"]["private_keys_eligible"], "b eligible again")
+
+
+def test_rotating_the_administrator_key(tmp_path, new_agent, cli, wait, admin, monkeypatch):
+    monkeypatch.delenv("GOSSIPNODE_ADMIN_KEY", raising=False)
+    new_key = tmp_path / "new.key"
+    assert cli("admin", "keygen", "--out", new_key).code == 0
+    old_public = admin.with_name(admin.name + ".pub").read_text().strip()
+    new_public = new_key.with_name(new_key.name + ".pub").read_text().strip()
+    a = new_agent(tmp_path, "a", "--admin-pubkey", f"{admin}.pub")
+    b = new_agent(tmp_path, "b", "--admin-pubkey", f"{admin}.pub", join=a)
+
+    def pin(*keys):
+        for agent in (a, b):
+            text = agent.config.read_text()
+            start = text.index("admin_keys = [")
+            end = text.index("]", start) + 1
+            pinned = ", ".join(f'"{k}"' for k in keys)
+            agent.config.write_text(text[:start] + f"admin_keys = [{pinned}]" + text[end:])
+
+    def admitted(agent):
+        rows = {m["name"]: m["grants"] for m in agent.request("members")}
+        return set(rows) == {"a", "b"} and all(g["admitted"] for g in rows.values())
+
+    try:
+        a.start()
+        b.start()
+        wait(lambda: len(a.request("members")) == 2, "both members")
+        assert cli("admin", "adopt", "--admin-key", admin, "--config", a.config).code == 0
+        wait(lambda: admitted(a) and admitted(b), "admission")
+        outcome = cli("admin", "resign", "--admin-key", new_key, "--config", a.config)
+        assert outcome.code == 2 and "not pinned" in outcome.err
+        stop_all([a, b])
+        pin(old_public, new_public)  # 1. pin the new key next to the old one everywhere
+        a.start()
+        b.start()
+        outcome = cli("admin", "resign", "--admin-key", new_key, "--config", a.config)
+        assert outcome.code == 0, outcome.err  # 2. re-sign with the new key
+        wait(lambda: all(
+            r["version"]["origin"] == new_id(new_public)
+            for r in b.request("list", dataset="cluster_policy")
+        ), "the re-signed records on b")
+        stop_all([a, b])
+        pin(new_public)  # 3. drop the old key
+        a.start()
+        b.start()
+        wait(lambda: admitted(a) and admitted(b), "admission under the new key alone")
+        outcome = cli("admit", b.node_id, "--admin-key", admin, "--config", a.config)
+        assert outcome.code == 2 and "not signed by a pinned administrator key" in outcome.err
+    finally:
+        stop_all([a, b])
+
+
+def new_id(public_text):
+    return format_node_id(base64.b64decode(public_text))

@@ -3,15 +3,19 @@ in the core (core/authority.py, core/admission.py), with a test-controlled Byzan
 that injects messages as if its channel had delivered them."""
 
 import hashlib
+import random
 
 import pytest
 
-from gossipnode.core.authority import signing_payload
+from gossipnode.core.authority import Authority, signing_payload
+from gossipnode.core.authorization import load_policy
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import PeerRefused
+from gossipnode.core.membership.testing import FakeSigning
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
-from gossipnode.wire.cbor import encode_value
+from gossipnode.core.store import MemoryStore
+from gossipnode.wire.cbor import decode_value, encode_value
 
 from .node_harness import Cluster
 
@@ -237,3 +241,45 @@ def test_an_open_cluster_keeps_working_without_grants():
     cluster.run_for(5)
     assert "fpr" in cluster.records(1, "private_keys")
     assert cluster.stores[1].get("private_keys", "fpr").signature is not None
+
+
+def test_private_keys_from_before_administrators_are_resigned_to_replicate_again():
+    cluster = Cluster([PRIVATE, PRIVATE, NO_PRIVATE], administrated=True)
+    for index in range(3):
+        grant(cluster, index, private_keys=index < 2)
+    cluster.run_for(5)
+    ids = node_ids(cluster)
+    legacy = Record("private_keys", "fpr-old", encode_value({"secret_key": b"old"}),
+                    Version(int(cluster.now * 1000), 0, ids[0]))  # no signature: an old write
+    cluster.stores[0].apply([legacy])
+    cluster.restart(0, incarnation=2)
+    cluster.run_for(10)
+    assert "fpr-old" not in cluster.records(1, "private_keys")  # refused: unsigned
+    with pytest.raises(LocalProtocolError, match="may not hold private keys"):
+        cluster.nodes[2].resign_private_keys(cluster.now)
+    assert cluster.nodes[0].resign_private_keys(cluster.now) == 1
+    assert cluster.nodes[0].resign_private_keys(cluster.now) == 0  # nothing left to do
+    cluster._collect(0)
+    cluster.run_for(10)
+    held = cluster.stores[1].get("private_keys", "fpr-old")
+    assert held is not None and held.value == legacy.value and held.version > legacy.version
+    assert held.signature is not None
+
+
+def test_rotation_records_signed_by_an_unpinned_key_no_longer_count():
+    signing = FakeSigning()
+    rng = random.Random(3)
+    (old_id, old_sign), (new_id, new_sign) = (signing.new_identity(rng) for _ in range(2))
+    member = b"\x09" * 32
+    store = MemoryStore()
+    store.apply([sign_record(old_sign, "cluster_policy", "grant/" + member.hex(),
+                             {"admitted": True}, Version(1000, 0, old_id))])
+
+    def grants(*pinned):
+        return load_policy(store, Authority(pinned, signing.verify), decode_value).grants
+
+    assert grants(old_id, new_id) == {member: frozenset({"admitted"})}
+    assert grants(new_id) == {}  # the old key dropped before re-signing: no grant
+    store.apply([sign_record(new_sign, "cluster_policy", "grant/" + member.hex(),
+                             {"admitted": True, "wep": True}, Version(2000, 0, new_id))])
+    assert grants(new_id) == {member: frozenset({"admitted", "wep"})}
