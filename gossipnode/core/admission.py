@@ -30,7 +30,7 @@ from .context import NodeContext, ms
 from .errors import LocalProtocolError, ProtocolError
 from .hlc import HybridClock
 from .lifecycle import Lifecycle
-from .records import Record, Version, check_record
+from .records import Record, Version, check_record, wins
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 __all__ = ["Admission", "ContentCheck"]
@@ -117,6 +117,11 @@ class Admission:
             if not info.replicated:
                 return "node-local data is never accepted from a peer"
             check_record(record, ctx.config.limits)
+            if record.dataset == PRIVATE_KEYS and _held_already(ctx, record):
+                # Nothing to store, nothing to check: we hold this version or a newer one.
+                # Acknowledging it lets a member that lost its grant hand off keys it wrote
+                # itself once a granted member re-signed them (authorization.py rule 6).
+                return None
             reason = peer_refusal(sender, record, ctx.view, self._authority)
             if reason is not None:
                 return reason
@@ -136,3 +141,8 @@ class Admission:
         except ProtocolError as error:
             return str(error)
         return None
+
+
+def _held_already(ctx: NodeContext, record: Record) -> bool:
+    current = ctx.store.get(record.dataset, record.key)
+    return current is not None and not wins(record, current)

@@ -18,6 +18,11 @@ Rules:
    written by a member that lost its grant no longer pass: a member granted private keys
    re-signs them on the operator's request (`gossipnode admin adopt`), writing each anew
    under its own signature, so that they replicate again.
+6. When a member loses its private-keys grant, every member still granted re-signs at once
+   the private keys it holds that the lost member wrote (`revoked_writers`): they were
+   accepted while it was granted, and must keep replicating (a newcomer would refuse the
+   old signature). What the revoked member sends later is refused; its handoff of keys
+   already re-signed is acknowledged, since the receiver holds a newer version.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "local_write_check",
     "newly_admitted",
     "peer_refusal",
+    "revoked_writers",
     "sign_local",
     "unauthorised_private_keys",
 ]
@@ -102,3 +108,14 @@ def unauthorised_private_keys(store: RecordStore, authority: Authority,
         return []
     return [record for record in store.replicated("private_keys")
             if authority.refusal(record, granted) is not None]
+
+
+def revoked_writers(before: ClusterPolicy, after: ClusterPolicy) -> frozenset[bytes]:
+    """Members that could write private keys under `before` and cannot under `after`."""
+    if not after.enforced:
+        return frozenset()
+
+    def writer(policy: ClusterPolicy, node_id: bytes) -> bool:
+        return policy.admitted(node_id) and policy.granted(node_id, "private_keys")
+
+    return frozenset(n for n in before.grants if writer(before, n) and not writer(after, n))

@@ -34,6 +34,7 @@ from .authorization import (
     admin_records,
     load_policy,
     newly_admitted,
+    revoked_writers,
     unauthorised_private_keys,
 )
 from .catalog import dataset as lookup_dataset
@@ -189,8 +190,14 @@ class NodeCore:
         if not self._ctx.view.private_keys_eligible(self.node_id):
             raise LocalProtocolError("this node may not hold private keys: re-sign them on a "
                                      "member granted private keys")
-        stale = unauthorised_private_keys(self.store, self.authority, self.policy.granted)
-        results = self.write_many([(r.dataset, r.key, r.value) for r in stale], now)
+        return self._resign(
+            unauthorised_private_keys(self.store, self.authority, self.policy.granted), now
+        )
+
+    def _resign(self, records: list[Record], now: float) -> int:
+        """Write `records` anew under this node's signature (authorization.py rules 5, 6)."""
+        results = self.write_many([(r.dataset, r.key, r.value) for r in records], now)
+        self._ctx.counters["private_keys_resigned"] += len(records)
         return sum(isinstance(result, Record) for result in results)
 
     def admitted(self, node_id: bytes) -> bool:
@@ -323,11 +330,16 @@ class NodeCore:
         self.digests.on_applied(changes, self._ctx.view)
         self._ctx.counters["records_applied"] += len(winners)
         # A new policy first: the push goes to the members that may hold the records now.
+        before = self._views.policy
         if any(r.dataset == POLICY_DATASET for r in winners):
             self._views.policy = load_policy(self.store, self.authority, self.decode_value)
             self._view_changed(now)
         replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
         self.replication.push(replicated, exclude=source, now=now)
+        revoked = revoked_writers(before, self._views.policy)
+        if revoked and self._ctx.view.private_keys_eligible(self.node_id):
+            self._resign([r for r in self.store.replicated("private_keys")
+                          if r.version.origin in revoked], now)
         return winners
 
     def _receive_push(self, sender: bytes, push: Push, now: float) -> None:

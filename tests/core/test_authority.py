@@ -283,3 +283,33 @@ def test_rotation_records_signed_by_an_unpinned_key_no_longer_count():
     store.apply([sign_record(new_sign, "cluster_policy", "grant/" + member.hex(),
                              {"admitted": True, "wep": True}, Version(2000, 0, new_id))])
     assert grants(new_id) == {member: frozenset({"admitted", "wep"})}
+
+
+def test_revoking_a_writer_keeps_its_keys_replicating_and_lets_it_hand_them_off():
+    cluster = Cluster([PRIVATE] * 4, administrated=True)
+    for index in range(3):
+        grant(cluster, index, private_keys=True)
+    cluster.run_for(5)
+    ids = node_ids(cluster)
+    cluster.put(2, "private_keys", "fpr-by-n2", {"secret_key": b"k2"})
+    cluster.run_for(5)
+    assert cluster.stores[0].get("private_keys", "fpr-by-n2").version.origin == ids[2]
+
+    grant(cluster, 2, private_keys=False)  # n2 loses its private-keys grant
+    cluster.run_for(15)
+    assert cluster.records(2, "private_keys") == {}  # handed off and purged
+    for index in (0, 1):
+        held = cluster.stores[index].get("private_keys", "fpr-by-n2")
+        assert held.value == encode_value({"secret_key": b"k2"})
+        assert held.version.origin in (ids[0], ids[1])  # re-signed by a granted member
+
+    grant(cluster, 3, private_keys=True)  # a newcomer accepts the re-signed key
+    cluster.run_for(15)
+    assert "fpr-by-n2" in cluster.records(3, "private_keys")
+
+    revoked_id, revoked_sign = cluster.identities[2]
+    late = sign_record(revoked_sign, "private_keys", "fpr-by-n2", {"secret_key": b"evil"},
+                       Version(int(cluster.now * 1000) + 1, 0, revoked_id))
+    cluster.nodes[0].events()
+    cluster.nodes[0].receive(revoked_id, Push(9, (late,)), cluster.now)
+    assert [e.peer for e in refusals(cluster.nodes[0])] == [revoked_id]
