@@ -222,7 +222,9 @@ class NodeCore:
             if isinstance(message, Push):
                 self._receive_push(sender, message, now)
             elif isinstance(message, PushAck):
-                self.handoff.acknowledged(sender, self.replication.acknowledged(sender, message))
+                held, refused = self.replication.acknowledged(sender, message)
+                self.handoff.acknowledged(sender, held)
+                self.handoff.refused(refused)
             elif self.anti_entropy.accepts(message):
                 self.sync.receive(sender, message, now)
             elif isinstance(message, MEMBERSHIP_MESSAGES):
