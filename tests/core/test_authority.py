@@ -313,3 +313,19 @@ def test_revoking_a_writer_keeps_its_keys_replicating_and_lets_it_hand_them_off(
     cluster.nodes[0].events()
     cluster.nodes[0].receive(revoked_id, Push(9, (late,)), cluster.now)
     assert [e.peer for e in refusals(cluster.nodes[0])] == [revoked_id]
+
+
+def test_a_revoked_members_own_unreplicated_keys_leave_it_when_refused():
+    cluster = Cluster([PRIVATE] * 3, administrated=True)
+    for index in range(3):
+        grant(cluster, index, private_keys=True)
+    cluster.run_for(5)
+    cluster.partition([2], [0, 1])
+    cluster.put(2, "private_keys", "fpr-stranded", {"secret_key": b"s"})
+    grant(cluster, 2, private_keys=False)  # revoked before its write reached anyone
+    cluster.run_for(2)
+    cluster.heal()
+    cluster.run_for(30)
+    assert cluster.records(2, "private_keys") == {}  # not kept forever on the revoked member
+    assert all("fpr-stranded" not in cluster.records(i, "private_keys") for i in (0, 1))
+    assert cluster.nodes[2].statistics()["private_keys_undeliverable"] == 1
