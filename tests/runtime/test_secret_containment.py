@@ -155,3 +155,22 @@ def test_a_failing_control_request_logs_and_returns_no_secret(agent, monkeypatch
     assert body not in reply["error"] and "PRIVATE KEY" not in reply["error"]
     assert "put(" in caplog.text and "RuntimeError" in caplog.text
     assert body not in caplog.text and "PRIVATE KEY" not in caplog.text
+
+
+def test_refusal_reasons_never_quote_the_refused_value(agent):
+    import cbor2
+
+    version = Version(int(agent.clock() * 1000), 0, PEER)
+    values = [
+        cbor2.dumps({SECRET: 1}, canonical=True),  # a map with a bytes key: not a record value
+        encode_value({"cert": SECRET}),
+        encode_value({"note": SECRET.hex()}),
+    ]
+    records = tuple(Record("consumers", ALICE.fingerprint, v, version) for v in values)
+    agent.core.events()
+    agent.core.receive(PEER, Push(1, records), agent.clock())
+    reasons = [e.reason for e in agent.core.events() if isinstance(e, PeerRefused)]
+    assert len(reasons) == len(records)
+    for reason in reasons:
+        assert SECRET.hex()[:32] not in reason and repr(SECRET)[:40] not in reason
+        assert "\\x" not in reason
