@@ -11,9 +11,13 @@ import argparse
 import base64
 import json
 import random
+import sys
 import time
+from pathlib import Path
 
-from gossipnode.openpgp.content import record_refusal
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gossipnode.openpgp.content import record_refusal  # after the path set-up above
 from gossipnode.wire.cbor import encode_value
 
 # Values per kind: enough for a stable figure in a few seconds on one core.
