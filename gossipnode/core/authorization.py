@@ -11,9 +11,10 @@ Rules:
    that its origin was granted private keys.
 3. The policy is built only from administrative records that verify (rule 1 of
    core/authority.py), also those that were stored before the keys were pinned.
-4. A member that becomes admitted (or comes back alive admitted) is sent every
+4. The member where an administrator admits a live member sends the newcomer every
    administrative record at once: it learns who else is admitted, so that it takes their
-   data, without waiting for a reconciliation round.
+   data, without waiting for a reconciliation round. (Only there: every member doing so
+   would send the newcomer n copies. Elsewhere reconciliation brings them: "receive".)
 5. Private keys written before the cluster had administrators carry no signature, and those
    written by a member that lost its grant no longer pass: a member granted private keys
    re-signs them on the operator's request (`gossipnode admin adopt`), writing each anew
@@ -82,14 +83,11 @@ def sign_local(record: Record, sign: Callable[[bytes], bytes]) -> Record:
 
 
 def newly_admitted(before: ScopeView, after: ScopeView) -> list[bytes]:
-    """Live peers admitted in `after` that were not live and admitted in `before` (rule 4).
-    None in an open cluster, where nobody waits for an admission."""
+    """Live peers admitted in `after` and not in `before` (rule 4). None in an open
+    cluster, where nobody waits for an admission."""
     if not after.policy.enforced:
         return []
-    return [
-        peer for peer in after.peers()
-        if after.admitted(peer) and not (before.live(peer) and before.admitted(peer))
-    ]
+    return [peer for peer in after.peers() if after.admitted(peer) and not before.admitted(peer)]
 
 
 def admin_records(store: RecordStore, authority: Authority) -> list[Record]:

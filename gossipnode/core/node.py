@@ -332,10 +332,14 @@ class NodeCore:
         self.digests.on_applied(changes, self._ctx.view)
         self._ctx.counters["records_applied"] += len(winners)
         # A new policy first: the push goes to the members that may hold the records now.
-        before = self._views.policy
+        before, before_view = self._views.policy, self._ctx.view
         if any(r.dataset == POLICY_DATASET for r in winners):
             self._views.policy = load_policy(self.store, self.authority, self.decode_value)
             self._view_changed(now)
+            if source is None:  # admitted here: tell the newcomer what it needs to know
+                for peer in newly_admitted(before_view, self._ctx.view):
+                    self.replication.start(peer, admin_records(self.store, self.authority),
+                                           now)
         replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
         self.replication.push(replicated, exclude=source, now=now)
         revoked = revoked_writers(before, self._views.policy)
@@ -364,9 +368,7 @@ class NodeCore:
         members no longer alive or suspect."""
         ctx = self._ctx
         was_eligible = ctx.view.private_keys_eligible(self.node_id)
-        before, ctx.view = ctx.view, self._views.view()
-        for peer in newly_admitted(before, ctx.view):
-            self.replication.start(peer, admin_records(self.store, self.authority), now)
+        ctx.view = self._views.view()
         for peer in gone:
             self.replication.pushes.drop_peer(peer)
             self.anti_entropy.abandon_peer(peer, "the member is gone")
