@@ -14,12 +14,18 @@ Rules:
    its secret: the secret half of the certificate of that fingerprint) and in `cert` for
    the others; a `fingerprint` field, if present, says the same. Anything else is refused,
    so nobody can file an unrelated certificate or key under Alice's fingerprint.
+4. A private key must be the secret half of that certificate: when its signing key is not
+   locked by a passphrase, it signs a challenge that must verify against the certificate
+   it belongs to (pysequoia, about half a millisecond). A locked key cannot be tried; its
+   fingerprint is all that can be checked.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import pysequoia
 
 from gossipnode.core.catalog import SECRET_KEY_DATASETS, is_replicated
 from gossipnode.openpgp import packets
@@ -30,6 +36,8 @@ from gossipnode.wire.cbor import CborError, decode_value
 __all__ = ["BOUND_DATASETS", "record_refusal"]
 
 BOUND_DATASETS = frozenset({"consumers", "private_keys", "org_keys", "trusted_keys"})
+# Signed by a private key to prove it is the secret half of its certificate (rule 4).
+_CHALLENGE = b"gossipnode: the secret half of this certificate"
 # v4 fingerprints are 20 bytes, v6 fingerprints 32 bytes, written as hex.
 _FINGERPRINT = re.compile(r"(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})")
 
@@ -92,4 +100,32 @@ def _binding_refusal(dataset: str, fingerprint: str, value: dict[str, Any]) -> s
         return f"{field!r} holds key {keys[0].fingerprint}, not {fingerprint}"
     if dataset == "private_keys" and keys[0].secret_key is None:
         return f"{field!r} holds no secret key for {fingerprint}"
+    if dataset == "private_keys" and not _secret_matches(keys[0].secret_key):
+        return f"{field!r} is not the secret half of certificate {fingerprint}"
     return None
+
+
+def _secret_matches(secret_key: bytes | None) -> bool:
+    """Rule 4: True when the key signs a challenge that verifies against its own
+    certificate, or cannot be tried (locked, or no signing key); False when it signs and
+    the signature does not verify, or the key cannot even be loaded."""
+    try:
+        tsk = pysequoia.Tsk.from_bytes(secret_key)
+        cert = tsk.extract_certificate()
+    except BaseException as error:
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise
+        return False
+    try:
+        signer = tsk.signer()
+    except BaseException as error:
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise
+        return True  # locked by a passphrase, or no signing-capable key: cannot be tried
+    try:
+        signature = pysequoia.sign(signer, _CHALLENGE, armor=False)
+        return bool(pysequoia.verify(bytes=signature, store=lambda ids: [cert]).valid_sigs)
+    except BaseException as error:
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise
+        return False

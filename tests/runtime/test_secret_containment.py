@@ -17,7 +17,7 @@ from gossipnode.core.events import PeerRefused
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
 from gossipnode.identity import create_identity, generate_secret
-from gossipnode.openpgp import generate_key, split_keys
+from gossipnode.openpgp import generate_key, packets, split_keys
 from gossipnode.runtime import control, control_api
 from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
@@ -174,3 +174,28 @@ def test_refusal_reasons_never_quote_the_refused_value(agent):
     for reason in reasons:
         assert SECRET.hex()[:32] not in reason and repr(SECRET)[:40] not in reason
         assert "\\x" not in reason
+
+
+def mismatched_secret(key):
+    """`key`'s transferable secret key with its signing subkey's secret scalar changed (and
+    the checksum fixed): it parses, has the right fingerprint, and is not the secret half."""
+    tsk = key.secret_key
+    for tag, body in packets.iter_packets(tsk):
+        if tag == 7 and body[5] == 22:  # Secret-Subkey, EdDSA: the signing subkey
+            changed = bytearray(body)
+            changed[-3] = (changed[-3] + 1) % 256
+            checksum = (int.from_bytes(changed[-2:], "big") + (1 if changed[-3] else -255))
+            changed[-2:] = (checksum % 65536).to_bytes(2, "big")
+            at = tsk.find(body)
+            return tsk[:at] + bytes(changed) + tsk[at + len(body):]
+    raise AssertionError("no EdDSA signing subkey")
+
+
+def test_a_private_key_that_is_not_the_secret_half_of_its_certificate_is_refused(agent):
+    forged = mismatched_secret(ALICE)
+    assert split_keys(forged)[0].fingerprint == ALICE.fingerprint  # the fingerprint agrees
+    with pytest.raises(LocalProtocolError, match="not the secret half"):
+        agent.core.put("private_keys", ALICE.fingerprint,
+                       encode_value({"secret_key": forged}), agent.clock())
+    agent.core.put("private_keys", ALICE.fingerprint,
+                   encode_value({"secret_key": ALICE.secret_key}), agent.clock())
