@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .authority import ADMIN_DATASETS, WEP_GRANT
-from .catalog import Scope
+from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
 from .events import MemberChanged
 from .membership import ALIVE, SUSPECT, Membership, tags_wep
@@ -241,8 +241,16 @@ def withheld_by_peer(view: ScopeView, store: RecordStore,
         mailbox_id(r.key) for r in store.replicated(WEB_MESSENGER) if r.value is not None
     )
     withheld: dict[bytes, dict[str, int]] = {}
+    everything: int | None = None
     for peer in view.peers():
         counts: dict[str, int] = {}
+        if not view.admitted(peer):  # rule 3: nothing at all for a member not admitted
+            if everything is None:
+                everything = sum(store.count(name) for name in REPLICATED_DATASETS)
+            if everything:
+                counts["not admitted"] = everything
+            withheld[peer] = counts
+            continue
         if private_keys and not view.private_keys_eligible(peer):
             counts["private_keys: not eligible"] = private_keys
         if view.policy.wep_replication:

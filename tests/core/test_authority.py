@@ -88,6 +88,8 @@ def test_an_unadmitted_member_neither_receives_nor_gives_data_until_admitted():
     assert "from-outsider" not in cluster.records(0, "groups")
     assert records_sent_to(cluster, 2) == []  # not even the grants
     assert not cluster.nodes[0].admitted(node_ids(cluster)[2])
+    withheld = cluster.nodes[0].withheld_from_peers()[node_ids(cluster)[2]]
+    assert withheld == {"not admitted": 3}  # the group and the two grants
 
     grant(cluster, 2)
     cluster.run_for(10)
