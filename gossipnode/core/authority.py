@@ -13,7 +13,11 @@ Rules:
    - restricted datasets (`private_keys`): a member granted `admitted` and `private_keys`.
    The version is inside the signature, so a signed statement cannot be stamped anew: an
    old grant replayed keeps its old version and loses to the revocation that followed it.
-   Every receiver checks, however the record arrives (a push, a forward, anti-entropy).
+   Every receiver checks, however the record arrives (a push, a forward, anti-entropy),
+   against the grants it knows NOW, not those at the record's version: a version is the
+   writer's own claim, and a revoked member could date its writes before its revocation.
+   What a member wrote while it was granted stays valid because the members still granted
+   sign it anew when it is revoked (authorization.py rule 6).
 3. Grants are bound to node ids, never to names or tags: the `cluster_policy` record
    `grant/<node id hex>` = {"admitted": bool, "private_keys": bool, "wep": bool}. No record,
    no grant: a member nobody admitted gets nothing.
