@@ -12,6 +12,7 @@ from gossipnode.core.authorization import load_policy
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import PeerRefused
 from gossipnode.core.membership.testing import FakeSigning
+from gossipnode.core.placement import Candidate, ClusterPolicy, mailbox_owners, wep_candidates
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
 from gossipnode.core.store import MemoryStore
@@ -331,3 +332,14 @@ def test_a_revoked_members_own_unreplicated_keys_leave_it_when_refused():
     assert cluster.records(2, "private_keys") == {}  # not kept forever on the revoked member
     assert all("fpr-stranded" not in cluster.records(i, "private_keys") for i in (0, 1))
     assert cluster.nodes[2].statistics()["private_keys_undeliverable"] == 1
+
+
+def test_a_member_named_like_an_owner_gets_no_mailbox():
+    owner, impostor = b"\x01" * 32, b"\x02" * 32
+    policy = ClusterPolicy(enforced=True, wep_replicas=2,
+                           grants={owner: frozenset({"admitted", "wep"})})
+    members = [Candidate(owner, "pgp-a", {"wep": "true"}),
+               Candidate(impostor, "pgp-a", {"wep": "true"})]  # same name, no grant
+    assert [c.node_id for c in wep_candidates(members, policy)] == [owner]
+    for mailbox in ("box1", "box2", "box3"):
+        assert mailbox_owners(mailbox, wep_candidates(members, policy), policy) == (owner,)
