@@ -24,7 +24,6 @@ from .identity import (
     create_identity,
     format_node_id,
     generate_secret,
-    load_identity,
     load_secret,
     write_private_file,
 )
@@ -193,6 +192,7 @@ def _init(args: argparse.Namespace) -> int:
     admin_keys = [_read_admin_pubkey(path) for path in args.admin_pubkey]
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # an existing directory too: the node's secrets live here
     config_file = data_dir / "node.toml"
     identity_file = data_dir / "identity.key"
     if config_file.exists():
@@ -212,7 +212,7 @@ def _init(args: argparse.Namespace) -> int:
         wep="true" if args.wep else "false",
         private_keys="false" if args.no_private_keys else "true",
     )
-    config_file.write_text(text)
+    write_private_file(config_file, text.encode())
     try:
         load_config(config_file)
     except ConfigError:
@@ -254,11 +254,11 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     _validate_arguments,
 )
 def _validate(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    for path in config.secret_files:
-        load_secret(path)
-    identity = load_identity(config.identity_file)
-    print(f"{args.config}: valid (node {config.name}, id {format_node_id(identity.node_id)})")
+    from .runtime.preflight import prepare  # the very checks `agent` runs at start
+
+    prepared = prepare(args.config)
+    config, node_id = prepared.config, format_node_id(prepared.identity.node_id)
+    print(f"{args.config}: valid (node {config.name}, id {node_id})")
     return EXIT_OK
 
 
@@ -321,6 +321,7 @@ _EXTRA_VERB_MODULES: tuple[str, ...] = (
     "gossipnode.commands.data_verbs",
     "gossipnode.commands.admin_verbs",
     "gossipnode.commands.trust_verbs",
+    "gossipnode.commands.membership_verbs",
 )
 
 
@@ -345,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and the like: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as error:
+        # A file or directory the operator named cannot be used (permissions, a full disk).
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"gossipnode {args.verb}: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

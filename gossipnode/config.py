@@ -161,6 +161,12 @@ class WireConfig:
     # Nesting depth of a decoded CBOR item; our messages need fewer than 8 levels.
     cbor_depth_max: int = 16
 
+    @property
+    def push_bytes_max(self) -> int:
+        """Record bytes one push (or handoff) message may carry: half a frame, so the
+        message's own encoding and the channel's overhead never take it over a frame."""
+        return self.frame_bytes_max // 2
+
 
 @dataclass(frozen=True, slots=True)
 class TagsConfig:
@@ -188,6 +194,11 @@ class NodeConfig:
     secret_files: tuple[Path, ...] = ()
     control_socket: Path | None = None
     log_format: str = "text"
+    # Reloadable with SIGHUP, like the cluster secrets and the tags.
+    log_level: str = "info"
+    # Optional HTTP listener serving /metrics for Prometheus (off unless set; keep it on
+    # loopback or a management network: it needs no credentials).
+    metrics_listen: tuple[str, int] | None = None
     # Dial another address than the one a member advertises: (advertised, dialled) pairs.
     # For members behind NAT or a port forward, and for test clusters whose links run
     # through proxies that can cut them.
@@ -217,7 +228,11 @@ class NodeConfig:
         return self.control_socket or self.data_dir / "control.sock"
 
 
+# Tags the agent sets itself (its software version, its replica generation): an operator
+# cannot set them, in node.toml or with `tags set`.
+RESERVED_TAGS = frozenset({"version", "generation"})
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -318,6 +333,12 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
             if not isinstance(raw, list):
                 raise _KeyError(key, "expected a list of administrator public keys (base64)")
             values[key] = tuple(_admin_key(f"{key}[{i}]", item) for i, item in enumerate(raw))
+        elif key == "metrics_listen":
+            values[key] = _address(key, raw)
+        elif key == "log_level":
+            if raw not in LOG_LEVELS:
+                raise _KeyError(key, f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+            values[key] = raw
         elif key == "log_format":
             if raw not in LOG_FORMATS:
                 raise _KeyError(key, f"expected one of {', '.join(LOG_FORMATS)}, got {raw!r}")
@@ -327,9 +348,18 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
     for required in ("name", "data_dir", "listen", "secret_files"):
         if required not in values:
             raise _KeyError(required, "missing")
-    return NodeConfig(**values)
+    config = NodeConfig(**values)
+    from .config_rules import check_config  # its own module; it imports this one
+
+    problem = check_config(config)
+    if problem is not None:
+        raise _KeyError(*problem)
+    return config
 
 
+# A record's encoding beyond its key and value (dataset name, version stamp, lengths): well
+# under this, so a record of record_bytes_max always fits a push with room to spare.
+RECORD_OVERHEAD_BYTES_MAX = 256
 def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
     if not isinstance(raw, dict):
         raise _KeyError(name, "expected a table")
@@ -337,6 +367,8 @@ def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
     known = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, value in raw.items():
+        if name == "tags" and key in RESERVED_TAGS:
+            raise _KeyError(f"{name}.{key}", "reserved: the agent sets this tag itself")
         if key not in known:
             raise _KeyError(f"{name}.{key}", "unknown key")
         values[key] = _typed(f"{name}.{key}", hints[key], value)

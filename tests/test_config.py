@@ -93,3 +93,53 @@ def test_administrator_keys_are_pinned_as_base64_and_checked(tmp_path):
                         ("[1]", "expected a base64 string"), ('"x"', "expected a list")):
         with pytest.raises(ConfigError, match=r"admin_keys.*" + reason):
             load_config(write(tmp_path, f"admin_keys = {bad}\n" + GOOD))
+
+
+@pytest.mark.parametrize(
+    ("section", "setting", "message"),
+    [
+        ("[replication]", "anti_entropy_interval_s = 0",
+         "replication.anti_entropy_interval_s: must be positive, got 0.0"),
+        ("[membership]", "gossip_interval_s = 0.0", "membership.gossip_interval_s: must be"),
+        ("[replication]", "push_fanout = 0", "replication.push_fanout: must be positive"),
+        ("[membership]", "probe_timeout_s = 3",
+         "membership.probe_timeout_s: must be shorter than membership.probe_interval_s"),
+        ("[reconcile]", "branching = 1", "reconcile.branching: must be at least 2"),
+        ("[wire]", "frame_bytes_max = 2000000",
+         "limits.record_bytes_max: a record of 1048576 bytes"),
+        ("[reconcile]", "message_bytes_max = 3000000",
+         "reconcile.message_bytes_max: must be at most half of wire.frame_bytes_max"),
+        ("[replication]", "tombstone_grace_s = 5",
+         "replication.tombstone_grace_s: must be longer than"),
+    ],
+)
+def test_rules_across_settings_are_checked_at_load(tmp_path, section, setting, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD.replace("[membership]\nprobe_interval_s = 2\n", "")
+                          + f"\n{section}\n{setting}\n"))
+    text = str(caught.value)
+    assert text.startswith(f"{tmp_path / 'node.toml'}: {message}"), text
+    assert "\n" not in text
+
+
+def test_zero_is_allowed_where_it_means_off(tmp_path):
+    config = load_config(write(tmp_path, GOOD + "indirect_probes = 0\nawareness_max = 0\n"))
+    assert config.membership.indirect_probes == 0
+
+
+def test_log_level_and_metrics_listen(tmp_path):
+    config = load_config(write(tmp_path, 'log_level = "debug"\n'
+                               'metrics_listen = "127.0.0.1:9100"\n' + GOOD))
+    assert config.log_level == "debug" and config.metrics_listen == ("127.0.0.1", 9100)
+    for bad, key in (('log_level = "loud"', "log_level"),
+                     ('metrics_listen = "127.0.0.1:7946"', "metrics_listen")):
+        with pytest.raises(ConfigError, match=key):
+            load_config(write(tmp_path, bad + "\n" + GOOD))
+
+
+def test_reserved_tags_and_boolean_flags(tmp_path):
+    for line, message in (("version = \"9\"", "tags.version: reserved"),
+                          ("generation = \"2\"", "tags.generation: reserved"),
+                          ("private_keys = \"yes\"", "tags.private_keys: expected true or false")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, GOOD.replace("wep = true", f"wep = true\n{line}")))

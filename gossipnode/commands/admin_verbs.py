@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cli import EXIT_OK, UsageError, verb
+from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
 from .connection import add_client_arguments, request
 from .formatting import print_json, print_pairs, print_table
 from .trust_verbs import add_admin_key_argument, policy_signed
@@ -167,21 +167,25 @@ def _repair_arguments(parser: argparse.ArgumentParser) -> None:
 @verb(
     "repair",
     "run an anti-entropy round now and report what moved (as `nodetool repair`)\n\n"
-    "Waits for the round's sessions (at most 30 s). Exit 1 when no live peer.\n"
+    "Waits for the round's sessions (at most 30 s). Exit 1 when no live peer, or when a\n"
+    "session failed or the round has not finished within 30 s.\n"
     "example: gossipnode repair --peer pgp-b --dataset consumers --config node.toml",
     _repair_arguments,
 )
 def _repair(args: argparse.Namespace) -> int:
     arguments = {k: v for k, v in (("peer", args.peer), ("dataset", args.dataset)) if v}
     result = request(args, "repair", **arguments)
+    code = EXIT_OK if result["finished"] else EXIT_FAILED  # unfinished is not a success
     if args.json:
         print_json(result)
-        return EXIT_OK
+        return code
     peer = f"{result.get('peer_name', '?')} ({result['peer']})"
     print(f"repaired with {peer}: {result['sessions']} sessions, "
           f"{result['records_received']} records received, {result['records_sent']} sent"
-          + ("" if result["finished"] else " (still running after 30 s)"))
-    return EXIT_OK
+          + ("" if result["finished"] else
+             "; NOT FINISHED: " + ("; ".join(result.get("failures") or ())
+                                   or "still running after 30 s")))
+    return code
 
 
 # --- reseed -------------------------------------------------------------------------------------
@@ -191,6 +195,8 @@ def _reseed_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser, json_help="print the result as a JSON object")
     parser.add_argument("--yes", action="store_true",
                         help="confirm: discard this node's replicated data")
+    parser.add_argument("--force", action="store_true",
+                        help="reseed even though no live peer holds the data (it may be lost)")
 
 
 @verb(
@@ -198,6 +204,7 @@ def _reseed_arguments(parser: argparse.ArgumentParser) -> None:
     "discard this node's replicated data and pull it afresh from peers (leaves quarantine)\n\n"
     "A node away longer than the tombstone grace period is quarantined, because its old\n"
     "data could bring deleted records back. Node-local data and the identity are kept.\n"
+    "Refused (exit 1) while no live peer holds the data, unless --force.\n"
     "example: gossipnode reseed --yes --config /var/lib/gossipnode/node.toml",
     _reseed_arguments,
 )
@@ -205,7 +212,7 @@ def _reseed(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError("this discards every replicated record on this node; "
                          "run again with --yes to confirm")
-    result = request(args, "reseed")
+    result = request(args, "reseed", **({"force": True} if args.force else {}))
     if args.json:
         print_json(result)
     else:

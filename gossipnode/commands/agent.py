@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ..cli import EXIT_OK, UsageError, verb
-from ..config import load_config
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,20 +14,21 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 @verb(
     "agent",
-    "run a node in the foreground (logs on stderr; SIGTERM or Ctrl-C leaves the cluster)\n\n"
+    "run a node in the foreground (logs on stderr; SIGTERM or Ctrl-C leaves the cluster,\n"
+    "SIGHUP reloads the cluster secrets, log level and tags from the file)\n\n"
     "example: gossipnode agent --config /var/lib/gossipnode/node.toml",
     _arguments,
 )
 def _agent(args: argparse.Namespace) -> int:
     # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
-    from ..runtime.agent import run_agent
+    from ..config import load_config
+    from ..runtime.daemon import StartupError, run_agent
     from ..runtime.logs import setup_logging
-    from ..storage import StoreError
 
-    config = load_config(args.config)
-    tail = setup_logging(config.log_format)
+    config = load_config(args.config)  # for the log format; run_agent checks everything
+    tail = setup_logging(config.log_format, config.log_level)
     try:
-        run_agent(config, tail)
-    except StoreError as error:
+        run_agent(args.config, tail)
+    except StartupError as error:
         raise UsageError(str(error)) from None
     return EXIT_OK

@@ -139,13 +139,42 @@ def _status(args: argparse.Namespace) -> int:
     )
     if not result["peers"]:
         print("(no peers)")
+    _print_cluster_view(result["peers"])
     drops = result.get("connection_drops") or []
     if drops:
         print()
-        print("Recent connection drops:")
+        print("Recent connection drops (last 10 minutes):")
         for drop in drops:
-            print(f"  {drop['peer']}: {drop['reason']}")
+            age = f"{format_age(drop['age_s'])} ago  " if "age_s" in drop else ""
+            print(f"  {age}{drop['peer']}: {drop['reason']}")
+    counts = result.get("connection_drop_counts") or {}
+    if counts:
+        print("Connection drops since start: "
+              + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
     return EXIT_OK
+
+
+def _print_cluster_view(peers: list[dict[str, Any]]) -> None:
+    """Which peers hold the same data as this node, per dataset, and since when (what
+    `nodetool describecluster` answers), from each dataset's last completed session."""
+    compared = [peer for peer in peers if peer.get("datasets")]
+    if not compared:
+        return
+    print()
+    print("Data compared with peers (last completed reconciliation per dataset):")
+    for peer in compared:
+        datasets = peer["datasets"]
+        differing = {n: d for n, d in datasets.items() if not d["identical"]}
+        same = {n: d for n, d in datasets.items() if d["identical"]}
+        parts = []
+        if same:
+            since = min(d["since_s"] for d in same.values())
+            parts.append(f"identical in {len(same)} datasets (for at least "
+                         f"{format_age(since)})")
+        for name, entry in sorted(differing.items()):
+            parts.append(f"{name} differed at the last sync (first seen "
+                         f"{format_age(entry['since_s'])} ago; repaired by it)")
+        print(f"  {peer['name']}: " + "; ".join(parts))
 
 
 # --- info ---------------------------------------------------------------------------------------
@@ -173,8 +202,10 @@ def _info(args: argparse.Namespace) -> int:
 @verb(
     "health",
     "exit 0 when healthy, 1 when degraded, 2 when the agent is unreachable; print why\n\n"
-    "Degraded: a suspect peer, this node quarantined, or no completed sync for longer\n"
-    "than 6 anti-entropy intervals while peers are alive.\n"
+    "Degraded, with every reason listed: seeds configured but no other member known; a\n"
+    "member suspect or dead; this node quarantined; connections with a wrong cluster secret\n"
+    "or no common protocol version keep arriving; no sync completed with a live peer for\n"
+    "3 anti-entropy intervals.\n"
     "example: gossipnode health --config /var/lib/gossipnode/node.toml || alert",
     _json_only('a JSON object: {"health": "healthy"|"degraded"|"unreachable", "reasons": [...]}'),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .catalog import REPLICATED_DATASETS
@@ -56,12 +56,16 @@ class PeerSync(NamedTuple):
     state: str
     synced_at: float | None
     last_moved: int | None
+    # Per dataset: (identical, since): did the last completed session find nothing to move,
+    # and since when has that answer held. The cluster view of `status`.
+    datasets: dict[str, tuple[bool, float]]
 
 
 @dataclass(slots=True)
 class _PeerSync:
     synced_at: float | None = None
     last_moved: int | None = None
+    datasets: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
 
 class AntiEntropy:
@@ -169,6 +173,10 @@ class AntiEntropy:
                 sync = self._sync.setdefault(peer, _PeerSync())
                 sync.synced_at = now
                 sync.last_moved = running.received + running.sent
+                identical = sync.last_moved == 0
+                previous = sync.datasets.get(session.dataset)
+                if previous is None or previous[0] != identical:
+                    sync.datasets[session.dataset] = (identical, now)
             else:
                 self.counters["sessions_failed"] += 1
             self._ended(peer, session_id, running, session.failed)
@@ -248,7 +256,7 @@ class AntiEntropy:
             state = "unknown"
         else:
             state = "converged" if sync.last_moved == 0 else "behind"
-        return PeerSync(state, sync.synced_at, sync.last_moved)
+        return PeerSync(state, sync.synced_at, sync.last_moved, dict(sync.datasets))
 
     def statistics(self) -> dict[str, int]:
         return {f"anti_entropy_{k}": v for k, v in self.counters.items()} | {

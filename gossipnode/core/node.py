@@ -131,6 +131,12 @@ class NodeCore:
         self.membership.leave(now)
         self._drain_membership(now)
 
+    def force_leave(self, node_id: bytes, now: float) -> bool:
+        """Forget a dead member now (see Membership.force_leave); False unless dead."""
+        done = self.membership.force_leave(node_id, now)
+        self._drain_membership(now)
+        return done
+
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         self.tags = {**self.tags, **tags}
         self.membership.set_tags(self.tags, now)

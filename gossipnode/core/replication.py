@@ -19,9 +19,10 @@ Rules:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ..config import RECORD_OVERHEAD_BYTES_MAX
 from .catalog import Scope
 from .catalog import dataset as lookup_dataset
 from .context import NodeContext
@@ -30,7 +31,8 @@ from .membership.timers import Timers
 from .records import Record
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-__all__ = ["PendingPush", "Push", "PushAck", "PushTracker", "Replication"]
+__all__ = ["PendingPush", "Push", "PushAck", "PushTracker", "Replication", "chunk_records",
+           "record_bytes"]
 
 # A push is resent this often until acknowledged: a few LAN round trips plus a disk sync.
 PUSH_RETRY_S = 2.0
@@ -41,6 +43,30 @@ PUSH_RECORDS_MAX = 64
 HANDED_OFF_DATASETS = frozenset({PRIVATE_KEYS, WEB_MESSENGER})
 # The node's timer key of one push: ("push", push_id).
 PUSH_TIMER = "push"
+
+
+def record_bytes(record: Record) -> int:
+    """An upper bound on a record's encoded size inside a push."""
+    value = len(record.value) if record.value is not None else 0
+    return len(record.key.encode()) + value + RECORD_OVERHEAD_BYTES_MAX
+
+
+def chunk_records(records: Sequence[Record], count_max: int,
+                  bytes_max: int) -> Iterator[tuple[Record, ...]]:
+    """Cut records, in order, into pushes of at most `count_max` records and `bytes_max`
+    bytes (`record_bytes`). A record over `bytes_max` alone still travels alone: the
+    configuration guarantees every record that fits `limits` fits a push (check_config)."""
+    chunk: list[Record] = []
+    size = 0
+    for record in records:
+        cost = record_bytes(record)
+        if chunk and (len(chunk) >= count_max or size + cost > bytes_max):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(record)
+        size += cost
+    if chunk:
+        yield tuple(chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +207,10 @@ class Replication:
 
     def start(self, peer: bytes, records: list[Record], now: float, *,
               handoff: bool = False) -> None:
-        """Push `records` to `peer` in messages of at most PUSH_RECORDS_MAX records."""
-        for first in range(0, len(records), PUSH_RECORDS_MAX):
-            chunk = tuple(records[first : first + PUSH_RECORDS_MAX])
+        """Push `records` to `peer` in messages of at most PUSH_RECORDS_MAX records and
+        `wire.push_bytes_max` bytes (large records must not make a push over a frame)."""
+        budget = self._ctx.config.wire.push_bytes_max
+        for chunk in chunk_records(records, PUSH_RECORDS_MAX, budget):
             push = self.pushes.start(peer, chunk, now, handoff=handoff)
             if push is None:
                 self._overflow(peer)

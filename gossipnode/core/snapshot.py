@@ -54,6 +54,8 @@ class PeerStatus:
     pending_push_records: int
     refused_from_peer: int
     withheld: Mapping[str, int]  # records withheld from it, by reason
+    # Per dataset, from its last completed session: (identical, since when that held).
+    datasets: Mapping[str, tuple[bool, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ def build_status(core: NodeCore, ctx: NodeContext, now: float) -> NodeStatus:
             core.replication.pushes.pending_for(member.node_id),
             ctx.refused_from.get(member.node_id, 0),
             MappingProxyType(withheld.get(member.node_id, {})),
+            MappingProxyType(sync.datasets),
         ))
     return NodeStatus(
         ctx.node_id, ctx.config.name, core.lifecycle.generation,

@@ -7,23 +7,26 @@ carries out the core's events: `Send` goes into the bounded outbound link of its
 `Disconnect` closes that link, the facts are logged. After every input the timer task is
 woken to re-arm at the core's `next_deadline()`.
 
-Services, each started with `nursery.start`: the peer listener (runtime/transport.py),
-the outbound links (runtime/links.py), the control socket (runtime/control.py), the timer.
-On SIGTERM or SIGINT the agent leaves the cluster, gives the leave a moment to go out,
-closes its peers and its store, and returns.
+Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
+peer listener (runtime/transport.py), the outbound links (runtime/links.py), the control
+socket (runtime/control.py), the optional /metrics listener (runtime/metrics_http.py), the
+timer. On `stop()` (SIGTERM, SIGINT, `gossipnode leave`) the agent leaves the cluster, gives
+the leave a moment to go out, closes its peers and its store, and returns. The process
+around it (lock, permissions, start-up errors) is runtime/daemon.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
@@ -43,15 +46,16 @@ from ..core.events import (
 )
 from ..core.node import NodeCore
 from ..core.records import Record
-from ..identity import Identity, format_node_id, load_identity, load_secret, short_id
+from ..identity import Identity, format_node_id, short_id
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
+from .audit import log_quarantine
 from .links import Links
 from .listener import serve
 from .logs import LogTail
 from .transport import ConnectionClosed, PeerConnection, TransportStatus
 
-__all__ = ["Agent", "open_agent", "run_agent"]
+__all__ = ["Agent"]
 
 logger = logging.getLogger("gossipnode.agent")
 
@@ -103,8 +107,11 @@ class Agent:
         *,
         log_tail: LogTail | None = None,
         clock: Callable[[], float] = time.time,
+        config_path: Path | None = None,
     ) -> None:
+        """`config_path`: the node.toml a SIGHUP reloads (None: nothing to reload)."""
         self.config = config
+        self.config_path = config_path
         self.identity = identity
         self.secrets = secrets
         self.store = store
@@ -127,9 +134,14 @@ class Agent:
             content_check=_content_check(),
             progress=_log_progress,
         )
+        self.quarantined = False
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
                            self.transport_status)
         self.listen_address: tuple[str, int] | None = None
+        # True once every service is up: a failure before that is a start-up failure.
+        self.serving = False
+        # Where /metrics is served over HTTP (metrics_listen), once bound.
+        self.metrics_address: tuple[str, int] | None = None
         self._wake = trio.Event()
         self._stopping = trio.Event()
         self.messages_sent: Counter[str] = Counter()
@@ -143,24 +155,32 @@ class Agent:
                   handle_signals: bool = True) -> None:
         """Run until SIGTERM/SIGINT (or `stop()`), then leave and shut down cleanly."""
         from .control import serve_control
+        from .metrics_http import serve_metrics
+        from .signals import handle_agent_signals
 
         try:
             async with trio.open_nursery() as nursery:
+                if handle_signals:  # first: a signal during start-up still leaves cleanly
+                    await nursery.start(handle_agent_signals, self)
                 await nursery.start(self.links.run)
-                self.listen_address = await nursery.start(
-                    partial(serve, status=self.transport_status), self.config.listen,
-                    self.identity, self.secrets, self.config.wire, self._serve_peer,
-                )
+                with _naming("listen", self.config.listen):
+                    self.listen_address = await nursery.start(
+                        partial(serve, status=self.transport_status), self.config.listen,
+                        self.identity, lambda: self.secrets, self.config.wire,
+                        self._serve_peer,
+                    )
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
+                if self.config.metrics_listen is not None:
+                    with _naming("metrics_listen", self.config.metrics_listen):
+                        await nursery.start(serve_metrics, self, self.config.metrics_listen)
                 nursery.start_soon(self._timer_loop)
-                if handle_signals:
-                    nursery.start_soon(self._signal_loop)
                 self.input(lambda now: self.core.join(self.config.join, now))
                 logger.info(
                     "node %s (%s) listening on %s", self.config.name,
                     format_node_id(self.identity.node_id), format_address(self.listen_address),
                 )
+                self.serving = True
                 task_status.started(self.listen_address)
                 await self._stopping.wait()
                 logger.info("leaving the cluster")
@@ -169,7 +189,8 @@ class Agent:
                 nursery.cancel_scope.cancel()
         finally:
             self.store.close()
-            logger.info("stopped")
+            if self.serving:
+                logger.info("stopped")
 
     async def write(self, dataset: str, key: str, value: bytes | None) -> Record:
         """Write (value None: delete) and return once durable. Writes that arrive together
@@ -207,13 +228,6 @@ class Agent:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _signal_loop(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                logger.info("received %s", signal.Signals(signum).name)
-                self.stop()
-                return
-
     async def _timer_loop(self) -> None:
         while True:
             deadline = self.core.next_deadline()
@@ -238,9 +252,14 @@ class Agent:
 
     def input(self, call: Callable[[float], Any]) -> Any:
         """Run one core input at the current time, carry out its events, re-arm the timer."""
-        result = call(self.clock())
+        now = self.clock()
+        result = call(now)
         self._dispatch()
         self._wake.set()
+        quarantined = self.core.quarantined(now)
+        if quarantined != self.quarantined:  # entered or left: the audit trail says so
+            self.quarantined = quarantined
+            log_quarantine(quarantined, "no completed sync within the tombstone grace period")
         return result
 
     def _deliver(self, peer: bytes, message: object) -> None:
@@ -302,8 +321,20 @@ class Agent:
         marker = os.urandom(16)
         self.store.set_meta(META_REPLICA_MARKER, marker)
         temporary = marker_file.with_suffix(".tmp")
-        temporary.write_bytes(marker)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(marker)
         os.replace(temporary, marker_file)
+
+
+@contextlib.contextmanager
+def _naming(key: str, address: tuple[str, int]) -> Iterator[None]:
+    """A bind failure names the setting and the address, so its one line says what to fix."""
+    try:
+        yield
+    except OSError as error:
+        raise OSError(error.errno, f"{key} {format_address(address)}: "
+                      f"{(error.strerror or str(error)).lower()}") from None
 
 
 def _log_progress(dataset: str, records: int) -> None:
@@ -317,18 +348,3 @@ def _content_check() -> Callable[[Any], str | None]:
     from ..openpgp.content import record_refusal
 
     return lambda record: record_refusal(record.dataset, record.key, record.value)
-
-
-def run_agent(config: NodeConfig, log_tail: LogTail | None = None) -> None:
-    """Open the node's files and run it until SIGTERM or SIGINT (for `gossipnode agent`)."""
-    agent = open_agent(config, log_tail)
-    trio.run(agent.run)
-
-
-def open_agent(config: NodeConfig, log_tail: LogTail | None = None) -> Agent:
-    """Load the identity, secrets and store named by `config`. Raises IdentityError,
-    StoreError."""
-    identity = load_identity(config.identity_file)
-    secrets = tuple(load_secret(path) for path in config.secret_files)
-    store = SqliteStore(config.store_file)
-    return Agent(config, identity, secrets, store, log_tail=log_tail)

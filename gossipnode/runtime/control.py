@@ -9,8 +9,13 @@ Rules:
 3. A bad request (not JSON, not an object, unknown verb, bad arguments) gets an error
    reply and the connection stays usable; a line over `REQUEST_BYTES_MAX` gets an error
    reply and closes that connection only. Nothing a client sends can crash the agent.
-   Beyond `CLIENTS_MAX` connections at once, a new one gets an error reply and is closed.
 4. `monitor` turns the connection into a stream of {"log": LINE} replies until it closes.
+5. Clients are bounded per local user (the socket's peer credentials, SO_PEERCRED):
+   `CLIENTS_PER_USER_MAX` each and `CLIENTS_MAX` in all. A client over either bound is let
+   in by closing the oldest idle connection (of its own user first, else of the user with
+   the most), so that idle clients can never lock the operator out. Only when every
+   connection is mid-request is the newcomer told to try again. The user is also the
+   name every administrative action is logged with (control_api's audit).
 """
 
 from __future__ import annotations
@@ -28,19 +33,18 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .control_api import ControlError, handle
+from .control_clients import CLIENTS_MAX, CLIENTS_PER_USER_MAX, Client, ControlClients, peer_user
 
 if TYPE_CHECKING:
     from .agent import Agent
     from .logs import LogTail
 
-__all__ = ["REQUEST_BYTES_MAX", "serve_control"]
+__all__ = ["CLIENTS_MAX", "CLIENTS_PER_USER_MAX", "REQUEST_BYTES_MAX", "serve_control"]
 
 logger = logging.getLogger("gossipnode.control")
 
 # One request line at most: a record of 1 MiB becomes about 1.4 MiB of JSON with base64.
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
-# Control clients connected at once; more wait in the listen backlog.
-CLIENTS_MAX = 64
 # How often `monitor` looks for new log lines.
 MONITOR_POLL_S = 0.2
 READ_BYTES = 65536
@@ -59,14 +63,14 @@ async def serve_control(agent: Agent, *,
     os.chmod(path, 0o600)
     sock.listen(CLIENTS_MAX)
     listener = trio.SocketListener(sock)
-    limiter = trio.CapacityLimiter(CLIENTS_MAX)
+    clients = ControlClients()
     try:
         async with trio.open_nursery() as nursery:
             task_status.started()
             async with listener:
                 while True:
                     stream = await listener.accept()
-                    nursery.start_soon(_serve_client, agent, stream, limiter)
+                    nursery.start_soon(_serve_client, agent, stream, clients)
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -89,49 +93,51 @@ async def _remove_stale_socket(path: os.PathLike[str]) -> None:
 
 
 async def _serve_client(agent: Agent, stream: trio.SocketStream,
-                        limiter: trio.CapacityLimiter) -> None:
-    # Over the limit a client is told so at once: waiting for a slot would let idle
-    # connections or `monitor` streams lock every operator out.
-    try:
-        limiter.acquire_on_behalf_of_nowait(stream)
-    except trio.WouldBlock:
+                        clients: ControlClients) -> None:
+    client = clients.admit(peer_user(stream.socket))
+    if client is None:
         async with stream:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await _reply(stream, _error(f"too many control clients ({CLIENTS_MAX}); "
+                await _reply(stream, _error(f"too many busy control clients ({CLIENTS_MAX}); "
                                             "try again when one has finished"))
         return
     try:
-        await _serve_connection(agent, stream)
+        with client.scope:
+            await _serve_connection(agent, stream, client)
     finally:
-        limiter.release_on_behalf_of(stream)
+        clients.remove(client)
+        await stream.aclose()
 
 
-async def _serve_connection(agent: Agent, stream: trio.SocketStream) -> None:
-    async with stream:
-        buffer = bytearray()
-        try:
-            while True:
-                newline = buffer.find(b"\n")
-                if newline < 0:
-                    if len(buffer) > REQUEST_BYTES_MAX:
-                        await _reply(stream, _error(f"request over {REQUEST_BYTES_MAX} bytes"))
-                        return
-                    data = await stream.receive_some(READ_BYTES)
-                    if not data:
-                        return
-                    buffer += data
-                    continue
-                line = bytes(buffer[:newline])
-                del buffer[: newline + 1]
-                if not line.strip():
-                    continue
-                request = _parse(line)
-                if isinstance(request, dict) and request.get("verb") == "monitor":
-                    await _monitor(agent, stream)
+async def _serve_connection(agent: Agent, stream: trio.SocketStream, client: Client) -> None:
+    buffer = bytearray()
+    try:
+        while True:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                if len(buffer) > REQUEST_BYTES_MAX:
+                    await _reply(stream, _error(f"request over {REQUEST_BYTES_MAX} bytes"))
                     return
-                await _reply(stream, await _answer(agent, request))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+                client.idle = not buffer  # a half-sent request is not idle
+                data = await stream.receive_some(READ_BYTES)
+                if not data:
+                    return
+                client.idle = False
+                buffer += data
+                continue
+            line = bytes(buffer[:newline])
+            del buffer[: newline + 1]
+            if not line.strip():
+                continue
+            request = _parse(line)
+            if isinstance(request, dict) and request.get("verb") == "monitor":
+                client.idle = True  # a monitor waits; it may be closed for a newcomer
+                await _monitor(agent, stream)
+                return
+            await _reply(stream, await _answer(agent, request, client.user))
+            client.last_active = trio.current_time()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
 
 
 def _parse(line: bytes) -> Any:
@@ -141,11 +147,11 @@ def _parse(line: bytes) -> Any:
         return ControlError(f"request is not JSON: {error}")
 
 
-async def _answer(agent: Agent, request: Any) -> dict[str, Any]:
+async def _answer(agent: Agent, request: Any, user: str) -> dict[str, Any]:
     if isinstance(request, ControlError):
         return _error(str(request))
     try:
-        result = await handle(agent, request)
+        result = await handle(agent, request, user=user)
     except ControlError as error:
         return _error(str(error), error.exit_code)
     except Exception as error:  # a bug must not take the agent down; report it

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import __version__
-from ..config import format_address
+from ..config import RESERVED_TAGS, format_address
 from ..core.catalog import dataset as lookup_dataset
 from ..core.errors import LocalProtocolError
 from ..core.events import SyncCompleted
@@ -22,6 +22,9 @@ from ..core.placement import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX, WEP_POL
 from ..core.records import Record
 from ..identity import format_node_id, parse_node_id, short_id
 from ..wire.cbor import CborError, decode_value, encode_value
+from .admin_api import ADMIN_VERBS
+from .audit import AUDITED_VERBS, audit, outcome
+from .control_errors import ControlError
 from .metrics import render_metrics
 from .status import health, info, members, status
 from .trust import trust_verbs
@@ -36,14 +39,6 @@ LIST_LIMIT_DEFAULT = 1000
 LIST_LIMIT_MAX = 100_000
 # `repair` waits at most this long for the round's sessions to finish.
 REPAIR_WAIT_S = 30.0
-
-
-class ControlError(Exception):
-    """A request the agent cannot carry out; `exit_code` is what the CLI exits with."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def to_json(value: Any) -> Any:
@@ -147,14 +142,24 @@ async def _get(agent: Agent, request: dict[str, Any]) -> Any:
 
 
 async def _list(agent: Agent, request: dict[str, Any]) -> Any:
+    """Records in key order after `after` (exclusive). With `page: true` the result is
+    {"records": [...], "next": KEY or null}: `next` is the `after` of the next page, null
+    when there is no more; without it, the bare list (older clients)."""
     dataset = _dataset(request)
     prefix = request.get("prefix") or ""
+    after = request.get("after")
     limit = request.get("limit", LIST_LIMIT_DEFAULT)
     if not isinstance(prefix, str):
         raise ControlError("argument 'prefix' must be a string")
+    if after is not None and not isinstance(after, str):
+        raise ControlError("argument 'after' must be a string (a key)")
     if type(limit) is not int or not 1 <= limit <= LIST_LIMIT_MAX:
         raise ControlError(f"argument 'limit' must be an integer from 1 to {LIST_LIMIT_MAX}")
-    return [_record_json(r) for r in agent.store.scan(dataset, prefix=prefix, limit=limit)]
+    found = agent.store.scan(dataset, prefix=prefix, after=after, limit=limit + 1)
+    records = [_record_json(r) for r in found[:limit]]
+    if not request.get("page"):
+        return records
+    return {"records": records, "next": records[-1]["key"] if len(found) > limit else None}
 
 
 # --- policy and tags ----------------------------------------------------------------------------
@@ -231,6 +236,9 @@ async def _tags_set(agent: Agent, request: dict[str, Any]) -> Any:
         isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()
     ):
         raise ControlError("argument 'tags' must be a map of strings to strings")
+    reserved = sorted(set(tags) & RESERVED_TAGS)
+    if reserved:
+        raise ControlError(f"tag {reserved[0]!r} is set by the agent itself, not by an operator")
     for flag in ("wep", "private_keys"):
         if flag in tags and tags[flag] not in ("true", "false"):
             raise ControlError(f"tag {flag!r} must be true or false")
@@ -284,7 +292,10 @@ async def _repair(agent: Agent, request: dict[str, Any]) -> Any:
         "peer": short_id(peer_id),
         "peer_name": names.get(peer_id, "?"),
         "sessions": sessions,
-        "finished": len(done) >= sessions,
+        # Finished: every session ended, and none failed (an abandoned session repaired
+        # only part of its dataset, so the repair is not done).
+        "finished": len(done) >= sessions and not any(e.failure for e in done),
+        "failures": sorted({f"{e.dataset}: {e.failure}" for e in done if e.failure}),
         "records_received": sum(e.received for e in done),
         "records_sent": sum(e.sent for e in done),
     }
@@ -306,6 +317,16 @@ async def _owners(agent: Agent, request: dict[str, Any]) -> Any:
 
 
 async def _reseed(agent: Agent, request: dict[str, Any]) -> Any:
+    force = request.get("force", False)
+    if not isinstance(force, bool):
+        raise ControlError("argument 'force' must be true or false")
+    holders = [m.name for m in agent.core.members()
+               if m.node_id != agent.core.node_id and m.state == "alive"]
+    if not holders and not force:
+        raise ControlError(
+            "no live peer holds the data to pull afresh: reseeding now would discard the only "
+            "copy; wait for a peer, or give --force", exit_code=1,
+        )
     removed = agent.input(agent.core.reseed)
     return {"removed_records": removed, "generation": agent.core.generation}
 
@@ -341,15 +362,25 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     "repair": _repair,
     "reseed": _reseed,
     "owners": _owners,
+    **ADMIN_VERBS,
 }
 _VERBS.update(trust_verbs())
 
 
-async def handle(agent: Agent, request: Any) -> Any:
+async def handle(agent: Agent, request: Any, *, user: str = "in-process") -> Any:
+    """Carry out one request for `user` (the socket peer's credentials, for the audit)."""
     if not isinstance(request, dict):
         raise ControlError("a request must be a JSON object with a 'verb'")
     verb = request.get("verb")
     function = _VERBS.get(verb) if isinstance(verb, str) else None
     if function is None:
         raise ControlError(f"unknown verb {verb!r}; known: {', '.join(sorted(_VERBS))}")
-    return await function(agent, request)
+    if verb not in AUDITED_VERBS:
+        return await function(agent, request)
+    try:
+        result = await function(agent, request)
+    except ControlError as error:
+        audit(user, verb, request, f"refused: {error}")
+        raise
+    audit(user, verb, request, outcome(result))
+    return result

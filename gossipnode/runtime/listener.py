@@ -46,6 +46,8 @@ ACCEPT_BACKOFF_S = 0.1
 
 
 Handler = Callable[[PeerConnection], Awaitable[None]]
+# The cluster secrets, or a function returning the current ones (rotated by a reload).
+Secrets = tuple[bytes, ...] | Callable[[], tuple[bytes, ...]]
 
 
 class _Gate:
@@ -85,7 +87,7 @@ class _Gate:
 async def serve(
     listen_address: tuple[str, int],
     identity: Signer,
-    secrets: tuple[bytes, ...],
+    secrets: Secrets,
     config: WireConfig,
     handler: Handler,
     *,
@@ -125,7 +127,7 @@ async def _accept_loop(
     nursery: trio.Nursery,
     gate: _Gate,
     identity: Signer,
-    secrets: tuple[bytes, ...],
+    secrets: Secrets,
     handler: Handler,
     registry: MessageRegistry,
     versions: tuple[int, ...],
@@ -166,14 +168,16 @@ async def _serve_one(
     ticket: int,
     gate: _Gate,
     identity: Signer,
-    secrets: tuple[bytes, ...],
+    secrets: Secrets,
     handler: Handler,
     registry: MessageRegistry,
     versions: tuple[int, ...],
 ) -> None:
     status = gate.status
+    # A callable gives the secrets of the moment, so a reload (SIGHUP) rotates them.
+    current = secrets() if callable(secrets) else secrets
     handshake = Handshake.responder(
-        identity, secrets, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
+        identity, current, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
     )
     # None when a newer connection evicted this one before this task started.
     scope = gate.pending[ticket][1] if ticket in gate.pending else None

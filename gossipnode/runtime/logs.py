@@ -53,10 +53,11 @@ class LogTail(logging.Handler):
         return [(number, line) for number, line in self.lines if number > sequence]
 
 
-def setup_logging(log_format: str, level: int = logging.INFO) -> LogTail:
+def setup_logging(log_format: str, level: str = "info") -> LogTail:
+    """Log to stderr and into a tail; `level` is a config log_level (debug...error)."""
     formatter: logging.Formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
     root = logging.getLogger("gossipnode")
-    root.setLevel(level)
+    root.setLevel(level.upper())
     root.propagate = False
     for handler in list(root.handlers):
         root.removeHandler(handler)

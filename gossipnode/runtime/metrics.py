@@ -6,6 +6,7 @@ are in base units (seconds), and label values are few (node ids are fine, keys n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -86,4 +87,34 @@ def render_metrics(agent: Agent) -> str:
                      [({"peer": short_id(peer.node_id)}, sum(peer.withheld.values()))
                       for peer in sorted(snapshot.peers, key=lambda p: p.node_id)
                       if peer.state in HOLDING_STATES])
+    lines += _process_metrics()
+    now = agent.clock()
+    lines += _family("gossipnode_peer_pending_push_records", "gauge",
+                     "Records pushed to each peer and not yet acknowledged (lag), by name.",
+                     [({"peer": p.name}, p.pending_push_records) for p in snapshot.peers])
+    lines += _family("gossipnode_peer_sync_age_seconds", "gauge",
+                     "Seconds since the last completed reconciliation with each peer.",
+                     [({"peer": p.name}, round(max(0.0, now - p.synced_at), 3))
+                      for p in snapshot.peers if p.synced_at is not None])
+    lines += _family("gossipnode_connection_drops_total", "counter",
+                     "Connections dropped, by kind (wrong_secret, no_common_version, ...).",
+                     sorted(({"kind": k}, n)
+                            for k, n in agent.transport_status.drop_counts.items()))
     return "\n".join(lines) + "\n"
+
+
+def _process_metrics() -> list[str]:
+    """The standard process figures (names as Prometheus client libraries give them)."""
+    times = os.times()
+    lines = _family("process_cpu_seconds_total", "counter", "User and system CPU seconds.",
+                    [({}, round(times.user + times.system, 3))])
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+        lines += _family("process_resident_memory_bytes", "gauge", "Resident memory in bytes.",
+                         [({}, resident_pages * os.sysconf("SC_PAGE_SIZE"))])
+        lines += _family("process_open_fds", "gauge", "Open file descriptors.",
+                         [({}, len(os.listdir("/proc/self/fd")))])
+    except OSError:  # not Linux: leave out what /proc would have said
+        pass
+    return lines

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import format_address
 from ..core.catalog import DATASETS
-from ..core.membership import ALIVE, SUSPECT, tags_private_keys, tags_wep
+from ..core.membership import ALIVE, DEAD, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
 from .trust import grants_of
 
@@ -22,8 +22,20 @@ __all__ = ["health", "info", "members", "status"]
 
 # Connection drops `status` lists, newest last.
 RECENT_DROPS_SHOWN = 10
-# A peer not synced for this many anti-entropy intervals makes the node "degraded".
-SYNC_LAG_INTERVALS_MAX = 6
+# A drop older than this is history, not news: `status` no longer lists it (the per-kind
+# counts keep it). Ten minutes covers "what happened while I was paged".
+DROPS_SHOWN_AGE_S_MAX = 600.0
+# No sync completed with a live peer for this many anti-entropy intervals: degraded. Three
+# rounds each with a random peer should reach one with high probability.
+SYNC_LAG_INTERVALS_MAX = 3
+# Refused handshakes (wrong secret, no common version) "keep arriving" when at least this
+# many came within the window: one is a typo being fixed, a stream is a misconfigured peer.
+# A peer that knows nobody retries its seeds every few seconds (join_retry_interval_s) and
+# one that does probes every second: 30 s sees several, and health clears 30 s after a fix.
+REFUSALS_FOR_HEALTH = 2
+REFUSALS_WINDOW_S = 30.0
+# Drop kinds that mean a would-be member cannot join us: health pages on them.
+REFUSAL_KINDS = ("wrong_secret", "no_common_version")
 
 
 def _tags(tags: Any) -> dict[str, Any]:
@@ -94,31 +106,68 @@ def status(agent: Agent) -> dict[str, Any]:
                 "refused_from_peer": peer.refused_from_peer,
                 "withheld": dict(peer.withheld),
                 "grants": grants_of(agent, peer.node_id),
+                # From the last completed session per dataset: identical or not, since when.
+                "datasets": {
+                    name: {"identical": identical, "since": round(since, 3),
+                           "since_s": round(max(0.0, now - since), 1)}
+                    for name, (identical, since) in sorted(peer.datasets.items())
+                },
             }
             for peer in snapshot.peers
         ],
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
-        "connection_drops": [
-            {"peer": peer, "reason": reason}
-            for peer, reason in list(agent.transport_status.recent_drops)[-RECENT_DROPS_SHOWN:]
-        ],
+        "connection_drops": _recent_drops(agent, now),
+        "connection_drop_counts": dict(sorted(agent.transport_status.drop_counts.items())),
     }
 
 
+def _recent_drops(agent: Agent, now: float) -> list[dict[str, Any]]:
+    recent = [drop for drop in agent.transport_status.timed_drops
+              if now - drop.at <= DROPS_SHOWN_AGE_S_MAX]
+    return [
+        {"peer": drop.peer, "reason": drop.reason, "at": round(drop.at, 3),
+         "age_s": round(max(0.0, now - drop.at), 1)}
+        for drop in recent[-RECENT_DROPS_SHOWN:]
+    ]
+
+
 def health(agent: Agent) -> dict[str, Any]:
+    """Every reason this node needs a human, in a stable order; none means healthy."""
     now = agent.clock()
     snapshot = agent.core.status(now)
     everyone = snapshot.members
+    others = [m for m in everyone if not m.is_self]
     alive = [m for m in everyone if m.state == ALIVE]
-    reasons = [f"peer {member.name} ({short_id(member.node_id)}) is suspect"
-               for member in everyone if member.state == SUSPECT]
+    reasons = []
+    if agent.config.join and not any(m.state in (ALIVE, SUSPECT) for m in others):
+        reasons.append("knows no other member although it has seeds "
+                       f"({', '.join(format_address(a) for a in agent.config.join)}): "
+                       "check the seeds' addresses and the cluster secret")
+    reasons.extend(
+        f"member {member.name} ({short_id(member.node_id)}) is {member.state}"
+        + (f" (`gossipnode force-leave {member.name}` if it is gone for good)"
+           if member.state == DEAD else "")
+        for member in others
+        if member.state in (SUSPECT, DEAD)
+    )
     if snapshot.quarantined:
         reasons.append("this node is quarantined: run `gossipnode reseed`")
+    drop_times = agent.transport_status.drop_times
+    for kind in REFUSAL_KINDS:
+        recent = [t for t in drop_times.get(kind, ()) if now - t <= REFUSALS_WINDOW_S]
+        if len(recent) >= REFUSALS_FOR_HEALTH:
+            reasons.append(f"{len(recent)} connections refused for {kind.replace('_', ' ')} "
+                           f"in the last {REFUSALS_WINDOW_S:.0f} s (see `gossipnode status`)")
+    live_peers = {m.node_id for m in others if m.state == ALIVE}
     lag_s_max = SYNC_LAG_INTERVALS_MAX * agent.config.replication.anti_entropy_interval_s
-    if len(alive) > 1 and now - snapshot.synced_at > lag_s_max:
-        reasons.append(f"no completed sync for {now - snapshot.synced_at:.0f} s "
-                       f"(more than {lag_s_max:.0f} s)")
+    if live_peers:
+        synced = [p.synced_at for p in snapshot.peers
+                  if p.node_id in live_peers and p.synced_at is not None]
+        since = max(synced, default=agent.started_at)
+        if now - since > lag_s_max:
+            reasons.append(f"no sync completed with a live peer for {now - since:.0f} s "
+                           f"(more than {SYNC_LAG_INTERVALS_MAX} anti-entropy intervals)")
     return {
         "health": "degraded" if reasons else "healthy",
         "reasons": reasons,

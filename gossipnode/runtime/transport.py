@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
+import typing
 from dataclasses import dataclass, field
 
 import trio
@@ -27,7 +29,9 @@ from ..config import WireConfig
 from ..core.errors import RemoteProtocolError
 from ..wire.channel import SecureChannel
 from ..wire.handshake import (
+    NO_COMMON_VERSION,
     PROTOCOL_VERSIONS,
+    WRONG_SECRET,
     Handshake,
     HandshakeError,
     HandshakeResult,
@@ -53,6 +57,17 @@ HANDSHAKE_READ_BYTES = 4096
 RECEIVE_BYTES = 256 * 1024
 # Drop reasons kept for `status`: enough to see a pattern, bounded against floods.
 RECENT_DROPS_MAX = 64
+# Times kept per drop kind: enough to tell "keeps arriving" from "happened once".
+DROP_TIMES_KEPT = 16
+_DROP_KINDS = (
+    (WRONG_SECRET, "wrong_secret"),
+    (NO_COMMON_VERSION, "no_common_version"),
+    ("handshake timeout", "handshake_timeout"),
+    ("evicted", "evicted"),
+    ("cannot connect", "cannot_connect"),
+    ("handshake failed", "handshake_failed"),
+    ("frame", "bad_frame"),
+)
 # A refusal is flushed to the peer for at most this long before we close anyway.
 REFUSAL_FLUSH_S = 0.5
 
@@ -69,6 +84,14 @@ class HandshakeFailed(ConnectionClosed):
     """The handshake did not complete (wrong secret, bad signature, no common version...)."""
 
 
+class Drop(typing.NamedTuple):
+    """One dropped connection: who, why, and when (wall-clock seconds)."""
+
+    peer: str
+    reason: str
+    at: float
+
+
 @dataclass
 class TransportStatus:
     """Counters and recent drop reasons of a listener (and of `connect` calls given it)."""
@@ -82,12 +105,33 @@ class TransportStatus:
     recent_drops: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT_DROPS_MAX)
     )
+    # The same drops with their time, newest last (status shows their age, and ages out).
+    timed_drops: collections.deque[Drop] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT_DROPS_MAX)
+    )
+    # Drops since start by kind (`drop_kind`), and the times of the latest of each kind, so
+    # that `health` sees wrong-secret refusals keep coming even among many other drops.
+    drop_counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    drop_times: dict[str, collections.deque[float]] = field(default_factory=dict)
     # Encoded payload bytes of authenticated messages, by message type, for `metrics`.
     bytes_sent: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_received: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def record_drop(self, peer: str, reason: str) -> None:
+        now = time.time()
+        kind = drop_kind(reason)
         self.recent_drops.append((peer, reason))
+        self.timed_drops.append(Drop(peer, reason, now))
+        self.drop_counts[kind] += 1
+        self.drop_times.setdefault(kind, collections.deque(maxlen=DROP_TIMES_KEPT)).append(now)
+
+
+def drop_kind(reason: str) -> str:
+    """A drop reason's kind, a short label for counting (and for metrics)."""
+    for marker, kind in _DROP_KINDS:
+        if marker in reason:
+            return kind
+    return "other"
 
 
 def describe_address(address: object) -> str:

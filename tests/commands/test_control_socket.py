@@ -201,47 +201,29 @@ def test_put_is_durable_when_it_returns(lone, cli, wait):
         assert got.json() == {"i": index}
 
 
-def test_too_many_clients_are_told_so_instead_of_locking_operators_out(lone, wait):
-    from gossipnode.runtime.control import CLIENTS_MAX
+def test_idle_clients_never_lock_the_operator_out(lone):
+    from gossipnode.runtime.control_clients import CLIENTS_MAX, CLIENTS_PER_USER_MAX
 
-    idle = []
+    opened = []
     try:
-        # Monitors hold their connection open for good; one slot stays for the probe below.
-        for _ in range(CLIENTS_MAX - 1):
+        oldest = Raw(lone.socket)
+        assert _ping_works(oldest)
+        opened.append(oldest)
+        # Monitors hold their connection open for good: fill this user's share with them.
+        for _ in range(CLIENTS_PER_USER_MAX - 1):
             monitor = Raw(lone.socket)
             assert monitor.ask(b'{"verb": "monitor"}\n')["ok"] is True
-            idle.append(monitor)
-        last = Raw(lone.socket)
-        assert _ping_works(last)
-        extra = Raw(lone.socket)
-        reply = extra.reply()
-        assert reply is not None and reply["ok"] is False
-        assert "too many control clients" in reply["error"]
-        assert extra.reply() is None  # and closed
-        extra.close()
-        assert _ping_works(last)  # admitted connections keep working
-        # A closed monitor frees its slot even while the log is quiet: with every slot
-        # taken by monitors, closing one of them must let a new client in.
-        last.close()
-        idle.append(wait(lambda: _monitor_admitted(lone.socket), "last's slot to free up"))
-        idle.pop(0).close()
-        wait(lambda: _admitted(lone.socket), "a closed monitor's slot to free up")
+            opened.append(monitor)
+        # Far more clients than the agent admits in all: each still gets in, because the
+        # oldest idle connection of the same user is closed to make room.
+        for _ in range(CLIENTS_MAX + 1):
+            newcomer = Raw(lone.socket)
+            assert _ping_works(newcomer)
+            opened.append(newcomer)
+        assert oldest.reply() is None  # the oldest idle one was closed first
+        assert _ping_works(opened[-1]) and _ping_works(opened[-2])  # the newest stay
+        log = lone.log.read_text()
+        assert "closed the oldest idle control client of" in log
     finally:
-        for monitor in idle:
-            monitor.close()
-
-
-def _admitted(path: object) -> bool:
-    raw = Raw(path)
-    try:
-        return _ping_works(raw)
-    finally:
-        raw.close()
-
-
-def _monitor_admitted(path: object) -> Raw | None:
-    raw = Raw(path)
-    if raw.ask(b'{"verb": "monitor"}\n')["ok"] is True:
-        return raw
-    raw.close()
-    return None
+        for raw in opened:
+            raw.close()

@@ -67,7 +67,7 @@ def test_delete_removes_the_record_and_a_second_delete_exits_1(cluster, cli):
     assert cli("get", "keyservers", "ks1", "--config", cluster.a.config).code == 1
     assert cli("delete", "keyservers", "ks1", "--config", cluster.a.config).code == 1
     listed = cli("list", "keyservers", "--config", cluster.a.config, "--json").json()
-    assert "ks1" not in [r["key"] for r in listed]
+    assert "ks1" not in [r["key"] for r in listed["records"]]
 
 
 def test_list_with_prefix_and_limit(cluster, cli):
@@ -77,10 +77,17 @@ def test_list_with_prefix_and_limit(cluster, cli):
     listed = cli("list", "learn_mode", "--prefix", "mbox-1/", "--config", cluster.a.config,
                  "--json")
     assert listed.code == 0, listed.err
-    assert [r["key"] for r in listed.json()] == ["mbox-1/m1", "mbox-1/m2", "mbox-1/m3"]
-    assert all(set(r) == {"key", "value", "version"} for r in listed.json())
+    page = listed.json()
+    assert [r["key"] for r in page["records"]] == ["mbox-1/m1", "mbox-1/m2", "mbox-1/m3"]
+    assert page["next"] is None
+    assert all(set(r) == {"key", "value", "version"} for r in page["records"])
     limited = cli("list", "learn_mode", "--limit", "2", "--config", cluster.a.config, "--json")
-    assert [r["key"] for r in limited.json()] == ["mbox-1/m1", "mbox-1/m2"]
+    assert [r["key"] for r in limited.json()["records"]] == ["mbox-1/m1", "mbox-1/m2"]
+    assert limited.json()["next"] == "mbox-1/m2"
+    rest = cli("list", "learn_mode", "--limit", "2", "--after", "mbox-1/m2", "--config",
+               cluster.a.config)
+    assert [line.split()[0] for line in rest.out.splitlines()[1:3]] == ["mbox-1/m3", "mbox-2/m1"]
+    assert "(more: continue with --after mbox-2/m1)" not in rest.out  # exactly 2 were left
     table = cli("list", "learn_mode", "--prefix", "mbox-2/", "--config", cluster.a.config)
     lines = table.out.splitlines()
     assert lines[0].split() == ["Key", "Version", "Value"]

@@ -143,8 +143,11 @@ def test_metrics_are_prometheus_text_with_prefix_and_units(cluster, cli):
             _, _, name, kind = line.split()
             families[name] = kind
     assert families, text
+    # The process collector's standard names (as every Prometheus client library has them).
+    standard = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"}
+    assert standard <= set(families)
     for name, kind in families.items():
-        assert name.startswith("gossipnode_")
+        assert name.startswith("gossipnode_") or name in standard
         assert kind in {"counter", "gauge", "summary"}
         assert (kind == "counter") == name.endswith("_total"), name
     samples = parse_metrics(text)

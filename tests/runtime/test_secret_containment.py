@@ -149,7 +149,7 @@ def test_a_failing_control_request_logs_and_returns_no_secret(agent, monkeypatch
     request = {"verb": "put", "dataset": "private_keys", "key": "k",
                "value": {"secret_key": armored}, armored: "as a name"}
     with caplog.at_level(logging.DEBUG):
-        reply = trio.run(control._answer, agent, request)
+        reply = trio.run(control._answer, agent, request, "tester")
     assert reply["ok"] is False and "internal error: RuntimeError" in reply["error"]
     body = max(armored.splitlines(), key=len)  # a line of the key's base64
     assert body not in reply["error"] and "PRIVATE KEY" not in reply["error"]

@@ -248,6 +248,18 @@ class Membership:
             self._timers.cancel(key)
         self._gossip(now)
 
+    def force_leave(self, node_id: bytes, now: float) -> bool:
+        """The operator says a dead member is gone for good: mark it left and reap it now,
+        in this member's view (a left statement must be signed by the member itself, so
+        nothing is broadcast). Returns False, changing nothing, unless it is dead."""
+        entry = self._table.members.get(node_id)
+        if entry is None or entry.state != DEAD:
+            return False
+        self._table.gone(entry, LEFT, now)
+        self._timers.cancel(("reap", node_id))
+        self._table.reap(node_id, now)
+        return True
+
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         """Advertise new tags: a new signed alive statement at a higher incarnation."""
         if self.left:

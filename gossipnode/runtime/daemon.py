@@ -1,0 +1,101 @@
+"""`gossipnode agent` as a process: lock the data directory, make it private, open the
+store, run the agent, and turn every start-up failure into one line (`StartupError`).
+
+Order matters (rules of runtime/datadir.py): the umask first, so that every file the agent
+creates is private; then the checks `validate` runs, which take the directory's lock as
+soon as the directory is known usable, before anything in it is opened or written; then the
+permission fix-up, logged in one line; then the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import trio
+
+from ..config import NodeConfig
+from ..storage import SqliteStore, StoreError
+from .agent import Agent
+from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
+from .logs import LogTail
+from .preflight import prepare
+
+__all__ = ["StartupError", "run_agent"]
+
+logger = logging.getLogger("gossipnode.agent")
+
+# Files the agent creates are readable by its own user only (rule 2 of datadir.py).
+PRIVATE_UMASK = 0o077
+
+
+class StartupError(Exception):
+    """The agent cannot start; `str()` is one line for the operator (exit code 2)."""
+
+
+def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
+    """Check the node.toml at `config_path` (exactly as `validate` does), then run the node
+    until SIGTERM/SIGINT. Raises ConfigError or IdentityError (what `validate` would say),
+    or StartupError when it cannot start."""
+    os.umask(PRIVATE_UMASK)
+    locks: list[DataDirLock] = []
+
+    def lock(config: NodeConfig) -> None:
+        try:
+            locks.append(lock_data_dir(config.data_dir))
+        except DataDirBusy as error:
+            raise StartupError(str(error)) from None
+        except OSError as error:
+            raise StartupError(f"{config.data_dir}: cannot lock the data directory: "
+                               f"{error.strerror or error}") from None
+
+    try:
+        prepared = prepare(config_path, before_reading=lock)
+        config = prepared.config
+        try:
+            fixed = make_private(config.data_dir)
+            if fixed:
+                logger.warning("made the data directory private: %s", ", ".join(fixed))
+            store = SqliteStore(config.store_file)
+        except StoreError as error:
+            raise StartupError(str(error)) from None
+        except OSError as error:
+            raise StartupError(f"{error.filename or config.data_dir}: "
+                               f"{error.strerror or error}") from None
+        try:
+            agent = Agent(config, prepared.identity, prepared.secrets, store,
+                          log_tail=log_tail, config_path=config_path)
+        except (OSError, StoreError) as error:
+            store.close()
+            raise StartupError(_one_line(error)) from None
+        _run(agent)
+    finally:
+        for held in locks:
+            held.release()
+
+
+def _run(agent: Agent) -> None:
+    try:
+        trio.run(agent.run)
+    except BaseException as error:  # sorted below; re-raised unless a start-up failure
+        leaves = list(_leaves(error))
+        expected = all(isinstance(e, OSError | StoreError) for e in leaves)
+        if not agent.serving and leaves and expected:
+            raise StartupError(_one_line(leaves[0])) from None
+        raise
+
+
+def _leaves(error: BaseException):
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
