@@ -11,9 +11,10 @@ administrator as origin with its own signature, or unsigned), a WEP policy of on
 a revocation of an honest member's admission, private keys under the honest keys' names
 (its own, and posing as a granted member), replays of genuine administrative records
 stamped anew, and, when not admitted, mailbox messages. Honest members write private keys
-and mailboxes meanwhile; the network partitions and heals, one honest member crashes and
-restarts, and one honest member loses its private-keys grant halfway. Per seed the
-Byzantine member is admitted (odd seeds) or not (even seeds).
+and mailboxes meanwhile; the network loses, duplicates and reorders messages, partitions
+and heals, one honest member crashes and restarts, and one honest member loses its
+private-keys grant halfway. Per seed the Byzantine member is admitted (odd seeds) or not
+(even seeds).
 
 The model of the adversary: the simulator's signatures are keyed hashes under the signer's
 node id (node.py) and prove nothing against code that knows that; the Byzantine member here
@@ -52,6 +53,7 @@ from gossipnode.core.replication import Push
 from gossipnode.wire.cbor import encode_value
 
 from .cluster import Cluster, SimNode
+from .network import STORMY
 from .node import sign_function
 
 __all__ = ["ByzantineReport", "run_byzantine"]
@@ -220,13 +222,16 @@ class _Scenario:
             return
         records = tuple(self.forged_records())
         for target in self.honest:
-            if target.core is None or cluster.network.blocked(node.index, target.index):
+            if target.core is None:
                 continue
             self._push_id += 1
-            cluster.queue.push(cluster.queue.now + cluster.network.faults.latency_s, "deliver",
-                               (target.index, target.epoch, node.index, node.epoch,
-                                Push(self._push_id, records), False))
-            self.report.forged_sent += len(records)
+            push = Push(self._push_id, records)
+            # Through the same lossy network as every other message (none across a partition).
+            for delay in cluster.network.route(node.index, target.index):
+                cluster.queue.push(cluster.queue.now + delay, "deliver",
+                                   (target.index, target.epoch, node.index, node.epoch, push,
+                                    False))
+                self.report.forged_sent += len(records)
 
     # -- the run ----------------------------------------------------------------------
 
@@ -237,6 +242,7 @@ class _Scenario:
             self.admin_write("grant/" + node_id.hex(), grants)
         self.admin_write("wep", {"replication": True, "replicas": REPLICAS})
         cluster.run_for(5.0)
+        cluster.network.faults = STORMY  # loss, duplicates, reordering until the heal
         crashed = self.rng.choice(self.honest[1:])
         for step in range(int(ATTACK_S)):
             self.honest_writes(step)
