@@ -319,6 +319,7 @@ _EXTRA_VERB_MODULES: tuple[str, ...] = (
     "gossipnode.commands.agent",
     "gossipnode.commands.status_verbs",
     "gossipnode.commands.data_verbs",
+    "gossipnode.commands.keys_verbs",
     "gossipnode.commands.admin_verbs",
     "gossipnode.commands.trust_verbs",
     "gossipnode.commands.membership_verbs",

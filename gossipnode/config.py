@@ -214,6 +214,10 @@ class NodeConfig:
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     wire: WireConfig = field(default_factory=WireConfig)
+    # The HKP listener (OpenPGP clients: gpg --keyserver hkp://HOST:PORT); None: off.
+    hkp_listen: tuple[str, int] | None = None
+    # Whether HKP accepts /pks/add uploads (merged like `keys import`, public keys only).
+    hkp_accept_uploads: bool = False
 
     @property
     def identity_file(self) -> Path:
@@ -338,6 +342,12 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
         elif key == "log_level":
             if raw not in LOG_LEVELS:
                 raise _KeyError(key, f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+            values[key] = raw
+        elif key == "hkp_listen":
+            values[key] = _address(key, raw)
+        elif key == "hkp_accept_uploads":
+            if not isinstance(raw, bool):
+                raise _KeyError(key, f"expected true or false, got {raw!r}")
             values[key] = raw
         elif key == "log_format":
             if raw not in LOG_FORMATS:

@@ -31,6 +31,7 @@ DSL verbs (plain methods): `partition`, `isolate`, `heal_network`, `heal`, `cras
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from gossipnode.config import NodeConfig, TagsConfig
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import Address, Disconnect, Send
 from gossipnode.core.records import Record
+from gossipnode.openpgp.merge import value_merges
 from gossipnode.wire.cbor import decode_value
 
 from .checkers import DEFAULT_OPTIONS, CheckerOptions, Checkers
@@ -145,7 +147,7 @@ class Cluster(ClientCommands):
             node.core = self.core_factory(
                 node.config, store=node.store, node_id=node.node_id, rng=node.rng, now=now,
                 sign=sign_function(node.node_id), verify=verify, decode_value=decode_value,
-                incarnation=node.incarnation,
+                incarnation=node.incarnation, **_merges(self.core_factory),
             )
         except Exception as error:
             self.checkers.violate("core-error", f"{node.name} failed to start: "
@@ -404,3 +406,11 @@ class Cluster(ClientCommands):
         self.checkers.truth_changed()
         self._start(node)
         return node
+
+
+def _merges(core_factory: CoreFactory) -> dict[str, Any]:
+    """Certificate datasets merge packet by packet, as on the agent; a core that takes no
+    `merges` (the tests' stand-in) is built without them."""
+    if "merges" not in inspect.signature(core_factory).parameters:
+        return {}
+    return {"merges": value_merges()}

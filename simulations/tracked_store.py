@@ -27,8 +27,8 @@ from typing import Protocol
 from gossipnode.core.catalog import Scope
 from gossipnode.core.catalog import dataset as lookup_dataset
 from gossipnode.core.placement import mailbox_id
-from gossipnode.core.records import Record, wins
-from gossipnode.core.store import MemoryStore
+from gossipnode.core.records import Record
+from gossipnode.core.store import MemoryStore, Resolve, resolve_lww
 
 __all__ = ["PRIVATE_KEYS", "WEB_MESSENGER", "StoreObserver", "TrackedStore", "record_hash"]
 
@@ -79,14 +79,17 @@ class TrackedStore(MemoryStore):
                 del self.mailbox_counts[mailbox]
                 del self.mailbox_digests[mailbox]
 
-    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
-        """Merge last-writer-wins; return (replaced record or None, winner) per change."""
+    def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
+                      ) -> list[tuple[Record | None, Record]]:
+        """Merge last-writer-wins (or as `resolve` says); return (replaced record or None,
+        winner) per change."""
         changes: list[tuple[Record | None, Record]] = []
-        for record in records:
-            lookup_dataset(record.dataset)
-            table = self._datasets.setdefault(record.dataset, {})
-            old = table.get(record.key)
-            if wins(record, old):
+        for incoming in records:
+            lookup_dataset(incoming.dataset)
+            table = self._datasets.setdefault(incoming.dataset, {})
+            old = table.get(incoming.key)
+            record = (resolve_lww if resolve is None else resolve)(incoming, old)
+            if record is not None:
                 table[record.key] = record
                 changes.append((old, record))
                 if old is not None:

@@ -1,4 +1,4 @@
-"""Data client verbs: put, get, delete, list, and `keys import`.
+"""Data client verbs: put, get, delete, list (OpenPGP keys: keys_verbs.py).
 
 Rules:
 1. Values are JSON objects (maps); bytes inside them are written {"$bytes": BASE64}, the
@@ -8,25 +8,19 @@ Rules:
    it survives kill -9); replication to peers follows.
 3. `get` prints the value alone as JSON, so `get ... > FILE` and `put --value-file FILE`
    round-trip; `--json` adds key and version. A missing record exits 1.
-4. `keys import` parses the file on the client (gossipnode.openpgp: size caps first, one-line
-   errors) and puts each key in file order: the public certificate into `consumers`, secret
-   key material into `private_keys`, both keyed by fingerprint. A key the agent refuses is
-   reported on its own line and the verb exits 1 after trying all of them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
-from ..client import ClientError
-from .connection import add_client_arguments, connect, request
+from ..cli import EXIT_OK, UsageError, verb
+from .connection import add_client_arguments, request
 from .formatting import format_time_ms, print_json, print_table, summarize
 
 # A --value-file is read up to this many bytes: a record is at most 1 MiB of CBOR
@@ -194,101 +188,3 @@ def _list(args: argparse.Namespace) -> int:
     if page["next"] is not None:
         print(f"(more: continue with --after {shlex.quote(page['next'])})")
     return EXIT_OK
-
-
-# --- keys import --------------------------------------------------------------------------------
-
-
-def _keys_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
-    importer = actions.add_parser(
-        "import",
-        help="import OpenPGP keys from a file",
-        description="import the OpenPGP keys of FILE (ASCII-armored or binary), one by one:\n"
-        "public certificate into consumers, secret key material into private_keys\n\n"
-        "example: gossipnode keys import alice.sec.asc --config node.toml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_client_arguments(importer, json_help="a JSON list: one object per key")
-    importer.add_argument("file", type=Path, metavar="FILE", help="the key file; - for stdin")
-
-
-def _read_key_file(path: Path) -> bytes:
-    from ..openpgp import FILE_BYTES_MAX
-
-    try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read(FILE_BYTES_MAX + 1)
-        else:
-            with path.open("rb") as file:
-                data = file.read(FILE_BYTES_MAX + 1)
-    except OSError as error:
-        raise UsageError(f"{path}: {error.strerror or error}") from None
-    return data
-
-
-def _import_key(client: Any, parsed: Any) -> dict[str, Any]:
-    from ..openpgp import consumer_value, private_key_value
-    from ..runtime.control_api import to_json  # bytes as {"$bytes": ...}; imports Trio
-
-    row: dict[str, Any] = {
-        "fingerprint": parsed.fingerprint,
-        "user_id": parsed.user_ids[0] if parsed.user_ids else None,
-        "public": False,
-        "secret": False,
-        "error": None,
-    }
-    try:
-        client.request("put", dataset="consumers", key=parsed.fingerprint,
-                       value=to_json(consumer_value(parsed)))
-        row["public"] = True
-        if parsed.secret_key is not None:
-            client.request("put", dataset="private_keys", key=parsed.fingerprint,
-                           value=to_json(private_key_value(parsed)))
-            row["secret"] = True
-    except ClientError as error:
-        row["error"] = str(error)
-    return row
-
-
-@verb(
-    "keys",
-    "manage OpenPGP keys: `keys import FILE`\n\n"
-    "Each key of FILE goes in one by one: its public certificate with its user ids into\n"
-    "consumers, its secret key (if any) into private_keys, both keyed by fingerprint.\n"
-    "example: gossipnode keys import users.asc --config /var/lib/gossipnode/node.toml",
-    _keys_arguments,
-)
-def _keys(args: argparse.Namespace) -> int:
-    from ..openpgp import KeyParseError, split_keys
-
-    data = _read_key_file(args.file)
-    try:
-        keys = split_keys(data)
-    except KeyParseError as error:
-        raise UsageError(f"{args.file}: {error}") from None
-    with connect(args) as client:
-        rows = [_import_key(client, parsed) for parsed in keys]
-        # The summary goes to the agent's audit log, with who imported (an old agent
-        # without the verb says "unknown verb": the import itself stands).
-        with contextlib.suppress(ClientError):
-            client.request("keys_import", file=str(args.file), keys=len(rows),
-                           stored=sum(1 for r in rows if r["error"] is None),
-                           refused=sum(1 for r in rows if r["error"] is not None),
-                           secret=sum(1 for r in rows if r["secret"]))
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(
-            ["Fingerprint", "User ID", "Imported"],
-            [[row["fingerprint"], row["user_id"] or "-", _imported_text(row)] for row in rows],
-        )
-    return EXIT_FAILED if any(row["error"] for row in rows) else EXIT_OK
-
-
-def _imported_text(row: dict[str, Any]) -> str:
-    if row["error"] is None:
-        return "public+secret" if row["secret"] else "public"
-    if row["public"]:
-        return f"public only; secret refused: {row['error']}"
-    return f"refused: {row['error']}"

@@ -53,6 +53,7 @@ from .membership import (
     PushPull,
     tags_from_config,
 )
+from .merging import ValueMerge, resolver
 from .outbound import Outbound
 from .placement import POLICY_DATASET, ClusterPolicy
 from .records import Record
@@ -83,13 +84,17 @@ class NodeCore:
         incarnation: int,
         content_check: ContentCheck | None = None,
         progress: Callable[[str, int], None] | None = None,
+        merges: Mapping[str, ValueMerge] | None = None,
     ) -> None:
         """`progress(dataset, records)` is called while digests are built from a large
-        store at start-up, so that the shell can log how far it got."""
+        store at start-up, so that the shell can log how far it got. `merges` maps a
+        dataset to the function that merges two live values of one key (merging.py);
+        every other dataset is last-writer-wins."""
         self.config = config
         self.store = store
         self.node_id = node_id
         self.decode_value = decode_value
+        self.merges = dict(merges or {})
         # When we last heard from each peer, for `members` (last seen).
         self._last_heard: dict[bytes, float] = {}
         self.tags = {**tags_from_config(config.tags, SOFTWARE_VERSION),
@@ -166,6 +171,10 @@ class NodeCore:
         accepted = [r for r in results if isinstance(r, Record)]
         if accepted:
             self._apply(accepted, None, now)
+        if self.merges:  # a merged write stores the merge (or nothing new): report that
+            results = [self.store.get(r.dataset, r.key) or r
+                       if isinstance(r, Record) and r.dataset in self.merges else r
+                       for r in results]
         return results
 
     def reseed(self, now: float) -> int:
@@ -330,8 +339,13 @@ class NodeCore:
         return result
 
     def _apply(self, records: list[Record], source: bytes | None, now: float) -> list[Record]:
-        """Store, index, and push onwards what won (rule 1). Returns the winners."""
-        changes = self.store.apply_changes(records)
+        """Store, index, and push onwards what won (rule 1). Returns the winners. A dataset
+        with a merge function merges two live versions instead of last-writer-wins."""
+        if self.merges:
+            resolve = resolver(self.merges, self.config.limits, local=source is None)
+            changes = self.store.apply_changes(records, resolve)
+        else:
+            changes = self.store.apply_changes(records)
         if not changes:
             return []
         winners = [record for _, record in changes]

@@ -7,6 +7,9 @@ same contract: `MemoryStore` here (the simulator and fast tests) and
 Contract:
 1. `apply` merges each record last-writer-wins and returns the records that won, i.e. that
    changed the store. When it returns, those changes are durable (Invariant 4).
+   `apply_changes(records, resolve=...)` lets the caller decide instead: `resolve(incoming,
+   stored)` returns the record to store (it may be neither, e.g. a merge of both) or None
+   to keep the stored one (core/merging.py).
 2. Node-local datasets live in the same store, but `replicated()` refuses them: nothing built
    for replication can read them by mistake (Invariant 2).
 3. `remove` deletes records outright, without tombstones. It serves only the cases where the
@@ -16,14 +19,22 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from .catalog import dataset as lookup_dataset
 from .errors import LocalProtocolError
 from .records import Record, wins
 
-__all__ = ["MemoryStore", "RecordStore", "check_replicated"]
+__all__ = ["MemoryStore", "RecordStore", "Resolve", "check_replicated", "resolve_lww"]
+
+# resolve(incoming, stored) -> the record to store, or None to keep the stored one.
+Resolve = Callable[[Record, Record | None], Record | None]
+
+
+def resolve_lww(incoming: Record, stored: Record | None) -> Record | None:
+    """Last-writer-wins as a resolve function: the default of `apply_changes`."""
+    return incoming if wins(incoming, stored) else None
 
 
 def check_replicated(name: str) -> None:
@@ -39,8 +50,10 @@ class RecordStore(Protocol):
     def apply(self, records: Iterable[Record]) -> list[Record]:
         """Merge last-writer-wins; return the winners; durable on return."""
 
-    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
-        """As `apply`, returning (the record each winner replaced or None, the winner)."""
+    def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
+                      ) -> list[tuple[Record | None, Record]]:
+        """As `apply`, returning (the record each winner replaced or None, the winner);
+        `resolve` replaces last-writer-wins (rule 1)."""
 
     def scan(
         self,
@@ -90,15 +103,17 @@ class MemoryStore:
     def apply(self, records: Iterable[Record]) -> list[Record]:
         return [winner for _, winner in self.apply_changes(records)]
 
-    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+    def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
+                      ) -> list[tuple[Record | None, Record]]:
         changes = []
         for record in records:
             lookup_dataset(record.dataset)
             table = self._datasets.setdefault(record.dataset, {})
             previous = table.get(record.key)
-            if wins(record, previous):
-                table[record.key] = record
-                changes.append((previous, record))
+            winner = (resolve_lww if resolve is None else resolve)(record, previous)
+            if winner is not None:
+                table[record.key] = winner
+                changes.append((previous, winner))
         return changes
 
     def scan(

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pysequoia
-from pysequoia.packet import Packet, PacketPile, SignatureType, Tag
+from pysequoia.packet import Packet, PacketPile, Tag
 
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.openpgp import packets
+from gossipnode.openpgp.certinfo import email_of, first_email, packet_tag, primary_first
 
 __all__ = [
     "FILE_BYTES_MAX",
@@ -46,6 +47,7 @@ __all__ = [
     "contains_secret_key_material",
     "generate_key",
     "private_key_value",
+    "read_public_cert",
     "split_keys",
     "value_holds_secret",
 ]
@@ -54,10 +56,13 @@ MIB = 1024 * 1024
 # A large RSA-4096 key with many signatures and a photo ID stays well under 1 MiB; the
 # record limit (limits.record_bytes_max) is 1 MiB too, so a bigger key could not be stored.
 KEY_BYTES_MAX = 1 * MIB
-# An operator's import file: 16 MiB holds thousands of ordinary keys (3-10 KiB each).
-FILE_BYTES_MAX = 16 * MIB
-# Bounds the work of one import; a bigger keyring is imported in parts.
-KEYS_PER_FILE_MAX = 10_000
+# An operator's import file: 64 MiB holds a 10,000-key keyring of ordinary keys (a
+# Cv25519 key with its subkeys is 1.7 KiB armored, an RSA one 3-10 KiB). The client reads
+# the file into memory once; the agent receives it in batches (commands/keys_verbs.py).
+FILE_BYTES_MAX = 64 * MIB
+# Bounds the work of one import (at some 1,000-3,000 keys/s, under a minute); a bigger
+# keyring is imported in parts.
+KEYS_PER_FILE_MAX = 50_000
 # Sequoia parses one armor block per call, and a failed parse costs up to about 0.5 ms
 # (a Rust backtrace is captured when RUST_BACKTRACE is set). An honest record value holds
 # a few keys at most (a consumer value: one binary cert), so 64 parses per check is ample;
@@ -75,10 +80,6 @@ _KEY_TAGS = (
     Tag.UserID, Tag.UserAttribute, Tag.Signature,
 )
 _IGNORED_TAGS = (Tag.Marker, Tag.Trust, Tag.Padding)
-_SELF_CERTIFICATIONS = (
-    SignatureType.GenericCertification, SignatureType.PersonaCertification,
-    SignatureType.CasualCertification, SignatureType.PositiveCertification,
-)
 _CONSUMER_TYPES = ("internal", "external")
 
 
@@ -126,6 +127,44 @@ def split_keys(data: bytes) -> list[ParsedKey]:
     if not keys:
         raise KeyParseError("no OpenPGP key found")
     return keys
+
+
+def read_public_cert(cert: bytes) -> ParsedKey:
+    """Sequoia's reading of one binary certificate of public packets only (a secret packet
+    is refused), for its derived fields: the shorter path of `split_keys` (no armor, no
+    secret projection), for the agent's imports and merges. `public_cert` is `cert`
+    itself. A single-user-ID key skips the packet walk `split_keys` does to find the
+    primary user ID. Raises KeyParseError."""
+    if len(cert) > KEY_BYTES_MAX:
+        raise KeyParseError(f"key is {len(cert)} bytes, over {KEY_BYTES_MAX} bytes")
+    primary = next(packets.iter_packets(cert), None)
+    if primary is None or primary[0] not in (6, 5) or packets.has_secret_packet(cert):
+        raise KeyParseError("not one public certificate")
+    try:
+        parsed = pysequoia.Cert.from_bytes(cert)
+        user_ids = tuple(str(user_id) for user_id in parsed.user_ids)
+        fingerprint = parsed.fingerprint.lower()
+        expiration = parsed.expiration
+        revoked = parsed.is_revoked
+    except BaseException as error:
+        raise _parse_error(error) from None
+    if len(user_ids) > 1:
+        group = _parse_packets(cert)
+        user_ids = primary_first(group, user_ids)
+        email = first_email(group, user_ids)
+    else:
+        email = email_of(user_ids[0]) if user_ids else None
+    return ParsedKey(
+        fingerprint=fingerprint,
+        user_ids=user_ids,
+        email=email,
+        public_cert=cert,
+        secret_key=None,
+        # Key creation time: octets 1-4 of a v4/v5/v6 key packet (RFC 9580 5.5.2).
+        created_unix_s=int.from_bytes(primary[1][1:5], "big"),
+        expires_unix_s=None if expiration is None else int(expiration.timestamp()),
+        revoked=bool(revoked),
+    )
 
 
 def contains_secret_key_material(data: bytes | str) -> bool:
@@ -264,25 +303,16 @@ def _may_be_openpgp(data: bytes) -> bool:
 
 def _sequoia_sees_secret(chunk: bytes) -> bool:
     try:
-        return any(_packet_tag(packet) in _SECRET_TAGS for packet in _parse_packets(chunk))
+        return any(packet_tag(packet) in _SECRET_TAGS for packet in _parse_packets(chunk))
     except KeyParseError:
         return False
-
-
-def _packet_tag(packet: Packet) -> Tag | None:
-    """The packet's tag; None for tags pysequoia has no name for (private, unknown),
-    where reading `.tag` raises RuntimeError."""
-    try:
-        return packet.tag
-    except Exception:
-        return None
 
 
 def _key_groups(pile: list[Packet]) -> Iterator[list[Packet]]:
     """Split a packet sequence at each primary key packet; one group per key."""
     group: list[Packet] = []
     for packet in pile:
-        tag = _packet_tag(packet)
+        tag = packet_tag(packet)
         if tag is None:
             raise KeyParseError("packet with a private or unknown tag: not a key file")
         if tag in _IGNORED_TAGS:
@@ -301,7 +331,7 @@ def _key_groups(pile: list[Packet]) -> Iterator[list[Packet]]:
 
 
 def _build_key(group: list[Packet]) -> ParsedKey:
-    has_secret = any(_packet_tag(packet) in _SECRET_TAGS for packet in group)
+    has_secret = any(packet_tag(packet) in _SECRET_TAGS for packet in group)
     try:
         if has_secret:
             tsk = pysequoia.Tsk.from_packets(group)
@@ -331,74 +361,17 @@ def _build_key(group: list[Packet]) -> ParsedKey:
             raise KeyParseError(
                 f"key {fingerprint} is {len(blob)} bytes, over {KEY_BYTES_MAX} bytes"
             )
-    ordered = _primary_first(group, user_ids)
+    ordered = primary_first(group, user_ids)
     return ParsedKey(
         fingerprint=fingerprint,
         user_ids=ordered,
-        email=_first_email(group, ordered),
+        email=first_email(group, ordered),
         public_cert=public_cert,
         secret_key=secret_key,
         created_unix_s=created_unix_s,
         expires_unix_s=None if expiration is None else int(expiration.timestamp()),
         revoked=bool(revoked),
     )
-
-
-def _primary_first(group: list[Packet], user_ids: tuple[str, ...]) -> tuple[str, ...]:
-    """Move the user ID whose newest self-certification sets the primary flag to the
-    front (the newest such one if several do); otherwise keep Sequoia's order."""
-    primary_fingerprint = (_read(group[0], "fingerprint") or "").lower()
-    newest: dict[str, tuple[Any, bool]] = {}  # user ID -> (signature time, primary flag)
-    current: str | None = None
-    for packet in group:
-        tag = _packet_tag(packet)
-        if tag == Tag.UserID:
-            current = _read(packet, "user_id")
-        elif tag != Tag.Signature:
-            current = None
-        elif current is not None and _is_self_certification(packet, primary_fingerprint):
-            created = _read(packet, "signature_created")
-            if created is not None and (current not in newest or created >= newest[current][0]):
-                newest[current] = (created, bool(_read(packet, "primary_userid")))
-    flagged = [(created, uid) for uid, (created, flag) in newest.items() if flag]
-    if not flagged:
-        return user_ids
-    primary = max(flagged)[1]
-    if primary not in user_ids:
-        return user_ids
-    return (primary, *(uid for uid in user_ids if uid != primary))
-
-
-def _is_self_certification(signature: Packet, primary_fingerprint: str) -> bool:
-    if not primary_fingerprint:
-        return False
-    if _read(signature, "signature_type") not in _SELF_CERTIFICATIONS:
-        return False
-    issuer = _read(signature, "issuer_fingerprint")
-    if issuer is not None:
-        return issuer.lower() == primary_fingerprint
-    key_id = _read(signature, "issuer_key_id")
-    return key_id is not None and primary_fingerprint.endswith(key_id.lower())
-
-
-def _first_email(group: list[Packet], user_ids: tuple[str, ...]) -> str | None:
-    emails: dict[str, str] = {}
-    for packet in group:
-        if _packet_tag(packet) == Tag.UserID:
-            user_id, email = _read(packet, "user_id"), _read(packet, "user_id_email")
-            if user_id is not None and email:
-                emails.setdefault(user_id, email)
-    return next((emails[uid] for uid in user_ids if uid in emails), None)
-
-
-def _read(packet: Packet, attribute: str) -> Any:
-    """A packet attribute, or None where pysequoia cannot read it (an unknown signature
-    type or an unparsable user ID raises RuntimeError). Metadata is best effort; Sequoia
-    has already accepted the key as a whole."""
-    try:
-        return getattr(packet, attribute)
-    except Exception:
-        return None
 
 
 def _tag_name(tag: Tag) -> str:

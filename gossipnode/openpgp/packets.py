@@ -35,7 +35,7 @@ import re
 import zlib
 from collections.abc import Iterator
 
-__all__ = ["armor_blocks", "has_secret_packet", "iter_packets"]
+__all__ = ["armor_blocks", "encode_packet", "has_secret_packet", "iter_packets", "split_packets"]
 
 SECRET_KEY_TAG = 5
 SECRET_SUBKEY_TAG = 7
@@ -129,6 +129,34 @@ def iter_packets(data: bytes) -> Iterator[tuple[int, bytes]]:
             return
         tag, body, offset = parsed
         yield tag, body
+
+
+def split_packets(data: bytes) -> list[tuple[int, bytes]] | None:
+    """(tag, body) of every packet of `data`, or None unless the packets cover `data`
+    exactly (a malformed header, an unassigned tag, or trailing bytes)."""
+    found: list[tuple[int, bytes]] = []
+    offset = 0
+    while offset < len(data):
+        parsed = _parse_packet(data, offset)
+        if parsed is None:
+            return None
+        tag, body, offset = parsed
+        found.append((tag, body))
+    return found
+
+
+def encode_packet(tag: int, body: bytes) -> bytes:
+    """One packet with a new-format header (RFC 9580 4.2.1): the one encoding this project
+    writes, so equal packets are equal bytes whatever header the input used."""
+    length = len(body)
+    if length < 192:
+        header = bytes((length,))
+    elif length < 8384:
+        length -= 192
+        header = bytes(((length >> 8) + 192, length & 0xFF))
+    else:
+        header = b"\xff" + length.to_bytes(4, "big")
+    return bytes((0xC0 | tag,)) + header + body
 
 
 def _binary_has_secret(data: bytes, depth: int) -> bool:

@@ -47,6 +47,7 @@ from ..core.events import (
 from ..core.node import NodeCore
 from ..core.records import Record
 from ..identity import Identity, format_node_id, short_id
+from ..openpgp.merge import value_merges
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
 from .audit import log_quarantine
@@ -133,6 +134,7 @@ class Agent:
             incarnation=incarnation,
             content_check=_content_check(),
             progress=_log_progress,
+            merges=value_merges(),
         )
         self.quarantined = False
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
@@ -142,6 +144,8 @@ class Agent:
         self.serving = False
         # Where /metrics is served over HTTP (metrics_listen), once bound.
         self.metrics_address: tuple[str, int] | None = None
+        # Where HKP is served (hkp_listen), once bound.
+        self.hkp_address: tuple[str, int] | None = None
         self._wake = trio.Event()
         self._stopping = trio.Event()
         self.messages_sent: Counter[str] = Counter()
@@ -174,6 +178,11 @@ class Agent:
                 if self.config.metrics_listen is not None:
                     with _naming("metrics_listen", self.config.metrics_listen):
                         await nursery.start(serve_metrics, self, self.config.metrics_listen)
+                if self.config.hkp_listen is not None:
+                    from .hkp import serve_hkp
+
+                    with _naming("hkp_listen", self.config.hkp_listen):
+                        self.hkp_address = await nursery.start(serve_hkp, self)
                 nursery.start_soon(self._timer_loop)
                 self.input(lambda now: self.core.join(self.config.join, now))
                 logger.info(

@@ -126,7 +126,8 @@ async def _put(agent: Agent, request: dict[str, Any]) -> Any:
 
 
 async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
-    dataset, key = _dataset(request), _text(request, "key")
+    dataset = _dataset(request)
+    key = _record_key(agent, dataset, _text(request, "key"))
     current = agent.store.get(dataset, key)
     if current is None or current.value is None:  # absent, or already a tombstone
         raise ControlError(f"no record {dataset}/{key}", exit_code=1)
@@ -134,7 +135,8 @@ async def _delete(agent: Agent, request: dict[str, Any]) -> Any:
 
 
 async def _get(agent: Agent, request: dict[str, Any]) -> Any:
-    dataset, key = _dataset(request), _text(request, "key")
+    dataset = _dataset(request)
+    key = _record_key(agent, dataset, _text(request, "key"))
     record = agent.store.get(dataset, key)
     if record is None or record.value is None:
         raise ControlError(f"no record {dataset}/{key}", exit_code=1)
@@ -365,6 +367,20 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     **ADMIN_VERBS,
 }
 _VERBS.update(trust_verbs())
+
+
+# The OpenPGP verbs live with their helpers; that module imports this one (to_json).
+from .keys_api import KEY_VERBS, KeyLookupError, resolve_key  # noqa: E402
+
+_VERBS.update(KEY_VERBS)
+
+
+def _record_key(agent: Agent, dataset: str, text: str) -> str:
+    """A key dataset's record key from any spelling of a fingerprint or a key ID."""
+    try:
+        return resolve_key(agent.store, dataset, text)
+    except KeyLookupError as error:
+        raise ControlError(str(error), exit_code=1) from None
 
 
 async def handle(agent: Agent, request: Any, *, user: str = "in-process") -> Any:

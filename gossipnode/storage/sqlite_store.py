@@ -23,8 +23,8 @@ from pathlib import Path
 
 from ..core.catalog import LOCAL_DATASETS
 from ..core.catalog import dataset as lookup_dataset
-from ..core.records import Record, Version, wins
-from ..core.store import check_replicated
+from ..core.records import Record, Version
+from ..core.store import Resolve, check_replicated, resolve_lww
 
 __all__ = ["SqliteStore", "StoreError"]
 
@@ -158,13 +158,15 @@ class SqliteStore:
     def apply(self, records: Iterable[Record]) -> list[Record]:
         return [winner for _, winner in self.apply_changes(records)]
 
-    def apply_changes(self, records: Iterable[Record]) -> list[tuple[Record | None, Record]]:
+    def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
+                      ) -> list[tuple[Record | None, Record]]:
         changes = []
         with self._transaction():
-            for record in records:
-                lookup_dataset(record.dataset)
-                previous = self.get(record.dataset, record.key)
-                if wins(record, previous):
+            for incoming in records:
+                lookup_dataset(incoming.dataset)
+                previous = self.get(incoming.dataset, incoming.key)
+                record = (resolve_lww if resolve is None else resolve)(incoming, previous)
+                if record is not None:
                     self._db.execute(
                         "INSERT OR REPLACE INTO records"
                         " (dataset, key, wall_ms, counter, origin, value, signature)"

@@ -1,6 +1,6 @@
-"""put, get, delete, list and `keys import` against two running agents: human and --json
+"""put, get, delete and list against two running agents: human and --json
 output, replication to the other node, and the error paths (unknown dataset, values that are
-not maps, records over the size limit, missing records, garbage key files)."""
+not maps, records over the size limit, missing records)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gossipnode.openpgp import split_keys
-
 pytestmark = pytest.mark.slow
 
-KEYS = Path(__file__).resolve().parents[1] / "data" / "openpgp"
 
 
 def test_put_get_round_trip_in_human_and_json_form(cluster, cli):
@@ -127,59 +124,6 @@ def test_value_file_errors(cluster, cli, tmp_path):
     binary.write_bytes(b"\xff\xfe{}")
     assert "not UTF-8" in cli("put", "groups", "k", "--value-file", binary, "--config",
                               cluster.a.config).err
-
-
-def test_keys_import_puts_public_and_secret_parts(cluster, cli):
-    (alice,) = split_keys((KEYS / "alice.sec.asc").read_bytes())
-    outcome = cli("keys", "import", KEYS / "alice.sec.asc", "--config", cluster.a.config)
-    assert outcome.code == 0, outcome.err
-    row = outcome.out.splitlines()[1]
-    assert row.split()[0] == alice.fingerprint
-    assert "Alice Work <alice@work.example.com>" in row and row.endswith("public+secret")
-    consumer = cli("get", "consumers", alice.fingerprint, "--config", cluster.a.config).json()
-    assert consumer["fingerprint"] == alice.fingerprint
-    assert consumer["user_ids"] == list(alice.user_ids) and consumer["type"] == "internal"
-    assert "$bytes" in consumer["cert"]
-    secret = cli("get", "private_keys", alice.fingerprint, "--config", cluster.a.config).json()
-    assert secret["fingerprint"] == alice.fingerprint and "$bytes" in secret["secret_key"]
-
-
-def test_keys_import_of_several_keys_in_one_file(cluster, cli, tmp_path):
-    bundle = tmp_path / "bundle.asc"
-    bundle.write_bytes((KEYS / "alice.pub.asc").read_bytes()
-                       + (KEYS / "dave-revoked.pub.asc").read_bytes())
-    expected = [k.fingerprint for k in split_keys(bundle.read_bytes())]
-    assert len(expected) == 2
-    outcome = cli("keys", "import", bundle, "--config", cluster.a.config, "--json")
-    assert outcome.code == 0, outcome.err
-    rows = outcome.json()
-    assert [r["fingerprint"] for r in rows] == expected
-    assert all(r["public"] and not r["secret"] and r["error"] is None for r in rows)
-    for fingerprint in expected:
-        consumer = cli("get", "consumers", fingerprint, "--config", cluster.a.config).json()
-        assert consumer["type"] == "external"
-
-
-def test_keys_import_of_secrets_on_a_node_that_refuses_them_exits_1(cluster, cli):
-    (bob,) = split_keys((KEYS / "bob.sec.gpg").read_bytes())
-    outcome = cli("keys", "import", KEYS / "bob.sec.gpg", "--config", cluster.b.config)
-    assert outcome.code == 1
-    row = outcome.out.splitlines()[1]
-    assert row.startswith(bob.fingerprint)
-    assert "public only; secret refused: this node may not hold private keys" in row
-    assert cli("get", "consumers", bob.fingerprint, "--config", cluster.b.config).code == 0
-    assert cli("get", "private_keys", bob.fingerprint, "--config", cluster.b.config).code == 1
-
-
-def test_keys_import_of_garbage_is_one_line(cluster, cli, tmp_path):
-    garbage = tmp_path / "garbage.asc"
-    garbage.write_bytes(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n"
-                        b"-----END PGP PUBLIC KEY BLOCK-----\n")
-    for path in (garbage, Path(__file__), tmp_path / "absent.asc"):
-        outcome = cli("keys", "import", path, "--config", cluster.a.config)
-        assert outcome.code == 2
-        assert outcome.out == "" and len(outcome.err.splitlines()) == 1
-        assert outcome.err.startswith(f"gossipnode keys: {path}: ")
 
 
 def test_put_and_get_through_the_installed_command(cluster, tmp_path):

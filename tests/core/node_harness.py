@@ -20,9 +20,10 @@ LATENCY_S = 0.005
 class Cluster:
     def __init__(self, tags: list[dict[str, bool]], *, seed: int = 1,
                  replication: ReplicationConfig | None = None, start: float = 1_000_000.0,
-                 administrated: bool = False):
+                 merges: dict | None = None, administrated: bool = False):
         """`administrated`: pin an administrator key (`self.admin`: node id, sign) on every
         node, so that grants and admission apply (core/authority.py)."""
+        self.merges = merges
         self.rng = random.Random(seed)
         self.now = start
         self.signing = FakeSigning()
@@ -57,6 +58,7 @@ class Cluster:
             self.configs[index], store=self.stores[index], node_id=node_id,
             rng=random.Random(self.rng.random()), now=self.now, sign=sign,
             verify=self.signing.verify, decode_value=decode_value, incarnation=incarnation,
+            merges=self.merges,
         )
 
     def index_of(self, address: tuple[str, int]) -> int:
