@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .client import AgentUnreachable, ClientError
-from .config import ConfigError, format_address, load_config, parse_address
+from .config import ConfigError, format_address, load_config, parse_address, parse_admin_key
 from .core.catalog import DATASETS
 from .identity import (
     IdentityError,
@@ -117,6 +117,14 @@ def _init_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secret-file", type=Path, required=True, help="the cluster secret (gossipnode keygen)"
     )
+    parser.add_argument(
+        "--admin-pubkey",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="an administrator public key to pin (gossipnode admin keygen; repeatable)",
+    )
     parser.add_argument("--wep", action="store_true", help="this node runs Web Email Protection")
     parser.add_argument(
         "--no-private-keys",
@@ -144,6 +152,11 @@ join = [{join}]
 secret_files = [{secret}]
 # The local control socket for the gossipnode CLI (mode 0600).
 control_socket = {socket}
+# Administrator public keys (base64). Policy, grants and admissions count only when signed
+# by one of them; this node takes part in replication once an administrator admitted it
+# (gossipnode admit). Rotate by adding the new key, re-signing, then removing the old one.
+# Empty: the cluster runs open and trusts every holder of the cluster secret.
+admin_keys = [{admin_keys}]
 # Log lines on stderr: "text" or "json" (one object per line).
 log_format = "text"
 
@@ -176,6 +189,7 @@ def _init(args: argparse.Namespace) -> int:
         raise UsageError(f"bad address: {error}") from None
     secret_file = args.secret_file.resolve()
     load_secret(secret_file)
+    admin_keys = [_read_admin_pubkey(path) for path in args.admin_pubkey]
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)  # an existing directory too: the node's secrets live here
@@ -194,6 +208,7 @@ def _init(args: argparse.Namespace) -> int:
         join=", ".join(_toml_string(format_address(seed)) for seed in seeds),
         secret=_toml_string(str(secret_file)),
         socket=_toml_string("control.sock"),
+        admin_keys=", ".join(_toml_string(key) for key in admin_keys),
         wep="true" if args.wep else "false",
         private_keys="false" if args.no_private_keys else "true",
     )
@@ -205,7 +220,24 @@ def _init(args: argparse.Namespace) -> int:
         identity_file.unlink()
         raise
     print(node_id)
+    if admin_keys:
+        print(f"admit this node: gossipnode admit {node_id} --admin-key FILE", file=sys.stderr)
+    else:
+        print("no --admin-pubkey: this node trusts every holder of the cluster secret "
+              "(see README.md, \"Administrators and grants\")", file=sys.stderr)
     return EXIT_OK
+
+
+def _read_admin_pubkey(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read the administrator public key: {error}") from None
+    try:
+        parse_admin_key(text)
+    except ValueError as error:
+        raise UsageError(f"{path}: not an administrator public key: {error}") from None
+    return text
 
 
 # --- validate -------------------------------------------------------------------------------
@@ -289,6 +321,7 @@ _EXTRA_VERB_MODULES: tuple[str, ...] = (
     "gossipnode.commands.data_verbs",
     "gossipnode.commands.keys_verbs",
     "gossipnode.commands.admin_verbs",
+    "gossipnode.commands.trust_verbs",
     "gossipnode.commands.membership_verbs",
 )
 

@@ -10,6 +10,8 @@ This module imports only the standard library, so the sans-IO core may import it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import tomllib
@@ -28,6 +30,7 @@ __all__ = [
     "WireConfig",
     "load_config",
     "parse_address",
+    "parse_admin_key",
 ]
 
 KIB = 1024
@@ -200,6 +203,11 @@ class NodeConfig:
     # For members behind NAT or a port forward, and for test clusters whose links run
     # through proxies that can cut them.
     address_map: tuple[tuple[tuple[str, int], tuple[str, int]], ...] = ()
+    # Pinned administrator public keys (Ed25519, 32 bytes each): administrative records
+    # (cluster policy, grants, admissions) count only when signed by one of them. Several
+    # keys let an operator rotate: pin the new one, re-sign, then drop the old one. With
+    # none pinned the cluster runs open: every holder of the cluster secret is trusted.
+    admin_keys: tuple[bytes, ...] = ()
     tags: TagsConfig = field(default_factory=TagsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
@@ -325,6 +333,10 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
                  _address(f"{key}.{advertised}", dialled))
                 for advertised, dialled in raw.items()
             )
+        elif key == "admin_keys":
+            if not isinstance(raw, list):
+                raise _KeyError(key, "expected a list of administrator public keys (base64)")
+            values[key] = tuple(_admin_key(f"{key}[{i}]", item) for i, item in enumerate(raw))
         elif key == "metrics_listen":
             values[key] = _address(key, raw)
         elif key == "log_level":
@@ -400,6 +412,30 @@ def _typed(key: str, hint: typing.Any, value: typing.Any) -> typing.Any:
             raise _KeyError(key, f"expected a list of strings, got {value!r}")
         return tuple(value)
     raise _KeyError(key, f"unsupported setting type {hint!r}")  # pragma: no cover
+
+
+# An Ed25519 public key is 32 bytes.
+ADMIN_KEY_BYTES = 32
+
+
+def parse_admin_key(text: str) -> bytes:
+    """An administrator public key from its base64 text. Raises ValueError with a reason."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+    if len(key) != ADMIN_KEY_BYTES:
+        raise ValueError(f"{len(key)} bytes, expected an Ed25519 public key of {ADMIN_KEY_BYTES}")
+    return key
+
+
+def _admin_key(key: str, raw: typing.Any) -> bytes:
+    if not isinstance(raw, str):
+        raise _KeyError(key, "expected a base64 string")
+    try:
+        return parse_admin_key(raw)
+    except ValueError as error:
+        raise _KeyError(key, str(error)) from None
 
 
 def _name(raw: typing.Any) -> str:

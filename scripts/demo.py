@@ -1,6 +1,8 @@
 """The local demo: three gossipnode agents on 127.0.0.1, real OpenPGP keys, a partition.
 
-1. Start three agents (pgp-a, pgp-b run WEP; pgp-c may not hold private keys).
+1. Make an administrator key (it stays with the operator), start three agents that pin its
+   public half (pgp-a, pgp-b run WEP; pgp-c may not hold private keys), and admit them:
+   pgp-a and pgp-b are granted private keys and WEP, pgp-c only admission.
 2. Load sample data: users with OpenPGP keys made on the fly (public certificates into
    `consumers`, secret keys into `private_keys`), a group, a WEP mailbox with a message.
 3. Show `gossipnode status` converging, and that pgp-c holds no private key.
@@ -52,13 +54,30 @@ def gossipnode(cluster: LocalCluster, node: int, *args: str, show: bool = True) 
 
 
 def run(root: Path) -> None:
-    step("starting three agents on 127.0.0.1")
+    step("making an administrator key (kept by the operator, never on a node)")
+    admin_key = root / "admin.key"
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"$ gossipnode admin keygen --out {admin_key}")
+    print(LocalCluster.gossipnode("admin", "keygen", "--out", str(admin_key)), end="")
+
+    step("starting three agents on 127.0.0.1, each pinning the administrator public key")
     cluster = LocalCluster(root, 3, wep=(0, 1), no_private_keys=(2,), extra_toml=FAST,
-                           names=NAMES)
+                           names=NAMES, admin_pubkey=Path(f"{admin_key}.pub"))
     with contextlib.closing(cluster):
         cluster.start_all()
         cluster.wait_members()
         gossipnode(cluster, 0, "members")
+        print("nobody is admitted yet: the cluster secret alone gives no data.")
+
+        step("admitting the members and granting private keys and WEP (signed in the CLI)")
+        ids = {m["name"]: m["id"] for m in cluster.request(0, "members")}
+        key = ["--admin-key", str(admin_key)]
+        gossipnode(cluster, 0, "grant", ids["pgp-a"], "admitted", "private-keys", "wep", *key)
+        gossipnode(cluster, 0, "grant", ids["pgp-b"], "admitted", "private-keys", "wep", *key)
+        gossipnode(cluster, 0, "admit", ids["pgp-c"], *key)
+        gossipnode(cluster, 0, "policy", "wep", "--replication", "on", "--replicas", "2", *key)
+        time.sleep(2)
+        gossipnode(cluster, 2, "members")
 
         step("loading sample data: OpenPGP keys made on the fly, a group, a WEP mailbox")
         keyfile = root / "users.asc"
@@ -78,7 +97,7 @@ def run(root: Path) -> None:
         gossipnode(cluster, 2, "status")
         gossipnode(cluster, 0, "owners", "mbox-alice")
         gossipnode(cluster, 2, "list", "private_keys")
-        print("pgp-c holds no private key: it did not opt in (--no-private-keys).")
+        print("pgp-c holds no private key: it has no private-keys grant (and did not opt in).")
 
         step("cutting pgp-c off from the others, then writing on both sides")
         cluster.isolate(2)

@@ -151,7 +151,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 class LocalCluster:
     def __init__(self, root: Path, nodes: int = 3, *, wep: tuple[int, ...] | None = None,
                  no_private_keys: tuple[int, ...] = (), extra_toml: str = "",
-                 log_format: str = "text", names: tuple[str, ...] | None = None) -> None:
+                 log_format: str = "text", names: tuple[str, ...] | None = None,
+                 admin_pubkey: Path | None = None) -> None:
+        """`admin_pubkey`: pin this administrator public key on every node (then nothing
+        replicates until an administrator admits the members)."""
         self.root = Path(root)
         self.count = nodes
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -182,6 +185,8 @@ class LocalCluster:
                 args.append("--wep")
             if i in no_private_keys:
                 args.append("--no-private-keys")
+            if admin_pubkey is not None:
+                args += ["--admin-pubkey", str(admin_pubkey)]
             self.gossipnode(*args)
             config = directory / "node.toml"
             text = config.read_text().replace('log_format = "text"',

@@ -1,5 +1,7 @@
 """Configuration loading: clear one-line errors naming the file and the key."""
 
+import base64
+
 import pytest
 
 from gossipnode.config import ConfigError, load_config, parse_address
@@ -78,6 +80,19 @@ def test_parse_address():
     for bad in ["::1:80", "host", ":80", "h:0", "h:x"]:
         with pytest.raises(ValueError):
             parse_address(bad)
+
+
+def test_administrator_keys_are_pinned_as_base64_and_checked(tmp_path):
+    first, second = bytes(range(32)), bytes(range(1, 33))
+    keys = ", ".join(f'"{base64.b64encode(k).decode()}"' for k in (first, second))
+    config = load_config(write(tmp_path, f"admin_keys = [{keys}]\n" + GOOD))
+    assert config.admin_keys == (first, second)
+    assert load_config(write(tmp_path, GOOD)).admin_keys == ()  # none: an open cluster
+    for bad, reason in (('["not base64!"]', "not base64"),
+                        (f'["{base64.b64encode(bytes(31)).decode()}"]', "31 bytes"),
+                        ("[1]", "expected a base64 string"), ('"x"', "expected a list")):
+        with pytest.raises(ConfigError, match=r"admin_keys.*" + reason):
+            load_config(write(tmp_path, f"admin_keys = {bad}\n" + GOOD))
 
 
 @pytest.mark.parametrize(

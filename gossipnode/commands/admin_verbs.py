@@ -1,9 +1,10 @@
 """Administrative client verbs: policy, tags, repair, reseed, owners.
 
 The cluster policy is a replicated record (dataset cluster_policy): `policy` writes it on
-this node and it reaches every member like any write. `tags set` changes only this node's
-tags, gossiped by membership. `repair` and `reseed` act on this node now; `reseed` discards
-replicated data and so asks for `--yes`.
+this node and it reaches every member like any write. Under administrators (admin_keys in
+node.toml) the change is signed here with --admin-key (see trust_verbs.py). `tags set`
+changes only this node's tags, gossiped by membership. `repair` and `reseed` act on this
+node now; `reseed` discards replicated data and so asks for `--yes`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
 from .connection import add_client_arguments, request
 from .formatting import print_json, print_pairs, print_table
+from .trust_verbs import add_admin_key_argument, policy_signed
 
 # --- policy -------------------------------------------------------------------------------------
 
@@ -31,6 +33,7 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=formatter,
     )
     add_client_arguments(private_keys, json_help="print the resulting policy as JSON")
+    add_admin_key_argument(private_keys)
     private_keys.add_argument("node", metavar="NODE", help="a member's name or node id")
     private_keys.add_argument("decision", choices=("allow", "deny"))
     wep = actions.add_parser(
@@ -43,6 +46,7 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=formatter,
     )
     add_client_arguments(wep, json_help="print the resulting policy as JSON")
+    add_admin_key_argument(wep)
     wep.add_argument("--replication", choices=("on", "off"), help="replicate mailboxes at all")
     wep.add_argument("--replicas", type=int, metavar="R", help="owners per mailbox (1 to 16)")
     wep.add_argument("--eligible", metavar="NAME,...",
@@ -59,6 +63,15 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _print_policy(policy: dict[str, Any]) -> None:
     wep = policy["wep"]
+    if policy.get("enforced"):
+        print_pairs([
+            ("Governed by", "administrator keys: grants decide (see `gossipnode members`)"),
+            ("Private keys", "members granted private-keys that opt in"),
+            ("WEP replication", "on" if wep["replication"] else "off"),
+            ("WEP replicas", wep["replicas"]),
+            ("WEP owners", "chosen among the members granted wep that run WEP"),
+        ])
+        return
     print_pairs([
         ("Private keys denied to", ", ".join(policy["private_keys_denied"]) or "(nobody)"),
         ("WEP replication", "on" if wep["replication"] else "off"),
@@ -77,7 +90,10 @@ def _print_policy(policy: dict[str, Any]) -> None:
     _policy_arguments,
 )
 def _policy(args: argparse.Namespace) -> int:
-    if args.policy_action == "private-keys":
+    signed = None if args.policy_action == "show" else policy_signed(args)
+    if signed is not None:
+        policy = signed
+    elif args.policy_action == "private-keys":
         policy = request(args, "policy_private_keys", node=args.node,
                          allow=args.decision == "allow")
     elif args.policy_action == "wep":

@@ -16,6 +16,7 @@ from ..cli import print_table
 
 __all__ = [
     "format_age",
+    "format_grants",
     "format_tags",
     "format_time_ms",
     "print_json",
@@ -56,6 +57,16 @@ def format_tags(tags: Mapping[str, Any]) -> str:
         value = tags[key]
         shown.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
     return ",".join(shown) or "-"
+
+
+def format_grants(grants: Mapping[str, Any]) -> str:
+    """`admitted,private_keys`, `not admitted`, or `open` in a cluster with no administrator
+    key (every member trusted)."""
+    if not grants.get("enforced"):
+        return "open"
+    if not grants.get("admitted"):
+        return "not admitted"
+    return ",".join(name for name in ("admitted", "private_keys", "wep") if grants.get(name))
 
 
 def summarize(value: Any) -> str:

@@ -18,6 +18,7 @@ from ..client import AgentUnreachable
 from .connection import add_client_arguments, connect, request, socket_path
 from .formatting import (
     format_age,
+    format_grants,
     format_tags,
     print_json,
     print_pairs,
@@ -59,13 +60,14 @@ def _members(args: argparse.Namespace) -> int:
         print_json(rows)
         return EXIT_OK
     print_table(
-        ["Name", "ID", "Address", "State", "Tags", "Last seen"],
+        ["Name", "ID", "Address", "State", "Grants", "Tags", "Last seen"],
         [
             [
                 row["name"] + (" (self)" if row.get("self") else ""),
                 row["short_id"],
                 row["address"],
                 row["state"],
+                format_grants(row["grants"]),
                 format_tags(row["tags"]),
                 format_age(row["last_seen_s"]),
             ]
@@ -102,6 +104,7 @@ def _status(args: argparse.Namespace) -> int:
         ("Node", f"{node['name']} ({node['id']})"),
         ("Address", node["address"]),
         ("Generation", node["generation"]),
+        ("Grants", format_grants(node["grants"])),
         ("Private keys", "eligible" if node["private_keys_eligible"] else "not eligible"),
         ("Last sync", format_age(node["synced_age_s"]) + " ago"),
     ])
@@ -119,12 +122,13 @@ def _status(args: argparse.Namespace) -> int:
     for line in STATUS_LEGEND:
         print(line)
     print_table(
-        ["--", "Name", "ID", "Synced", "Moved", "Lag", "Withheld"],
+        ["--", "Name", "ID", "Grants", "Synced", "Moved", "Lag", "Withheld"],
         [
             [
                 STATE_CODES.get(peer["state"], "?") + SYNC_CODES.get(peer["sync"], "?"),
                 peer["name"],
                 peer["short_id"],
+                format_grants(peer["grants"]),
                 format_age(peer["sync_age_s"]) + (" ago" if peer["sync_age_s"] is not None else ""),
                 "-" if peer["last_moved_records"] is None else peer["last_moved_records"],
                 peer["pending_push_records"],

@@ -10,7 +10,12 @@ Rules:
    may not hold it (node-local datasets always; private keys unless eligible; mailboxes
    unless it runs WEP with replication on), when it breaks the catalog or limits, or when
    the content check rejects it. Each refusal is reported (PeerRefused) and counted.
-3. Every admitted remote record moves the clock forward (`HybridClock.observe`), which also
+3. Authority (core/authority.py, authorization.py): a record from a peer that is not
+   admitted is refused (administrative records excepted: their signature speaks for
+   them), and so is a signed-dataset record whose signature or origin's grants do not hold.
+   A local write of an administrative record is refused under administrators (it comes
+   signed from the CLI: `admit_signed`); a local private key is signed with this node's key.
+4. Every admitted remote record moves the clock forward (`HybridClock.observe`), which also
    refuses a version too far in the future (`clock_drift_max_s`).
 """
 
@@ -18,12 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .authority import Authority
+from .authorization import local_write_check, peer_refusal, sign_local
 from .catalog import dataset as lookup_dataset
 from .context import NodeContext, ms
 from .errors import LocalProtocolError, ProtocolError
 from .hlc import HybridClock
 from .lifecycle import Lifecycle
-from .records import Record, Version, check_record
+from .records import Record, Version, check_record, wins
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 __all__ = ["Admission", "ContentCheck"]
@@ -33,10 +40,13 @@ ContentCheck = Callable[[Record], str | None]
 
 class Admission:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle,
-                 content_check: ContentCheck | None) -> None:
+                 content_check: ContentCheck | None, authority: Authority,
+                 sign: Callable[[bytes], bytes]) -> None:
         self._ctx = ctx
         self._lifecycle = lifecycle
         self._content_check = content_check
+        self._authority = authority
+        self._sign = sign
         self.clock = HybridClock(
             ctx.node_id, int(ctx.config.replication.clock_drift_max_s * 1000)
         )
@@ -62,13 +72,28 @@ class Admission:
                 "this node may not hold private keys (its private_keys tag or the cluster "
                 "policy says no); write them on an eligible member"
             )
+        local_write_check(dataset, self._authority)
         record = Record(dataset, key, value, self.clock.stamp(ms(now)))
         check_record(record, ctx.config.limits)
         if value is not None and self._content_check is not None:
             reason = self._content_check(record)
             if reason is not None:
                 raise LocalProtocolError(reason)
-        return record
+        return sign_local(record, self._sign)
+
+    def admit_signed(self, record: Record, now: float) -> None:
+        """Check a record signed elsewhere (an administrative record the CLI signed) as a
+        peer's would be, but for the sender. Raises LocalProtocolError."""
+        try:
+            check_record(record, self._ctx.config.limits)
+            reason = self._authority.refusal(record, self._ctx.view.policy.granted)
+            if reason is None and record.value is not None and self._content_check is not None:
+                reason = self._content_check(record)
+            if reason is not None:
+                raise LocalProtocolError(reason)
+            self.clock.observe(record.version, ms(now))
+        except ProtocolError as error:
+            raise LocalProtocolError(str(error)) from None
 
     def screen(self, sender: bytes, records: Sequence[Record],
                now: float) -> tuple[list[Record], list[int]]:
@@ -76,7 +101,7 @@ class Admission:
         is reported as PeerRefused."""
         accepted, refused = [], []
         for index, record in enumerate(records):
-            reason = self.refusal(record, now)
+            reason = self.refusal(sender, record, now)
             if reason is None:
                 accepted.append(record)
             else:
@@ -84,14 +109,22 @@ class Admission:
                 self._ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
         return accepted, refused
 
-    def refusal(self, record: Record, now: float) -> str | None:
-        """Why this node must not store a record from a peer (rule 2), or None to accept."""
+    def refusal(self, sender: bytes, record: Record, now: float) -> str | None:
+        """Why this node must not store a record from `sender` (rules 2 and 3), or None."""
         ctx = self._ctx
         try:
             info = lookup_dataset(record.dataset)
             if not info.replicated:
                 return "node-local data is never accepted from a peer"
             check_record(record, ctx.config.limits)
+            if record.dataset == PRIVATE_KEYS and _held_already(ctx, record):
+                # Nothing to store, nothing to check: we hold this version or a newer one.
+                # Acknowledging it lets a member that lost its grant hand off keys it wrote
+                # itself once a granted member re-signed them (authorization.py rule 6).
+                return None
+            reason = peer_refusal(sender, record, ctx.view, self._authority)
+            if reason is not None:
+                return reason
             if record.dataset == PRIVATE_KEYS and not ctx.view.private_keys_eligible(
                 ctx.node_id
             ):
@@ -108,3 +141,8 @@ class Admission:
         except ProtocolError as error:
             return str(error)
         return None
+
+
+def _held_already(ctx: NodeContext, record: Record) -> bool:
+    current = ctx.store.get(record.dataset, record.key)
+    return current is not None and not wins(record, current)

@@ -134,7 +134,7 @@ class AntiEntropy:
               now: float) -> tuple[list[object], list[Record], bool]:
         if not self.digests.covers(opening.dataset):
             raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
-        digest = self.digests.digest_for(peer, opening.dataset, view)
+        digest = self.digests.digest_for(peer, opening.dataset, view, responding=True)
         if digest is None:
             self.counters["sessions_refused_scope"] += 1
             return [ReconcileAbort(opening.session, "scope not shared")], [], False

@@ -19,6 +19,7 @@ __all__ = [
     "DATASETS",
     "LOCAL_DATASETS",
     "REPLICATED_DATASETS",
+    "SECRET_KEY_DATASETS",
     "Dataset",
     "Scope",
     "dataset",
@@ -63,7 +64,12 @@ DATASETS: tuple[Dataset, ...] = (
         "message templates",
     ),
     Dataset("directory_sync", Scope.ALL, "directory synchronization settings"),
-    Dataset("org_keys", Scope.ALL, "organization keys and certificates"),
+    Dataset(
+        "org_keys",
+        Scope.ALL,
+        "organization keys and certificates, secret keys included: organization keys are "
+        "cluster-wide by design",
+    ),
     Dataset("ignition_keys", Scope.ALL, "ignition keys"),
     Dataset("trusted_keys", Scope.ALL, "trusted keys"),
     Dataset("keyservers", Scope.ALL, "configured keyservers"),
@@ -89,6 +95,10 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("mail_routes", Scope.LOCAL, "this node's mail routes"),
     Dataset("mail_proxies", Scope.LOCAL, "this node's mail proxies"),
 )
+
+# The replicated datasets that may hold secret key material; every other one refuses it
+# (openpgp/content.py). Organization keys are used by every member, so they go everywhere.
+SECRET_KEY_DATASETS = frozenset({"private_keys", "org_keys"})
 
 _BY_NAME = {d.name: d for d in DATASETS}
 REPLICATED_DATASETS: tuple[str, ...] = tuple(d.name for d in DATASETS if d.replicated)

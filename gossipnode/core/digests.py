@@ -7,7 +7,9 @@ Rules:
    every change (`on_applied`, `on_removed`) and every change of the scope view
    (`view_changed`, which rebuilds the pair digests when the owners may have moved).
 2. A session covers exactly one shared scope (`ScopeView.shared_scope`): a digest never
-   covers data the peer may not hold.
+   covers data the peer may not hold. Over a scope this node only receives from the peer
+   ("receive": administrative records from a member not known to be admitted) it answers
+   with an empty digest, so that the peer sends and this node sends nothing.
 """
 
 from __future__ import annotations
@@ -123,10 +125,15 @@ class Digests:
     def covers(self, dataset: str) -> bool:
         return dataset in self.full
 
-    def digest_for(self, peer: bytes, dataset: str, view: ScopeView) -> Digest | None:
+    def digest_for(self, peer: bytes, dataset: str, view: ScopeView, *,
+                   responding: bool = False) -> Digest | None:
         """The digest a session with `peer` over `dataset` uses (rule 2), or None when the
         two do not share that dataset."""
         scope = view.shared_scope(peer, dataset)
+        if scope == "receive":
+            # Answer with an empty digest: the peer sends what it has, we send nothing
+            # (scopes.py rule 3, how a member learns grants it does not know yet).
+            return Digest(dataset) if responding else None
         if scope == "all":
             return self.full[dataset]
         if scope == "pair":

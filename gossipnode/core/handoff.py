@@ -12,6 +12,10 @@ Rules:
    pushed; a newer write to the key starts over.
 3. While a private key waits (no eligible member is reachable), it is never sent to
    anyone but eligible members and is never served from this node; status reports it.
+4. A private key this node wrote itself, after this node lost its private-keys grant
+   (core/authority.py), can be accepted by no one any more: its only valid signer is no
+   longer trusted. When a member refuses it, it is removed rather than kept forever (the
+   copies granted members already held were re-signed by them, and are acknowledged).
 """
 
 from __future__ import annotations
@@ -143,6 +147,27 @@ class Handoff:
         if records:
             self.acks.acknowledged(peer, records)
             self.release()
+
+    def refused(self, records: list[Record]) -> None:
+        """A peer refused these records of ours: remove those no one can accept (rule 4)."""
+        ctx = self._ctx
+        policy = ctx.view.policy
+        if not records or not policy.enforced or (
+            policy.admitted(ctx.node_id) and policy.granted(ctx.node_id, PRIVATE_KEYS)
+        ):
+            return
+        doomed = [r for r in records if r.dataset == PRIVATE_KEYS
+                  and r.version.origin == ctx.node_id and ctx.store.get(r.dataset, r.key) == r]
+        if not doomed:
+            return
+        keys = tuple(r.key for r in doomed)
+        ctx.store.remove(PRIVATE_KEYS, keys)
+        self._digests.on_removed(doomed)
+        for record in doomed:
+            self.acks.forget(record)
+        ctx.counters["private_keys_undeliverable"] += len(doomed)
+        ctx.emit(RecordsPurged(PRIVATE_KEYS, keys, "refused: written here, and this member's "
+                               "private-keys grant is gone"))
 
     def release(self) -> None:
         """Remove the handed-off records every required member now holds (rule 1)."""

@@ -29,6 +29,14 @@ from typing import Any
 from ..config import NodeConfig
 from .admission import Admission, ContentCheck
 from .anti_entropy import SESSION_TIMER, AntiEntropy
+from .authority import Authority
+from .authorization import (
+    admin_records,
+    load_policy,
+    newly_admitted,
+    revoked_writers,
+    unauthorised_private_keys,
+)
 from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -47,7 +55,7 @@ from .membership import (
 )
 from .merging import ValueMerge, resolver
 from .outbound import Outbound
-from .placement import POLICY_DATASET, ClusterPolicy, policy_from_records
+from .placement import POLICY_DATASET, ClusterPolicy
 from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
 from .scopes import WEB_MESSENGER, MemberViews, withheld_by_peer
@@ -57,7 +65,7 @@ from .sync import TIMER_ANTI_ENTROPY, RepairStarted, SyncScheduler
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
-SOFTWARE_VERSION = "gossipnode/0.1.0 proto/1"
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/2"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
@@ -96,16 +104,16 @@ class NodeCore:
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
             verify=verify,
         )
-        self._views = MemberViews(
-            self.membership, policy_from_records(store.replicated(POLICY_DATASET), decode_value)
-        )
+        self.authority = Authority(config.admin_keys, verify)
+        self._views = MemberViews(self.membership,
+                                  load_policy(store, self.authority, decode_value))
         ctx = self._ctx = NodeContext(config, store, node_id, rng, self.membership,
                                       self._views.view())
         self.anti_entropy = AntiEntropy(ctx)
         self.outbound = Outbound(ctx, self.anti_entropy)
         ctx.send = self.outbound.send
         self.lifecycle = Lifecycle(ctx, now)
-        self.admission = Admission(ctx, self.lifecycle, content_check)
+        self.admission = Admission(ctx, self.lifecycle, content_check, self.authority, sign)
         self.replication = Replication(ctx, self.lifecycle)
         self.handoff = Handoff(ctx, self.lifecycle, self.replication, self.anti_entropy.digests)
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
@@ -172,12 +180,45 @@ class NodeCore:
     def reseed(self, now: float) -> int:
         """Discard replicated data (not local data, not identity) and pull afresh."""
         removed = self.lifecycle.reseed(now)
-        self._views.policy = ClusterPolicy()
+        self._views.policy = load_policy(self.store, self.authority, self.decode_value)
         self._ctx.view = self._views.view()
         self.digests.build(self._ctx.view)
         self.handoff.acks.clear()
         self.sync.soon(now)
         return removed
+
+    def write_signed(self, record: Record, now: float) -> Record:
+        """Store a record signed elsewhere (an administrative record the CLI signed with an
+        administrator's key); durable on return. Raises LocalProtocolError when the
+        signature or its signer is not accepted, or the record would not win."""
+        self.admission.admit_signed(record, now)
+        if not self._apply([record], None, now):
+            raise LocalProtocolError(
+                f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
+            )
+        return record
+
+    def resign_private_keys(self, now: float) -> int:
+        """Write anew, under this node's signature, the private keys other members would
+        refuse (core/authorization.py rule 5); returns how many. Raises LocalProtocolError
+        when this node may not hold private keys."""
+        if not self._ctx.view.private_keys_eligible(self.node_id):
+            raise LocalProtocolError("this node may not hold private keys: re-sign them on a "
+                                     "member granted private keys")
+        return self._resign(
+            unauthorised_private_keys(self.store, self.authority, self.policy.granted), now
+        )
+
+    def _resign(self, records: list[Record], now: float) -> int:
+        """Write `records` anew under this node's signature (authorization.py rules 5, 6)."""
+        results = self.write_many([(r.dataset, r.key, r.value) for r in records], now)
+        self._ctx.counters["private_keys_resigned"] += len(records)
+        return sum(isinstance(result, Record) for result in results)
+
+    def admitted(self, node_id: bytes) -> bool:
+        """May `node_id` take part in data replication? (An administrator admitted it, or the
+        cluster runs open.) For the membership layer and for operators."""
+        return self._ctx.view.admitted(node_id)
 
     def repair(self, now: float, *, peer: bytes | None = None,
                dataset: str | None = None) -> RepairStarted | None:
@@ -196,7 +237,9 @@ class NodeCore:
             if isinstance(message, Push):
                 self._receive_push(sender, message, now)
             elif isinstance(message, PushAck):
-                self.handoff.acknowledged(sender, self.replication.acknowledged(sender, message))
+                held, refused = self.replication.acknowledged(sender, message)
+                self.handoff.acknowledged(sender, held)
+                self.handoff.refused(refused)
             elif self.anti_entropy.accepts(message):
                 self.sync.receive(sender, message, now)
             elif isinstance(message, MEMBERSHIP_MESSAGES):
@@ -284,6 +327,7 @@ class NodeCore:
         stats.update({f"membership_{k}": v for k, v in self.membership.statistics().items()})
         stats["pushes_pending"] = len(self.replication.pushes)
         stats.update(self.anti_entropy.statistics())
+        stats.update(self.authority.statistics())
         return stats
 
     # --- routing -------------------------------------------------------------------------------
@@ -307,13 +351,21 @@ class NodeCore:
         winners = [record for _, record in changes]
         self.digests.on_applied(changes, self._ctx.view)
         self._ctx.counters["records_applied"] += len(winners)
+        # A new policy first: the push goes to the members that may hold the records now.
+        before, before_view = self._views.policy, self._ctx.view
+        if any(r.dataset == POLICY_DATASET for r in winners):
+            self._views.policy = load_policy(self.store, self.authority, self.decode_value)
+            self._view_changed(now)
+            if source is None:  # admitted here: tell the newcomer what it needs to know
+                for peer in newly_admitted(before_view, self._ctx.view):
+                    self.replication.start(peer, admin_records(self.store, self.authority),
+                                           now)
         replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
         self.replication.push(replicated, exclude=source, now=now)
-        if any(r.dataset == POLICY_DATASET for r in winners):
-            self._views.policy = policy_from_records(
-                self.store.replicated(POLICY_DATASET), self.decode_value
-            )
-            self._view_changed(now)
+        revoked = revoked_writers(before, self._views.policy)
+        if revoked and self._ctx.view.private_keys_eligible(self.node_id):
+            self._resign([r for r in self.store.replicated("private_keys")
+                          if r.version.origin in revoked], now)
         return winners
 
     def _receive_push(self, sender: bytes, push: Push, now: float) -> None:

@@ -2,29 +2,37 @@
 
 Rules:
 1. A member is eligible for private keys when its own opt-in tag `private_keys` says "true"
-   AND the cluster policy does not deny it. Either can say no.
+   AND the cluster policy allows it. Either can say no. Under administrators (pinned keys,
+   core/authority.py) "allows" means a signed grant names the member's node id with
+   `admitted` and `private_keys`: no grant, no private keys. In an open cluster it means
+   "not denied".
 2. A WEP mailbox (records `mailbox` and `mailbox/message`) is owned by the top `replicas`
    candidates by rendezvous (highest-random-weight) hashing of the mailbox id, where the
-   candidates are the members that are not dead or gone, advertise `wep = "true"`, and are in
-   the policy's eligible subset when one is set. Membership changes therefore move only the
-   mailboxes whose top-R set changed.
+   candidates are the members that are not dead or gone, advertise `wep = "true"`, and
+   hold the grants `admitted` and `wep` (under administrators) or are in the policy's
+   eligible subset of names when one is set (open cluster). Membership changes therefore
+   move only the mailboxes whose top-R set changed.
 3. With WEP replication off, mailboxes are not replicated: each stays on the member where it
    was written (`mailbox_owners` returns None and the caller keeps its own copy).
 4. The policy lives in the replicated `cluster_policy` dataset, so every member computes the
    same answers once it holds the same policy records and member list.
 
 Policy records (values are maps):
-- key `private_keys/<node id hex>`: {"allow": bool}
-- key `wep`: {"replication": bool, "replicas": int, "eligible": [member name, ...] (optional)}
+- key `grant/<node id hex>`: {"admitted": bool, "private_keys": bool, "wep": bool}
+  (under administrators only; signed, see core/authority.py)
+- key `private_keys/<node id hex>`: {"allow": bool} (open cluster only)
+- key `wep`: {"replication": bool, "replicas": int, "eligible": [member name, ...] (optional,
+  open cluster only: names are self-asserted, so under administrators the wep grant decides)}
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .authority import ADMITTED, GRANT_PREFIX, PRIVATE_KEYS_GRANT, WEP_GRANT, grants_from_value
 from .records import Record
 
 __all__ = [
@@ -55,6 +63,16 @@ class ClusterPolicy:
     wep_replicas: int = DEFAULT_WEP_REPLICAS
     # Member names allowed to hold mailboxes; None means every WEP member.
     wep_eligible: frozenset[str] | None = None
+    # Under administrators: grants decide (rule 1, 2); the signed grants by node id.
+    enforced: bool = False
+    grants: Mapping[bytes, frozenset[str]] = field(default_factory=dict)
+
+    def granted(self, node_id: bytes, grant: str) -> bool:
+        """Does `node_id` hold `grant`? In an open cluster every member holds every grant."""
+        return not self.enforced or grant in self.grants.get(node_id, ())
+
+    def admitted(self, node_id: bytes) -> bool:
+        return self.granted(node_id, ADMITTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +89,21 @@ def tag_enabled(tags: Mapping[str, str], name: str) -> bool:
 
 
 def private_keys_eligible(node_id: bytes, tags: Mapping[str, str], policy: ClusterPolicy) -> bool:
-    return tag_enabled(tags, "private_keys") and node_id not in policy.private_keys_denied
+    if not tag_enabled(tags, "private_keys"):
+        return False
+    if policy.enforced:
+        return policy.admitted(node_id) and policy.granted(node_id, PRIVATE_KEYS_GRANT)
+    return node_id not in policy.private_keys_denied
 
 
 def wep_candidates(members: Iterable[Candidate], policy: ClusterPolicy) -> list[Candidate]:
     """Members that may own mailboxes; the caller passes only members not dead or gone."""
+    if policy.enforced:
+        return [
+            member for member in members
+            if tag_enabled(member.tags, "wep") and policy.admitted(member.node_id)
+            and policy.granted(member.node_id, WEP_GRANT)
+        ]
     return [
         member
         for member in members
@@ -107,20 +135,37 @@ def mailbox_owners(
 
 
 def policy_from_records(
-    records: Iterable[Record], decode_value: Callable[[bytes], Mapping[str, Any]]
+    records: Iterable[Record], decode_value: Callable[[bytes], Mapping[str, Any]],
+    admin_valid: Callable[[Record], bool] | None = None,
 ) -> ClusterPolicy:
     """Build the policy from the `cluster_policy` records; malformed entries are ignored
-    (they were validated when written, and a bad one must not stop replication)."""
+    (they were validated when written, and a bad one must not stop replication).
+
+    `admin_valid` is given under administrators: only records it accepts count (a record
+    stored before the keys were pinned is ignored), grants replace the open cluster's
+    private-key denials and WEP names."""
     denied = set()
+    grants: dict[bytes, frozenset[str]] = {}
+    enforced = admin_valid is not None
     replication, replicas, eligible = True, DEFAULT_WEP_REPLICAS, None
     for record in records:
         if record.dataset != POLICY_DATASET or record.value is None:
+            continue
+        if admin_valid is not None and not admin_valid(record):
             continue
         try:
             value = decode_value(record.value)
         except ValueError:
             continue
-        if record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
+        if enforced and record.key.startswith(GRANT_PREFIX):
+            try:
+                node_id = bytes.fromhex(record.key[len(GRANT_PREFIX) :])
+            except ValueError:
+                continue
+            grants[node_id] = grants_from_value(value)
+        elif enforced and record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
+            continue
+        elif record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
             try:
                 node_id = bytes.fromhex(record.key[len(PRIVATE_KEYS_POLICY_PREFIX) :])
             except ValueError:
@@ -133,6 +178,8 @@ def policy_from_records(
             if type(value.get("replicas")) is int and value["replicas"] >= 1:
                 replicas = min(value["replicas"], WEP_REPLICAS_MAX)
             names = value.get("eligible")
-            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            if not enforced and isinstance(names, list) and all(
+                isinstance(n, str) for n in names
+            ):
                 eligible = frozenset(names) if names else None
-    return ClusterPolicy(frozenset(denied), replication, replicas, eligible)
+    return ClusterPolicy(frozenset(denied), replication, replicas, eligible, enforced, grants)

@@ -297,7 +297,8 @@ def _bytes(data: bytes) -> int:
 
 
 def record_size(record: Record) -> int:
-    """Encoded bytes of one record: [dataset, key, value or null, [wall_ms, counter, origin]]."""
+    """Encoded bytes of one record: [dataset, key, value or null, [wall_ms, counter, origin],
+    signature or null]."""
     version = record.version
     return (
         1
@@ -308,6 +309,7 @@ def record_size(record: Record) -> int:
         + _head(version.wall_ms)
         + _head(version.counter)
         + _bytes(version.origin)
+        + (1 if record.signature is None else _bytes(record.signature))
     )
 
 
@@ -353,7 +355,8 @@ def render(message: ReconcileMessage) -> list[object]:
                 message.count]  # fmt: skip
     if isinstance(message, ReconcileTurn):
         records = [
-            [r.dataset, r.key, r.value, [r.version.wall_ms, r.version.counter, r.version.origin]]
+            [r.dataset, r.key, r.value, [r.version.wall_ms, r.version.counter, r.version.origin],
+             r.signature]
             for r in message.records
         ]
         return [_TAG_TURN, message.session, message.turn, message.more, message.ranges, records]

@@ -7,7 +7,12 @@ Rules:
    None` marks a tombstone, the record of a delete.
 2. A version is a hybrid logical clock stamp (wall_ms, counter) with the origin node id as
    tie-break. Versions are totally ordered, the same way on every node.
-3. `wins` keeps the record with the higher (version, live, value) triple. The value only
+3. `signature` is None for ordinary records. A record of a signed dataset (administrative
+   records, private keys: core/authority.py) carries the Ed25519 signature of the key
+   `version.origin` over (dataset, key, version, value digest). It is not part of the
+   record's rank or digest: a correct record has one signature, and a wrong one is refused
+   before it is stored.
+4. `wins` keeps the record with the higher (version, live, value) triple. The value only
    breaks ties between two records that claim the very same version, which a correct node
    never writes, so that even then every replica picks the same winner whatever order the
    records arrive in (the store applies them with `wins`).
@@ -49,6 +54,7 @@ class Record:
     key: str
     value: bytes | None
     version: Version
+    signature: bytes | None = None
 
     @property
     def tombstone(self) -> bool:

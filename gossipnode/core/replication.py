@@ -229,17 +229,18 @@ class Replication:
             self._ctx.send(pending.peer, pending.push)
         self._ctx.counters["pushes_given_up"] += len(given_up)
 
-    def acknowledged(self, sender: bytes, ack: PushAck) -> list[Record]:
+    def acknowledged(self, sender: bytes, ack: PushAck) -> tuple[list[Record], list[Record]]:
         """Take a PushAck; return the handed-off kind of records it proves `sender` holds
         (any acknowledged push counts towards a handoff, whether it was sent as a handoff or
-        as a fresh write)."""
+        as a fresh write), and the records `sender` refused."""
         pending = self.pushes.acknowledge(sender, ack)
         if pending is None:
-            return []
+            return [], []
         records = pending.push.records
         for index in ack.refused:
             if 0 <= index < len(records):
                 self._ctx.withheld[(sender, records[index].dataset)] += 1
         refused = set(ack.refused)
-        return [record for index, record in enumerate(records)
+        held = [record for index, record in enumerate(records)
                 if index not in refused and record.dataset in HANDED_OFF_DATASETS]
+        return held, [records[index] for index in sorted(refused) if 0 <= index < len(records)]

@@ -6,7 +6,12 @@ Rules:
 2. `holds(member, dataset, key)` is the single predicate behind every send and every
    receive: the sender checks it for the recipient before each send (Invariant 2), the
    receiver checks it for itself before it stores anything.
-3. Two members reconcile a dataset over exactly the records both must hold
+3. Admission (DESIGN.md 5, invariant 8): a member not admitted holds nothing of another
+   member's, so nothing at all is sent to it, and nothing it sends is taken but
+   administrative records, which their signature speaks for. So that a member learns the
+   grants it lacks (its own admission first), administrative records are received from any
+   member: by push, and by reconciliation in which this side offers nothing ("receive").
+4. Two members reconcile a dataset over exactly the records both must hold
    (`shared_scope`), so a digest never covers data the peer may not hold, and "withheld by
    policy" never looks like "behind".
 """
@@ -18,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .catalog import Scope
+from .authority import ADMIN_DATASETS, WEP_GRANT
+from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
 from .events import MemberChanged
 from .membership import ALIVE, SUSPECT, Membership, tags_wep
@@ -69,8 +75,11 @@ class ScopeView:
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners."""
         policy = self.policy
+        wep_granted = tuple(sorted(
+            n for n in self.members if policy.admitted(n) and policy.granted(n, WEP_GRANT)
+        )) if policy.enforced else None
         return (
-            policy.wep_replication, policy.wep_replicas, policy.wep_eligible,
+            policy.wep_replication, policy.wep_replicas, policy.wep_eligible, wep_granted,
             tuple(sorted(
                 (n, m.name, tags_wep(m.tags)) for n, m in self.members.items() if self.live(n)
             )),
@@ -85,6 +94,10 @@ class ScopeView:
         if self._peers is None:
             self._peers = sorted(n for n in self.members if n != self.self_id and self.live(n))
         return list(self._peers)
+
+    def admitted(self, node_id: bytes) -> bool:
+        """May this member take part in data replication (rule 3)?"""
+        return self.policy.admitted(node_id)
 
     def private_keys_eligible(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
@@ -110,6 +123,8 @@ class ScopeView:
     def holds(self, node_id: bytes, dataset: str, key: str) -> bool:
         """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
         scope = lookup_dataset(dataset).scope
+        if node_id != self.self_id and not self.admitted(node_id):
+            return False
         if scope is Scope.ALL:
             return True
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -121,8 +136,13 @@ class ScopeView:
 
     def shared_scope(self, peer: bytes, dataset: str) -> str | None:
         """How this node and `peer` reconcile `dataset`: "all" (the whole dataset),
-        "pair" (only the mailboxes both own), or None (not at all)."""
+        "pair" (only the mailboxes both own), "receive" (take the peer's records, offer
+        none: rule 3) or None (not at all)."""
         scope = lookup_dataset(dataset).scope
+        if dataset in ADMIN_DATASETS:
+            return "all" if self.admitted(peer) else "receive"
+        if not (self.admitted(peer) and self.admitted(self.self_id)):
+            return None
         if scope is Scope.ALL:
             return "all"
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -131,7 +151,11 @@ class ScopeView:
         if scope is Scope.WEP_PLACEMENT:
             if not self.policy.wep_replication:
                 return None
-            return "pair" if self.runs_wep(self.self_id) and self.runs_wep(peer) else None
+            both = self.runs_wep(self.self_id) and self.runs_wep(peer)
+            if self.policy.enforced:
+                both = both and self.policy.granted(peer, WEP_GRANT) and self.policy.granted(
+                    self.self_id, WEP_GRANT)
+            return "pair" if both else None
         return None
 
     def push_targets(self, dataset: str, key: str) -> list[bytes]:
@@ -217,8 +241,16 @@ def withheld_by_peer(view: ScopeView, store: RecordStore,
         mailbox_id(r.key) for r in store.replicated(WEB_MESSENGER) if r.value is not None
     )
     withheld: dict[bytes, dict[str, int]] = {}
+    everything: int | None = None
     for peer in view.peers():
         counts: dict[str, int] = {}
+        if not view.admitted(peer):  # rule 3: nothing at all for a member not admitted
+            if everything is None:
+                everything = sum(store.count(name) for name in REPLICATED_DATASETS)
+            if everything:
+                counts["not admitted"] = everything
+            withheld[peer] = counts
+            continue
         if private_keys and not view.private_keys_eligible(peer):
             counts["private_keys: not eligible"] = private_keys
         if view.policy.wep_replication:

@@ -69,7 +69,8 @@ class SyncScheduler:
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
         view = ctx.view
-        peers = view.peers()
+        # Only admitted peers share anything with us (admission: scopes.py rule 3).
+        peers = [p for p in view.peers() if view.admitted(p)]
         if not peers:
             return False
         peer = ctx.rng.choice(peers)
@@ -114,7 +115,7 @@ class SyncScheduler:
         replies, received, completed = self._anti_entropy.receive(sender, message, ctx.view, now)
         accepted = []
         for record in received:
-            reason = self._admission.refusal(record, now)
+            reason = self._admission.refusal(sender, record, now)
             if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
                 accepted.append(record)
             elif reason is not None:

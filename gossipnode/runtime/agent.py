@@ -352,17 +352,8 @@ def _log_progress(dataset: str, records: int) -> None:
 
 
 def _content_check() -> Callable[[Any], str | None]:
-    """Check a record's value by content: a strict canonical CBOR map, and no secret key
-    material in the public `consumers` dataset (it belongs in `private_keys`)."""
-    from ..openpgp import value_holds_secret
+    """Check a record's value by content (openpgp/content.py): a strict canonical CBOR map,
+    no secret key material outside private_keys and org_keys, data bound to its key."""
+    from ..openpgp.content import record_refusal
 
-    def check(record: Any) -> str | None:
-        try:
-            value = decode_value(record.value)
-        except CborError as error:
-            return f"bad value: {error}"
-        if record.dataset == "consumers" and value_holds_secret(value):
-            return "secret key material is not allowed in consumers (use private_keys)"
-        return None
-
-    return check
+    return lambda record: record_refusal(record.dataset, record.key, record.value)

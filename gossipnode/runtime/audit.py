@@ -17,7 +17,7 @@ logger = logging.getLogger("gossipnode.audit")
 
 AUDITED_VERBS = frozenset({
     "policy_private_keys", "policy_wep", "tags_set", "delete", "reseed", "repair",
-    "join", "leave", "force_leave", "keys_import",
+    "join", "leave", "force_leave", "keys_import", "put_signed", "resign_private_keys",
 })
 # Arguments never written to the log: record values can hold anything, secrets included.
 _HIDDEN = frozenset({"verb", "value"})

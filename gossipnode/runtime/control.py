@@ -25,7 +25,9 @@ import errno
 import json
 import logging
 import os
+import re
 import socket as stdlib_socket
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -153,9 +155,27 @@ async def _answer(agent: Agent, request: Any, user: str) -> dict[str, Any]:
     except ControlError as error:
         return _error(str(error), error.exit_code)
     except Exception as error:  # a bug must not take the agent down; report it
-        logger.exception("control request failed: %r", request)
-        return _error(f"internal error: {type(error).__name__}: {error}")
+        # Neither the request nor the error's text is logged or returned: either may hold
+        # a record value, and a value may be a private key. The verb, the argument names,
+        # the error's type and where it was raised are enough to find the bug.
+        logger.error("control request %s failed: %s\n%s", _describe(request),
+                     type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+        return _error(f"internal error: {type(error).__name__} (see the agent's log)")
     return {"ok": True, "result": result}
+
+
+_IDENTIFIER = re.compile(r"[a-z_]{1,32}")
+
+
+def _describe(request: Any) -> str:
+    """`verb(argument names)`: a request as it may be logged, without any value."""
+    if not isinstance(request, dict):
+        return f"of type {type(request).__name__}"
+    def plain(name: Any) -> str:  # an identifier, or "?": a name may be anything too
+        return name if isinstance(name, str) and _IDENTIFIER.fullmatch(name) else "?"
+
+    names = ", ".join(sorted(plain(k) for k in request if k != "verb"))
+    return f"{plain(request.get('verb'))}({names})"
 
 
 def _error(message: str, exit_code: int = 2) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .audit import AUDITED_VERBS, audit, outcome
 from .control_errors import ControlError
 from .metrics import render_metrics
 from .status import health, info, members, status
+from .trust import trust_verbs
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -219,6 +220,7 @@ async def _policy_show(agent: Agent, request: dict[str, Any]) -> Any:
     policy = agent.core.policy
     names = {m.node_id: m.name for m in agent.core.members()}
     return {
+        "enforced": policy.enforced,
         "private_keys_denied": sorted(
             names.get(n, format_node_id(n)) for n in policy.private_keys_denied
         ),
@@ -364,6 +366,7 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
     "owners": _owners,
     **ADMIN_VERBS,
 }
+_VERBS.update(trust_verbs())
 
 
 # The OpenPGP verbs live with their helpers; that module imports this one (to_json).

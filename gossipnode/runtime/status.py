@@ -13,6 +13,7 @@ from ..config import format_address
 from ..core.catalog import DATASETS
 from ..core.membership import ALIVE, DEAD, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
+from .trust import grants_of
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -55,6 +56,7 @@ def members(agent: Agent) -> list[dict[str, Any]]:
             "state": member.state,
             "incarnation": member.incarnation,
             "tags": _tags(member.tags),
+            "grants": grants_of(agent, member.node_id),
             "self": member.is_self,
             "last_seen_s": 0.0 if member.is_self else (
                 None if member.last_heard is None
@@ -83,6 +85,7 @@ def status(agent: Agent) -> dict[str, Any]:
             ) if snapshot.quarantined else None,
             "synced_age_s": round(max(0.0, now - snapshot.synced_at), 1),
             "private_keys_eligible": snapshot.private_keys_eligible,
+            "grants": grants_of(agent, snapshot.node_id),
         },
         "datasets": [
             {"name": d.name, "scope": d.scope, "records": d.records,
@@ -102,6 +105,7 @@ def status(agent: Agent) -> dict[str, Any]:
                 "pending_push_records": peer.pending_push_records,
                 "refused_from_peer": peer.refused_from_peer,
                 "withheld": dict(peer.withheld),
+                "grants": grants_of(agent, peer.node_id),
                 # From the last completed session per dataset: identical or not, since when.
                 "datasets": {
                     name: {"identical": identical, "since": round(since, 3),

@@ -6,6 +6,11 @@ after `apply` survives kill -9 and power loss (Invariant 4). SQLite's own lockin
 second writer (another process, or a torn write) from corrupting the file; a writer that
 finds the database locked waits up to `busy_timeout_ms`.
 
+Purged means gone: `secure_delete` overwrites deleted content with zeros, and after an
+outright removal (`remove`, `clear_replicated`: a purge of private keys a member may no
+longer hold) the write-ahead log is checkpointed and truncated, so the removed bytes are in
+no file of the data directory, neither in free pages nor in the log.
+
 Schema changes are numbered migrations, applied in order at open and recorded in
 `PRAGMA user_version`.
 """
@@ -41,6 +46,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     """,
+    # 2: signed records (administrative records, private keys) keep their signature.
+    """
+    ALTER TABLE records ADD COLUMN signature BLOB;
+    """,
 )
 
 
@@ -57,6 +66,7 @@ class SqliteStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
             self._migrate()
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: cannot open the store: {error}") from None
@@ -84,7 +94,7 @@ class SqliteStore:
 
     def get(self, dataset: str, key: str) -> Record | None:
         row = self._db.execute(
-            "SELECT key, wall_ms, counter, origin, value FROM records"
+            "SELECT key, wall_ms, counter, origin, value, signature FROM records"
             " WHERE dataset = ? AND key = ?",
             (dataset, key),
         ).fetchone()
@@ -100,7 +110,8 @@ class SqliteStore:
         tombstones: bool = False,
     ) -> list[Record]:
         lookup_dataset(dataset)
-        sql = "SELECT key, wall_ms, counter, origin, value FROM records WHERE dataset = ?"
+        sql = ("SELECT key, wall_ms, counter, origin, value, signature FROM records"
+               " WHERE dataset = ?")
         params: list[object] = [dataset]
         if after is not None and after >= prefix:
             sql += " AND key > ?"
@@ -123,7 +134,7 @@ class SqliteStore:
     def replicated(self, dataset: str) -> Iterator[Record]:
         check_replicated(dataset)
         cursor = self._db.execute(
-            "SELECT key, wall_ms, counter, origin, value FROM records"
+            "SELECT key, wall_ms, counter, origin, value, signature FROM records"
             " WHERE dataset = ? ORDER BY key",
             (dataset,),
         )
@@ -158,8 +169,8 @@ class SqliteStore:
                 if record is not None:
                     self._db.execute(
                         "INSERT OR REPLACE INTO records"
-                        " (dataset, key, wall_ms, counter, origin, value)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        " (dataset, key, wall_ms, counter, origin, value, signature)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
                             record.dataset,
                             record.key,
@@ -167,6 +178,7 @@ class SqliteStore:
                             record.version.counter,
                             record.version.origin,
                             record.value,
+                            record.signature,
                         ),
                     )
                     changes.append((previous, record))
@@ -180,12 +192,14 @@ class SqliteStore:
                     "DELETE FROM records WHERE dataset = ? AND key = ?", (dataset, key)
                 )
                 removed += cursor.rowcount
+        if removed:
+            self._truncate_log()
         return removed
 
     def collect_tombstones(self, before_wall_ms: int) -> list[Record]:
         with self._transaction():
             rows = self._db.execute(
-                "SELECT dataset, key, wall_ms, counter, origin, value FROM records"
+                "SELECT dataset, key, wall_ms, counter, origin, value, signature FROM records"
                 " WHERE value IS NULL AND wall_ms < ?",
                 (before_wall_ms,),
             ).fetchall()
@@ -201,6 +215,7 @@ class SqliteStore:
                 f"DELETE FROM records WHERE dataset NOT IN ({marks})",
                 LOCAL_DATASETS,
             )
+        self._truncate_log()
         return cursor.rowcount
 
     def set_meta(self, name: str, value: bytes) -> None:
@@ -211,6 +226,12 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _truncate_log(self) -> None:
+        """Copy the log into the database file and empty it: the pages that held removed
+        records (zeroed there by secure_delete) leave the log, and the log file is cut
+        to zero bytes."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -230,10 +251,11 @@ class _Transaction:
 
 
 def _record(dataset: str, row: tuple) -> Record:
-    key, wall_ms, counter, origin, value = row
+    key, wall_ms, counter, origin, value, signature = row
     return Record(
         dataset,
         key,
         None if value is None else bytes(value),
         Version(wall_ms, counter, bytes(origin)),
+        None if signature is None else bytes(signature),
     )

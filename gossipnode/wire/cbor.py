@@ -99,4 +99,6 @@ def _check_value(value: Any) -> None:
         raise CborError(f"a record value must be a map, got {type(value).__name__}")
     for key in value:
         if not isinstance(key, str):
-            raise CborError(f"record value keys must be strings, got {key!r}")
+            # The type only: the key itself may be anything, a private key too, and this
+            # reason is logged.
+            raise CborError(f"record value keys must be strings, got {type(key).__name__}")

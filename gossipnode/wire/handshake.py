@@ -73,7 +73,8 @@ __all__ = [
 ]
 
 # The protocol versions this build speaks. Bump when a message schema changes.
-PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+# 2: a record carries an optional signature (signed datasets, core/authority.py).
+PROTOCOL_VERSIONS: tuple[int, ...] = (2,)
 
 # Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes
 # (128 bits) would be guessable. `gossipnode keygen` writes 32.

@@ -43,6 +43,8 @@ __all__ = ["PEER_MESSAGES", "Limit", "MessageError", "MessageRegistry"]
 # bignum tag, which the strict decoder refuses, so the encoder refuses it first.
 INT_MIN = -(2**64)
 INT_MAX = 2**64 - 1
+# An Ed25519 signature (a signed record's `signature`).
+SIGNATURE_BYTES = 64
 # Type ids are small so that they encode in one or two bytes.
 TYPE_ID_MAX = 65535
 
@@ -338,9 +340,12 @@ def _check_version(where: str, values: list[Any]) -> None:
 
 
 def _check_record(where: str, values: list[Any]) -> None:
-    dataset, key, _value, _version = values
+    dataset, key, _value, _version, signature = values
     if not dataset or not key:
         raise MessageError(f"{where}: a record needs a dataset and a key")
+    if signature is not None and len(signature) != SIGNATURE_BYTES:
+        raise MessageError(f"{where}.signature: {len(signature)} bytes, expected "
+                           f"{SIGNATURE_BYTES}")
 
 
 # Extra checks of decoded field values, run before a class's constructor.

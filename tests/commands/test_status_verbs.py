@@ -21,12 +21,14 @@ def test_members_table_lists_both_nodes_with_state_and_tags(cluster, cli):
     outcome = cli("members", "--config", cluster.a.config)
     assert outcome.code == 0, outcome.err
     lines = outcome.out.splitlines()
-    assert lines[0].split() == ["Name", "ID", "Address", "State", "Tags", "Last", "seen"]
+    assert lines[0].split() == ["Name", "ID", "Address", "State", "Grants", "Tags", "Last",
+                                "seen"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {"a", "b"}
     assert cluster.a.address in rows["a"] and "(self)" in rows["a"]
     assert cluster.b.address in rows["b"] and " alive " in rows["b"]
     assert "private_keys=false" in rows["b"] and "wep=true" in rows["b"]
+    assert " open " in rows["b"]  # no administrator key pinned: every member trusted
     # aligned: the Address column starts at the same offset on every line
     offsets = {line.index("127.0.0.1") for line in lines[1:]}
     assert len(offsets) == 1 and lines[0].index("Address") in offsets
@@ -72,7 +74,7 @@ def test_status_shows_node_datasets_and_peers_under_a_legend(cluster, cli):
     digest = cluster.a.request("status")["datasets"]
     expected = next(d for d in digest if d["name"] == "groups")
     assert groups.split()[2] == str(expected["records"]) and expected["digest"] in groups
-    assert re.search(r"^--\s+Name\s+ID\s+Synced\s+Moved\s+Lag\s+Withheld$", text,
+    assert re.search(r"^--\s+Name\s+ID\s+Grants\s+Synced\s+Moved\s+Lag\s+Withheld$", text,
                      re.MULTILINE)
     peer_row = next(line for line in text.splitlines() if re.match(r"^[UDSL][CBRU]  b ", line))
     assert peer_row.startswith("U")  # b is up

@@ -20,11 +20,14 @@ LATENCY_S = 0.005
 class Cluster:
     def __init__(self, tags: list[dict[str, bool]], *, seed: int = 1,
                  replication: ReplicationConfig | None = None, start: float = 1_000_000.0,
-                 merges: dict | None = None):
+                 merges: dict | None = None, administrated: bool = False):
+        """`administrated`: pin an administrator key (`self.admin`: node id, sign) on every
+        node, so that grants and admission apply (core/authority.py)."""
         self.merges = merges
         self.rng = random.Random(seed)
         self.now = start
         self.signing = FakeSigning()
+        self.admin = self.signing.new_identity(random.Random(seed + 1)) if administrated else None
         self.queue: list[tuple[float, int, bytes, tuple[str, int], object]] = []
         self.sequence = itertools.count()
         self.blocked: set[tuple[int, int]] = set()
@@ -39,6 +42,7 @@ class Cluster:
                 name=f"n{index}", listen=(f"10.0.0.{index + 1}", 7946),
                 tags=TagsConfig(**node_tags),
                 replication=replication or ReplicationConfig(anti_entropy_interval_s=2.0),
+                admin_keys=(self.admin[0],) if self.admin else (),
             )
             self.configs.append(config)
             self.identities.append(self.signing.new_identity(self.rng))

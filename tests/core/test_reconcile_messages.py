@@ -34,6 +34,7 @@ records = st.builds(
         st.integers(0, 2**32 - 1),
         st.binary(min_size=32, max_size=32),
     ),
+    st.one_of(st.none(), st.binary(min_size=64, max_size=64)),
 )
 sessions = st.integers(0, 2**63 - 1)
 messages = st.one_of(

@@ -16,7 +16,7 @@ from gossipnode.runtime.transport import (
     establish,
 )
 from gossipnode.wire.channel import TAG_BYTES
-from gossipnode.wire.handshake import Handshake
+from gossipnode.wire.handshake import PROTOCOL_VERSIONS, Handshake
 from gossipnode.wire.messages import MessageRegistry
 from tests.wire.samples import Blob, Item, sample_batch, sample_registry
 
@@ -163,7 +163,7 @@ async def test_a_real_peer_talks_over_loopback_tcp(listener):
             address, ALICE, (SECRET,), CONFIG, expected_peer=BOB.node_id, registry=REGISTRY
         )
         assert connection.peer_id == BOB.node_id
-        assert connection.version == 1
+        assert connection.version == PROTOCOL_VERSIONS[-1]
         for message in (sample_batch(), Blob(b"y" * 300_000), Item("i", 0, 1.5, True, b"")):
             await connection.send(message)
             assert await connection.receive() == message
@@ -201,13 +201,13 @@ async def test_no_common_version_is_reported_on_both_sides(listener):
             (SECRET,),
             CONFIG,
             registry=REGISTRY,
-            versions=(2, 3),
+            versions=(3, 4),
             status=client_status,
         )
-    assert "no common protocol version: ours 2-3, theirs 1-1" in client_status.recent_drops[-1][1]
+    assert "no common protocol version: ours 3-4, theirs 2-2" in client_status.recent_drops[-1][1]
     with trio.fail_after(TEST_TIMEOUT_S):
         await trio.testing.wait_all_tasks_blocked()  # the listener has finished with it
-    assert "no common protocol version: ours 1-1, theirs 2-3" in status.recent_drops[-1][1]
+    assert "no common protocol version: ours 2-2, theirs 3-4" in status.recent_drops[-1][1]
 
 
 async def test_a_forged_identity_is_dropped_by_the_listener(listener):

@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.identity import Identity
-from gossipnode.wire.handshake import Handshake, HandshakeError, format_versions
+from gossipnode.wire.handshake import (
+    PROTOCOL_VERSIONS,
+    Handshake,
+    HandshakeError,
+    format_versions,
+)
 
 FRAME_BYTES_MAX = 4 * 1024 * 1024
 SECRET = b"s" * 32
@@ -62,7 +67,7 @@ def test_two_nodes_authenticate_each_other_and_talk_both_ways():
     run(left, right)
     assert left.result.peer_id == BOB.node_id
     assert right.result.peer_id == ALICE.node_id
-    assert left.result.version == right.result.version == 1
+    assert left.result.version == right.result.version == PROTOCOL_VERSIONS[-1]
     to_bob = left.result.channel.seal(b"hello bob")
     right.result.channel.receive_data(to_bob)
     assert right.result.channel.next_payload() == b"hello bob"

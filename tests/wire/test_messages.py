@@ -86,12 +86,20 @@ def batch_fields(**changes):
         ({"stamp": [-1, 2, ORIGIN]}, "Batch.stamp.wall_ms: -1 is out of range"),
         ({"stamp": [1, 2**32, ORIGIN]}, "Batch.stamp.counter: 4294967296 is out of range"),
         (
-            {"records": [["consumers", "k", "v", [1, 1, ORIGIN]]]},
+            {"records": [["consumers", "k", "v", [1, 1, ORIGIN], None]]},
             "Batch.records[].value: expected bytes, got str",
         ),
         (
-            {"records": [["", "k", None, [1, 1, ORIGIN]]]},
+            {"records": [["", "k", None, [1, 1, ORIGIN], None]]},
             "Batch.records[]: a record needs a dataset and a key",
+        ),
+        (
+            {"records": [["groups", "k", None, [1, 1, ORIGIN], b"\x01" * 63]]},
+            "Batch.records[].signature: 63 bytes, expected 64",
+        ),
+        (
+            {"records": [["groups", "k", None, [1, 1, ORIGIN]]]},
+            "Batch.records[]: expected an array of 5 fields, got 4 fields",
         ),
         ({"items": list(range(101))}, "Batch.items: 101 items, expected 0 to 100"),
     ],
@@ -103,7 +111,8 @@ def test_batches_outside_the_schema_are_refused(changes, reason):
 
 
 def test_a_valid_hand_made_batch_is_accepted():
-    message = REGISTRY.decode(raw(batch_fields(records=[["groups", "g", None, [5, 0, ORIGIN]]])))
+    fields = batch_fields(records=[["groups", "g", None, [5, 0, ORIGIN], None]])
+    message = REGISTRY.decode(raw(fields))
     assert message.records == (Record("groups", "g", None, Version(5, 0, ORIGIN)),)
 
 
