@@ -123,7 +123,14 @@ def _init_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=Path,
         metavar="FILE",
-        help="an administrator public key to pin (gossipnode admin keygen; repeatable)",
+        help="an administrator public key to pin (gossipnode admin keygen; repeatable); "
+        "without one, init refuses unless --open is given",
+    )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="pin no administrator key: every holder of the cluster secret is trusted with "
+        "all data (for a test bench; a production node pins --admin-pubkey)",
     )
     parser.add_argument("--wep", action="store_true", help="this node runs Web Email Protection")
     parser.add_argument(
@@ -190,6 +197,14 @@ def _init(args: argparse.Namespace) -> int:
     secret_file = args.secret_file.resolve()
     load_secret(secret_file)
     admin_keys = [_read_admin_pubkey(path) for path in args.admin_pubkey]
+    if not admin_keys and not args.open:
+        # Secure by default: without an administrator nobody is granted anything, and a
+        # node that trusts every holder of the cluster secret must be asked for by name.
+        raise UsageError("pin an administrator key with --admin-pubkey FILE (make one with "
+                         "`gossipnode admin keygen`), or pass --open to trust every holder "
+                         "of the cluster secret")
+    if admin_keys and args.open:
+        raise UsageError("--open and --admin-pubkey exclude each other")
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)  # an existing directory too: the node's secrets live here
@@ -223,7 +238,7 @@ def _init(args: argparse.Namespace) -> int:
     if admin_keys:
         print(f"admit this node: gossipnode admit {node_id} --admin-key FILE", file=sys.stderr)
     else:
-        print("no --admin-pubkey: this node trusts every holder of the cluster secret "
+        print("--open: this node trusts every holder of the cluster secret "
               "(see README.md, \"Administrators and grants\")", file=sys.stderr)
     return EXIT_OK
 

@@ -74,7 +74,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         root = Path(scratch)
         _quiet("keygen", "--out", str(root / "secret"))
         _quiet("init", "--data-dir", str(root / "node"), "--name", "bench", "--listen",
-               f"127.0.0.1:{_free_port()}", "--secret-file", str(root / "secret"))
+               f"127.0.0.1:{_free_port()}", "--secret-file", str(root / "secret"), "--open")
         config = root / "node" / "node.toml"
         path = root / "node" / "control.sock"
         environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}

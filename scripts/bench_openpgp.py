@@ -108,7 +108,7 @@ def bulk_import(count: int) -> dict[str, float]:
             port = probe.getsockname()[1]
         _cli("keygen", "--out", str(root / "secret"))
         _cli("init", "--data-dir", str(root / "node"), "--name", "bench", "--listen",
-             f"127.0.0.1:{port}", "--secret-file", str(root / "secret"))
+             f"127.0.0.1:{port}", "--secret-file", str(root / "secret"), "--open")
         sock = str(root / "node" / "control.sock")
         environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
         agent = subprocess.Popen(

@@ -187,6 +187,8 @@ class LocalCluster:
                 args.append("--no-private-keys")
             if admin_pubkey is not None:
                 args += ["--admin-pubkey", str(admin_pubkey)]
+            else:
+                args.append("--open")
             self.gossipnode(*args)
             config = directory / "node.toml"
             text = config.read_text().replace('log_format = "text"',

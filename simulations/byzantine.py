@@ -303,8 +303,8 @@ class _Scenario:
 
 
 def _owners(mailbox: str, candidates: Sequence[SimNode], replicas: int) -> list[bytes]:
-    """Rendezvous hashing as DESIGN.md section 2 states it: the top `replicas` by
-    BLAKE2b-128(node id + mailbox id), personalised "gossipnode-wep"."""
+    """Rendezvous hashing as docs/architecture.md states the placement rule: the top
+    `replicas` by BLAKE2b-128(node id + mailbox id), personalised "gossipnode-wep"."""
     ranked = sorted(
         candidates, reverse=True,
         key=lambda n: hashlib.blake2b(n.node_id + mailbox.encode(), digest_size=16,

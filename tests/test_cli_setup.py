@@ -67,6 +67,7 @@ def test_init_then_validate(tmp_path):
         str(secret),
         "--wep",
         "--no-private-keys",
+        "--open",
     )
     assert made.returncode == 0, made.stderr
     node_id = made.stdout.strip()
@@ -88,6 +89,7 @@ def test_init_then_validate(tmp_path):
         "127.0.0.1:7001",
         "--secret-file",
         str(secret),
+        "--open",
     )
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr
@@ -116,6 +118,7 @@ def test_validate_reports_one_clear_line(tmp_path, edit, message):
             "127.0.0.1:7001",
             "--secret-file",
             str(secret),
+            "--open",
         ]
     )
     config = data / "node.toml"
@@ -139,8 +142,22 @@ def test_init_with_a_bad_secret_file_is_a_clear_error(tmp_path):
         "127.0.0.1:7001",
         "--secret-file",
         str(bad),
+        "--open",
     )
     assert result.returncode == 2
     assert "is not base64" in result.stderr
     result = run("validate", "--config", str(tmp_path / "missing.toml"))
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_init_is_secure_by_default(tmp_path):
+    """Without an administrator key, init refuses unless the operator asks for an open node."""
+    secret = tmp_path / "cluster.secret"
+    assert run("keygen", "--out", str(secret)).returncode == 0
+    base = ["init", "--name", "a", "--listen", "127.0.0.1:7001", "--secret-file", str(secret)]
+    refused = run(*base, "--data-dir", str(tmp_path / "n"))
+    assert refused.returncode == 2 and "--admin-pubkey" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert not (tmp_path / "n" / "node.toml").exists()
+    opened = run(*base, "--data-dir", str(tmp_path / "o"), "--open")
+    assert opened.returncode == 0 and "trusts every holder" in opened.stderr

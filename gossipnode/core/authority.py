@@ -1,4 +1,4 @@
-"""Authority: administrator keys, signed records, grants and admission (DESIGN.md 5 and 5a).
+"""Authority: administrator keys, signed records, grants and admission (invariant 8).
 
 Rules:
 1. Enforcement. The cluster is governed by administrators when at least one administrator

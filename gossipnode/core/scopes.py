@@ -6,7 +6,7 @@ Rules:
 2. `holds(member, dataset, key)` is the single predicate behind every send and every
    receive: the sender checks it for the recipient before each send (Invariant 2), the
    receiver checks it for itself before it stores anything.
-3. Admission (DESIGN.md 5, invariant 8): a member not admitted holds nothing of another
+3. Admission (docs/architecture.md, invariant 8): a member not admitted holds nothing of another
    member's, so nothing at all is sent to it, and nothing it sends is taken but
    administrative records, which their signature speaks for. So that a member learns the
    grants it lacks (its own admission first), administrative records are received from any

@@ -154,6 +154,8 @@ def make_agent(root: Path, name: str, *flags: str, join: AgentProcess | None = N
     port = free_port()
     arguments = ["init", "--data-dir", str(root / name), "--name", name,
                  "--listen", f"127.0.0.1:{port}", "--secret-file", str(secret), *flags]
+    if "--admin-pubkey" not in flags:
+        arguments.append("--open")
     if join is not None:
         arguments += ["--join", join.address]
     agent = AgentProcess(name, root / name, port, _run_in_process(*arguments).strip())
