@@ -43,8 +43,8 @@ def make_core(name: str, index: int, signing: FakeSigning, rng: random.Random,
         replication=ReplicationConfig(peer_queue_records_max=backlog + 1),
     )
     return NodeCore(config, store=MemoryStore(), node_id=node_id, rng=rng, now=START_S,
-                    sign=sign, verify=signing.verify, decode_value=decode_value,
-                    incarnation=1)
+                    wall_ms=lambda: int(START_S * 1000), sign=sign, verify=signing.verify,
+                    decode_value=decode_value, incarnation=1)
 
 
 def connected_pair(backlog: int) -> NodeCore:

@@ -12,8 +12,10 @@ Theory of operation:
 3. One `random.Random(seed)` owns all chance. At construction it deals out child seeds,
    in a fixed order, to the network, the workload, the fault drawer and every node, so
    that adding a random draw in one place does not shift every other stream.
-4. A node's clock is virtual time plus its skew: the core is handed `now + skew_s` and
-   its deadlines are mapped back with `deadline - skew_s`. A jump changes the skew at once.
+4. A node has two clocks, as a real host does. Its monotonic clock is virtual time: the
+   `now` of every input, and its deadlines are virtual times. Its wall clock is virtual
+   time plus its skew, handed to the core as `wall_ms` (version stamps, tombstone ages).
+   `skew` and `jump` step the wall clock only, as NTP or an operator would: no timer moves.
 5. A crash drops the core object, its timer and every message in flight to or from it
    (its connections die with the process), and keeps its store: the store is the durable
    part. A restart builds a new core on the same store with a higher incarnation.
@@ -142,10 +144,10 @@ class Cluster(ClientCommands):
 
     def _start(self, node: SimNode) -> None:
         seeds = [address for address in self.seeds if address != node.address]
-        now = self.queue.now + node.skew_s
         try:
             node.core = self.core_factory(
-                node.config, store=node.store, node_id=node.node_id, rng=node.rng, now=now,
+                node.config, store=node.store, node_id=node.node_id, rng=node.rng,
+                now=self.queue.now, wall_ms=lambda: self._wall_ms(node),
                 sign=sign_function(node.node_id), verify=verify, decode_value=decode_value,
                 incarnation=node.incarnation, **_merges(self.core_factory),
             )
@@ -168,9 +170,8 @@ class Cluster(ClientCommands):
         core = node.core
         if core is None:
             return None
-        now = self.queue.now + node.skew_s
         try:
-            result = action(core, now)
+            result = action(core, self.queue.now)
             events = core.events()
         except LocalProtocolError:
             if command:
@@ -190,7 +191,7 @@ class Cluster(ClientCommands):
 
     def _arm_timer(self, node: SimNode) -> None:
         deadline = node.core.next_deadline()
-        at = None if deadline is None else deadline - node.skew_s
+        at = deadline  # the monotonic clock is virtual time itself
         if at == node.timer_at:
             return
         node.timer_token += 1
@@ -379,14 +380,17 @@ class Cluster(ClientCommands):
             self.checkers.on_restart(node, down_s, node.config.replication.tombstone_grace_s)
 
     def skew(self, node: SimNode, seconds: float) -> None:
-        """Set the node's clock to run `seconds` ahead of virtual time (behind if < 0)."""
+        """Set the node's wall clock to run `seconds` ahead of virtual time (behind if < 0).
+        Its monotonic clock, and so every timer of it, stays where it is."""
         node.skew_s = seconds
-        if node.core is not None:
-            self._arm_timer(node)
 
     def jump(self, node: SimNode, seconds: float) -> None:
-        """Jump the node's clock by `seconds` at once (NTP step, VM resume)."""
+        """Step the node's wall clock by `seconds` at once (an NTP step, a manual set)."""
         self.skew(node, node.skew_s + seconds)
+
+    def _wall_ms(self, node: SimNode) -> int:
+        """The node's wall clock in Unix milliseconds: virtual time plus its skew."""
+        return int((self.queue.now + node.skew_s) * 1000)
 
     def leave(self, node: SimNode) -> None:
         """A graceful leave: the node says goodbye, lingers briefly, and exits for good."""

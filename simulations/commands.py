@@ -115,7 +115,7 @@ class ClientCommands:
         """What an operator does when status reports the node quarantined (it was away
         past the tombstone horizon). A core without quarantine never asks for it."""
         quarantined = getattr(node.core, "quarantined", None)
-        if quarantined is None or not quarantined(self.queue.now + node.skew_s):
+        if quarantined is None or not quarantined(self.queue.now):
             return False
         self.reseed(node)
         return True

@@ -17,6 +17,8 @@ Rules:
    signed from the CLI: `admit_signed`); a local private key is signed with this node's key.
 4. Every admitted remote record moves the clock forward (`HybridClock.observe`), which also
    refuses a version too far in the future (`clock_drift_max_s`).
+5. Stamps come from the injected wall clock (`NodeContext.wall_ms`), never from `now`:
+   the monotonic time of the inputs has no meaning on another node.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from .authority import Authority
 from .authorization import local_write_check, peer_refusal, sign_local
 from .catalog import dataset as lookup_dataset
-from .context import NodeContext, ms
+from .context import NodeContext
 from .errors import LocalProtocolError, ProtocolError
 from .hlc import HybridClock
 from .lifecycle import Lifecycle
@@ -51,17 +53,17 @@ class Admission:
             ctx.node_id, int(ctx.config.replication.clock_drift_max_s * 1000)
         )
 
-    def restarted(self, newest: Version | None, now: float) -> None:
+    def restarted(self, newest: Version | None) -> None:
         """After a restart the wall clock may be behind what we stamped before."""
         if newest is not None:
-            self.clock.observe(newest, max(newest.wall_ms, ms(now)))
+            self.clock.observe(newest, max(newest.wall_ms, self._ctx.wall_ms()))
 
-    def prepare(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+    def prepare(self, dataset: str, key: str, value: bytes | None) -> Record:
         """Check a local write and stamp it (rule 1). Raises LocalProtocolError."""
         if value is not None and not isinstance(value, bytes):
             raise LocalProtocolError("the value must be encoded bytes (a CBOR map)")
         info = lookup_dataset(dataset)
-        if info.replicated and self._lifecycle.quarantined(now):
+        if info.replicated and self._lifecycle.quarantined():
             raise LocalProtocolError(
                 "this node is quarantined (away longer than the tombstone grace period); "
                 "run `gossipnode reseed` before writing replicated data"
@@ -73,7 +75,7 @@ class Admission:
                 "policy says no); write them on an eligible member"
             )
         local_write_check(dataset, self._authority)
-        record = Record(dataset, key, value, self.clock.stamp(ms(now)))
+        record = Record(dataset, key, value, self.clock.stamp(ctx.wall_ms()))
         check_record(record, ctx.config.limits)
         if value is not None and self._content_check is not None:
             reason = self._content_check(record)
@@ -81,7 +83,7 @@ class Admission:
                 raise LocalProtocolError(reason)
         return sign_local(record, self._sign)
 
-    def admit_signed(self, record: Record, now: float) -> None:
+    def admit_signed(self, record: Record) -> None:
         """Check a record signed elsewhere (an administrative record the CLI signed) as a
         peer's would be, but for the sender. Raises LocalProtocolError."""
         try:
@@ -91,17 +93,17 @@ class Admission:
                 reason = self._content_check(record)
             if reason is not None:
                 raise LocalProtocolError(reason)
-            self.clock.observe(record.version, ms(now))
+            self.clock.observe(record.version, self._ctx.wall_ms())
         except ProtocolError as error:
             raise LocalProtocolError(str(error)) from None
 
-    def screen(self, sender: bytes, records: Sequence[Record],
-               now: float) -> tuple[list[Record], list[int]]:
+    def screen(self, sender: bytes,
+               records: Sequence[Record]) -> tuple[list[Record], list[int]]:
         """Records from `sender`: (those admitted, indices of those refused). Each refusal
         is reported as PeerRefused."""
         accepted, refused = [], []
         for index, record in enumerate(records):
-            reason = self.refusal(sender, record, now)
+            reason = self.refusal(sender, record)
             if reason is None:
                 accepted.append(record)
             else:
@@ -109,7 +111,7 @@ class Admission:
                 self._ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
         return accepted, refused
 
-    def refusal(self, sender: bytes, record: Record, now: float) -> str | None:
+    def refusal(self, sender: bytes, record: Record) -> str | None:
         """Why this node must not store a record from `sender` (rules 2 and 3), or None."""
         ctx = self._ctx
         try:
@@ -137,7 +139,7 @@ class Admission:
                 reason = self._content_check(record)
                 if reason is not None:
                     return reason
-            self.clock.observe(record.version, ms(now))
+            self.clock.observe(record.version, ctx.wall_ms())
         except ProtocolError as error:
             return str(error)
         return None

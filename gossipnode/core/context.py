@@ -1,5 +1,5 @@
-"""What the parts of one node share: its identity, store, membership, timers, current scope
-view, counters and the queue of events for the driver.
+"""What the parts of one node share: its identity, store, membership, clocks, timers,
+current scope view, counters and the queue of events for the driver.
 
 Rules:
 1. One `NodeContext` per `NodeCore`; every part holds the same one. A part reads `view`
@@ -8,7 +8,12 @@ Rules:
 2. Every deadline of the node lives in `timers` (one heap): parts set and cancel their own
    keys, and `NodeCore.handle_timer` hands each part the keys that fell due.
 3. Parts report to the driver only through `emit`, and reach peers only through `send`
-   (which the router binds to its checked send, see `NodeCore._send`).
+   (which the router binds to its checked send, `Outbound.send`).
+4. Two clocks, never mixed. `now`, passed with every input, is monotonic seconds: it
+   drives `timers` and every deadline, and a wall clock step cannot move it. `wall_ms()`,
+   injected by the driver, is the wall clock in Unix milliseconds: it is read only for
+   what must agree across nodes, the hybrid clock's stamps, the tombstone horizon and the
+   time of the last completed sync (`synced_ms`, compared with that horizon).
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from .membership.timers import Timers
 from .scopes import ScopeView
 from .store import RecordStore
 
-__all__ = ["NodeContext", "ms"]
+__all__ = ["NodeContext", "WallClock"]
+
+# The injected wall clock: Unix time in milliseconds (rule 4).
+WallClock = Callable[[], int]
 
 
 @dataclass(eq=False)
@@ -36,6 +44,7 @@ class NodeContext:
     rng: random.Random
     membership: Membership
     view: ScopeView
+    wall_ms: WallClock
     timers: Timers = field(default_factory=Timers)
     counters: Counter[str] = field(default_factory=Counter)
     # Records refused from each sender (for status), and what each peer refused of ours or
@@ -62,7 +71,3 @@ class NodeContext:
         if disconnect:
             self.disconnect(sender, reason)
 
-
-def ms(now: float) -> int:
-    """Seconds (as the driver passes time) to the milliseconds of version stamps."""
-    return int(now * 1000)

@@ -121,7 +121,7 @@ class Handoff:
     def run(self, now: float) -> None:
         """Push what this node may not keep to who must hold it; release what they hold."""
         try:
-            if self._lifecycle.quarantined(now):
+            if self._lifecycle.quarantined():
                 return
             view = self._ctx.view
             by_target: dict[bytes, list[Record]] = {}

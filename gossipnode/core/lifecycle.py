@@ -10,13 +10,16 @@ Rules:
    starts a new generation (advertised in the `generation` tag from the next start, and in
    status), so that operators can tell the fresh replica from the old one.
 3. Generation and last-sync time are kept in the store's metadata, so they survive a restart.
+4. Ages that other nodes must agree on (the tombstone horizon, the last-sync time it is
+   compared with) are wall-clock milliseconds (`NodeContext.wall_ms`); the collection
+   timer runs on the monotonic `now` like every deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .context import NodeContext, ms
+from .context import NodeContext
 from .events import Address
 from .records import Record
 from .store import RecordStore
@@ -36,13 +39,13 @@ def stored_generation(store: RecordStore) -> int:
 
 
 class Lifecycle:
-    def __init__(self, ctx: NodeContext, now: float) -> None:
+    def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
         store = ctx.store
         self.generation = stored_generation(store)
         synced = store.get_meta(META_SYNCED_MS)
         if synced is None:
-            synced = ms(now).to_bytes(8, "big")
+            synced = ctx.wall_ms().to_bytes(8, "big")
             store.set_meta(META_SYNCED_MS, synced)
         self.synced_ms = int.from_bytes(synced, "big")
         self.seeds: tuple[Address, ...] = ()
@@ -55,28 +58,33 @@ class Lifecycle:
     def joined(self, seeds: Sequence[Address]) -> None:
         self.seeds = tuple(seeds)
 
-    def quarantined(self, now: float) -> bool:
-        stale = ms(now) - self.synced_ms > self._grace_s * 1000
-        return stale and bool(self.seeds or self._ctx.view.peers())
+    def quarantined(self) -> bool:
+        return self.synced_age_ms() > self._grace_s * 1000 and bool(
+            self.seeds or self._ctx.view.peers()
+        )
 
-    def synced(self, now: float) -> None:
-        """A reconciliation completed: this replica is current as of `now`."""
-        self.synced_ms = max(self.synced_ms, ms(now))
+    def synced_age_ms(self) -> int:
+        """Wall milliseconds since the last completed sync (0 if the clock stepped back)."""
+        return max(0, self._ctx.wall_ms() - self.synced_ms)
+
+    def synced(self) -> None:
+        """A reconciliation completed: this replica is current as of the wall clock now."""
+        self.synced_ms = max(self.synced_ms, self._ctx.wall_ms())
         self._ctx.store.set_meta(META_SYNCED_MS, self.synced_ms.to_bytes(8, "big"))
 
-    def reseed(self, now: float) -> int:
+    def reseed(self) -> int:
         """Discard the replicated data and start a new generation; returns records removed."""
         removed = self._ctx.store.clear_replicated()
         self.generation += 1
         self._ctx.store.set_meta(META_GENERATION, self.generation.to_bytes(8, "big"))
-        self.synced(now)
+        self.synced()
         self._ctx.counters["reseeds"] += 1
         return removed
 
     def collect_tombstones(self, now: float) -> list[Record]:
         """Collect tombstones past the horizon (rule 1); re-arms its timer."""
         self._ctx.timers.set(TIMER_GC, now + self._gc_interval_s)
-        horizon = ms(now) - int(self._grace_s * 1000)
+        horizon = self._ctx.wall_ms() - int(self._grace_s * 1000)
         collected = self._ctx.store.collect_tombstones(horizon)
         self._ctx.counters["tombstones_collected"] += len(collected)
         return collected

@@ -38,7 +38,7 @@ from .authorization import (
     unauthorised_private_keys,
 )
 from .catalog import dataset as lookup_dataset
-from .context import NodeContext
+from .context import NodeContext, WallClock
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Address, Event
 from .handoff import TIMER_HANDOFF, Handoff
@@ -78,6 +78,7 @@ class NodeCore:
         node_id: bytes,
         rng: random.Random,
         now: float,
+        wall_ms: WallClock,
         sign: Callable[[bytes], bytes],
         verify: Callable[[bytes, bytes, bytes], bool],
         decode_value: Callable[[bytes], Mapping[str, Any]],
@@ -86,10 +87,14 @@ class NodeCore:
         progress: Callable[[str, int], None] | None = None,
         merges: Mapping[str, ValueMerge] | None = None,
     ) -> None:
-        """`progress(dataset, records)` is called while digests are built from a large
-        store at start-up, so that the shell can log how far it got. `merges` maps a
-        dataset to the function that merges two live values of one key (merging.py);
-        every other dataset is last-writer-wins."""
+        """`now` is the driver's monotonic time in seconds, as every input passes it: it
+        drives the timers. `wall_ms()` is the wall clock in Unix milliseconds, read only for
+        version stamps, the tombstone horizon and the last-sync time (core/context.py,
+        rule 4); a driver that steps one clock leaves the other alone. `progress(dataset,
+        records)` is called while digests are built from a large store at start-up, so
+        that the shell can log how far it got. `merges` maps a dataset to the function that
+        merges two live values of one key (merging.py); every other dataset is
+        last-writer-wins."""
         self.config = config
         self.store = store
         self.node_id = node_id
@@ -108,18 +113,18 @@ class NodeCore:
         self._views = MemberViews(self.membership,
                                   load_policy(store, self.authority, decode_value))
         ctx = self._ctx = NodeContext(config, store, node_id, rng, self.membership,
-                                      self._views.view())
+                                      self._views.view(), wall_ms)
         self.anti_entropy = AntiEntropy(ctx)
         self.outbound = Outbound(ctx, self.anti_entropy)
         ctx.send = self.outbound.send
-        self.lifecycle = Lifecycle(ctx, now)
+        self.lifecycle = Lifecycle(ctx)
         self.admission = Admission(ctx, self.lifecycle, content_check, self.authority, sign)
         self.replication = Replication(ctx, self.lifecycle)
         self.handoff = Handoff(ctx, self.lifecycle, self.replication, self.anti_entropy.digests)
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
                                   self._apply)
         self.digests = self.anti_entropy.digests
-        self.admission.restarted(self.digests.build(ctx.view, progress), now)
+        self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
         self.sync.start(now)
         self.handoff.run(now)
@@ -165,7 +170,7 @@ class NodeCore:
         results: list[Record | LocalProtocolError] = []
         for dataset, key, value in writes:
             try:
-                results.append(self.admission.prepare(dataset, key, value, now))
+                results.append(self.admission.prepare(dataset, key, value))
             except LocalProtocolError as error:
                 results.append(error)
         accepted = [r for r in results if isinstance(r, Record)]
@@ -179,7 +184,7 @@ class NodeCore:
 
     def reseed(self, now: float) -> int:
         """Discard replicated data (not local data, not identity) and pull afresh."""
-        removed = self.lifecycle.reseed(now)
+        removed = self.lifecycle.reseed()
         self._views.policy = load_policy(self.store, self.authority, self.decode_value)
         self._ctx.view = self._views.view()
         self.digests.build(self._ctx.view)
@@ -191,7 +196,7 @@ class NodeCore:
         """Store a record signed elsewhere (an administrative record the CLI signed with an
         administrator's key); durable on return. Raises LocalProtocolError when the
         signature or its signer is not accepted, or the record would not win."""
-        self.admission.admit_signed(record, now)
+        self.admission.admit_signed(record)
         if not self._apply([record], None, now):
             raise LocalProtocolError(
                 f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
@@ -287,8 +292,9 @@ class NodeCore:
     # --- queries -------------------------------------------------------------------------------
 
     def status(self, now: float) -> NodeStatus:
-        """A frozen snapshot of this node for status, health, info and metrics."""
-        return build_status(self, self._ctx, now)
+        """A frozen snapshot of this node for status, health, info and metrics. Its times
+        are in the base of `now` (monotonic), the last sync's in wall seconds."""
+        return build_status(self, self._ctx)
 
     def members(self) -> list[Any]:
         return self.membership.members()
@@ -320,7 +326,9 @@ class NodeCore:
         return self._last_heard.get(node_id)
 
     def quarantined(self, now: float) -> bool:
-        return self.lifecycle.quarantined(now)
+        """Judged on the wall clock (last sync against the tombstone horizon); `now` is
+        taken, as by every call of the driver's API, and not needed."""
+        return self.lifecycle.quarantined()
 
     def statistics(self) -> dict[str, int]:
         stats = dict(self._ctx.counters)
@@ -369,10 +377,10 @@ class NodeCore:
         return winners
 
     def _receive_push(self, sender: bytes, push: Push, now: float) -> None:
-        if self.lifecycle.quarantined(now):
+        if self.lifecycle.quarantined():
             self._ctx.counters["pushes_ignored_quarantined"] += 1
             return
-        accepted, refused = self.admission.screen(sender, push.records, now)
+        accepted, refused = self.admission.screen(sender, push.records)
         self._apply(accepted, sender, now)
         self.outbound.send(sender, PushAck(push.push_id, tuple(refused)))
 

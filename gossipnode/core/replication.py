@@ -187,7 +187,7 @@ class Replication:
     def push(self, records: list[Record], exclude: bytes | None, now: float) -> None:
         """Send fresh records to the peers that must hold them (bounded fan-out)."""
         ctx = self._ctx
-        if not records or self._lifecycle.quarantined(now):
+        if not records or self._lifecycle.quarantined():
             return
         view = ctx.view
         by_peer: dict[bytes, list[Record]] = {}

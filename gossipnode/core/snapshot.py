@@ -2,7 +2,9 @@
 
 `status`, `health`, `info` and `metrics` read only this (and the public queries of
 `NodeCore`), never the parts of the core, so the parts can change without the shell.
-Times are in the driver's time base (seconds); counters are totals since start.
+Times are the driver's monotonic seconds (`now`), except `NodeStatus.synced_at`, which is
+wall-clock Unix seconds (it is kept across restarts): compare with `synced_age_s`, not with
+`now`. Counters are totals since start.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class NodeStatus:
     name: str
     generation: int
     quarantined: bool
-    synced_at: float  # when this node last completed a reconciliation
+    synced_at: float  # wall clock (Unix seconds) of this node's last completed reconciliation
+    synced_age_s: float  # wall seconds since then (0 if the wall clock stepped back)
     private_keys_eligible: bool
     datasets: tuple[DatasetStatus, ...]
     members: tuple[MemberStatus, ...]  # every member, this node included, by name
@@ -73,7 +76,7 @@ class NodeStatus:
     session_seconds: float  # total duration of completed reconciliation sessions
 
 
-def build_status(core: NodeCore, ctx: NodeContext, now: float) -> NodeStatus:
+def build_status(core: NodeCore, ctx: NodeContext) -> NodeStatus:
     store = ctx.store
     datasets = tuple(
         DatasetStatus(
@@ -108,7 +111,8 @@ def build_status(core: NodeCore, ctx: NodeContext, now: float) -> NodeStatus:
         ))
     return NodeStatus(
         ctx.node_id, ctx.config.name, core.lifecycle.generation,
-        core.lifecycle.quarantined(now), core.lifecycle.synced_ms / 1000,
+        core.lifecycle.quarantined(), core.lifecycle.synced_ms / 1000,
+        core.lifecycle.synced_age_ms() / 1000,
         ctx.view.private_keys_eligible(ctx.node_id), datasets, members, tuple(peers),
         MappingProxyType(core.statistics()), core.anti_entropy.session_seconds,
     )

@@ -65,7 +65,7 @@ class SyncScheduler:
         (quarantined, or no live peer)."""
         ctx = self._ctx
         ctx.timers.set(TIMER_ANTI_ENTROPY, now + ctx.config.replication.anti_entropy_interval_s)
-        if self._lifecycle.quarantined(now):
+        if self._lifecycle.quarantined():
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
         view = ctx.view
@@ -89,7 +89,7 @@ class SyncScheduler:
                dataset: str | None) -> RepairStarted | None:
         """Start sessions now (with `peer`, or a random live peer), for one dataset or all;
         returns the peer and the sessions started, or None with no live peer."""
-        if self._lifecycle.quarantined(now):
+        if self._lifecycle.quarantined():
             raise LocalProtocolError("this node is quarantined: run `gossipnode reseed` first")
         peers = self._ctx.view.peers()
         if peer is not None and peer not in peers:
@@ -106,7 +106,7 @@ class SyncScheduler:
     def receive(self, sender: bytes, message: object, now: float) -> None:
         """One reconciliation message from `sender` (rules 2 and 3)."""
         ctx = self._ctx
-        if self._lifecycle.quarantined(now):
+        if self._lifecycle.quarantined():
             ctx.counters["sessions_refused_quarantined"] += 1
             abort = self._anti_entropy.refusal(message, "the peer is quarantined")
             if abort is not None:
@@ -115,7 +115,7 @@ class SyncScheduler:
         replies, received, completed = self._anti_entropy.receive(sender, message, ctx.view, now)
         accepted = []
         for record in received:
-            reason = self._admission.refusal(sender, record, now)
+            reason = self._admission.refusal(sender, record)
             if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
                 accepted.append(record)
             elif reason is not None:
@@ -124,7 +124,7 @@ class SyncScheduler:
         for reply in replies:
             ctx.send(sender, reply)
         if completed:
-            self._lifecycle.synced(now)
+            self._lifecycle.synced()
 
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,

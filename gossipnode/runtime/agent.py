@@ -13,6 +13,12 @@ socket (runtime/control.py), the optional /metrics listener (runtime/metrics_htt
 timer. On `stop()` (SIGTERM, SIGINT, `gossipnode leave`) the agent leaves the cluster, gives
 the leave a moment to go out, closes its peers and its store, and returns. The process
 around it (lock, permissions, start-up errors) is runtime/daemon.py.
+
+Time. The core's `now` is Trio's clock (`trio.current_time()`, monotonic), so every timer
+follows it and the agent runs under `trio.testing.MockClock`; a wall clock step moves no
+timer. The wall clock (`wall_clock_ms`) is injected into the core for version stamps and
+tombstone ages only, and gives the incarnation. An `Agent` is therefore built inside a Trio
+run (runtime/daemon.py `run_agent` does so).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from .listener import serve
 from .logs import LogTail
 from .transport import ConnectionClosed, PeerConnection, TransportStatus
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "wall_clock_ms"]
 
 logger = logging.getLogger("gossipnode.agent")
 
@@ -98,6 +104,11 @@ def _decode_value(data: bytes) -> dict[str, Any]:
         raise ValueError(str(error)) from None
 
 
+def wall_clock_ms() -> int:
+    """The wall clock in Unix milliseconds (version stamps, tombstone ages, incarnation)."""
+    return time.time_ns() // 1_000_000
+
+
 class Agent:
     def __init__(
         self,
@@ -107,10 +118,13 @@ class Agent:
         store: SqliteStore,
         *,
         log_tail: LogTail | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = trio.current_time,
+        wall_ms: Callable[[], int] = wall_clock_ms,
         config_path: Path | None = None,
     ) -> None:
-        """`config_path`: the node.toml a SIGHUP reloads (None: nothing to reload)."""
+        """Call inside a Trio run: `clock` (monotonic seconds, the core's `now`) is Trio's
+        clock unless a test passes another; `wall_ms` is the wall clock in milliseconds.
+        `config_path`: the node.toml a SIGHUP reloads (None: nothing to reload)."""
         self.config = config
         self.config_path = config_path
         self.identity = identity
@@ -118,6 +132,7 @@ class Agent:
         self.store = store
         self.log_tail = log_tail
         self.clock = clock
+        self.wall_ms = wall_ms
         self.started_at = clock()
         self.transport_status = TransportStatus()
         incarnation = self._next_incarnation()
@@ -128,6 +143,7 @@ class Agent:
             node_id=identity.node_id,
             rng=random.Random(),
             now=clock(),
+            wall_ms=wall_ms,
             sign=identity.sign,
             verify=_verify,
             decode_value=_decode_value,
@@ -305,7 +321,7 @@ class Agent:
         """Higher than any before, even after a restore: wall ms, or last + 1."""
         stored = self.store.get_meta(META_INCARNATION)
         last = int.from_bytes(stored, "big") if stored else 0
-        incarnation = max(last + 1, int(self.clock() * 1000))
+        incarnation = max(last + 1, self.wall_ms())
         self.store.set_meta(META_INCARNATION, incarnation.to_bytes(8, "big"))
         return incarnation
 

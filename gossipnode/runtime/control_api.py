@@ -7,7 +7,6 @@ Record values travel as JSON objects; bytes inside them as {"$bytes": BASE64}.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -335,7 +334,7 @@ async def _reseed(agent: Agent, request: dict[str, Any]) -> Any:
 
 async def _ping(agent: Agent, request: dict[str, Any]) -> Any:
     return {"version": __version__, "name": agent.config.name,
-            "uptime_s": round(time.time() - agent.started_at, 1),
+            "uptime_s": round(agent.clock() - agent.started_at, 1),
             "listen": format_address(agent.listen_address or agent.config.listen)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -63,25 +64,36 @@ def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
         except OSError as error:
             raise StartupError(f"{error.filename or config.data_dir}: "
                                f"{error.strerror or error}") from None
-        try:
-            agent = Agent(config, prepared.identity, prepared.secrets, store,
-                          log_tail=log_tail, config_path=config_path)
-        except (OSError, StoreError) as error:
-            store.close()
-            raise StartupError(_one_line(error)) from None
-        _run(agent)
+
+        def build() -> Agent:
+            try:
+                return Agent(config, prepared.identity, prepared.secrets, store,
+                             log_tail=log_tail, config_path=config_path)
+            except (OSError, StoreError) as error:
+                store.close()
+                raise StartupError(_one_line(error)) from None
+
+        _run(build)
     finally:
         for held in locks:
             held.release()
 
 
-def _run(agent: Agent) -> None:
+def _run(build: Callable[[], Agent]) -> None:
+    """Build the agent inside the Trio run (it reads Trio's clock) and run it."""
+    agents: list[Agent] = []
+
+    async def main() -> None:
+        agents.append(build())
+        await agents[0].run()
+
     try:
-        trio.run(agent.run)
+        trio.run(main)
     except BaseException as error:  # sorted below; re-raised unless a start-up failure
         leaves = list(_leaves(error))
         expected = all(isinstance(e, OSError | StoreError) for e in leaves)
-        if not agent.serving and leaves and expected:
+        serving = bool(agents) and agents[0].serving
+        if not serving and leaves and expected:
             raise StartupError(_one_line(leaves[0])) from None
         raise
 

@@ -69,6 +69,7 @@ def members(agent: Agent) -> list[dict[str, Any]]:
 
 def status(agent: Agent) -> dict[str, Any]:
     now = agent.clock()
+    wall_now = agent.wall_ms() / 1000  # Unix seconds, for times shown as moments
     snapshot = agent.core.status(now)
     return {
         "node": {
@@ -83,7 +84,7 @@ def status(agent: Agent) -> dict[str, Any]:
                 "could come back. Run `gossipnode reseed` to discard replicated data and pull "
                 "it afresh."
             ) if snapshot.quarantined else None,
-            "synced_age_s": round(max(0.0, now - snapshot.synced_at), 1),
+            "synced_age_s": round(snapshot.synced_age_s, 1),
             "private_keys_eligible": snapshot.private_keys_eligible,
             "grants": grants_of(agent, snapshot.node_id),
         },
@@ -108,7 +109,8 @@ def status(agent: Agent) -> dict[str, Any]:
                 "grants": grants_of(agent, peer.node_id),
                 # From the last completed session per dataset: identical or not, since when.
                 "datasets": {
-                    name: {"identical": identical, "since": round(since, 3),
+                    name: {"identical": identical,
+                           "since": round(wall_now - max(0.0, now - since), 3),
                            "since_s": round(max(0.0, now - since), 1)}
                     for name, (identical, since) in sorted(peer.datasets.items())
                 },
@@ -117,12 +119,13 @@ def status(agent: Agent) -> dict[str, Any]:
         ],
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
-        "connection_drops": _recent_drops(agent, now),
+        "connection_drops": _recent_drops(agent, wall_now),
         "connection_drop_counts": dict(sorted(agent.transport_status.drop_counts.items())),
     }
 
 
 def _recent_drops(agent: Agent, now: float) -> list[dict[str, Any]]:
+    """`now` in Unix seconds: the transport stamps drops with the wall clock."""
     recent = [drop for drop in agent.transport_status.timed_drops
               if now - drop.at <= DROPS_SHOWN_AGE_S_MAX]
     return [
@@ -155,7 +158,8 @@ def health(agent: Agent) -> dict[str, Any]:
         reasons.append("this node is quarantined: run `gossipnode reseed`")
     drop_times = agent.transport_status.drop_times
     for kind in REFUSAL_KINDS:
-        recent = [t for t in drop_times.get(kind, ()) if now - t <= REFUSALS_WINDOW_S]
+        recent = [t for t in drop_times.get(kind, ())  # wall-clock stamps (transport.py)
+                  if agent.wall_ms() / 1000 - t <= REFUSALS_WINDOW_S]
         if len(recent) >= REFUSALS_FOR_HEALTH:
             reasons.append(f"{len(recent)} connections refused for {kind.replace('_', ' ')} "
                            f"in the last {REFUSALS_WINDOW_S:.0f} s (see `gossipnode status`)")

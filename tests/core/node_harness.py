@@ -37,6 +37,9 @@ class Cluster:
         self.identities = []
         self.stores = []
         self.nodes: list[NodeCore | None] = []
+        # Each node's wall clock is the virtual time plus its skew (`now` is its monotonic
+        # clock): a test steps one without the other.
+        self.wall_skew_s = [0.0] * len(tags)
         for index, node_tags in enumerate(tags):
             config = NodeConfig(
                 name=f"n{index}", listen=(f"10.0.0.{index + 1}", 7946),
@@ -56,7 +59,8 @@ class Cluster:
         node_id, sign = self.identities[index]
         return NodeCore(
             self.configs[index], store=self.stores[index], node_id=node_id,
-            rng=random.Random(self.rng.random()), now=self.now, sign=sign,
+            rng=random.Random(self.rng.random()), now=self.now,
+            wall_ms=lambda: int((self.now + self.wall_skew_s[index]) * 1000), sign=sign,
             verify=self.signing.verify, decode_value=decode_value, incarnation=incarnation,
             merges=self.merges,
         )

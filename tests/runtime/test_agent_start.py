@@ -9,6 +9,7 @@ from gossipnode.storage import SqliteStore
 
 
 def start(directory):
+    """Start-up only (the agent's services are not run); call inside a Trio run."""
     config = NodeConfig(name="a", data_dir=directory, listen=("127.0.0.1", 7946))
     identity_file = directory / "identity.key"
     if not identity_file.exists():
@@ -23,7 +24,7 @@ def incarnation(agent):
     return next(m.incarnation for m in agent.core.members() if m.node_id == agent.core.node_id)
 
 
-def test_restarts_get_higher_incarnations_and_keep_the_generation(tmp_path):
+async def test_restarts_get_higher_incarnations_and_keep_the_generation(tmp_path):
     first = start(tmp_path)
     second = start(tmp_path)
     assert incarnation(second) > incarnation(first)
@@ -31,7 +32,7 @@ def test_restarts_get_higher_incarnations_and_keep_the_generation(tmp_path):
     assert second.core.tags["generation"] == "1"
 
 
-def test_a_store_restored_from_a_backup_starts_a_new_replica_generation(tmp_path):
+async def test_a_store_restored_from_a_backup_starts_a_new_replica_generation(tmp_path):
     live = tmp_path / "live"
     live.mkdir()
     start(live)
@@ -48,7 +49,7 @@ def test_a_store_restored_from_a_backup_starts_a_new_replica_generation(tmp_path
     assert start(live).core.generation == 2  # once recorded, it stays
 
 
-def test_a_store_copied_from_another_node_starts_a_new_generation(tmp_path):
+async def test_a_store_copied_from_another_node_starts_a_new_generation(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         start(tmp_path / name)

@@ -3,6 +3,12 @@
 Four members, three running WEP, one denied private keys by policy, R = 2. Every payload any
 agent seals for a peer is captured (the plaintext handed to the secure channel), so the
 containment assertion covers the wire itself, not only the stores.
+
+The run is on Trio's MockClock with autojump: virtual time leaps only when every task is
+blocked and no socket is ready. That is sound here because every agent lives in this one
+Trio run and loopback delivers a send before it returns: a message in flight always leaves
+a task runnable, so no timeout fires early; waits for timers (anti-entropy rounds, probes)
+cost no real time.
 """
 
 import socket
@@ -88,7 +94,8 @@ def put(agent, dataset, key, value):
     return agent.input(lambda now: agent.core.put(dataset, key, encoded, now))
 
 
-async def test_private_keys_mailboxes_and_local_data_reach_only_their_holders(tmp_path, sealed):
+async def test_private_keys_mailboxes_and_local_data_reach_only_their_holders(tmp_path, sealed,
+                                                                         autojump_clock):
     agents = make_agents(tmp_path, wep=[True, True, True, False])
     a, b, c, denied = agents
     async with trio.open_nursery() as nursery:

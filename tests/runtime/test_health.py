@@ -35,7 +35,8 @@ def make_agent(tmp_path, clock):
                                       tombstone_grace_s=GRACE_S),
     )
     agent = Agent(config, create_identity(tmp_path / "identity.key"), (generate_secret(),),
-                  SqliteStore(config.store_file), clock=clock)
+                  SqliteStore(config.store_file), clock=clock,
+                  wall_ms=lambda: int(clock.now * 1000))  # one controlled time for both
     agent.links.enqueue = lambda address, peer, message: None  # nobody ever answers
     return agent
 

@@ -1,4 +1,8 @@
-"""`status` tells an operator why a would-be peer was dropped (here: a wrong secret)."""
+"""`status` tells an operator why a would-be peer was dropped (here: a wrong secret).
+
+On Trio's MockClock (autojump): the agent and the stranger share this Trio run over
+loopback, so virtual time moves only while nothing is in flight (tests/runtime/
+test_filtering.py says why that is sound)."""
 
 import socket
 
@@ -19,7 +23,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-async def test_status_lists_why_a_connection_was_dropped(tmp_path):
+async def test_status_lists_why_a_connection_was_dropped(tmp_path, autojump_clock):
     config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", free_port()))
     agent = Agent(config, create_identity(tmp_path / "identity.key"), (generate_secret(),),
                   SqliteStore(config.store_file))

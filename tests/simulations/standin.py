@@ -79,7 +79,8 @@ class StandinCore:
     skip_private_key_check = False
 
     def __init__(self, config: NodeConfig, *, store: RecordStore, node_id: bytes,
-                 rng: random.Random, now: float, sign: Callable[[bytes], bytes],
+                 rng: random.Random, now: float, wall_ms: Callable[[], int],
+                 sign: Callable[[bytes], bytes],
                  verify: Callable[[bytes, bytes, bytes], bool],
                  decode_value: Callable[[bytes], dict], incarnation: int) -> None:
         self.config = config
@@ -87,6 +88,7 @@ class StandinCore:
         self.node_id = node_id
         self.rng = rng
         self.decode_value = decode_value
+        self.wall_ms = wall_ms  # stamps and tombstone ages; `now` drives the timers only
         self.clock = HybridClock(node_id, int(config.replication.clock_drift_max_s * 1000))
         self._events: list[object] = []
         self._seeds: list[Address] = []
@@ -109,7 +111,7 @@ class StandinCore:
         self._next_push_pull = now + rng.uniform(0, config.membership.push_pull_interval_s)
         grace_ms = int(config.replication.tombstone_grace_s * 1000)
         last = store.get_meta(LAST_ALIVE_META)
-        if last is not None and int(now * 1000) - int.from_bytes(last, "big") > grace_ms:
+        if last is not None and wall_ms() - int.from_bytes(last, "big") > grace_ms:
             store.clear_replicated()  # away past the tombstone horizon: quarantine
         self._digests: dict[str, int] = {}
         for dataset in self._synced_datasets(all_of_them=True):
@@ -207,7 +209,7 @@ class StandinCore:
         scope = lookup_dataset(dataset).scope
         if scope is Scope.PRIVATE_KEY_ELIGIBLE and not self._eligible(self.node_id):
             raise LocalProtocolError("this node may not hold private keys")
-        record = Record(dataset, key, value, self.clock.stamp(int(now * 1000)))
+        record = Record(dataset, key, value, self.clock.stamp(self.wall_ms()))
         check_record(record, self.config.limits)
         self._apply([record], None)
         if scope is not Scope.LOCAL:
@@ -288,7 +290,7 @@ class StandinCore:
                 self._events.append(PeerRefused(sender, f"may not hold {record.dataset}"))
                 continue
             try:
-                self.clock.observe(record.version, int(now * 1000))
+                self.clock.observe(record.version, self.wall_ms())
             except ClockDriftError as error:
                 self._events.append(PeerRefused(sender, str(error)))
                 continue
@@ -360,7 +362,7 @@ class StandinCore:
                 self._send(self.rng.choice(peers), MemberList(self._member_infos(), False))
 
     def _tick(self, now: float) -> None:
-        now_ms = int(now * 1000)
+        now_ms = self.wall_ms()
         self.store.set_meta(LAST_ALIVE_META, now_ms.to_bytes(8, "big"))
         if not self._joined:
             self._hello()

@@ -16,9 +16,10 @@ class Ping:
 class Recorder:
     """A core that records every input and sends Ping(n) to node 1 whenever told to."""
 
-    def __init__(self, config, *, store, node_id, rng, now, sign, verify, decode_value,
+    def __init__(self, config, *, store, node_id, rng, now, wall_ms, sign, verify, decode_value,
                  incarnation):
         self.config, self.store, self.node_id = config, store, node_id
+        self.wall_ms = wall_ms
         self.incarnation = incarnation
         self.inputs: list[tuple] = [("start", now)]
         self.outbox: list[object] = []
@@ -28,7 +29,7 @@ class Recorder:
         self.inputs.append(("join", now))
 
     def receive(self, sender, message, now):
-        self.inputs.append(("receive", now, sender, message))
+        self.inputs.append(("receive", now, sender, message, self.wall_ms()))
 
     def connection_lost(self, peer, now):
         self.inputs.append(("lost", now, peer))
@@ -50,18 +51,19 @@ def _ping(cluster, source, target, number):
     cluster._input(source, lambda core, now: None)
 
 
-def test_a_timer_fires_at_the_deadline_in_the_nodes_own_clock(make_cluster):
+def test_a_timer_fires_at_its_deadline_whatever_the_wall_clock_says(make_cluster):
     cluster = make_cluster(nodes=2, core=Recorder)
     node = cluster.nodes[0]
     cluster.skew(node, 3.0)
-    node.core.deadline = EPOCH_S + 10.0  # the node's clock: virtual 7.0
+    node.core.deadline = EPOCH_S + 10.0
     cluster._arm_timer(node)
+    cluster.jump(node, -7.0)  # a wall clock step after arming moves no timer either
     cluster.run_for(20.0)
     assert node.core.inputs[-1] == ("timer", EPOCH_S + 10.0)
     assert cluster.queue.now == EPOCH_S + 20.0
 
 
-def test_skew_and_jump_shift_the_now_a_node_sees(make_cluster):
+def test_skew_and_jump_step_the_wall_clock_a_node_sees_not_its_now(make_cluster):
     cluster = make_cluster(nodes=2, core=Recorder)
     source, target = cluster.nodes
     cluster.skew(target, -2.0)
@@ -72,10 +74,12 @@ def test_skew_and_jump_shift_the_now_a_node_sees(make_cluster):
     cluster.run_for(1.0)
     received = [entry for entry in target.core.inputs if entry[0] == "receive"]
     assert [entry[3] for entry in received] == [Ping(1), Ping(2)]
-    first_now, second_now = received[0][1], received[1][1]
-    assert EPOCH_S - 2.0 < first_now < EPOCH_S - 1.9
-    assert EPOCH_S + 4.0 < second_now < EPOCH_S + 4.1
-    assert received[0][2] == source.node_id
+    (_, first_now, sender, _, first_wall_ms), (_, second_now, _, _, second_wall_ms) = received
+    assert EPOCH_S < first_now < EPOCH_S + 0.1
+    assert EPOCH_S + 1.0 < second_now < EPOCH_S + 1.1
+    assert (EPOCH_S - 2.0) * 1000 < first_wall_ms < (EPOCH_S - 1.9) * 1000
+    assert (EPOCH_S + 4.0) * 1000 < second_wall_ms < (EPOCH_S + 4.1) * 1000
+    assert sender == source.node_id
 
 
 def test_crash_loses_in_flight_messages_but_keeps_the_store(make_cluster):

@@ -65,7 +65,7 @@ class ForgetfulWriter(StandinCore):
 
     def _write(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
         if lookup_dataset(dataset).scope is Scope.ALL and dataset != "cluster_policy":
-            return Record(dataset, key, value, self.clock.stamp(int(now * 1000)))
+            return Record(dataset, key, value, self.clock.stamp(self.wall_ms()))
         return super()._write(dataset, key, value, now)
 
 
@@ -115,7 +115,7 @@ class OperatorQuarantine(NoQuarantine):
     def __init__(self, config, **arguments) -> None:
         last = arguments["store"].get_meta(LAST_ALIVE_META)
         grace_ms = config.replication.tombstone_grace_s * 1000
-        now_ms = int(arguments["now"] * 1000)
+        now_ms = arguments["wall_ms"]()
         self._stale = last is not None and now_ms - int.from_bytes(last, "big") > grace_ms
         super().__init__(config, **arguments)
 
