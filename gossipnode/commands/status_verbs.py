@@ -151,6 +151,13 @@ def _status(args: argparse.Namespace) -> int:
     if counts:
         print("Connection drops since start: "
               + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
+    cuts = result.get("disconnects") or []
+    if cuts:
+        print()
+        print("Recent disconnects (every connection with the peer closed):")
+        for cut in cuts:
+            print(f"  {format_age(cut['age_s'])} ago  {cut['short_id'] or '?'} "
+                  f"{cut['address'] or '?'}: {cut['reason']}")
     return EXIT_OK
 
 

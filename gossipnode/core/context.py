@@ -58,10 +58,10 @@ class NodeContext:
         self.events.append(event)
 
     def disconnect(self, peer: bytes, reason: str) -> None:
-        """Ask the driver to close the channel to `peer` (if it is a known member)."""
+        """Ask the driver to close every connection with `peer`, both directions (its
+        address is known once it is a member; its proven id always is)."""
         member = self.membership.member(peer)
-        if member is not None:
-            self.emit(Disconnect(member.address, reason))
+        self.emit(Disconnect(None if member is None else member.address, reason, peer))
 
     def refuse(self, sender: bytes, reason: str, *, disconnect: bool = False) -> None:
         """Count and report something refused from `sender` (and drop it, if asked)."""

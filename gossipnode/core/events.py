@@ -42,10 +42,14 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """Close the channel to this node (it misbehaved, or its queue overflowed)."""
+    """Close every connection with this node, both directions: the one we dialled (at
+    `to`) and any it opened to us (proven to be `peer`). It misbehaved, or its queue
+    overflowed. `to` is None for a node not (yet) in the member list; `peer` is None only
+    when the node id is unknown."""
 
-    to: Address
+    to: Address | None
     reason: str
+    peer: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Theory of operation. The agent owns the only NodeCore of the process and calls i
 Trio thread, so the core needs no locks. Every input (a peer's message, a lost connection,
 a timer, a control request) is one synchronous core call followed by `_dispatch`, which
 carries out the core's events: `Send` goes into the bounded outbound link of its address,
-`Disconnect` closes that link, the facts are logged. After every input the timer task is
+`Disconnect` closes every connection with that peer, both directions (runtime/
+disconnects.py), the facts are logged. After every input the timer task is
 woken to re-arm at the core's `next_deadline()`.
 
 Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
@@ -57,6 +58,7 @@ from ..openpgp.merge import value_merges
 from ..storage import SqliteStore
 from ..wire.cbor import CborError, decode_value
 from .audit import log_quarantine
+from .disconnects import Disconnects
 from .links import Links
 from .listener import serve
 from .logs import LogTail
@@ -155,6 +157,7 @@ class Agent:
         self.quarantined = False
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
                            self.transport_status)
+        self.disconnects = Disconnects(self.links, clock, wall_ms)
         self.listen_address: tuple[str, int] | None = None
         # True once every service is up: a failure before that is a start-up failure.
         self.serving = False
@@ -265,13 +268,15 @@ class Agent:
             await trio.lowlevel.checkpoint()  # let other tasks run between bursts of timers
 
     async def _serve_peer(self, connection: PeerConnection) -> None:
-        """Inbound connections: every message goes to the core, tagged with the proven id."""
-        while True:
-            try:
-                message = await connection.receive()
-            except ConnectionClosed:
-                return
-            self._deliver(connection.peer_id, message)
+        """Inbound connections: every message goes to the core, tagged with the proven id,
+        until the connection closes or the core cuts that peer off."""
+        with self.disconnects.inbound(connection):
+            while True:
+                try:
+                    message = await connection.receive()
+                except ConnectionClosed:
+                    return
+                self._deliver(connection.peer_id, message)
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -301,8 +306,11 @@ class Agent:
                 self.messages_sent[type(event.message).__name__] += 1
                 self.links.enqueue(event.to, event.peer, event.message)
             elif isinstance(event, Disconnect):
-                logger.warning("disconnecting %s: %s", format_address(event.to), event.reason)
-                self.links.close(event.to)
+                cut = self.disconnects.cut(event)
+                logger.warning("disconnecting %s at %s (%d connections): %s",
+                               short_id(event.peer) if event.peer else "?",
+                               format_address(event.to) if event.to else "?", cut.closed,
+                               event.reason)
             elif isinstance(event, MemberChanged):
                 logger.info("member %s (%s) at %s is %s", event.name, short_id(event.node_id),
                             format_address(event.address), event.state)

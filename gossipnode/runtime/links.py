@@ -101,10 +101,12 @@ class Links:
                            format_address(address))
             self.close(address)
 
-    def close(self, address: Address) -> None:
+    def close(self, address: Address) -> bool:
+        """Close the link to `address`; False if there was none."""
         link = self._links.pop((address[0], address[1]), None)
         if link is not None:
             link.cancel_scope.cancel()
+        return link is not None
 
     def connected(self) -> list[tuple[Address, bytes]]:
         return [

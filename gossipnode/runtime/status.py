@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["health", "info", "members", "status"]
 
-# Connection drops `status` lists, newest last.
+# Connection drops and disconnects `status` lists, newest last.
 RECENT_DROPS_SHOWN = 10
 # A drop older than this is history, not news: `status` no longer lists it (the per-kind
 # counts keep it). Ten minutes covers "what happened while I was paged".
@@ -121,6 +121,19 @@ def status(agent: Agent) -> dict[str, Any]:
         # a bad frame...): what an operator needs when a peer never shows up.
         "connection_drops": _recent_drops(agent, wall_now),
         "connection_drop_counts": dict(sorted(agent.transport_status.drop_counts.items())),
+        # Peers this node cut off (every connection, both directions), and why.
+        "disconnects": [
+            {
+                "peer": None if cut.peer is None else format_node_id(cut.peer),
+                "short_id": None if cut.peer is None else short_id(cut.peer),
+                "address": None if cut.address is None else format_address(cut.address),
+                "reason": cut.reason,
+                "at": round(cut.wall_ms / 1000, 3),
+                "age_s": round(max(0.0, now - cut.at), 1),
+                "connections_closed": cut.closed,
+            }
+            for cut in list(agent.disconnects.recent)[-RECENT_DROPS_SHOWN:]
+        ],
     }
 
 

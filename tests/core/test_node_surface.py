@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from gossipnode.core.events import SyncCompleted
+from gossipnode.core.events import Disconnect, PeerRefused, SyncCompleted
+from gossipnode.core.reconcile_messages import ReconcileOpen
 from gossipnode.core.replication import Push
 from tests.core.node_harness import Cluster
 
@@ -99,3 +100,23 @@ def test_an_unacknowledged_push_is_sent_again_at_its_deadline_then_given_up():
     cluster.run_for(20)
     assert pushes_to_1().count(push_id) == 5  # PUSH_ATTEMPTS_MAX, then anti-entropy's turn
     assert cluster.nodes[0].statistics()["pushes_given_up"] == 1
+
+
+def test_a_misbehaving_peer_is_disconnected_by_address_and_by_proven_id():
+    """The driver needs both to close every connection with it: the address for the link
+    we dialled, the node id for the connections it opened to us (a stranger to the member
+    list has no address yet, and is still cut off by id)."""
+    cluster = Cluster([ALL, ALL])
+    cluster.run_for(5)
+    node, peer = cluster.nodes
+    stranger = b"\x07" * 32
+    bad = ReconcileOpen(1, "mail_routes", bytes(16), bytes(32), 0)  # node-local: never synced
+    for sender in (peer.node_id, stranger):
+        node.receive(sender, bad, cluster.now)
+    events = node.events()
+    refused = [e for e in events if isinstance(e, PeerRefused)]
+    assert [e.peer for e in refused] == [peer.node_id, stranger]
+    assert [e for e in events if isinstance(e, Disconnect)] == [
+        Disconnect(cluster.configs[1].listen, refused[0].reason, peer.node_id),
+        Disconnect(None, refused[1].reason, stranger),
+    ]

@@ -1,0 +1,104 @@
+"""A peer that misbehaves on an inbound connection is cut off both ways: that connection,
+its other connections to us, and ours to it (two real agents on 127.0.0.1, one Trio run).
+
+On Trio's MockClock (autojump), which is sound for agents sharing one Trio run over
+loopback (tests/runtime/test_filtering.py says why).
+"""
+
+import socket
+
+import pytest
+import trio
+
+from gossipnode.config import NodeConfig
+from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.identity import create_identity, format_node_id, generate_secret
+from gossipnode.runtime.agent import Agent
+from gossipnode.runtime.status import status
+from gossipnode.runtime.transport import ConnectionClosed, connect
+from gossipnode.storage import SqliteStore
+
+pytestmark = pytest.mark.slow
+
+# Every wait polls (on the mock clock) at most this long before it fails.
+WAIT_S = 60.0
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def wait_until(condition, what):
+    with trio.move_on_after(WAIT_S):
+        while not condition():  # noqa: ASYNC110 - polling agents' state, no event to await
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
+    tmp_path, autojump_clock
+):
+    ports = free_ports(2)
+    secret = generate_secret()
+    agents, identities = [], []
+    for index in range(2):
+        directory = tmp_path / f"n{index}"
+        directory.mkdir()
+        identities.append(create_identity(directory / "identity.key"))
+        config = NodeConfig(name=f"n{index}", data_dir=directory,
+                            listen=("127.0.0.1", ports[index]),
+                            join=(("127.0.0.1", ports[0]),) if index else ())
+        agents.append(Agent(config, identities[index], (secret,), SqliteStore(config.store_file)))
+    a, b = agents
+    b_id = b.core.node_id
+    async with trio.open_nursery() as nursery:
+        for agent in agents:
+            await nursery.start(lambda agent=agent, **kw: agent.run(handle_signals=False, **kw))
+        # Both know each other, and each has dialled the other: a's link to b arrives at
+        # b as inbound, b's link to a at a.
+        await wait_until(lambda: (
+            all(sum(m.state == "alive" for m in x.core.members()) == 2 for x in agents)
+            and a.disconnects.inbound_from(b_id)
+            and b.disconnects.inbound_from(a.core.node_id)
+        ), "two alive members linked both ways")
+        b_links_to_a = a.disconnects.inbound_from(b_id)
+        a_links_to_b = b.disconnects.inbound_from(a.core.node_id)
+
+        # b (its key, the cluster secret) opens one more connection to a and misbehaves:
+        # a reconciliation of a node-local dataset, which no member may ask for.
+        rogue = await connect(a.config.listen, identities[1], (secret,), a.config.wire)
+        await wait_until(lambda: len(a.disconnects.inbound_from(b_id)) == 2,
+                         "the extra connection being served")
+        assert all(c.close_reason is None for c in b_links_to_a + a_links_to_b)
+        await rogue.send(ReconcileOpen(7, "mail_routes", b"\x00" * 16, b"\x00" * 32, 0))
+
+        with trio.fail_after(WAIT_S):
+            with pytest.raises(ConnectionClosed):
+                await rogue.receive()  # a closed the misbehaving connection...
+        # ...and b's link to a, and a's link to b (which b sees as inbound, now closed).
+        await wait_until(lambda: all(c.close_reason is not None
+                                     for c in b_links_to_a + a_links_to_b),
+                         "every other connection between a and b closed")
+
+        cut = status(a)["disconnects"][-1]
+        assert cut["peer"] == format_node_id(b_id)
+        assert cut["address"] == f"127.0.0.1:{ports[1]}"
+        assert "mail_routes" in cut["reason"]
+        assert cut["connections_closed"] == 3  # the rogue, b's link to a, a's link to b
+        assert cut["age_s"] >= 0 and abs(cut["at"] - a.wall_ms() / 1000) < WAIT_S
+
+        # A cut is not a ban: the two reconnect and stay members.
+        await wait_until(lambda: a.disconnects.inbound_from(b_id)
+                         and all(sum(m.state == "alive" for m in x.core.members()) == 2
+                                 for x in agents), "a and b linked again")
+        await rogue.aclose()
+        for agent in agents:
+            agent.stop()
