@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, verb
 from ..client import AgentUnreachable
+from ..core.membership import ALIVE, DEAD, LEFT, SUSPECT
 from .connection import add_client_arguments, connect, request, socket_path
 from .formatting import (
     format_age,
@@ -27,7 +28,7 @@ from .formatting import (
 )
 
 # nodetool-style two-letter codes: member state, then sync state.
-STATE_CODES = {"alive": "U", "dead": "D", "suspect": "S", "left": "L"}
+STATE_CODES = {ALIVE: "U", DEAD: "D", SUSPECT: "S", LEFT: "L"}
 SYNC_CODES = {"converged": "C", "behind": "B", "repairing": "R", "unknown": "U"}
 STATUS_LEGEND = (
     "Status=Up/Down/Suspect/Left",

@@ -16,8 +16,8 @@ Rules:
    checked with the current `ScopeView` (`Outbound.send`); on receipt the receiver checks
    its own right (`Admission`). Node-local datasets are never sent and always refused. A
    node that loses eligibility hands its private keys off and purges them.
-3. The shell reads the node through `status()` (a frozen snapshot) and the queries below,
-   never through the parts.
+3. The shell reads the node through `status()` (a frozen snapshot) and the queries of
+   core/node_queries.py, never through the parts.
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ from .membership import (
     tags_from_config,
 )
 from .merging import ValueMerge, resolver
+from .node_queries import NodeQueries
 from .outbound import Outbound
-from .placement import POLICY_DATASET, ClusterPolicy
+from .placement import POLICY_DATASET
 from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
-from .scopes import WEB_MESSENGER, MemberViews, withheld_by_peer
-from .snapshot import NodeStatus, build_status
+from .scopes import MemberViews
 from .store import RecordStore
 from .sync import TIMER_ANTI_ENTROPY, RepairStarted, SyncScheduler
 
@@ -69,7 +69,7 @@ SOFTWARE_VERSION = "gossipnode/0.1.0 proto/2"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
-class NodeCore:
+class NodeCore(NodeQueries):
     def __init__(
         self,
         config: NodeConfig,
@@ -288,55 +288,6 @@ class NodeCore:
     def events(self) -> list[Event]:
         events, self._ctx.events = self._ctx.events, []
         return events
-
-    # --- queries -------------------------------------------------------------------------------
-
-    def status(self, now: float) -> NodeStatus:
-        """A frozen snapshot of this node for status, health, info and metrics. Its times
-        are in the base of `now` (monotonic), the last sync's in wall seconds."""
-        return build_status(self, self._ctx)
-
-    def members(self) -> list[Any]:
-        return self.membership.members()
-
-    @property
-    def generation(self) -> int:
-        return self.lifecycle.generation
-
-    @property
-    def policy(self) -> ClusterPolicy:
-        return self._views.policy
-
-    def owners(self, mailbox: str) -> tuple[bytes, ...] | None:
-        """The mailbox's owners as this node sees them, or None when WEP replication is off."""
-        return self._ctx.view.owners(mailbox)
-
-    def should_hold(self, dataset: str, key: str) -> bool:
-        if not lookup_dataset(dataset).replicated:
-            return True
-        if dataset == WEB_MESSENGER and not self.policy.wep_replication:
-            return True  # replication off: a mailbox stays where it was written
-        return self._ctx.view.holds(self.node_id, dataset, key)
-
-    def withheld_from_peers(self) -> dict[bytes, dict[str, int]]:
-        """Per live peer, the records this node holds and withholds from it, by reason."""
-        return withheld_by_peer(self._ctx.view, self.store, self._ctx.withheld)
-
-    def last_heard(self, node_id: bytes) -> float | None:
-        return self._last_heard.get(node_id)
-
-    def quarantined(self, now: float) -> bool:
-        """Judged on the wall clock (last sync against the tombstone horizon); `now` is
-        taken, as by every call of the driver's API, and not needed."""
-        return self.lifecycle.quarantined()
-
-    def statistics(self) -> dict[str, int]:
-        stats = dict(self._ctx.counters)
-        stats.update({f"membership_{k}": v for k, v in self.membership.statistics().items()})
-        stats["pushes_pending"] = len(self.replication.pushes)
-        stats.update(self.anti_entropy.statistics())
-        stats.update(self.authority.statistics())
-        return stats
 
     # --- routing -------------------------------------------------------------------------------
 

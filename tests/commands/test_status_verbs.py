@@ -216,3 +216,11 @@ def test_every_verb_has_help_with_an_example(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([*nested, "--help"])
         assert f"example: gossipnode {' '.join(nested)}" in capsys.readouterr().out
+
+
+def test_every_member_state_has_one_distinct_status_code():
+    from gossipnode.commands.status_verbs import STATE_CODES
+    from gossipnode.core.membership.members import STATES
+
+    assert set(STATE_CODES) == set(STATES)
+    assert len(set(STATE_CODES.values())) == len(STATES)

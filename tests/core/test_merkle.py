@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gossipnode.core import merkle
+from gossipnode.core import leaf_sums
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.merkle import SUM_MASK, Digest, leaf_digest, separator, sort_key
 from gossipnode.core.records import Record, Version
@@ -56,13 +56,13 @@ class DigestMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        self.saved_chunk = merkle.CHUNK_ITEMS_MAX
-        merkle.CHUNK_ITEMS_MAX = 4  # so that chunks split and vanish within a few steps
+        self.saved_chunk = leaf_sums.CHUNK_ITEMS_MAX
+        leaf_sums.CHUNK_ITEMS_MAX = 4  # so that chunks split and vanish within a few steps
         self.model: dict[str, Record] = {}
         self.digest = Digest(DATASET)
 
     def teardown(self):
-        merkle.CHUNK_ITEMS_MAX = self.saved_chunk
+        leaf_sums.CHUNK_ITEMS_MAX = self.saved_chunk
 
     @rule(key=st.integers(0, 40), wall=st.integers(0, 30), tomb=st.booleans())
     def put(self, key, wall, tomb):
