@@ -270,8 +270,8 @@ class Agent:
     async def _serve_peer(self, connection: PeerConnection) -> None:
         """Inbound connections: every message goes to the core, tagged with the proven id,
         until the connection closes or the core cuts that peer off."""
-        with self.disconnects.inbound(connection):
-            while True:
+        with self.disconnects.inbound(connection) as cut:
+            while not cut.cancel_called:
                 try:
                     message = await connection.receive()
                 except ConnectionClosed:

@@ -58,15 +58,17 @@ class Disconnects:
         )
 
     @contextlib.contextmanager
-    def inbound(self, connection: PeerConnection) -> Iterator[None]:
+    def inbound(self, connection: PeerConnection) -> Iterator[trio.CancelScope]:
         """Serve an inbound connection inside this block; a cut of its peer cancels the
-        block (the listener then closes the connection)."""
+        block (the listener then closes the connection). The block must stop delivering
+        once the scope's `cancel_called` is set: a message already buffered is returned
+        without a checkpoint, so the cancellation alone would not stop it."""
         scope = trio.CancelScope()
         serving = self._inbound.setdefault(connection.peer_id, {})
         serving[connection] = scope
         try:
             with scope:
-                yield
+                yield scope
         finally:
             del serving[connection]
             if not serving:

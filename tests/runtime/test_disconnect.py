@@ -12,11 +12,14 @@ import trio
 
 from gossipnode.config import NodeConfig
 from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.core.records import Record, Version
+from gossipnode.core.replication import Push
 from gossipnode.identity import create_identity, format_node_id, generate_secret
 from gossipnode.runtime.agent import Agent
 from gossipnode.runtime.status import status
 from gossipnode.runtime.transport import ConnectionClosed, connect
 from gossipnode.storage import SqliteStore
+from gossipnode.wire.cbor import encode_value
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,14 @@ async def wait_until(condition, what):
             await trio.sleep(0.05)
         return
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def send_in_one_write(connection, *messages):
+    """Seal several messages and write them at once, so that they arrive in one read and
+    the receiver holds the later ones buffered while it handles the first."""
+    sealed = b"".join(connection._channel.seal(connection._registry.encode(message))
+                      for message in messages)
+    await connection._stream.send_all(sealed)
 
 
 async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
@@ -73,12 +84,18 @@ async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
         a_links_to_b = b.disconnects.inbound_from(a.core.node_id)
 
         # b (its key, the cluster secret) opens one more connection to a and misbehaves:
-        # a reconciliation of a node-local dataset, which no member may ask for.
+        # a reconciliation of a node-local dataset, which no member may ask for, followed
+        # in the same write by a push that a must no longer take from it.
         rogue = await connect(a.config.listen, identities[1], (secret,), a.config.wire)
         await wait_until(lambda: len(a.disconnects.inbound_from(b_id)) == 2,
                          "the extra connection being served")
         assert all(c.close_reason is None for c in b_links_to_a + a_links_to_b)
-        await rogue.send(ReconcileOpen(7, "mail_routes", b"\x00" * 16, b"\x00" * 32, 0))
+        sneaked = Record("groups", "sneaked", encode_value({"members": []}),
+                         Version(a.wall_ms(), 0, b_id))
+        await send_in_one_write(
+            rogue, ReconcileOpen(7, "mail_routes", b"\x00" * 16, b"\x00" * 32, 0),
+            Push(1, (sneaked,)),
+        )
 
         with trio.fail_after(WAIT_S):
             with pytest.raises(ConnectionClosed):
@@ -87,6 +104,8 @@ async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
         await wait_until(lambda: all(c.close_reason is not None
                                      for c in b_links_to_a + a_links_to_b),
                          "every other connection between a and b closed")
+
+        assert a.store.get("groups", "sneaked") is None  # nothing after the cut was heard
 
         cut = status(a)["disconnects"][-1]
         assert cut["peer"] == format_node_id(b_id)
