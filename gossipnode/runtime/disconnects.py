@@ -4,7 +4,9 @@ and a record of each cut for `status`.
 Rules:
 1. A `Disconnect` closes our outbound link to its address, every other outbound link whose
    handshake proved the peer's node id, and every inbound connection that proved that id.
-   A misbehaving peer is no longer heard at once, whichever side opened the connection.
+   A misbehaving peer is no longer heard at once, whichever side opened the connection:
+   not even what it sent right after the misbehaviour and is already buffered here (the
+   receive loops stop once cancelled, runtime/agent.py `_serve_peer` and runtime/links.py).
 2. A cut is not a ban: the peer may dial again (and we may, when the core sends to it),
    and what it sends then is judged afresh.
 3. The newest `RECENT_DISCONNECTS_MAX` cuts are kept, with reason, wall time and how many

@@ -133,7 +133,7 @@ class Links:
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._send_loop, link, connection, nursery)
-                        await self._receive_loop(connection)
+                        await self._receive_loop(link, connection)
                         nursery.cancel_scope.cancel()
                 finally:
                     await connection.aclose()
@@ -158,9 +158,11 @@ class Links:
             pass
         nursery.cancel_scope.cancel()
 
-    async def _receive_loop(self, connection: PeerConnection) -> None:
+    async def _receive_loop(self, link: _Link, connection: PeerConnection) -> None:
         try:
-            while True:
+            # Once the link is closed, stop: a message already buffered is returned without
+            # a checkpoint, so the cancellation alone would not keep it from the core.
+            while not link.cancel_scope.cancel_called:
                 message = await connection.receive()
                 self._deliver(connection.peer_id, message)
         except ConnectionClosed:

@@ -54,9 +54,8 @@ async def send_in_one_write(connection, *messages):
     await connection._stream.send_all(sealed)
 
 
-async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
-    tmp_path, autojump_clock
-):
+def make_agents(tmp_path):
+    """Agents a and b (b joins through a), with b's identity and the cluster secret."""
     ports = free_ports(2)
     secret = generate_secret()
     agents, identities = [], []
@@ -68,34 +67,47 @@ async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
                             listen=("127.0.0.1", ports[index]),
                             join=(("127.0.0.1", ports[0]),) if index else ())
         agents.append(Agent(config, identities[index], (secret,), SqliteStore(config.store_file)))
+    return agents, identities[1], secret
+
+
+async def start_linked(nursery, agents):
+    """Run both agents until they know each other and each has dialled the other: a's link
+    to b arrives at b as inbound, b's link to a at a."""
+    a, b = agents
+    for agent in agents:
+        await nursery.start(lambda agent=agent, **kw: agent.run(handle_signals=False, **kw))
+    await wait_until(lambda: (
+        all(sum(m.state == "alive" for m in x.core.members()) == 2 for x in agents)
+        and a.disconnects.inbound_from(b.core.node_id)
+        and b.disconnects.inbound_from(a.core.node_id)
+    ), "two alive members linked both ways")
+
+
+def misbehaviour(a, b_id):
+    """A reconciliation of a node-local dataset (no member may ask for one), then a push
+    that a must no longer take from b once it cut b off."""
+    sneaked = Record("groups", "sneaked", encode_value({"members": []}),
+                     Version(a.wall_ms(), 0, b_id))
+    return ReconcileOpen(7, "mail_routes", b"\x00" * 16, b"\x00" * 32, 0), Push(1, (sneaked,))
+
+
+async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
+    tmp_path, autojump_clock
+):
+    agents, b_identity, secret = make_agents(tmp_path)
     a, b = agents
     b_id = b.core.node_id
     async with trio.open_nursery() as nursery:
-        for agent in agents:
-            await nursery.start(lambda agent=agent, **kw: agent.run(handle_signals=False, **kw))
-        # Both know each other, and each has dialled the other: a's link to b arrives at
-        # b as inbound, b's link to a at a.
-        await wait_until(lambda: (
-            all(sum(m.state == "alive" for m in x.core.members()) == 2 for x in agents)
-            and a.disconnects.inbound_from(b_id)
-            and b.disconnects.inbound_from(a.core.node_id)
-        ), "two alive members linked both ways")
+        await start_linked(nursery, agents)
         b_links_to_a = a.disconnects.inbound_from(b_id)
         a_links_to_b = b.disconnects.inbound_from(a.core.node_id)
 
-        # b (its key, the cluster secret) opens one more connection to a and misbehaves:
-        # a reconciliation of a node-local dataset, which no member may ask for, followed
-        # in the same write by a push that a must no longer take from it.
-        rogue = await connect(a.config.listen, identities[1], (secret,), a.config.wire)
+        # b (its key, the cluster secret) opens one more connection to a and misbehaves.
+        rogue = await connect(a.config.listen, b_identity, (secret,), a.config.wire)
         await wait_until(lambda: len(a.disconnects.inbound_from(b_id)) == 2,
                          "the extra connection being served")
         assert all(c.close_reason is None for c in b_links_to_a + a_links_to_b)
-        sneaked = Record("groups", "sneaked", encode_value({"members": []}),
-                         Version(a.wall_ms(), 0, b_id))
-        await send_in_one_write(
-            rogue, ReconcileOpen(7, "mail_routes", b"\x00" * 16, b"\x00" * 32, 0),
-            Push(1, (sneaked,)),
-        )
+        await send_in_one_write(rogue, *misbehaviour(a, b_id))
 
         with trio.fail_after(WAIT_S):
             with pytest.raises(ConnectionClosed):
@@ -104,12 +116,11 @@ async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
         await wait_until(lambda: all(c.close_reason is not None
                                      for c in b_links_to_a + a_links_to_b),
                          "every other connection between a and b closed")
-
         assert a.store.get("groups", "sneaked") is None  # nothing after the cut was heard
 
         cut = status(a)["disconnects"][-1]
         assert cut["peer"] == format_node_id(b_id)
-        assert cut["address"] == f"127.0.0.1:{ports[1]}"
+        assert cut["address"] == b.config.listen[0] + f":{b.config.listen[1]}"
         assert "mail_routes" in cut["reason"]
         assert cut["connections_closed"] == 3  # the rogue, b's link to a, a's link to b
         assert cut["age_s"] >= 0 and abs(cut["at"] - a.wall_ms() / 1000) < WAIT_S
@@ -119,5 +130,25 @@ async def test_a_peer_misbehaving_on_an_inbound_connection_is_cut_off_both_ways(
                          and all(sum(m.state == "alive" for m in x.core.members()) == 2
                                  for x in agents), "a and b linked again")
         await rogue.aclose()
+        for agent in agents:
+            agent.stop()
+
+
+async def test_a_peer_misbehaving_on_the_link_we_dialled_is_cut_off_both_ways(
+    tmp_path, autojump_clock
+):
+    agents, _, _ = make_agents(tmp_path)
+    a, b = agents
+    b_id = b.core.node_id
+    async with trio.open_nursery() as nursery:
+        await start_linked(nursery, agents)
+        (b_link_to_a,) = a.disconnects.inbound_from(b_id)
+        (a_link_to_b,) = b.disconnects.inbound_from(a.core.node_id)
+        # b answers on the connection a dialled (its end of it) with the misbehaviour.
+        await send_in_one_write(a_link_to_b, *misbehaviour(a, b_id))
+        await wait_until(lambda: a_link_to_b.close_reason is not None
+                         and b_link_to_a.close_reason is not None, "both connections closed")
+        assert a.store.get("groups", "sneaked") is None
+        assert status(a)["disconnects"][-1]["connections_closed"] == 2
         for agent in agents:
             agent.stop()
