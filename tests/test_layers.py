@@ -54,7 +54,7 @@ ALLOWED: dict[str, Allowed] = {
         ("gossipnode.openpgp", "gossipnode.core", "gossipnode.wire"),
     ),
     "gossipnode/runtime": Allowed(
-        None, frozenset({"trio", "nacl"}),
+        None, frozenset({"trio", "nacl", "h11"}),
         ("gossipnode.runtime", "gossipnode.core", "gossipnode.wire", "gossipnode.storage",
          "gossipnode.openpgp", "gossipnode.config", "gossipnode.identity", "gossipnode"),
     ),
@@ -67,7 +67,9 @@ ALLOWED: dict[str, Allowed] = {
     "gossipnode/__main__.py": Allowed(frozenset({"sys"}), internal=("gossipnode.cli",)),
     "gossipnode/config.py": Allowed(
         PURE | {"base64", "binascii", "ipaddress", "pathlib", "tomllib"},
+        internal=("gossipnode.config_rules",),
     ),
+    "gossipnode/config_rules.py": Allowed(PURE, internal=("gossipnode.config",)),
     "gossipnode/identity.py": Allowed(
         PURE | {"base64", "binascii", "os", "pathlib"}, frozenset({"nacl"}),
     ),
