@@ -9,10 +9,10 @@ ALICE = (1000, "alice (uid 1000, pid 1)")
 BOB = (1001, "bob (uid 1001, pid 2)")
 
 
-async def test_the_oldest_idle_client_of_the_same_user_makes_room():
+async def test_the_oldest_idle_client_of_the_same_user_makes_room(autojump_clock):
     clients = ControlClients(total_max=4, per_user_max=2)
     first = clients.admit(ALICE)
-    await trio.sleep(0.01)
+    await trio.sleep(0.01)  # on the mock clock: no real wait, and the order is certain
     second = clients.admit(ALICE)
     third = clients.admit(ALICE)
     assert third is not None and first.scope.cancel_called and not second.scope.cancel_called
