@@ -58,10 +58,12 @@ ALLOWED: dict[str, Allowed] = {
         ("gossipnode.runtime", "gossipnode.core", "gossipnode.wire", "gossipnode.storage",
          "gossipnode.openpgp", "gossipnode.config", "gossipnode.identity", "gossipnode"),
     ),
+    # The CLI: `trust` signs administrative records itself (nacl, the CBOR codec).
     "gossipnode/commands": Allowed(
-        None, internal=("gossipnode.commands", "gossipnode.cli", "gossipnode.client",
-                        "gossipnode.config", "gossipnode.core", "gossipnode.identity",
-                        "gossipnode.openpgp", "gossipnode.storage", "gossipnode.runtime"),
+        None, frozenset({"nacl"}),
+        ("gossipnode.commands", "gossipnode.cli", "gossipnode.client", "gossipnode.config",
+         "gossipnode.core", "gossipnode.identity", "gossipnode.openpgp", "gossipnode.storage",
+         "gossipnode.runtime", "gossipnode.wire"),
     ),
     "gossipnode/__init__.py": Allowed(frozenset()),
     "gossipnode/__main__.py": Allowed(frozenset({"sys"}), internal=("gossipnode.cli",)),
