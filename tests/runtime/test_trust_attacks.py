@@ -89,7 +89,7 @@ def signed(dataset, key, value, version, signing_key):
 
 def admin_write(agent, key, value):
     """What the CLI does with --admin-key: sign, then hand the record to the agent."""
-    version = Version(int(agent.clock() * 1000), 0, ADMIN_ID)
+    version = Version(agent.wall_ms(), 0, ADMIN_ID)
     record = signed("cluster_policy", key, value, version, ADMIN)
     return agent.input(lambda now: agent.core.write_signed(record, now))
 
@@ -183,7 +183,7 @@ async def test_a_compromised_member_gets_and_changes_nothing_it_was_not_granted(
                          "public data on mallory")
         before = [snapshot(x) for x in honest]
 
-        now_ms = int(a.clock() * 1000) + 1
+        now_ms = a.wall_ms() + 1
         m_id, m_key = mallory.identity.node_id, mallory.identity.signing_key
         a_id = a.identity.node_id
         attacks = [
