@@ -23,10 +23,10 @@ def credulous_core(*args, **kwargs):
     core = NodeCore(*args, **kwargs)
     original = core.admission.refusal
 
-    def refusal(sender, record, now):
+    def refusal(sender, record):
         enforced, core.authority.admin_keys = core.authority.admin_keys, frozenset()
         try:
-            return original(core.node_id, record, now)
+            return original(core.node_id, record)
         finally:
             core.authority.admin_keys = enforced
 
