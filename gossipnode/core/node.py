@@ -220,11 +220,6 @@ class NodeCore(NodeQueries):
         self._ctx.counters["private_keys_resigned"] += len(records)
         return sum(isinstance(result, Record) for result in results)
 
-    def admitted(self, node_id: bytes) -> bool:
-        """May `node_id` take part in data replication? (An administrator admitted it, or the
-        cluster runs open.) For the membership layer and for operators."""
-        return self._ctx.view.admitted(node_id)
-
     def repair(self, now: float, *, peer: bytes | None = None,
                dataset: str | None = None) -> RepairStarted | None:
         """Start an anti-entropy round now (with `peer`, or a random live peer), for one

@@ -85,3 +85,8 @@ class NodeQueries:
         stats.update(self.anti_entropy.statistics())
         stats.update(self.authority.statistics())
         return stats
+
+    def admitted(self, node_id: bytes) -> bool:
+        """May `node_id` take part in data replication? (An administrator admitted it, or the
+        cluster runs open.) For the membership layer and for operators."""
+        return self._ctx.view.admitted(node_id)
