@@ -61,7 +61,7 @@ from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
 from .scopes import MemberViews
 from .store import RecordStore
-from .sync import TIMER_ANTI_ENTROPY, RepairStarted, SyncScheduler
+from .sync import TIMER_ANTI_ENTROPY, TIMER_REVIVED, RepairStarted, SyncScheduler
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
@@ -266,6 +266,7 @@ class NodeCore(NodeQueries):
         sessions = [(k[1], k[2]) for k in keyed if k[0] == SESSION_TIMER]
         for peer, abort in self.anti_entropy.expire(sessions, now):
             self.outbound.send(peer, abort)
+        self.sync.revived_due([k[1] for k in keyed if k[0] == TIMER_REVIVED], now)
         if TIMER_ANTI_ENTROPY in due and self.sync.round(now):
             self.handoff.run(now)
         # Unless a handoff ran meanwhile (and re-armed its timer), retry the waiting one.
@@ -335,6 +336,9 @@ class NodeCore(NodeQueries):
         if changed is not None:
             placement, gone = changed
             self._view_changed(now, placement=placement, gone=gone)
+        if self._views.revived:
+            revived, self._views.revived = self._views.revived, []
+            self.sync.revived(revived, now)
 
     def _view_changed(self, now: float, *, placement: bool = True,
                       gone: Sequence[bytes] = ()) -> None:

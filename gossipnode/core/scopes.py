@@ -180,6 +180,9 @@ class MemberViews:
             for m in membership.members()
         }
         self._deadline: float | None = None
+        # Members that came (back) alive in the changes taken since the caller last
+        # emptied this: new to us, or alive again after dead or left (not after suspect).
+        self.revived: list[bytes] = []
 
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
@@ -216,6 +219,8 @@ class MemberViews:
             after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
             self._views[event.node_id] = after
             placement = placement or _moves_mailboxes(before, after)
+            if event.state == ALIVE and (before is None or before.state not in HOLDING_STATES):
+                self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:
                 gone.append(event.node_id)
         return placement, gone

@@ -12,11 +12,21 @@ Rules:
    rather than leave the peer's session slot to time out.
 3. Received records pass admission and the receiver's own scope check before they are
    applied; a completed session marks the node synced (the tombstone horizon restarts).
+4. A peer that comes (back) alive (new to us, or back from dead or left: it started, it
+   restarted, a partition healed) is reconciled with at once rather than at the next
+   round, so a returning member catches up in seconds. Both ends see the same return, so
+   one end is enough: the end with the lower node id starts at once, the other waits
+   `REVIVED_GRACE_S` and starts only if no session with that peer ran meanwhile (it covers
+   a return only it noticed). Bounded: at most one such round per peer per
+   `anti_entropy_interval_s`, and at most `REVIVED_ROUNDS_PER_INTERVAL_MAX` for the whole
+   node in that time, so a restart of many members does not storm; the regular rounds
+   cover whoever was left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from .admission import Admission
@@ -27,12 +37,29 @@ from .lifecycle import Lifecycle
 from .records import Record
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-__all__ = ["PAIR_PARTNERS_PER_ROUND", "TIMER_ANTI_ENTROPY", "RepairStarted", "SyncScheduler"]
+__all__ = [
+    "PAIR_PARTNERS_PER_ROUND",
+    "REVIVED_GRACE_S",
+    "REVIVED_ROUNDS_PER_INTERVAL_MAX",
+    "TIMER_ANTI_ENTROPY",
+    "TIMER_REVIVED",
+    "RepairStarted",
+    "SyncScheduler",
+]
 
 # Mailbox partners reconciled per anti-entropy round: every partner is reached within
 # ceil(partners / this) rounds, at one round trip per partner whose digests agree.
 PAIR_PARTNERS_PER_ROUND = 8
 TIMER_ANTI_ENTROPY = "anti_entropy"
+# The node's timer key of the immediate round with a peer that came alive: ("revived", peer).
+TIMER_REVIVED = "revived"
+# The higher-id end of a return waits this long for the lower-id end's session (rule 4):
+# one round trip on a LAN plus the time to notice the return, with room for a loaded host.
+REVIVED_GRACE_S = 1.0
+# Immediate rounds per node per anti_entropy_interval_s (rule 4): after a cluster-wide
+# restart each node reconciles with this many returning peers at once and leaves the rest
+# to its regular rounds, so that n returns cost O(1) sessions per node, not O(n).
+REVIVED_ROUNDS_PER_INTERVAL_MAX = 4
 
 Apply = Callable[[list[Record], bytes | None, float], object]
 
@@ -51,6 +78,10 @@ class SyncScheduler:
         self._admission = admission
         self._apply = apply
         self._rotation = 0
+        # Rule 4: per peer, when it last came alive (pending) or had its immediate round;
+        # and the times of the node's recent immediate rounds.
+        self._revived_at: dict[bytes, float] = {}
+        self._immediate_rounds: deque[float] = deque()
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
@@ -84,6 +115,43 @@ class SyncScheduler:
         for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
             self._start_sessions(partner, (WEB_MESSENGER,), now)
         return True
+
+    def revived(self, peers: Iterable[bytes], now: float) -> None:
+        """These peers came (back) alive: schedule their immediate rounds (rule 4)."""
+        interval = self._ctx.config.replication.anti_entropy_interval_s
+        for peer in peers:
+            if peer == self._ctx.node_id:
+                continue
+            last = self._revived_at.get(peer)
+            if last is not None and now - last < interval:
+                continue
+            self._revived_at[peer] = now
+            delay = 0.0 if self._ctx.node_id < peer else REVIVED_GRACE_S
+            self._ctx.timers.set((TIMER_REVIVED, peer), now + delay)
+
+    def revived_due(self, peers: Iterable[bytes], now: float) -> None:
+        """The immediate rounds whose timers fell due (rule 4)."""
+        ctx = self._ctx
+        interval = ctx.config.replication.anti_entropy_interval_s
+        recent = self._immediate_rounds
+        for peer in peers:
+            since = self._revived_at.get(peer, now)
+            if (not ctx.view.live(peer) or self._lifecycle.quarantined(now)
+                    or self._anti_entropy.sessions_running(peer)):
+                continue
+            # A session that completed since the return (the other end noticed it first,
+            # up to a grace earlier) leaves nothing for this round to do.
+            synced_at = self._anti_entropy.peer_sync(peer).synced_at
+            if synced_at is not None and synced_at >= since - REVIVED_GRACE_S:
+                continue
+            while recent and now - recent[0] >= interval:
+                recent.popleft()
+            if len(recent) >= REVIVED_ROUNDS_PER_INTERVAL_MAX:
+                ctx.counters["revived_rounds_deferred"] += 1
+                continue
+            recent.append(now)
+            ctx.counters["revived_rounds"] += 1
+            self._start_sessions(peer, None, now)
 
     def repair(self, now: float, peer: bytes | None,
                dataset: str | None) -> RepairStarted | None:

@@ -1,0 +1,116 @@
+"""SyncScheduler rule 4: a peer that comes (back) alive is reconciled with at once, by one
+end of the pair, and no more than the per-peer and per-node bounds allow."""
+
+from gossipnode.config import ReplicationConfig
+from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.core.sync import REVIVED_ROUNDS_PER_INTERVAL_MAX
+from tests.core.node_harness import Cluster
+
+ALL = {"wep": False, "private_keys": True}
+# Regular rounds far apart: the first falls at least half of this after start, so whatever
+# syncs within a few seconds of a return is rule 4's doing.
+SLOW = ReplicationConfig(anti_entropy_interval_s=120.0)
+
+
+def opens(cluster, since_index):
+    """(from, to) of every ReconcileOpen sent after the first `since_index` sends."""
+    return [(a, b) for a, b, m in cluster.sent[since_index:] if isinstance(m, ReconcileOpen)]
+
+
+def test_a_restarted_member_gets_what_it_missed_within_seconds_not_a_round():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(5)
+    cluster.crash(1)
+    for i in range(50):
+        cluster.put(0, "consumers", f"user{i}", {"n": i})
+    cluster.run_for(5)
+    cluster.restart(1, incarnation=2)
+    cluster.run_for(3)
+    assert cluster.records(1, "consumers") == cluster.records(0, "consumers")
+    assert len(cluster.records(1, "consumers")) == 50
+
+
+def test_only_one_end_of_a_return_opens_sessions():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(5)
+    cluster.crash(1)
+    cluster.put(0, "groups", "while-away", {"v": 1})
+    cluster.run_for(5)
+    mark = len(cluster.sent)
+    cluster.restart(1, incarnation=2)
+    cluster.run_for(5)
+    directions = set(opens(cluster, mark))
+    assert len(directions) == 1, directions
+    (opener, _), = directions
+    lower = min((0, 1), key=lambda i: cluster.nodes[i].node_id)
+    assert opener == lower
+    assert "while-away" in cluster.records(1, "groups")
+
+
+def test_the_higher_end_starts_when_the_lower_end_did_not_notice():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    # Past the per-peer bound of the returns both ends saw at start-up, and past the
+    # regular round that falls in that time.
+    cluster.run_for(SLOW.anti_entropy_interval_s + 5)
+    higher = max((0, 1), key=lambda i: cluster.nodes[i].node_id)
+    other = 1 - higher
+    mark = len(cluster.sent)
+    # Only the higher end learns of the return (say the lower one never saw it go).
+    cluster.nodes[higher].sync.revived([cluster.nodes[other].node_id], cluster.now)
+    cluster.run_for(0.5)
+    assert opens(cluster, mark) == []  # still waiting for the lower end
+    cluster.run_for(1.0)
+    assert {pair for pair in opens(cluster, mark)} == {(higher, other)}
+
+
+def test_at_most_one_immediate_round_per_peer_per_interval():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(SLOW.anti_entropy_interval_s + 5)
+    lower = min((0, 1), key=lambda i: cluster.nodes[i].node_id)
+    peer = cluster.nodes[1 - lower].node_id
+    node = cluster.nodes[lower]
+    node.sync.revived([peer], cluster.now)
+    cluster.run_for(2)
+    first = node.statistics()["revived_rounds"]
+    for _ in range(5):  # flapping: returns again and again within one interval
+        node.sync.revived([peer], cluster.now)
+        cluster.run_for(2)
+    assert node.statistics()["revived_rounds"] == first
+    cluster.run_for(SLOW.anti_entropy_interval_s)
+    node.sync.revived([peer], cluster.now)
+    cluster.run_for(2)
+    assert node.statistics()["revived_rounds"] == first + 1
+
+
+def test_many_returns_at_once_start_a_bounded_number_of_rounds():
+    members = 9
+    cluster = Cluster([ALL] * members, replication=SLOW)
+    cluster.run_for(SLOW.anti_entropy_interval_s + 5)
+    assert all(len(n.members()) == members for n in cluster.nodes)
+    # The node with the lowest id starts at once with every peer it sees return.
+    lowest = min(range(members), key=lambda i: cluster.nodes[i].node_id)
+    node = cluster.nodes[lowest]
+    before = node.statistics().get("revived_rounds", 0)
+    deferred = node.statistics().get("revived_rounds_deferred", 0)
+    mark = len(cluster.sent)
+    peers = [cluster.nodes[i].node_id for i in range(members) if i != lowest]
+    node.sync.revived(peers, cluster.now)
+    cluster.run_for(3)
+    stats = node.statistics()
+    assert stats["revived_rounds"] - before == REVIVED_ROUNDS_PER_INTERVAL_MAX
+    assert stats["revived_rounds_deferred"] - deferred == members - 1 - REVIVED_ROUNDS_PER_INTERVAL_MAX
+    partners = {b for a, b in opens(cluster, mark) if a == lowest}
+    assert len(partners) == REVIVED_ROUNDS_PER_INTERVAL_MAX
+
+
+def test_a_quarantined_node_starts_no_immediate_round():
+    cluster = Cluster([ALL, ALL], replication=ReplicationConfig(
+        anti_entropy_interval_s=120.0, tombstone_grace_s=60.0))
+    cluster.run_for(5)
+    cluster.crash(1)
+    cluster.run_for(200)  # past the horizon: the returning node is quarantined
+    mark = len(cluster.sent)
+    cluster.restart(1, incarnation=2)
+    cluster.run_for(5)
+    assert cluster.nodes[1].quarantined(cluster.now)
+    assert all(a != 1 for a, _ in opens(cluster, mark))
