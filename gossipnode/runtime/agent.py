@@ -8,6 +8,15 @@ carries out the core's events: `Send` goes into the bounded outbound link of its
 disconnects.py), the facts are logged. After every input the timer task is
 woken to re-arm at the core's `next_deadline()`.
 
+Disk syncs never run on the Trio thread. The store commits without waiting for the disk
+(storage/sqlite_store.py, `deferred_sync`), and `_sync_loop` makes the commits durable in
+a worker thread, one fsync for all commits since the last (group commit). Until the sync
+that covers an input's commit has returned, that input's events are held back (in order,
+with everything after them), and so is the answer to a client write: nothing that a write
+made is acknowledged, to a client or to a peer, before it is durable (Invariant 4). Only
+membership messages go out at once, since they never depend on the store: a disk sync
+never delays a probe.
+
 Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
 peer listener (runtime/transport.py), the outbound links (runtime/links.py), the control
 socket (runtime/control.py), the optional /metrics listener (runtime/metrics_http.py), the
@@ -30,7 +39,7 @@ import math
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -51,7 +60,7 @@ from ..core.events import (
     Send,
     SyncCompleted,
 )
-from ..core.node import NodeCore
+from ..core.node import MEMBERSHIP_MESSAGES, NodeCore
 from ..core.records import Record
 from ..identity import Identity, format_node_id, short_id
 from ..openpgp.merge import value_merges
@@ -171,6 +180,11 @@ class Agent:
         self.messages_received: Counter[str] = Counter()
         # Called with every SyncCompleted event (a `repair` waits on its sessions so).
         self.sync_listeners: list[Callable[[SyncCompleted], None]] = []
+        # Held until the store's `durable` reaches their commit count: core events, in
+        # order, and answers to client writes (see the module docstring).
+        self._held: deque[tuple[int, list[Any]]] = deque()
+        self._unanswered: deque[tuple[int, list[_PendingWrite]]] = deque()
+        self._sync_wanted = trio.Event()
 
     # --- the services --------------------------------------------------------------------------
 
@@ -192,6 +206,7 @@ class Agent:
                         self.identity, lambda: self.secrets, self.config.wire,
                         self._serve_peer,
                     )
+                nursery.start_soon(self._sync_loop)
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 if self.config.metrics_listen is not None:
@@ -234,8 +249,8 @@ class Agent:
     async def _write_batches(self, *,
                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                              ) -> None:
-        """Group commit: take every write queued since the last batch, make them durable
-        in one store transaction, then answer each writer."""
+        """Group commit: take every write queued since the last batch, commit them in one
+        store transaction, and answer each writer once a sync covers it (`_sync_loop`)."""
         send, receive = trio.open_memory_channel[_PendingWrite](WRITE_QUEUE_MAX)
         self._write_queue = send
         task_status.started()
@@ -251,7 +266,30 @@ class Agent:
             )
             for pending, result in zip(batch, results, strict=True):
                 pending.result = result
-                pending.done.set()
+            if self.store.durable >= self.store.commits:
+                for pending in batch:
+                    pending.done.set()
+            else:  # answered by _sync_loop once the batch is on disk
+                self._unanswered.append((self.store.commits, batch))
+
+    async def _sync_loop(self) -> None:
+        """Make commits durable in a worker thread, then release what waited for them.
+
+        One sync at a time (one writer to the disk); it covers every commit made before it
+        started, so writes that arrive while a sync runs share the next one."""
+        store = self.store
+        while True:
+            while self._unanswered and self._unanswered[0][0] <= store.durable:
+                for pending in self._unanswered.popleft()[1]:
+                    pending.done.set()
+            while self._held and self._held[0][0] <= store.durable:
+                self._carry_out(self._held.popleft()[1])
+            if store.durable >= store.commits:
+                self._sync_wanted = trio.Event()
+                await self._sync_wanted.wait()
+                continue
+            covered = await trio.to_thread.run_sync(store.sync_wal)
+            store.durable = max(store.durable, covered)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -301,7 +339,23 @@ class Agent:
             self.input(lambda now: self.core.connection_lost(address, now))
 
     def _dispatch(self) -> None:
-        for event in self.core.events():
+        events = self.core.events()
+        store = self.store
+        if store.durable >= store.commits and not self._held:
+            self._carry_out(events)
+            return
+        held = []
+        for event in events:
+            if isinstance(event, Send) and isinstance(event.message, MEMBERSHIP_MESSAGES):
+                self._carry_out([event])
+            else:
+                held.append(event)
+        if held:
+            self._held.append((store.commits, held))
+        self._sync_wanted.set()
+
+    def _carry_out(self, events: list[Any]) -> None:
+        for event in events:
             if isinstance(event, Send):
                 self.messages_sent[type(event.message).__name__] += 1
                 self.links.enqueue(event.to, event.peer, event.message)

@@ -58,7 +58,7 @@ def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
             fixed = make_private(config.data_dir)
             if fixed:
                 logger.warning("made the data directory private: %s", ", ".join(fixed))
-            store = SqliteStore(config.store_file)
+            store = SqliteStore(config.store_file, deferred_sync=True)
         except StoreError as error:
             raise StartupError(str(error)) from None
         except OSError as error:

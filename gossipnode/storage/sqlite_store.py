@@ -1,8 +1,18 @@
 """SqliteStore: the agent's durable `RecordStore` (see core/store.py for the contract).
 
-Durability: the database runs in WAL mode with `synchronous=FULL`, so a transaction is on
-disk when COMMIT returns; `apply` commits before it returns, hence a write acknowledged
-after `apply` survives kill -9 and power loss (Invariant 4). SQLite's own locking keeps a
+Durability: the database runs in WAL mode. By default with `synchronous=FULL`, so a
+transaction is on disk when COMMIT returns; `apply` commits before it returns, hence a
+write acknowledged after `apply` survives kill -9 and power loss (Invariant 4).
+
+With `deferred_sync=True` (the agent's choice) COMMIT writes the WAL without waiting for
+the disk (`synchronous=NORMAL`), and the disk sync is a separate step, `sync_wal()`, that
+the agent runs in a worker thread: one fsync of the WAL file makes every transaction
+committed before it durable (SQLite itself syncs the WAL before each checkpoint copies it
+into the database, and the database before the WAL is reset). `commits` counts write
+transactions, `durable` is the count the last `sync_wal` covered; the caller must not
+acknowledge a write, or a peer's push, before `durable` reaches the commit that held it.
+So many writes share one sync (group commit), and the event loop never waits for a disk.
+SQLite's own locking keeps a
 second writer (another process, or a torn write) from corrupting the file; a writer that
 finds the database locked waits up to `busy_timeout_ms`.
 
@@ -17,6 +27,7 @@ Schema changes are numbered migrations, applied in order at open and recorded in
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,14 +69,20 @@ class StoreError(Exception):
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, deferred_sync: bool = False) -> None:
         self.path = Path(path)
+        self.deferred_sync = deferred_sync
+        # Write transactions committed, and how many of them are known durable (see the
+        # module docstring); equal at all times unless `deferred_sync`.
+        self.commits = 0
+        self.durable = 0
+        self._wal_fd: int | None = None
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'NORMAL' if deferred_sync else 'FULL'}")
             self._db.execute("PRAGMA secure_delete=ON")
             self._migrate()
         except sqlite3.Error as error:
@@ -224,8 +241,34 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, bytes(value))
             )
 
+    def sync_wal(self) -> int:
+        """Make every transaction committed so far durable; return the `commits` count
+        this covers (the caller records it in `durable`, on its own thread).
+
+        Touches no SQLite object, only the WAL file, so it may run in a worker thread
+        while the owning thread goes on reading and committing."""
+        covered = self.commits
+        if self.deferred_sync and covered:
+            os.fsync(self._wal())
+        return covered
+
+    def _wal(self) -> int:
+        if self._wal_fd is None:
+            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            # Once: the WAL's directory entry, so a fresh WAL file is found after a crash.
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        return self._wal_fd
+
     def close(self) -> None:
-        self._db.close()
+        self._db.close()  # the last connection checkpoints with syncs and removes the WAL
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
+        self.durable = self.commits
 
     def _truncate_log(self) -> None:
         """Copy the log into the database file and empty it: the pages that held removed
@@ -234,20 +277,25 @@ class SqliteStore:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._store._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        store = self._store
+        store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            store.commits += 1
+            if not store.deferred_sync:
+                store.durable = store.commits
 
 
 def _record(dataset: str, row: tuple) -> Record:
