@@ -21,6 +21,10 @@ outright removal (`remove`, `clear_replicated`: a purge of private keys a member
 longer hold) the write-ahead log is checkpointed and truncated, so the removed bytes are in
 no file of the data directory, neither in free pages nor in the log.
 
+Counts (`count`) come from per-dataset tallies kept in memory: taken with one scan at open,
+then moved by every committed write. `status` asks for them on every call, and a scan per
+dataset per call would cost O(records), which an operator polling status feels.
+
 Schema changes are numbered migrations, applied in order at open and recorded in
 `PRAGMA user_version`.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -85,6 +90,7 @@ class SqliteStore:
             self._db.execute(f"PRAGMA synchronous={'NORMAL' if deferred_sync else 'FULL'}")
             self._db.execute("PRAGMA secure_delete=ON")
             self._migrate()
+            self._counts = self._tally()
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: cannot open the store: {error}") from None
 
@@ -160,11 +166,15 @@ class SqliteStore:
                 yield _record(dataset, row)
 
     def count(self, dataset: str, *, tombstones: bool = False) -> int:
-        sql = "SELECT count(*) FROM records WHERE dataset = ?"
-        if not tombstones:
-            sql += " AND value IS NOT NULL"
-        (found,) = self._db.execute(sql, (dataset,)).fetchone()
-        return found
+        live = self._counts[(dataset, False)]
+        return live + self._counts[(dataset, True)] if tombstones else live
+
+    def _tally(self) -> Counter[tuple[str, bool]]:
+        """(dataset, is a tombstone) -> records, counted in the database."""
+        rows = self._db.execute(
+            "SELECT dataset, value IS NULL, count(*) FROM records GROUP BY 1, 2"
+        ).fetchall()
+        return Counter({(dataset, bool(tombstone)): n for dataset, tombstone, n in rows})
 
     def get_meta(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -177,7 +187,7 @@ class SqliteStore:
 
     def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
                       ) -> list[tuple[Record | None, Record]]:
-        changes = []
+        changes: list[tuple[Record | None, Record]] = []
         with self._transaction():
             for incoming in records:
                 lookup_dataset(incoming.dataset)
@@ -199,19 +209,29 @@ class SqliteStore:
                         ),
                     )
                     changes.append((previous, record))
+        for previous, record in changes:  # committed: move the tallies
+            if previous is not None:
+                self._counts[(previous.dataset, previous.value is None)] -= 1
+            self._counts[(record.dataset, record.value is None)] += 1
         return changes
 
     def remove(self, dataset: str, keys: Iterable[str]) -> int:
-        removed = 0
+        removed: Counter[bool] = Counter()
         with self._transaction():
             for key in keys:
-                cursor = self._db.execute(
-                    "DELETE FROM records WHERE dataset = ? AND key = ?", (dataset, key)
-                )
-                removed += cursor.rowcount
+                # (RETURNING the value itself: SQLite 3.40 answers `value IS NULL` wrongly
+                # here, 0 for a NULL value.)
+                row = self._db.execute(
+                    "DELETE FROM records WHERE dataset = ? AND key = ? RETURNING value",
+                    (dataset, key),
+                ).fetchone()
+                if row is not None:
+                    removed[row[0] is None] += 1
+        for tombstone, n in removed.items():
+            self._counts[(dataset, tombstone)] -= n
         if removed:
             self._truncate_log()
-        return removed
+        return sum(removed.values())
 
     def collect_tombstones(self, before_wall_ms: int) -> list[Record]:
         with self._transaction():
@@ -223,6 +243,8 @@ class SqliteStore:
             self._db.execute(
                 "DELETE FROM records WHERE value IS NULL AND wall_ms < ?", (before_wall_ms,)
             )
+        for row in rows:
+            self._counts[(row[0], True)] -= 1
         return [_record(row[0], row[1:]) for row in rows]
 
     def clear_replicated(self) -> int:
@@ -232,6 +254,7 @@ class SqliteStore:
                 f"DELETE FROM records WHERE dataset NOT IN ({marks})",
                 LOCAL_DATASETS,
             )
+        self._counts = self._tally()
         self._truncate_log()
         return cursor.rowcount
 

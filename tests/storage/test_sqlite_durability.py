@@ -119,3 +119,78 @@ def test_unopenable_store_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         SqliteStore(path)
+
+
+DEFERRED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from gossipnode.storage import SqliteStore
+    from gossipnode.core.records import Record, Version
+    store = SqliteStore(sys.argv[1], deferred_sync=True)
+    for i in range(int(sys.argv[2])):
+        store.apply([Record("groups", f"k{i:06d}", b"\\xa0", Version(i + 1, 0, b"\\x07" * 32))])
+        if i % 10 == 9:  # a group of ten commits, then one sync for all of them
+            assert store.sync_wal() == store.commits
+            print(i, flush=True)
+    import time
+    time.sleep(60)             # wait to be killed
+    """
+)
+
+
+def test_deferred_sync_writes_covered_by_a_sync_survive_sigkill(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    writer = subprocess.Popen([sys.executable, "-c", DEFERRED_WRITER, str(path), "200"],
+                              stdout=subprocess.PIPE, text=True)
+    synced = []
+    try:
+        for line in writer.stdout:
+            synced.append(int(line))
+            if len(synced) == 20:
+                break
+    finally:
+        stop(writer)
+    store = SqliteStore(path)
+    assert all(store.get("groups", f"k{i:06d}") for i in range(synced[-1] + 1))
+    store.close()
+
+
+def test_deferred_sync_counts_commits_and_what_a_sync_covered(tmp_path):
+    store = SqliteStore(tmp_path / "store.sqlite3", deferred_sync=True)
+    start = store.commits
+    store.apply([Record("groups", "a", b"\xa0", Version(1, 0, ORIGIN))])
+    store.apply([Record("groups", "b", b"\xa0", Version(1, 0, ORIGIN))])
+    assert store.commits == start + 2
+    assert store.durable < store.commits  # nothing synced yet
+    assert store.sync_wal() == store.commits
+    full = SqliteStore(tmp_path / "other.sqlite3")
+    full.apply([Record("groups", "a", b"\xa0", Version(1, 0, ORIGIN))])
+    assert full.durable == full.commits  # FULL: durable at every commit
+    full.close()
+    store.close()
+
+
+def test_counts_follow_every_kind_of_write_and_match_a_fresh_open(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path)
+    version, later = Version(1, 0, ORIGIN), Version(2, 0, ORIGIN)
+    store.apply([Record("groups", k, b"\xa0", version) for k in "abcde"])
+    store.apply([Record("groups", "a", None, later), Record("groups", "b", None, later)])
+    store.remove("groups", ["a", "c", "missing"])
+    store.collect_tombstones(10)
+    store.apply([Record("network", "n", b"\xa0", version)])
+    expected = {("groups", False): 2, ("groups", True): 2, ("network", False): 1}
+    for (name, tombstones), n in expected.items():
+        assert store.count(name, tombstones=tombstones) == n
+    store.close()
+    reopened = SqliteStore(path)
+    for (name, tombstones), n in expected.items():
+        assert reopened.count(name, tombstones=tombstones) == n
+    (live,) = reopened._db.execute(
+        "SELECT count(*) FROM records WHERE dataset = 'groups' AND value IS NOT NULL"
+    ).fetchone()
+    assert live == 2
+    reopened.clear_replicated()
+    assert reopened.count("groups", tombstones=True) == 0
+    assert reopened.count("network") == 1
+    reopened.close()
