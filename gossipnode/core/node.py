@@ -11,7 +11,8 @@ re-arms one timer at `next_deadline()`. The store is the durable truth.
 Rules:
 1. Durable before visible: a record is applied to the store (durable on return) before the
    write is acknowledged to its caller, before it is pushed, and before a peer's push is
-   acknowledged.
+   acknowledged. A store may defer its disk sync (the agent's does); its driver then holds
+   the answer and the input's events back until the sync covers the commit.
 2. Containment (Invariant 2): before each send the recipient's right to hold each record is
    checked with the current `ScopeView` (`Outbound.send`); on receipt the receiver checks
    its own right (`Admission`). Node-local datasets are never sent and always refused. A
