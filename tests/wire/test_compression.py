@@ -8,14 +8,16 @@ import pytest
 
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
+from gossipnode.wire.deflate_dictionary import DICTIONARY
 from gossipnode.wire.messages import MessageError, MessageRegistry
 from gossipnode.wire.peer_messages import PEER_MESSAGES
 from tests.wire.samples import ORIGIN
 
 
 def raw_deflate(data: bytes, level: int = 6) -> bytes:
-    """An independent raw DEFLATE stream (zlib with wbits -15), not the module's own."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    """An independent raw DEFLATE stream (zlib with wbits -15 and the protocol's preset
+    dictionary), not the module's own."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=DICTIONARY)
     return compressor.compress(data) + compressor.flush()
 
 
@@ -41,7 +43,8 @@ def test_a_batch_of_records_goes_compressed_and_comes_back_equal():
     assert len(data) < len(plain) // 4
     outer = cbor2.loads(data)
     assert outer[0] == 0 and outer[1] == len(plain)
-    assert zlib.decompress(outer[2], -15) == plain
+    inflater = zlib.decompressobj(-15, zdict=DICTIONARY)
+    assert inflater.decompress(outer[2]) == plain
     assert PEER_MESSAGES.decode(data) == message
 
 
@@ -98,6 +101,18 @@ def test_the_inflated_message_is_decoded_as_strictly_as_a_plain_one():
     not_canonical = b"\x82\x15\x19\x00\x01"  # [21, 1] with a non-shortest integer
     with pytest.raises(MessageError):
         PEER_MESSAGES.decode(envelope(len(not_canonical), raw_deflate(not_canonical)))
+
+
+def test_one_certificate_goes_in_far_fewer_bytes_than_it_has():
+    # A push of one `consumers` record with a Sequoia-made certificate: the preset
+    # dictionary lets even a batch of one shrink.
+    from gossipnode.openpgp import consumer_value, generate_key, split_keys
+    (parsed,) = split_keys(generate_key("Ann <ann@example.com>", with_secret=False))
+    value = cbor2.dumps(consumer_value(parsed), canonical=True)
+    push = Push(1, (Record("consumers", parsed.fingerprint, value, Version(1, 0, ORIGIN)),))
+    data = PEER_MESSAGES.encode(push)
+    assert len(data) < 0.7 * len(value)
+    assert PEER_MESSAGES.decode(data) == push
 
 
 def test_type_id_zero_is_reserved():
