@@ -81,6 +81,11 @@ logger = logging.getLogger("gossipnode.agent")
 WRITE_QUEUE_MAX = 1024
 # Writes made durable together with one disk sync (group commit).
 WRITE_BATCH_MAX = 256
+# When a sync just answered several writers, the next sync waits this long first: about a
+# control-socket round trip, so that the writers' next writes (sent the moment they got
+# their answers) share that sync instead of waiting for the one after. A lone writer, the
+# only one answered, never waits.
+SYNC_GATHER_S = 0.002
 # Start-up logs digest-building progress for datasets at least this large.
 LARGE_DATASET_RECORDS = 100_000
 # After SIGTERM the leave announcement gets this long to reach peers before we close.
@@ -279,11 +284,15 @@ class Agent:
         started, so writes that arrive while a sync runs share the next one."""
         store = self.store
         while True:
+            answered = 0
             while self._unanswered and self._unanswered[0][0] <= store.durable:
                 for pending in self._unanswered.popleft()[1]:
                     pending.done.set()
+                    answered += 1
             while self._held and self._held[0][0] <= store.durable:
                 self._carry_out(self._held.popleft()[1])
+            if answered > 1:
+                await trio.sleep(SYNC_GATHER_S)
             if store.durable >= store.commits:
                 self._sync_wanted = trio.Event()
                 await self._sync_wanted.wait()
@@ -366,6 +375,8 @@ class Agent:
                                format_address(event.to) if event.to else "?", cut.closed,
                                event.reason)
             elif isinstance(event, MemberChanged):
+                if event.state == "alive":
+                    self.links.reachable(event.address)
                 logger.info("member %s (%s) at %s is %s", event.name, short_id(event.node_id),
                             format_address(event.address), event.state)
             elif isinstance(event, PeerRefused):

@@ -8,7 +8,8 @@ Rules:
 2. A message meant for a known node id goes only over a connection whose handshake proved
    that id; if another node answers at that address, the message is dropped and logged.
 3. A failed dial is remembered for `DIAL_BACKOFF_S`; sends to that address meanwhile are
-   dropped instead of dialling again and again.
+   dropped instead of dialling again and again, unless the member there is seen alive
+   again first (`reachable`): its return is what the core reacts to at once.
 4. Messages that arrive on an outbound connection are fed to the core like any other.
 """
 
@@ -100,6 +101,10 @@ class Links:
             logger.warning("peer %s is not keeping up; dropping its link",
                            format_address(address))
             self.close(address)
+
+    def reachable(self, address: Address) -> None:
+        """The member at `address` is alive again: forget a failed dial's backoff (rule 3)."""
+        self._backoff_until.pop((address[0], address[1]), None)
 
     def close(self, address: Address) -> bool:
         """Close the link to `address`; False if there was none."""

@@ -1,0 +1,62 @@
+"""The agent's disk sync runs off the event loop: a write is answered only once a sync covers
+it, while membership traffic goes out at once, and the loop keeps running meanwhile."""
+
+import threading
+
+import trio
+
+from gossipnode.config import NodeConfig
+from gossipnode.core.membership import Ping, PushPull
+from gossipnode.identity import create_identity, generate_secret, load_identity
+from gossipnode.runtime.agent import Agent
+from gossipnode.storage import SqliteStore
+from gossipnode.wire.cbor import encode_value
+
+# Every wait below is bounded by this: generous for a loaded 2-core machine.
+WAIT_S = 10.0
+
+
+def make_agent(directory):
+    config = NodeConfig(name="a", data_dir=directory, listen=("127.0.0.1", 0))
+    create_identity(directory / "identity.key")
+    store = SqliteStore(config.store_file, deferred_sync=True)
+    return Agent(config, load_identity(directory / "identity.key"), (generate_secret(),),
+                 store)
+
+
+async def test_a_write_waits_for_its_sync_and_a_probe_does_not(tmp_path):
+    agent = make_agent(tmp_path)
+    gate = threading.Event()  # the disk: a sync returns once the gate opens
+    syncs = []
+    real_sync = agent.store.sync_wal
+
+    def slow_sync():
+        assert gate.wait(WAIT_S)
+        syncs.append(agent.store.commits)
+        return real_sync()
+
+    agent.store.sync_wal = slow_sync
+    sent = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: agent.run(task_status=task_status,
+                                                          handle_signals=False))
+        agent.links.enqueue = lambda to, peer, message: sent.append(message)
+        answered = trio.Event()
+
+        async def write():
+            await agent.write("groups", "g", encode_value({"n": 1}))
+            answered.set()
+
+        nursery.start_soon(write)
+        with trio.move_on_after(0.5):
+            await answered.wait()
+        assert not answered.is_set()  # committed, not yet synced: no answer
+        # Meanwhile the loop runs and membership traffic is not held back: a join goes out.
+        agent.input(lambda now: agent.core.join([("127.0.0.1", 9)], now))
+        assert any(isinstance(m, Ping | PushPull) for m in sent)
+        gate.set()
+        with trio.fail_after(WAIT_S):
+            await answered.wait()
+        assert syncs and agent.store.durable >= syncs[-1]
+        assert agent.store.get("groups", "g") is not None
+        agent.stop()
