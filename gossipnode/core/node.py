@@ -123,7 +123,7 @@ class NodeCore(NodeQueries):
         self.replication = Replication(ctx, self.lifecycle)
         self.handoff = Handoff(ctx, self.lifecycle, self.replication, self.anti_entropy.digests)
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
-                                  self._apply)
+                                  self._apply_synced)
         self.digests = self.anti_entropy.digests
         self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
@@ -294,9 +294,19 @@ class NodeCore(NodeQueries):
             raise result
         return result
 
-    def _apply(self, records: list[Record], source: bytes | None, now: float) -> list[Record]:
-        """Store, index, and push onwards what won (rule 1). Returns the winners. A dataset
-        with a merge function merges two live versions instead of last-writer-wins."""
+    def _apply_synced(self, records: list[Record], source: bytes | None,
+                      now: float) -> list[Record]:
+        """Records a reconciliation brought: stored and indexed, not pushed onwards. Every
+        other peer reconciles on its own (at once, when it comes back from a partition);
+        forwarding them as well would send each record to up to `push_fanout` peers that
+        mostly hold it already, a storm of duplicates right after a heal."""
+        return self._apply(records, source, now, forward=False)
+
+    def _apply(self, records: list[Record], source: bytes | None, now: float, *,
+               forward: bool = True) -> list[Record]:
+        """Store, index, and push onwards what won (rule 1), unless not `forward`. Returns
+        the winners. A dataset with a merge function merges two live versions instead of
+        last-writer-wins."""
         if self.merges:
             resolve = resolver(self.merges, self.config.limits, local=source is None)
             changes = self.store.apply_changes(records, resolve)
@@ -316,8 +326,9 @@ class NodeCore(NodeQueries):
                 for peer in newly_admitted(before_view, self._ctx.view):
                     self.replication.start(peer, admin_records(self.store, self.authority),
                                            now)
-        replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
-        self.replication.push(replicated, exclude=source, now=now)
+        if forward:
+            replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
+            self.replication.push(replicated, exclude=source, now=now)
         revoked = revoked_writers(before, self._views.policy)
         if revoked and self._ctx.view.private_keys_eligible(self.node_id):
             self._resign([r for r in self.store.replicated("private_keys")

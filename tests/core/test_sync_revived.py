@@ -115,3 +115,20 @@ def test_a_quarantined_node_starts_no_immediate_round():
     cluster.run_for(5)
     assert cluster.nodes[1].quarantined(cluster.now)
     assert all(a != 1 for a, _ in opens(cluster, mark))
+
+
+def test_records_a_reconciliation_brought_are_not_pushed_onwards():
+    from gossipnode.core.replication import Push
+    cluster = Cluster([ALL, ALL, ALL], replication=SLOW)
+    cluster.run_for(5)
+    cluster.crash(1)
+    for i in range(20):
+        cluster.put(0, "consumers", f"user{i}", {"n": i})
+    cluster.run_for(5)
+    mark = len(cluster.sent)
+    cluster.restart(1, incarnation=2)
+    cluster.run_for(5)
+    assert len(cluster.records(1, "consumers")) == 20  # brought by the immediate rounds
+    forwarded = [r.key for a, _, m in cluster.sent[mark:] if a == 1 and isinstance(m, Push)
+                 for r in m.records]
+    assert forwarded == []
