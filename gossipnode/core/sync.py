@@ -11,7 +11,8 @@ Rules:
 2. A quarantined node neither starts nor answers sessions; it tells the peer with an abort
    rather than leave the peer's session slot to time out.
 3. Received records pass admission and the receiver's own scope check before they are
-   applied; a completed session marks the node synced (the tombstone horizon restarts).
+   applied (and are not pushed onwards: every peer reconciles for itself); a completed
+   session marks the node synced (the tombstone horizon restarts).
 4. A peer that comes (back) alive (new to us, or back from dead or left: it started, it
    restarted, a partition healed) is reconciled with at once rather than at the next
    round, so a returning member catches up in seconds. Both ends see the same return, so
