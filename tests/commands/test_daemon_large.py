@@ -115,7 +115,8 @@ def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
         assert human.out.splitlines()[-1] == f"(more: continue with --after {expected[PAGE - 1]})"
 
         # The cluster view: which datasets b holds identically, and since when. A write b
-        # misses while it is down makes keyservers differ at the next sync, then agree.
+        # misses while it is down makes keyservers differ at the next sync (the one its
+        # return starts at once), then agree.
         stop_all([b])
         assert a.request("put", dataset="keyservers", key="ks-late", value={})["key"]
         b.start()
@@ -128,8 +129,12 @@ def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
             peers = cli("status", "--config", a.config, "--json").json()["peers"]
             return next(p for p in peers if p["name"] == "b")["datasets"][dataset]
 
-        differed = compared("keyservers")
-        assert differed["identical"] is False
+        def view(dataset):
+            peers = cli("status", "--config", a.config, "--json").json()["peers"]
+            return next(p for p in peers if p["name"] == "b")["datasets"].get(dataset)
+
+        differed = wait_for(lambda: (v := view("keyservers")) and not v["identical"] and v,
+                            "the sync at b's return to find keyservers different")
         assert "ks-late" in keys(b, "keyservers")
         again = compared("keyservers")
         assert again["identical"] is True and again["since"] > differed["since"]

@@ -37,8 +37,8 @@ def batch(count: int) -> Push:
 def test_a_batch_of_records_goes_compressed_and_comes_back_equal():
     message = batch(50)
     plain = cbor2.dumps([20, 7, [[r.dataset, r.key, r.value, [r.version.wall_ms,
-                                  r.version.counter, r.version.origin]] for r in message.records]],
-                        canonical=True)
+                                  r.version.counter, r.version.origin], r.signature]
+                                 for r in message.records]], canonical=True)
     data = PEER_MESSAGES.encode(message)
     assert len(data) < len(plain) // 4
     outer = cbor2.loads(data)
