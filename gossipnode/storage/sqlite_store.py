@@ -12,9 +12,11 @@ into the database, and the database before the WAL is reset). `commits` counts w
 transactions, `durable` is the count the last `sync_wal` covered; the caller must not
 acknowledge a write, or a peer's push, before `durable` reaches the commit that held it.
 So many writes share one sync (group commit), and the event loop never waits for a disk.
-SQLite's own locking keeps a
-second writer (another process, or a torn write) from corrupting the file; a writer that
-finds the database locked waits up to `busy_timeout_ms`.
+
+SQLite's own locking keeps a second writer (another process, or a torn write) from
+corrupting the file; a writer that finds the database locked waits up to `busy_timeout_ms`.
+(The counts below assume the agent is the only writer, which the data directory's lock
+ensures.)
 
 Purged means gone: `secure_delete` overwrites deleted content with zeros, and after an
 outright removal (`remove`, `clear_replicated`: a purge of private keys a member may no
