@@ -137,7 +137,7 @@ class SyncScheduler:
         recent = self._immediate_rounds
         for peer in peers:
             since = self._revived_at.get(peer, now)
-            if (not ctx.view.live(peer) or self._lifecycle.quarantined(now)
+            if (not ctx.view.live(peer) or self._lifecycle.quarantined()
                     or self._anti_entropy.sessions_running(peer)):
                 continue
             # A session that completed since the return (the other end noticed it first,
