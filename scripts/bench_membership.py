@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.membership import ALIVE, DEAD, push_pull_interval_s
-from gossipnode.core.membership.testing import VirtualCluster
 from gossipnode.wire.cbor import encode
+from tests.core.membership.virtual_cluster import VirtualCluster
 
 # Virtual seconds of 5 % loss per size: long enough to see rare false suspicions at small n,
 # short enough that n = 1000 stays within minutes of wall time.

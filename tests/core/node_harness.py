@@ -9,10 +9,10 @@ import random
 
 from gossipnode.config import NodeConfig, ReplicationConfig, TagsConfig
 from gossipnode.core.events import Send
-from gossipnode.core.membership.testing import FakeSigning
 from gossipnode.core.node import NodeCore
 from gossipnode.core.store import MemoryStore
 from gossipnode.wire.cbor import decode_value, encode_value
+from tests.core.membership.virtual_cluster import FakeSigning
 
 LATENCY_S = 0.005
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.membership import ALIVE, Membership
-from gossipnode.core.membership.testing import VirtualCluster
+from tests.core.membership.virtual_cluster import VirtualCluster
 
 
 def start_cluster(

@@ -32,8 +32,8 @@ from gossipnode.core.membership import (
 from gossipnode.core.membership.broadcast import BroadcastQueue
 from gossipnode.core.membership.messages import statement_size_bytes
 from gossipnode.core.membership.suspicion import Suspicion
-from gossipnode.core.membership.testing import VirtualCluster
 from tests.core.membership.membership_helpers import converged, start_cluster
+from tests.core.membership.virtual_cluster import VirtualCluster
 
 # ---- Lifeguard's suspicion curve ----------------------------------------------------------
 

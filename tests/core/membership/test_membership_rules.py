@@ -30,8 +30,8 @@ from gossipnode.core.membership import (
     alive_signed_bytes,
     left_signed_bytes,
 )
-from gossipnode.core.membership.testing import FakeSigning, VirtualCluster
 from tests.core.membership.membership_helpers import converged, node_id
+from tests.core.membership.virtual_cluster import FakeSigning, VirtualCluster
 
 
 def nacl_verify(node_id: bytes, message: bytes, signature: bytes) -> bool:

@@ -21,9 +21,9 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ...config import MembershipConfig
-from ..events import Address, MemberChanged, PeerRefused, Send
-from .swim import Membership
+from gossipnode.config import MembershipConfig
+from gossipnode.core.events import Address, MemberChanged, PeerRefused, Send
+from gossipnode.core.membership.swim import Membership
 
 __all__ = ["FakeSigning", "VirtualCluster"]
 
