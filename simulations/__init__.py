@@ -3,8 +3,9 @@ and one virtual network, all chance drawn from one seed.
 
 Modules, one idea each:
 - clock: virtual time and the event queue;
-- network: latency, jitter, loss, duplication, reordering, partitions;
-- payload: the records inside a message and an estimate of its size;
+- network: ordered links with bounded queues, latency, bandwidth, resets, stalls,
+  slowdowns, partitions;
+- payload: every message through the wire codec, and the records inside it;
 - tracked_store: the per-node MemoryStore that keeps digests for the checkers;
 - node: one simulated node (identity, config, store, skew, lifecycle state);
 - cluster: the event loop, node lifecycle and fault verbs of the scenario DSL;
@@ -15,7 +16,8 @@ Modules, one idea each:
 - scenarios: the named fault phases;
 - report, runner: what a run prints, and the command line.
 
-This package never imports trio or the runtime; it drives the core through its public API.
+This package never imports trio or the runtime; it drives the core through its public API
+and the adapter the agent uses (gossipnode/driving.py).
 """
 
 from .checkers import CheckerOptions, Violation

@@ -30,7 +30,12 @@ The rules checked, and when:
     the last heal of the network, and is suspended while a partition is in place.
     Checked after every step the node takes, and at the end.
 - placement, at every store change: the last copy of a live mailbox message (over all
-  stores, crashed ones included) must never be removed.
+  stores, crashed ones included) must never be removed; and after the liveness phase
+  each mailbox is on exactly its R owners, judged by the oracle (oracle.py).
+- eligibility and placement are judged by the oracle, the checkers' own model of the
+  written rules, never by the core's functions.
+- durability, at every acknowledgement: the acknowledged record is in the node's store;
+  a refused write left the store as it was (a failing disk refuses cleanly).
 - no resurrection, at every store change: after a delete converged, a store must never
   take in an older value of that key.
 - durability, at restart: every write to an `all`-scope dataset a node acknowledged is
@@ -54,20 +59,16 @@ from typing import TYPE_CHECKING
 
 from gossipnode.core.catalog import Scope
 from gossipnode.core.catalog import dataset as lookup_dataset
-from gossipnode.core.placement import (
+from gossipnode.core.records import Record, Version
+
+from .oracle import (
     POLICY_DATASET,
     PRIVATE_KEYS_POLICY_PREFIX,
-    Candidate,
-    ClusterPolicy,
-    mailbox_id,
-    mailbox_owners,
-    policy_from_records,
-    private_keys_eligible,
-    wep_candidates,
+    TruthPolicy,
+    mailbox_of,
+    may_hold_private_keys,
+    owners,
 )
-from gossipnode.core.records import Record, Version
-from gossipnode.wire.cbor import decode_value
-
 from .tracked_store import PRIVATE_KEYS, WEB_MESSENGER, TrackedStore
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Checkers:
         self.acknowledged: dict[tuple[str, str], Record] = {}
         # Per node: the acknowledged writes to `all`-scope datasets it made itself.
         self.acknowledged_by: dict[int, dict[tuple[str, str], Version]] = {}
-        self.policy = ClusterPolicy()
+        self.policy = TruthPolicy()
         self._policy_records: dict[str, Record] = {}
         # Nodes not eligible for private keys by truth, and when each learned it.
         self._ineligible: dict[int, float | None] = {}
@@ -121,7 +122,8 @@ class Checkers:
         self._key_holders: dict[str, int] = {}
         # Deletes that converged: key -> the tombstone's version.
         self._converged_deletes: dict[tuple[str, str], Version] = {}
-        self._owners_cache: dict[str, tuple[bytes, ...] | None] = {}
+        self._owners_cache: dict[str, frozenset[bytes] | None] = {}
+        self._members: list[tuple[bytes, str, dict[str, str]]] = []
         self._owners_epoch = -1
 
     # -- reporting ------------------------------------------------------------------
@@ -138,7 +140,12 @@ class Checkers:
     # -- ground truth ---------------------------------------------------------------
 
     def acknowledge(self, node: SimNode, record: Record) -> None:
-        """A core acknowledged this write (put or delete returned it)."""
+        """A core acknowledged this write (put, delete or write_many returned it). It must
+        be durable by then: in the node's store, that version or newer."""
+        held = node.store.get(record.dataset, record.key)
+        if held is None or held.version < record.version:
+            self.violate("durability", f"{node.name} acknowledged {record.dataset}/"
+                         f"{record.key} before it was in its store")
         if lookup_dataset(record.dataset).scope is Scope.LOCAL:
             return  # node-local: nothing to replicate, nothing to check across nodes
         key = (record.dataset, record.key)
@@ -151,11 +158,11 @@ class Checkers:
             known = self._policy_records.get(record.key)
             if known is None or known.version < record.version:
                 self._policy_records[record.key] = record
-                self.policy = policy_from_records(self._policy_records.values(), decode_value)
+                self.policy = TruthPolicy.from_records(self._policy_records.values())
                 self.truth_changed()
 
     def eligible(self, node: SimNode) -> bool:
-        return private_keys_eligible(node.node_id, node.tags, self.policy)
+        return may_hold_private_keys(node.node_id, node.tags, self.policy)
 
     def truth_changed(self) -> None:
         """Tags, policy or membership changed: recompute who is ineligible."""
@@ -175,7 +182,7 @@ class Checkers:
 
     def _denial(self, node_id: bytes) -> Record | None:
         record = self._policy_records.get(PRIVATE_KEYS_POLICY_PREFIX + node_id.hex())
-        if record is not None and node_id in self.policy.private_keys_denied:
+        if record is not None and node_id in self.policy.denied:
             return record
         return None
 
@@ -294,24 +301,21 @@ class Checkers:
 
     # -- convergence ----------------------------------------------------------------
 
-    def _owners(self, mailbox: str) -> tuple[bytes, ...] | None:
+    def _owners(self, mailbox: str) -> frozenset[bytes] | None:
         cluster = self.cluster
         if self._owners_epoch != cluster.membership_epoch:
             self._owners_cache.clear()
             self._owners_epoch = cluster.membership_epoch
-            self._candidates = wep_candidates(
-                [Candidate(n.node_id, n.name, n.tags) for n in cluster.live_nodes()],
-                self.policy,
-            )
+            self._members = [(n.node_id, n.name, n.tags) for n in cluster.live_nodes()]
         if mailbox not in self._owners_cache:
-            self._owners_cache[mailbox] = mailbox_owners(mailbox, self._candidates, self.policy)
+            self._owners_cache[mailbox] = owners(mailbox, self._members, self.policy)
         return self._owners_cache[mailbox]
 
     def mailboxes(self) -> list[str]:
         found: dict[str, None] = {}
         for dataset, key in self.acknowledged:
             if dataset == WEB_MESSENGER:
-                found[mailbox_id(key)] = None
+                found[mailbox_of(key)] = None
         return list(found)
 
     def convergence_gaps(self, limit: int = 3) -> list[str]:
@@ -367,7 +371,7 @@ class Checkers:
             elif scope is Scope.PRIVATE_KEY_ELIGIBLE:
                 holders = [node for node in live if self.eligible(node)]
             elif self.policy.wep_replication:
-                owners = self._owners(mailbox_id(key)) or ()
+                owners = self._owners(mailbox_of(key)) or ()
                 holders = [node for node in live if node.node_id in owners]
             else:
                 continue
@@ -386,7 +390,26 @@ class Checkers:
             if latest.value is None:
                 self._converged_deletes[(dataset, key)] = latest.version
 
+    def check_placement(self) -> None:
+        """After the liveness phase: each mailbox on exactly its owners by truth (the
+        oracle's rendezvous hashing), wherever any live member holds it."""
+        if not self.policy.wep_replication:
+            return
+        live = self.cluster.live_nodes()
+        for mailbox in self.mailboxes():
+            owned_by = self._owners(mailbox)
+            holders = [node for node in live if mailbox in node.store.mailbox_counts]
+            if not owned_by or not holders:
+                continue
+            strays = [node.name for node in holders if node.node_id not in owned_by]
+            missing = [node.name for node in live if node.node_id in owned_by
+                       and mailbox not in node.store.mailbox_counts]
+            if strays or missing:
+                self.violate("placement", f"mailbox {mailbox}: held by non-owners "
+                             f"{strays or 'none'}, missing on owners {missing or 'none'}")
+
     def final_sweep(self) -> None:
+        self.check_placement()
         now = self.cluster.queue.now
         for node in self.cluster.nodes:
             if node.index in self._ineligible and node.core is not None:

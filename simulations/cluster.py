@@ -4,11 +4,14 @@ Theory of operation:
 1. Every simulated node runs the very `NodeCore` the agent runs, through its public API
    only (construct, `join`, `put`, `receive`, `handle_timer`, ... then `events()` and
    `next_deadline()`), exactly as the Trio shell drives it. There is no back door.
+   The adapter around the core is the agent's (gossipnode/driving.py): the same value
+   decoder and content check, client writes through group commit (`write_many`), and
+   every message encoded to wire bytes by the peer codec and decoded from them again.
 2. Everything that happens is an event in one queue (clock.py): a message arriving, a
-   node's timer firing, a workload operation. `_step` pops one and feeds it to one core;
-   afterwards the core's events are carried out (Sends become future deliveries) and its
-   timer is re-armed from `next_deadline()`. The checkers look at every send, every
-   delivery and every step.
+   node's timer firing, a workload operation, a group commit. `_step` pops one and feeds
+   it to one core; afterwards the core's events are carried out (Sends go into the links
+   of network.py) and its timer is re-armed from `next_deadline()`. The checkers look at
+   every send, every delivery and every step.
 3. One `random.Random(seed)` owns all chance. At construction it deals out child seeds,
    in a fixed order, to the network, the workload, the fault drawer and every node, so
    that adding a random draw in one place does not shift every other stream.
@@ -16,41 +19,44 @@ Theory of operation:
    `now` of every input, and its deadlines are virtual times. Its wall clock is virtual
    time plus its skew, handed to the core as `wall_ms` (version stamps, tombstone ages).
    `skew` and `jump` step the wall clock only, as NTP or an operator would: no timer moves.
-5. A crash drops the core object, its timer and every message in flight to or from it
-   (its connections die with the process), and keeps its store: the store is the durable
+5. A crash drops the core object, its timer, its uncommitted writes and every link of
+   it (its peers see `connection_lost`), and keeps its store: the store is the durable
    part. A restart builds a new core on the same store with a higher incarnation.
-6. A message to a node that is down makes the sender's connection fail: after one hop's
-   latency the sender gets `connection_lost` for that address (unless a partition
-   black-holes the path too). A `Disconnect` event reaches the peer the same way.
+6. Links are ordered streams (network.py): a `Disconnect` resets the link with that
+   peer, both directions, and both ends see `connection_lost`.
 7. A core that raises out of any input is a bug (a core must turn bad input into
-   events): it is recorded as a violation and the node is treated as crashed.
+   events): it is recorded as a violation and the node is treated as crashed. The one
+   exception is a failing disk under a replicated write: the agent stops on a store
+   error (fail-stop), so the simulated node crashes without a violation.
 
 DSL verbs (plain methods): `partition`, `isolate`, `heal_network`, `heal`, `crash`,
 `restart`, `skew`, `jump`, `leave`, `add_node`, `run_for`, `run_until_converged`,
-`settle` here; the client verbs `write`, `delete`, `set_policy`, `set_tags` in commands.py.
+`settle` here; the client verbs `write`, `delete`, `set_policy`, `set_tags` in
+commands.py; the link and disk faults `stall`, `unstall`, `slow`, `cut`,
+`fail_storage`, `slow_storage` in fault_verbs.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from gossipnode.config import NodeConfig, TagsConfig
-from gossipnode.core.errors import LocalProtocolError
+from gossipnode.core.errors import LocalProtocolError, RemoteProtocolError
 from gossipnode.core.events import Address, Disconnect, Send
 from gossipnode.core.records import Record
-from gossipnode.openpgp.merge import value_merges
-from gossipnode.wire.cbor import decode_value
+from gossipnode.driving import STORE_FAILURES, PeerCodec, core_arguments
+from gossipnode.wire.peer_messages import PEER_MESSAGES
 
 from .checkers import DEFAULT_OPTIONS, CheckerOptions, Checkers
 from .clock import EventQueue
 from .commands import ClientCommands
+from .fault_verbs import FaultVerbs
 from .network import CALM, Network, NetworkFaults
-from .node import PORT, SEED_NODES, SimNode, default_tags, sign_function, tag_map, verify
-from .payload import walk_message
+from .node import PORT, SEED_NODES, SYNC_S, SimNode, default_tags, sign_function, tag_map, verify
+from .payload import SimCodec, records_in
 from .tracked_store import TrackedStore
 
 __all__ = ["SEED_NODES", "Cluster", "CoreFactory", "SimNode", "default_tags"]
@@ -67,7 +73,7 @@ STEPS_MAX = 50_000_000
 TIMER_SPINS_MAX = 1000
 
 
-class Cluster(ClientCommands):
+class Cluster(ClientCommands, FaultVerbs):
     def __init__(
         self,
         core_factory: CoreFactory,
@@ -77,21 +83,24 @@ class Cluster(ClientCommands):
         base_config: NodeConfig | None = None,
         tags_for: Callable[[int], TagsConfig] = default_tags,
         faults: NetworkFaults = CALM,
-        message_size: Callable[[object], int] | None = None,
         checker_options: CheckerOptions = DEFAULT_OPTIONS,
     ) -> None:
+        """`core_factory.message_registry`, when present, is the wire registry of the
+        core's messages (a test stand-in's); NodeCore's is the agent's PEER_MESSAGES."""
         assert nodes >= 1
         self.core_factory = core_factory
         self.seed = seed
         self.random = random.Random(seed)
         self.queue = EventQueue()
         self.start_s = self.queue.now
-        self.network = Network(random.Random(self.random.getrandbits(64)), faults)
+        self.network = Network(random.Random(self.random.getrandbits(64)), self.queue,
+                               self._accepts_connections, self._connection_lost, faults)
         self.workload_rng = random.Random(self.random.getrandbits(64))
         self.fault_rng = random.Random(self.random.getrandbits(64))
         self.base_config = base_config or NodeConfig()
         self.tags_for = tags_for
-        self.message_size = message_size
+        registry = getattr(core_factory, "message_registry", PEER_MESSAGES)
+        self.codec = SimCodec(PeerCodec(self.base_config.wire, registry))
         self.nodes: list[SimNode] = []
         self._by_address: dict[Address, SimNode] = {}
         self.membership_epoch = 0
@@ -148,8 +157,8 @@ class Cluster(ClientCommands):
             node.core = self.core_factory(
                 node.config, store=node.store, node_id=node.node_id, rng=node.rng,
                 now=self.queue.now, wall_ms=lambda: self._wall_ms(node),
-                sign=sign_function(node.node_id), verify=verify, decode_value=decode_value,
-                incarnation=node.incarnation, **_merges(self.core_factory),
+                sign=sign_function(node.node_id), verify=verify, incarnation=node.incarnation,
+                **core_arguments(),
             )
         except Exception as error:
             self.checkers.violate("core-error", f"{node.name} failed to start: "
@@ -180,7 +189,11 @@ class Cluster(ClientCommands):
             self._drop_core(node)
             return None
         except Exception as error:
-            self.checkers.violate("core-error", f"{node.name}: {type(error).__name__}: {error}")
+            if isinstance(error, STORE_FAILURES) and node.store.failing:
+                self._count("crashes on a failing disk")  # the agent stops on a store error
+            else:
+                self.checkers.violate("core-error",
+                                      f"{node.name}: {type(error).__name__}: {error}")
             self._drop_core(node)
             return None
         for event in events:
@@ -201,28 +214,35 @@ class Cluster(ClientCommands):
 
     def _carry_out(self, node: SimNode, event: object) -> None:
         if isinstance(event, Send):
+            try:
+                data = self.codec.encode(event.message)
+            except LocalProtocolError as error:
+                self.checkers.violate("wire", f"{node.name} sent a message the codec "
+                                      f"refuses: {error}")
+                return
             records: list[Record] = []
-            size = walk_message(event.message, records)
-            if self.message_size is not None:
-                size = self.message_size(event.message)
+            records_in(event.message, records)
             self.messages += 1
-            self.bytes += size
+            self.bytes += len(data)
             target = self._by_address.get(event.to)
             verdict = self.checkers.on_send(node, target, records)
             if target is None:
                 self._count("unroutable")
                 return
-            for delay in self.network.route(node.index, target.index):
-                self.queue.push(self.queue.now + delay, "deliver", (
-                    target.index, target.epoch, node.index, node.epoch, event.message, verdict))
+            self.network.send(node.index, target.index, (data, verdict), len(data))
         elif isinstance(event, Disconnect):
             self._count("Disconnect")
             target = self._by_address.get(event.to)
             if target is not None:
-                self.queue.push(self.queue.now + self.network.faults.latency_s, "lost",
-                                (target.index, target.epoch, node.address))
+                self.network.cut(node.index, target.index)
         else:
             self._count(type(event).__name__)
+
+    def _accepts_connections(self, index: int) -> bool:
+        return self.nodes[index].core is not None
+
+    def _connection_lost(self, index: int, peer: int, at_s: float) -> None:
+        self.queue.push(at_s, "lost", (index, self.nodes[index].epoch, self.nodes[peer].address))
 
     def _count(self, name: str) -> None:
         self.event_counts[name] = self.event_counts.get(name, 0) + 1
@@ -231,20 +251,24 @@ class Cluster(ClientCommands):
         kind, payload = self.queue.pop()
         self.steps += 1
         if kind == "deliver":
-            target_index, target_epoch, source_index, source_epoch, message, verdict = payload
+            arrived = self.network.arrived(payload)
+            if arrived is None:
+                self._count("dropped: connection reset")
+                return
+            source_index, target_index, (data, verdict) = arrived
             target, source = self.nodes[target_index], self.nodes[source_index]
-            if source.epoch != source_epoch:
-                self._count("dropped: sender crashed")
-            elif target.core is None or target.epoch != target_epoch:
-                self._count("dropped: receiver down")
-                if source.core is not None and not self.network.blocked(
-                        source_index, target_index):
-                    self.queue.push(self.queue.now + self.network.faults.latency_s, "lost",
-                                    (source_index, source_epoch, target.address))
-            else:
-                self.checkers.on_deliver(source.name, target, verdict)
-                sender = source.node_id
-                self._input(target, lambda core, now: core.receive(sender, message, now))
+            try:
+                message = self.codec.decode(data)
+            except RemoteProtocolError as error:
+                # The agent's transport drops a connection whose bytes do not decode; the
+                # sender's encoder let them out, which is a bug on our side of the wire.
+                self.checkers.violate("wire", f"{target.name} cannot decode a message "
+                                      f"from {source.name}: {error}")
+                self.network.cut(source_index, target_index)
+                return
+            self.checkers.on_deliver(source.name, target, verdict)
+            sender = source.node_id
+            self._input(target, lambda core, now: core.receive(sender, message, now))
         elif kind == "timer":
             index, token = payload
             node = self.nodes[index]
@@ -269,6 +293,12 @@ class Cluster(ClientCommands):
             if payload == self._workload_token and self.workload is not None:
                 self.workload.operate()
                 self.queue.push(self.queue.now + self.workload.interval_s, "workload", payload)
+        elif kind in ("commit", "synced"):
+            self._group_commit(kind, payload)
+        elif kind == "disk":
+            self.nodes[payload].store.failing = False
+        elif kind == "call":  # a fault that ends later (faults.py)
+            payload()
         elif kind == "exit":
             index, epoch = payload
             node = self.nodes[index]
@@ -348,8 +378,12 @@ class Cluster(ClientCommands):
         workload, restart every crashed node and reseed every quarantined one (what an
         operator would do). Clock skews stay."""
         self.stop_workload()
+        self.network.calm()
         self.heal_network()
         self.network.faults = CALM
+        for node in self.nodes:
+            node.store.failing = False
+            node.sync_s = SYNC_S
         for node in self.nodes:
             if node.core is None and not node.left:
                 self.restart(node)
@@ -357,12 +391,14 @@ class Cluster(ClientCommands):
             self.reseed_if_quarantined(node)
 
     def _drop_core(self, node: SimNode) -> None:
+        self._abandon_writes(node)
         node.core = None
         node.epoch += 1
         node.timer_token += 1
         node.timer_at = None
         node.crashed_at = self.queue.now
         self.membership_epoch += 1
+        self.network.node_down(node.index)
 
     def crash(self, node: SimNode) -> None:
         """kill -9: the core and everything in flight to or from it are gone."""
@@ -410,11 +446,3 @@ class Cluster(ClientCommands):
         self.checkers.truth_changed()
         self._start(node)
         return node
-
-
-def _merges(core_factory: CoreFactory) -> dict[str, Any]:
-    """Certificate datasets merge packet by packet, as on the agent; a core that takes no
-    `merges` (the tests' stand-in) is built without them."""
-    if "merges" not in inspect.signature(core_factory).parameters:
-        return {}
-    return {"merges": value_merges()}

@@ -1,8 +1,9 @@
 """Fault primitives composed into bigger moves, and the random mode's fault drawer.
 
-The primitives themselves (partition, isolate, heal, crash, restart, skew, jump) are
-methods of the cluster. This module draws WHICH nodes and WHEN from the cluster's fault
-stream (`cluster.fault_rng`), so a scenario and the random mode both replay from the seed.
+The primitives themselves (partition, isolate, heal, crash, restart, skew, jump, stall,
+slow, cut, fail_storage, slow_storage) are methods of the cluster. This module draws
+WHICH nodes and WHEN from the cluster's fault stream (`cluster.fault_rng`), so a scenario
+and the random mode both replay from the seed.
 
 Bounds that keep a random run meaningful: at most a third of the members are down at
 once (a cluster with most members down tests nothing but waiting), two clocks stay
@@ -26,6 +27,15 @@ __all__ = ["random_faults", "random_split", "random_subset"]
 DOWN_FRACTION_MAX = 1 / 3
 # Seconds between two random faults: drawn uniformly in this range.
 FAULT_GAP_S = (1.0, 5.0)
+# A stalled link stays stalled this long (long enough to fill its queue under a push
+# storm, short enough that most stalls end within the fault phase).
+STALL_S = (1.0, 20.0)
+# A slowed link runs this many times slower: a congested path, not a dead one.
+SLOW_FACTOR = (2.0, 200.0)
+# A failing disk fails every write for this long: one bad sync up to a replaced disk.
+DISK_FAILURE_S = (0.01, 10.0)
+# A slow disk's sync: from a busy SSD to a saturated spinning disk.
+SLOW_SYNC_S = (0.01, 0.5)
 
 
 def random_subset(rng: random.Random, nodes: list[SimNode], fraction: float) -> list[SimNode]:
@@ -62,7 +72,8 @@ def _one_fault(cluster: Cluster, rng: random.Random) -> None:
     live = [node for node in nodes if node.core is not None]
     down = [node for node in nodes if node.core is None]
     kind = rng.choice(("partition", "oneway", "isolate", "heal_network", "crash", "restart",
-                       "skew", "jump", "rates", "policy", "tags"))
+                       "skew", "jump", "resets", "stall", "slow", "cut", "disk", "policy",
+                       "tags"))
     if kind in ("partition", "oneway") and len(nodes) >= 2:
         a_group, b_group = random_split(rng, nodes, rng.uniform(0.1, 0.5))
         if b_group:
@@ -82,10 +93,24 @@ def _one_fault(cluster: Cluster, rng: random.Random) -> None:
         jump = rng.uniform(-1, 1) * _skew_max_s(cluster) / 2
         if abs(node.skew_s + jump) <= _skew_max_s(cluster):
             cluster.jump(node, jump)
-    elif kind == "rates":
-        cluster.network.set_faults(loss_rate=rng.uniform(0, 0.2),
-                                   duplicate_rate=rng.uniform(0, 0.1),
-                                   reorder_rate=rng.uniform(0, 0.2))
+    elif kind == "resets":
+        cluster.network.set_faults(reset_rate=rng.uniform(0, 0.02))
+    elif kind in ("stall", "slow", "cut") and len(live) >= 2:
+        a, b = rng.sample(live, 2)
+        if kind == "stall":
+            cluster.stall(a, b)
+            cluster.queue.push(cluster.queue.now + rng.uniform(*STALL_S), "call",
+                               lambda: cluster.unstall(a, b))
+        elif kind == "slow":
+            cluster.slow(a, b, rng.uniform(*SLOW_FACTOR))
+        else:
+            cluster.cut(a, b)
+    elif kind == "disk" and live:
+        node = rng.choice(live)
+        if rng.random() < 0.5:
+            cluster.fail_storage(node, rng.uniform(*DISK_FAILURE_S))
+        else:
+            cluster.slow_storage(node, rng.uniform(*SLOW_SYNC_S))
     elif kind == "policy" and live:
         member = rng.choice(nodes)
         cluster.set_policy(rng.choice(live), private_keys={member: rng.random() < 0.5})

@@ -9,20 +9,25 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gossipnode.config import NodeConfig, TagsConfig
 from gossipnode.core.events import Address
+from gossipnode.core.records import Record
 
 from .tracked_store import TrackedStore
 
-__all__ = ["PORT", "SEED_NODES", "SimNode", "default_tags", "sign_function", "tag_map", "verify"]
+__all__ = ["PORT", "SEED_NODES", "SYNC_S", "PendingWrite", "SimNode", "default_tags",
+           "sign_function", "tag_map", "verify"]
 
 # Seeds every node is configured to join: a few, as an operator would list.
 SEED_NODES = 3
 PORT = 7946
 SIGNATURE_BYTES = 64
+# One disk sync of a group commit: an fsync on a server SSD takes a few milliseconds.
+# Writes that arrive while a sync runs wait for the next batch.
+SYNC_S = 0.002
 
 
 def default_tags(index: int) -> TagsConfig:
@@ -73,3 +78,24 @@ class SimNode:
     epoch: int = 0
     last_timer_at: float = 0.0
     timer_spins: int = 0
+    # Group commit (gossipnode/driving.py): client writes waiting for the next batch, and
+    # whether a batch is being synced now.
+    writes: list[PendingWrite] = field(default_factory=list)
+    committing: bool = False
+    sync_s: float = SYNC_S
+
+
+@dataclass(slots=True, eq=False)
+class PendingWrite:
+    """A client write in a node's group-commit queue, and its outcome once committed:
+    `record` when acknowledged, `error` (the reason) when refused."""
+
+    dataset: str
+    key: str
+    value: bytes | None
+    record: Record | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.record is not None or self.error is not None

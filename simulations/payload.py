@@ -1,77 +1,121 @@
-"""What a message carries: an estimate of its size, and the records inside it.
+"""What crosses the virtual network: the wire bytes of a message, and the records inside it.
 
-Core messages are frozen dataclasses whose fields are scalars, tuples, Records, Versions or
-further such dataclasses (see gossipnode/core/events.py). One generic walk over those fields
-serves both the byte count of a report and the containment checker, which must see every
-Record a message carries however deeply it is nested.
+Every message a core sends is encoded by the real peer codec (gossipnode/driving.py, the
+registry the agent's transport uses) and the receiver gets what the codec decodes from
+those bytes, never the sender's object: a field the codec drops, mangles or refuses shows
+up in a simulation exactly as it would between two agents. The byte counts of a report
+are the lengths of those encodings.
 
-The size is an ESTIMATE of the encoded size, not the wire encoding: bytes and text count
-their length, numbers 8 bytes, None and booleans 1, and each container 2 bytes of framing.
-It is fast (no encoding) and stable, which is what a deterministic report needs. A caller
-who wants exact figures passes its own `message_size` hook to the cluster.
+Two caches keep this affordable at a thousand members, without changing what a core
+sees: the codec is a pure function, so
+- a message object sent to several peers is encoded once (keyed by identity; the cache
+  holds the object, so its id cannot be reused while cached);
+- identical bytes are decoded once, and the receivers share the decoded message (core
+  messages are frozen dataclasses of immutable values, so sharing is safe).
+
+The containment checker must see every Record a message carries however deeply it is
+nested: `records_in` walks a message's fields, skipping, from its type hints, the
+message classes that cannot hold a Record at all (membership traffic, most of it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
-from gossipnode.core.records import Record, Version
+from gossipnode.core.records import Record
+from gossipnode.driving import PeerCodec
 
-__all__ = ["walk_message"]
+__all__ = ["SimCodec", "records_in"]
 
-# Framing overhead of a container (tuple or message), and of a number, in the estimate.
-CONTAINER_BYTES = 2
-NUMBER_BYTES = 8
-SCALAR_BYTES = 1  # None and booleans
-
-# Field names per message class, looked up once: the walk runs at every send, so it
-# dispatches on the exact type first and falls back to isinstance only for rare types.
-_FIELDS: dict[type, tuple[str, ...]] = {}
+# Encodings remembered by message identity: a gossip round sends one message to a few
+# peers within one input, so a small window catches every repeat.
+ENCODE_CACHE_ENTRIES = 1024
+# Decodings remembered by bytes: identical gossip reaches many members over a few rounds.
+DECODE_CACHE_ENTRIES = 8192
 
 
-def walk_message(message: object, records: list[Record]) -> int:
-    """Append every Record inside `message` to `records`; return the estimated size."""
-    return _walk(message, records)
+class SimCodec:
+    def __init__(self, codec: PeerCodec) -> None:
+        self.codec = codec
+        self._encoded: dict[int, tuple[object, bytes]] = {}
+        self._decoded: dict[bytes, object] = {}
+        self.encodes = 0
+        self.decodes = 0
+
+    def encode(self, message: object) -> bytes:
+        """Raises LocalProtocolError for a message outside the schema."""
+        cached = self._encoded.get(id(message))
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        data = self.codec.encode(message)
+        self.encodes += 1
+        if len(self._encoded) >= ENCODE_CACHE_ENTRIES:
+            del self._encoded[next(iter(self._encoded))]
+        self._encoded[id(message)] = (message, data)
+        return data
+
+    def decode(self, data: bytes) -> object:
+        """Raises MessageError (a RemoteProtocolError) for bytes outside the schema."""
+        message = self._decoded.get(data)
+        if message is None:
+            message = self.codec.decode(data)
+            self.decodes += 1
+            if len(self._decoded) >= DECODE_CACHE_ENTRIES:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[data] = message
+        return message
 
 
-def _walk(value: Any, records: list[Record]) -> int:
+# Per message class: the names of the fields that may hold a Record (empty: none can).
+_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def records_in(message: object, records: list[Record]) -> None:
+    """Append every Record inside `message` to `records`."""
+    _walk(message, records)
+
+
+def _walk(value: Any, records: list[Record]) -> None:
     cls = type(value)
-    if cls is bytes or cls is str:
-        return len(value)
-    if cls is int or cls is float:
-        return NUMBER_BYTES
     if cls is Record:
         records.append(value)
-        size = len(value.dataset) + len(value.key) + 2 * NUMBER_BYTES + len(value.version.origin)
-        return size + (len(value.value) if value.value is not None else SCALAR_BYTES)
-    if cls is tuple:
-        total = CONTAINER_BYTES
+    elif cls is tuple or cls is list:
         for item in value:
-            total += _walk(item, records)
-        return total
-    names = _FIELDS.get(cls)
-    if names is None:
-        if not dataclasses.is_dataclass(value):
-            return _walk_rare(value, records)
-        names = _FIELDS[cls] = tuple(field.name for field in dataclasses.fields(cls))
-    total = CONTAINER_BYTES
-    for name in names:
-        total += _walk(getattr(value, name), records)
-    return total
+            _walk(item, records)
+    elif dataclasses.is_dataclass(cls):
+        names = _RECORD_FIELDS.get(cls)
+        if names is None:
+            names = _RECORD_FIELDS[cls] = _fields_holding_records(cls)
+        for name in names:
+            _walk(getattr(value, name), records)
 
 
-def _walk_rare(value: Any, records: list[Record]) -> int:
-    if value is None or isinstance(value, bool):
-        return SCALAR_BYTES
-    if isinstance(value, int | float):
-        return NUMBER_BYTES
-    if isinstance(value, bytes | str):
-        return len(value)
-    if isinstance(value, Version):
-        return 2 * NUMBER_BYTES + len(value.origin)
-    if isinstance(value, tuple | list | frozenset):
-        return CONTAINER_BYTES + sum(_walk(item, records) for item in value)
-    # An enum, a mapping or another type a core message should not hold: counted by its
-    # text form, so that the estimate still moves and the walk never fails on it.
-    return len(str(value))
+def _fields_holding_records(cls: type) -> tuple[str, ...]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # unresolvable hints: walk every field to be safe
+        return tuple(field.name for field in dataclasses.fields(cls))
+    return tuple(field.name for field in dataclasses.fields(cls)
+                 if _may_hold_record(hints.get(field.name, Any), set()))
+
+
+def _may_hold_record(hint: Any, seen: set[int]) -> bool:
+    if hint is Record or hint is Any:
+        return True
+    if id(hint) in seen:
+        return False
+    seen.add(id(hint))
+    origin = typing.get_origin(hint)
+    if origin is not None or isinstance(hint, types.UnionType):
+        return any(_may_hold_record(arg, seen) for arg in typing.get_args(hint)
+                   if arg is not Ellipsis)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        try:
+            nested = typing.get_type_hints(hint)
+        except (NameError, TypeError):
+            return True
+        return any(_may_hold_record(item, seen) for item in nested.values())
+    return False

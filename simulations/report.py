@@ -28,7 +28,7 @@ class Report:
     converged: bool
     converge_s: float | None  # virtual seconds from the heal to convergence
     messages: int
-    bytes: int  # estimated, see payload.py, unless a message_size hook was given
+    bytes: int  # the wire encoding of every message sent (payload.py)
     violations: list[Violation]
     steps: int
     virtual_s: float
@@ -54,7 +54,7 @@ class Report:
             f"scenario {self.scenario}, {self.nodes} nodes",
             f"converged in {self.converge_s:.3f} s after the heal" if self.converged
             else "NOT converged: " + "; ".join(self.gaps),
-            f"messages {self.messages}, bytes {self.bytes} (estimated)",
+            f"messages {self.messages}, bytes {self.bytes} (encoded)",
             f"steps {self.steps}, virtual time {self.virtual_s:.3f} s",
             f"writes acknowledged {self.acknowledged_writes}, commands refused "
             f"{self.refused_commands}",

@@ -21,14 +21,16 @@ be true), since a change that bypassed the accounting would blind the checkers.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from typing import Protocol
 
 from gossipnode.core.catalog import Scope
 from gossipnode.core.catalog import dataset as lookup_dataset
-from gossipnode.core.placement import mailbox_id
 from gossipnode.core.records import Record
 from gossipnode.core.store import MemoryStore, Resolve, resolve_lww
+
+from .oracle import mailbox_of
 
 __all__ = ["PRIVATE_KEYS", "WEB_MESSENGER", "StoreObserver", "TrackedStore", "record_hash"]
 
@@ -58,6 +60,10 @@ class TrackedStore(MemoryStore):
         self.count_private = 0
         self.mailbox_digests: dict[str, int] = {}
         self.mailbox_counts: dict[str, int] = {}
+        # A failing disk (a fault): every record write raises before it changes anything,
+        # as a SQLite transaction whose sync failed is rolled back.
+        self.failing = False
+        self.failed_writes = 0
 
     def _account(self, record: Record, sign: int) -> None:
         """Add (sign=1) or take away (sign=-1) one record from the digests."""
@@ -68,7 +74,7 @@ class TrackedStore(MemoryStore):
             self.digest_private ^= record_hash(record)
             self.count_private += sign
         elif scope is Scope.WEP_PLACEMENT:
-            mailbox = mailbox_id(record.key)
+            mailbox = mailbox_of(record.key)
             self.mailbox_digests[mailbox] = (
                 self.mailbox_digests.get(mailbox, 0) ^ record_hash(record)
             )
@@ -82,7 +88,11 @@ class TrackedStore(MemoryStore):
     def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
                       ) -> list[tuple[Record | None, Record]]:
         """Merge last-writer-wins (or as `resolve` says); return (replaced record or None,
-        winner) per change."""
+        winner) per change. Raises OSError (EIO) while the disk is failing, having changed
+        nothing."""
+        if self.failing:
+            self.failed_writes += 1
+            raise OSError(errno.EIO, "simulated disk failure: the sync failed")
         changes: list[tuple[Record | None, Record]] = []
         for incoming in records:
             lookup_dataset(incoming.dataset)

@@ -62,10 +62,9 @@ from ..core.events import (
 )
 from ..core.node import MEMBERSHIP_MESSAGES, NodeCore
 from ..core.records import Record
+from ..driving import WRITE_BATCH_MAX, WRITE_QUEUE_MAX, commit_writes, core_arguments
 from ..identity import Identity, format_node_id, short_id
-from ..openpgp.merge import value_merges
 from ..storage import SqliteStore
-from ..wire.cbor import CborError, decode_value
 from .audit import log_quarantine
 from .disconnects import Disconnects
 from .links import Links
@@ -77,10 +76,6 @@ __all__ = ["Agent", "wall_clock_ms"]
 
 logger = logging.getLogger("gossipnode.agent")
 
-# Client writes waiting for the next batch at most; more wait in their control connection.
-WRITE_QUEUE_MAX = 1024
-# Writes made durable together with one disk sync (group commit).
-WRITE_BATCH_MAX = 256
 # When a sync just answered several writers, the next sync waits this long first: about a
 # control-socket round trip, so that the writers' next writes (sent the moment they got
 # their answers) share that sync instead of waiting for the one after. A lone writer, the
@@ -111,13 +106,6 @@ def _verify(node_id: bytes, message: bytes, signature: bytes) -> bool:
             TypeError):
         return False
     return True
-
-
-def _decode_value(data: bytes) -> dict[str, Any]:
-    try:
-        return decode_value(data)
-    except CborError as error:
-        raise ValueError(str(error)) from None
 
 
 def wall_clock_ms() -> int:
@@ -162,11 +150,9 @@ class Agent:
             wall_ms=wall_ms,
             sign=identity.sign,
             verify=_verify,
-            decode_value=_decode_value,
             incarnation=incarnation,
-            content_check=_content_check(),
+            **core_arguments(),
             progress=_log_progress,
-            merges=value_merges(),
         )
         self.quarantined = False
         self.links = Links(config, identity, secrets, self._deliver, self._lost,
@@ -267,7 +253,7 @@ class Agent:
                 except trio.WouldBlock:
                     break
             results = self.input(
-                lambda now, batch=batch: self.core.write_many([w.write for w in batch], now)
+                lambda now, batch=batch: commit_writes(self.core, [w.write for w in batch], now)
             )
             for pending, result in zip(batch, results, strict=True):
                 pending.result = result
@@ -438,11 +424,3 @@ def _naming(key: str, address: tuple[str, int]) -> Iterator[None]:
 def _log_progress(dataset: str, records: int) -> None:
     if records >= LARGE_DATASET_RECORDS:  # small stores build in a blink: say nothing
         logger.info("building digests: %s, %d records so far", dataset, records)
-
-
-def _content_check() -> Callable[[Any], str | None]:
-    """Check a record's value by content (openpgp/content.py): a strict canonical CBOR map,
-    no secret key material outside private_keys and org_keys, data bound to its key."""
-    from ..openpgp.content import record_refusal
-
-    return lambda record: record_refusal(record.dataset, record.key, record.value)

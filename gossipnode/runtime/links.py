@@ -23,6 +23,7 @@ import trio
 
 from ..config import NodeConfig, format_address
 from ..core.events import Address
+from ..driving import DIAL_BACKOFF_S, LINK_QUEUE_MESSAGES_MAX
 from ..identity import Identity
 from .transport import ConnectionClosed, HandshakeFailed, PeerConnection, TransportStatus, connect
 
@@ -30,11 +31,6 @@ __all__ = ["Links"]
 
 logger = logging.getLogger("gossipnode.peers")
 
-# Messages queued for one peer. A push carries up to 64 records, so this is about the
-# peer_queue_records_max of the core; past it the peer is dropped (rule 1).
-LINK_QUEUE_MESSAGES_MAX = 256
-# After a failed dial, wait this long before dialling the same address again.
-DIAL_BACKOFF_S = 1.0
 
 Deliver = Callable[[bytes, object], None]
 Lost = Callable[[Address], None]

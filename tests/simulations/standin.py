@@ -6,7 +6,9 @@ policy, should_hold, statistics) with the simplest protocol that converges:
 
 - membership: Hello to the seeds, who answer with their member list; updates spread by
   gossip with a retransmit budget, plus a periodic full push-pull with one peer; a member
-  whose connection fails is marked dead locally until we hear from it again;
+  whose connection fails is marked dead locally until we hear from it again (it is sent
+  one Hello at once, so a mere connection reset heals at the next round trip, and each
+  tick one dead member gets a Hello, so a healed partition heals the view too);
 - records: a fresh write is pushed to a few peers that may hold it, and each peer that
   takes it as new forwards it once (rumor mongering); anti-entropy compares one digest per
   dataset with a random peer and ships whole datasets that differ;
@@ -51,6 +53,7 @@ from gossipnode.core.records import Record, check_record
 from gossipnode.core.store import RecordStore
 
 from .standin_messages import (
+    STANDIN_MESSAGES,
     Gossip,
     Hello,
     KeyHandoff,
@@ -77,13 +80,20 @@ def _tags(config: NodeConfig) -> dict[str, str]:
 
 class StandinCore:
     skip_private_key_check = False
+    # The simulator encodes every message with this registry (NodeCore's are the wire's).
+    message_registry = STANDIN_MESSAGES
 
     def __init__(self, config: NodeConfig, *, store: RecordStore, node_id: bytes,
                  rng: random.Random, now: float, wall_ms: Callable[[], int],
                  sign: Callable[[bytes], bytes],
                  verify: Callable[[bytes, bytes, bytes], bool],
-                 decode_value: Callable[[bytes], dict], incarnation: int) -> None:
+                 decode_value: Callable[[bytes], dict], incarnation: int,
+                 content_check: Callable[[Record], str | None] | None = None,
+                 merges: Mapping[str, Callable[[bytes, bytes], bytes]] | None = None) -> None:
+        # `merges` (certificate datasets merge packet by packet) is accepted and not used:
+        # the stand-in keeps plain last-writer-wins, which its checks are written for.
         self.config = config
+        self.content_check = content_check
         self.store = store
         self.node_id = node_id
         self.rng = rng
@@ -211,10 +221,25 @@ class StandinCore:
             raise LocalProtocolError("this node may not hold private keys")
         record = Record(dataset, key, value, self.clock.stamp(self.wall_ms()))
         check_record(record, self.config.limits)
+        if value is not None and self.content_check is not None:
+            reason = self.content_check(record)
+            if reason is not None:
+                raise LocalProtocolError(reason)
         self._apply([record], None)
         if scope is not Scope.LOCAL:
             self._spread([record], exclude=None)
         return record
+
+    def write_many(self, writes: Sequence[tuple[str, str, bytes | None]],
+                   now: float) -> list[Record | LocalProtocolError]:
+        """What the driver's group commit calls; per write, the record or the refusal."""
+        results: list[Record | LocalProtocolError] = []
+        for dataset, key, value in writes:
+            try:
+                results.append(self._write(dataset, key, value, now))
+            except LocalProtocolError as error:
+                results.append(error)
+        return results
 
     def put(self, dataset: str, key: str, value: bytes, now: float) -> Record:
         return self._write(dataset, key, value, now)
@@ -338,6 +363,8 @@ class StandinCore:
         member = self._members.get(node_id) if node_id is not None else None
         if member is not None and member.state == "alive" and node_id != self.node_id:
             member.state = "dead"
+            # A reset is not a death: say hello once; if it is up, its answer revives it.
+            self._events.append(Send(peer, Hello(self._members[self.node_id].info())))
 
     def handle_timer(self, now: float) -> None:
         self._observe_now(now)
@@ -366,6 +393,10 @@ class StandinCore:
         self.store.set_meta(LAST_ALIVE_META, now_ms.to_bytes(8, "big"))
         if not self._joined:
             self._hello()
+        dead = [m for m in self._members.values() if m.state == "dead"]
+        if dead:  # one Hello per tick to a member we lost: a healed path revives it
+            member = self.rng.choice(dead)
+            self._events.append(Send(member.address, Hello(self._members[self.node_id].info())))
         self._gossip()
         self._purge_private_keys()
         grace_ms = int(self.config.replication.tombstone_grace_s * 1000)

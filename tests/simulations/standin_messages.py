@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from gossipnode.core.events import Address
 from gossipnode.core.records import Record
+from gossipnode.wire.messages import MessageRegistry
 
 __all__ = [
+    "STANDIN_MESSAGES",
     "Gossip",
     "Hello",
     "KeyHandoff",
@@ -100,3 +102,11 @@ class Member:
         return MemberInfo(self.node_id, self.name, self.address[0], self.address[1],
                           self.incarnation, tuple(f"{k}={v}" for k, v in self.tags.items()),
                           self.state)
+
+
+# The simulator sends every message through a wire codec; the stand-in's messages have
+# their own registry, compiled from their type hints like the core's.
+STANDIN_MESSAGES = MessageRegistry()
+for _type_id, _cls in enumerate((Hello, MemberList, Gossip, Push, SyncDigest, SyncRecords,
+                                 MailboxSync, KeyHandoff, KeyHandoffDone), start=1):
+    STANDIN_MESSAGES.register(_type_id, _cls)
