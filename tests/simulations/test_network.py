@@ -7,14 +7,14 @@ import pytest
 
 from gossipnode.driving import DIAL_BACKOFF_S, LINK_QUEUE_MESSAGES_MAX
 from simulations.clock import EPOCH_S, EventQueue
-from simulations.network import DIAL_TIMEOUT_S, Network, NetworkFaults
+from simulations.network import CALM, DIAL_TIMEOUT_S, Network, NetworkFaults
 
 
 class Harness:
     """A network over nodes 0..n-1 and a log of what arrived and which ends were told
     their connection was lost."""
 
-    def __init__(self, faults=NetworkFaults(), seed=1, down=()):
+    def __init__(self, faults=CALM, seed=1, down=()):
         self.queue = EventQueue()
         self.down = set(down)
         self.lost: list[tuple[float, int, int]] = []

@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-import gossipnode.core.scopes as scopes
 from gossipnode.core.node import NodeCore
 from simulations.runner import run_scenario
 from simulations.scenarios import SCENARIOS
+
+from .variants import disable_eligibility_check, place_off_by_one
 
 # Small clusters keep the suite fast; `python -m simulations` defaults to 100 members.
 NODES = 12
@@ -50,9 +51,17 @@ def test_two_runs_of_one_seed_print_identical_bytes():
 
 
 def test_a_core_that_skips_the_eligibility_check_is_caught(monkeypatch):
-    # The test-only switch: every member counts as eligible for private keys, for senders
-    # and receivers alike. The checkers judge against the truth, not the core's view.
-    monkeypatch.setattr(scopes, "private_keys_eligible", lambda node_id, tags, policy: True)
+    # The checkers judge against the truth (their own model), not the core's view.
+    disable_eligibility_check(monkeypatch)
     report = run_scenario("private-key-revoke", nodes=NODES, seed=1, core_factory=NodeCore)
     assert not report.passed
     assert any(v.kind == "containment" for v in report.violations), report.to_text()
+
+
+def test_a_core_whose_placement_is_off_by_one_is_caught(monkeypatch):
+    place_off_by_one(monkeypatch)
+    report = run_scenario("wep-rebalance", nodes=NODES, seed=1, core_factory=NodeCore)
+    assert not report.passed
+    placement = [v for v in report.violations if v.kind == "placement"]
+    assert placement, report.to_text()
+    assert "held by non-owners" in placement[0].detail

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from gossipnode.core import placement
 from gossipnode.core.catalog import Scope
 from gossipnode.core.catalog import dataset as lookup_dataset
 from gossipnode.core.events import Send
@@ -21,6 +24,8 @@ __all__ = [
     "Raiser",
     "Silent",
     "Spinner",
+    "disable_eligibility_check",
+    "place_off_by_one",
 ]
 
 
@@ -125,3 +130,44 @@ class OperatorQuarantine(NoQuarantine):
     def reseed(self, now: float) -> int:
         self._stale = False
         return super().reseed(now)
+
+
+# -- the real NodeCore with one rule broken ---------------------------------------------
+#
+# The core's placement and eligibility functions are swapped, wherever a core module bound
+# them, for versions with one bug. The simulator's checkers judge by their own model
+# (simulations/oracle.py), so they must catch both.
+
+
+def _patch_core(monkeypatch, name: str, replacement) -> None:
+    import sys
+
+    original = getattr(placement, name)
+    patched = 0
+    for module_name, module in list(sys.modules.items()):
+        if (module_name.startswith("gossipnode.core") or module_name.startswith("tests.")) \
+                and getattr(module, name, None) is original:
+            monkeypatch.setattr(module, name, replacement)
+            patched += 1
+    assert patched, name
+
+
+def disable_eligibility_check(monkeypatch) -> None:
+    """Every member counts as eligible for private keys, for senders and receivers."""
+    _patch_core(monkeypatch, "private_keys_eligible", lambda node_id, tags, policy: True)
+
+
+def place_off_by_one(monkeypatch) -> None:
+    """Each mailbox goes to the owners ranked 2..R+1 instead of 1..R: every core agrees,
+    so the cluster converges, on the wrong members."""
+    original = placement.mailbox_owners
+
+    def shifted(mailbox, candidates, policy):
+        candidates = list(candidates)
+        ranked = original(mailbox, candidates,
+                          dataclasses.replace(policy, wep_replicas=len(candidates) or 1))
+        if ranked is None:
+            return None
+        return ranked[1 : policy.wep_replicas + 1] or ranked[:1]
+
+    _patch_core(monkeypatch, "mailbox_owners", shifted)
