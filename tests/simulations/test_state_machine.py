@@ -93,7 +93,7 @@ class CoreMachine(RuleBasedStateMachine):
 
     # -- rules ------------------------------------------------------------------------
 
-    @rule(member=st.integers(0, MEMBERS - 1), dataset=st.sampled_from(SHARED + (LOCAL,)),
+    @rule(member=st.integers(0, MEMBERS - 1), dataset=st.sampled_from((*SHARED, LOCAL)),
           key=st.integers(0, 3), value=st.integers(0, 9), delete=st.booleans())
     def write(self, member, dataset, key, value, delete):
         data = None if delete else encode_value({"v": value, "by": member})
