@@ -1,6 +1,6 @@
 """Who may hold what, by truth: the checkers' own model of eligibility and placement.
 
-Written from the rules as DESIGN.md section 2 and the policy record format state them,
+Written from the rules as docs/architecture.md and the policy record format state them,
 never from the core's code (gossipnode/core/placement.py and scopes.py are what is under
 test; importing them would make a bug there invisible to the checkers):
 

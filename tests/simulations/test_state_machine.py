@@ -13,9 +13,17 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from hypothesis import settings
+import pytest
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from gossipnode.config import NodeConfig, TagsConfig
 from gossipnode.core.catalog import DATASETS, Scope
@@ -28,6 +36,8 @@ from gossipnode.wire.cbor import encode_value
 from simulations.clock import EPOCH_S
 from simulations.node import sign_function, verify
 from simulations.oracle import POLICY_DATASET, PRIVATE_KEYS_POLICY_PREFIX
+
+from .variants import disable_eligibility_check
 
 MEMBERS = 4
 # Member 3 never opts in to private keys: it must never hold one.
@@ -146,9 +156,11 @@ class CoreMachine(RuleBasedStateMachine):
     @invariant()
     def digests_match_the_store(self):
         for i, core in enumerate(self.cores):
+            # The core's digests as its typed status reports them (the public API).
+            reported = {d.name: d.digest for d in core.status(self.now).datasets}
             for name in REPLICATED:
                 rebuilt = Digest.build(name, self.stores[i].replicated(name)).root.hex()
-                assert core.anti_entropy.root_hex(name) == rebuilt, (i, name)
+                assert reported[name] == rebuilt, (i, name)
 
     @invariant()
     def nothing_restricted_where_it_must_not_be(self):
@@ -179,3 +191,11 @@ class CoreMachine(RuleBasedStateMachine):
 CoreMachine.TestCase.settings = settings(max_examples=12, stateful_step_count=25,
                                          deadline=None)
 TestCoreMachine = CoreMachine.TestCase
+
+
+def test_the_machine_catches_a_core_without_its_eligibility_check(monkeypatch):
+    disable_eligibility_check(monkeypatch)
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(CoreMachine, settings=settings(
+            max_examples=40, stateful_step_count=25, deadline=None, database=None,
+            phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
