@@ -23,11 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gossipnode.config import NodeConfig, ReplicationConfig, TagsConfig
-from gossipnode.core.membership.testing import FakeSigning
 from gossipnode.core.node import NodeCore
 from gossipnode.core.replication import PUSH_RETRY_S
 from gossipnode.core.store import MemoryStore
 from gossipnode.wire.cbor import decode_value, encode_value
+from tests.core.membership.virtual_cluster import FakeSigning
 
 # Calls of next_deadline() timed per size: enough for a stable per-call figure.
 DEADLINE_CALLS = 20_000
