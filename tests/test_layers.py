@@ -65,6 +65,13 @@ ALLOWED: dict[str, Allowed] = {
          "gossipnode.core", "gossipnode.identity", "gossipnode.openpgp", "gossipnode.storage",
          "gossipnode.runtime", "gossipnode.wire"),
     ),
+    # What the agent and the simulator put around the core (value decoder, content check,
+    # codec, group commit); sqlite3 only names the store's failure for `commit_writes`.
+    "gossipnode/driving.py": Allowed(
+        PURE | {"sqlite3"},
+        internal=("gossipnode.config", "gossipnode.core", "gossipnode.wire",
+                  "gossipnode.openpgp"),
+    ),
     "gossipnode/__init__.py": Allowed(frozenset()),
     "gossipnode/__main__.py": Allowed(frozenset({"sys"}), internal=("gossipnode.cli",)),
     "gossipnode/config.py": Allowed(
@@ -86,7 +93,7 @@ ALLOWED: dict[str, Allowed] = {
     "simulations": Allowed(
         PURE | {"argparse", "errno", "importlib", "inspect", "json"},
         internal=("simulations", "gossipnode.core", "gossipnode.config", "gossipnode.wire",
-                  "gossipnode.openpgp"),
+                  "gossipnode.openpgp", "gossipnode.driving"),
         attributes=SEEDED_ONLY,
     ),
     "simulations/runner.py": Allowed(
