@@ -231,15 +231,13 @@ class MessageRegistry:
             items = [self._compile(arg, f"{where}[{i}]") for i, arg in enumerate(args)]
             return _fixed_tuple(where, items)
         if hint is bool:
-            return _scalar(where, bool, lambda value: None)
+            return _scalar(where, bool, None)
         if hint is int:
             return _scalar(where, int, _check_int_range)
         if hint is float:
             return _scalar(where, float, _check_finite)
         if hint is str:
-            return _sized(
-                where, str, limit or Limit(self.text_bytes_max), lambda s: len(s.encode())
-            )
+            return _sized(where, str, limit or Limit(self.text_bytes_max), _utf8_length)
         if hint is bytes:
             return _sized(where, bytes, limit or Limit(self.bytes_max), len)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -252,26 +250,32 @@ def _kind(value: Any) -> str:
 
 
 def _scalar(
-    where: str, kind: type, check: Callable[[Any], str | None]
+    where: str, kind: type, check: Callable[[Any], str | None] | None
 ) -> tuple[_Encoder, _Decoder]:
+    # Every field of every message passes through one of these closures: each checks in
+    # one call, and builds a reason only for a value that fails.
     def problem(value: Any) -> str | None:
         if type(value) is not kind:
             return f"expected {kind.__name__}, got {_kind(value)}"
-        return check(value)
+        return None if check is None else check(value)
 
     def encode(value: Any) -> Any:
-        reason = problem(value)
-        if reason:
-            raise LocalProtocolError(f"{where}: {reason}")
+        if type(value) is not kind or (check is not None and check(value)):
+            raise LocalProtocolError(f"{where}: {problem(value)}")
         return value
 
     def decode(raw: Any) -> Any:
-        reason = problem(raw)
-        if reason:
-            raise MessageError(f"{where}: {reason}")
+        if type(raw) is not kind or (check is not None and check(raw)):
+            raise MessageError(f"{where}: {problem(raw)}")
         return raw
 
     return encode, decode
+
+
+def _utf8_length(text: str) -> int:
+    # ASCII text (nearly all of it: names, tags, keys) is as long in UTF-8 as in Python,
+    # and telling so allocates nothing.
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _check_int_range(value: int) -> str | None:
@@ -285,24 +289,24 @@ def _check_finite(value: float) -> str | None:
 def _sized(
     where: str, kind: type, limit: Limit, size: Callable[[Any], int]
 ) -> tuple[_Encoder, _Decoder]:
+    minimum, maximum = limit.minimum, limit.maximum
+
     def problem(value: Any) -> str | None:
         if type(value) is not kind:
             return f"expected {kind.__name__}, got {_kind(value)}"
         length = size(value)
-        if not limit.minimum <= length <= limit.maximum:
+        if not minimum <= length <= maximum:
             return f"{length} bytes, expected {_range(limit)}"
         return None
 
     def encode(value: Any) -> Any:
-        reason = problem(value)
-        if reason:
-            raise LocalProtocolError(f"{where}: {reason}")
+        if type(value) is not kind or not minimum <= size(value) <= maximum:
+            raise LocalProtocolError(f"{where}: {problem(value)}")
         return value
 
     def decode(raw: Any) -> Any:
-        reason = problem(raw)
-        if reason:
-            raise MessageError(f"{where}: {reason}")
+        if type(raw) is not kind or not minimum <= size(raw) <= maximum:
+            raise MessageError(f"{where}: {problem(raw)}")
         return raw
 
     return encode, decode
@@ -339,7 +343,7 @@ def _tuple(
             raise MessageError(f"{where}: expected an array, got {_kind(raw)}")
         if not limit.minimum <= len(raw) <= limit.maximum:
             raise MessageError(f"{where}: {len(raw)} items, expected {_range(limit)}")
-        return tuple(decode_item(item) for item in raw)
+        return tuple([decode_item(item) for item in raw])
 
     return encode, decode
 
@@ -347,15 +351,19 @@ def _tuple(
 def _fixed_tuple(where: str, items: list[tuple[_Encoder, _Decoder]]) -> tuple[_Encoder, _Decoder]:
     """tuple[A, B]: exactly len(items) values, each of its own type."""
 
+    encoders = [item[0] for item in items]
+    decoders = [item[1] for item in items]
+    count = len(items)
+
     def encode(value: Any) -> Any:
-        if type(value) is not tuple or len(value) != len(items):
-            raise LocalProtocolError(f"{where}: expected a tuple of {len(items)} values")
-        return [item[0](v) for item, v in zip(items, value, strict=True)]
+        if type(value) is not tuple or len(value) != count:
+            raise LocalProtocolError(f"{where}: expected a tuple of {count} values")
+        return [encode_item(v) for encode_item, v in zip(encoders, value, strict=True)]
 
     def decode(raw: Any) -> Any:
-        if not isinstance(raw, list) or len(raw) != len(items):
-            raise MessageError(f"{where}: expected an array of {len(items)} values")
-        return tuple(item[1](v) for item, v in zip(items, raw, strict=True))
+        if not isinstance(raw, list) or len(raw) != count:
+            raise MessageError(f"{where}: expected an array of {count} values")
+        return tuple([decode_item(v) for decode_item, v in zip(decoders, raw, strict=True)])
 
     return encode, decode
 
