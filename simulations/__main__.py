@@ -1,4 +1,4 @@
-"""`python -m simulations run SCENARIO --nodes N --seed S [--json]`, `sweep`, `list`.
+"""`python -m simulations run SCENARIO --nodes N --seed S [--json]`, `sweep`, `table`, `list`.
 
 Replays must not depend on Python's per-process hash salt, even for a core that iterates
 a set of bytes or strings somewhere: unless PYTHONHASHSEED is set already, the command

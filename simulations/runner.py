@@ -1,4 +1,5 @@
-"""Runs: one scenario on one seed (`run`), or one scenario over many seeds (`sweep`).
+"""Runs: one scenario on one seed (`run`), one scenario over many seeds (`sweep`), or every
+scenario on one seed, one line each (`table`).
 
 A run is: build the cluster from the seed, the scenario's fault phase, the heal, the
 liveness phase (convergence within the scenario's bound), the final checks, the report.
@@ -114,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
                              help="also print wall time (makes output non-deterministic)")
     run.add_argument("--seed", type=int, required=True)
     sweep.add_argument("--seeds", type=_seed_range, required=True, help="A-B, inclusive")
+    table = commands.add_parser("table", help="run every scenario on one seed, one line each")
+    table.add_argument("--nodes", type=int, default=DEFAULT_NODES)
+    table.add_argument("--seed", type=int, default=1)
+    table.add_argument("--core", default=DEFAULT_CORE,
+                       help=f"MODULE:NAME of the core under test ({DEFAULT_CORE})")
+    table.add_argument("--json", action="store_true", help="print JSON")
+    table.add_argument("--timing", action="store_true",
+                       help="also print wall and CPU time (makes output non-deterministic)")
     commands.add_parser("list", help="list the scenarios")
     return parser
 
@@ -135,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     core_spec = None if arguments.core == DEFAULT_CORE else arguments.core
     if arguments.command == "run":
         return _run(arguments, core_factory, core_spec)
+    if arguments.command == "table":
+        return _table(arguments, core_factory, core_spec)
     return _sweep(arguments, core_factory, core_spec)
 
 
@@ -191,3 +202,35 @@ def _sweep(arguments: argparse.Namespace, core_factory: CoreFactory,
         if arguments.timing:
             print(f"wall time {wall_s:.3f} s")
     return 1 if failing else 0
+
+
+def _table(arguments: argparse.Namespace, core_factory: CoreFactory,
+           core_spec: str | None) -> int:
+    rows = []
+    if not arguments.json:
+        header = (f"{'scenario':20} {'result':6} {'converge_s':>10} {'messages':>9} "
+                  f"{'MB':>8} {'steps':>9}")
+        print(header + (f" {'wall_s':>8} {'cpu_s':>8}" if arguments.timing else ""),
+              flush=True)
+    for name in SCENARIOS:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        report = run_scenario(name, nodes=arguments.nodes, seed=arguments.seed,
+                              core_factory=core_factory, core_spec=core_spec)
+        row = {"scenario": name, "passed": report.passed, "converge_s": report.converge_s,
+               "messages": report.messages, "bytes": report.bytes, "steps": report.steps,
+               "replay": report.replay}
+        if arguments.timing:
+            row["wall_s"] = round(time.perf_counter() - started, 3)
+            row["cpu_s"] = round(time.process_time() - cpu_started, 3)
+        rows.append(row)
+        if not arguments.json:
+            converge = "-" if report.converge_s is None else f"{report.converge_s:.3f}"
+            line = (f"{name:20} {'pass' if report.passed else 'FAIL':6} {converge:>10} "
+                    f"{report.messages:>9} {report.bytes / 1e6:>8.1f} {report.steps:>9}")
+            if arguments.timing:
+                line += f" {row['wall_s']:>8.1f} {row['cpu_s']:>8.1f}"
+            print(line, flush=True)
+    if arguments.json:
+        print(json.dumps({"nodes": arguments.nodes, "seed": arguments.seed, "scenarios": rows},
+                         sort_keys=True))
+    return 0 if all(row["passed"] for row in rows) else 1

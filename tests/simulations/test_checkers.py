@@ -6,6 +6,7 @@ from simulations.runner import run_scenario
 
 from .standin import BrokenStandin, StandinCore
 from .variants import (
+    DiskErrorSwallower,
     EagerMailboxMover,
     ForgetfulWriter,
     Hoarder,
@@ -15,6 +16,7 @@ from .variants import (
     Raiser,
     Silent,
     Spinner,
+    StoreThenRefuse,
 )
 
 NODES = 15
@@ -71,3 +73,40 @@ def test_a_quarantined_node_is_reseeded_by_the_operator_and_nothing_comes_back()
     report = run_scenario("long-absence", nodes=NODES, seed=1, core_factory=OperatorQuarantine)
     assert report.passed, report.to_text()
     assert report.events["operator reseeds"] == 1
+
+
+def test_a_core_that_acknowledges_a_write_its_failing_disk_refused_is_caught(make_cluster):
+    cluster = make_cluster(nodes=3, core=DiskErrorSwallower)
+    cluster.run_for(3.0)
+    node = cluster.nodes[0]
+    cluster.fail_storage(node, 1.0)
+    pending = cluster.write(node, "groups", "g", {"n": 1})
+    cluster.run_for(0.1)
+    assert pending.record is not None  # acknowledged...
+    assert node.store.get("groups", "g") is None  # ...and not durable
+    kinds = {v.kind: v.detail for v in cluster.checkers.violations}
+    assert "acknowledged groups/g before it was in its store" in kinds["durability"]
+
+
+def test_a_core_that_refuses_a_write_it_stored_is_caught(make_cluster):
+    cluster = make_cluster(nodes=3, core=StoreThenRefuse)
+    cluster.run_for(3.0)
+    pending = cluster.write(cluster.nodes[1], "groups", "g", {"n": 1})
+    cluster.run_for(0.1)
+    assert pending.error == "refused after the fact"
+    kinds = {v.kind: v.detail for v in cluster.checkers.violations}
+    assert "refused a write to groups/g and stored it anyway" in kinds["refusal"]
+
+
+def test_the_good_core_on_a_failing_disk_passes_the_checkers(make_cluster):
+    cluster = make_cluster(nodes=3)
+    cluster.run_for(3.0)
+    cluster.fail_storage(cluster.nodes[0], 1.0)
+    refused = cluster.write(cluster.nodes[0], "groups", "g", {"n": 1})
+    cluster.run_for(2.0)
+    assert refused.error is not None
+    assert cluster.write(cluster.nodes[0], "groups", "g", {"n": 2}) is not None
+    cluster.heal()
+    assert cluster.run_until_converged(60.0) is not None
+    cluster.checkers.check_converged_state()
+    assert cluster.checkers.violations == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulations.runner import main
+from simulations.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = "tests.simulations.standin:StandinCore"
@@ -98,3 +99,14 @@ def test_two_runs_of_one_seed_print_identical_bytes(extra):
 
 def test_an_unset_hash_seed_is_pinned_so_any_core_replays():
     assert _run_process(None, "--json") == _run_process("0", "--json")
+
+
+def test_table_runs_every_scenario_once_and_times_only_on_request(capsys):
+    assert main(["table", "--nodes", "5", "--seed", "2", "--core", STANDIN, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [row["scenario"] for row in document["scenarios"]] == list(SCENARIOS)
+    assert all(row["passed"] and "wall_s" not in row for row in document["scenarios"])
+    main(["table", "--nodes", "5", "--seed", "2", "--core", STANDIN, "--timing"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-2:] == ["wall_s", "cpu_s"]
+    assert len(lines) == 1 + len(SCENARIOS)

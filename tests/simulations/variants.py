@@ -7,6 +7,7 @@ import dataclasses
 from gossipnode.core import placement
 from gossipnode.core.catalog import Scope
 from gossipnode.core.catalog import dataset as lookup_dataset
+from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import Send
 from gossipnode.core.records import Record
 
@@ -15,6 +16,7 @@ from .standin_messages import Push
 
 __all__ = [
     "BrokenStandin",
+    "DiskErrorSwallower",
     "EagerMailboxMover",
     "ForgetfulWriter",
     "Hoarder",
@@ -24,6 +26,7 @@ __all__ = [
     "Raiser",
     "Silent",
     "Spinner",
+    "StoreThenRefuse",
     "disable_eligibility_check",
     "place_off_by_one",
 ]
@@ -130,6 +133,26 @@ class OperatorQuarantine(NoQuarantine):
     def reseed(self, now: float) -> int:
         self._stale = False
         return super().reseed(now)
+
+
+class DiskErrorSwallower(StandinCore):
+    """Carries on when its store fails a write: the write is acknowledged, not stored."""
+
+    def _apply(self, records, source):
+        try:
+            return super()._apply(records, source)
+        except OSError:
+            return list(records)
+
+
+class StoreThenRefuse(StandinCore):
+    """Stores a write to `groups`, then refuses it: the client is told nothing was written."""
+
+    def _write(self, dataset: str, key: str, value: bytes | None, now: float) -> Record:
+        record = super()._write(dataset, key, value, now)
+        if dataset == "groups":
+            raise LocalProtocolError("refused after the fact")
+        return record
 
 
 # -- the real NodeCore with one rule broken ---------------------------------------------
