@@ -9,9 +9,12 @@ Modules, one idea each:
 - tracked_store: the per-node MemoryStore that keeps digests for the checkers;
 - node: one simulated node (identity, config, store, skew, lifecycle state);
 - cluster: the event loop, node lifecycle and fault verbs of the scenario DSL;
-- commands: the client verbs of the DSL (write, delete, set_policy, set_tags);
+- commands: the client verbs of the DSL (write, delete, set_policy, set_tags), with the
+  agent's group commit;
+- fault_verbs: link and disk faults of the DSL (stall, slow, cut, failing or slow disks);
 - workload: client writes and deletes in every dataset;
 - faults: fault moves and the random mode's fault drawer;
+- oracle: who may hold what, the checkers' own model of the written rules;
 - checkers: the invariants of docs/architecture.md, from ground truth;
 - scenarios: the named fault phases;
 - report, runner: what a run prints, and the command line.

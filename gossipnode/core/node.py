@@ -252,10 +252,9 @@ class NodeCore(NodeQueries):
             self._ctx.refuse(sender, str(error), disconnect=True)
 
     def connection_lost(self, peer: Address, now: float) -> None:
-        for member in self.membership.members():
-            if tuple(member.address) == tuple(peer):
-                self.anti_entropy.abandon_peer(member.node_id, "connection lost")
-                return
+        node_id = self._views.node_at(peer)
+        if node_id is not None:
+            self.anti_entropy.abandon_peer(node_id, "connection lost")
 
     def handle_timer(self, now: float) -> None:
         timers = self._ctx.timers

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from .authority import ADMIN_DATASETS, WEP_GRANT
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
-from .events import MemberChanged
+from .events import Address, MemberChanged
 from .membership import ALIVE, SUSPECT, Membership, tags_wep
 from .placement import (
     Candidate,
@@ -179,10 +179,19 @@ class MemberViews:
             m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
             for m in membership.members()
         }
+        # Address -> the member last announced there, so that a lost connection finds its
+        # member in O(1) (a scan of every member per connection_lost costs O(n) each time).
+        self._at: dict[tuple[str, int], bytes] = {
+            (m.address[0], m.address[1]): m.node_id for m in membership.members()
+        }
         self._deadline: float | None = None
         # Members that came (back) alive in the changes taken since the caller last
         # emptied this: new to us, or alive again after dead or left (not after suspect).
         self.revived: list[bytes] = []
+
+    def node_at(self, address: Address) -> bytes | None:
+        """The member at `address` (the one last announced there), if any."""
+        return self._at.get((address[0], address[1]))
 
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
@@ -218,6 +227,7 @@ class MemberViews:
             before = self._views.get(event.node_id)
             after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
             self._views[event.node_id] = after
+            self._at[(event.address[0], event.address[1])] = event.node_id
             placement = placement or _moves_mailboxes(before, after)
             if event.state == ALIVE and (before is None or before.state not in HOLDING_STATES):
                 self.revived.append(event.node_id)
