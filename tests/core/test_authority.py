@@ -11,12 +11,12 @@ from gossipnode.core.authority import Authority, signing_payload
 from gossipnode.core.authorization import load_policy
 from gossipnode.core.errors import LocalProtocolError
 from gossipnode.core.events import PeerRefused
-from gossipnode.core.membership.testing import FakeSigning
 from gossipnode.core.placement import Candidate, ClusterPolicy, mailbox_owners, wep_candidates
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
 from gossipnode.core.store import MemoryStore
 from gossipnode.wire.cbor import decode_value, encode_value
+from tests.core.membership.virtual_cluster import FakeSigning
 
 from .node_harness import Cluster
 
