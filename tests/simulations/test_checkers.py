@@ -105,7 +105,9 @@ def test_the_good_core_on_a_failing_disk_passes_the_checkers(make_cluster):
     refused = cluster.write(cluster.nodes[0], "groups", "g", {"n": 1})
     cluster.run_for(2.0)
     assert refused.error is not None
-    assert cluster.write(cluster.nodes[0], "groups", "g", {"n": 2}) is not None
+    retried = cluster.write(cluster.nodes[0], "groups", "g", {"n": 2})  # the disk is back
+    cluster.run_for(0.1)
+    assert retried.record is not None
     cluster.heal()
     assert cluster.run_until_converged(60.0) is not None
     cluster.checkers.check_converged_state()
