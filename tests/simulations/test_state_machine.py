@@ -74,6 +74,7 @@ class CoreMachine(RuleBasedStateMachine):
             self.cores.append(NodeCore(
                 config, store=self.stores[i], node_id=self.ids[i],
                 rng=random.Random(rng.getrandbits(64)), now=self.now,
+                wall_ms=lambda: int(self.now * 1000),  # one clock for all: no skew here
                 sign=sign_function(self.ids[i]), verify=verify, incarnation=1,
                 **core_arguments()))
         for i, core in enumerate(self.cores):
