@@ -114,7 +114,7 @@ class StandinCore:
         self._members: dict[bytes, Member] = {node_id: self_member}
         self._by_address: dict[Address, bytes] = {config.listen: node_id}
         self._broadcasts: list[list] = [[self_member.info(), self._retransmits()]]
-        self._confirmed: dict[tuple[bytes, str], int] = {}
+        self._confirmed: dict[tuple[bytes, str], frozenset[Record]] = {}
         self._next_tick = now + TICK_S
         self._last_now = now
         self._next_sync = now + rng.uniform(0, config.replication.anti_entropy_interval_s)
@@ -304,7 +304,9 @@ class StandinCore:
                 owner = self.node_id in (self._owners(message.mailbox) or ())
                 self._send(member, MailboxSync(message.mailbox, mine, True, owner))
             elif message.reply and message.owner:
-                self._confirmed[(sender, message.mailbox)] = hash(mine)
+                # What the owner says it holds, not what we hold after merging its reply:
+                # a message written here after our sync went out is not confirmed by it.
+                self._confirmed[(sender, message.mailbox)] = frozenset(message.records)
 
     def _take(self, sender: bytes, records: Sequence[Record], now: float) -> list[Record]:
         accepted = []
@@ -455,9 +457,8 @@ class StandinCore:
             held.setdefault(mailbox_id(record.key), []).append(record)
         for mailbox, records in held.items():
             owners = self._owners(mailbox) or ()
-            digest = hash(tuple(records))
             pending = [o for o in owners if o != self.node_id
-                       and self._confirmed.get((o, mailbox)) != digest]
+                       and not set(records) <= self._confirmed.get((o, mailbox), frozenset())]
             for owner in pending:
                 self._send(self._members[owner], MailboxSync(mailbox, tuple(records), False, False))
             if not pending and self.node_id not in owners and owners:
