@@ -24,6 +24,7 @@ prove the checkers catch it. This is test code: it lives only under tests/.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,13 @@ def _tags(config: NodeConfig) -> dict[str, str]:
             "wep": "true" if config.tags.wep else "false"}
 
 
+def _digest_of(record: Record) -> int:
+    """A record's share of a dataset digest: stable across processes (Python's `hash` is
+    salted per process, and digests go on the wire, whose bytes a report counts)."""
+    text = repr((record.dataset, record.key, record.value, record.version)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
+
+
 class StandinCore:
     skip_private_key_check = False
     # The simulator encodes every message with this registry (NodeCore's are the wire's).
@@ -126,7 +134,7 @@ class StandinCore:
         self._digests: dict[str, int] = {}
         for dataset in self._synced_datasets(all_of_them=True):
             for record in store.replicated(dataset):
-                self._digests[dataset] = self._digests.get(dataset, 0) ^ hash(record)
+                self._digests[dataset] = self._digests.get(dataset, 0) ^ _digest_of(record)
         self.policy = policy_from_records(store.replicated(POLICY_DATASET), decode_value)
 
     # -- helpers --------------------------------------------------------------------
@@ -177,8 +185,8 @@ class StandinCore:
         for record in winners:
             if lookup_dataset(record.dataset).scope in (Scope.ALL, Scope.PRIVATE_KEY_ELIGIBLE):
                 old = olds[(record.dataset, record.key)]
-                digest = self._digests.get(record.dataset, 0) ^ hash(record)
-                self._digests[record.dataset] = digest ^ (hash(old) if old is not None else 0)
+                digest = self._digests.get(record.dataset, 0) ^ _digest_of(record)
+                self._digests[record.dataset] = digest ^ (_digest_of(old) if old is not None else 0)
             policy_changed |= record.dataset == POLICY_DATASET
         if policy_changed:
             self.policy = policy_from_records(self.store.replicated(POLICY_DATASET),
@@ -188,7 +196,7 @@ class StandinCore:
     def _removed(self, records: Sequence[Record]) -> None:
         for record in records:
             if record.dataset in self._digests:
-                self._digests[record.dataset] ^= hash(record)
+                self._digests[record.dataset] ^= _digest_of(record)
 
     # -- commands -------------------------------------------------------------------
 
