@@ -11,6 +11,10 @@ Rules:
    statement), for the same reason.
 4. After a leave we gossip only while there is something left to tell someone; the
    `left` flag then ends the timer.
+5. Every probe interval, one member we declared dead within `dead_gossip_s` gets its own
+   death notice (one small message): alive after all (a partition healed, a pause ended),
+   it refutes at once. Gossip queues empty within a second or two, so rule 2 alone would
+   not reach it after a partition of more than a few seconds.
 """
 
 from __future__ import annotations
@@ -81,7 +85,14 @@ class Disseminator:
             self._outbox.timers.set(GOSSIP, now + self._config.gossip_interval_s)
 
     def tell_the_dead(self, entry: Entry) -> None:
-        """Rule 3: send the member we just declared dead its own death notice."""
-        statement = self._outbox.broadcasts.queued(entry.node_id)
-        if isinstance(statement, Dead):
-            self._outbox.send(entry.address, Gossip(Updates(dead=(statement,))), entry.node_id)
+        """Send a member we believe dead its own death notice (rules 3 and 5)."""
+        notice = Dead(entry.node_id, entry.incarnation, self._table.local.node_id)
+        self._outbox.send(entry.address, Gossip(Updates(dead=(notice,))), entry.node_id)
+
+    def probe_the_dead(self, now: float) -> None:
+        """Rule 5: one random recently dead member gets its death notice."""
+        if self.left:
+            return
+        dead = self.recently_dead(now)
+        if dead:
+            self.tell_the_dead(self._rng.choice(dead))

@@ -6,7 +6,8 @@ Rules:
    round-robin order of the alive and suspect members, so each is probed within two
    rounds. No ack within the probe timeout: we ask `indirect_probes` others to ping it for
    us (PingRequest); they answer Ack, or Nack if the target stayed silent. No ack by the end
-   of the interval: we suspect the target.
+   of the interval: we suspect the target. A ping to a member we suspect carries the
+   suspicion, so that it refutes at once (memberlist).
 2. Acks and nacks count only from the member they are expected from; pings meant for
    another node id are ignored. An ack goes to the pinger's advertised address when we
    know it, else to the reply address the ping names (a joiner we do not know yet), then
@@ -24,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -102,7 +104,16 @@ class Prober:
         self._sequence += 1
         self._probe = _Probe(self._sequence, target.node_id)
         self._outbox.statistics["probes"] += 1
-        self._outbox.send(target.address, self._ping(self._sequence, target.node_id))
+        ping = self._ping(self._sequence, target.node_id)
+        if target.state == SUSPECT:
+            # memberlist: a suspect is told so in the ping itself, and refutes at once
+            # (the broadcast of the suspicion may long be spent).
+            notice = Suspect(target.node_id, target.incarnation, self._table.local.node_id)
+            updates = ping.updates
+            ping = dataclasses.replace(
+                ping, updates=dataclasses.replace(updates, suspect=(*updates.suspect, notice))
+            )
+        self._outbox.send(target.address, ping, target.node_id)
         timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
         self._outbox.timers.set(("probe_timeout", self._sequence), timeout_at)
 

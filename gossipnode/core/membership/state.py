@@ -20,7 +20,8 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 6. A new member enters the table only once it has spoken to us itself (the channel proved
    its id) and the admission predicate admits it; until then it waits in the bounded
    pending set (pending.py). A new member whose name a live member holds is refused, once
-   per member, with a PeerRefused that says so (names are unique).
+   per member, with a PeerRefused that says so (names are unique). A member we suspect or
+   hold dead that speaks to us is told so, and refutes at once.
 7. A signature is checked only when a statement would change something, and a verified one
    is cached (verified.py): replays cost a hash. A bad signature is refused (PeerRefused).
 8. Every accepted change is queued for broadcast and reported (MemberChanged).
@@ -39,6 +40,7 @@ from .messages import (
     INCARNATION_MAX,
     Alive,
     Dead,
+    Gossip,
     Left,
     Suspect,
     Tags,
@@ -125,7 +127,19 @@ class MemberTable:
         )
 
     def heard_from(self, sender: bytes, now: float) -> None:
-        """`sender` spoke to us over a channel that proved its id: confirm it if pending."""
+        """`sender` spoke to us over a channel that proved its id: confirm it if pending; if
+        we suspect it or hold it dead, tell it so (at most once per probe interval), so that
+        it refutes now rather than when the statement happens to reach it."""
+        entry = self.members.get(sender)
+        if entry is not None and entry.state in (SUSPECT, DEAD) and not self.leaving:
+            interval_s = self._config.probe_interval_s
+            if entry.notified_at is None or entry.notified_at + interval_s <= now:
+                entry.notified_at = now
+                kind = Suspect if entry.state == SUSPECT else Dead
+                notice = kind(sender, entry.incarnation, self._node_id)
+                field = "suspect" if kind is Suspect else "dead"
+                self._outbox.send(entry.address, Gossip(Updates(**{field: (notice,)})), sender)
+            return
         waiting = self.pending.get(sender)
         if waiting is None or not self._admitted(sender):
             return

@@ -48,6 +48,7 @@ from .messages import (
     PingRequest,
     PushPull,
     check_address,
+    check_name,
     check_tags,
     check_updates,
     left_signed_bytes,
@@ -97,6 +98,7 @@ class Membership:
         for setting in ("probe_interval_s", "gossip_interval_s", "push_pull_interval_s"):
             if not getattr(config, setting) > 0:
                 raise LocalProtocolError(f"membership.{setting} must be positive")
+        check_name(name, LocalProtocolError)
         pairs = tags_tuple(tags)
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
@@ -303,6 +305,7 @@ class Membership:
     def _run_timer(self, key: object, now: float) -> None:
         if key == PROBE:
             self._prober.tick(now)
+            self._dissemination.probe_the_dead(now)
         elif key == GOSSIP:
             self._dissemination.tick(now)
         elif key == PUSH_PULL:
