@@ -152,9 +152,14 @@ class MemberTable:
         # met it), stays unknown: otherwise one member that reaps later than another would
         # bring the dead back as zombies, to be detected and reaped all over again.
         gone = {dead.node_id for dead in updates.dead} | {left.node_id for left in updates.left}
+        # One message offers at most a pending set's worth of unknown members: more would
+        # only evict each other, after a signature check each.
+        unknown_max = self.pending.capacity
         for alive in updates.alive:
-            if alive.node_id in gone and alive.node_id not in self.members:
-                continue
+            if alive.node_id not in self.members:
+                if alive.node_id in gone or unknown_max <= 0:
+                    continue
+                unknown_max -= 1
             self.apply_alive(alive, sender, now)
         for left in updates.left:
             self.apply_left(left, sender, now)
