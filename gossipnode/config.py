@@ -177,8 +177,12 @@ class WireConfig:
     handshake_timeout_s: float = 5.0
     # Connections that have not yet authenticated, over all remote addresses.
     unauthenticated_connections_max: int = 64
-    # Authenticated connections from one node id at once.
+    # Authenticated connections from one node id at once; a further one closes the idlest.
     connections_per_peer_max: int = 2
+    # Authenticated inbound connections over all peers at once; a further one closes the
+    # idlest. The listener also keeps it under half the process's descriptor limit, so that
+    # outbound links, the store and the control socket always find descriptors.
+    connections_max: int = 512
     # Nesting depth of a decoded CBOR item; our messages need fewer than 8 levels.
     cbor_depth_max: int = 16
 
