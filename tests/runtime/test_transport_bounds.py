@@ -53,10 +53,8 @@ async def test_fresh_identities_cannot_hold_more_than_connections_max(nursery):
         member = await connect(address, fresh_identity(1), (SECRET,), config, registry=REGISTRY)
         flood = []
         for number in range(2, 12):
-            flood.append(
-                await connect(address, fresh_identity(number), (SECRET,), config,
-                              registry=REGISTRY)  # fmt: skip
-            )
+            identity = fresh_identity(number)
+            flood.append(await connect(address, identity, (SECRET,), config, registry=REGISTRY))
             await member.send(Blob(b"still here"))  # the real member keeps talking
             assert await member.receive() == Blob(b"still here")
         closed = 0
