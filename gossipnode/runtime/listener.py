@@ -30,6 +30,7 @@ import trio
 
 from ..config import WireConfig
 from ..wire.handshake import PROTOCOL_VERSIONS, Handshake, Signer
+from ..wire.handshake_cache import ReplyCache
 from ..wire.messages import MessageRegistry
 from ..wire.peer_messages import PEER_MESSAGES
 from .transport import (
@@ -69,6 +70,8 @@ class _Gate:
         self.ids = itertools.count()
         # Authenticated connections being served.
         self.authenticated: set[PeerConnection] = set()
+        # Replayed hellos are answered from here, at no cost (wire/handshake_cache.py).
+        self.reply_cache = ReplyCache()
         self.connections_max = min(config.connections_max, _descriptor_limit() // 2)
 
     def idlest(self, peer: bytes | None = None) -> PeerConnection | None:
@@ -191,8 +194,9 @@ async def _serve_one(
     # A callable gives the secrets of the moment, so a reload (SIGHUP) rotates them.
     current = secrets() if callable(secrets) else secrets
     handshake = Handshake.responder(
-        identity, current, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
-    )
+        identity, current, frame_bytes_max=gate.config.frame_bytes_max, versions=versions,
+        reply_cache=gate.reply_cache, now=trio.current_time(),
+    )  # fmt: skip
     # None when a newer connection evicted this one before this task started.
     scope = gate.pending[ticket][1] if ticket in gate.pending else None
     connection: PeerConnection | None = None
