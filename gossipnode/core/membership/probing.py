@@ -21,13 +21,17 @@ Rules:
    two probe intervals while it waits; the pings draw on a token bucket
    (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
    without bound. Its ack (like anything else it sends) confirms it.
+5. A pinger we do not know at all (its alive statement never reached us, or we forgot it
+   pending) is answered, and also sent a push-pull that wants a reply and carries only our
+   own alive statement: its reply (its full state, its own alive statement first-hand)
+   makes it a member. Once per pinger per `pending_expiry_s`, on the same token bucket.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,7 +39,7 @@ from ...config import MembershipConfig
 from ..events import Address
 from .awareness import Awareness
 from .members import ALIVE, SUSPECT, Entry
-from .messages import Ack, Nack, Ping, PingRequest, Suspect, Updates
+from .messages import Ack, Nack, Ping, PingRequest, PushPull, Suspect, Updates
 from .outbox import Outbox
 from .state import LIVE_STATES, MemberTable
 
@@ -86,6 +90,8 @@ class Prober:
         self._sequence = 0
         self._tokens = float(config.confirm_pings_burst)
         self._tokens_at = now
+        # Unknown pingers we asked for their state, and when (rule 5).
+        self._introduced: OrderedDict[bytes, float] = OrderedDict()
         outbox.timers.set(PROBE, now + rng.uniform(0, config.probe_interval_s))
 
     @property
@@ -221,7 +227,23 @@ class Prober:
                 self._outbox.statistics["acks_refused"] += 1
                 return
             address = (ping.reply_host, ping.reply_port)
+            self._introduce(sender, address, now)
         self._outbox.send(address, Ack(ping.sequence, self._piggyback()), sender)
+
+    def _introduce(self, sender: bytes, address: Address, now: float) -> None:
+        """Rule 5: ask a pinger we do not know for its state, giving only our own alive
+        statement (small, so no amplification), at most once per sender per
+        `pending_expiry_s`."""
+        introduced = self._introduced.get(sender)
+        if introduced is not None and introduced + self._config.pending_expiry_s > now:
+            return
+        self._introduced[sender] = now
+        self._introduced.move_to_end(sender)
+        while len(self._introduced) > self._config.pending_members_max:
+            self._introduced.popitem(last=False)
+        own = Updates(alive=(self._table.local.alive,))
+        self._outbox.statistics["introductions"] += 1
+        self._outbox.send(address, PushPull(True, own), sender)
 
     def on_ack(self, sender: bytes, ack: Ack) -> None:
         probe = self._probe

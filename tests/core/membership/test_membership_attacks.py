@@ -13,6 +13,7 @@ from gossipnode.core.errors import LocalProtocolError, RemoteProtocolError
 from gossipnode.core.events import Send
 from gossipnode.core.membership import (
     ALIVE,
+    Ack,
     Alive,
     Dead,
     Gossip,
@@ -202,8 +203,13 @@ def test_pings_from_strangers_are_answered_at_a_bounded_rate():
         stranger = bytes([1 + sequence % 250]) * 31 + bytes([sequence // 250])
         ping = Ping(sequence, node_id(core), f"198.51.100.{sequence % 250 + 1}", 7, Updates())
         core.receive(stranger, ping, cluster.now)
-    acks = [event for event in core.events() if isinstance(event, Send)]
-    assert len(acks) <= MembershipConfig().confirm_pings_burst + 1
+    sends = [event for event in core.events() if isinstance(event, Send)]
+    burst = MembershipConfig().confirm_pings_burst
+    # Each answered stranger gets an ack and one small introduction (our alive alone).
+    assert sum(isinstance(event.message, Ack) for event in sends) <= burst + 1
+    assert len(sends) <= 2 * (burst + 1)
+    assert all(len(event.message.state) == 1 for event in sends
+               if isinstance(event.message, PushPull))  # fmt: skip
 
 
 # ---- names ---------------------------------------------------------------------------------
