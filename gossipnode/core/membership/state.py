@@ -20,7 +20,7 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 6. A new member enters the table only once it has spoken to us itself (the channel proved
    its id) and the admission predicate admits it; until then it waits in the bounded
    pending set (pending.py). A new member whose name a live member holds is refused, once
-   per member, with a PeerRefused that says so (names are unique). A member we suspect or
+   per member, with a PeerRefused that says so (names.py). A member we suspect or
    hold dead that speaks to us is told so, and refutes at once.
 7. A signature is checked only when a statement would change something, and a verified one
    is cached (verified.py): replays cost a hash. A bad signature is refused (PeerRefused).
@@ -29,7 +29,6 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 from ...config import MembershipConfig
@@ -48,6 +47,7 @@ from .messages import (
     alive_signed_bytes,
     left_signed_bytes,
 )
+from .names import NameGuard
 from .outbox import Outbox
 from .pending import PendingMembers
 from .suspicion import Suspicion, suspicion_bounds_s
@@ -57,8 +57,6 @@ from .verified import VerifiedCache
 __all__ = ["LIVE_STATES", "MemberTable"]
 
 LIVE_STATES = (ALIVE, SUSPECT)
-# Members refused for their name that we remember, so each is reported once.
-NAME_REFUSALS_MAX = 256
 
 
 class MemberTable:
@@ -101,7 +99,7 @@ class MemberTable:
         self.members: dict[bytes, Entry] = {node_id: self.local}
         self.pending = PendingMembers(config.pending_members_max, config.pending_expiry_s)
         self.reachable = IndexedSet()
-        self._name_refusals: OrderedDict[bytes, None] = OrderedDict()
+        self._names = NameGuard(outbox)
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
 
@@ -236,36 +234,7 @@ class MemberTable:
         self._outbox.changed(entry)
 
     def _name_taken(self, alive: Alive, sender: bytes) -> bool:
-        """True (and reported once per member) if a live member other than the subject
-        holds the name `alive` claims."""
-        holder = next(
-            (
-                entry
-                for entry in self.members.values()
-                if entry.alive.name == alive.name
-                and entry.node_id != alive.node_id
-                and entry.state in LIVE_STATES
-            ),
-            None,
-        )
-        if holder is None:
-            return False
-        self._outbox.statistics["names_refused"] += 1
-        if alive.node_id not in self._name_refusals:
-            self._name_refusals[alive.node_id] = None
-            if len(self._name_refusals) > NAME_REFUSALS_MAX:
-                self._name_refusals.popitem(last=False)
-            whose = (
-                "ours"
-                if holder is self.local
-                else f"held by live member {holder.node_id.hex()[:16]}"
-            )
-            self._outbox.refuse(
-                sender,
-                f"member {alive.node_id.hex()[:16]} at {alive.host}:{alive.port} refused: "
-                f"its name {alive.name!r} is {whose} (names are unique; give it another)",
-            )
-        return True
+        return self._names.taken(alive, self.members.values(), self.local, sender)
 
     def apply_left(self, left: Left, sender: bytes, now: float) -> None:
         if left.node_id == self._node_id:
