@@ -99,7 +99,7 @@ class RealCluster:
         seed = 1 if i == 0 else 0
         return ["init", "--data-dir", str(self.directory(i)), "--name", self.names[i],
                 "--listen", f"127.0.0.1:{self.ports[i]}", "--secret-file", str(secret),
-                "--join", f"127.0.0.1:{self.ports[seed]}"]  # fmt: skip
+                "--join", f"127.0.0.1:{self.ports[seed]}", "--open"]  # fmt: skip
 
     def directory(self, i: int) -> Path:
         return self.root / self.names[i]
