@@ -40,7 +40,7 @@ async def test_status_lists_why_a_connection_was_dropped(tmp_path, autojump_cloc
         agent.stop()
 
 
-def test_metrics_list_every_kind_of_drop(tmp_path):
+async def test_metrics_list_every_kind_of_drop(tmp_path):
     """Two kinds of drop at once (a wrong secret and a timeout): `metrics` lists both."""
     from gossipnode.runtime.metrics import render_metrics
 
