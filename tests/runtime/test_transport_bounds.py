@@ -3,6 +3,7 @@ closed first), partial frames (a shared budget), oversized small messages (refus
 declared type and size), and drop logging (a count per reason per interval)."""
 
 import logging
+import os
 
 import nacl.signing
 import pytest
@@ -84,7 +85,7 @@ async def test_partial_frames_count_against_a_shared_budget(nursery, monkeypatch
             for n in range(8)
         ]
         for holder in holders:  # the first 64 KiB of a 4 MiB frame each
-            frame = holder._channel.seal(REGISTRY.encode(Blob(b"x" * (4 * 1024 * 1024 - 64))))
+            frame = holder._channel.seal(REGISTRY.encode(Blob(os.urandom(4 * 1024 * 1024 - 64))))
             await holder._stream.send_all(frame[: 64 * 1024])
         await trio.sleep(0.3)
         assert status.buffered_bytes <= 256 * 1024
