@@ -281,8 +281,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """An aligned table, as serf and consul print theirs."""
-    cells = [list(map(str, header)), *[[str(c) for c in row] for row in rows]]
+    """An aligned table, as serf and consul print theirs; non-printable characters in cells
+    are escaped (cells may hold what peers said about themselves)."""
+    from .core.membership.members import escape_text
+
+    cells = [list(map(str, header)), *[[escape_text(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         cells_padded = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))

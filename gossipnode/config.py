@@ -144,6 +144,27 @@ class MembershipConfig:
     # A member's tags, keys plus values in UTF-8 bytes. A handful of short flags and a
     # version string fit many times; the cap keeps every signed alive statement small.
     tags_bytes_max: int = 512
+    # Members heard of only second-hand (or not admitted) wait in a bounded set until they
+    # speak to us themselves: forged or self-signed identities cost at most this many
+    # entries, and a flood evicts the flooder's own entries first. A join learns up to this
+    # many members at once from its seed; larger clusters fill in over a few rounds.
+    pending_members_max: int = 256
+    # A pending member that has not spoken to us within this is forgotten (memory returns
+    # to its baseline after a flood). Several probe intervals: time for a few pings.
+    pending_expiry_s: float = 30.0
+    # Pings that confirm pending members: a burst (a joiner confirms a whole cluster at
+    # once) refilled at a rate, so forged addresses cannot make us dial without bound.
+    confirm_pings_burst: int = 256
+    confirm_pings_per_s: float = 32.0
+    # Indirect probes we run for one requester at once. An honest member asks each relay
+    # about one probe at a time; a few more absorb retries.
+    relays_per_requester_max: int = 4
+    # Indirect probes we run for all requesters at once (memory and dials stay bounded).
+    relays_max: int = 256
+    # A member we declared dead is still gossiped to this long (memberlist's
+    # GossipToTheDeadTime), so that one wrongly declared dead hears it and refutes in
+    # seconds rather than at the next push-pull.
+    dead_gossip_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +177,12 @@ class WireConfig:
     handshake_timeout_s: float = 5.0
     # Connections that have not yet authenticated, over all remote addresses.
     unauthenticated_connections_max: int = 64
-    # Authenticated connections from one node id at once.
+    # Authenticated connections from one node id at once; a further one closes the idlest.
     connections_per_peer_max: int = 2
+    # Authenticated inbound connections over all peers at once; a further one closes the
+    # idlest. The listener also keeps it under half the process's descriptor limit, so that
+    # outbound links, the store and the control socket always find descriptors.
+    connections_max: int = 512
     # Nesting depth of a decoded CBOR item; our messages need fewer than 8 levels.
     cbor_depth_max: int = 16
 

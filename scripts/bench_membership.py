@@ -14,6 +14,8 @@ one-way latency:
    (what a generic by-type-hint encoding sends, give or take a type tag per message).
 
 Usage: python scripts/bench_membership.py [--json] [--sizes 10,100,1000] [--seed N]
+       python scripts/bench_membership.py --real 5,20,50 [--json]
+With --real, N real agents on 127.0.0.1 instead (scripts/bench_membership_real.py).
 """
 
 from __future__ import annotations
@@ -154,7 +156,19 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated cluster sizes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--real", default="", help="comma-separated sizes of real clusters")
     arguments = parser.parse_args()
+    if arguments.real:
+        from scripts.bench_membership_real import bench_real, format_real
+
+        real = []
+        for count in (int(text) for text in arguments.real.split(",")):
+            real.append(bench_real(count))
+            if not arguments.json:
+                print(format_real(real[-1]), flush=True)
+        if arguments.json:
+            print(json.dumps({"real": real}, indent=2))
+        return
     results = []
     for count in (int(text) for text in arguments.sizes.split(",")):
         result = bench(count, arguments.seed)

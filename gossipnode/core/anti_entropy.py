@@ -38,6 +38,13 @@ RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 SESSIONS_PER_PEER_MAX = 2 * len(REPLICATED_DATASETS)
 # The node's timer key of one session: ("session", peer, session id).
 SESSION_TIMER = "session"
+# Sessions a peer opens may make us send it at most one dataset's worth of records per this
+# window: a new or restored member needs one full copy; a peer that keeps claiming an empty
+# store gets one per window, not one per request. Several anti-entropy rounds long.
+STREAM_WINDOW_S = 60.0
+# The streamed-records table is swept of expired windows once it holds more keys than this
+# (peers times datasets of a large cluster), so it returns to its baseline after a flood.
+STREAMED_KEYS_PRUNE = 1024
 
 
 @dataclass(slots=True)
@@ -77,6 +84,8 @@ class AntiEntropy:
         self.rng = ctx.rng
         self._sessions: dict[tuple[bytes, int], _Running] = {}
         self._sync: dict[bytes, _PeerSync] = {}
+        # (peer, dataset) -> (window start, records sent in sessions the peer opened).
+        self._streamed: dict[tuple[bytes, str], tuple[float, int]] = {}
         self.counters: Counter[str] = Counter()
         self.session_seconds = 0.0
         self.digests = Digests(ctx.store, ctx.node_id, self.counters)
@@ -142,6 +151,13 @@ class AntiEntropy:
             peer, initiated=False
         ) >= SESSIONS_PER_PEER_MAX:
             return [ReconcileAbort(opening.session, "too many sessions")], [], False
+        if self._owed(peer, opening.dataset, now) <= 0:
+            # What requests make us send is bounded by what the peer is owed: every record
+            # of the dataset, once per STREAM_WINDOW_S. Ten openings claiming an empty store
+            # must not make us stream the whole dataset ten times over.
+            self.counters["sessions_refused_owed"] += 1
+            return [ReconcileAbort(opening.session, "sent this dataset in full recently")
+                    ], [], False  # fmt: skip
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now,
@@ -160,6 +176,8 @@ class AntiEntropy:
         sent = sum(len(m.records) for m in replies if isinstance(m, ReconcileTurn))
         running.received += len(received)
         running.sent += sent
+        if sent and not running.initiated:
+            self._count_streamed(peer, session.dataset, sent, now)
         self.counters["records_received"] += len(received)
         self.counters["records_sent"] += sent
         completed = False
@@ -183,6 +201,23 @@ class AntiEntropy:
         else:
             self._arm(peer, session_id, session)
         return replies, received, completed
+
+    def _owed(self, peer: bytes, dataset: str, now: float) -> int:
+        """Records we may still send `peer` from `dataset` in the current window."""
+        if len(self._streamed) > STREAMED_KEYS_PRUNE:
+            self._streamed = {key: window for key, window in self._streamed.items()
+                              if now - window[0] < STREAM_WINDOW_S}  # fmt: skip
+        full = max(1, len(self.digests.full[dataset]))
+        window = self._streamed.get((peer, dataset))
+        if window is None or now - window[0] >= STREAM_WINDOW_S:
+            return full
+        return full - window[1]
+
+    def _count_streamed(self, peer: bytes, dataset: str, records: int, now: float) -> None:
+        window = self._streamed.get((peer, dataset))
+        if window is None or now - window[0] >= STREAM_WINDOW_S:
+            window = (now, 0)
+        self._streamed[(peer, dataset)] = (window[0], window[1] + records)
 
     def _arm(self, peer: bytes, session_id: int, session: ReconcileSession) -> None:
         deadline = session.next_deadline()

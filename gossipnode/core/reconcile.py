@@ -32,7 +32,9 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
 6. The peer's ranges must lie inside the ranges we left open, with the modes that answer
    them; counts, ids and sizes are bounded; turns are numbered and at most 2 * rounds_max.
    Anything else raises RemoteProtocolError, fails the session and queues a
-   ReconcileAbort for the peer. No answer for `session_timeout_s` fails it too.
+   ReconcileAbort for the peer. No answer for `session_timeout_s` fails it too: only a
+   message that carries something moves that deadline (an empty `more=True` message counts
+   as a turn instead), and no session outlives 2 * rounds_max * session_timeout_s.
 """
 
 from __future__ import annotations
@@ -119,6 +121,11 @@ class ReconcileSession:
         self._limits = limits
         self._salt = salt
         self._deadline = now + config.session_timeout_s
+        # Whatever the peer sends, the session ends by then: each of its 2 * rounds_max
+        # turns may take up to session_timeout_s, and no more.
+        self._lifetime_end = now + 2 * config.rounds_max * config.session_timeout_s
+        # Messages that carried nothing (no range entry, no record) but said more=True.
+        self._empty_messages = 0
         self._bound_bytes_max = WALL_BYTES + limits.key_bytes_max
         self._expected_turn = 0
         self._open: list[_Open] = []
@@ -200,7 +207,17 @@ class ReconcileSession:
             limit = max(limit, self._limits.record_bytes_max + self._bound_bytes_max + 200)
         if message_size(message) > limit:
             raise RemoteProtocolError(f"reconciliation message over {limit} bytes")
-        self._deadline = now + self._config.session_timeout_s
+        if message.more and not message.ranges and not message.records:
+            # An empty message that promises more is no progress: it counts as a turn, and
+            # does not move the deadline (else empty turns keep a session open for ever).
+            self._empty_messages += 1
+            if self._expected_turn + self._empty_messages > 2 * self._config.rounds_max:
+                raise RemoteProtocolError(
+                    f"session still open after {self._config.rounds_max} rounds "
+                    "(empty messages count)"
+                )
+            return
+        self._deadline = min(now + self._config.session_timeout_s, self._lifetime_end)
         for record in message.records:
             if record.dataset != self.dataset:
                 raise RemoteProtocolError(f"record of {record.dataset!r} in another session")

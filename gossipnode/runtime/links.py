@@ -11,10 +11,15 @@ Rules:
    dropped instead of dialling again and again, unless the member there is seen alive
    again first (`reachable`): its return is what the core reacts to at once.
 4. Messages that arrive on an outbound connection are fed to the core like any other.
+5. Probes, acks, ping requests, nacks and gossip go first: a link has an urgent queue
+   (bounded; the oldest is forgotten when full) and a bulk queue, and sends from the
+   urgent one whenever it holds anything. At most `LINKS_MAX` links at once; a new one
+   closes the least recently used.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from collections.abc import Callable
@@ -23,6 +28,7 @@ import trio
 
 from ..config import NodeConfig, format_address
 from ..core.events import Address
+from ..core.membership import Ack, Gossip, Nack, Ping, PingRequest
 from ..driving import DIAL_BACKOFF_S, LINK_QUEUE_MESSAGES_MAX
 from ..identity import Identity
 from .transport import ConnectionClosed, HandshakeFailed, PeerConnection, TransportStatus, connect
@@ -31,20 +37,53 @@ __all__ = ["Links"]
 
 logger = logging.getLogger("gossipnode.peers")
 
+# Membership messages waiting for one peer; past it the oldest is forgotten (SWIM
+# tolerates a lost probe; a stale one is worthless anyway).
+URGENT_QUEUE_MESSAGES_MAX = 64
+# Probes, acks and gossip jump the queue: a probe must never wait behind bulk records, or a
+# busy link looks like a dead member (push-pulls carry full state and wait like bulk).
+URGENT_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip)
+# Outbound links at once. Members' addresses come from the member table (up to
+# membership.members_max), so the links are bounded on their own: a new one closes the
+# link used least recently, keeping descriptors for the listener and the store.
+LINKS_MAX = 256
 
 Deliver = Callable[[bytes, object], None]
 Lost = Callable[[Address], None]
 
 
 class _Link:
+    """One outbound link: its connection, once dialled, and two queues (rule 5)."""
+
     def __init__(self, address: Address, peer: bytes | None) -> None:
         self.address = address
         self.peer = peer
-        self.send_channel, self.receive_channel = trio.open_memory_channel[
-            tuple[bytes | None, object]
-        ](LINK_QUEUE_MESSAGES_MAX)
+        self.urgent: collections.deque[tuple[bytes | None, object]] = collections.deque(
+            maxlen=URGENT_QUEUE_MESSAGES_MAX
+        )
+        self.bulk: collections.deque[tuple[bytes | None, object]] = collections.deque()
+        self.wake = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.connection: PeerConnection | None = None
+        self.last_used = trio.current_time()
+
+    def put(self, peer: bytes | None, message: object) -> bool:
+        """Queue a message; False if the bulk queue is full (the link must go)."""
+        self.last_used = trio.current_time()
+        if isinstance(message, URGENT_MESSAGES):
+            self.urgent.append((peer, message))  # a full queue forgets its oldest probe
+        elif len(self.bulk) >= LINK_QUEUE_MESSAGES_MAX:
+            return False
+        else:
+            self.bulk.append((peer, message))
+        self.wake.set()
+        return True
+
+    async def get(self) -> tuple[bytes | None, object]:
+        while not self.urgent and not self.bulk:
+            self.wake = trio.Event()
+            await self.wake.wait()
+        return self.urgent.popleft() if self.urgent else self.bulk.popleft()
 
 
 class Links:
@@ -87,12 +126,13 @@ class Links:
                 self.dropped_messages += 1
                 return
             assert self._nursery is not None, "Links.run is not running"
+            if len(self._links) >= LINKS_MAX:
+                idlest = min(self._links.values(), key=lambda other: other.last_used)
+                self.close(idlest.address)
             link = _Link(address, peer)
             self._links[address] = link
             self._nursery.start_soon(self._run_link, link)
-        try:
-            link.send_channel.send_nowait((peer, message))
-        except trio.WouldBlock:
+        if not link.put(peer, message):
             self.overflows += 1
             logger.warning("peer %s is not keeping up; dropping its link",
                            format_address(address))
@@ -146,7 +186,8 @@ class Links:
     async def _send_loop(self, link: _Link, connection: PeerConnection,
                          nursery: trio.Nursery) -> None:
         try:
-            async for peer, message in link.receive_channel:
+            while True:
+                peer, message = await link.get()
                 if peer is not None and peer != connection.peer_id:
                     self.dropped_messages += 1
                     logger.warning(

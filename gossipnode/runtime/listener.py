@@ -9,7 +9,11 @@ Rules (the limits are `WireConfig`'s):
    completes unless an attacker opens, from more hosts than the peer, more connections
    than the cap within that round trip. A cap that refused new connections instead would
    let 64 idle sockets lock every peer out for the whole handshake timeout.
-3. `connections_per_peer_max`: a peer's further authenticated connections are closed.
+3. `connections_per_peer_max` per node id and `connections_max` in all (never more than
+   half the descriptor limit): a new authenticated connection over either closes the
+   idlest one (the one that has gone longest without a message). Fresh identities made
+   with the cluster secret thus cannot exhaust descriptors, and a real peer that
+   reconnects is never locked out by its own stale connection.
 4. Nothing a peer sends reaches `handler` before its handshake completes, and nothing a
    peer does raises out of `serve`: each drop is logged (logger "gossipnode.wire") with its
    reason and recorded in the `TransportStatus`.
@@ -26,6 +30,7 @@ import trio
 
 from ..config import WireConfig
 from ..wire.handshake import PROTOCOL_VERSIONS, Handshake, Signer
+from ..wire.handshake_cache import ReplyCache
 from ..wire.messages import MessageRegistry
 from ..wire.peer_messages import PEER_MESSAGES
 from .transport import (
@@ -63,6 +68,18 @@ class _Gate:
         self.evicted: set[int] = set()
         self.per_peer: collections.Counter[bytes] = collections.Counter()
         self.ids = itertools.count()
+        # Authenticated connections being served.
+        self.authenticated: set[PeerConnection] = set()
+        # Replayed hellos are answered from here, at no cost (wire/handshake_cache.py).
+        self.reply_cache = ReplyCache()
+        self.connections_max = min(config.connections_max, _descriptor_limit() // 2)
+
+    def idlest(self, peer: bytes | None = None) -> PeerConnection | None:
+        """The authenticated connection (of `peer`, if given) idle the longest."""
+        candidates = [
+            c for c in self.authenticated if c.close_reason is None and peer in (None, c.peer_id)
+        ]
+        return min(candidates, key=lambda c: c.last_active, default=None)
 
     def admit(self, host: str) -> int:
         """Register a new unauthenticated connection from `host`; evict one if full.
@@ -177,8 +194,9 @@ async def _serve_one(
     # A callable gives the secrets of the moment, so a reload (SIGHUP) rotates them.
     current = secrets() if callable(secrets) else secrets
     handshake = Handshake.responder(
-        identity, current, frame_bytes_max=gate.config.frame_bytes_max, versions=versions
-    )
+        identity, current, frame_bytes_max=gate.config.frame_bytes_max, versions=versions,
+        reply_cache=gate.reply_cache, now=trio.current_time(),
+    )  # fmt: skip
     # None when a newer connection evicted this one before this task started.
     scope = gate.pending[ticket][1] if ticket in gate.pending else None
     connection: PeerConnection | None = None
@@ -204,12 +222,23 @@ async def _serve_one(
     peer_id = connection.peer_id
     if gate.per_peer[peer_id] >= gate.config.connections_per_peer_max:
         status.over_peer_limit += 1
-        await connection.drop(
-            f"over the limit of {gate.config.connections_per_peer_max} connections per peer"
-        )
-        return
+        victim = gate.idlest(peer_id)
+        if victim is not None:
+            await victim.drop(
+                f"closed the idlest: over {gate.config.connections_per_peer_max} "
+                "connections from one peer (wire.connections_per_peer_max)"
+            )
+    if len(gate.authenticated) >= gate.connections_max:
+        status.over_connection_limit += 1
+        victim = gate.idlest()
+        if victim is not None:
+            await victim.drop(
+                f"closed the idlest: over {gate.connections_max} authenticated "
+                "connections (wire.connections_max)"
+            )
     status.authenticated += 1
     gate.per_peer[peer_id] += 1
+    gate.authenticated.add(connection)
     try:
         await handler(connection)
     except ConnectionClosed:
@@ -217,10 +246,22 @@ async def _serve_one(
     except Exception:
         logger.exception("handler for %r failed", connection)
     finally:
+        gate.authenticated.discard(connection)
         gate.per_peer[peer_id] -= 1
         if not gate.per_peer[peer_id]:
             del gate.per_peer[peer_id]
         await connection.aclose()
+
+
+def _descriptor_limit() -> int:
+    """The process's soft limit on open file descriptors (a generous guess where unknown)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 1 << 16
+    return soft if soft > 0 else 1 << 16
 
 
 async def _close_unauthenticated(

@@ -9,6 +9,8 @@ import logging
 import sys
 import time
 
+from ..core.membership.members import escape_text
+
 __all__ = ["LogTail", "setup_logging"]
 
 # Lines kept for `monitor` clients that connect late; bounded so a chatty node stays small.
@@ -31,6 +33,12 @@ class _JsonFormatter(logging.Formatter):
 class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # One event, one line: what peers sent (names, reasons) cannot forge lines or move
+        # the terminal's cursor. (JSON lines are escaped by json.dumps.)
+        record.message = escape_text(record.message)
+        return super().formatMessage(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         moment = time.gmtime(record.created)

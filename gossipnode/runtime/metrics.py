@@ -98,8 +98,8 @@ def render_metrics(agent: Agent) -> str:
                       for p in snapshot.peers if p.synced_at is not None])
     lines += _family("gossipnode_connection_drops_total", "counter",
                      "Connections dropped, by kind (wrong_secret, no_common_version, ...).",
-                     sorted(({"kind": k}, n)
-                            for k, n in agent.transport_status.drop_counts.items()))
+                     [({"kind": k}, n)
+                      for k, n in sorted(agent.transport_status.drop_counts.items())])
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ import trio
 
 from ..config import WireConfig
 from ..core.errors import RemoteProtocolError
+from ..core.membership import Ack, Gossip, Nack, Ping, PingRequest
 from ..wire.channel import SecureChannel
 from ..wire.handshake import (
     NO_COMMON_VERSION,
@@ -39,6 +40,7 @@ from ..wire.handshake import (
 )
 from ..wire.messages import MessageRegistry
 from ..wire.peer_messages import PEER_MESSAGES
+from .drops import DropLog, log_drop
 
 __all__ = [
     "ConnectionClosed",
@@ -47,6 +49,7 @@ __all__ = [
     "TransportStatus",
     "connect",
     "establish",
+    "log_drop",
 ]
 
 logger = logging.getLogger("gossipnode.wire")
@@ -70,6 +73,17 @@ _DROP_KINDS = (
 )
 # A refusal is flushed to the peer for at most this long before we close anyway.
 REFUSAL_FLUSH_S = 0.5
+# Partial frames buffered over all connections at once. One 4 MiB frame each from a dozen
+# peers fits; a hundred connections each sending the start of one cannot pin 400 MiB:
+# the connection whose bytes go over the budget is dropped.
+BUFFERED_BYTES_MAX = 48 * 1024 * 1024
+# Membership messages other than a push-pull piggyback at most
+# membership.gossip_message_bytes_max (4 KiB) of statements: one larger than this is
+# refused by its declared type and size, before any decoding.
+SMALL_MESSAGE_TYPE_IDS = frozenset(
+    PEER_MESSAGES.type_id(cls) for cls in (Ping, Ack, PingRequest, Nack, Gossip)
+)
+SMALL_MESSAGE_BYTES_MAX = 64 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -102,6 +116,7 @@ class TransportStatus:
     evicted: int = 0
     timed_out: int = 0
     over_peer_limit: int = 0
+    over_connection_limit: int = 0
     recent_drops: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT_DROPS_MAX)
     )
@@ -113,6 +128,11 @@ class TransportStatus:
     # that `health` sees wrong-secret refusals keep coming even among many other drops.
     drop_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     drop_times: dict[str, collections.deque[float]] = field(default_factory=dict)
+    drop_log: DropLog = field(default_factory=DropLog)
+    # Bytes of partial frames buffered over all connections (BUFFERED_BYTES_MAX).
+    buffered_bytes: int = 0
+    over_buffer_budget: int = 0
+    over_message_size: int = 0
     # Encoded payload bytes of authenticated messages, by message type, for `metrics`.
     bytes_sent: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_received: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -141,10 +161,20 @@ def describe_address(address: object) -> str:
     return str(address)
 
 
-def log_drop(status: TransportStatus | None, peer: str, reason: str) -> None:
-    logger.warning("dropped connection %s: %s", peer, reason)
-    if status is not None:
-        status.record_drop(peer, reason)
+def _type_id(payload: bytes) -> int | None:
+    """The type id a message payload declares (`[type_id, ...]` in canonical CBOR), read
+    from its first bytes without decoding the rest; None if it does not start so."""
+    if len(payload) < 2 or not 0x81 <= payload[0] <= 0x9B:
+        return None
+    offset = 1 + {0x98: 1, 0x99: 2, 0x9A: 4, 0x9B: 8}.get(payload[0], 0)
+    if len(payload) <= offset:
+        return None
+    head = payload[offset]
+    if head < 0x18:
+        return head
+    if head == 0x18 and len(payload) > offset + 1:
+        return payload[offset + 1]
+    return None
 
 
 class PeerConnection:
@@ -176,6 +206,10 @@ class PeerConnection:
         self._status = status
         self._depth_max = depth_max
         self._send_lock = trio.Lock()
+        # Bytes of this connection counted in status.buffered_bytes.
+        self._charged = 0
+        # trio time of the last message received: the idlest connection is closed first.
+        self.last_active = trio.current_time()
 
     def __repr__(self) -> str:
         return f"<PeerConnection {self.peer_id.hex()[:16]} at {self.remote} v{self.version}>"
@@ -212,7 +246,10 @@ class PeerConnection:
                 raise ConnectionClosed(self.close_reason)
             try:
                 payload = self._channel.next_payload()
+                self._charge()
                 if payload is not None:
+                    self.last_active = trio.current_time()
+                    self._check_size(payload)
                     message = self._registry.decode(payload, depth_max=self._depth_max)
                     if self._status is not None:
                         self._status.bytes_received[type(message).__name__] += len(payload)
@@ -235,6 +272,34 @@ class PeerConnection:
                 self._channel.receive_data(data)
             except RemoteProtocolError as error:
                 await self._close(str(error), misbehaved=True)
+                continue
+            self._charge()
+            if self._status is not None and self._status.buffered_bytes > BUFFERED_BYTES_MAX:
+                self._status.over_buffer_budget += 1
+                await self._close(
+                    f"over the budget of {BUFFERED_BYTES_MAX} bytes of partial frames "
+                    "buffered for all peers", misbehaved=True,
+                )
+
+    def _charge(self) -> None:
+        """Count this connection's buffered bytes in the shared budget."""
+        buffered = 0 if self.close_reason is not None else self._channel.buffered_bytes
+        if self._status is not None:
+            self._status.buffered_bytes += buffered - self._charged
+        self._charged = buffered
+
+    def _check_size(self, payload: bytes) -> None:
+        if (
+            len(payload) > SMALL_MESSAGE_BYTES_MAX
+            and self._registry is PEER_MESSAGES
+            and _type_id(payload) in SMALL_MESSAGE_TYPE_IDS
+        ):
+            if self._status is not None:
+                self._status.over_message_size += 1
+            raise RemoteProtocolError(
+                f"a membership message of {len(payload)} bytes, over the limit of "
+                f"{SMALL_MESSAGE_BYTES_MAX} bytes"
+            )
 
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
@@ -251,6 +316,7 @@ class PeerConnection:
         if self.close_reason is not None:
             return
         self.close_reason = reason
+        self._charge()  # nothing buffered counts any more
         if misbehaved:
             log_drop(self._status, f"{self.remote} ({self.peer_id.hex()[:16]})", reason)
         else:

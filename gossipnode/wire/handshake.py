@@ -26,9 +26,11 @@ Rules:
 4. Versions: the responder picks the highest version both speak. With none in common it
    sends a Refusal (MAC'd with the secret, so the initiator can trust it) naming its
    versions; both sides report "no common protocol version: ours 1-1, theirs 2-3".
-5. Limits: handshake frames are at most `HANDSHAKE_FRAME_BYTES_MAX`; bytes past the
+5. Replays: a listener's responders share a `ReplyCache`, so a replayed hello gets the
+   cached reply and costs no signature or key exchange (handshake_cache.py).
+6. Limits: handshake frames are at most `HANDSHAKE_FRAME_BYTES_MAX`; bytes past the
    handshake are kept, unread, and handed to the channel only once the peer is proven.
-6. Errors: every failure is a `HandshakeError` (a RemoteProtocolError) with a distinct,
+7. Errors: every failure is a `HandshakeError` (a RemoteProtocolError) with a distinct,
    readable reason. After one, send what `data_to_send()` holds (a refusal) and close.
 """
 
@@ -36,8 +38,6 @@ from __future__ import annotations
 
 import hmac
 import struct
-from dataclasses import dataclass
-from typing import Protocol
 
 import nacl.bindings
 import nacl.encoding
@@ -47,9 +47,10 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
-from ..core.errors import LocalProtocolError, RemoteProtocolError
+from ..core.errors import LocalProtocolError
 from .channel import SecureChannel
 from .framing import FrameDecoder, FrameError, encode_frame
+from .handshake_cache import CachedReply, ReplyCache
 from .handshake_messages import (
     HANDSHAKE_FRAME_BYTES_MAX,
     HANDSHAKE_MESSAGES,
@@ -60,6 +61,14 @@ from .handshake_messages import (
     Refusal,
     Reply,
 )
+from .handshake_types import (
+    HandshakeError,
+    HandshakeResult,
+    Signer,
+    format_versions,
+)
+from .handshake_types import keyed_hash as _hash
+from .handshake_types import versions_bytes as _versions_bytes
 from .messages import MessageError
 
 __all__ = [
@@ -85,54 +94,6 @@ WRONG_SECRET = "wrong cluster secret"
 NO_COMMON_VERSION = "no common protocol version"
 
 
-class HandshakeError(RemoteProtocolError):
-    """The handshake failed; `str()` says why in one line."""
-
-
-class Signer(Protocol):
-    """What the handshake needs of an identity (gossipnode.identity.Identity fits)."""
-
-    @property
-    def node_id(self) -> bytes: ...
-
-    def sign(self, message: bytes) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeResult:
-    """A proven peer: its node id, the negotiated version and the channel to talk on.
-
-    Bytes that arrived after the handshake are already fed into `channel`.
-    """
-
-    peer_id: bytes
-    version: int
-    channel: SecureChannel
-
-
-def format_versions(versions: tuple[int, ...]) -> str:
-    """Versions as an operator reads them: "1-3" if contiguous, else "1,3"; "none" if empty."""
-    if not versions:
-        return "none"
-    ordered = sorted(set(versions))
-    # Arithmetic, not range(): a peer may list versions 0 and 2**64 - 1.
-    if ordered[-1] - ordered[0] + 1 == len(ordered):
-        return f"{ordered[0]}-{ordered[-1]}"
-    return ",".join(map(str, ordered))
-
-
-def _hash(person: bytes, *parts: bytes, key: bytes = b"") -> bytes:
-    """Keyed BLAKE2b-256 over length-prefixed parts, so no two part lists collide."""
-    data = b"".join(struct.pack(">Q", len(part)) + part for part in parts)
-    return nacl.hash.blake2b(
-        data, digest_size=32, key=key, person=person, encoder=nacl.encoding.RawEncoder
-    )
-
-
-def _versions_bytes(versions: tuple[int, ...]) -> bytes:
-    return b"".join(struct.pack(">Q", version) for version in versions)
-
-
 class Handshake:
     """One side of a handshake. Build with `initiator(...)` or `responder(...)`.
 
@@ -149,6 +110,8 @@ class Handshake:
         frame_bytes_max: int,
         versions: tuple[int, ...] = PROTOCOL_VERSIONS,
         expected_peer: bytes | None = None,
+        reply_cache: ReplyCache | None = None,
+        now: float = 0.0,
     ) -> None:
         if not secrets:
             raise LocalProtocolError("at least one cluster secret is needed")
@@ -179,6 +142,9 @@ class Handshake:
         self._transcript = b""
         self._version = 0
         self._peer_id = b""
+        self._reply_cache = reply_cache
+        self._now = now
+        self._cache_key = b""
         if initiator:
             self._secret = self.secrets[0]
             self._ephemeral = nacl.public.PrivateKey.generate()
@@ -215,9 +181,21 @@ class Handshake:
         *,
         frame_bytes_max: int,
         versions: tuple[int, ...] = PROTOCOL_VERSIONS,
+        reply_cache: ReplyCache | None = None,
+        now: float = 0.0,
     ) -> Handshake:
-        """The accepting side; it accepts any of `secrets` (newest first)."""
-        return cls(False, identity, secrets, frame_bytes_max=frame_bytes_max, versions=versions)
+        """The accepting side; it accepts any of `secrets` (newest first). With
+        `reply_cache` (shared by a listener's handshakes; `now` from a monotonic clock), a
+        replayed hello is answered from the cache (handshake_cache.py)."""
+        return cls(
+            False,
+            identity,
+            secrets,
+            frame_bytes_max=frame_bytes_max,
+            versions=versions,
+            reply_cache=reply_cache,
+            now=now,
+        )
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer now (possibly empty)."""
@@ -312,6 +290,8 @@ class Handshake:
                 f"{NO_COMMON_VERSION}: ours {format_versions(self.versions)}, "
                 f"theirs {format_versions(hello.versions)}"
             )
+        if self._answer_from_cache(frame):
+            return
         self._version = max(shared)
         self._ephemeral = nacl.public.PrivateKey.generate()
         eph = bytes(self._ephemeral.public_key)
@@ -322,9 +302,32 @@ class Handshake:
         self._master = self._derive_master(hello.ephemeral_key)
         signature = self.identity.sign(self._transcript)
         mac = _hash(b"gn-reply-mac", self._transcript, signature, key=self._master)
-        self._send(Reply(self._version, eph, self._nonce, node_id, signature, mac))
+        reply = self._send(Reply(self._version, eph, self._nonce, node_id, signature, mac))
         self._transcript = _hash(b"gn-t3", self._transcript, signature, mac)
         self._expecting = Finish
+        if self._reply_cache is not None:
+            self._cache_key = self._reply_cache.key(frame)
+            cached = CachedReply(
+                self._now, reply, self._secret, self._version, self._transcript,
+                self._master, self._ephemeral,
+            )  # fmt: skip
+            self._reply_cache.put(self._cache_key, cached)
+
+    def _answer_from_cache(self, hello_frame: bytes) -> bool:
+        """A replayed hello: send the cached reply, restore what finishing needs."""
+        if self._reply_cache is None:
+            return False
+        key = self._reply_cache.key(hello_frame)
+        cached = self._reply_cache.get(key, self._now)
+        if cached is None or cached.secret not in self.secrets:
+            return False  # (a secret rotated out since: answered afresh, or refused)
+        self._outgoing += encode_frame(cached.reply, HANDSHAKE_FRAME_BYTES_MAX)
+        self._cache_key = key
+        self._secret, self._version = cached.secret, cached.version
+        self._transcript, self._master = cached.transcript, cached.master
+        self._ephemeral = cached.ephemeral
+        self._expecting = Finish
+        return True
 
     def _on_refusal(self, refusal: Refusal) -> None:
         if not refusal.mac:
@@ -371,6 +374,8 @@ class Handshake:
         self._complete(_hash(b"gn-final", finish_transcript, signature, mac))
 
     def _on_finish(self, finish: Finish) -> None:
+        if not self._master:
+            raise HandshakeError("a replayed hello: that handshake finished already")
         finish_transcript = _hash(b"gn-t4", self._transcript, finish.node_id)
         expected = _hash(b"gn-finish-mac", finish_transcript, finish.signature, key=self._master)
         if not hmac.compare_digest(expected, finish.mac):
@@ -380,6 +385,8 @@ class Handshake:
             )
         self._check_identity(finish.node_id, finish.signature, finish_transcript)
         self._peer_id = finish.node_id
+        if self._reply_cache is not None:
+            self._reply_cache.finished(self._cache_key)
         self._complete(_hash(b"gn-final", finish_transcript, finish.signature, finish.mac))
 
     def _check_identity(self, node_id: bytes, signature: bytes, transcript: bytes) -> None:

@@ -368,3 +368,25 @@ def test_a_peer_abort_fails_the_session_without_error():
     assert initiator.failed
     assert "bored" in initiator.failed
     assert initiator.messages_to_send() == []
+
+
+def test_empty_more_messages_neither_keep_a_session_open_nor_dodge_the_round_limit():
+    """A peer that answers with empty `more=True` messages forever: the session still ends
+    at its deadline, and at its round limit however fast the messages come."""
+    a, b = _pair(500, 40, False, seed=12)
+    initiator, responder = _opened(a, b)
+    responder.messages_to_send()
+    deadline = initiator.next_deadline()
+    keep_alive = ReconcileTurn(1, 1, True, b"", ())
+    for second in range(1, int(deadline)):
+        initiator.receive(keep_alive, float(second))  # one a second, inside the timeout
+    assert initiator.next_deadline() == deadline  # not moved by them
+    initiator.handle_timer(deadline)
+    assert initiator.failed and "stalled" in initiator.failed
+    initiator, responder = _opened(a, b)
+    responder.messages_to_send()
+    for _ in range(2 * CONFIG.rounds_max - 1):  # turn 1 is expected: 127 empties fit
+        initiator.receive(keep_alive, 0.0)
+    with pytest.raises(RemoteProtocolError, match="rounds"):
+        initiator.receive(keep_alive, 0.0)
+    assert initiator.failed

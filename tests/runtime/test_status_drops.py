@@ -38,3 +38,18 @@ async def test_status_lists_why_a_connection_was_dropped(tmp_path, autojump_cloc
         drops = status(agent)["connection_drops"]
         assert any("wrong cluster secret" in drop["reason"] for drop in drops), drops
         agent.stop()
+
+
+async def test_metrics_list_every_kind_of_drop(tmp_path):
+    """Two kinds of drop at once (a wrong secret and a timeout): `metrics` lists both."""
+    from gossipnode.runtime.metrics import render_metrics
+
+    config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", free_port()))
+    agent = Agent(config, create_identity(tmp_path / "identity.key"), (generate_secret(),),
+                  SqliteStore(config.store_file))
+    agent.transport_status.record_drop("10.0.0.1:1", "handshake failed: wrong cluster secret")
+    agent.transport_status.record_drop("10.0.0.2:2", "handshake timeout after 5.0 s")
+    text = render_metrics(agent)
+    assert 'gossipnode_connection_drops_total{kind="wrong_secret"} 1' in text
+    assert 'gossipnode_connection_drops_total{kind="handshake_timeout"} 1' in text
+    agent.store.close()

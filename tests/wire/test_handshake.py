@@ -13,6 +13,7 @@ from gossipnode.wire.handshake import (
     HandshakeError,
     format_versions,
 )
+from gossipnode.wire.handshake_cache import REPLY_CACHE_S, ReplyCache
 
 FRAME_BYTES_MAX = 4 * 1024 * 1024
 SECRET = b"s" * 32
@@ -257,3 +258,68 @@ def test_random_bytes_to_an_initiator_only_ever_raise_handshake_error(data):
     except HandshakeError:
         return
     assert left.result is None
+
+
+class CountingSigner:
+    """BOB, counting the signatures it makes (the expensive step a replay must not cost)."""
+
+    def __init__(self):
+        self.signatures = 0
+
+    @property
+    def node_id(self):
+        return BOB.node_id
+
+    def sign(self, message):
+        self.signatures += 1
+        return BOB.sign(message)
+
+
+def test_a_replayed_hello_is_answered_from_the_cache_and_can_never_finish():
+    cache = ReplyCache()
+    signer = CountingSigner()
+    recorded = run(initiator(), responder(signer, reply_cache=cache, now=0.0))
+    hello, finish = recorded["left"]
+    assert signer.signatures == 1
+    replies = set()
+    for moment in range(100):  # a replay flood within the cache's window
+        target = responder(signer, reply_cache=cache, now=float(moment) / 10)
+        target.receive_data(hello)
+        replies.add(target.data_to_send())
+        with pytest.raises(HandshakeError, match="replayed"):
+            target.receive_data(finish)
+        assert target.result is None
+    assert signer.signatures == 1  # no signature (nor key exchange) per replay
+    assert replies == set(recorded["right"][:1])  # the same reply bytes every time
+    assert len(cache) == 1
+
+
+def test_an_unfinished_handshake_still_finishes_from_a_cached_reply():
+    """The original initiator may retransmit (a new connection) before finishing: the
+    cached state lets it finish, and the keys work."""
+    cache = ReplyCache()
+    signer = CountingSigner()
+    left = initiator()
+    hello = left.data_to_send()
+    first = responder(signer, reply_cache=cache, now=0.0)
+    first.receive_data(hello)
+    first.data_to_send()  # that connection is lost before the reply arrives
+    second = responder(signer, reply_cache=cache, now=1.0)
+    second.receive_data(hello)
+    left.receive_data(second.data_to_send())
+    second.receive_data(left.data_to_send())
+    assert left.result and second.result
+    assert signer.signatures == 1
+    frame = left.result.channel.seal(b"hello")
+    second.result.channel.receive_data(frame)
+    assert second.result.channel.next_payload() == b"hello"
+
+
+def test_a_replay_after_the_window_costs_again_and_the_cache_stays_bounded():
+    cache = ReplyCache()
+    signer = CountingSigner()
+    hello = initiator().data_to_send()
+    responder(signer, reply_cache=cache, now=0.0).receive_data(hello)
+    responder(signer, reply_cache=cache, now=REPLY_CACHE_S + 1).receive_data(hello)
+    assert signer.signatures == 2
+    assert len(cache) == 1

@@ -30,6 +30,7 @@ __all__ = [
     "LEFT",
     "SUSPECT",
     "Member",
+    "escape_text",
     "tags_from_config",
     "tags_private_keys",
     "tags_wep",
@@ -53,6 +54,15 @@ class Member:
     state: str  # ALIVE | SUSPECT | DEAD | LEFT
     tags: Mapping[str, str]
     state_changed_at: float  # `now` when `state` last changed, in the core's time base
+
+
+def escape_text(text: str) -> str:
+    """`text` with every non-printable character (newlines, escape sequences, other control
+    characters) written as a Python escape, for logs and tables: what a peer says can then
+    never forge a log line or move a terminal's cursor."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def tags_wep(tags: Mapping[str, str]) -> bool:
@@ -86,6 +96,7 @@ class Entry:
         "incarnation",
         "left",
         "node_id",
+        "notified_at",
         "state",
         "state_changed_at",
         "suspicion",
@@ -99,6 +110,8 @@ class Entry:
         self.state_changed_at = now
         self.left: Left | None = None
         self.suspicion: Suspicion | None = None
+        # When we last told this member that we suspect it or hold it dead.
+        self.notified_at: float | None = None
 
     @property
     def address(self) -> Address:

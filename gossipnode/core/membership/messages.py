@@ -39,6 +39,7 @@ __all__ = [
     "Updates",
     "alive_signed_bytes",
     "check_address",
+    "check_name",
     "check_tags",
     "check_updates",
     "left_signed_bytes",
@@ -47,8 +48,8 @@ __all__ = [
 
 # Ed25519 detached signatures.
 SIGNATURE_BYTES = 64
-# Member names: config allows 64 characters; 4 bytes each in UTF-8 at worst.
-NAME_BYTES_MAX = 256
+# Member names: config allows 64 printable characters without spaces.
+NAME_CHARS_MAX = 64
 # A DNS name is at most 253 bytes; an IPv6 literal far less.
 HOST_BYTES_MAX = 255
 # Incarnations are persisted and compared as unsigned 64-bit numbers.
@@ -223,8 +224,24 @@ def statement_size_bytes(statement: Alive | Left | Suspect | Dead) -> int:
     return len(statement.node_id) + len(statement.reporter) + 9 + 3 * FIELD_OVERHEAD_BYTES
 
 
+def check_name(name: object, error: type[Exception]) -> None:
+    """A member name is 1 to NAME_CHARS_MAX printable characters without whitespace (what
+    the config accepts), so that it can be written into logs and tables as it is."""
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= NAME_CHARS_MAX
+        or not name.isprintable()
+        or any(character.isspace() for character in name)
+    ):
+        raise error(
+            f"a member name must be 1 to {NAME_CHARS_MAX} printable characters without spaces"
+        )
+
+
 def check_tags(tags: Tags, tags_bytes_max: int, error: type[Exception]) -> None:
-    """Tags are string pairs, sorted by unique key, within `tags_bytes_max`."""
+    """Tags are string pairs, sorted by unique key, within `tags_bytes_max`; keys are
+    non-empty, and keys and values printable (no control characters), so that they can be
+    written into logs and tables as they are."""
     if not isinstance(tags, tuple):
         raise error("tags must be a tuple of (key, value) pairs")
     size = 0
@@ -236,6 +253,8 @@ def check_tags(tags: Tags, tags_bytes_max: int, error: type[Exception]) -> None:
             or not all(isinstance(part, str) for part in pair)
         ):
             raise error("each tag must be a (key, value) pair of strings")
+        if not pair[0] or not pair[0].isprintable() or not pair[1].isprintable():
+            raise error("tag keys and values must be printable (no control characters)")
         if previous is not None and pair[0] <= previous:
             raise error("tags must be sorted by key, each key once")
         previous = pair[0]
@@ -287,8 +306,7 @@ def check_updates(updates: object, config: MembershipConfig, statements_max: int
             raise RemoteProtocolError("an alive statement of the wrong type")
         _check_id(alive.node_id, "node id")
         _check_incarnation(alive.incarnation)
-        if not isinstance(alive.name, str) or not 0 < len(alive.name.encode()) <= NAME_BYTES_MAX:
-            raise RemoteProtocolError("bad member name")
+        check_name(alive.name, RemoteProtocolError)
         check_address(alive.host, alive.port)
         if not isinstance(alive.signature, bytes) or len(alive.signature) != SIGNATURE_BYTES:
             raise RemoteProtocolError("bad signature length")

@@ -7,27 +7,39 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    suspicion timer; further suspects of that incarnation from new reporters confirm it.
 3. `dead` replaces `alive` or `suspect` of the same or a lower incarnation; `left` (signed
    by the subject) replaces anything but `left` of the same or a lower incarnation.
-4. Statements about ourselves are never applied: a suspect or dead at our incarnation or
-   above, or an alive or left from a former life, makes us refute with a higher incarnation.
-5. A statement is checked for its signature only when it would change something, so
-   replays of old statements cost nothing. A bad signature is refused (PeerRefused) and
-   changes nothing.
-6. Every accepted change is queued for broadcast and reported (MemberChanged).
+4. Claims are bounded by what the subject signed: a suspect or dead claim above the
+   incarnation of the subject's latest signed alive statement we hold is a lie (nobody can
+   have seen the subject at an incarnation it never signed), is counted
+   (`claims_over_signed`) and changes nothing. So the subject can always refute: its next
+   alive statement is above any claim we accepted. (Margin: none. A claim that overtakes
+   the subject's own alive statement in flight is dropped; the next probe repeats it.)
+5. Statements about ourselves are never applied: a suspect or dead at our incarnation, or
+   an alive or left of ours from a former life, makes us refute with a higher incarnation.
+   One above our incarnation we never signed, so it is a lie and ignored; no statement can
+   push our incarnation past its 64-bit maximum.
+6. A new member enters the table only once it has spoken to us itself (the channel proved
+   its id) and the admission predicate admits it; until then it waits in the bounded
+   pending set (pending.py). A new member whose name a live member holds is refused, once
+   per member, with a PeerRefused that says so (names.py). A member we suspect or
+   hold dead that speaks to us is told so, and refutes at once.
+7. A signature is checked only when a statement would change something, and a verified one
+   is cached (verified.py): replays cost a hash. A bad signature is refused (PeerRefused).
+8. Every accepted change is queued for broadcast and reported (MemberChanged).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 
 from ...config import MembershipConfig
-from ..events import Address, Event, MemberChanged, PeerRefused, Send
+from ..events import Address
 from .awareness import Awareness
-from .broadcast import BroadcastQueue
 from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry
 from .messages import (
+    INCARNATION_MAX,
     Alive,
     Dead,
+    Gossip,
     Left,
     Suspect,
     Tags,
@@ -35,66 +47,24 @@ from .messages import (
     alive_signed_bytes,
     left_signed_bytes,
 )
+from .names import NameGuard
+from .outbox import Outbox
+from .pending import PendingMembers
 from .suspicion import Suspicion, suspicion_bounds_s
-from .timers import IndexedSet, Timers
+from .timers import IndexedSet
+from .verified import VerifiedCache
 
-__all__ = ["COUNTERS", "MemberTable", "Outbox"]
+__all__ = ["LIVE_STATES", "MemberTable"]
 
-# Counters that statistics() always reports (message counters appear once used).
-COUNTERS = (
-    "deaths",
-    "members_over_limit",
-    "misdirected_pings",
-    "probe_failures",
-    "probes",
-    "push_pulls",
-    "reaped",
-    "refused",
-    "refutations",
-    "revivals",
-    "suspicions",
-    "suspicions_raised",
-)
-
-
-class Outbox:
-    """What a core produces, shared by its parts: events, counters, queued broadcasts, and
-    its timers."""
-
-    __slots__ = ("broadcasts", "events", "statistics", "timers")
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.statistics: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
-        self.broadcasts = BroadcastQueue()
-        self.timers = Timers()
-
-    def send(self, to: Address, message: object) -> None:
-        self.statistics[f"sent_{type(message).__name__}"] += 1
-        self.events.append(Send(to, message))
-
-    def refuse(self, sender: bytes, reason: str) -> None:
-        self.statistics["refused"] += 1
-        self.events.append(PeerRefused(sender, reason))
-
-    def changed(self, entry: Entry) -> None:
-        self.events.append(
-            MemberChanged(
-                node_id=entry.node_id,
-                name=entry.alive.name,
-                address=entry.address,
-                state=entry.state,
-                incarnation=entry.incarnation,
-                tags=entry.tags,
-            )
-        )
+LIVE_STATES = (ALIVE, SUSPECT)
 
 
 class MemberTable:
-    """The members we know, ourselves included, and the rules above.
+    """The members we know, ourselves included, the pending ones, and the rules above.
 
     `reachable` holds the other members that are alive or suspect: the ones to probe and
-    gossip to. `on_new_member` is told of each member the first time we accept it.
+    gossip to. `on_new_member` is told of each member the first time we accept it,
+    `on_pending` of each member that starts waiting to be confirmed.
     """
 
     def __init__(
@@ -109,22 +79,33 @@ class MemberTable:
         now: float,
         sign: Callable[[bytes], bytes],
         verify: Callable[[bytes, bytes, bytes], bool],
+        admitted: Callable[[bytes], bool],
         outbox: Outbox,
         awareness: Awareness,
         on_new_member: Callable[[bytes], None],
+        on_pending: Callable[[bytes, float], None],
     ) -> None:
         self._config = config
         self._node_id = node_id
         self._sign = sign
-        self._verify = verify
+        # Every statement in a full push-pull twice over, so that periodic syncs hit it.
+        self._verified = VerifiedCache(verify, 2 * config.members_max)
+        self._admitted = admitted
         self._outbox = outbox
         self._awareness = awareness
         self._on_new_member = on_new_member
+        self._on_pending = on_pending
         self.local = Entry(self.signed_alive(name, address, incarnation, tags), now)
         self.members: dict[bytes, Entry] = {node_id: self.local}
+        self.pending = PendingMembers(config.pending_members_max, config.pending_expiry_s)
         self.reachable = IndexedSet()
+        self._names = NameGuard(outbox)
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
+
+    @property
+    def signature_checks(self) -> int:
+        return self._verified.checks
 
     def full_state(self) -> Updates:
         entries = self.members.values()
@@ -143,14 +124,40 @@ class MemberTable:
             ),
         )
 
+    def heard_from(self, sender: bytes, now: float) -> None:
+        """`sender` spoke to us over a channel that proved its id: confirm it if pending; if
+        we suspect it or hold it dead, tell it so (at most once per probe interval), so that
+        it refutes now rather than when the statement happens to reach it."""
+        entry = self.members.get(sender)
+        if entry is not None and entry.state in (SUSPECT, DEAD) and not self.leaving:
+            interval_s = self._config.probe_interval_s
+            if entry.notified_at is None or entry.notified_at + interval_s <= now:
+                entry.notified_at = now
+                kind = Suspect if entry.state == SUSPECT else Dead
+                notice = kind(sender, entry.incarnation, self._node_id)
+                field = "suspect" if kind is Suspect else "dead"
+                self._outbox.send(entry.address, Gossip(Updates(**{field: (notice,)})), sender)
+            return
+        waiting = self.pending.get(sender)
+        if waiting is None or not self._admitted(sender):
+            return
+        self.pending.pop(sender)
+        self._outbox.statistics["pending_confirmed"] += 1
+        self._add(waiting.alive, sender, now)
+
     def apply(self, updates: Updates, sender: bytes, now: float, from_push_pull: bool) -> None:
         # A member the batch calls dead or left, and that we do not know (reaped it, or never
         # met it), stays unknown: otherwise one member that reaps later than another would
         # bring the dead back as zombies, to be detected and reaped all over again.
         gone = {dead.node_id for dead in updates.dead} | {left.node_id for left in updates.left}
+        # One message offers at most a pending set's worth of unknown members: more would
+        # only evict each other, after a signature check each.
+        unknown_max = self.pending.capacity
         for alive in updates.alive:
-            if alive.node_id in gone and alive.node_id not in self.members:
-                continue
+            if alive.node_id not in self.members:
+                if alive.node_id in gone or unknown_max <= 0:
+                    continue
+                unknown_max -= 1
             self.apply_alive(alive, sender, now)
         for left in updates.left:
             self.apply_left(left, sender, now)
@@ -175,29 +182,59 @@ class MemberTable:
                 self.refute(alive.incarnation, now)  # a statement from our former life
             return
         entry = self.members.get(alive.node_id)
-        if entry is not None and alive.incarnation <= entry.incarnation:
-            return
-        if entry is None and len(self.members) >= self._config.members_max:
-            self._outbox.statistics["members_over_limit"] += 1
-            return
-        if not self._verified_alive(alive, sender):
-            return
         if entry is None:
-            entry = Entry(alive, now)
-            self.members[alive.node_id] = entry
-            self._on_new_member(alive.node_id)
-        else:
-            entry.alive = alive
-            entry.incarnation = alive.incarnation
-            entry.left = None
-            if entry.state != ALIVE:
-                self._outbox.statistics["revivals"] += 1
-            entry.set_state(ALIVE, now)
-            self._outbox.timers.cancel(("suspicion", entry.node_id))
-            self._outbox.timers.cancel(("reap", entry.node_id))
+            self._offer(alive, sender, now)
+            return
+        if alive.incarnation <= entry.incarnation or not self._verified_alive(alive, sender):
+            return
+        if alive.name != entry.alive.name and self._name_taken(alive, sender):
+            return
+        entry.alive = alive
+        entry.incarnation = alive.incarnation
+        entry.left = None
+        if entry.state != ALIVE:
+            self._outbox.statistics["revivals"] += 1
+        entry.set_state(ALIVE, now)
+        self._outbox.timers.cancel(("suspicion", entry.node_id))
+        self._outbox.timers.cancel(("reap", entry.node_id))
         self.reachable.add(entry.node_id)
         self._outbox.broadcasts.push(alive)
         self._outbox.changed(entry)
+
+    def _offer(self, alive: Alive, sender: bytes, now: float) -> None:
+        """A member we do not know: add it if it speaks for itself, else hold it pending."""
+        waiting = self.pending.get(alive.node_id)
+        if waiting is not None and alive.incarnation <= waiting.alive.incarnation:
+            if sender == alive.node_id:
+                self.heard_from(sender, now)
+            return
+        if not self._verified_alive(alive, sender):
+            return
+        if sender == alive.node_id and self._admitted(sender):
+            self.pending.pop(sender)
+            self._add(alive, sender, now)
+            return
+        new, evicted = self.pending.offer(alive, sender, now)
+        if evicted is not None:
+            self._outbox.statistics["pending_evicted"] += 1
+        if new and self._admitted(alive.node_id):
+            self._on_pending(alive.node_id, now)
+
+    def _add(self, alive: Alive, sender: bytes, now: float) -> None:
+        if len(self.members) >= self._config.members_max:
+            self._outbox.statistics["members_over_limit"] += 1
+            return
+        if self._name_taken(alive, sender):
+            return
+        entry = Entry(alive, now)
+        self.members[alive.node_id] = entry
+        self._on_new_member(alive.node_id)
+        self.reachable.add(entry.node_id)
+        self._outbox.broadcasts.push(alive)
+        self._outbox.changed(entry)
+
+    def _name_taken(self, alive: Alive, sender: bytes) -> bool:
+        return self._names.taken(alive, self.members.values(), self.local, sender)
 
     def apply_left(self, left: Left, sender: bytes, now: float) -> None:
         if left.node_id == self._node_id:
@@ -207,6 +244,10 @@ class MemberTable:
                 and self._verified_left(left, sender)
             ):
                 self.refute(left.incarnation, now)
+            return
+        if left.node_id in self.pending:
+            if self._verified_left(left, sender):
+                self.pending.pop(left.node_id)
             return
         entry = self.members.get(left.node_id)
         if entry is None or entry.state == LEFT or left.incarnation < entry.incarnation:
@@ -218,13 +259,25 @@ class MemberTable:
         self.gone(entry, LEFT, now)
         self._outbox.broadcasts.push(left)
 
+    def _claim_allowed(self, node_id: bytes, incarnation: int, now: float) -> Entry | None:
+        """The entry a suspect or dead claim may change, or None (rules 4 and 5)."""
+        if node_id == self._node_id:
+            if incarnation > self.local.incarnation:
+                self._outbox.statistics["claims_over_signed"] += 1
+            elif not self.leaving and incarnation == self.local.incarnation:
+                self.refute(incarnation, now)
+            return None
+        entry = self.members.get(node_id)
+        if entry is None or incarnation < entry.incarnation:
+            return None
+        if incarnation > entry.alive.incarnation:
+            self._outbox.statistics["claims_over_signed"] += 1
+            return None
+        return entry
+
     def apply_dead(self, dead: Dead, now: float) -> None:
-        if dead.node_id == self._node_id:
-            if not self.leaving and dead.incarnation >= self.local.incarnation:
-                self.refute(dead.incarnation, now)
-            return
-        entry = self.members.get(dead.node_id)
-        if entry is None or entry.state in (DEAD, LEFT) or dead.incarnation < entry.incarnation:
+        entry = self._claim_allowed(dead.node_id, dead.incarnation, now)
+        if entry is None or entry.state in (DEAD, LEFT):
             return
         entry.incarnation = dead.incarnation
         self._outbox.statistics["deaths"] += 1
@@ -232,12 +285,8 @@ class MemberTable:
         self._outbox.broadcasts.push(dead)
 
     def apply_suspect(self, suspect: Suspect, now: float) -> None:
-        if suspect.node_id == self._node_id:
-            if not self.leaving and suspect.incarnation >= self.local.incarnation:
-                self.refute(suspect.incarnation, now)
-            return
-        entry = self.members.get(suspect.node_id)
-        if entry is None or suspect.incarnation < entry.incarnation:
+        entry = self._claim_allowed(suspect.node_id, suspect.incarnation, now)
+        if entry is None:
             return
         if entry.state == SUSPECT and entry.suspicion is not None:
             if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
@@ -290,10 +339,12 @@ class MemberTable:
             self._outbox.statistics["reaped"] += 1
 
     def refute(self, accused_incarnation: int, now: float) -> None:
+        incarnation = max(self.local.incarnation, accused_incarnation) + 1
+        if incarnation > INCARNATION_MAX:
+            return  # only reachable by a statement we signed at the maximum ourselves
         self._outbox.statistics["refutations"] += 1
         # Lifeguard: having to refute hints that we are slow to answer.
         self._awareness.apply(1)
-        incarnation = max(self.local.incarnation, accused_incarnation) + 1
         alive = self.local.alive
         self.set_local_alive(alive.name, (alive.host, alive.port), incarnation, alive.tags, now)
 
@@ -315,14 +366,14 @@ class MemberTable:
         signed = alive_signed_bytes(
             alive.node_id, alive.name, alive.host, alive.port, alive.incarnation, alive.tags
         )
-        if self._verify(alive.node_id, signed, alive.signature):
+        if self._verified.verify(alive.node_id, signed, alive.signature):
             return True
         self._outbox.refuse(sender, "an alive statement with a bad signature")
         return False
 
     def _verified_left(self, left: Left, sender: bytes) -> bool:
         signed = left_signed_bytes(left.node_id, left.incarnation)
-        if self._verify(left.node_id, signed, left.signature):
+        if self._verified.verify(left.node_id, signed, left.signature):
             return True
         self._outbox.refuse(sender, "a left statement with a bad signature")
         return False

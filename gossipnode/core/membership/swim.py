@@ -1,53 +1,44 @@
 """The membership core: SWIM failure detection with the Lifeguard refinements, sans-IO.
 
-Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; memberlist):
-1. Probing. Every (awareness-scaled) probe interval we ping the next member of a shuffled
-   round-robin order of the alive and suspect members, so each is probed within two rounds.
-   No ack within the probe timeout: we ask `indirect_probes` others to ping it for us
-   (PingRequest); they answer Ack, or Nack if the target stayed silent. No ack by the end of
-   the interval: we suspect the target.
-2. Suspicion. A suspect has a timeout (see suspicion.py) that shrinks as other members
-   confirm; when it runs out, the suspect is dead. A member that hears it is suspected or
-   dead refutes with a higher incarnation.
-3. Precedence per member, by incarnation (SWIM): an alive statement replaces anything of a
-   lower incarnation; suspect replaces alive of the same or a lower one; dead and left
-   replace alive or suspect of the same or a lower one. Alive and left are signed by the
-   subject, so nobody else can make them (messages.py).
-4. Dissemination. Every accepted change is queued (broadcast.py) and piggybacked on pings,
-   acks and ping requests, and sent as Gossip to `gossip_fanout` members each gossip
-   interval while anything is queued. Every push-pull interval (longer in large clusters,
-   whose full state is larger) we swap full state with one random member, the dead
-   included, so that long partitions heal.
-5. Join sends a push-pull to the seeds; while we know nobody, the push-pull timer retries
-   them every `join_retry_interval_s`. Leave signs `left`, pushes it out, and stops
-   probing; `next_deadline()` becomes None once the left statement has been sent its full
-   retransmit count, and the shell may then exit. Dead and left members are forgotten
-   `reap_after_s` after they went.
+Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; memberlist).
+`Membership` is the one object the node holds; it checks each message's shape and hands it
+to the part whose concern it is, each headed by its own rules:
+- state.py: the member table and SWIM's precedence by incarnation; claims bounded by what
+  the subject signed; new members confirmed before they count (pending.py); names unique;
+  verified signatures cached (verified.py).
+- probing.py: the probe cycle, indirect probes (only to known members' signed addresses,
+  bounded per requester), suspicion from failed probes, confirmation pings.
+- dissemination.py: piggybacked statements and gossip rounds, the recently dead included.
+- sync.py: join, periodic push-pull, reconnecting to the dead.
+- outbox.py: the events, counters, broadcast queue and timers all the parts share.
+
+Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes None once
+the left statement has been sent its full retransmit count, and the shell may then exit.
+Dead and left members are forgotten `reap_after_s` after they went.
 
 Incarnations: the shell passes the incarnation to start with and must pass a higher one
 after a restart (persist `local_member.incarnation`, or use wall-clock milliseconds, which
 only grow). Should it not, the node still recovers: a statement about itself from its
 former life makes it refute with a higher incarnation.
 
-Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel. Acks
-and nacks count only from the member they are expected from; pings meant for another node
-id are ignored; acks go to the reply address the ping names (the sender may not know us yet).
+Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel.
+Admission: `admitted(node_id)` says whether a node id may be a member at all (default: all
+may); a member it refuses stays in the bounded pending set, given no data.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Address, Event
 from ..records import NODE_ID_BYTES
 from .awareness import Awareness
-from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry, Member
+from .dissemination import GOSSIP, Disseminator
+from .members import ALIVE, DEAD, LEFT, Member
 from .messages import (
     Ack,
     Gossip,
@@ -56,15 +47,17 @@ from .messages import (
     Ping,
     PingRequest,
     PushPull,
-    Suspect,
-    Updates,
     check_address,
+    check_name,
     check_tags,
     check_updates,
     left_signed_bytes,
     tags_tuple,
 )
-from .state import MemberTable, Outbox
+from .outbox import Outbox
+from .probing import PROBE, Prober
+from .state import MemberTable
+from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
 __all__ = ["Membership", "push_pull_interval_s"]
 
@@ -75,40 +68,13 @@ STATEMENT_BYTES_MIN = 64
 # passes is far beyond any honest chain and stops a bug from looping forever.
 TIMER_PASSES_MAX = 64
 
-_PROBE = "probe"
-_GOSSIP = "gossip"
-_PUSH_PULL = "push_pull"
-_RECONNECT = "reconnect"
 
-
-def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
-    """The push-pull interval for `members` members: `push_pull_interval_s`, times
-    ceil(log2(n) - log2(threshold)) + 1 above `push_pull_scale_threshold` (memberlist)."""
-    interval_s, threshold = config.push_pull_interval_s, config.push_pull_scale_threshold
-    if threshold <= 0 or members <= threshold:
-        return interval_s
-    return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
-
-
-@dataclass(slots=True)
-class _Probe:
-    sequence: int
-    target: bytes
-    acked: bool = False
-    relays: frozenset[bytes] = frozenset()
-    nacks: set[bytes] = field(default_factory=set)
-
-
-@dataclass(frozen=True, slots=True)
-class _Relay:
-    requester: bytes
-    requester_address: Address
-    sequence: int  # the requester's
-    target: bytes
+def _all_admitted(node_id: bytes) -> bool:
+    return True
 
 
 class Membership:
-    """One member's view of the cluster. See the module docstring for the rules."""
+    """One member's view of the cluster. See the module docstring for the parts."""
 
     def __init__(
         self,
@@ -123,6 +89,7 @@ class Membership:
         now: float,
         sign: Callable[[bytes], bytes],
         verify: Callable[[bytes, bytes, bytes], bool],
+        admitted: Callable[[bytes], bool] = _all_admitted,
     ) -> None:
         if len(node_id) != NODE_ID_BYTES:
             raise LocalProtocolError(f"a node id is {NODE_ID_BYTES} bytes")
@@ -131,12 +98,14 @@ class Membership:
         for setting in ("probe_interval_s", "gossip_interval_s", "push_pull_interval_s"):
             if not getattr(config, setting) > 0:
                 raise LocalProtocolError(f"membership.{setting} must be positive")
+        check_name(name, LocalProtocolError)
         pairs = tags_tuple(tags)
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
-        self._rng = rng
         self._node_id = node_id
+        self._sign = sign
         self._outbox = Outbox()
+        self._timers = self._outbox.timers
         self._awareness = Awareness(config.awareness_max)
         self._table = MemberTable(
             config,
@@ -148,25 +117,21 @@ class Membership:
             now=now,
             sign=sign,
             verify=verify,
+            admitted=admitted,
             outbox=self._outbox,
             awareness=self._awareness,
-            on_new_member=self._probe_soon,
+            on_new_member=lambda member: self._prober.probe_soon(member),
+            on_pending=lambda member, at: self._prober.confirm(member, at),
         )
-        self._sign = sign
-        self._probe_order: list[bytes] = []
-        self._probe_index = 0
-        self._probe: _Probe | None = None
-        self._relays: dict[int, _Relay] = {}
-        self._sequence = 0
-        self._seeds: tuple[Address, ...] = ()
-        self._timers = self._outbox.timers
+        # Random phases, so that members started together do not probe in lockstep.
+        parts = {"rng": rng, "table": self._table, "outbox": self._outbox, "now": now}
+        self._dissemination = Disseminator(config, **parts)
+        self._prober = Prober(
+            config, awareness=self._awareness, piggyback=self._dissemination.piggyback, **parts
+        )
+        self._sync = Sync(config, **parts)
         # Set by leave(): we announced our leave and only finish spreading it.
         self.left = False
-        # Random phases, so that members started together do not probe in lockstep.
-        self._timers.set(_PROBE, now + rng.uniform(0, config.probe_interval_s))
-        self._timers.set(_GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
-        self._timers.set(_PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
-        self._timers.set(_RECONNECT, now + rng.uniform(0.5, 1) * config.reconnect_interval_s)
 
     # ---- queries ----------------------------------------------------------------------
 
@@ -179,11 +144,19 @@ class Membership:
         return None if entry is None else entry.snapshot()
 
     def members(self) -> list[Member]:
-        """Every member we know, ourselves included, dead and left ones until reaped."""
+        """Every member we know, ourselves included, dead and left ones until reaped
+        (pending members are not members yet: see `pending_members`)."""
         return [entry.snapshot() for entry in self._table.members.values()]
 
     def alive_members(self) -> list[Member]:
         return [entry.snapshot() for entry in self._table.members.values() if entry.state == ALIVE]
+
+    def pending_members(self) -> list[tuple[bytes, str, Address]]:
+        """(node id, name, address) of the members waiting to be confirmed or admitted."""
+        return [
+            (node_id, waiting.alive.name, (waiting.alive.host, waiting.alive.port))
+            for node_id, waiting in self._table.pending.entries.items()
+        ]
 
     def states(self) -> dict[bytes, str]:
         """node id -> state, cheaply (no snapshots): for tests and simulations."""
@@ -196,12 +169,16 @@ class Membership:
     def statistics(self) -> dict[str, int]:
         """Counters: sent_<message>, received_<message>; suspicions (entered, ours or heard),
         suspicions_raised (started by our own failed probe), refutations, deaths, revivals,
-        refused (statements with bad signatures), probes, probe_failures, reaped, ...; and
-        the current awareness score and number of statements queued for broadcast."""
+        refused (statements with bad signatures), claims_over_signed, probes, reaped, ...;
+        and gauges: awareness, broadcasts_queued, members_pending, relays_running,
+        signature_checks."""
         return {
             **self._outbox.statistics,
             "awareness": self._awareness.score,
             "broadcasts_queued": len(self._outbox.broadcasts),
+            "members_pending": len(self._table.pending),
+            "relays_running": self._prober.relays_running,
+            "signature_checks": self._table.signature_checks,
         }
 
     def next_deadline(self) -> float | None:
@@ -215,16 +192,11 @@ class Membership:
     # ---- commands ---------------------------------------------------------------------
 
     def join(self, seeds: Sequence[Address], now: float) -> None:
-        """Swap full state with every seed (our own address is skipped); retried each
-        push-pull interval while we know no other member."""
+        """Swap full state with every seed (our own address is skipped) and announce
+        ourselves; retried each `join_retry_interval_s` while we know no other member."""
         if self.left:
             raise LocalProtocolError("a member that left cannot join again; restart it")
-        own = self._table.local.address
-        self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
-        for seed in self._seeds:
-            self._outbox.send(seed, PushPull(True, self._table.full_state()))
-        if self._seeds:  # retried soon if no seed answers (see _push_pull_tick)
-            self._timers.set(_PUSH_PULL, now + self._config.join_retry_interval_s)
+        self._sync.join(seeds, now)
 
     def leave(self, now: float) -> None:
         """Announce a graceful leave (signed) and stop probing. The shell keeps running the
@@ -232,7 +204,7 @@ class Membership:
         the left statement has been sent its full retransmit count, then exits."""
         if self.left:
             return
-        self.left = True
+        self.left = self._dissemination.left = True
         self._table.leaving = True
         incarnation = self._table.local.incarnation
         left = Left(
@@ -244,9 +216,10 @@ class Membership:
         self._table.local.set_state(LEFT, now)
         self._outbox.changed(self._table.local)
         self._outbox.broadcasts.push(left)
-        for key in (_PROBE, _PUSH_PULL, _GOSSIP, _RECONNECT):
-            self._timers.cancel(key)
-        self._gossip(now)
+        self._prober.stop()
+        self._sync.stop()
+        self._timers.cancel(GOSSIP)
+        self._dissemination.tick(now)
 
     def force_leave(self, node_id: bytes, now: float) -> bool:
         """The operator says a dead member is gone for good: mark it left and reap it now,
@@ -281,18 +254,34 @@ class Membership:
             RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
                 signatures are refused one by one (PeerRefused events), the rest applied.
         """
-        kind = type(message).__name__
+        self._check(message)
+        self._outbox.statistics[f"received_{type(message).__name__}"] += 1
+        self._table.heard_from(sender, now)
+        if not isinstance(message, Nack):
+            updates = message.state if isinstance(message, PushPull) else message.updates
+            self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
+        if isinstance(message, Ping):
+            self._prober.on_ping(sender, message, now)
+        elif isinstance(message, Ack):
+            self._prober.on_ack(sender, message)
+        elif isinstance(message, PingRequest):
+            self._prober.on_ping_request(sender, message, now)
+        elif isinstance(message, Nack):
+            self._prober.on_nack(sender, message)
+        elif isinstance(message, PushPull):
+            self._sync.on_push_pull(sender, message)
+
+    def _check(self, message: object) -> None:
+        """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
         if isinstance(message, Ping | Ack | PingRequest | Gossip):
             batch_max = self._config.gossip_message_bytes_max // STATEMENT_BYTES_MIN
             check_updates(message.updates, self._config, batch_max)
-            updates = message.updates
         elif isinstance(message, PushPull):
             check_updates(message.state, self._config, 4 * self._config.members_max)
-            updates = message.state
-        elif isinstance(message, Nack):
-            updates = Updates()
-        else:
-            raise RemoteProtocolError(f"not a membership message: {kind}")
+            if type(message.reply_wanted) is not bool:
+                raise RemoteProtocolError("reply_wanted must be a boolean")
+        elif not isinstance(message, Nack):
+            raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
         sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
         if sequenced and type(message.sequence) is not int:
             raise RemoteProtocolError("a sequence number must be an integer")
@@ -302,24 +291,6 @@ class Membership:
                 raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
         if isinstance(message, PingRequest):
             check_address(message.target_host, message.target_port)
-        if isinstance(message, PushPull) and type(message.reply_wanted) is not bool:
-            raise RemoteProtocolError("reply_wanted must be a boolean")
-        self._outbox.statistics[f"received_{kind}"] += 1
-        self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
-        if isinstance(message, Ping):
-            self._on_ping(sender, message)
-        elif isinstance(message, Ack):
-            self._on_ack(sender, message)
-        elif isinstance(message, PingRequest):
-            self._on_ping_request(sender, message, now)
-        elif isinstance(message, Nack):
-            probe = self._probe
-            if probe is not None and probe.sequence == message.sequence and sender in probe.relays:
-                probe.nacks.add(sender)
-        elif isinstance(message, PushPull) and message.reply_wanted:
-            entry = self._table.members.get(sender)
-            if entry is not None and entry.state != LEFT:
-                self._outbox.send(entry.address, PushPull(False, self._table.full_state()))
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at `now`."""
@@ -328,191 +299,30 @@ class Membership:
             if not due:
                 return
             for key in due:
-                if key == _PROBE:
-                    self._probe_tick(now)
-                elif key == _GOSSIP:
-                    self._gossip(now)
-                elif key == _PUSH_PULL:
-                    self._push_pull_tick(now)
-                elif key == _RECONNECT:
-                    self._reconnect_tick(now)
-                else:
-                    kind, value = key
-                    if kind == "probe_timeout":
-                        self._probe_timeout(value)
-                    elif kind == "relay":
-                        self._relay_timeout(value)
-                    elif kind == "suspicion":
-                        self._table.suspicion_timeout(value, now)
-                    else:
-                        assert kind == "reap", key
-                        self._table.reap(value, now)
+                self._run_timer(key, now)
         raise AssertionError("timers keep falling due: a timer sets itself in the past")
 
-    # ---- probing ----------------------------------------------------------------------
-
-    def _probe_tick(self, now: float) -> None:
-        self._finish_probe(now)
-        self._timers.set(_PROBE, now + self._awareness.scale(self._config.probe_interval_s))
-        target = self._next_probe_target()
-        if target is None:
-            return
-        self._sequence += 1
-        self._probe = _Probe(self._sequence, target.node_id)
-        self._outbox.statistics["probes"] += 1
-        self._outbox.send(target.address, self._ping(self._sequence, target.node_id))
-        timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
-        self._timers.set(("probe_timeout", self._sequence), timeout_at)
-
-    def _next_probe_target(self) -> Entry | None:
-        for _ in range(2):
-            while self._probe_index < len(self._probe_order):
-                entry = self._table.members.get(self._probe_order[self._probe_index])
-                self._probe_index += 1
-                if entry is not None and entry.node_id in self._table.reachable:
-                    return entry
-            self._probe_order = list(self._table.reachable.items)
-            self._rng.shuffle(self._probe_order)
-            self._probe_index = 0
-        return None
-
-    def _probe_soon(self, node_id: bytes) -> None:
-        """A newcomer is probed within this round, at a random place in the order."""
-        position = self._rng.randint(self._probe_index, len(self._probe_order))
-        self._probe_order.insert(position, node_id)
-
-    def _probe_timeout(self, sequence: int) -> None:
-        """No direct ack in time: ask others to probe the target for us."""
-        probe = self._probe
-        target = None if probe is None else self._table.members.get(probe.target)
-        if probe is None or probe.sequence != sequence or probe.acked or target is None:
-            return
-        candidates = [n for n in self._table.reachable.items if n != target.node_id]
-        relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
-        probe.relays = frozenset(relays)
-        for node_id in relays:
-            host, port = self._table.local.address
-            request = PingRequest(
-                sequence,
-                target.node_id,
-                target.alive.host,
-                target.alive.port,
-                host,
-                port,
-                self._piggyback(),
-            )
-            self._outbox.send(self._table.members[node_id].address, request)
-
-    def _finish_probe(self, now: float) -> None:
-        probe, self._probe = self._probe, None
-        if probe is None or probe.acked:
-            return
-        self._timers.cancel(("probe_timeout", probe.sequence))
-        self._outbox.statistics["probe_failures"] += 1
-        # Lifeguard: relays that nacked show the network works, so the target is at fault;
-        # missing nacks (or no relays at all) hint that we are the slow one.
-        missing = len(probe.relays) - len(probe.nacks) if probe.relays else 1
-        self._awareness.apply(missing)
-        entry = self._table.members.get(probe.target)
-        if entry is not None and entry.state == ALIVE:
-            # A new suspicion that starts here (not one heard from others).
-            self._outbox.statistics["suspicions_raised"] += 1
-        if entry is not None and entry.state in (ALIVE, SUSPECT):
-            self._table.apply_suspect(Suspect(entry.node_id, entry.incarnation, self._node_id), now)
-
-    def _on_ping(self, sender: bytes, ping: Ping) -> None:
-        if ping.target != self._node_id:
-            self._outbox.statistics["misdirected_pings"] += 1
-            return
-        reply_to = (ping.reply_host, ping.reply_port)
-        self._outbox.send(reply_to, Ack(ping.sequence, self._piggyback()))
-
-    def _on_ack(self, sender: bytes, ack: Ack) -> None:
-        probe = self._probe
-        if probe is not None and probe.sequence == ack.sequence:
-            if (sender == probe.target or sender in probe.relays) and not probe.acked:
-                probe.acked = True
-                self._awareness.apply(-1)
-            return
-        relay = self._relays.get(ack.sequence)
-        if relay is not None and sender == relay.target:
-            del self._relays[ack.sequence]
-            self._timers.cancel(("relay", ack.sequence))
-            self._outbox.send(relay.requester_address, Ack(relay.sequence, self._piggyback()))
-
-    def _on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
-        self._sequence += 1
-        reply_to = (request.reply_host, request.reply_port)
-        self._relays[self._sequence] = _Relay(sender, reply_to, request.sequence, request.target)
-        target_address = (request.target_host, request.target_port)
-        self._outbox.send(target_address, self._ping(self._sequence, request.target))
-        self._timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
-
-    def _ping(self, sequence: int, target: bytes) -> Ping:
-        host, port = self._table.local.address
-        return Ping(sequence, target, host, port, self._piggyback())
-
-    def _relay_timeout(self, sequence: int) -> None:
-        relay = self._relays.pop(sequence, None)
-        if relay is not None:
-            self._outbox.send(relay.requester_address, Nack(relay.sequence))
-
-    # ---- dissemination ----------------------------------------------------------------
-
-    def _retransmit_limit(self) -> int:
-        # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
-        return self._config.retransmit_mult * math.ceil(math.log10(len(self._table.members) + 1))
-
-    def _piggyback(self) -> Updates:
-        if not self._outbox.broadcasts:
-            return Updates()
-        return self._outbox.broadcasts.take(
-            self._config.gossip_message_bytes_max, self._retransmit_limit()
-        )
-
-    def _gossip(self, now: float) -> None:
-        if self._outbox.broadcasts:
-            reachable = self._table.reachable.items
-            for node_id in self._rng.sample(
-                reachable, min(self._config.gossip_fanout, len(reachable))
-            ):
-                updates = self._piggyback()
-                if not updates:
-                    break
-                self._outbox.send(self._table.members[node_id].address, Gossip(updates))
-        # After a leave, gossip only while there is something left to tell someone.
-        if not self.left or (self._outbox.broadcasts and self._table.reachable):
-            self._timers.set(_GOSSIP, now + self._config.gossip_interval_s)
-
-    def _reconnect_tick(self, now: float) -> None:
-        """After serf's reconnect: now and then swap full state with one member we believe
-        dead, so that the two sides of a healed partition find each other well before the
-        next push-pull (whose interval grows with the cluster). The chance is dead / alive,
-        so a healthy cluster spends nothing on it."""
-        self._timers.set(_RECONNECT, now + self._config.reconnect_interval_s)
-        dead = [e for e in self._table.members.values() if e.state == DEAD]
-        if not dead:
-            return
-        alive = sum(1 for e in self._table.members.values() if e.state in (ALIVE, SUSPECT))
-        if self._rng.random() < len(dead) / max(1, alive):
-            partner = self._rng.choice(dead)
-            self._outbox.statistics["reconnects"] += 1
-            self._outbox.send(partner.address, PushPull(True, self._table.full_state()))
-
-    def _push_pull_tick(self, now: float) -> None:
-        interval_s = push_pull_interval_s(self._config, len(self._table.members))
-        self._timers.set(_PUSH_PULL, now + interval_s)
-        self._outbox.statistics["push_pulls"] += 1
-        others = [
-            entry
-            for entry in self._table.members.values()
-            if entry is not self._table.local and entry.state != LEFT
-        ]
-        if others:
-            partner = self._rng.choice(others)
-            self._outbox.send(partner.address, PushPull(True, self._table.full_state()))
+    def _run_timer(self, key: object, now: float) -> None:
+        if key == PROBE:
+            self._prober.tick(now)
+            self._dissemination.probe_the_dead(now)
+        elif key == GOSSIP:
+            self._dissemination.tick(now)
+        elif key == PUSH_PULL:
+            self._sync.tick(now)
+        elif key == RECONNECT:
+            self._sync.reconnect_tick(now)
         else:
-            if self._seeds:
-                self._timers.set(_PUSH_PULL, now + self._config.join_retry_interval_s)
-            for seed in self._seeds:
-                self._outbox.send(seed, PushPull(True, self._table.full_state()))
+            kind, value = key
+            if kind == "probe_timeout":
+                self._prober.timeout(value)
+            elif kind == "relay":
+                self._prober.relay_timeout(value)
+            elif kind == "suspicion":
+                self._table.suspicion_timeout(value, now)
+                entry = self._table.members.get(value)
+                if entry is not None and entry.state == DEAD:
+                    self._dissemination.tell_the_dead(entry)
+            else:
+                assert kind == "reap", key
+                self._table.reap(value, now)

@@ -114,17 +114,20 @@ def test_a_forged_leave_is_refused():
 # ---- precedence by incarnation, against a naive model -------------------------------------
 
 
-def model_apply(state: tuple[str, int], kind: str, incarnation: int) -> tuple[str, int]:
-    """SWIM's precedence, written as plainly as possible."""
-    current, known = state
+def model_apply(state: tuple[str, int, int], kind: str, incarnation: int) -> tuple[str, int, int]:
+    """SWIM's precedence, written as plainly as possible, with claims bounded by what the
+    subject signed: (state, incarnation, highest alive incarnation the subject signed)."""
+    current, known, signed = state
     if kind == "alive" and incarnation > known:
-        return ALIVE, incarnation
+        return ALIVE, incarnation, incarnation
+    if kind in ("suspect", "dead") and incarnation > signed:
+        return state  # a claim above anything the subject signed is a lie
     if kind == "suspect" and current == ALIVE and incarnation >= known:
-        return SUSPECT, incarnation
+        return SUSPECT, incarnation, signed
     if kind == "dead" and current in (ALIVE, SUSPECT) and incarnation >= known:
-        return DEAD, incarnation
+        return DEAD, incarnation, signed
     if kind == "left" and current != LEFT and incarnation >= known:
-        return LEFT, incarnation
+        return LEFT, incarnation, signed
     return state
 
 
@@ -158,8 +161,8 @@ def test_statements_follow_swim_precedence_like_a_naive_model(statements):
         signed = alive_signed_bytes(subject_id, "subject", "10.0.0.2", 2, incarnation, ())
         return Alive(subject_id, "subject", "10.0.0.2", 2, incarnation, (), subject_sign(signed))
 
-    observer.receive(reporter_id, Gossip(Updates(alive=(alive(0),))), 0.0)
-    model = (ALIVE, 0)
+    observer.receive(subject_id, Gossip(Updates(alive=(alive(0),))), 0.0)  # from itself
+    model = (ALIVE, 0, 0)
     for kind, incarnation in statements:
         updates = {
             "alive": lambda i: Updates(alive=(alive(i),)),
@@ -172,7 +175,7 @@ def test_statements_follow_swim_precedence_like_a_naive_model(statements):
         observer.receive(reporter_id, Gossip(updates), 0.0)
         model = model_apply(model, kind, incarnation)
         member = observer.member(subject_id)
-        assert (member.state, member.incarnation) == model
+        assert (member.state, member.incarnation) == model[:2]
 
 
 def test_statements_about_ourselves_are_refuted_with_a_higher_incarnation():
@@ -195,11 +198,14 @@ def test_statements_about_ourselves_are_refuted_with_a_higher_incarnation():
     core.receive(reporter_id, Gossip(Updates(suspect=(Suspect(own_id, 2, reporter_id),))), 0.0)
     assert core.local_member.incarnation == 3  # stale: nothing to refute
     core.receive(reporter_id, Gossip(Updates(dead=(Dead(own_id, 5, reporter_id),))), 0.0)
-    assert core.local_member.incarnation == 6
+    assert core.local_member.incarnation == 3  # we never signed 5: a lie, ignored
+    assert core.statistics()["claims_over_signed"] == 1
+    core.receive(reporter_id, Gossip(Updates(dead=(Dead(own_id, 3, reporter_id),))), 0.0)
+    assert core.local_member.incarnation == 4
     assert core.local_member.state == ALIVE
     assert core.statistics()["refutations"] == 1
     changes = [event for event in core.events() if isinstance(event, MemberChanged)]
-    assert changes[-1].incarnation == 6
+    assert changes[-1].incarnation == 4
 
 
 def test_a_push_pull_saying_dead_only_makes_us_suspect():
@@ -224,7 +230,7 @@ def test_a_push_pull_saying_dead_only_makes_us_suspect():
     )
     signed = alive_signed_bytes(subject_id, "subject", "10.0.0.2", 2, 1, ())
     alive = Alive(subject_id, "subject", "10.0.0.2", 2, 1, (), subject_sign(signed))
-    observer.receive(peer_id, Gossip(Updates(alive=(alive,))), 0.0)
+    observer.receive(subject_id, Gossip(Updates(alive=(alive,))), 0.0)
     state = Updates(alive=(alive,), dead=(Dead(subject_id, 1, peer_id),))
     observer.receive(peer_id, PushPull(False, state), 0.0)
     assert observer.member(subject_id).state == SUSPECT
@@ -256,4 +262,7 @@ def test_a_member_dead_or_left_in_a_push_pull_and_unknown_to_us_stays_unknown():
     assert observer.member(dead_id) is None
     assert observer.member(left_id) is None
     observer.receive(peer_id, PushPull(False, Updates(alive=(dead_alive,))), 0.0)
-    assert observer.member(dead_id).state == ALIVE  # the same alive on its own is news
+    assert observer.member(dead_id) is None  # news, but second-hand: pending
+    assert [pending[0] for pending in observer.pending_members()] == [dead_id]
+    observer.receive(dead_id, Gossip(Updates()), 0.0)  # it speaks for itself
+    assert observer.member(dead_id).state == ALIVE

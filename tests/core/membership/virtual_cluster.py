@@ -117,6 +117,7 @@ class VirtualCluster:
         sign: Callable[[bytes], bytes] | None = None,
         verify: Callable[[bytes, bytes, bytes], bool] | None = None,
         address: Address | None = None,
+        admitted: Callable[[bytes], bool] | None = None,
     ) -> Membership:
         """Start a core (not yet joined). Without `node_id`, a FakeSigning identity."""
         if node_id is None:
@@ -134,6 +135,7 @@ class VirtualCluster:
             now=self.now,
             sign=sign,
             verify=verify or self.signing.verify,
+            **({} if admitted is None else {"admitted": admitted}),
         )
         self.cores[node_id] = core
         self.signers[node_id] = sign
@@ -154,6 +156,12 @@ class VirtualCluster:
     def call(self, core: Membership, command: str, *args: object) -> None:
         """Run a command (`leave`, `set_tags`) on `core` now and carry out its events."""
         getattr(core, command)(*args, self.now)
+        self._collect(core.local_member.node_id)
+
+    def deliver(self, core: Membership, sender: bytes, message: object) -> None:
+        """Hand `core` a message from `sender` now (an outsider's, in attack tests) and
+        carry out its events."""
+        core.receive(sender, message, self.now)
         self._collect(core.local_member.node_id)
 
     # ---- running ------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""Dissemination: piggybacked statements and gossip rounds.
+
+Rules:
+1. Every accepted change is queued (broadcast.py) and piggybacked on pings, acks and ping
+   requests, each statement `retransmit_mult * ceil(log10(n + 1))` times (memberlist).
+2. Each gossip interval, while anything is queued, `gossip_fanout` members get a Gossip
+   message. The targets are drawn from the alive and suspect members and from those we
+   declared dead within `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly
+   declared dead hears it and refutes in seconds, not at the next push-pull.
+3. When we declare a member dead ourselves, it is told at once (one Gossip carrying the
+   statement), for the same reason.
+4. After a leave we gossip only while there is something left to tell someone; the
+   `left` flag then ends the timer.
+5. Every probe interval, one member we declared dead within `dead_gossip_s` gets its own
+   death notice (one small message): alive after all (a partition healed, a pause ended),
+   it refutes at once. Gossip queues empty within a second or two, so rule 2 alone would
+   not reach it after a partition of more than a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from ...config import MembershipConfig
+from .members import DEAD, Entry
+from .messages import Dead, Gossip, Updates
+from .outbox import Outbox
+from .state import MemberTable
+
+__all__ = ["Disseminator"]
+
+GOSSIP = "gossip"
+
+
+class Disseminator:
+    def __init__(
+        self,
+        config: MembershipConfig,
+        *,
+        rng: random.Random,
+        table: MemberTable,
+        outbox: Outbox,
+        now: float,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        self._table = table
+        self._outbox = outbox
+        self.left = False
+        outbox.timers.set(GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
+
+    def retransmit_limit(self) -> int:
+        # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
+        return self._config.retransmit_mult * math.ceil(math.log10(len(self._table.members) + 1))
+
+    def piggyback(self) -> Updates:
+        if not self._outbox.broadcasts:
+            return Updates()
+        return self._outbox.broadcasts.take(
+            self._config.gossip_message_bytes_max, self.retransmit_limit()
+        )
+
+    def recently_dead(self, now: float) -> list[Entry]:
+        horizon = now - self._config.dead_gossip_s
+        return [
+            entry
+            for entry in self._table.members.values()
+            if entry.state == DEAD and entry.state_changed_at >= horizon
+        ]
+
+    def tick(self, now: float) -> None:
+        if self._outbox.broadcasts:
+            targets = list(self._table.reachable.items)
+            if not self.left:
+                targets += [entry.node_id for entry in self.recently_dead(now)]
+            for node_id in self._rng.sample(
+                targets, min(self._config.gossip_fanout, len(targets))
+            ):
+                updates = self.piggyback()
+                if not updates:
+                    break
+                self._outbox.send(self._table.members[node_id].address, Gossip(updates), node_id)
+        if not self.left or (self._outbox.broadcasts and self._table.reachable):
+            self._outbox.timers.set(GOSSIP, now + self._config.gossip_interval_s)
+
+    def tell_the_dead(self, entry: Entry) -> None:
+        """Send a member we believe dead its own death notice (rules 3 and 5)."""
+        notice = Dead(entry.node_id, entry.incarnation, self._table.local.node_id)
+        self._outbox.send(entry.address, Gossip(Updates(dead=(notice,))), entry.node_id)
+
+    def probe_the_dead(self, now: float) -> None:
+        """Rule 5: one random recently dead member gets its death notice."""
+        if self.left:
+            return
+        dead = self.recently_dead(now)
+        if dead:
+            self.tell_the_dead(self._rng.choice(dead))

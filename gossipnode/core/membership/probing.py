@@ -1,0 +1,315 @@
+"""Probing: SWIM failure detection with Lifeguard's nacks, and the confirmation pings of
+pending members.
+
+Rules:
+1. Every (awareness-scaled) probe interval we ping the next member of a shuffled
+   round-robin order of the alive and suspect members, so each is probed within two
+   rounds. No ack within the probe timeout: we ask `indirect_probes` others to ping it for
+   us (PingRequest); they answer Ack, or Nack if the target stayed silent. No ack by the end
+   of the interval: we suspect the target. A ping to a member we suspect carries the
+   suspicion, so that it refutes at once (memberlist).
+2. Acks and nacks count only from the member they are expected from; pings meant for
+   another node id are ignored. An ack goes to the pinger's advertised address when we
+   know it, else to the reply address the ping names (a joiner we do not know yet), then
+   drawing on the confirmation pings' token bucket (rule 4).
+3. A relay pings only a member it knows (alive or suspect), at the address that member
+   signed, never an address the requester names; it answers at the requester's advertised
+   address; it runs at most `relays_per_requester_max` probes for one requester and
+   `relays_max` in all. So a requester cannot make us dial arbitrary addresses, nor grow
+   our memory: refused requests are counted (`relays_refused`).
+4. A pending member (pending.py) gets a confirmation ping when it arrives and again every
+   two probe intervals while it waits; the pings draw on a token bucket
+   (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
+   without bound. Its ack (like anything else it sends) confirms it.
+5. A pinger we do not know at all (its alive statement never reached us, or we forgot it
+   pending) is answered, and also sent a push-pull that wants a reply and carries only our
+   own alive statement: its reply (its full state, its own alive statement first-hand)
+   makes it a member. Once per pinger per `pending_expiry_s`, on the same token bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ...config import MembershipConfig
+from ..events import Address
+from .awareness import Awareness
+from .members import ALIVE, SUSPECT, Entry
+from .messages import Ack, Nack, Ping, PingRequest, PushPull, Suspect, Updates
+from .outbox import Outbox
+from .state import LIVE_STATES, MemberTable
+
+__all__ = ["Prober"]
+
+PROBE = "probe"
+
+
+@dataclass(slots=True)
+class _Probe:
+    sequence: int
+    target: bytes
+    acked: bool = False
+    relays: frozenset[bytes] = frozenset()
+    nacks: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Relay:
+    requester: bytes
+    sequence: int  # the requester's
+    target: bytes
+
+
+class Prober:
+    def __init__(
+        self,
+        config: MembershipConfig,
+        *,
+        rng: random.Random,
+        table: MemberTable,
+        outbox: Outbox,
+        awareness: Awareness,
+        piggyback: Callable[[], Updates],
+        now: float,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        self._table = table
+        self._outbox = outbox
+        self._awareness = awareness
+        self._piggyback = piggyback
+        self._order: list[bytes] = []
+        self._index = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._relays_by_requester: Counter[bytes] = Counter()
+        self._sequence = 0
+        self._tokens = float(config.confirm_pings_burst)
+        self._tokens_at = now
+        # Unknown pingers we asked for their state, and when (rule 5).
+        self._introduced: OrderedDict[bytes, float] = OrderedDict()
+        outbox.timers.set(PROBE, now + rng.uniform(0, config.probe_interval_s))
+
+    @property
+    def relays_running(self) -> int:
+        return len(self._relays)
+
+    # ---- the probe cycle --------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self._finish(now)
+        self._outbox.timers.set(PROBE, now + self._awareness.scale(self._config.probe_interval_s))
+        self._confirm_pending(now)
+        target = self._next_target()
+        if target is None:
+            return
+        self._sequence += 1
+        self._probe = _Probe(self._sequence, target.node_id)
+        self._outbox.statistics["probes"] += 1
+        ping = self._ping(self._sequence, target.node_id)
+        if target.state == SUSPECT:
+            # memberlist: a suspect is told so in the ping itself, and refutes at once
+            # (the broadcast of the suspicion may long be spent).
+            notice = Suspect(target.node_id, target.incarnation, self._table.local.node_id)
+            updates = ping.updates
+            ping = dataclasses.replace(
+                ping, updates=dataclasses.replace(updates, suspect=(*updates.suspect, notice))
+            )
+        self._outbox.send(target.address, ping, target.node_id)
+        timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
+        self._outbox.timers.set(("probe_timeout", self._sequence), timeout_at)
+
+    def stop(self) -> None:
+        self._outbox.timers.cancel(PROBE)
+
+    def _next_target(self) -> Entry | None:
+        for _ in range(2):
+            while self._index < len(self._order):
+                entry = self._table.members.get(self._order[self._index])
+                self._index += 1
+                if entry is not None and entry.node_id in self._table.reachable:
+                    return entry
+            self._order = list(self._table.reachable.items)
+            self._rng.shuffle(self._order)
+            self._index = 0
+        return None
+
+    def probe_soon(self, node_id: bytes) -> None:
+        """A newcomer is probed within this round, at a random place in the order."""
+        position = self._rng.randint(self._index, len(self._order))
+        self._order.insert(position, node_id)
+
+    def timeout(self, sequence: int) -> None:
+        """No direct ack in time: ask others to probe the target for us."""
+        probe = self._probe
+        target = None if probe is None else self._table.members.get(probe.target)
+        if probe is None or probe.sequence != sequence or probe.acked or target is None:
+            return
+        candidates = [n for n in self._table.reachable.items if n != target.node_id]
+        relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
+        probe.relays = frozenset(relays)
+        host, port = self._table.local.address
+        for node_id in relays:
+            request = PingRequest(
+                sequence,
+                target.node_id,
+                target.alive.host,
+                target.alive.port,
+                host,
+                port,
+                self._piggyback(),
+            )
+            self._outbox.send(self._table.members[node_id].address, request, node_id)
+
+    def _finish(self, now: float) -> None:
+        probe, self._probe = self._probe, None
+        if probe is None or probe.acked:
+            return
+        self._outbox.timers.cancel(("probe_timeout", probe.sequence))
+        self._outbox.statistics["probe_failures"] += 1
+        # Lifeguard: relays that nacked show the network works, so the target is at fault;
+        # missing nacks (or no relays at all) hint that we are the slow one.
+        missing = len(probe.relays) - len(probe.nacks) if probe.relays else 1
+        self._awareness.apply(missing)
+        entry = self._table.members.get(probe.target)
+        if entry is not None and entry.state == ALIVE:
+            # A new suspicion that starts here (not one heard from others).
+            self._outbox.statistics["suspicions_raised"] += 1
+        if entry is not None and entry.state in (ALIVE, SUSPECT):
+            self._table.apply_suspect(
+                Suspect(entry.node_id, entry.incarnation, self._table.local.node_id), now
+            )
+
+    # ---- pending members --------------------------------------------------------------
+
+    def confirm(self, node_id: bytes, now: float) -> None:
+        """Ping a pending member now, if the token bucket allows."""
+        waiting = self._table.pending.get(node_id)
+        if waiting is None or not self._take_token(now):
+            return
+        waiting.pinged_at = now
+        self._sequence += 1
+        address = (waiting.alive.host, waiting.alive.port)
+        self._outbox.send(address, self._ping(self._sequence, node_id), node_id)
+
+    def _confirm_pending(self, now: float) -> None:
+        self._outbox.statistics["pending_expired"] += self._table.pending.expire(now)
+        interval_s = 2 * self._config.probe_interval_s
+        for waiting in self._table.pending.due_pings(now, interval_s):
+            self.confirm(waiting.alive.node_id, now)
+
+    def _take_token(self, now: float) -> bool:
+        elapsed_s = max(0.0, now - self._tokens_at)
+        self._tokens_at = now
+        self._tokens = min(
+            float(self._config.confirm_pings_burst),
+            self._tokens + elapsed_s * self._config.confirm_pings_per_s,
+        )
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    # ---- messages ---------------------------------------------------------------------
+
+    def on_ping(self, sender: bytes, ping: Ping, now: float) -> None:
+        if ping.target != self._table.local.node_id:
+            self._outbox.statistics["misdirected_pings"] += 1
+            return
+        address = self._address_of(sender)
+        if address is None:
+            # A pinger we do not know (a joiner): its reply address, at the bucket's pace.
+            if not self._take_token(now):
+                self._outbox.statistics["acks_refused"] += 1
+                return
+            address = (ping.reply_host, ping.reply_port)
+            self._introduce(sender, address, now)
+        self._outbox.send(address, Ack(ping.sequence, self._piggyback()), sender)
+
+    def _introduce(self, sender: bytes, address: Address, now: float) -> None:
+        """Rule 5: ask a pinger we do not know for its state, giving only our own alive
+        statement (small, so no amplification), at most once per sender per
+        `pending_expiry_s`."""
+        introduced = self._introduced.get(sender)
+        if introduced is not None and introduced + self._config.pending_expiry_s > now:
+            return
+        self._introduced[sender] = now
+        self._introduced.move_to_end(sender)
+        while len(self._introduced) > self._config.pending_members_max:
+            self._introduced.popitem(last=False)
+        own = Updates(alive=(self._table.local.alive,))
+        self._outbox.statistics["introductions"] += 1
+        self._outbox.send(address, PushPull(True, own), sender)
+
+    def on_ack(self, sender: bytes, ack: Ack) -> None:
+        probe = self._probe
+        if probe is not None and probe.sequence == ack.sequence:
+            if (sender == probe.target or sender in probe.relays) and not probe.acked:
+                probe.acked = True
+                self._awareness.apply(-1)
+            return
+        relay = self._relays.get(ack.sequence)
+        if relay is not None and sender == relay.target:
+            self._end_relay(ack.sequence)
+            requester = self._table.members.get(relay.requester)
+            if requester is not None:
+                self._outbox.send(
+                    requester.address, Ack(relay.sequence, self._piggyback()), relay.requester
+                )
+
+    def on_nack(self, sender: bytes, nack: Nack) -> None:
+        probe = self._probe
+        if probe is not None and probe.sequence == nack.sequence and sender in probe.relays:
+            probe.nacks.add(sender)
+
+    def on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
+        requester = self._table.members.get(sender)
+        target = self._table.members.get(request.target)
+        if (
+            requester is None
+            or requester.state not in LIVE_STATES
+            or target is None
+            or target.state not in LIVE_STATES
+            or request.target == self._table.local.node_id
+            or self._relays_by_requester[sender] >= self._config.relays_per_requester_max
+            or len(self._relays) >= self._config.relays_max
+        ):
+            self._outbox.statistics["relays_refused"] += 1
+            return
+        self._sequence += 1
+        self._relays[self._sequence] = _Relay(sender, request.sequence, request.target)
+        self._relays_by_requester[sender] += 1
+        self._outbox.send(target.address, self._ping(self._sequence, target.node_id),
+                          target.node_id)
+        self._outbox.timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
+
+    def relay_timeout(self, sequence: int) -> None:
+        relay = self._relays.get(sequence)
+        if relay is None:
+            return
+        self._end_relay(sequence)
+        requester = self._table.members.get(relay.requester)
+        if requester is not None:
+            self._outbox.send(requester.address, Nack(relay.sequence), relay.requester)
+
+    def _end_relay(self, sequence: int) -> None:
+        relay = self._relays.pop(sequence)
+        self._outbox.timers.cancel(("relay", sequence))
+        self._relays_by_requester[relay.requester] -= 1
+        if not self._relays_by_requester[relay.requester]:
+            del self._relays_by_requester[relay.requester]
+
+    def _address_of(self, node_id: bytes) -> Address | None:
+        entry = self._table.members.get(node_id)
+        if entry is not None:
+            return entry.address
+        waiting = self._table.pending.get(node_id)
+        return None if waiting is None else (waiting.alive.host, waiting.alive.port)
+
+    def _ping(self, sequence: int, target: bytes) -> Ping:
+        host, port = self._table.local.address
+        return Ping(sequence, target, host, port, self._piggyback())

@@ -1,0 +1,126 @@
+"""Full-state sync: join, periodic push-pull, and reconnecting to the dead.
+
+Rules:
+1. Join sends a push-pull to every seed and queues our own alive statement for gossip, so
+   that we announce ourselves as well as pull the whole member list at once. While we know
+   nobody, the push-pull timer retries the seeds every `join_retry_interval_s`.
+2. Every push-pull interval (longer in large clusters, whose full state is larger) we swap
+   full state with one random member, the dead included, so that long partitions heal.
+3. After serf's reconnect: every `reconnect_interval_s`, with probability dead / alive, we
+   swap full state with one member we believe dead, so that the two sides of a healed
+   partition find each other well before the next push-pull. A healthy cluster spends
+   nothing on it.
+4. A push-pull that wants a reply is answered at the sender's advertised address (the
+   sender confirmed itself by sending it, rule 6 of state.py); a sender that was refused
+   (its name is taken, or it is not admitted) is answered too, at the address it signed,
+   so that it sees the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from ...config import MembershipConfig
+from ..events import Address
+from .members import ALIVE, DEAD, LEFT, SUSPECT
+from .messages import PushPull
+from .outbox import Outbox
+from .state import MemberTable
+
+__all__ = ["Sync", "push_pull_interval_s"]
+
+PUSH_PULL = "push_pull"
+RECONNECT = "reconnect"
+
+
+def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
+    """The push-pull interval for `members` members: `push_pull_interval_s`, times
+    ceil(log2(n) - log2(threshold)) + 1 above `push_pull_scale_threshold` (memberlist)."""
+    interval_s, threshold = config.push_pull_interval_s, config.push_pull_scale_threshold
+    if threshold <= 0 or members <= threshold:
+        return interval_s
+    return interval_s * (math.ceil(math.log2(members) - math.log2(threshold)) + 1)
+
+
+class Sync:
+    def __init__(
+        self,
+        config: MembershipConfig,
+        *,
+        rng: random.Random,
+        table: MemberTable,
+        outbox: Outbox,
+        now: float,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        self._table = table
+        self._outbox = outbox
+        self._seeds: tuple[Address, ...] = ()
+        timers = outbox.timers
+        timers.set(PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
+        timers.set(RECONNECT, now + rng.uniform(0.5, 1) * config.reconnect_interval_s)
+
+    def join(self, seeds: Sequence[Address], now: float) -> None:
+        own = self._table.local.address
+        self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
+        for seed in self._seeds:
+            self._outbox.send(seed, PushPull(True, self._table.full_state()))
+        if self._seeds:  # retried soon if no seed answers (see tick)
+            self._outbox.broadcasts.push(self._table.local.alive)
+            self._outbox.timers.set(PUSH_PULL, now + self._config.join_retry_interval_s)
+
+    def stop(self) -> None:
+        self._outbox.timers.cancel(PUSH_PULL)
+        self._outbox.timers.cancel(RECONNECT)
+
+    def on_push_pull(self, sender: bytes, message: PushPull) -> None:
+        if not message.reply_wanted:
+            return
+        entry = self._table.members.get(sender)
+        if entry is not None:
+            if entry.state != LEFT:
+                self._outbox.send(entry.address, PushPull(False, self._table.full_state()), sender)
+            return
+        # Not a member (refused for its name, not admitted, or over the limit): it still
+        # gets our state, so that it sees why (its own refusal of the name's holder).
+        own = next((alive for alive in message.state.alive if alive.node_id == sender), None)
+        if own is not None:
+            self._outbox.send(
+                (own.host, own.port), PushPull(False, self._table.full_state()), sender
+            )
+
+    def tick(self, now: float) -> None:
+        interval_s = push_pull_interval_s(self._config, len(self._table.members))
+        self._outbox.timers.set(PUSH_PULL, now + interval_s)
+        self._outbox.statistics["push_pulls"] += 1
+        others = [
+            entry
+            for entry in self._table.members.values()
+            if entry is not self._table.local and entry.state != LEFT
+        ]
+        if others:
+            partner = self._rng.choice(others)
+            self._outbox.send(
+                partner.address, PushPull(True, self._table.full_state()), partner.node_id
+            )
+        else:
+            if self._seeds:
+                self._outbox.timers.set(PUSH_PULL, now + self._config.join_retry_interval_s)
+            for seed in self._seeds:
+                self._outbox.send(seed, PushPull(True, self._table.full_state()))
+
+    def reconnect_tick(self, now: float) -> None:
+        self._outbox.timers.set(RECONNECT, now + self._config.reconnect_interval_s)
+        dead = [e for e in self._table.members.values() if e.state == DEAD]
+        if not dead:
+            return
+        alive = sum(1 for e in self._table.members.values() if e.state in (ALIVE, SUSPECT))
+        if self._rng.random() < len(dead) / max(1, alive):
+            partner = self._rng.choice(dead)
+            self._outbox.statistics["reconnects"] += 1
+            self._outbox.send(
+                partner.address, PushPull(True, self._table.full_state()), partner.node_id
+            )

@@ -1,0 +1,71 @@
+"""The handshake's vocabulary: its error, what it needs of an identity, what it yields,
+and the keyed hash every MAC, transcript and key is made with."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+import nacl.encoding
+import nacl.hash
+
+from ..core.errors import RemoteProtocolError
+from .channel import SecureChannel
+
+__all__ = [
+    "HandshakeError",
+    "HandshakeResult",
+    "Signer",
+    "format_versions",
+    "keyed_hash",
+    "versions_bytes",
+]
+
+
+class HandshakeError(RemoteProtocolError):
+    """The handshake failed; `str()` says why in one line."""
+
+
+class Signer(Protocol):
+    """What the handshake needs of an identity (gossipnode.identity.Identity fits)."""
+
+    @property
+    def node_id(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """A proven peer: its node id, the negotiated version and the channel to talk on.
+
+    Bytes that arrived after the handshake are already fed into `channel`.
+    """
+
+    peer_id: bytes
+    version: int
+    channel: SecureChannel
+
+
+def format_versions(versions: tuple[int, ...]) -> str:
+    """Versions as an operator reads them: "1-3" if contiguous, else "1,3"; "none" if empty."""
+    if not versions:
+        return "none"
+    ordered = sorted(set(versions))
+    # Arithmetic, not range(): a peer may list versions 0 and 2**64 - 1.
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ",".join(map(str, ordered))
+
+
+def keyed_hash(person: bytes, *parts: bytes, key: bytes = b"") -> bytes:
+    """Keyed BLAKE2b-256 over length-prefixed parts, so no two part lists collide."""
+    data = b"".join(struct.pack(">Q", len(part)) + part for part in parts)
+    return nacl.hash.blake2b(
+        data, digest_size=32, key=key, person=person, encoder=nacl.encoding.RawEncoder
+    )
+
+
+def versions_bytes(versions: tuple[int, ...]) -> bytes:
+    return b"".join(struct.pack(">Q", version) for version in versions)

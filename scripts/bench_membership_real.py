@@ -1,0 +1,274 @@
+"""Membership with real agents on 127.0.0.1 (`bench_membership.py --real N`).
+
+For each N: N agents are initialised and started together, every one joining the first
+(the first joins the second). Then, measured with wall clocks and the control socket:
+1. join_s: from the moment the last agent answered its control socket until every agent
+   sees every agent alive (what serf's benchmark calls "all members see all alive"): the
+   time of the last "is alive" line in the agents' logs once polling saw all alive
+   (join_polled_s is the polling's own figure, late by up to a round of polls);
+2. false_suspicions: suspicions raised by agents' own failed probes during the join and an
+   idle window after it, while every agent is alive (so every one is false);
+3. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
+   and bytes sent per second (encoded payloads plus each frame's 4-byte length and 16-byte
+   tag; TCP/IP headers not counted);
+4. tag_s: one agent changes a tag; until every other agent shows it;
+5. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
+6. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
+   left.
+Every process started is stopped again by its PID; the data directories are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gossipnode.client import AgentUnreachable, ClientError, ControlClient  # noqa: E402
+from scripts.local_cluster import free_ports  # noqa: E402
+
+# Every wait is bounded: an agent answers within this after starting...
+START_TIMEOUT_S = 120.0
+# ... and every membership change is seen by all within this, or reported as never.
+CHANGE_TIMEOUT_S = 120.0
+# Idle measurement window after the join (several probe and gossip intervals).
+IDLE_WINDOW_S = 10.0
+# Agents initialised at once (each `gossipnode init` is a Python start-up).
+INIT_PARALLEL = 4
+POLL_S = 0.05
+# During the join the poll visits every agent: slower, so that it does not slow the join.
+JOIN_POLL_S = 0.5
+STOP_TIMEOUT_S = 10.0
+# Bytes a frame adds to its payload on the wire: 4-byte length prefix, 16-byte AEAD tag.
+FRAME_OVERHEAD_BYTES = 20
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _gossipnode(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gossipnode", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def _request(directory: Path, verb: str, **arguments: object) -> object:
+    with ControlClient(directory / "control.sock") as client:
+        return client.request(verb, **arguments)
+
+
+def _wait(condition, timeout_s: float, poll_s: float = POLL_S) -> float | None:
+    """Seconds until `condition()` held (polled), or None after `timeout_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        with contextlib.suppress(AgentUnreachable, ClientError, OSError):
+            if condition():
+                return time.monotonic() - started
+        time.sleep(poll_s)
+    return None
+
+
+class RealCluster:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.root = Path(tempfile.mkdtemp(prefix="gn-bench-"))
+        self.ports = free_ports(count)
+        self.names = [f"b{i}" for i in range(count)]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        secret = self.root / "cluster.secret"
+        if _gossipnode("keygen", "--out", str(secret)).wait(timeout=60) != 0:
+            raise RuntimeError("gossipnode keygen failed")
+        pending = list(range(count))
+        while pending:
+            batch, pending = pending[:INIT_PARALLEL], pending[INIT_PARALLEL:]
+            runs = [_gossipnode(*self._init_args(i, secret)) for i in batch]
+            for run in runs:
+                _, error = run.communicate(timeout=120)
+                if run.returncode != 0:
+                    raise RuntimeError(f"gossipnode init failed: {error.decode().strip()}")
+
+    def _init_args(self, i: int, secret: Path) -> list[str]:
+        seed = 1 if i == 0 else 0
+        return ["init", "--data-dir", str(self.directory(i)), "--name", self.names[i],
+                "--listen", f"127.0.0.1:{self.ports[i]}", "--secret-file", str(secret),
+                "--join", f"127.0.0.1:{self.ports[seed]}", "--open"]  # fmt: skip
+
+    def directory(self, i: int) -> Path:
+        return self.root / self.names[i]
+
+    def start_all(self) -> None:
+        for i in range(self.count):
+            log = (self.root / f"{self.names[i]}.log").open("ab")
+            self.processes[i] = subprocess.Popen(
+                [sys.executable, "-m", "gossipnode", "agent", "--config",
+                 str(self.directory(i) / "node.toml")],
+                cwd=ROOT, stdout=log, stderr=log,
+            )  # fmt: skip
+            log.close()
+
+    def wait_answering(self) -> None:
+        for i in range(self.count):
+            if _wait(lambda i=i: _request(self.directory(i), "ping") is not None,
+                     START_TIMEOUT_S) is None:  # fmt: skip
+                raise RuntimeError(f"{self.names[i]} did not answer; see {self.root}")
+
+    def last_alive_at(self) -> float:
+        """Wall time of the last "member ... is alive" line in any agent's log."""
+        last = 0.0
+        for i in range(self.count):
+            for line in (self.root / f"{self.names[i]}.log").read_text().splitlines():
+                if " is alive" in line and line[:1].isdigit():
+                    moment = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+                    last = max(last, moment.replace(tzinfo=datetime.UTC).timestamp())
+        return last
+
+    def running(self) -> list[int]:
+        return sorted(self.processes)
+
+    def members(self, i: int) -> dict[str, dict]:
+        return {row["name"]: row for row in _request(self.directory(i), "members")}
+
+    def all_see(self, predicate, among: list[int]) -> bool:
+        return all(predicate(self.members(i)) for i in among)
+
+    def info(self, i: int) -> dict:
+        return _request(self.directory(i), "info")
+
+    def sent_bytes(self, i: int) -> int:
+        total = 0
+        for line in str(_request(self.directory(i), "metrics")).splitlines():
+            if line.startswith("gossipnode_gossip_bytes_sent_total{"):
+                total += int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("gossipnode_gossip_messages_sent_total{"):
+                total += FRAME_OVERHEAD_BYTES * int(float(line.rsplit(" ", 1)[1]))
+        return total
+
+    def process_figures(self, i: int) -> tuple[int, float]:
+        """(resident bytes, CPU seconds so far) of agent i, from /proc."""
+        pid = self.processes[i].pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_s = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        return resident, cpu_s
+
+    def stop(self, i: int, how: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(i)
+        process.send_signal(how)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+    def close(self) -> None:
+        for i in list(self.processes):
+            with contextlib.suppress(Exception):
+                self.stop(i)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def bench_real(count: int) -> dict:
+    assert count >= 3, "the tag, failure and leave steps need three agents"
+    cluster = RealCluster(count)
+    try:
+        started = time.monotonic()
+        cluster.start_all()
+        cluster.wait_answering()
+        answering_s = time.monotonic() - started
+        answered_at = time.time()
+        everyone = set(cluster.names)
+
+        def all_alive(rows: dict[str, dict]) -> bool:
+            return {name for name, row in rows.items() if row["state"] == "alive"} >= everyone
+
+        polled_s = _wait(lambda: cluster.all_see(all_alive, cluster.running()), CHANGE_TIMEOUT_S,
+                         JOIN_POLL_S)  # fmt: skip
+        # Polling 50 control sockets takes a while on a busy machine: the moment the last
+        # view became complete is the last "is alive" line any agent logged.
+        join_s = None if polled_s is None else max(0.0, cluster.last_alive_at() - answered_at)
+
+        # Idle: every agent is alive, so every suspicion raised so far and now is false.
+        before = {i: (cluster.sent_bytes(i), cluster.process_figures(i)[1])
+                  for i in cluster.running()}  # fmt: skip
+        window_start = time.monotonic()
+        time.sleep(IDLE_WINDOW_S)
+        elapsed_s = time.monotonic() - window_start
+        resident, cpu, sent = [], [], []
+        for i in cluster.running():
+            rss, cpu_s = cluster.process_figures(i)
+            resident.append(rss / 2**20)
+            cpu.append((cpu_s - before[i][1]) / elapsed_s)
+            sent.append((cluster.sent_bytes(i) - before[i][0]) / elapsed_s)
+        false_suspicions = sum(
+            cluster.info(i)["membership"].get("suspicions_raised", 0) for i in cluster.running()
+        )
+
+        # A tag change on the last agent.
+        changer, changer_name = count - 1, cluster.names[count - 1]
+        _request(cluster.directory(changer), "tags_set", tags={"bench": "tagged"})
+        others = [i for i in cluster.running() if i != changer]
+        tag_s = _wait(lambda: cluster.all_see(
+            lambda rows: rows[changer_name]["tags"].get("bench") == "tagged", others),
+            CHANGE_TIMEOUT_S)  # fmt: skip
+
+        # The same agent fails.
+        cluster.stop(changer, signal.SIGKILL)
+        failure_s = _wait(lambda: cluster.all_see(
+            lambda rows: rows[changer_name]["state"] == "dead", others), CHANGE_TIMEOUT_S)
+
+        # Another one leaves.
+        leaver, leaver_name = count - 2, cluster.names[count - 2]
+        stayers = [i for i in cluster.running() if i != leaver]
+        cluster.processes[leaver].send_signal(signal.SIGTERM)
+        leave_s = _wait(lambda: cluster.all_see(
+            lambda rows: rows[leaver_name]["state"] == "left", stayers), CHANGE_TIMEOUT_S)
+        cluster.stop(leaver)
+        exited = [cluster.names[i] for i, p in cluster.processes.items() if p.poll() is not None]
+        return {
+            "agents": count,
+            "all_answering_s": round(answering_s, 2),
+            "join_s": None if join_s is None else round(join_s, 2),
+            "join_polled_s": None if polled_s is None else round(polled_s, 2),
+            "false_suspicions": false_suspicions,
+            "idle_window_s": round(elapsed_s, 1),
+            "idle_rss_mib_median": round(_median(resident), 1),
+            "idle_rss_mib_max": round(max(resident), 1),
+            "idle_cpu_per_s_median": round(_median(cpu), 4),
+            "idle_bytes_sent_per_s_median": round(_median(sent)),
+            "tag_s": None if tag_s is None else round(tag_s, 2),
+            "failure_s": None if failure_s is None else round(failure_s, 2),
+            "leave_s": None if leave_s is None else round(leave_s, 2),
+            "agents_exited_unexpectedly": exited,
+        }
+    finally:
+        cluster.close()
+
+
+def format_real(r: dict) -> str:
+    def seconds(value: float | None) -> str:
+        return "never" if value is None else f"{value:.2f} s"
+
+    return (
+        f"real n={r['agents']}: all answering after {r['all_answering_s']:.1f} s; "
+        f"all see all alive {seconds(r['join_s'])} later; "
+        f"{r['false_suspicions']} false suspicions; idle per agent (median over "
+        f"{r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
+        f"(max {r['idle_rss_mib_max']}), {r['idle_cpu_per_s_median']:.3f} CPU s/s, "
+        f"{r['idle_bytes_sent_per_s_median']} bytes/s sent; tag seen by all in "
+        f"{seconds(r['tag_s'])}, failure in {seconds(r['failure_s'])}, leave in "
+        f"{seconds(r['leave_s'])}; exited: {r['agents_exited_unexpectedly'] or 'none'}"
+    )
