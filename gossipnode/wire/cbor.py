@@ -3,8 +3,9 @@
 Decoding accepts only what `encode` would have produced: bounded depth, definite lengths,
 no duplicate map keys, no semantic tags at all (built-in ones included: cbor2 would turn
 them into regexes, e-mail messages, huge integers or cycles), nothing trailing, canonical
-bytes only. Anything else raises `CborError`. See ECOSYSTEM.md section 4 for why each of
-these is needed with cbor2 6.x.
+bytes only. Anything else raises `CborError`. Each check is needed with cbor2 6.x, whose
+decoder by itself accepts indefinite lengths, duplicate keys and non-shortest forms, and
+turns semantic tags into rich objects (invariant 7 in docs/architecture.md).
 
 Record values are CBOR maps with text keys: `encode_value` / `decode_value`.
 """

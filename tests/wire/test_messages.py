@@ -131,7 +131,7 @@ def test_envelopes_outside_the_schema_are_refused(value, reason):
         REGISTRY.decode(raw(value))
 
 
-# Every class of malformed CBOR (ECOSYSTEM.md section 4), each wrapped as a Blob payload
+# Every class of malformed CBOR that wire/cbor.py refuses, each wrapped as a Blob payload
 # where that is possible, so only the CBOR layer can refuse it.
 BUILTIN_TAGS = [
     0,

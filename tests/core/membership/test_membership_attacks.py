@@ -24,8 +24,8 @@ from gossipnode.core.membership import (
     Updates,
     alive_signed_bytes,
 )
-from gossipnode.core.membership.testing import VirtualCluster
 from tests.core.membership.membership_helpers import all_alive, converged, node_id, start_cluster
+from tests.core.membership.virtual_cluster import VirtualCluster
 
 INCARNATION_MAX = 2**64 - 1
 
