@@ -10,7 +10,13 @@ Rules:
    swap full state with one member we believe dead, so that the two sides of a healed
    partition find each other well before the next push-pull. A healthy cluster spends
    nothing on it.
-4. A push-pull that wants a reply is answered at the sender's advertised address (the
+4. No islands: every push-pull interval we also swap full state with one configured seed
+   that no member we hold alive or suspect advertises. Joins lost before anyone knew
+   anyone can otherwise leave a new cluster in groups that each know somebody, so none
+   retries its seeds, and that never meet. A cluster whose seeds are all live members
+   spends nothing on it; a seed written differently from the address its member
+   advertises costs one push-pull per interval.
+5. A push-pull that wants a reply is answered at the sender's advertised address (the
    sender confirmed itself by sending it, rule 6 of state.py); a sender that was refused
    (its name is taken, or it is not admitted) is answered too, at the address it signed,
    so that it sees the reason.
@@ -106,11 +112,24 @@ class Sync:
             self._outbox.send(
                 partner.address, PushPull(True, self._table.full_state()), partner.node_id
             )
+            unseen = self._unseen_seeds()
+            if unseen:
+                self._outbox.statistics["seed_push_pulls"] += 1
+                seed = self._rng.choice(unseen)
+                self._outbox.send(seed, PushPull(True, self._table.full_state()))
         else:
             if self._seeds:
                 self._outbox.timers.set(PUSH_PULL, now + self._config.join_retry_interval_s)
             for seed in self._seeds:
                 self._outbox.send(seed, PushPull(True, self._table.full_state()))
+
+    def _unseen_seeds(self) -> list[Address]:
+        """Seeds that no member we hold alive or suspect advertises (rule 4)."""
+        if not self._seeds:
+            return []
+        seen = {tuple(entry.address) for entry in self._table.members.values()
+                if entry.state in (ALIVE, SUSPECT)}
+        return [seed for seed in self._seeds if seed not in seen]
 
     def reconnect_tick(self, now: float) -> None:
         self._outbox.timers.set(RECONNECT, now + self._config.reconnect_interval_s)

@@ -18,6 +18,7 @@ from gossipnode.core.membership import (
     tags_wep,
 )
 from tests.core.membership.membership_helpers import all_alive, converged, node_id, start_cluster
+from tests.core.membership.virtual_cluster import VirtualCluster
 
 
 def views(cores):
@@ -257,3 +258,22 @@ def test_the_same_seed_replays_the_same_run():
         return cluster.messages_sent, cluster.now, views(cores)
 
     assert run() == run()
+
+
+def test_islands_formed_by_lost_joins_meet_through_their_seeds():
+    """Joins lost before anyone knew anyone leave two groups that each know somebody;
+    every member names the same two seeds, and the groups must still find each other."""
+    cluster = VirtualCluster(MembershipConfig(), 7)
+    cores = [cluster.add(f"node-{i}") for i in range(4)]
+    seeds = [cores[0].local_member.address, cores[1].local_member.address]
+    islands = ({0, 3}, {1, 2})
+    for index, core in enumerate(cores):
+        cluster.groups[core.local_member.node_id] = 0 if index in islands[0] else 1
+    for core in cores:
+        cluster.join(core, seeds)
+    cluster.run_until(cluster.now + 10)
+    for group in islands:
+        for index in group:
+            assert len(cores[index].states()) == len(group), "islands did not form"
+    cluster.groups.clear()  # the network is whole again; nobody knows the other group
+    converged(cluster, cores, within_s=3 * MembershipConfig().push_pull_interval_s)
