@@ -66,19 +66,12 @@ def _obvious_secret(dataset: str, value: Any) -> bool:
     mail bodies (web_messenger) are random-looking binary."""
     if dataset == "consumers":
         return value_holds_secret(value)
-    pending: list[Any] = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str | bytes) and packets.has_secret_packet(
-            item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
-        ):
-            return True
-    return False
+    return any(
+        packets.has_secret_packet(
+            leaf.encode("utf-8", "surrogatepass") if isinstance(leaf, str) else bytes(leaf)
+        )
+        for leaf in packets.value_leaves(value)
+    )
 
 
 def _binding_refusal(dataset: str, fingerprint: str, value: dict[str, Any]) -> str | None:

@@ -30,6 +30,8 @@ import contextlib
 import re
 from typing import Any
 
+from gossipnode.openpgp.packets import value_leaves
+
 __all__ = ["hidden_secret"]
 
 SECRET_TAGS = (5, 7)
@@ -69,15 +71,8 @@ def hidden_secret(value: Any) -> bool:
     """True if any str or bytes inside a decoded value (maps, lists, keys too) hides secret
     key material by rules 1 and 2, or would take more work than rule 3 allows."""
     budget = [SCAN_BYTES_MAX]
-    pending: list[Any] = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-        elif isinstance(item, str):
+    for item in value_leaves(value):
+        if isinstance(item, str):
             data = item.encode("utf-8", "surrogatepass")
             if _scan(data, 0, budget):
                 return True
@@ -85,7 +80,7 @@ def hidden_secret(value: Any) -> bool:
                 item.encode("latin-1"), 0, budget
             ):
                 return True  # bytes smuggled as code points U+0000..U+00FF
-        elif isinstance(item, bytes | bytearray | memoryview) and _scan(bytes(item), 0, budget):
+        elif _scan(bytes(item), 0, budget):
             return True
     return False
 

@@ -183,19 +183,7 @@ def value_holds_secret(value: Any) -> bool:
     Other leaves are ignored.
     """
     budget = [SEQUOIA_PARSES_PER_CHECK_MAX]
-    pending: list[Any] = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-        elif isinstance(item, str | bytes | bytearray | memoryview) and _holds_secret(
-            _as_bytes(item), budget
-        ):
-            return True
-    return False
+    return any(_holds_secret(_as_bytes(leaf), budget) for leaf in packets.value_leaves(value))
 
 
 def consumer_value(parsed: ParsedKey, *, consumer_type: str | None = None) -> dict[str, Any]:

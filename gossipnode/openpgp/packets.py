@@ -35,7 +35,14 @@ import re
 import zlib
 from collections.abc import Iterator
 
-__all__ = ["armor_blocks", "encode_packet", "has_secret_packet", "iter_packets", "split_packets"]
+__all__ = [
+    "armor_blocks",
+    "encode_packet",
+    "has_secret_packet",
+    "iter_packets",
+    "split_packets",
+    "value_leaves",
+]
 
 SECRET_KEY_TAG = 5
 SECRET_SUBKEY_TAG = 7
@@ -262,3 +269,19 @@ def _decode_base64(text: bytes) -> bytes | None:
         return binascii.a2b_base64(cleaned)
     except binascii.Error:
         return None
+
+
+def value_leaves(value: object) -> Iterator[str | bytes | bytearray | memoryview]:
+    """Every str or bytes inside a decoded record value, at any depth: map keys and values,
+    list and tuple items. Other leaves (numbers, booleans, None) are skipped. The one walk
+    behind every secret-material check of a value."""
+    pending: list[object] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, str | bytes | bytearray | memoryview):
+            yield item
