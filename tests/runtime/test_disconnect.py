@@ -5,7 +5,6 @@ On Trio's MockClock (autojump), which is sound for agents sharing one Trio run o
 loopback (tests/runtime/test_filtering.py says why).
 """
 
-import socket
 
 import pytest
 import trio
@@ -20,22 +19,12 @@ from gossipnode.runtime.status import status
 from gossipnode.runtime.transport import ConnectionClosed, connect
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.slow
 
 # Every wait polls (on the mock clock) at most this long before it fails.
 WAIT_S = 60.0
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 async def wait_until(condition, what):

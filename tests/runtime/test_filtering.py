@@ -11,7 +11,6 @@ a task runnable, so no timeout fires early; waits for timers (anti-entropy round
 cost no real time.
 """
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -24,23 +23,13 @@ from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
 from gossipnode.wire.peer_messages import PEER_MESSAGES
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.slow
 
 SECRET_MARKER = b"-----PRIVATE-KEY-MATERIAL-%d-----"
 # Every wait in this test polls at most this long before it fails.
 WAIT_S = 60.0
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture

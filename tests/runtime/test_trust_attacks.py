@@ -11,7 +11,6 @@ so "eve receives no record" covers the wire, not only her store.
 """
 
 import logging
-import socket
 
 import nacl.signing
 import pytest
@@ -27,6 +26,7 @@ from gossipnode.runtime import transport
 from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +36,6 @@ ALICE = split_keys(generate_key("Alice <alice@example.org>"))[0]
 MALLORY_KEY = split_keys(generate_key("Mallory <mallory@example.org>"))[0]
 ADMIN = nacl.signing.SigningKey.generate()
 ADMIN_ID = bytes(ADMIN.verify_key)
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture
