@@ -168,9 +168,14 @@ def _print_grants(args: argparse.Namespace, grants: dict[str, bool]) -> None:
     lambda parser: _grant_arguments(parser, with_grants=False),
 )
 def _admit(args: argparse.Namespace) -> int:
+    return _set_grants(args, {"admitted": True})
+
+
+def _set_grants(args: argparse.Namespace, changes: dict[str, bool]) -> int:
+    """Sign the node's grant record with `changes` applied, send it, print the result."""
     node_id = _node_id(args.node)
     key = load_admin_key(args.admin_key)
-    _print_grants(args, change_grants(args, key, node_id, {"admitted": True}))
+    _print_grants(args, change_grants(args, key, node_id, changes))
     return EXIT_OK
 
 
@@ -183,11 +188,7 @@ def _admit(args: argparse.Namespace) -> int:
     _grant_arguments,
 )
 def _grant(args: argparse.Namespace) -> int:
-    node_id = _node_id(args.node)
-    key = load_admin_key(args.admin_key)
-    changes = {name.replace("-", "_"): True for name in args.grants}
-    _print_grants(args, change_grants(args, key, node_id, changes))
-    return EXIT_OK
+    return _set_grants(args, {name.replace("-", "_"): True for name in args.grants})
 
 
 @verb(
@@ -199,11 +200,7 @@ def _grant(args: argparse.Namespace) -> int:
     _grant_arguments,
 )
 def _revoke(args: argparse.Namespace) -> int:
-    node_id = _node_id(args.node)
-    key = load_admin_key(args.admin_key)
-    changes = {name.replace("-", "_"): False for name in args.grants}
-    _print_grants(args, change_grants(args, key, node_id, changes))
-    return EXIT_OK
+    return _set_grants(args, {name.replace("-", "_"): False for name in args.grants})
 
 
 # --- admin keygen, admin adopt ------------------------------------------------------------------
