@@ -36,10 +36,13 @@ from .records import Record, Version
 
 __all__ = [
     "ADMIN_DATASETS",
+    "FORCE_LEFT_PREFIX",
     "GRANTS",
     "GRANT_PREFIX",
     "SIGNED_DATASETS",
     "Authority",
+    "force_left_bound",
+    "force_left_key",
     "grant_key",
     "grants_from_value",
     "signing_payload",
@@ -49,6 +52,9 @@ ADMIN_DATASETS = frozenset({"cluster_policy"})
 RESTRICTED_DATASETS = frozenset({"private_keys"})
 SIGNED_DATASETS = ADMIN_DATASETS | RESTRICTED_DATASETS
 GRANT_PREFIX = "grant/"
+# `force_left/<node id hex>` = {"incarnation": N}: an administrator forced the member out at
+# incarnation N or below (core/membership/state.py rule 9).
+FORCE_LEFT_PREFIX = "force_left/"
 ADMITTED, PRIVATE_KEYS_GRANT, WEP_GRANT = "admitted", "private_keys", "wep"
 GRANTS = (ADMITTED, PRIVATE_KEYS_GRANT, WEP_GRANT)
 # Verified signatures remembered (16-byte digests): far more than the administrative records
@@ -72,6 +78,18 @@ def signing_payload(dataset: str, key: str, version: Version, value: bytes | Non
 
 def grant_key(node_id: bytes) -> str:
     return GRANT_PREFIX + node_id.hex()
+
+
+def force_left_key(node_id: bytes) -> str:
+    return FORCE_LEFT_PREFIX + node_id.hex()
+
+
+def force_left_bound(value: Mapping[str, Any]) -> int | None:
+    """The incarnation bound a force-leave record's value gives, or None if malformed."""
+    bound = value.get("incarnation")
+    if type(bound) is not int or not 0 <= bound < 2**64:
+        return None
+    return bound
 
 
 def grants_from_value(value: Mapping[str, Any]) -> frozenset[str]:

@@ -39,6 +39,7 @@ from .authorization import (
     unauthorised_private_keys,
 )
 from .catalog import dataset as lookup_dataset
+from .cluster_view import COMPARED_DATASETS, ClusterView
 from .context import NodeContext, WallClock
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Address, Event
@@ -66,7 +67,7 @@ from .sync import TIMER_ANTI_ENTROPY, TIMER_REVIVED, RepairStarted, SyncSchedule
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
-SOFTWARE_VERSION = "gossipnode/0.1.0 proto/2"
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/3"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
@@ -108,7 +109,7 @@ class NodeCore(NodeQueries):
         self.membership = Membership(
             config.membership, node_id=node_id, name=config.name, address=config.listen,
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
-            verify=verify,
+            verify=verify, root_datasets=COMPARED_DATASETS,
         )
         self.authority = Authority(config.admin_keys, verify)
         self._views = MemberViews(self.membership,
@@ -125,11 +126,14 @@ class NodeCore(NodeQueries):
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
                                   self._apply_synced)
         self.digests = self.anti_entropy.digests
+        self.cluster_view = ClusterView(ctx, self.digests)
         self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
         self.sync.start(now)
         self.handoff.run(now)
+        self.membership.set_force_left(self._views.policy.force_left, now)
         self._drain_membership(now)
+        self.cluster_view.refresh(now)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class NodeCore(NodeQueries):
         self.digests.build(self._ctx.view)
         self.handoff.acks.clear()
         self.sync.soon(now)
+        self.cluster_view.refresh(now)
         return removed
 
     def write_signed(self, record: Record, now: float) -> Record:
@@ -250,6 +255,7 @@ class NodeCore(NodeQueries):
                 raise RemoteProtocolError(f"unexpected message {type(message).__name__}")
         except ProtocolError as error:
             self._ctx.refuse(sender, str(error), disconnect=True)
+        self.cluster_view.refresh(now)  # an acknowledged handoff may have removed records
 
     def connection_lost(self, peer: Address, now: float) -> None:
         node_id = self._views.node_at(peer)
@@ -274,6 +280,7 @@ class NodeCore(NodeQueries):
             self.handoff.run(now)
         if TIMER_GC in due:
             self.digests.on_removed(self.lifecycle.collect_tombstones(now))
+        self.cluster_view.refresh(now)
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -315,11 +322,14 @@ class NodeCore(NodeQueries):
             return []
         winners = [record for _, record in changes]
         self.digests.on_applied(changes, self._ctx.view)
+        self.cluster_view.refresh(now)
         self._ctx.counters["records_applied"] += len(winners)
         # A new policy first: the push goes to the members that may hold the records now.
         before, before_view = self._views.policy, self._ctx.view
         if any(r.dataset == POLICY_DATASET for r in winners):
             self._views.policy = load_policy(self.store, self.authority, self.decode_value)
+            self.membership.set_force_left(self._views.policy.force_left, now)
+            self._drain_membership(now)
             self._view_changed(now)
             if source is None:  # admitted here: tell the newcomer what it needs to know
                 for peer in newly_admitted(before_view, self._ctx.view):
@@ -365,3 +375,4 @@ class NodeCore(NodeQueries):
         lost_eligibility = was_eligible and not ctx.view.private_keys_eligible(self.node_id)
         if lost_eligibility or self.handoff.waiting or moved:
             self.handoff.run(now)
+        self.cluster_view.refresh(now)  # what this node holds whole may have changed

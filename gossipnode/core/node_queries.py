@@ -42,7 +42,7 @@ class NodeQueries:
     def status(self, now: float) -> NodeStatus:
         """A frozen snapshot of this node for status, health, info and metrics. Its times
         are in the base of `now` (monotonic), the last sync's in wall seconds."""
-        return build_status(self, self._ctx)
+        return build_status(self, self._ctx, now)
 
     def members(self) -> list[Any]:
         return self.membership.members()

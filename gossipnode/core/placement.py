@@ -20,6 +20,8 @@ Rules:
 Policy records (values are maps):
 - key `grant/<node id hex>`: {"admitted": bool, "private_keys": bool, "wep": bool}
   (under administrators only; signed, see core/authority.py)
+- key `force_left/<node id hex>`: {"incarnation": int} (under administrators only; signed):
+  the member is forced out at that incarnation or below (core/membership/state.py rule 9)
 - key `private_keys/<node id hex>`: {"allow": bool} (open cluster only)
 - key `wep`: {"replication": bool, "replicas": int, "eligible": [member name, ...] (optional,
   open cluster only: names are self-asserted, so under administrators the wep grant decides)}
@@ -32,8 +34,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .authority import ADMITTED, GRANT_PREFIX, PRIVATE_KEYS_GRANT, WEP_GRANT, grants_from_value
-from .records import Record
+from .authority import (
+    ADMITTED,
+    FORCE_LEFT_PREFIX,
+    GRANT_PREFIX,
+    PRIVATE_KEYS_GRANT,
+    WEP_GRANT,
+    force_left_bound,
+    grants_from_value,
+)
+from .records import NODE_ID_BYTES, Record
 
 __all__ = [
     "POLICY_DATASET",
@@ -66,6 +76,8 @@ class ClusterPolicy:
     # Under administrators: grants decide (rule 1, 2); the signed grants by node id.
     enforced: bool = False
     grants: Mapping[bytes, frozenset[str]] = field(default_factory=dict)
+    # Under administrators: node id -> incarnation bound of a signed force-leave.
+    force_left: Mapping[bytes, int] = field(default_factory=dict)
 
     def granted(self, node_id: bytes, grant: str) -> bool:
         """Does `node_id` hold `grant`? In an open cluster every member holds every grant."""
@@ -146,6 +158,7 @@ def policy_from_records(
     private-key denials and WEP names."""
     denied = set()
     grants: dict[bytes, frozenset[str]] = {}
+    force_left: dict[bytes, int] = {}
     enforced = admin_valid is not None
     replication, replicas, eligible = True, DEFAULT_WEP_REPLICAS, None
     for record in records:
@@ -163,6 +176,14 @@ def policy_from_records(
             except ValueError:
                 continue
             grants[node_id] = grants_from_value(value)
+        elif enforced and record.key.startswith(FORCE_LEFT_PREFIX):
+            try:
+                node_id = bytes.fromhex(record.key[len(FORCE_LEFT_PREFIX) :])
+            except ValueError:
+                continue
+            bound = force_left_bound(value)
+            if bound is not None and len(node_id) == NODE_ID_BYTES:
+                force_left[node_id] = bound
         elif enforced and record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
             continue
         elif record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
@@ -182,4 +203,5 @@ def policy_from_records(
                 isinstance(n, str) for n in names
             ):
                 eligible = frozenset(names) if names else None
-    return ClusterPolicy(frozenset(denied), replication, replicas, eligible, enforced, grants)
+    return ClusterPolicy(frozenset(denied), replication, replicas, eligible, enforced, grants,
+                         force_left)

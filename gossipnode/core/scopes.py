@@ -134,6 +134,23 @@ class ScopeView:
             return owners is not None and node_id in owners
         return False  # local data is held by its own node, and never sent
 
+    def holds_whole(self, node_id: bytes, dataset: str) -> bool:
+        """Must `node_id` hold every record of `dataset`, so that two such members' digest
+        roots are equal once they are in step (core/cluster_view.py)? Administrative
+        datasets: every member; `all` scope: admitted members; private keys: eligible
+        members. Never WEP mailboxes: each owner holds its own subset, so owners' roots
+        differ by design (reconciliation compares them pair by pair)."""
+        if dataset in ADMIN_DATASETS:
+            return True
+        if not self.admitted(node_id):
+            return False
+        scope = lookup_dataset(dataset).scope
+        if scope is Scope.ALL:
+            return True
+        if scope is Scope.PRIVATE_KEY_ELIGIBLE:
+            return self.private_keys_eligible(node_id)
+        return False
+
     def shared_scope(self, peer: bytes, dataset: str) -> str | None:
         """How this node and `peer` reconcile `dataset`: "all" (the whole dataset),
         "pair" (only the mailboxes both own), "receive" (take the peer's records, offer

@@ -15,13 +15,24 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .catalog import DATASETS
+from .cluster_view import DatasetAgreement, RootGroup, RootHolder, StaleRoot
 from .context import NodeContext
 from .events import Address
 
 if TYPE_CHECKING:
     from .node import NodeCore
 
-__all__ = ["DatasetStatus", "MemberStatus", "NodeStatus", "PeerStatus", "build_status"]
+__all__ = [
+    "DatasetAgreement",
+    "DatasetStatus",
+    "MemberStatus",
+    "NodeStatus",
+    "PeerStatus",
+    "RootGroup",
+    "RootHolder",
+    "StaleRoot",
+    "build_status",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +85,12 @@ class NodeStatus:
     peers: tuple[PeerStatus, ...]  # every other member, by name
     counters: Mapping[str, int]  # `NodeCore.statistics()`
     session_seconds: float  # total duration of completed reconciliation sessions
+    # Per comparable dataset, the members grouped by the digest root they advertise
+    # (core/cluster_view.py): which hold identical data, and since when.
+    agreement: tuple[DatasetAgreement, ...]
 
 
-def build_status(core: NodeCore, ctx: NodeContext) -> NodeStatus:
+def build_status(core: NodeCore, ctx: NodeContext, now: float) -> NodeStatus:
     store = ctx.store
     datasets = tuple(
         DatasetStatus(
@@ -115,4 +129,5 @@ def build_status(core: NodeCore, ctx: NodeContext) -> NodeStatus:
         core.lifecycle.synced_age_ms() / 1000,
         ctx.view.private_keys_eligible(ctx.node_id), datasets, members, tuple(peers),
         MappingProxyType(core.statistics()), core.anti_entropy.session_seconds,
+        core.cluster_view.agreement(now),
     )

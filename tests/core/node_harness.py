@@ -31,6 +31,8 @@ class Cluster:
         self.queue: list[tuple[float, int, bytes, tuple[str, int], object]] = []
         self.sequence = itertools.count()
         self.blocked: set[tuple[int, int]] = set()
+        # (from index, to index, message) -> True to lose that message (a test's fault).
+        self.dropping = lambda sender, target, message: False
         self.sent: list[tuple[int, int, object]] = []  # (from index, to index, message)
         self.reported: list[tuple[int, object]] = []  # (index, every other event)
         self.configs = []
@@ -76,7 +78,7 @@ class Cluster:
             else:
                 target = self.index_of(event.to)
                 self.sent.append((index, target, event.message))
-                if (index, target) in self.blocked:
+                if (index, target) in self.blocked or self.dropping(index, target, event.message):
                     continue
                 heapq.heappush(self.queue, (self.now + LATENCY_S, next(self.sequence),
                                             node.node_id, event.to, event.message))

@@ -203,13 +203,13 @@ async def test_no_common_version_is_reported_on_both_sides(listener):
             (SECRET,),
             CONFIG,
             registry=REGISTRY,
-            versions=(3, 4),
+            versions=(4, 5),
             status=client_status,
         )
-    assert "no common protocol version: ours 3-4, theirs 2-2" in client_status.recent_drops[-1][1]
+    assert "no common protocol version: ours 4-5, theirs 3-3" in client_status.recent_drops[-1][1]
     with trio.fail_after(TEST_TIMEOUT_S):
         await trio.testing.wait_all_tasks_blocked()  # the listener has finished with it
-    assert "no common protocol version: ours 2-2, theirs 3-4" in status.recent_drops[-1][1]
+    assert "no common protocol version: ours 3-3, theirs 4-5" in status.recent_drops[-1][1]
 
 
 async def test_a_forged_identity_is_dropped_by_the_listener(listener):

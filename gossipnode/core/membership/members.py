@@ -97,6 +97,9 @@ class Entry:
         "left",
         "node_id",
         "notified_at",
+        "roots",
+        "roots_heard_at",
+        "roots_sent",
         "state",
         "state_changed_at",
         "suspicion",
@@ -112,6 +115,11 @@ class Entry:
         self.suspicion: Suspicion | None = None
         # When we last told this member that we suspect it or hold it dead.
         self.notified_at: float | None = None
+        # Its digest roots as it advertised them (roots.py): dataset -> (root, since when,
+        # on our clock), when they last arrived, and (version, when) we last sent it ours.
+        self.roots: dict[str, tuple[bytes, float]] = {}
+        self.roots_heard_at: float | None = None
+        self.roots_sent: tuple[int, float] | None = None
 
     @property
     def address(self) -> Address:

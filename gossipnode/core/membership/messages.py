@@ -14,6 +14,9 @@ Rules:
    `gossip_message_bytes_max`) or the full state of a push-pull (bounded by `members_max`).
 4. `check_updates` checks the shape of a received batch before anything is applied, so
    that a malformed message changes nothing (RemoteProtocolError).
+5. `Ping`, `Ack` and `PushPull` may carry the sender's own digest roots (`DatasetRoot`,
+   roots.py says when): first-hand only, so they need no signature; `check_roots` bounds
+   and checks them before anything is applied.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..records import NODE_ID_BYTES
 __all__ = [
     "Ack",
     "Alive",
+    "DatasetRoot",
     "Dead",
     "Gossip",
     "Left",
@@ -40,6 +44,7 @@ __all__ = [
     "alive_signed_bytes",
     "check_address",
     "check_name",
+    "check_roots",
     "check_tags",
     "check_updates",
     "left_signed_bytes",
@@ -61,6 +66,18 @@ LEFT_DOMAIN = b"gossipnode/membership/left/v1\x00"
 # Per-field overhead in the size estimate: a CBOR key (the field name, <= 24 bytes) plus a
 # head; generous, so that the estimate stays above the real encoded size.
 FIELD_OVERHEAD_BYTES = 24
+
+# A digest root is advertised as its first ROOT_BYTES bytes: two different datasets look
+# equal with odds of 2**-64, for 8 bytes per dataset instead of 16.
+ROOT_BYTES = 8
+# Datasets one advertisement names at most: the catalog replicates 9; room for more, and a
+# bound on what a peer can make us keep per member (32 x ~90 bytes).
+ROOTS_MAX = 32
+# A dataset name in an advertisement (catalog names are short identifiers).
+DATASET_NAME_BYTES_MAX = 64
+# How old a root may say it is: about 35 years in milliseconds. More is a lie, and would
+# place the change before any clock we run on.
+ROOT_AGE_MS_MAX = 2**40
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -119,6 +136,19 @@ class Updates:
 
 
 @dataclass(frozen=True, slots=True)
+class DatasetRoot:
+    """The sender's digest root of one dataset (its first ROOT_BYTES bytes), and how long
+    ago, in milliseconds of the sender's monotonic clock, that root became the sender's."""
+
+    dataset: str
+    root: bytes
+    age_ms: int
+
+
+Roots = tuple[DatasetRoot, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Are you alive? `target` is the node id the sender means (a stale address is ignored).
     The ack goes to (reply_host, reply_port), so that a member not yet known can answer."""
@@ -128,14 +158,17 @@ class Ping:
     reply_host: str
     reply_port: int
     updates: Updates
+    roots: Roots = ()  # the sender's own, when the target is owed them (roots.py)
 
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """Answer to `Ping` number `sequence`; a relay forwards it to the requester."""
+    """Answer to `Ping` number `sequence`; a relay forwards it to the requester (with its
+    own roots, never the target's)."""
 
     sequence: int
     updates: Updates
+    roots: Roots = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +205,7 @@ class PushPull:
 
     reply_wanted: bool
     state: Updates
+    roots: Roots = ()
 
 
 def _field(data: bytes) -> bytes:
@@ -325,6 +359,36 @@ def check_updates(updates: object, config: MembershipConfig, statements_max: int
             _check_id(statement.node_id, "node id")
             _check_id(statement.reporter, "reporter id")
             _check_incarnation(statement.incarnation)
+
+
+def check_roots(roots: object) -> None:
+    """Check a received advertisement's shape: at most ROOTS_MAX entries, sorted by unique
+    dataset name, each name printable, each root ROOT_BYTES long, each age in range.
+
+    Raises:
+        RemoteProtocolError: anything else; nothing of it was applied.
+    """
+    if not isinstance(roots, tuple):
+        raise RemoteProtocolError("roots must be a tuple")
+    if len(roots) > ROOTS_MAX:
+        raise RemoteProtocolError(f"{len(roots)} roots in one message, over the limit of "
+                                  f"{ROOTS_MAX}")
+    previous = None
+    for entry in roots:
+        if not isinstance(entry, DatasetRoot):
+            raise RemoteProtocolError("a root of the wrong type")
+        name = entry.dataset
+        if (not isinstance(name, str) or not name or not name.isprintable()
+                or len(name.encode()) > DATASET_NAME_BYTES_MAX):
+            raise RemoteProtocolError(f"a dataset name is 1 to {DATASET_NAME_BYTES_MAX} "
+                                      "printable bytes")
+        if previous is not None and name <= previous:
+            raise RemoteProtocolError("roots must be sorted by dataset, each dataset once")
+        previous = name
+        if not isinstance(entry.root, bytes) or len(entry.root) != ROOT_BYTES:
+            raise RemoteProtocolError(f"a root is {ROOT_BYTES} bytes")
+        if type(entry.age_ms) is not int or not 0 <= entry.age_ms <= ROOT_AGE_MS_MAX:
+            raise RemoteProtocolError("a root's age is out of range")
 
 
 def tags_tuple(tags: object) -> Tags:

@@ -39,7 +39,7 @@ from ...config import MembershipConfig
 from ..events import Address
 from .awareness import Awareness
 from .members import ALIVE, SUSPECT, Entry
-from .messages import Ack, Nack, Ping, PingRequest, PushPull, Suspect, Updates
+from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots, Suspect, Updates
 from .outbox import Outbox
 from .state import LIVE_STATES, MemberTable
 
@@ -74,6 +74,7 @@ class Prober:
         outbox: Outbox,
         awareness: Awareness,
         piggyback: Callable[[], Updates],
+        roots: Callable[[bytes, float], Roots],
         now: float,
     ) -> None:
         self._config = config
@@ -82,6 +83,8 @@ class Prober:
         self._outbox = outbox
         self._awareness = awareness
         self._piggyback = piggyback
+        # Our digest roots for a message to a member, when it is owed them (roots.py).
+        self._roots = roots
         self._order: list[bytes] = []
         self._index = 0
         self._probe: _Probe | None = None
@@ -110,7 +113,7 @@ class Prober:
         self._sequence += 1
         self._probe = _Probe(self._sequence, target.node_id)
         self._outbox.statistics["probes"] += 1
-        ping = self._ping(self._sequence, target.node_id)
+        ping = self._ping(self._sequence, target.node_id, now)
         if target.state == SUSPECT:
             # memberlist: a suspect is told so in the ping itself, and refutes at once
             # (the broadcast of the suspicion may long be spent).
@@ -194,7 +197,7 @@ class Prober:
         waiting.pinged_at = now
         self._sequence += 1
         address = (waiting.alive.host, waiting.alive.port)
-        self._outbox.send(address, self._ping(self._sequence, node_id), node_id)
+        self._outbox.send(address, self._ping(self._sequence, node_id, now), node_id)
 
     def _confirm_pending(self, now: float) -> None:
         self._outbox.statistics["pending_expired"] += self._table.pending.expire(now)
@@ -228,7 +231,9 @@ class Prober:
                 return
             address = (ping.reply_host, ping.reply_port)
             self._introduce(sender, address, now)
-        self._outbox.send(address, Ack(ping.sequence, self._piggyback()), sender)
+        self._outbox.send(
+            address, Ack(ping.sequence, self._piggyback(), self._roots(sender, now)), sender
+        )
 
     def _introduce(self, sender: bytes, address: Address, now: float) -> None:
         """Rule 5: ask a pinger we do not know for its state, giving only our own alive
@@ -245,7 +250,7 @@ class Prober:
         self._outbox.statistics["introductions"] += 1
         self._outbox.send(address, PushPull(True, own), sender)
 
-    def on_ack(self, sender: bytes, ack: Ack) -> None:
+    def on_ack(self, sender: bytes, ack: Ack, now: float) -> None:
         probe = self._probe
         if probe is not None and probe.sequence == ack.sequence:
             if (sender == probe.target or sender in probe.relays) and not probe.acked:
@@ -257,9 +262,8 @@ class Prober:
             self._end_relay(ack.sequence)
             requester = self._table.members.get(relay.requester)
             if requester is not None:
-                self._outbox.send(
-                    requester.address, Ack(relay.sequence, self._piggyback()), relay.requester
-                )
+                ack = Ack(relay.sequence, self._piggyback(), self._roots(relay.requester, now))
+                self._outbox.send(requester.address, ack, relay.requester)
 
     def on_nack(self, sender: bytes, nack: Nack) -> None:
         probe = self._probe
@@ -283,7 +287,7 @@ class Prober:
         self._sequence += 1
         self._relays[self._sequence] = _Relay(sender, request.sequence, request.target)
         self._relays_by_requester[sender] += 1
-        self._outbox.send(target.address, self._ping(self._sequence, target.node_id),
+        self._outbox.send(target.address, self._ping(self._sequence, target.node_id, now),
                           target.node_id)
         self._outbox.timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
 
@@ -310,6 +314,6 @@ class Prober:
         waiting = self._table.pending.get(node_id)
         return None if waiting is None else (waiting.alive.host, waiting.alive.port)
 
-    def _ping(self, sequence: int, target: bytes) -> Ping:
+    def _ping(self, sequence: int, target: bytes, now: float) -> Ping:
         host, port = self._table.local.address
-        return Ping(sequence, target, host, port, self._piggyback())
+        return Ping(sequence, target, host, port, self._piggyback(), self._roots(target, now))

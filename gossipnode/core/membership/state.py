@@ -25,15 +25,24 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 7. A signature is checked only when a statement would change something, and a verified one
    is cached (verified.py): replays cost a hash. A bad signature is refused (PeerRefused).
 8. Every accepted change is queued for broadcast and reported (MemberChanged).
+9. Force-leave bounds (`set_force_left`, from administrator-signed records the node
+   verified): a member forced out at incarnation N is marked left and forgotten at once,
+   and no alive statement of it at N or below is taken again, whoever relays it
+   (`force_left_refused`), so gossip cannot bring it back. Only the subject itself comes
+   back, with a higher incarnation: a restart, or, if it is in fact running, a refutation:
+   a subject that speaks to us from below its bound is sent a death notice at its
+   incarnation (once per probe interval), and a member that learns of a bound over itself
+   refutes at once (as rule 5), as serf's force-leave lets a live node rejoin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ...config import MembershipConfig
 from ..events import Address
 from .awareness import Awareness
+from .forced import ForceLeft
 from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry
 from .messages import (
     INCARNATION_MAX,
@@ -102,6 +111,8 @@ class MemberTable:
         self._names = NameGuard(outbox)
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
+        # Members forced out by an administrator (rule 9).
+        self.forced = ForceLeft(config, node_id, outbox, self._verified_alive)
 
     @property
     def signature_checks(self) -> int:
@@ -181,6 +192,8 @@ class MemberTable:
             ):
                 self.refute(alive.incarnation, now)  # a statement from our former life
             return
+        if self.forced.refuses(alive, sender, now):  # rule 9
+            return
         entry = self.members.get(alive.node_id)
         if entry is None:
             self._offer(alive, sender, now)
@@ -192,6 +205,8 @@ class MemberTable:
         entry.alive = alive
         entry.incarnation = alive.incarnation
         entry.left = None
+        # A new incarnation may be a restart, which forgot the roots we advertised to it.
+        entry.roots_sent = None
         if entry.state != ALIVE:
             self._outbox.statistics["revivals"] += 1
         entry.set_state(ALIVE, now)
@@ -331,6 +346,29 @@ class MemberTable:
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
         self._outbox.changed(entry)
+
+    def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
+        """Take the force-leave bounds (rule 9); return the members it removed now."""
+        self.forced.set(bounds)
+        removed = []
+        for node_id, bound in sorted(bounds.items()):
+            if node_id == self._node_id:
+                if not self.leaving and self.local.incarnation <= bound:
+                    self._outbox.statistics["forced_out_refuted"] += 1
+                    self.refute(bound, now)  # we are running: back above the bound
+                continue
+            waiting = self.pending.get(node_id)
+            if waiting is not None and waiting.alive.incarnation <= bound:
+                self.pending.pop(node_id)
+            entry = self.members.get(node_id)
+            if entry is None or entry.incarnation > bound:
+                continue
+            if entry.state != LEFT:
+                self.gone(entry, LEFT, now)
+            self._outbox.timers.cancel(("reap", node_id))
+            self.reap(node_id, now)
+            removed.append(node_id)
+        return removed
 
     def reap(self, node_id: bytes, now: float) -> None:
         entry = self.members.get(node_id)

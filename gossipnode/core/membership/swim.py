@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -49,6 +49,7 @@ from .messages import (
     PushPull,
     check_address,
     check_name,
+    check_roots,
     check_tags,
     check_updates,
     left_signed_bytes,
@@ -56,6 +57,7 @@ from .messages import (
 )
 from .outbox import Outbox
 from .probing import PROBE, Prober
+from .roots import AdvertisedRoots, RootAdverts, stale_after_s
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
@@ -90,7 +92,10 @@ class Membership:
         sign: Callable[[bytes], bytes],
         verify: Callable[[bytes, bytes, bytes], bool],
         admitted: Callable[[bytes], bool] = _all_admitted,
+        root_datasets: Iterable[str] = (),
     ) -> None:
+        """`root_datasets`: the dataset names whose roots members may advertise (roots.py);
+        others are dropped on receipt."""
         if len(node_id) != NODE_ID_BYTES:
             raise LocalProtocolError(f"a node id is {NODE_ID_BYTES} bytes")
         if incarnation < 0:
@@ -123,13 +128,15 @@ class Membership:
             on_new_member=lambda member: self._prober.probe_soon(member),
             on_pending=lambda member, at: self._prober.confirm(member, at),
         )
+        self._adverts = RootAdverts(self._outbox, root_datasets)
         # Random phases, so that members started together do not probe in lockstep.
         parts = {"rng": rng, "table": self._table, "outbox": self._outbox, "now": now}
         self._dissemination = Disseminator(config, **parts)
         self._prober = Prober(
-            config, awareness=self._awareness, piggyback=self._dissemination.piggyback, **parts
+            config, awareness=self._awareness, piggyback=self._dissemination.piggyback,
+            roots=self._roots_for, **parts,
         )
-        self._sync = Sync(config, **parts)
+        self._sync = Sync(config, roots=self._roots_for, **parts)
         # Set by leave(): we announced our leave and only finish spreading it.
         self.left = False
 
@@ -184,6 +191,22 @@ class Membership:
     def next_deadline(self) -> float | None:
         return self._timers.next()
 
+    def local_roots(self) -> dict[str, tuple[bytes, float]]:
+        """This node's advertised roots: dataset -> (root prefix, changed at)."""
+        return self._adverts.local
+
+    def advertised_roots(self) -> dict[bytes, AdvertisedRoots]:
+        """Each other member's roots as it last advertised them (members that never did
+        are absent); see roots.py."""
+        return {
+            node_id: AdvertisedRoots(dict(entry.roots), entry.roots_heard_at)
+            for node_id, entry in self._table.members.items()
+            if entry.roots_heard_at is not None and node_id != self._node_id
+        }
+
+    def roots_stale_after_s(self) -> float:
+        return stale_after_s(self._config, len(self._table.members))
+
     def events(self) -> list[Event]:
         """Drain the Sends and MemberChanged facts produced since the last call."""
         events, self._outbox.events = self._outbox.events, []
@@ -233,6 +256,19 @@ class Membership:
         self._table.reap(node_id, now)
         return True
 
+    def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
+        """Members forced out by an administrator: node id -> the incarnation at or below
+        which each is gone (state.py rule 9). Returns the members removed now."""
+        return self._table.set_force_left(bounds, now)
+
+    def set_roots(self, roots: dict[str, bytes], now: float) -> None:
+        """This node's digest roots now (dataset -> root); advertised as roots.py says."""
+        self._adverts.set_local(roots, now)
+
+    def _roots_for(self, node_id: bytes, now: float):
+        entry = None if node_id == self._node_id else self._table.members.get(node_id)
+        return self._adverts.advert_for(entry, now)
+
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         """Advertise new tags: a new signed alive statement at a higher incarnation."""
         if self.left:
@@ -260,16 +296,20 @@ class Membership:
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
             self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
+        roots = getattr(message, "roots", ())
+        entry = self._table.members.get(sender)
+        if roots and entry is not None and sender != self._node_id:
+            self._adverts.receive(entry, roots, now)
         if isinstance(message, Ping):
             self._prober.on_ping(sender, message, now)
         elif isinstance(message, Ack):
-            self._prober.on_ack(sender, message)
+            self._prober.on_ack(sender, message, now)
         elif isinstance(message, PingRequest):
             self._prober.on_ping_request(sender, message, now)
         elif isinstance(message, Nack):
             self._prober.on_nack(sender, message)
         elif isinstance(message, PushPull):
-            self._sync.on_push_pull(sender, message)
+            self._sync.on_push_pull(sender, message, now)
 
     def _check(self, message: object) -> None:
         """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
@@ -282,6 +322,8 @@ class Membership:
                 raise RemoteProtocolError("reply_wanted must be a boolean")
         elif not isinstance(message, Nack):
             raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
+        if isinstance(message, Ping | Ack | PushPull):
+            check_roots(message.roots)
         sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
         if sequenced and type(message.sequence) is not int:
             raise RemoteProtocolError("a sequence number must be an integer")

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ...config import MembershipConfig
 from ..events import Address
 from .members import ALIVE, DEAD, LEFT, SUSPECT
-from .messages import PushPull
+from .messages import PushPull, Roots
 from .outbox import Outbox
 from .state import MemberTable
 
@@ -58,12 +58,15 @@ class Sync:
         rng: random.Random,
         table: MemberTable,
         outbox: Outbox,
+        roots: Callable[[bytes, float], Roots],
         now: float,
     ) -> None:
         self._config = config
         self._rng = rng
         self._table = table
         self._outbox = outbox
+        # Our digest roots for a push-pull to a member, when it is owed them (roots.py).
+        self._roots = roots
         self._seeds: tuple[Address, ...] = ()
         timers = outbox.timers
         timers.set(PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
@@ -82,13 +85,14 @@ class Sync:
         self._outbox.timers.cancel(PUSH_PULL)
         self._outbox.timers.cancel(RECONNECT)
 
-    def on_push_pull(self, sender: bytes, message: PushPull) -> None:
+    def on_push_pull(self, sender: bytes, message: PushPull, now: float) -> None:
         if not message.reply_wanted:
             return
         entry = self._table.members.get(sender)
         if entry is not None:
             if entry.state != LEFT:
-                self._outbox.send(entry.address, PushPull(False, self._table.full_state()), sender)
+                reply = PushPull(False, self._table.full_state(), self._roots(sender, now))
+                self._outbox.send(entry.address, reply, sender)
             return
         # Not a member (refused for its name, not admitted, or over the limit): it still
         # gets our state, so that it sees why (its own refusal of the name's holder).
@@ -109,9 +113,8 @@ class Sync:
         ]
         if others:
             partner = self._rng.choice(others)
-            self._outbox.send(
-                partner.address, PushPull(True, self._table.full_state()), partner.node_id
-            )
+            state = PushPull(True, self._table.full_state(), self._roots(partner.node_id, now))
+            self._outbox.send(partner.address, state, partner.node_id)
             unseen = self._unseen_seeds()
             if unseen:
                 self._outbox.statistics["seed_push_pulls"] += 1

@@ -211,8 +211,8 @@ MESSAGE_CLASSES = [name for name in messages.__all__ if isinstance(getattr(messa
 
 def test_every_message_class_is_checked():
     assert set(MESSAGE_CLASSES) == {
-        "Ack", "Alive", "Dead", "Gossip", "Left", "Nack", "Ping", "PingRequest", "PushPull",
-        "Suspect", "Updates",
+        "Ack", "Alive", "DatasetRoot", "Dead", "Gossip", "Left", "Nack", "Ping", "PingRequest",
+        "PushPull", "Suspect", "Updates",
     }  # fmt: skip
 
 

@@ -118,6 +118,7 @@ class VirtualCluster:
         verify: Callable[[bytes, bytes, bytes], bool] | None = None,
         address: Address | None = None,
         admitted: Callable[[bytes], bool] | None = None,
+        root_datasets: Sequence[str] = (),
     ) -> Membership:
         """Start a core (not yet joined). Without `node_id`, a FakeSigning identity."""
         if node_id is None:
@@ -135,6 +136,7 @@ class VirtualCluster:
             now=self.now,
             sign=sign,
             verify=verify or self.signing.verify,
+            root_datasets=root_datasets,
             **({} if admitted is None else {"admitted": admitted}),
         )
         self.cores[node_id] = core

@@ -1,0 +1,136 @@
+"""The cluster's data at a glance: per dataset, which members hold identical data and since
+when (what `nodetool describecluster` answers with schema versions).
+
+Rules:
+1. Comparable datasets are those whose every holder holds the whole dataset
+   (`ScopeView.holds_whole`): administrative records on every member, `all`-scope datasets
+   on admitted members, private keys on eligible members. WEP mailboxes never: each owner
+   holds its own subset, so their roots differ by design.
+2. This node advertises, through the membership (membership/roots.py), the root of each
+   comparable dataset it holds itself. `refresh(now)` runs after every input that can move
+   a digest or the view; a root that changed dates from that `now`.
+3. `agreement(now)` groups, per dataset, the members that hold it in THIS node's view (so
+   a member not granted private keys is not counted as differing in `private_keys`) by the
+   root each advertised. A group's `since` is when its last member reached that root, on
+   this node's monotonic clock: since then, at least, they agree. A holder that never
+   advertised the dataset is `unknown`; a dead one, or one not heard from within the stale
+   horizon (roots.py rule 6), is `stale`, shown with its last root in no group. Members
+   that left are not listed.
+4. Pure: times are `now` as passed in; the shell turns them into wall-clock moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import REPLICATED_DATASETS, Scope
+from .catalog import dataset as lookup_dataset
+from .context import NodeContext
+from .digests import Digests
+from .membership import ALIVE, LEFT, SUSPECT
+
+__all__ = [
+    "COMPARED_DATASETS",
+    "ClusterView",
+    "DatasetAgreement",
+    "RootGroup",
+    "RootHolder",
+    "StaleRoot",
+]
+
+# Datasets whose roots can be compared at all (rule 1).
+COMPARED_DATASETS: tuple[str, ...] = tuple(
+    name for name in REPLICATED_DATASETS if lookup_dataset(name).scope is not Scope.WEP_PLACEMENT
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RootHolder:
+    node_id: bytes
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootGroup:
+    """Members that advertised the same root: they hold identical data."""
+
+    root: str  # hex of the advertised root prefix
+    members: tuple[RootHolder, ...]  # by name
+    since: float  # when the last of them reached this root (monotonic, this node's clock)
+    includes_self: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StaleRoot:
+    holder: RootHolder
+    root: str
+    heard_at: float  # when its roots last arrived (monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetAgreement:
+    dataset: str
+    groups: tuple[RootGroup, ...]  # the largest first; one group: everyone agrees
+    unknown: tuple[RootHolder, ...]  # holders that never advertised this dataset
+    stale: tuple[StaleRoot, ...]
+
+
+class ClusterView:
+    def __init__(self, ctx: NodeContext, digests: Digests) -> None:
+        self._ctx = ctx
+        self._digests = digests
+
+    def refresh(self, now: float) -> None:
+        """Advertise this node's roots as they are now (rule 2)."""
+        view = self._ctx.view
+        roots = {
+            name: self._digests.full[name].root
+            for name in COMPARED_DATASETS
+            if name in self._digests.full and view.holds_whole(self._ctx.node_id, name)
+        }
+        self._ctx.membership.set_roots(roots, now)
+
+    def agreement(self, now: float) -> tuple[DatasetAgreement, ...]:
+        """Per comparable dataset, the members grouped by root (rule 3)."""
+        ctx = self._ctx
+        membership = ctx.membership
+        view = ctx.view
+        members = {m.node_id: m for m in membership.members()}
+        advertised = membership.advertised_roots()
+        horizon = now - membership.roots_stale_after_s()
+        local = membership.local_roots()
+        result = []
+        for dataset in COMPARED_DATASETS:
+            by_root: dict[bytes, list[tuple[RootHolder, float]]] = {}
+            unknown, stale = [], []
+            for node_id, member in sorted(members.items(), key=lambda item: item[1].name):
+                if member.state == LEFT or not view.holds_whole(node_id, dataset):
+                    continue
+                holder = RootHolder(node_id, member.name)
+                if node_id == ctx.node_id:
+                    entry, heard_at = local.get(dataset), now
+                else:
+                    roots = advertised.get(node_id)
+                    entry = None if roots is None else roots.roots.get(dataset)
+                    heard_at = None if roots is None else roots.heard_at
+                live = member.state in (ALIVE, SUSPECT) or node_id == ctx.node_id
+                if entry is None or heard_at is None:
+                    if live:  # a dead member that never told us is simply gone
+                        unknown.append(holder)
+                elif heard_at < horizon or not live:
+                    stale.append(StaleRoot(holder, entry[0].hex(), heard_at))
+                else:
+                    by_root.setdefault(entry[0], []).append((holder, entry[1]))
+            groups = [
+                RootGroup(
+                    root.hex(),
+                    tuple(holder for holder, _ in holders),
+                    max(since for _, since in holders),
+                    any(holder.node_id == ctx.node_id for holder, _ in holders),
+                )
+                for root, holders in by_root.items()
+            ]
+            groups.sort(key=lambda g: (-len(g.members), not g.includes_self, g.root))
+            result.append(DatasetAgreement(dataset, tuple(groups), tuple(unknown),
+                                           tuple(stale)))
+        return tuple(result)

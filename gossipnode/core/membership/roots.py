@@ -1,0 +1,113 @@
+"""Digest roots, piggybacked first-hand: what each member says its data looks like, so that
+any member can tell which members hold identical data (core/cluster_view.py groups them).
+
+Rules:
+1. A member advertises only its own roots (`set_local`: per dataset, the root's first
+   ROOT_BYTES bytes and when it last changed), and only to a member in its table, on the
+   Ping, Ack and PushPull it sends anyway, when that member has not had the current roots
+   (they changed since) or had them ROOTS_REFRESH_S ago or more (a message lost on the way
+   is made good). A quiet cluster pays one advertisement per pair and refresh interval.
+2. A root travels with its age (milliseconds on the sender's monotonic clock), never a
+   time: the receiver places the change on its own clock (`now - age`), so no two clocks
+   are compared.
+3. Roots are taken only from the sender the channel proved, about itself, and only from a
+   member in the table (not pending, not ourselves): nobody can speak for another member,
+   so nothing needs a signature. They are forgotten with the member (reaped).
+4. An advertisement's shape is checked before anything is applied (messages.check_roots,
+   a RemoteProtocolError); an entry naming a dataset this node does not know is dropped and
+   counted (`roots_unknown`), the rest kept.
+5. An advertisement names every dataset its sender holds. Per dataset, the root that
+   changed later wins: an advertisement overtaken on another connection by a newer one does
+   not turn the view back.
+6. Every member hears every other member's roots within one probe cycle (each pings each,
+   and each answers) plus the refresh: `stale_after_s` is twice that, for one lost message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ...config import MembershipConfig
+from .members import Entry
+from .messages import ROOT_BYTES, DatasetRoot, Roots
+from .outbox import Outbox
+
+__all__ = ["ROOTS_REFRESH_S", "AdvertisedRoots", "RootAdverts", "stale_after_s"]
+
+# A member re-sends unchanged roots to a member this often (rule 1): a lost message is made
+# good within this, at ~100 bytes per pair and interval.
+ROOTS_REFRESH_S = 30.0
+
+
+def stale_after_s(config: MembershipConfig, members: int) -> float:
+    """How long after a member's roots last arrived they are stale (rule 6): twice the
+    refresh interval plus one probe cycle (`members` probes, at the slowest awareness)."""
+    cycle_s = max(1, members) * config.probe_interval_s * (1 + config.awareness_max)
+    return 2 * (ROOTS_REFRESH_S + cycle_s)
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertisedRoots:
+    """What one member last advertised: dataset -> (root, since when on our clock), and
+    when the last advertisement arrived."""
+
+    roots: dict[str, tuple[bytes, float]]
+    heard_at: float
+
+
+class RootAdverts:
+    def __init__(self, outbox: Outbox, datasets: Iterable[str]) -> None:
+        self._outbox = outbox
+        self._known = frozenset(datasets)
+        # dataset -> (root, changed at), this node's own; and its version, bumped per change.
+        self._local: dict[str, tuple[bytes, float]] = {}
+        self._version = 0
+
+    @property
+    def local(self) -> dict[str, tuple[bytes, float]]:
+        return dict(self._local)
+
+    def set_local(self, roots: dict[str, bytes], now: float) -> None:
+        """This node's roots now (dataset -> full root); those that changed date from now."""
+        current = {name: root[:ROOT_BYTES] for name, root in roots.items()}
+        if current == {name: root for name, (root, _) in self._local.items()}:
+            return
+        self._local = {
+            name: (root, self._local[name][1] if self._local.get(name, (None,))[0] == root
+                   else now)
+            for name, root in sorted(current.items())
+        }
+        self._version += 1
+
+    def advert_for(self, entry: Entry | None, now: float) -> Roots:
+        """Our roots for a message to `entry`, if it is owed them (rule 1), else ()."""
+        if entry is None or not self._version:
+            return ()
+        sent = entry.roots_sent
+        if sent is not None and sent[0] == self._version and now - sent[1] < ROOTS_REFRESH_S:
+            return ()
+        entry.roots_sent = (self._version, now)
+        self._outbox.statistics["roots_sent"] += 1
+        return tuple(
+            DatasetRoot(name, root, int(max(0.0, now - since) * 1000))
+            for name, (root, since) in self._local.items()
+        )
+
+    def receive(self, entry: Entry, roots: Roots, now: float) -> None:
+        """Take `entry`'s own advertisement (checked for shape already; rules 3 to 5)."""
+        entry.roots_heard_at = now
+        # An advertisement names every dataset the sender holds: one it no longer names
+        # (it lost its private-keys eligibility, say) is no longer its.
+        named = {advertised.dataset for advertised in roots}
+        for name in [name for name in entry.roots if name not in named]:
+            del entry.roots[name]
+        for advertised in roots:
+            if advertised.dataset not in self._known:
+                self._outbox.statistics["roots_unknown"] += 1
+                continue
+            since = now - advertised.age_ms / 1000
+            held = entry.roots.get(advertised.dataset)
+            if held is None or (held[0] != advertised.root and since >= held[1]):
+                entry.roots[advertised.dataset] = (advertised.root, since)
+        self._outbox.statistics["roots_received"] += 1
