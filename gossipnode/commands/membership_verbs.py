@@ -5,7 +5,11 @@
 - `leave` makes the agent leave the cluster gracefully and exit, and waits (bounded) until
   it has: the same as SIGTERM, for operators who have the socket but not the process.
 - `force-leave NAME` forgets a dead member now (marked left and reaped), so `health` stops
-  paging about a machine that is gone for good. A live or suspect member is refused.
+  paging about a machine that is gone for good. A live or suspect member is refused. Under
+  administrators the force-leave is signed here with the administrator key (a
+  `force_left/<id>` record bound to the member's incarnation) and replicates: every member
+  forgets it and keeps it out until it comes back itself (a restart). In an open cluster it
+  acts on this node only, and says so.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import argparse
 import time
 
 from ..cli import EXIT_FAILED, EXIT_OK, verb
-from ..client import AgentUnreachable, ControlClient
+from ..client import AgentUnreachable, ClientError, ControlClient
+from ..core.authority import force_left_key
+from ..identity import parse_node_id
 from .connection import add_client_arguments, request, socket_path
 from .formatting import print_json
+from .trust_verbs import add_admin_key_argument, load_admin_key, signed_fields
 
 # `leave` waits this long for the agent to finish leaving (about a second of announcing,
 # then closing peers and the store), polling this often.
@@ -82,6 +89,7 @@ def _leave(args: argparse.Namespace) -> int:
 
 def _force_leave_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser, json_help="print the member removed as a JSON object")
+    add_admin_key_argument(parser)
     parser.add_argument("node", metavar="NAME", help="a dead member's name or node id")
 
 
@@ -89,14 +97,50 @@ def _force_leave_arguments(parser: argparse.ArgumentParser) -> None:
     "force-leave",
     "forget a dead member now: marked left and reaped (as `serf force-leave`)\n\n"
     "For a machine that is gone for good, so `health` stops reporting it dead. A live or\n"
-    "suspect member is refused (exit 1). Other members forget it when they reap it too.\n"
-    "example: gossipnode force-leave pgp-c --config /var/lib/gossipnode/node.toml",
+    "suspect member is refused (exit 1). Under administrators it is signed with the\n"
+    "administrator key and replicates: every member forgets the member, and gossip cannot\n"
+    "bring it back until it rejoins itself (a restart; a member that was in fact running\n"
+    "refutes and comes back at once). In an open cluster (no administrator key pinned) it\n"
+    "acts on this node only; the others forget the member when they reap it.\n"
+    "example: gossipnode force-leave pgp-c --admin-key admin.key --config node.toml",
     _force_leave_arguments,
 )
 def _force_leave(args: argparse.Namespace) -> int:
-    result = request(args, "force_leave", node=args.node)
+    if request(args, "trust_show")["enforced"]:
+        key = load_admin_key(args.admin_key)
+        member = _find_member(args, args.node)
+        node_id = parse_node_id(member["id"])
+        fields = signed_fields(args, key, force_left_key(node_id),
+                               {"incarnation": member["incarnation"]})
+        result = request(args, "force_leave", node=member["id"], **fields)
+    else:
+        result = request(args, "force_leave", node=args.node)
     if args.json:
         print_json(result)
+    elif result["replicated"]:
+        print(f"removed {result['removed']} ({result['id']}) from the cluster: a force-leave "
+              f"signed at incarnation {result['incarnation']} replicates to every member; it "
+              "stays out until it rejoins itself")
     else:
-        print(f"removed {result['removed']} ({result['id']})")
+        print(f"removed {result['removed']} ({result['id']}) on this node only: the cluster "
+              "pins no administrator key, so a force-leave cannot be signed and replicated "
+              "(other members forget it when they reap it; run force-leave on each to forget "
+              "it now)")
     return EXIT_OK
+
+
+def _find_member(args: argparse.Namespace, name_or_id: str) -> dict:
+    """The member the agent lists under that name, else that node id (as the agent finds
+    it); exit 1 when there is none."""
+    members = request(args, "members")
+    for member in members:
+        if member["name"] == name_or_id:
+            return member
+    try:
+        node_id = parse_node_id(name_or_id)
+    except ValueError:
+        node_id = None
+    for member in members:
+        if node_id is not None and parse_node_id(member["id"]) == node_id:
+            return member
+    raise ClientError(f"no member named {name_or_id!r}", exit_code=1)

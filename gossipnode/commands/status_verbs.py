@@ -92,8 +92,11 @@ def _withheld_total(withheld: dict[str, int]) -> int:
     "Peers: a two-letter code (member state, sync state; see the legend), the age of the\n"
     "last completed sync, records it moved, lag (records pushed to the peer and not yet\n"
     "acknowledged) and records withheld from it by policy.\n"
+    "Cluster data: per dataset, the members grouped by the digest root each advertises\n"
+    "(equal roots = identical data) and since when, as `nodetool describecluster` does;\n"
+    "members whose root is unknown or stale are listed apart.\n"
     "example: gossipnode status --config /var/lib/gossipnode/node.toml",
-    _json_only("a JSON object: node, datasets (name, records, digest, ...) and peers"),
+    _json_only("a JSON object: node, datasets (name, records, digest, ...), peers, cluster"),
 )
 def _status(args: argparse.Namespace) -> int:
     result = request(args, "status")
@@ -140,6 +143,7 @@ def _status(args: argparse.Namespace) -> int:
     )
     if not result["peers"]:
         print("(no peers)")
+    _print_cluster_data(result.get("cluster") or [])
     _print_cluster_view(result["peers"])
     drops = result.get("connection_drops") or []
     if drops:
@@ -160,6 +164,38 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {format_age(cut['age_s'])} ago  {cut['short_id'] or '?'} "
                   f"{cut['address'] or '?'}: {cut['reason']}")
     return EXIT_OK
+
+
+def _print_cluster_data(cluster: list[dict[str, Any]]) -> None:
+    """Per dataset, the members grouped by the digest root they advertise: equal roots,
+    identical data (what `nodetool describecluster` shows as schema versions)."""
+    if not cluster:
+        return
+    print()
+    agreed = [d for d in cluster if d["agreed"]]
+    if len(agreed) == len(cluster) and len({tuple(d["groups"][0]["members"])
+                                            for d in agreed}) == 1:
+        members = ", ".join(agreed[0]["groups"][0]["members"])
+        since = min(d["groups"][0]["since_s"] for d in agreed)
+        print(f"Cluster data: every dataset identical on {members} "
+              f"(for at least {format_age(since)})")
+        return
+    print("Cluster data (digest roots the members advertise; equal roots, equal data):")
+    rows = []
+    for dataset in cluster:
+        name = dataset["dataset"]
+        for group in dataset["groups"]:
+            rows.append([name, group["root"], ", ".join(group["members"]),
+                         format_age(group["since_s"]) + " ago"])
+            name = ""
+        if dataset["unknown"]:
+            rows.append([name, "(unknown)", ", ".join(dataset["unknown"]), "-"])
+            name = ""
+        for stale in dataset["stale"]:
+            rows.append([name, stale["root"], f"{stale['name']} (stale)",
+                         f"heard {format_age(stale['heard_s'])} ago"])
+            name = ""
+    print_table(["Dataset", "Root", "Members", "Since"], rows)
 
 
 def _print_cluster_view(peers: list[dict[str, Any]]) -> None:

@@ -35,7 +35,7 @@ from ..wire.cbor import encode_value
 from .connection import add_client_arguments, request
 from .formatting import print_json, print_table
 
-__all__ = ["ADMIN_KEY_ENV", "AdminKey", "load_admin_key", "sign_and_put"]
+__all__ = ["ADMIN_KEY_ENV", "AdminKey", "load_admin_key", "sign_and_put", "signed_fields"]
 
 ADMIN_KEY_ENV = "GOSSIPNODE_ADMIN_KEY"
 SEED_BYTES = 32
@@ -83,9 +83,10 @@ def load_admin_key(path: Path | None) -> AdminKey:
     return AdminKey(seed)
 
 
-def sign_and_put(args: argparse.Namespace, key: AdminKey, record_key: str,
-                 value: dict[str, Any]) -> dict[str, Any]:
-    """Sign `value` as the administrative record `record_key` and store it through the agent.
+def signed_fields(args: argparse.Namespace, key: AdminKey, record_key: str,
+                  value: dict[str, Any]) -> dict[str, Any]:
+    """`value` signed as the administrative record `record_key`: the request fields that
+    `put_signed` (and a signed `force_leave`) take.
 
     The version is the administrator's clock, above the stored record's if that is ahead,
     with the administrator key as origin: the signature covers it, so the record cannot be
@@ -100,12 +101,19 @@ def sign_and_put(args: argparse.Namespace, key: AdminKey, record_key: str,
     encoded = encode_value(value)
     version = Version(wall_ms, 0, key.public_key)
     signature = key.sign(signing_payload(POLICY_DATASET, record_key, version, encoded))
-    return request(
-        args, "put_signed", dataset=POLICY_DATASET, key=record_key,
-        value=base64.b64encode(encoded).decode(), wall_ms=wall_ms, counter=0,
-        signer=base64.b64encode(key.public_key).decode(),
-        signature=base64.b64encode(signature).decode(),
-    )
+    return {
+        "dataset": POLICY_DATASET, "key": record_key,
+        "value": base64.b64encode(encoded).decode(), "wall_ms": wall_ms, "counter": 0,
+        "signer": base64.b64encode(key.public_key).decode(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+
+
+def sign_and_put(args: argparse.Namespace, key: AdminKey, record_key: str,
+                 value: dict[str, Any]) -> dict[str, Any]:
+    """Sign `value` as the administrative record `record_key` and store it through the
+    agent (see `signed_fields`)."""
+    return request(args, "put_signed", **signed_fields(args, key, record_key, value))
 
 
 def current_grants(args: argparse.Namespace, node_id: bytes) -> dict[str, bool]:

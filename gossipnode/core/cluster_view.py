@@ -15,7 +15,7 @@ Rules:
    this node's monotonic clock: since then, at least, they agree. A holder that never
    advertised the dataset is `unknown`; a dead one, or one not heard from within the stale
    horizon (roots.py rule 6), is `stale`, shown with its last root in no group. Members
-   that left are not listed.
+   that left are not listed, nor are datasets that no member holds.
 4. Pure: times are `now` as passed in; the shell turns them into wall-clock moments.
 """
 
@@ -131,6 +131,8 @@ class ClusterView:
                 for root, holders in by_root.items()
             ]
             groups.sort(key=lambda g: (-len(g.members), not g.includes_self, g.root))
+            if not (groups or unknown or stale):
+                continue  # nobody holds it (private keys with nobody granted them)
             result.append(DatasetAgreement(dataset, tuple(groups), tuple(unknown),
                                            tuple(stale)))
         return tuple(result)

@@ -5,7 +5,12 @@ summary for the audit log.
   for a member at that address to be alive here (exit 1 if none answered).
 - `leave`: answer, then leave the cluster gracefully and exit (as SIGTERM does).
 - `force_leave` {"node": NAME or ID}: a dead member is marked left and reaped now, so
-  health stops reporting it; a live or suspect one is refused (exit 1).
+  health stops reporting it; a live or suspect one is refused (exit 1). Under
+  administrators the request carries the administrator-signed `force_left/<id>` record
+  (dataset, key, value, wall_ms, counter, signer, signature, as `put_signed`), stored here
+  and replicated, so every member forgets the member and gossip cannot bring it back
+  (core/membership/state.py rule 9); unsigned, it is refused. In an open cluster it acts
+  on this node only ("replicated": false).
 - `keys_import` {"keys": N, "stored": N, "refused": N, "file": NAME}: the summary a
   `gossipnode keys import` sends when done, so the audit log names who imported what.
 """
@@ -18,8 +23,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..config import format_address, parse_address
+from ..core.authority import force_left_bound, force_left_key
+from ..core.errors import LocalProtocolError
+from ..core.membership import DEAD
+from ..core.placement import POLICY_DATASET
 from ..identity import parse_node_id, short_id
 from .control_errors import ControlError
+from .trust import signed_record
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -90,10 +100,42 @@ async def _force_leave(agent: Agent, request: dict[str, Any]) -> Any:
     member = _member(agent, name)
     if member.node_id == agent.core.node_id:
         raise ControlError("this is the local node: use `gossipnode leave`")
-    if not agent.input(lambda now: agent.core.force_leave(member.node_id, now)):
+    if member.state != DEAD:
         raise ControlError(f"member {member.name} is {member.state}, not dead: only a dead "
                            "member can be forced out", exit_code=1)
-    return {"removed": member.name, "id": short_id(member.node_id)}
+    shown = {"removed": member.name, "id": short_id(member.node_id)}
+    if "signature" in request:
+        return {**shown, **_force_leave_signed(agent, member, request), "replicated": True}
+    if agent.core.policy.enforced:
+        raise ControlError("under administrators a force-leave is signed and replicated: "
+                           "give --admin-key FILE or set GOSSIPNODE_ADMIN_KEY")
+    if not agent.input(lambda now: agent.core.force_leave(member.node_id, now)):
+        raise ControlError(f"member {member.name} is no longer dead", exit_code=1)
+    return {**shown, "replicated": False}
+
+
+def _force_leave_signed(agent: Agent, member: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The administrator's signed `force_left/<id>` record for `member`: stored here (which
+    forgets the member at once) and replicated like every administrative record."""
+    record = signed_record(request)
+    if record.dataset != POLICY_DATASET or record.key != force_left_key(member.node_id):
+        raise ControlError(f"the signed record must be {POLICY_DATASET}/"
+                           f"{force_left_key(member.node_id)}")
+    try:
+        bound = None if record.value is None else force_left_bound(
+            agent.core.decode_value(record.value))
+    except ValueError:
+        bound = None
+    if bound is None:
+        raise ControlError('the signed value must be {"incarnation": N}')
+    if bound < member.incarnation:
+        raise ControlError(f"member {member.name} is at incarnation {member.incarnation}, "
+                           f"above the signed {bound}: it came back; sign again", exit_code=1)
+    try:
+        agent.input(lambda now: agent.core.write_signed(record, now))
+    except LocalProtocolError as error:
+        raise ControlError(str(error)) from None
+    return {"incarnation": bound}
 
 
 async def _keys_import(agent: Agent, request: dict[str, Any]) -> Any:

@@ -117,6 +117,9 @@ def status(agent: Agent) -> dict[str, Any]:
             }
             for peer in snapshot.peers
         ],
+        # Per dataset, the members grouped by the digest root they advertise (which hold
+        # identical data, since when), as `nodetool describecluster` shows schema versions.
+        "cluster": _cluster(snapshot.agreement, now, wall_now),
         # Why recent connections were dropped (a wrong secret, no common protocol version,
         # a bad frame...): what an operator needs when a peer never shows up.
         "connection_drops": _recent_drops(agent, wall_now),
@@ -135,6 +138,35 @@ def status(agent: Agent) -> dict[str, Any]:
             for cut in list(agent.disconnects.recent)[-RECENT_DROPS_SHOWN:]
         ],
     }
+
+
+def _cluster(agreement: Any, now: float, wall_now: float) -> list[dict[str, Any]]:
+    """The core's agreement snapshot with its monotonic moments as wall-clock Unix seconds
+    (`since`) and ages (`since_s`), converted here: the core reads no clock."""
+
+    def moment(at: float) -> dict[str, float]:
+        age_s = max(0.0, now - at)
+        return {"since": round(wall_now - age_s, 3), "since_s": round(age_s, 1)}
+
+    return [
+        {
+            "dataset": dataset.dataset,
+            "agreed": len(dataset.groups) == 1 and not dataset.unknown and not dataset.stale,
+            "groups": [
+                {"root": group.root, "members": [h.name for h in group.members],
+                 "ids": [short_id(h.node_id) for h in group.members],
+                 "self": group.includes_self, **moment(group.since)}
+                for group in dataset.groups
+            ],
+            "unknown": [h.name for h in dataset.unknown],
+            "stale": [
+                {"name": stale.holder.name, "root": stale.root,
+                 "heard_s": round(max(0.0, now - stale.heard_at), 1)}
+                for stale in dataset.stale
+            ],
+        }
+        for dataset in agreement
+    ]
 
 
 def _recent_drops(agent: Agent, now: float) -> list[dict[str, Any]]:

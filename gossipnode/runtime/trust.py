@@ -20,7 +20,7 @@ from ..identity import format_node_id
 if TYPE_CHECKING:
     from .agent import Agent
 
-__all__ = ["grants_of", "trust_verbs"]
+__all__ = ["grants_of", "signed_record", "trust_verbs"]
 
 SIGNATURE_BYTES = 64
 
@@ -48,9 +48,11 @@ def _bytes(request: dict[str, Any], name: str, size: int | None = None) -> bytes
     return data
 
 
-async def _put_signed(agent: Agent, request: dict[str, Any]) -> Any:
-    """Store an administrative record signed by the CLI (see the module docstring)."""
-    from .control_api import ControlError, _record_json
+def signed_record(request: dict[str, Any]) -> Record:
+    """The administrative record a request carries (dataset, key, value, wall_ms, counter,
+    signer, signature), checked for shape; the signature is the core's to check. Raises
+    ControlError."""
+    from .control_api import ControlError
 
     dataset, key = request.get("dataset"), request.get("key")
     if dataset not in ADMIN_DATASETS:
@@ -65,7 +67,14 @@ async def _put_signed(agent: Agent, request: dict[str, Any]) -> Any:
         raise ControlError("arguments 'wall_ms' and 'counter' must be a version stamp")
     origin = _bytes(request, "signer", NODE_ID_BYTES)
     signature = _bytes(request, "signature", SIGNATURE_BYTES)
-    record = Record(dataset, key, value, Version(wall_ms, counter, origin), signature)
+    return Record(dataset, key, value, Version(wall_ms, counter, origin), signature)
+
+
+async def _put_signed(agent: Agent, request: dict[str, Any]) -> Any:
+    """Store an administrative record signed by the CLI (see the module docstring)."""
+    from .control_api import ControlError, _record_json
+
+    record = signed_record(request)
     try:
         stored = agent.input(lambda now: agent.core.write_signed(record, now))
     except LocalProtocolError as error:

@@ -145,8 +145,8 @@ def test_rotation_health_signals_membership_verbs_audit_and_metrics(tmp_path, ne
         user = f"root (uid 0, pid {os.getpid()})" if os.getuid() == 0 else "(uid "
         assert len(audit) == 2 and all(user in line for line in audit), audit
         assert audit[0].endswith("refused: this is the local node: use `gossipnode leave`")
-        assert json.loads(audit[1].split(": ok ", 1)[1]) == {"id": forced.json()["id"],
-                                                              "removed": "b"}
+        assert json.loads(audit[1].split(": ok ", 1)[1]) == {
+            "id": forced.json()["id"], "removed": "b", "replicated": False}  # open: local
 
         # SIGTERM: a leaves gracefully and exits 0.
         a.terminate()
