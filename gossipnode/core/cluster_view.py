@@ -79,10 +79,17 @@ class ClusterView:
     def __init__(self, ctx: NodeContext, digests: Digests) -> None:
         self._ctx = ctx
         self._digests = digests
+        # (digest changes, view) of the last refresh: unchanged, no root can have moved.
+        self._basis: tuple[int, object] | None = None
 
     def refresh(self, now: float) -> None:
-        """Advertise this node's roots as they are now (rule 2)."""
+        """Advertise this node's roots as they are now (rule 2). Cheap when neither the
+        digests nor the view changed since the last call (most inputs: probes, acks)."""
         view = self._ctx.view
+        basis = (self._digests.changes, view)
+        if self._basis is not None and basis[0] == self._basis[0] and view is self._basis[1]:
+            return
+        self._basis = basis
         roots = {
             name: self._digests.full[name].root
             for name in COMPARED_DATASETS

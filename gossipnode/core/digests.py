@@ -38,6 +38,9 @@ class Digests:
         self.full: dict[str, Digest] = {}
         self.pairs: dict[bytes, Digest] = {}
         self._pair_basis: tuple[object, ...] | None = None
+        # Bumped by every change to the full digests, so that a reader can tell cheaply
+        # whether a root may have moved (core/cluster_view.py).
+        self.changes = 0
 
     # --- digests -------------------------------------------------------------------------------
 
@@ -55,6 +58,7 @@ class Digests:
                 yield record
 
         self.full = {}
+        self.changes += 1
         for name in REPLICATED_DATASETS:
             report = None if progress is None else (
                 lambda done, name=name: progress(name, done)
@@ -90,6 +94,7 @@ class Digests:
 
     def on_applied(self, changes: Sequence[tuple[Record | None, Record]],
                    view: ScopeView) -> None:
+        self.changes += 1
         for previous, record in changes:
             digest = self.full.get(record.dataset)
             if digest is None:
@@ -103,6 +108,7 @@ class Digests:
                     pair.insert(record)
 
     def on_removed(self, records: Iterable[Record]) -> None:
+        self.changes += 1
         for record in records:
             digest = self.full.get(record.dataset)
             if digest is None:
