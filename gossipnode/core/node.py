@@ -147,7 +147,9 @@ class NodeCore(NodeQueries):
         self._drain_membership(now)
 
     def force_leave(self, node_id: bytes, now: float) -> bool:
-        """Forget a dead member now (see Membership.force_leave); False unless dead."""
+        """Forget a dead member now, on this node only (see Membership.force_leave): the
+        open cluster's force-leave. Under administrators the CLI's signed `force_left`
+        record goes through `write_signed` and reaches every member. False unless dead."""
         done = self.membership.force_leave(node_id, now)
         self._drain_membership(now)
         return done

@@ -10,6 +10,9 @@ to the part whose concern it is, each headed by its own rules:
   bounded per requester), suspicion from failed probes, confirmation pings.
 - dissemination.py: piggybacked statements and gossip rounds, the recently dead included.
 - sync.py: join, periodic push-pull, reconnecting to the dead.
+- roots.py: this member's digest roots, piggybacked first-hand on pings, acks and
+  push-pulls, and the roots the others advertised (core/cluster_view.py groups them).
+- forced.py: force-leave bounds from administrator-signed records (`set_force_left`).
 - outbox.py: the events, counters, broadcast queue and timers all the parts share.
 
 Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes None once
@@ -47,6 +50,7 @@ from .messages import (
     Ping,
     PingRequest,
     PushPull,
+    Roots,
     check_address,
     check_name,
     check_roots,
@@ -247,7 +251,9 @@ class Membership:
     def force_leave(self, node_id: bytes, now: float) -> bool:
         """The operator says a dead member is gone for good: mark it left and reap it now,
         in this member's view (a left statement must be signed by the member itself, so
-        nothing is broadcast). Returns False, changing nothing, unless it is dead."""
+        nothing is broadcast: the open cluster's force-leave; under administrators a signed
+        record reaches every member, see `set_force_left`). Returns False, changing
+        nothing, unless it is dead."""
         entry = self._table.members.get(node_id)
         if entry is None or entry.state != DEAD:
             return False
@@ -265,7 +271,7 @@ class Membership:
         """This node's digest roots now (dataset -> root); advertised as roots.py says."""
         self._adverts.set_local(roots, now)
 
-    def _roots_for(self, node_id: bytes, now: float):
+    def _roots_for(self, node_id: bytes, now: float) -> Roots:
         entry = None if node_id == self._node_id else self._table.members.get(node_id)
         return self._adverts.advert_for(entry, now)
 
