@@ -61,6 +61,15 @@ def render_metrics(agent: Agent) -> str:
     lines += _family("gossipnode_gossip_bytes_received_total", "counter",
                      "Encoded bytes of peer messages received, by type.",
                      [({"type": t}, n) for t, n in sorted(transport.bytes_received.items())])
+    lines += _family("gossipnode_gossip_frames_sent_total", "counter",
+                     "Frames of peer messages sent, by type (each adds a length and a tag).",
+                     [({"type": t}, n) for t, n in sorted(transport.frames_sent.items())])
+    lines += _family("gossipnode_gossip_frames_received_total", "counter",
+                     "Frames of peer messages received, by type.",
+                     [({"type": t}, n) for t, n in sorted(transport.frames_received.items())])
+    lines += _family("gossipnode_handshake_bytes_total", "counter",
+                     "Bytes of peer handshakes, both directions.",
+                     [({}, transport.handshake_bytes)])
     lines += _family("gossipnode_messages_rejected_total", "counter",
                      "Records or messages refused from peers.",
                      [({"reason": "refused"}, stats.get("records_refused", 0)),

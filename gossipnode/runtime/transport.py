@@ -28,7 +28,8 @@ import trio
 from ..config import WireConfig
 from ..core.errors import RemoteProtocolError
 from ..core.membership import Ack, Gossip, Nack, Ping, PingRequest
-from ..wire.channel import SecureChannel
+from ..wire.channel import TAG_BYTES, SecureChannel
+from ..wire.framing import LENGTH_PREFIX_BYTES
 from ..wire.handshake import (
     NO_COMMON_VERSION,
     PROTOCOL_VERSIONS,
@@ -43,6 +44,7 @@ from ..wire.peer_messages import PEER_MESSAGES
 from .drops import DropLog, log_drop
 
 __all__ = [
+    "FRAME_OVERHEAD_BYTES",
     "ConnectionClosed",
     "HandshakeFailed",
     "PeerConnection",
@@ -50,6 +52,7 @@ __all__ = [
     "connect",
     "establish",
     "log_drop",
+    "message_label",
 ]
 
 logger = logging.getLogger("gossipnode.wire")
@@ -84,6 +87,8 @@ SMALL_MESSAGE_TYPE_IDS = frozenset(
     PEER_MESSAGES.type_id(cls) for cls in (Ping, Ack, PingRequest, Nack, Gossip)
 )
 SMALL_MESSAGE_BYTES_MAX = 64 * 1024
+# What a frame adds to its payload on the wire: the length prefix and the channel's tag.
+FRAME_OVERHEAD_BYTES = LENGTH_PREFIX_BYTES + TAG_BYTES
 
 
 class ConnectionClosed(Exception):
@@ -133,9 +138,14 @@ class TransportStatus:
     buffered_bytes: int = 0
     over_buffer_budget: int = 0
     over_message_size: int = 0
-    # Encoded payload bytes of authenticated messages, by message type, for `metrics`.
+    # Encoded payload bytes of authenticated messages, and their frames (each costs
+    # `FRAME_OVERHEAD_BYTES` more on the wire), by `message_label`, for `metrics`.
     bytes_sent: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_received: collections.Counter[str] = field(default_factory=collections.Counter)
+    frames_sent: collections.Counter[str] = field(default_factory=collections.Counter)
+    frames_received: collections.Counter[str] = field(default_factory=collections.Counter)
+    # TCP payload of handshakes (frames included), both directions, completed or not.
+    handshake_bytes: int = 0
 
     def record_drop(self, peer: str, reason: str) -> None:
         now = time.time()
@@ -152,6 +162,16 @@ def drop_kind(reason: str) -> str:
         if marker in reason:
             return kind
     return "other"
+
+
+def message_label(message: object) -> str:
+    """The label a message's bytes are counted under: its type, and for a reconciliation
+    turn whether it carries records, so that `metrics` tells record bytes from the ranges'
+    (a turn sends its ranges first, then its records)."""
+    name = type(message).__name__
+    if name == "ReconcileTurn" and getattr(message, "records", ()):
+        return "ReconcileTurn.records"
+    return name
 
 
 def describe_address(address: object) -> str:
@@ -231,7 +251,9 @@ class PeerConnection:
                 await self._close(f"send failed: {error or type(error).__name__}")
                 raise ConnectionClosed(self.close_reason or "closed") from None
             if self._status is not None:
-                self._status.bytes_sent[type(message).__name__] += len(payload)
+                label = message_label(message)
+                self._status.bytes_sent[label] += len(payload)
+                self._status.frames_sent[label] += 1
 
     async def receive(self) -> object:
         """The next message from the peer.
@@ -252,7 +274,9 @@ class PeerConnection:
                     self._check_size(payload)
                     message = self._registry.decode(payload, depth_max=self._depth_max)
                     if self._status is not None:
-                        self._status.bytes_received[type(message).__name__] += len(payload)
+                        label = message_label(message)
+                        self._status.bytes_received[label] += len(payload)
+                        self._status.frames_received[label] += 1
                     return message
             except RemoteProtocolError as error:
                 await self._close(str(error), misbehaved=True)
@@ -341,7 +365,7 @@ async def establish(
     On failure the stream is closed, the reason logged, and HandshakeFailed raised.
     """
     try:
-        result = await _run_handshake(stream, handshake)
+        result = await _run_handshake(stream, handshake, status)
     except HandshakeFailed as error:
         if status is not None:
             status.handshakes_failed += 1
@@ -365,28 +389,39 @@ async def establish(
     )
 
 
-async def _run_handshake(stream: trio.abc.Stream, handshake: Handshake) -> HandshakeResult:
+async def _run_handshake(
+    stream: trio.abc.Stream, handshake: Handshake, status: TransportStatus | None
+) -> HandshakeResult:
+    counted = status if status is not None else TransportStatus()
+
+    async def send(data: bytes) -> None:
+        counted.handshake_bytes += len(data)
+        await stream.send_all(data)
+
     try:
         outgoing = handshake.data_to_send()
         if outgoing:
-            await stream.send_all(outgoing)
+            await send(outgoing)
         while handshake.result is None:
             data = await stream.receive_some(HANDSHAKE_READ_BYTES)
             if not data:
                 raise HandshakeFailed("peer closed the connection during the handshake")
+            counted.handshake_bytes += len(data)
             try:
                 handshake.receive_data(data)
             except HandshakeError as error:
                 refusal = handshake.data_to_send()
                 if refusal:
                     with trio.move_on_after(REFUSAL_FLUSH_S):
-                        await stream.send_all(refusal)
+                        await send(refusal)
                 raise HandshakeFailed(str(error)) from None
             outgoing = handshake.data_to_send()
             if outgoing:
-                await stream.send_all(outgoing)
+                await send(outgoing)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
         raise HandshakeFailed(f"connection lost during the handshake: {error}") from None
+    # Bytes read past the handshake are the channel's first frames, counted as such.
+    counted.handshake_bytes -= handshake.result.channel.buffered_bytes
     return handshake.result
 
 
