@@ -52,6 +52,7 @@ from gossipnode.runtime.control_api import to_json
 from gossipnode.runtime.transport import FRAME_OVERHEAD_BYTES
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import decode_value, encode_value
+from gossipnode.wire.peer_frames import FrameWriter
 from gossipnode.wire.peer_messages import PEER_MESSAGES
 
 # B must hold every key within this after its restart, or the run fails.
@@ -101,39 +102,36 @@ def wait_for(condition: Any, timeout_s: float, what: str) -> None:
         time.sleep(POLL_S)
 
 
-def traffic(cluster: LocalCluster, member: int) -> dict[str, dict[str, int]]:
-    """A member's transport counters: {"bytes": {type: n}, "frames": {type: n}, "handshake"}."""
-    counters: dict[str, dict[str, int]] = {"bytes": {}, "frames": {}, "handshake": {}}
-    families = {
-        "gossipnode_gossip_bytes_sent_total": "bytes",
-        "gossipnode_gossip_bytes_received_total": "bytes",
-        "gossipnode_gossip_frames_sent_total": "frames",
-        "gossipnode_gossip_frames_received_total": "frames",
-    }
+def traffic(cluster: LocalCluster, member: int) -> dict[str, Any]:
+    """A member's transport counters: frame payload bytes by message type (a frame's bytes
+    shared among its messages by their encoded sizes), frames, handshake bytes."""
+    counters: dict[str, Any] = {"bytes": {}, "frames": 0, "handshake": 0}
     for line in str(cluster.request(member, "metrics")).splitlines():
         name, _, rest = line.partition("{")
-        if name in families:
+        value = int(float(line.rsplit(" ", 1)[1])) if line[:1] != "#" else 0
+        if name in ("gossipnode_gossip_bytes_sent_total",
+                    "gossipnode_gossip_bytes_received_total"):
             label = rest.split('type="', 1)[1].split('"', 1)[0]
-            table = counters[families[name]]
-            table[label] = table.get(label, 0) + int(float(line.rsplit(" ", 1)[1]))
-        elif line.startswith("gossipnode_handshake_bytes_total "):
-            counters["handshake"]["all"] = int(float(line.rsplit(" ", 1)[1]))
+            counters["bytes"][label] = counters["bytes"].get(label, 0) + value
+        elif name.split(" ")[0] in ("gossipnode_gossip_frames_sent_total",
+                                    "gossipnode_gossip_frames_received_total"):
+            counters["frames"] += value
+        elif name.startswith("gossipnode_handshake_bytes_total "):
+            counters["handshake"] = value
     return counters
 
 
-def breakdown(counted: dict[str, dict[str, int]], carried: int) -> dict[str, Any]:
+def breakdown(counted: dict[str, Any], carried: int) -> dict[str, Any]:
     """Bytes by part (payloads), framing, and what the proxy saw beyond B's counters."""
-    sizes, frames = counted["bytes"], counted["frames"]
-    parts = {"handshake": counted["handshake"].get("all", 0)}
+    sizes = counted["bytes"]
+    parts = {"handshake": counted["handshake"]}
     for part, types in PARTS.items():
         parts[part] = sum(sizes.get(name, 0) for name in types)
     known = {name for types in PARTS.values() for name in types}
     parts["other_messages"] = sum(n for name, n in sizes.items() if name not in known)
-    parts["framing"] = FRAME_OVERHEAD_BYTES * sum(frames.values())
+    parts["framing"] = FRAME_OVERHEAD_BYTES * counted["frames"]
     parts["unattributed"] = carried - sum(parts.values())
-    by_type = {name: {"bytes": sizes[name], "frames": frames.get(name, 0)}
-               for name in sorted(sizes)}
-    return {"parts": parts, "by_type": by_type}
+    return {"parts": parts, "frames": counted["frames"], "by_type": dict(sorted(sizes.items()))}
 
 
 def catch_up_once(cluster: LocalCluster, fresh: list[Any], expected: int) -> dict[str, Any]:
@@ -157,18 +155,24 @@ def catch_up_once(cluster: LocalCluster, fresh: list[Any], expected: int) -> dic
 
 
 def turn_bytes(records: list[Record], message_bytes_max: int) -> int:
-    """Encoded bytes of `records` in reconciliation turns cut as a turn cuts them."""
-    total, batch, used = 0, [], 0
+    """Frame payload bytes of `records` in reconciliation turns cut as a turn cuts them,
+    sent over one fresh connection (wire/peer_frames.py)."""
+    batches: list[list[Record]] = [[]]
+    used = 0
     for record in records:
         size = record_size(record)
-        if batch and used + size > message_bytes_max:
-            total += len(PEER_MESSAGES.encode(ReconcileTurn(1, 3, True, b"", tuple(batch))))
-            batch, used = [], 0
-        batch.append(record)
+        if batches[-1] and used + size > message_bytes_max:
+            batches.append([])
+            used = 0
+        batches[-1].append(record)
         used += size
-    if batch:
-        total += len(PEER_MESSAGES.encode(ReconcileTurn(1, 3, False, b"", tuple(batch))))
-    return total
+    writer = FrameWriter()
+    return sum(
+        len(payload)
+        for index, batch in enumerate(batches)
+        for payload in writer.frames([(PEER_MESSAGES.encode(ReconcileTurn(
+            1, 3, index < len(batches) - 1, b"", tuple(batch))), False)])
+    )
 
 
 def without_cert(value: bytes) -> bytes:
@@ -277,9 +281,9 @@ def print_table(result: dict[str, Any]) -> None:
     print("bytes of the last run, by part:  bytes   per missing key   share")
     for part, size in result["breakdown_last_run"]["parts"].items():
         print(f"  {part:30} {size:7} {size / missing:12.1f} {100 * size / carried:9.1f} %")
-    print("  by message type:                bytes   frames")
-    for name, row in result["breakdown_last_run"]["by_type"].items():
-        print(f"    {name:28} {row['bytes']:7} {row['frames']:8}")
+    print(f"  by message type ({result['breakdown_last_run']['frames']} frames in all):")
+    for name, size in result["breakdown_last_run"]["by_type"].items():
+        print(f"    {name:28} {size:7}")
     batch = result["record_batch"]
     print(f"one record of the batch: {batch['encoded_bytes_per_record']} bytes encoded "
           f"(value {batch['raw_value_bytes_per_record']} raw, certificate "

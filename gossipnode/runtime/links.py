@@ -15,6 +15,9 @@ Rules:
    (bounded; the oldest is forgotten when full) and a bulk queue, and sends from the
    urgent one whenever it holds anything. At most `LINKS_MAX` links at once; a new one
    closes the least recently used.
+6. The send loop takes everything queued at once and hands it to the connection, which
+   bundles small messages into shared frames (wire/peer_frames.py): the messages one input
+   of the core produced (a round's sessions, a probe and its gossip) cost one frame.
 """
 
 from __future__ import annotations
@@ -79,11 +82,20 @@ class _Link:
         self.wake.set()
         return True
 
-    async def get(self) -> tuple[bytes | None, object]:
+    async def get(self) -> list[tuple[bytes | None, object]]:
+        """What is queued (waiting for the first): every urgent message, then bulk ones up
+        to and including the first that carries records (rule 6), so that a probe queued
+        meanwhile waits for at most one record batch."""
         while not self.urgent and not self.bulk:
             self.wake = trio.Event()
             await self.wake.wait()
-        return self.urgent.popleft() if self.urgent else self.bulk.popleft()
+        taken = list(self.urgent)
+        self.urgent.clear()
+        while self.bulk:
+            taken.append(self.bulk.popleft())
+            if getattr(taken[-1][1], "records", ()):
+                break
+        return taken
 
 
 class Links:
@@ -187,15 +199,18 @@ class Links:
                          nursery: trio.Nursery) -> None:
         try:
             while True:
-                peer, message = await link.get()
-                if peer is not None and peer != connection.peer_id:
-                    self.dropped_messages += 1
-                    logger.warning(
-                        "%s answers as another node than expected; message dropped",
-                        format_address(link.address),
-                    )
-                    continue
-                await connection.send(message)
+                messages = []
+                for peer, message in await link.get():
+                    if peer is not None and peer != connection.peer_id:
+                        self.dropped_messages += 1
+                        logger.warning(
+                            "%s answers as another node than expected; message dropped",
+                            format_address(link.address),
+                        )
+                        continue
+                    messages.append(message)
+                if messages:
+                    await connection.send_many(messages)
         except ConnectionClosed:
             pass
         nursery.cancel_scope.cancel()

@@ -56,17 +56,16 @@ def render_metrics(agent: Agent) -> str:
                      [({"type": t}, n) for t, n in sorted(agent.messages_received.items())])
     transport = agent.transport_status
     lines += _family("gossipnode_gossip_bytes_sent_total", "counter",
-                     "Encoded bytes of peer messages sent, by type.",
+                     "Bytes of peer messages sent, by type (a frame's shared by its messages).",
                      [({"type": t}, n) for t, n in sorted(transport.bytes_sent.items())])
     lines += _family("gossipnode_gossip_bytes_received_total", "counter",
-                     "Encoded bytes of peer messages received, by type.",
+                     "Bytes of peer messages received, by type (a frame's shared by its messages).",
                      [({"type": t}, n) for t, n in sorted(transport.bytes_received.items())])
     lines += _family("gossipnode_gossip_frames_sent_total", "counter",
-                     "Frames of peer messages sent, by type (each adds a length and a tag).",
-                     [({"type": t}, n) for t, n in sorted(transport.frames_sent.items())])
+                     "Frames of peer messages sent (each adds a length and a tag).",
+                     [({}, transport.frames_sent)])
     lines += _family("gossipnode_gossip_frames_received_total", "counter",
-                     "Frames of peer messages received, by type.",
-                     [({"type": t}, n) for t, n in sorted(transport.frames_received.items())])
+                     "Frames of peer messages received.", [({}, transport.frames_received)])
     lines += _family("gossipnode_handshake_bytes_total", "counter",
                      "Bytes of peer handshakes, both directions.",
                      [({}, transport.handshake_bytes)])

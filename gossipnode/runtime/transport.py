@@ -21,12 +21,13 @@ import collections
 import logging
 import time
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import trio
 
 from ..config import WireConfig
-from ..core.errors import RemoteProtocolError
+from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.membership import Ack, Gossip, Nack, Ping, PingRequest
 from ..wire.channel import TAG_BYTES, SecureChannel
 from ..wire.framing import LENGTH_PREFIX_BYTES
@@ -40,6 +41,7 @@ from ..wire.handshake import (
     Signer,
 )
 from ..wire.messages import MessageRegistry
+from ..wire.peer_frames import FrameReader, FrameWriter, carries_secret_keys, frame_bytes_bound
 from ..wire.peer_messages import PEER_MESSAGES
 from .drops import DropLog, log_drop
 
@@ -138,12 +140,13 @@ class TransportStatus:
     buffered_bytes: int = 0
     over_buffer_budget: int = 0
     over_message_size: int = 0
-    # Encoded payload bytes of authenticated messages, and their frames (each costs
-    # `FRAME_OVERHEAD_BYTES` more on the wire), by `message_label`, for `metrics`.
+    # Frame payload bytes of authenticated connections by `message_label`, for `metrics`:
+    # a frame's bytes (bundled, compressed) are shared among its messages in proportion to
+    # their encoded sizes. Each frame costs `FRAME_OVERHEAD_BYTES` more on the wire.
     bytes_sent: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_received: collections.Counter[str] = field(default_factory=collections.Counter)
-    frames_sent: collections.Counter[str] = field(default_factory=collections.Counter)
-    frames_received: collections.Counter[str] = field(default_factory=collections.Counter)
+    frames_sent: int = 0
+    frames_received: int = 0
     # TCP payload of handshakes (frames included), both directions, completed or not.
     handshake_bytes: int = 0
 
@@ -172,6 +175,18 @@ def message_label(message: object) -> str:
     if name == "ReconcileTurn" and getattr(message, "records", ()):
         return "ReconcileTurn.records"
     return name
+
+
+def _attribute(counter: collections.Counter[str], total: int,
+               shares: list[tuple[str, int]]) -> None:
+    """Add `total` bytes to `counter`, split among labels by their shares' sizes."""
+    weight = sum(size for _, size in shares) or 1
+    given = 0
+    for label, size in shares[:-1]:
+        part = total * size // weight
+        counter[label] += part
+        given += part
+    counter[shares[-1][0]] += total - given
 
 
 def describe_address(address: object) -> str:
@@ -226,6 +241,10 @@ class PeerConnection:
         self._status = status
         self._depth_max = depth_max
         self._send_lock = trio.Lock()
+        self._writer = FrameWriter()
+        self._reader = FrameReader(channel.frame_bytes_max)
+        # Messages of a frame already opened, not yet returned by `receive`.
+        self._inbox: collections.deque[object] = collections.deque()
         # Bytes of this connection counted in status.buffered_bytes.
         self._charged = 0
         # trio time of the last message received: the idlest connection is closed first.
@@ -235,25 +254,42 @@ class PeerConnection:
         return f"<PeerConnection {self.peer_id.hex()[:16]} at {self.remote} v{self.version}>"
 
     async def send(self, message: object) -> None:
-        """Encode, seal and write one message.
+        """Encode, seal and write one message (see `send_many`)."""
+        await self.send_many([message])
+
+    async def send_many(self, messages: Sequence[object]) -> None:
+        """Encode `messages`, bundle and compress them into frames (wire/peer_frames.py),
+        seal and write those, in order.
 
         Raises:
-            LocalProtocolError: the message is not registered or does not fit its schema.
+            LocalProtocolError: a message is not registered, does not fit its schema, or is
+                too large for a frame.
             ConnectionClosed: the connection is (or just became) closed.
         """
-        payload = self._registry.encode(message)
+        encoded = []
+        for message in messages:
+            data = self._registry.encode(message)
+            if frame_bytes_bound(len(data)) > self._channel.payload_bytes_max:
+                raise LocalProtocolError(
+                    f"{type(message).__name__} of {len(data)} bytes does not fit a frame of "
+                    f"{self._channel.frame_bytes_max} bytes (wire.frame_bytes_max)")
+            encoded.append((data, carries_secret_keys(message)))
         async with self._send_lock:
             if self.close_reason is not None:
                 raise ConnectionClosed(self.close_reason)
+            # Compressed in the order sealed: the receiver's context follows the frames.
+            payloads = self._writer.frames(encoded)
             try:
-                await self._stream.send_all(self._channel.seal(payload))
+                await self._stream.send_all(
+                    b"".join(self._channel.seal(payload) for payload in payloads))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
                 await self._close(f"send failed: {error or type(error).__name__}")
                 raise ConnectionClosed(self.close_reason or "closed") from None
             if self._status is not None:
-                label = message_label(message)
-                self._status.bytes_sent[label] += len(payload)
-                self._status.frames_sent[label] += 1
+                self._status.frames_sent += len(payloads)
+                _attribute(self._status.bytes_sent, sum(map(len, payloads)),
+                           [(message_label(m), len(d)) for m, (d, _) in zip(
+                               messages, encoded, strict=True)])
 
     async def receive(self) -> object:
         """The next message from the peer.
@@ -266,18 +302,15 @@ class PeerConnection:
         while True:
             if self.close_reason is not None:
                 raise ConnectionClosed(self.close_reason)
+            if self._inbox:
+                return self._inbox.popleft()
             try:
                 payload = self._channel.next_payload()
                 self._charge()
                 if payload is not None:
                     self.last_active = trio.current_time()
-                    self._check_size(payload)
-                    message = self._registry.decode(payload, depth_max=self._depth_max)
-                    if self._status is not None:
-                        label = message_label(message)
-                        self._status.bytes_received[label] += len(payload)
-                        self._status.frames_received[label] += 1
-                    return message
+                    self._inbox.extend(self._open(payload))
+                    continue
             except RemoteProtocolError as error:
                 await self._close(str(error), misbehaved=True)
                 continue
@@ -312,6 +345,20 @@ class PeerConnection:
             self._status.buffered_bytes += buffered - self._charged
         self._charged = buffered
 
+    def _open(self, payload: bytes) -> list[object]:
+        """The messages of one frame, each checked for size by its type before decoding."""
+        encoded = self._reader.messages(payload)
+        messages = []
+        for data in encoded:
+            self._check_size(data)
+            messages.append(self._registry.decode(data, depth_max=self._depth_max))
+        if self._status is not None:
+            self._status.frames_received += 1
+            _attribute(self._status.bytes_received, len(payload),
+                       [(message_label(m), len(d)) for m, d in zip(
+                           messages, encoded, strict=True)])
+        return messages
+
     def _check_size(self, payload: bytes) -> None:
         if (
             len(payload) > SMALL_MESSAGE_BYTES_MAX
@@ -340,6 +387,7 @@ class PeerConnection:
         if self.close_reason is not None:
             return
         self.close_reason = reason
+        self._inbox.clear()
         self._charge()  # nothing buffered counts any more
         if misbehaved:
             log_drop(self._status, f"{self.remote} ({self.peer_id.hex()[:16]})", reason)

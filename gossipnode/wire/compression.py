@@ -1,21 +1,26 @@
-"""Deflate for large peer messages, with inflation that is bounded before it starts.
+"""Deflate for the frames of one connection: one compression context per direction, kept
+from frame to frame, with inflation that is bounded before it starts.
 
-Why: most bytes between members are record values in batches (a reconciliation turn, a
-push), and a batch repeats itself: dataset names, origins, map keys, and in OpenPGP
-certificates the issuer fingerprints, algorithm preferences and notation names of every
-signature. Raw DEFLATE (zlib from the standard library, no header or checksum: the secure
-channel already authenticates every frame) takes a batch of certificates from about 1,490
-to about 780 bytes per record; primed with a preset dictionary (wire/deflate_dictionary.py)
-it does nearly as well for a batch of one. Small messages (probes, acks) are left alone: below
-`COMPRESS_MIN_BYTES` deflate rarely pays for its block header.
+Why a context per connection rather than per message: most messages between two members
+repeat what went before on the same connection (a member's signed statement gossiped
+again, the next probe to the same node id, thirteen sessions opened at once, one record
+batch after another with the same map keys and certificate structure). Deflate finds those
+repetitions only within what it has seen; a fresh context per message pays for every
+string again. Primed with the preset dictionary (wire/deflate_dictionary.py), even the
+first frame of a connection compresses.
 
 Rules:
-1. `deflate` is used only when it makes the message smaller; the caller sends the
-   original otherwise.
-2. `inflate` is strict: the sender declares the inflated size, the receiver checks it
-   against its limit BEFORE inflating, inflates at most that many bytes (plus one, to see
-   a lie), and refuses a stream that inflates to more or fewer bytes, does not end, or has
-   bytes after its end. A zip bomb therefore costs the receiver at most its limit.
+1. The sender compresses each frame's bytes into its context and ends with a sync flush
+   (the frame's bytes are complete and byte-aligned; the context goes on). The four bytes
+   every sync flush ends with (00 00 ff ff) are not sent: the receiver appends them
+   (as WebSocket's permessage-deflate does, RFC 7692).
+2. Frames are inflated in the order they were sealed (the channel guarantees it), each with
+   `size_max` given BEFORE inflating: at most `size_max + 1` bytes are produced, so a zip
+   bomb costs the receiver at most its limit. A frame that inflates to more, ends the
+   stream, or leaves bytes unused is refused (`InflateError`, a RemoteProtocolError), and
+   the connection with it: a context cannot resynchronise.
+3. Contexts are made on first use, so a connection that only ever receives never holds a
+   compressor (about 256 KiB), and one that only sends never holds an inflater.
 """
 
 from __future__ import annotations
@@ -25,45 +30,64 @@ import zlib
 from ..core.errors import RemoteProtocolError
 from .deflate_dictionary import DICTIONARY
 
-__all__ = ["COMPRESS_LEVEL", "COMPRESS_MIN_BYTES", "InflateError", "deflate", "inflate"]
+__all__ = ["COMPRESS_LEVEL", "Deflater", "InflateError", "Inflater", "deflate_bound"]
 
-# Messages shorter than this are sent as they are: a deflate block header plus the
-# envelope's few bytes eat the gain of short, mostly random payloads (signed probes).
-COMPRESS_MIN_BYTES = 256
-# zlib's default: level 9 gains under 0.1 % on certificate batches at twice the time.
+# zlib's default: level 9 gains under 0.2 % on certificate batches at twice the time.
 COMPRESS_LEVEL = 6
-# Raw DEFLATE with the largest window: no zlib header or Adler-32 (6 bytes a message).
+# Raw DEFLATE with the largest window: no zlib header or Adler-32 (the secure channel
+# already authenticates every frame).
 _WBITS = -15
+# What every sync flush ends with: an empty stored block's length and its complement.
+SYNC_TRAILER = b"\x00\x00\xff\xff"
 
 
 class InflateError(RemoteProtocolError):
-    """A compressed message that is over the limit, malformed, or not what it declared."""
+    """A compressed frame that is over the limit, malformed, or ends the stream."""
 
 
-def deflate(payload: bytes) -> bytes:
-    """The raw DEFLATE stream of `payload`."""
-    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, _WBITS, zdict=DICTIONARY)
-    return compressor.compress(payload) + compressor.flush()
+def deflate_bound(size: int) -> int:
+    """The most bytes `Deflater.compress` may return for `size` bytes of input: incompressible
+    data goes in stored blocks of 5 header bytes each (zlib's own deflateBound, rounded up),
+    plus the flush."""
+    return size + (size >> 12) + (size >> 14) + 64
 
 
-def inflate(data: bytes, size: int, size_max: int) -> bytes:
-    """Inflate `data`, which must give exactly `size` bytes, `size` at most `size_max`.
+class Deflater:
+    """The sending side's context."""
 
-    Raises InflateError (one line) otherwise; never allocates more than `size_max + 1`.
-    """
-    if not 0 < size <= size_max:
-        raise InflateError(f"compressed message declares {size} bytes, limit {size_max}")
-    decompressor = zlib.decompressobj(_WBITS, zdict=DICTIONARY)
-    try:
-        out = decompressor.decompress(data, size + 1)
-    except zlib.error as error:
-        raise InflateError(f"compressed message is malformed: {error}") from None
-    if len(out) != size or not decompressor.eof:
-        raise InflateError(
-            f"compressed message inflates to {'more than ' if len(out) > size else ''}"
-            f"{len(out)} bytes{'' if decompressor.eof else ' and does not end'}, "
-            f"declared {size}"
-        )
-    if decompressor.unused_data or decompressor.unconsumed_tail:
-        raise InflateError("compressed message has bytes after its end")
-    return out
+    def __init__(self) -> None:
+        self._compressor: zlib._Compress | None = None
+
+    def compress(self, data: bytes) -> bytes:
+        """`data` compressed into the context, sync-flushed, without the flush's trailer."""
+        if self._compressor is None:
+            self._compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, _WBITS,
+                                                zdict=DICTIONARY)
+        out = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(SYNC_TRAILER)
+        return out[: -len(SYNC_TRAILER)]
+
+
+class Inflater:
+    """The receiving side's context."""
+
+    def __init__(self) -> None:
+        self._decompressor: zlib._Decompress | None = None
+
+    def inflate(self, data: bytes, size_max: int) -> bytes:
+        """The bytes of one frame compressed by the peer's `Deflater`, at most `size_max`.
+
+        Raises InflateError (one line) otherwise; never allocates more than `size_max + 1`.
+        """
+        if self._decompressor is None:
+            self._decompressor = zlib.decompressobj(_WBITS, zdict=DICTIONARY)
+        decompressor = self._decompressor
+        try:
+            out = decompressor.decompress(data + SYNC_TRAILER, size_max + 1)
+        except zlib.error as error:
+            raise InflateError(f"compressed frame is malformed: {error}") from None
+        if len(out) > size_max:
+            raise InflateError(f"compressed frame inflates to more than {size_max} bytes")
+        if decompressor.eof or decompressor.unused_data or decompressor.unconsumed_tail:
+            raise InflateError("compressed frame ends the stream or has bytes after its end")
+        return out

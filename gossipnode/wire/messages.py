@@ -21,11 +21,9 @@ Theory of operation:
    on `tuple[...]` bounds the item count; on str, the UTF-8 bytes).
 5. Encoding checks the same schema and raises LocalProtocolError: sending a malformed
    message is our bug, and must not become the peer's problem.
-6. Compression (wire/compression.py): a message of at least `COMPRESS_MIN_BYTES` goes as
-   the envelope `[0, inflated_size, deflated_bytes]` when that is smaller. Type id 0 is
-   reserved for it. The receiver checks the declared size against `inflated_bytes_max`
-   before inflating, then decodes the inflated bytes as above (strictly); an envelope
-   inside an envelope is refused.
+6. Type id 0 is reserved (it was the compressed envelope of protocol version 2).
+   Compression and bundling are the connection's business (wire/peer_frames.py): a message
+   encodes the same whatever carries it.
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ from typing import Any
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
 from . import cbor
-from .compression import COMPRESS_MIN_BYTES, deflate, inflate
 
 __all__ = ["PEER_MESSAGES", "Limit", "MessageError", "MessageRegistry"]
 
@@ -53,8 +50,6 @@ INT_MAX = 2**64 - 1
 SIGNATURE_BYTES = 64
 # Type ids are small so that they encode in one or two bytes.
 TYPE_ID_MAX = 65535
-# The type id of the compressed envelope (rule 6); no message class may take it.
-COMPRESSED_TYPE_ID = 0
 
 
 class MessageError(RemoteProtocolError):
@@ -81,9 +76,6 @@ class MessageRegistry:
         text_bytes_max: default cap on a str field, in UTF-8 bytes.
         items_max: default cap on the items of a tuple field.
         depth_max: CBOR nesting depth accepted when decoding.
-        inflated_bytes_max: the largest message a compressed envelope may inflate to;
-            the default is the default frame limit (wire.frame_bytes_max), which an
-            uncompressed message could not exceed either.
     """
 
     def __init__(
@@ -93,9 +85,7 @@ class MessageRegistry:
         text_bytes_max: int = 4096,
         items_max: int = 65536,
         depth_max: int = cbor.DEPTH_MAX,
-        inflated_bytes_max: int = 4 * 1024 * 1024,
     ) -> None:
-        self.inflated_bytes_max = inflated_bytes_max
         self.bytes_max = bytes_max
         self.text_bytes_max = text_bytes_max
         self.items_max = items_max
@@ -127,11 +117,7 @@ class MessageRegistry:
         if entry is None:
             raise LocalProtocolError(f"{type(message).__name__} is not a registered message")
         type_id, encode_fields = entry
-        plain = cbor.encode([type_id, *encode_fields(message)])
-        if len(plain) < COMPRESS_MIN_BYTES or len(plain) > self.inflated_bytes_max:
-            return plain
-        envelope = cbor.encode([COMPRESSED_TYPE_ID, len(plain), deflate(plain)])
-        return envelope if len(envelope) < len(plain) else plain
+        return cbor.encode([type_id, *encode_fields(message)])
 
     def decode(self, data: bytes, *, depth_max: int | None = None) -> object:
         """The message in `data`. Raises MessageError with a one-line reason.
@@ -140,18 +126,6 @@ class MessageRegistry:
         `WireConfig.cbor_depth_max`).
         """
         raw = self._raw(data, depth_max)
-        if isinstance(raw, list) and raw and raw[0] == COMPRESSED_TYPE_ID and (
-            type(raw[0]) is int
-        ):
-            if len(raw) != 3 or type(raw[1]) is not int or type(raw[2]) is not bytes:
-                raise MessageError("a compressed message is [0, size, bytes]")
-            try:
-                inner = inflate(raw[2], raw[1], self.inflated_bytes_max)
-            except RemoteProtocolError as error:
-                raise MessageError(str(error)) from None
-            raw = self._raw(inner, depth_max)
-            if isinstance(raw, list) and raw and raw[0] == COMPRESSED_TYPE_ID:
-                raise MessageError("a compressed message inside a compressed message")
         if not isinstance(raw, list) or not raw:
             raise MessageError(f"a message must be a non-empty array, got {_kind(raw)}")
         type_id = raw[0]

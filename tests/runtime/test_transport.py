@@ -1,5 +1,8 @@
 import logging
 import random
+import zlib
+
+import cbor2
 
 import nacl.signing
 import pytest
@@ -17,6 +20,7 @@ from gossipnode.runtime.transport import (
     establish,
 )
 from gossipnode.wire.channel import TAG_BYTES
+from gossipnode.wire.deflate_dictionary import DICTIONARY
 from gossipnode.wire.handshake import PROTOCOL_VERSIONS, Handshake
 from gossipnode.wire.messages import MessageRegistry
 from tests.wire.samples import Blob, Item, sample_batch, sample_registry
@@ -77,25 +81,52 @@ def flipped(frame, position):
     return bytes(frame)
 
 
+def plain(*messages):
+    """A frame payload in mode 0 (no compression) bundling `messages`, each already bytes:
+    built here by hand (wire/peer_frames.py), not by the module under test."""
+    return b"\x00" + cbor2.dumps(list(messages), canonical=True)
+
+
+def deflated(body, level=6):
+    """A frame payload in mode 1: `body` deflated as the first frame of a connection."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=DICTIONARY)
+    return b"\x01" + (compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+PAY = REGISTRY.encode(Blob(b"pay"))
 BAD_FRAMES = {
-    "tampered frame": (
-        lambda c: flipped(sealed(c, REGISTRY.encode(Blob(b"pay"))), -3),
-        "failed authentication",
-    ),
+    "tampered frame": (lambda c: flipped(sealed(c, plain(PAY)), -3), "failed authentication"),
     "replayed frame": (
-        lambda c: (lambda f: f + f)(sealed(c, REGISTRY.encode(Blob(b"pay")))),
+        lambda c: (lambda f: f + f)(sealed(c, plain(PAY))),
         "frame 1 failed authentication",
     ),
     "oversized frame": (lambda c: b"\xff\xff\xff\xff", "over the limit"),
-    "deep nesting": (lambda c: sealed(c, b"\x82\x03" + b"\x81" * 40 + b"\x00"), "depth"),
-    "indefinite length": (lambda c: sealed(c, b"\x9f\x03\x40\xff"), "indefinite length"),
-    "duplicate keys": (lambda c: sealed(c, b"\xa2\x61a\x01\x61a\x02"), "Duplicate map key"),
-    "builtin tag": (lambda c: sealed(c, b"\x82\x03\xd8\x23\x61a"), "CBOR tag 35"),
-    "unknown tag": (lambda c: sealed(c, b"\x82\x03\xd9\x27\x0f\x00"), "CBOR tag 9999"),
-    "trailing bytes": (lambda c: sealed(c, b"\x82\x03\x41x\x00"), "trailing bytes"),
-    "non-canonical": (lambda c: sealed(c, b"\x82\x18\x03\x41x"), "canonical"),
-    "outside the schema": (lambda c: sealed(c, b"\x82\x03\x61x"), "Blob.data: expected bytes"),
-    "truncated stream": (lambda c: sealed(c, REGISTRY.encode(Blob(b"pay")))[:-5], "mid-frame"),
+    "deep nesting": (lambda c: sealed(c, plain(b"\x82\x03" + b"\x81" * 40 + b"\x00")), "depth"),
+    "indefinite length": (lambda c: sealed(c, plain(b"\x9f\x03\x40\xff")), "indefinite length"),
+    "duplicate keys": (lambda c: sealed(c, plain(b"\xa2\x61a\x01\x61a\x02")),
+                       "Duplicate map key"),
+    "builtin tag": (lambda c: sealed(c, plain(b"\x82\x03\xd8\x23\x61a")), "CBOR tag 35"),
+    "unknown tag": (lambda c: sealed(c, plain(b"\x82\x03\xd9\x27\x0f\x00")), "CBOR tag 9999"),
+    "trailing bytes": (lambda c: sealed(c, plain(b"\x82\x03\x41x\x00")), "trailing bytes"),
+    "non-canonical": (lambda c: sealed(c, plain(b"\x82\x18\x03\x41x")), "canonical"),
+    "outside the schema": (lambda c: sealed(c, plain(b"\x82\x03\x61x")),
+                           "Blob.data: expected bytes"),
+    "truncated stream": (lambda c: sealed(c, plain(PAY))[:-5], "mid-frame"),
+    # The frame around the messages (protocol version 3).
+    "unknown mode": (lambda c: sealed(c, b"\x07" + plain(PAY)[1:]), "unknown frame mode 7"),
+    "empty frame": (lambda c: sealed(c, b""), "an empty frame"),
+    "empty bundle": (lambda c: sealed(c, plain()), "array of 1 to"),
+    "bundle not of bytes": (lambda c: sealed(c, b"\x00" + cbor2.dumps([1])), "byte strings"),
+    "bundle of a v2 message": (lambda c: sealed(c, b"\x00" + PAY), "byte strings"),
+    "bundle not canonical": (lambda c: sealed(c, b"\x00\x9f" + cbor2.dumps(PAY) + b"\xff"),
+                             "indefinite"),
+    "deflate garbage": (lambda c: sealed(c, b"\x01\xff\xff\xff\xff"), "malformed"),
+    "deflate that ends": (
+        lambda c: sealed(c, b"\x01" + zlib.compressobj(6, zlib.DEFLATED, -15, zdict=DICTIONARY)
+                         .compress(plain(PAY)[1:]) + b"\x03\x00"), "ends the stream"),
+    "zip bomb": (lambda c: sealed(c, deflated(bytes(8 * 1024 * 1024), 9)), "more than"),
+    "deflated bad message": (lambda c: sealed(c, deflated(plain(b"\x82\x03\x61x")[1:])),
+                             "Blob.data: expected bytes"),
 }
 
 
@@ -125,8 +156,8 @@ async def test_a_bad_frame_drops_the_connection_with_a_logged_reason(name, caplo
 async def test_sending_over_the_frame_limit_is_our_error():
     config = WireConfig(frame_bytes_max=1000)
     alice, _ = await memory_pair(config)
-    # Random bytes: a compressible payload would go deflated and fit.
-    with pytest.raises(Exception, match="over the limit"):
+    # Random bytes: what deflate cannot shrink must fit a frame as it is.
+    with pytest.raises(Exception, match="does not fit a frame"):
         await alice.send(Blob(random.Random(0).randbytes(1000 - TAG_BYTES)))
 
 
@@ -203,13 +234,13 @@ async def test_no_common_version_is_reported_on_both_sides(listener):
             (SECRET,),
             CONFIG,
             registry=REGISTRY,
-            versions=(4, 5),
+            versions=(3,),  # a peer of the previous release
             status=client_status,
         )
-    assert "no common protocol version: ours 4-5, theirs 3-3" in client_status.recent_drops[-1][1]
+    assert "no common protocol version: ours 3-3, theirs 4-4" in client_status.recent_drops[-1][1]
     with trio.fail_after(TEST_TIMEOUT_S):
         await trio.testing.wait_all_tasks_blocked()  # the listener has finished with it
-    assert "no common protocol version: ours 3-3, theirs 4-5" in status.recent_drops[-1][1]
+    assert "no common protocol version: ours 4-4, theirs 3-3" in status.recent_drops[-1][1]
 
 
 async def test_a_forged_identity_is_dropped_by_the_listener(listener):

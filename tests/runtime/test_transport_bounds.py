@@ -4,6 +4,7 @@ declared type and size), and drop logging (a count per reason per interval)."""
 
 import logging
 import os
+import zlib
 
 import nacl.signing
 import pytest
@@ -20,6 +21,7 @@ from gossipnode.runtime.transport import (
     TransportStatus,
     connect,
 )
+from gossipnode.wire.deflate_dictionary import DICTIONARY
 from gossipnode.wire.peer_messages import PEER_MESSAGES
 from tests.wire.samples import Blob, sample_registry
 
@@ -96,7 +98,8 @@ async def test_partial_frames_count_against_a_shared_budget(nursery, monkeypatch
     assert status.buffered_bytes == 0  # back to its baseline
 
 
-async def test_an_oversized_membership_message_is_refused_before_decoding(nursery):
+@pytest.mark.parametrize("deflated", [False, True])
+async def test_an_oversized_membership_message_is_refused_before_decoding(nursery, deflated):
     status = TransportStatus()
     config = WireConfig(handshake_timeout_s=2.0)
     address = await start(nursery, config, status, registry=PEER_MESSAGES)
@@ -105,7 +108,15 @@ async def test_an_oversized_membership_message_is_refused_before_decoding(nurser
         gossip_id = PEER_MESSAGES.type_id(Gossip)
         # A Gossip of 2.7 MB: an array head, the type id, then a huge byte string.
         body = b"\x82" + bytes([gossip_id]) + b"\x5a" + (2_700_000).to_bytes(4, "big")
-        payload = body + b"\x00" * 2_700_000
+        message = body + b"\x00" * 2_700_000
+        # One frame bundling it (wire/peer_frames.py): mode, an array of one byte string.
+        bundle = b"\x81\x5a" + len(message).to_bytes(4, "big") + message
+        if deflated:  # 2.7 MB of zeros in a few KiB: the size is checked once inflated
+            compressor = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
+            payload = b"\x01" + (compressor.compress(bundle)
+                                 + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        else:
+            payload = b"\x00" + bundle
         await sender._stream.send_all(sender._channel.seal(payload))
         with pytest.raises(ConnectionClosed):
             await sender.receive()
