@@ -237,20 +237,20 @@ def main() -> int:
     batches = [make_keys(args.corpus, args.missing, f"run{run}-", base + run * args.missing,
                          args.cache_dir) for run in range(args.runs)]
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as scratch:
-        with LocalCluster(Path(scratch), 2) as cluster:
-            preload(cluster, corpus)
-            cluster.start_all()
+    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as scratch, \
+            LocalCluster(Path(scratch), 2) as cluster:
+        preload(cluster, corpus)
+        cluster.start_all()
+        cluster.wait_members()
+        cluster.wait_converged(timeout_s=120)
+        held = base
+        for batch in batches:
+            held += len(batch)
+            runs.append(catch_up_once(cluster, batch, held))
             cluster.wait_members()
-            cluster.wait_converged(timeout_s=120)
-            held = base
-            for batch in batches:
-                held += len(batch)
-                runs.append(catch_up_once(cluster, batch, held))
-                cluster.wait_members()
-            cluster.stop(A)
-            cluster.stop(B)
-            costs = record_costs(missing_records(cluster, batches[-1]))
+        cluster.stop(A)
+        cluster.stop(B)
+        costs = record_costs(missing_records(cluster, batches[-1]))
     result = {
         "corpus": args.corpus,
         "keys": args.keys,

@@ -8,7 +8,8 @@ Theory of operation:
 2. On the wire a message is the canonical CBOR array `[type_id, field_1, field_2, ...]` in
    field order; a nested dataclass (Record and Version included) is the array of its
    fields. Arrays rather than maps: smaller, and the exact length is part of the schema.
-   Changing a registered class is a protocol change and needs a new protocol version.
+   Changing a registered class is a protocol change and needs a new protocol version. A
+   batch of records (`tuple[Record, ...]`) has its own compact form (wire/record_codec.py).
 3. Decoding trusts nothing: strict CBOR first (wire/cbor.py: bounded depth, definite
    lengths, no duplicate keys, no tags, nothing trailing, canonical only), then every value
    is checked against its hint: exact types (a bool is not an int, an int is not a float),
@@ -39,6 +40,7 @@ from typing import Any
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
 from . import cbor
+from .record_codec import batch_codec
 
 __all__ = ["PEER_MESSAGES", "Limit", "MessageError", "MessageRegistry"]
 
@@ -197,6 +199,10 @@ class MessageRegistry:
             return _optional(*self._compile(options[0], where, limit))
         if origin is tuple:
             args = typing.get_args(hint)
+            if args == (Record, Ellipsis):  # a record batch has its own, compact form
+                return batch_codec(where, items_max=(limit or Limit(self.items_max)).maximum,
+                                   text_bytes_max=self.text_bytes_max, bytes_max=self.bytes_max,
+                                   error=MessageError)
             if len(args) == 2 and args[1] is Ellipsis:
                 item = self._compile(args[0], f"{where}[]")
                 return _tuple(where, *item, limit or Limit(self.items_max))

@@ -3,7 +3,6 @@ import random
 import zlib
 
 import cbor2
-
 import nacl.signing
 import pytest
 import trio

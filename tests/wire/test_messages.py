@@ -66,7 +66,7 @@ def test_items_outside_the_schema_are_refused_with_the_field_named(fields, reaso
 def batch_fields(**changes):
     fields = {
         "items": [],
-        "records": [],
+        "records": [[], []],
         "tags": [],
         "digest": b"\x11" * 32,
         "stamp": None,
@@ -85,22 +85,63 @@ def batch_fields(**changes):
         ({"stamp": [1, 2, b"\x00" * 31]}, "Batch.stamp.origin: 31 bytes, expected 32"),
         ({"stamp": [-1, 2, ORIGIN]}, "Batch.stamp.wall_ms: -1 is out of range"),
         ({"stamp": [1, 2**32, ORIGIN]}, "Batch.stamp.counter: 4294967296 is out of range"),
+        # A record batch (wire/record_codec.py): [origins, records], each record
+        # [dataset, key, form, value, wall_ms delta, counter, origin index, signature].
         (
-            {"records": [["consumers", "k", "v", [1, 1, ORIGIN], None]]},
-            "Batch.records[].value: expected bytes, got str",
+            {"records": [[ORIGIN], [["consumers", "k", 0, "v", 1, 1, 0, None]]]},
+            "Batch.records[0].value: expected null or at most 4194304 bytes",
         ),
         (
-            {"records": [["", "k", None, [1, 1, ORIGIN], None]]},
-            "Batch.records[]: a record needs a dataset and a key",
+            {"records": [[ORIGIN], [["", "k", 0, None, 1, 1, 0, None]]]},
+            "Batch.records[0].dataset: expected a name of 1 to 64 bytes",
         ),
         (
-            {"records": [["groups", "k", None, [1, 1, ORIGIN], b"\x01" * 63]]},
-            "Batch.records[].signature: 63 bytes, expected 64",
+            {"records": [[ORIGIN], [["groups", "k", 0, None, 1, 1, 0, b"\x01" * 63]]]},
+            "Batch.records[0].signature: expected null or 64 bytes",
         ),
         (
-            {"records": [["groups", "k", None, [1, 1, ORIGIN]]]},
-            "Batch.records[]: expected an array of 5 fields, got 4 fields",
+            {"records": [[ORIGIN], [["groups", "k", 0, None, 1, 1, 0]]]},
+            "Batch.records[0]: expected an array of 8 fields",
         ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", 0, None, 1, 1, 1, None]]]},
+            "Batch.records[0].origin: index 1 names no origin",
+        ),
+        (
+            {"records": [[b"\x00" * 31], [["groups", "k", 0, None, 1, 1, 0, None]]]},
+            "Batch.records.origins: expected 32 bytes each",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", 0, None, 5, 1, 0, None],
+                                    ["groups", "j", 0, None, -6, 1, 0, None]]]},
+            "Batch.records[1].wall_ms: out of range",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", 0, None, 1, 2**32, 0, None]]]},
+            "Batch.records[0].counter: out of range",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", 2, b"\xa0", 1, 1, 0, None]]]},
+            "Batch.records[0].form: 2 is not a form of this protocol",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", True, b"\xa0", 1, 1, 0, None]]]},
+            "Batch.records[0].form: True is not a form of this protocol",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", "k", 1, b"\xa1dcertC\x01\x02\x03", 1, 1, 0,
+                                     None]]]},
+            "Batch.records[0].value: no certificate to derive the fingerprint from",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", None, 0, b"\xa0", 1, 1, 0, None]]]},
+            "Batch.records[0].key: derived, but the value has no fingerprint",
+        ),
+        (
+            {"records": [[ORIGIN], [["groups", None, 0, None, 1, 1, 0, None]]]},
+            "Batch.records[0].key: derived, but the value has no fingerprint",
+        ),
+        ({"records": [[], [], []]}, "Batch.records: expected [origins, records]"),
         ({"items": list(range(101))}, "Batch.items: 101 items, expected 0 to 100"),
     ],
 )
@@ -111,9 +152,11 @@ def test_batches_outside_the_schema_are_refused(changes, reason):
 
 
 def test_a_valid_hand_made_batch_is_accepted():
-    fields = batch_fields(records=[["groups", "g", None, [5, 0, ORIGIN], None]])
+    fields = batch_fields(records=[[ORIGIN], [["groups", "g", 0, None, 5, 0, 0, None],
+                                               ["groups", "h", 0, b"\xa0", -2, 1, 0, None]]])
     message = REGISTRY.decode(raw(fields))
-    assert message.records == (Record("groups", "g", None, Version(5, 0, ORIGIN)),)
+    assert message.records == (Record("groups", "g", None, Version(5, 0, ORIGIN)),
+                               Record("groups", "h", b"\xa0", Version(3, 1, ORIGIN)))
 
 
 @pytest.mark.parametrize(
