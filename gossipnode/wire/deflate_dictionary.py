@@ -1,11 +1,12 @@
 """The preset dictionary of compressed peer messages (wire/compression.py): part of the
-protocol, never changed in place (a new dictionary needs a new envelope type id).
+protocol, never changed in place (a new dictionary needs a new protocol version).
 
 Why: deflate learns a message's repetitions from the message itself, so the first record of
 a small batch (a push of one write, a catch-up of ten keys) pays for every string in full.
 Primed with what record batches repeat, a push of one OpenPGP certificate goes from about
-1,100 to about 830 bytes. The content: the names of the replicated datasets, the CBOR
-shape of a record batch, and one `consumers` value (its map keys, and a public
+1,100 to about 830 bytes. It primes each connection's context (wire/compression.py). The
+content: the names of the replicated datasets, the CBOR shape of a record batch (of
+protocol version 2; still the same strings), and one `consumers` value (its map keys, and a public
 certificate made by Sequoia for "Example User <user@example.org>": the signature
 subpackets, preferences and notation names every such certificate repeats). Public data,
 nothing secret; most common strings last, nearest to what follows.
