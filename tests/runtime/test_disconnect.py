@@ -5,7 +5,7 @@ On Trio's MockClock (autojump), which is sound for agents sharing one Trio run o
 loopback (tests/runtime/test_filtering.py says why).
 """
 
-
+import cbor2
 import pytest
 import trio
 
@@ -37,9 +37,12 @@ async def wait_until(condition, what):
 
 async def send_in_one_write(connection, *messages):
     """Seal several messages and write them at once, so that they arrive in one read and
-    the receiver holds the later ones buffered while it handles the first."""
-    sealed = b"".join(connection._channel.seal(connection._registry.encode(message))
-                      for message in messages)
+    the receiver holds the later ones buffered while it handles the first. Each goes in a
+    frame of its own, in mode 0 (uncompressed: wire/peer_frames.py), built here by hand."""
+    sealed = b"".join(
+        connection._channel.seal(
+            b"\x00" + cbor2.dumps([connection._registry.encode(message)], canonical=True))
+        for message in messages)
     await connection._stream.send_all(sealed)
 
 

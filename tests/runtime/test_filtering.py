@@ -36,13 +36,14 @@ WAIT_S = 60.0
 def sealed(monkeypatch):
     """Capture (peer id, plaintext payload) for every message any agent sends a peer."""
     captured = []
-    original = transport.PeerConnection.send
+    original = transport.PeerConnection.send_many
 
-    async def send(self, message):
-        captured.append((self.peer_id, PEER_MESSAGES.encode(message), message))
-        await original(self, message)
+    async def send_many(self, messages):
+        captured.extend((self.peer_id, PEER_MESSAGES.encode(message), message)
+                        for message in messages)
+        await original(self, messages)
 
-    monkeypatch.setattr(transport.PeerConnection, "send", send)
+    monkeypatch.setattr(transport.PeerConnection, "send_many", send_many)
     return captured
 
 

@@ -42,13 +42,13 @@ ADMIN_ID = bytes(ADMIN.verify_key)
 def sealed(monkeypatch):
     """(peer id, message) for every message any agent sends a peer."""
     captured = []
-    original = transport.PeerConnection.send
+    original = transport.PeerConnection.send_many
 
-    async def send(self, message):
-        captured.append((self.peer_id, message))
-        await original(self, message)
+    async def send_many(self, messages):
+        captured.extend((self.peer_id, message) for message in messages)
+        await original(self, messages)
 
-    monkeypatch.setattr(transport.PeerConnection, "send", send)
+    monkeypatch.setattr(transport.PeerConnection, "send_many", send_many)
     return captured
 
 
