@@ -6,8 +6,8 @@ a small batch (a push of one write, a catch-up of ten keys) pays for every strin
 Primed with what record batches repeat, a push of one OpenPGP certificate goes from about
 1,100 to about 830 bytes. It primes each connection's context (wire/compression.py). The
 content: the names of the replicated datasets, the CBOR shape of a record batch (of
-protocol version 2; still the same strings), and one `consumers` value (its map keys, and a public
-certificate made by Sequoia for "Example User <user@example.org>": the signature
+protocol versions 2 and 3: still the same strings), and one `consumers` value (its map
+keys, and a public certificate made by Sequoia for "Example User <user@example.org>": the signature
 subpackets, preferences and notation names every such certificate repeats). Public data,
 nothing secret; most common strings last, nearest to what follows.
 """

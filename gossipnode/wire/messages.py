@@ -22,7 +22,7 @@ Theory of operation:
    on `tuple[...]` bounds the item count; on str, the UTF-8 bytes).
 5. Encoding checks the same schema and raises LocalProtocolError: sending a malformed
    message is our bug, and must not become the peer's problem.
-6. Type id 0 is reserved (it was the compressed envelope of protocol version 2).
+6. Type id 0 is reserved (it was the compressed envelope of protocol versions 2 and 3).
    Compression and bundling are the connection's business (wire/peer_frames.py): a message
    encodes the same whatever carries it.
 """

@@ -1,4 +1,4 @@
-"""What one sealed frame of an authenticated peer connection carries (protocol version 3):
+"""What one sealed frame of an authenticated peer connection carries (protocol version 4):
 one or more messages, deflated in the connection's context unless they carry secret keys.
 
     payload = mode || body

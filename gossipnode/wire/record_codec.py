@@ -1,4 +1,4 @@
-"""Record batches on the wire (protocol version 3): what the receiver can derive is not sent.
+"""Record batches on the wire (protocol version 4): what the receiver can derive is not sent.
 
 A batch (`tuple[Record, ...]`, the records of a Push or a ReconcileTurn) is the array
 `[origins, records]`:

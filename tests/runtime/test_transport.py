@@ -111,12 +111,12 @@ BAD_FRAMES = {
     "outside the schema": (lambda c: sealed(c, plain(b"\x82\x03\x61x")),
                            "Blob.data: expected bytes"),
     "truncated stream": (lambda c: sealed(c, plain(PAY))[:-5], "mid-frame"),
-    # The frame around the messages (protocol version 3).
+    # The frame around the messages (protocol version 4).
     "unknown mode": (lambda c: sealed(c, b"\x07" + plain(PAY)[1:]), "unknown frame mode 7"),
     "empty frame": (lambda c: sealed(c, b""), "an empty frame"),
     "empty bundle": (lambda c: sealed(c, plain()), "array of 1 to"),
     "bundle not of bytes": (lambda c: sealed(c, b"\x00" + cbor2.dumps([1])), "byte strings"),
-    "bundle of a v2 message": (lambda c: sealed(c, b"\x00" + PAY), "byte strings"),
+    "bundle of a v3 message": (lambda c: sealed(c, b"\x00" + PAY), "byte strings"),
     "bundle not canonical": (lambda c: sealed(c, b"\x00\x9f" + cbor2.dumps(PAY) + b"\xff"),
                              "indefinite"),
     "deflate garbage": (lambda c: sealed(c, b"\x01\xff\xff\xff\xff"), "malformed"),
