@@ -12,6 +12,7 @@ from gossipnode.config import WireConfig
 from gossipnode.identity import Identity
 from gossipnode.runtime.listener import serve
 from gossipnode.runtime.transport import (
+    FRAME_OVERHEAD_BYTES,
     ConnectionClosed,
     HandshakeFailed,
     TransportStatus,
@@ -366,3 +367,50 @@ async def test_the_configured_cbor_depth_limit_is_enforced(nursery):
             await exchange(connection, sample_batch())
         await trio.testing.wait_all_tasks_blocked()
     assert "nesting depth (3) exceeded" in status.recent_drops[-1][1]
+
+
+async def test_the_counters_add_up_to_every_byte_on_the_stream():
+    """Handshake bytes, frames and the bytes shared among bundled messages sum to what
+    crossed the streams (counted below the transport, by wrappers of our own)."""
+    left_stream, right_stream = trio.testing.memory_stream_pair()
+    carried = [0]
+
+    def count(stream):
+        send_all = stream.send_stream.send_all
+
+        async def counting_send_all(data):
+            carried[0] += len(data)
+            await send_all(data)
+
+        stream.send_stream.send_all = counting_send_all
+
+    count(left_stream)
+    count(right_stream)
+    statuses = {"alice": TransportStatus(), "bob": TransportStatus()}
+    handshakes = {
+        "alice": Handshake.initiator(ALICE, (SECRET,), frame_bytes_max=CONFIG.frame_bytes_max),
+        "bob": Handshake.responder(BOB, (SECRET,), frame_bytes_max=CONFIG.frame_bytes_max),
+    }
+    connections = {}
+
+    async def run(name, stream):
+        connections[name] = await establish(stream, handshakes[name], registry=REGISTRY,
+                                            remote=name, status=statuses[name])
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "alice", left_stream)
+            nursery.start_soon(run, "bob", right_stream)
+        messages = [Item("i", n, 0.5, True, None) for n in range(20)] + [sample_batch()]
+        await connections["alice"].send_many(messages)
+        assert [await connections["bob"].receive() for _ in messages] == messages
+        await connections["bob"].send(Blob(b"ok"))
+        assert await connections["alice"].receive() == Blob(b"ok")
+    alice, bob = statuses["alice"], statuses["bob"]
+    assert alice.frames_sent == bob.frames_received == 1  # one bundle
+    assert set(alice.bytes_sent) == {"Item", "Batch"}
+    assert alice.bytes_sent == bob.bytes_received and bob.bytes_sent == alice.bytes_received
+    assert alice.handshake_bytes == bob.handshake_bytes > 0  # both directions, both sides
+    frames = alice.frames_sent + bob.frames_sent
+    assert carried[0] == (alice.handshake_bytes + FRAME_OVERHEAD_BYTES * frames
+                          + sum(alice.bytes_sent.values()) + sum(bob.bytes_sent.values()))
