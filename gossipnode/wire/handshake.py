@@ -84,7 +84,8 @@ __all__ = [
 # The protocol versions this build speaks. Bump when a message schema changes.
 # 2: a record carries an optional signature (signed datasets, core/authority.py).
 # 3: Ping, Ack and PushPull carry the sender's digest roots (core/membership/roots.py).
-PROTOCOL_VERSIONS: tuple[int, ...] = (3,)
+# 4: reconciliation turns may carry coded entries (core/reconcile_ranges.py).
+PROTOCOL_VERSIONS: tuple[int, ...] = (4,)
 
 # Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes
 # (128 bits) would be guessable. `gossipnode keygen` writes 32.
