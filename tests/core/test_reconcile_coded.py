@@ -251,3 +251,15 @@ def test_a_want_is_bounded_by_the_cells_sent_and_answered_with_exactly_what_it_n
     sent = [record for message in answer for record in message.records]
     assert sorted(r.key for r in sent) == sorted(key[6:].decode() for _, key in chosen)
     assert responder.done
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.sampled_from([ESTIMATE, CODED, MORE, CODED_WANT]), end=st.booleans(),
+       body=st.binary(max_size=200))  # fmt: skip
+def test_coded_entries_of_random_bytes_parse_or_are_refused_cleanly(head, end, body):
+    data = bytes([head | (0x80 if end else 0)]) + body
+    try:
+        entries = parse_entries(data, 64, 16)
+    except RemoteProtocolError:
+        return
+    assert end and entries[0].mode == head and entries[0].hi is None
