@@ -196,6 +196,8 @@ async def test_a_wrong_secret_is_reported_on_both_sides(listener, caplog):
 async def test_no_common_version_is_reported_on_both_sides(listener):
     address, status = listener
     client_status = TransportStatus()
+    current = PROTOCOL_VERSIONS[-1]  # the listener speaks only this one
+    newer = current + 1
     with trio.fail_after(TEST_TIMEOUT_S), pytest.raises(HandshakeFailed):
         await connect(
             address,
@@ -203,13 +205,16 @@ async def test_no_common_version_is_reported_on_both_sides(listener):
             (SECRET,),
             CONFIG,
             registry=REGISTRY,
-            versions=(4, 5),
+            versions=(newer, newer + 1),
             status=client_status,
         )
-    assert "no common protocol version: ours 4-5, theirs 3-3" in client_status.recent_drops[-1][1]
+    ours, theirs = f"{newer}-{newer + 1}", f"{current}-{current}"
+    assert f"no common protocol version: ours {ours}, theirs {theirs}" in (
+        client_status.recent_drops[-1][1]
+    )
     with trio.fail_after(TEST_TIMEOUT_S):
         await trio.testing.wait_all_tasks_blocked()  # the listener has finished with it
-    assert "no common protocol version: ours 3-3, theirs 4-5" in status.recent_drops[-1][1]
+    assert f"no common protocol version: ours {theirs}, theirs {ours}" in status.recent_drops[-1][1]
 
 
 async def test_a_forged_identity_is_dropped_by_the_listener(listener):
