@@ -94,6 +94,11 @@ class ReconcileConfig:
     # one leaf whose digest is the difference of the sums: a C-level scan of ~10 ms per million
     # items, far cheaper than the 16-way descent (~1 KB and 4 round trips) it replaces.
     pure_scan_items_max: int = 1 << 20
+    # A scope of at least this many records whose first split shows differences spread over
+    # most ranges is reconciled by coded cells (an invertible Bloom lookup table, ~20 bytes
+    # per difference) instead of range descent (~100 bytes per difference at a million).
+    # Below it, descent and id lists are as cheap.
+    coded_items_min: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

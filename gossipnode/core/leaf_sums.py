@@ -7,6 +7,10 @@ not a Python object), and a Fenwick tree of chunk sums and counts over the chunk
 of a range is prefix(hi) - prefix(lo), each prefix one bisection, one Fenwick walk and one
 partial chunk sum; adding or removing an item touches one chunk and one Fenwick path.
 
+Beside the sums it keeps the items' coded cells (core/coded_cells.py), updated with every
+item added or removed; the table grows (rebuilt, O(n)) each time the item count doubles past
+its size, so growing costs O(1) per item amortized.
+
 `LeafSums` knows sort keys and 128-bit leaves only, never records: `merkle.Digest` builds
 on it. Not thread-safe; no clock.
 """
@@ -18,6 +22,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
+from .coded_cells import ITEMS_PER_TABLE_CELL, TABLE_CELLS_MAX, TAG_MASK, CodedCells
 from .errors import LocalProtocolError
 from .merkle_leaves import WALL_BYTES
 
@@ -45,6 +50,7 @@ class LeafSums:
         self._tree_counts: list[int] = [0]
         self._sum = 0
         self._count = 0
+        self.coded = CodedCells()
 
     # -- building and updating -------------------------------------------------------------
 
@@ -59,8 +65,19 @@ class LeafSums:
         self._maxes = [keys[-1] for keys in self._keys]
         self._chunk_sums = [self._whole_sum(chunk) for chunk in range(len(self._keys))]
         self._rebuild_index()
+        self.coded = CodedCells(CodedCells.size_for(len(items)))
+        self.coded.fill(items)
 
     def _add(self, key: bytes, leaf: int) -> None:
+        self._add_sums(key, leaf)
+        coded = self.coded
+        if coded.size < TABLE_CELLS_MAX and self._count > coded.size * ITEMS_PER_TABLE_CELL:
+            self.coded = CodedCells(CodedCells.size_for(self._count))
+            self.coded.fill(self.items(b"", None))
+        else:
+            coded.update(key, leaf, 1)
+
+    def _add_sums(self, key: bytes, leaf: int) -> None:
         if not self._keys:
             self._keys.append([key])
             self._highs.append(array("Q", [leaf >> _HALF_BITS]))
@@ -103,6 +120,7 @@ class LeafSums:
         if index == len(keys) or keys[index] != key:
             raise LocalProtocolError(f"record {key[WALL_BYTES:]!r} is not in the digest")
         leaf = (self._highs[chunk].pop(index) << _HALF_BITS) | self._lows[chunk].pop(index)
+        self.coded.update(key, leaf, -1)
         del keys[index]
         self._sum -= leaf
         self._count -= 1
@@ -159,7 +177,7 @@ class LeafSums:
             size += sum(map(sys.getsizeof, keys))
         for numbers in (self._chunk_sums, self._tree_sums, self._tree_counts):
             size += sys.getsizeof(numbers) + sum(map(sys.getsizeof, numbers))
-        return size
+        return size + self.coded.held_bytes()
 
     def _prefix(self, bound: bytes | None) -> tuple[int, int]:
         """(sum, count) of the items whose sort key is below `bound` (None: all items)."""
@@ -231,6 +249,24 @@ class LeafSums:
                 return None
             chunk, index = chunk + 1, 0
         return None
+
+    def find_tag(self, lo: bytes, hi: bytes, tag: int, budget: int) -> tuple[bytes | None, int]:
+        """(the sort key of an item in [lo, hi) whose leaf's low 32 bits are `tag`, or None;
+        the items looked at), looking at no more than `budget` items."""
+        looked = 0
+        chunk = bisect_left(self._maxes, lo)
+        index = bisect_left(self._keys[chunk], lo) if chunk < len(self._keys) else 0
+        while chunk < len(self._keys) and looked < budget:
+            keys, lows = self._keys[chunk], self._lows[chunk]
+            stop = bisect_left(keys, hi, index)
+            for position in range(index, min(stop, index + budget - looked)):
+                looked += 1
+                if lows[position] & TAG_MASK == tag:
+                    return keys[position], looked
+            if stop < len(keys):
+                break
+            chunk, index = chunk + 1, 0
+        return None, looked
 
     def _leaf_at(self, key: bytes) -> int | None:
         """The leaf of the item at exactly this sort key, or None."""

@@ -156,6 +156,15 @@ class Digest(LeafSums):
             previous_rank = cut_rank
         return cuts
 
+    def find_coded(self, wall: int, tag: int, budget: int) -> tuple[bytes | None, int]:
+        """(the sort key of the item with this coded id (core/coded_cells.py), or None; the
+        items looked at, at most `budget`): items of one wall_ms are looked at in order."""
+        lo = wall.to_bytes(WALL_BYTES, "big")
+        # UTF-8 keys hold no 0xff byte, so seven of them bound the last wall_ms's items.
+        last = wall + 1 == 1 << 8 * WALL_BYTES
+        hi = b"\xff" * (WALL_BYTES + 1) if last else (wall + 1).to_bytes(WALL_BYTES, "big")
+        return self.find_tag(lo, hi, tag, budget)
+
     def contains(self, record: Record) -> bool:
         """True if the digest holds exactly this record's item (same place, same leaf)."""
         leaf = self._leaf_at(sort_key(record))

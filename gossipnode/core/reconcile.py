@@ -35,11 +35,19 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
    ReconcileAbort for the peer. No answer for `session_timeout_s` fails it too: only a
    message that carries something moves that deadline (an empty `more=True` message counts
    as a turn instead), and no session outlives 2 * rounds_max * session_timeout_s.
+7. Differences spread thinly over a large scope (most ranges of the first split differ) are
+   found instead by the coded exchange of core/reconcile_coded.py: an estimate, then the
+   cells of an invertible Bloom lookup table (core/coded_cells.py) over the whole scope,
+   peeled by the receiver, at about 20 bytes per difference whatever the scope's size. Its
+   entries cover the whole key space, alone in their turn; every range-descent answer is
+   allowed under them, which is how either side falls back to descent.
+
+The answers of rule 2 are core/reconcile_descent.py, those of rule 7 core/reconcile_coded.py;
+this module holds the session's state, its checks and its turns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from bisect import bisect_right
 from collections.abc import Callable
@@ -47,17 +55,22 @@ from dataclasses import dataclass, field
 
 from ..config import LimitsConfig, ReconcileConfig
 from .errors import LocalProtocolError, RemoteProtocolError
-from .merkle import SUM_MASK, WALL_BYTES, Digest
+from .merkle import WALL_BYTES, Digest
+from .reconcile_coded import CodedAnswers
+from .reconcile_descent import COUNT_MAX, DescentAnswers
 from .reconcile_messages import (
+    CODED,
+    CODED_MODES,
+    CODED_WANT,
+    ESTIMATE,
     FINGERPRINT,
     FINGERPRINT_MASK,
-    ID_BYTES,
     ITEMS,
+    MORE,
     REASON_CHARS_MAX,
     ROOT_BYTES,
     SALT_BYTES,
     SKIP,
-    WANT,
     Entry,
     ReconcileAbort,
     ReconcileMessage,
@@ -71,8 +84,8 @@ from .records import Record, check_record
 
 __all__ = ["ReconcileSession"]
 
-# Counts in a root or a range above this are not credible (2**40 is a trillion records).
-COUNT_MAX = 1 << 40
+# Modes of a range we left open that a range-descent answer (FINGERPRINT, ITEMS) may answer.
+DESCENT_OPEN = (FINGERPRINT, ESTIMATE, CODED, MORE, CODED_WANT)
 
 
 @dataclass(slots=True)
@@ -83,9 +96,10 @@ class _Open:
     hi: bytes | None
     mode: int
     ids: dict[bytes, bytes] = field(default_factory=dict)  # ITEMS: id -> sort key
+    size: int = 0  # CODED: cells per sub-table sent; MORE: asked for
 
 
-class ReconcileSession:
+class ReconcileSession(CodedAnswers, DescentAnswers):
     """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
     drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`.
 
@@ -135,6 +149,8 @@ class ReconcileSession:
         self._received: list[Record] = []
         self._outbox: list[ReconcileMessage] = []
         self._writer: TurnWriter | None = None  # our turn, while it is being sent
+        # The peer's coded cells so far (start, size, bytes), while we peel them.
+        self._coded_received: list[tuple[int, int, bytes]] = []
 
     # -- creating --------------------------------------------------------------------------
 
@@ -286,6 +302,14 @@ class ReconcileSession:
         out: list[Entry] = []
         opened: list[_Open] = []
         pushes: list[bytes] = []
+        if any(entry.mode in CODED_MODES for _, entry in self._incoming):
+            if len(self._incoming) != 1:
+                raise RemoteProtocolError("a coded entry must be alone in its turn")
+            self._answer_coded(self._incoming[0][1], out, opened, pushes)
+            self._incoming = []
+        elif self._spread():
+            self._emit(out, opened, b"", self._estimate_entry())
+            self._incoming = []
         for lo, entry in self._incoming:
             hi = entry.hi
             if entry.mode == SKIP:
@@ -293,11 +317,11 @@ class ReconcileSession:
                 continue
             parent = self._parent(lo, hi)
             if entry.mode == FINGERPRINT:
-                if parent.mode != FINGERPRINT:
+                if parent.mode not in DESCENT_OPEN:
                     raise RemoteProtocolError("a fingerprint for a range we did not open")
                 self._answer_fingerprint(lo, entry, out, opened, pushes)
             elif entry.mode == ITEMS:
-                if parent.mode != FINGERPRINT:
+                if parent.mode not in DESCENT_OPEN:
                     raise RemoteProtocolError("item ids for a range we did not open")
                 self._answer_items(lo, entry, out, opened, pushes)
             else:
@@ -312,64 +336,6 @@ class ReconcileSession:
         self._set_open(opened)
         self._queue_turn(turn, out, pushes)
 
-    def _answer_fingerprint(self, lo: bytes, entry: Entry, out: list[Entry],
-                            opened: list[_Open], pushes: list[bytes]) -> None:  # fmt: skip
-        hi, config = entry.hi, self._config
-        if entry.count > COUNT_MAX:
-            raise RemoteProtocolError("range count out of bounds")
-        ours, count = self._digest.fingerprint(lo, hi)
-        if ours & FINGERPRINT_MASK == entry.fingerprint and count == entry.count:
-            self._emit(out, opened, lo, Entry(hi, SKIP))
-            return
-        if entry.count == 0:
-            pushes.extend(key for key, _ in self._digest.items(lo, hi))
-            self._emit(out, opened, lo, Entry(hi, SKIP))
-            return
-        if count == entry.count + 1 and count <= config.pure_scan_items_max:
-            lone = (ours - entry.fingerprint) & FINGERPRINT_MASK
-            key = self._digest.find_leaf(lo, hi, lone)
-            if key is not None:
-                pushes.append(key)
-                self._emit(out, opened, lo, Entry(hi, SKIP))
-                return
-        if count <= config.items_max:
-            ids = self._ids(lo, hi)
-            self._emit(out, opened, lo, Entry(hi, ITEMS, ids=tuple(ids)), ids)
-        elif entry.count <= config.items_max or (
-            entry.count == count + 1 and entry.count <= config.pure_scan_items_max
-        ):
-            self._emit(out, opened, lo, Entry(hi, FINGERPRINT, ours & FINGERPRINT_MASK, count))
-        else:
-            child_lo = lo
-            for child_hi in [*self._digest.split(lo, hi, config.branching), hi]:
-                child_sum, child_count = self._digest.fingerprint(child_lo, child_hi)
-                child = Entry(child_hi, FINGERPRINT, child_sum & FINGERPRINT_MASK, child_count)
-                self._emit(out, opened, child_lo, child)
-                child_lo = child_hi or b""
-
-    def _answer_items(self, lo: bytes, entry: Entry, out: list[Entry],
-                      opened: list[_Open], pushes: list[bytes]) -> None:  # fmt: skip
-        theirs = set(entry.ids)
-        if not theirs:
-            pushes.extend(key for key, _ in self._digest.items(lo, entry.hi))
-            self._emit(out, opened, lo, Entry(entry.hi, SKIP))
-            return
-        ours = self._ids(lo, entry.hi)
-        pushes.extend(key for item_id, key in ours.items() if item_id not in theirs)
-        wanted = tuple(item_id for item_id in entry.ids if item_id not in ours)
-        if wanted:
-            self._emit(out, opened, lo, Entry(entry.hi, WANT, ids=tuple(dict.fromkeys(wanted))))
-        else:
-            self._emit(out, opened, lo, Entry(entry.hi, SKIP))
-
-    def _ids(self, lo: bytes, hi: bytes | None) -> dict[bytes, bytes]:
-        """Salted item id -> sort key for our items in [lo, hi)."""
-        ids: dict[bytes, bytes] = {}
-        for key, leaf in self._digest.items(lo, hi):
-            leaf_bytes = (leaf & SUM_MASK).to_bytes(16, "big")
-            ids[hashlib.blake2b(leaf_bytes, digest_size=ID_BYTES, key=self._salt).digest()] = key
-        return ids
-
     @staticmethod
     def _emit(out: list[Entry], opened: list[_Open], lo: bytes, entry: Entry,
               ids: dict[bytes, bytes] | None = None) -> None:  # fmt: skip
@@ -378,7 +344,7 @@ class ReconcileSession:
             return
         out.append(entry)
         if entry.mode != SKIP:
-            opened.append(_Open(lo, entry.hi, entry.mode, ids or {}))
+            opened.append(_Open(lo, entry.hi, entry.mode, ids or {}, entry.size))
 
     def _set_open(self, opened: list[_Open]) -> None:
         self._open = opened

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 
 from .merkle import WALL_BYTES
 from .reconcile_ranges import (
+    CODED,
+    CODED_MODES,
+    CODED_WANT,
     END,
+    ESTIMATE,
     FINGERPRINT,
     FINGERPRINT_MASK,
     ID_BYTES,
     ITEMS,
+    MORE,
     SKIP,
     WANT,
     Entry,
@@ -36,11 +41,17 @@ from .reconcile_ranges import (
 from .records import Record
 
 __all__ = [
+    "CODED",
+    "CODED_MODES",
+    "CODED_WANT",
     "END",
+    "ESTIMATE",
     "FINGERPRINT",
     "FINGERPRINT_MASK",
     "ID_BYTES",
     "ITEMS",
+    "MESSAGE_OVERHEAD_BYTES",
+    "MORE",
     "REASON_CHARS_MAX",
     "ROOT_BYTES",
     "SALT_BYTES",

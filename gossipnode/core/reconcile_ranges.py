@@ -10,21 +10,36 @@ Each entry is
                 the suffix (bounds are the shortest separators, so suffixes are short)
     payload     FINGERPRINT: 8-byte low half of the range sum, varint count
                 ITEMS, WANT: varint n, then n salted item ids of ID_BYTES each
+                ESTIMATE: varint log2 of the sender's table size, the ESTIMATE_BYTES estimator
+                CODED: varint start, varint size, then SUBTABLES x (size - start) cells of
+                    CELL_BYTES: the split cells from start to size, or the table if start is 0
+                MORE: varint size (the table size asked for)
+                CODED_WANT: varint n, then n coded ids in increasing order, each a varint wall
+                    delta from the previous id's wall and the 4-byte tag
+
+The coded modes (core/coded_cells.py, core/reconcile_coded.py) cover the whole key space: their
+entry has no bound (END).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .coded_cells import CELL_BYTES, ESTIMATE_BYTES, INDEX_BITS, SUBTABLES, TABLE_CELLS_MAX
 from .errors import RemoteProtocolError
 
 __all__ = [
+    "CODED",
+    "CODED_MODES",
+    "CODED_WANT",
     "END",
+    "ESTIMATE",
     "FINGERPRINT",
     "FINGERPRINT_BYTES",
     "FINGERPRINT_MASK",
     "ID_BYTES",
     "ITEMS",
+    "MORE",
     "SKIP",
     "WANT",
     "Entry",
@@ -33,7 +48,11 @@ __all__ = [
 ]
 
 SKIP, FINGERPRINT, ITEMS, WANT = 0, 1, 2, 3
+ESTIMATE, CODED, MORE, CODED_WANT = 4, 5, 6, 7
+CODED_MODES = (ESTIMATE, CODED, MORE, CODED_WANT)
 END = 0x80
+_WALL_LIMIT = 1 << 48
+_TAG_BYTES = 4
 # Interior range digests on the wire: the low 64 bits of the 128-bit range sum. A false match
 # hides a difference with probability 2**-64 per comparison.
 FINGERPRINT_BYTES = 8
@@ -42,8 +61,8 @@ FINGERPRINT_MASK = (1 << FINGERPRINT_BITS) - 1
 # Item ids are BLAKE2b keyed by the session's salt, so two items that collide in one session
 # (probability about items_max**2 / 2**33 per listed range) differ in the next one.
 ID_BYTES = 4
-# Varints of at most 6 bytes (42 bits) hold every count and length we send.
-VARINT_BYTES_MAX = 6
+# Varints of at most 7 bytes (49 bits) hold every count, length and wall_ms we send.
+VARINT_BYTES_MAX = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +74,12 @@ class Entry:
     fingerprint: int = 0
     count: int = 0
     ids: tuple[bytes, ...] = ()
+    # The coded modes: table sizes (ESTIMATE: log2 of it), cells or estimator bytes, and
+    # coded ids as wall << 32 | tag.
+    start: int = 0
+    size: int = 0
+    data: bytes = b""
+    coded_ids: tuple[int, ...] = ()
 
 
 def _varint(value: int) -> bytes:
@@ -81,6 +106,18 @@ def encode_entry(previous: bytes, entry: Entry) -> bytes:
         parts += [entry.fingerprint.to_bytes(FINGERPRINT_BYTES, "big"), _varint(entry.count)]
     elif entry.mode in (ITEMS, WANT):
         parts += [_varint(len(entry.ids)), *entry.ids]
+    elif entry.mode == ESTIMATE:
+        parts += [_varint(entry.size), entry.data]
+    elif entry.mode == CODED:
+        parts += [_varint(entry.start), _varint(entry.size), entry.data]
+    elif entry.mode == MORE:
+        parts.append(_varint(entry.size))
+    elif entry.mode == CODED_WANT:
+        parts.append(_varint(len(entry.coded_ids)))
+        wall = 0
+        for coded_id in entry.coded_ids:
+            parts += [_varint((coded_id >> 32) - wall), (coded_id & 0xFFFFFFFF).to_bytes(4, "big")]
+            wall = coded_id >> 32
     return b"".join(parts)
 
 
@@ -122,8 +159,13 @@ def parse_entries(data: bytes, bound_bytes_max: int, ids_max: int) -> list[Entry
             raise RemoteProtocolError("range entry after the open-ended one")
         head = reader.take(1)[0]
         mode = head & ~END
-        if mode not in (SKIP, FINGERPRINT, ITEMS, WANT):
+        if mode not in (SKIP, FINGERPRINT, ITEMS, WANT, *CODED_MODES):
             raise RemoteProtocolError(f"unknown range mode {mode}")
+        if mode in CODED_MODES:
+            if not head & END:
+                raise RemoteProtocolError("a coded entry must cover the key space to its end")
+            entries.append(_parse_coded(reader, mode))
+            continue
         hi: bytes | None = None
         if not head & END:
             shared = reader.varint()
@@ -146,3 +188,34 @@ def parse_entries(data: bytes, bound_bytes_max: int, ids_max: int) -> list[Entry
         else:
             entries.append(Entry(hi, mode))
     return entries
+
+
+def _parse_coded(reader: _Reader, mode: int) -> Entry:
+    if mode == ESTIMATE:
+        exponent = reader.varint()
+        if exponent > INDEX_BITS:
+            raise RemoteProtocolError("coded table size out of bounds")
+        return Entry(None, mode, size=exponent, data=reader.take(ESTIMATE_BYTES))
+    if mode == CODED:
+        start, size = reader.varint(), reader.varint()
+        if not start < size <= TABLE_CELLS_MAX:
+            raise RemoteProtocolError("coded cells out of bounds")
+        data = reader.take(SUBTABLES * (size - start) * CELL_BYTES)
+        return Entry(None, mode, start=start, size=size, data=data)
+    if mode == MORE:
+        size = reader.varint()
+        if not 1 < size <= TABLE_CELLS_MAX:
+            raise RemoteProtocolError("coded table size out of bounds")
+        return Entry(None, mode, size=size)
+    count = reader.varint()
+    if count > SUBTABLES * TABLE_CELLS_MAX:
+        raise RemoteProtocolError(f"{count} coded ids, over one per cell")
+    ids: list[int] = []
+    wall = 0
+    for _ in range(count):
+        wall += reader.varint()
+        coded_id = wall << 32 | int.from_bytes(reader.take(_TAG_BYTES), "big")
+        if wall >= _WALL_LIMIT or (ids and coded_id <= ids[-1]):
+            raise RemoteProtocolError("coded ids out of bounds or not increasing")
+        ids.append(coded_id)
+    return Entry(None, mode, coded_ids=tuple(ids))

@@ -85,7 +85,8 @@ __all__ = [
 # 2: a record carries an optional signature (signed datasets, core/authority.py).
 # 3: Ping, Ack and PushPull carry the sender's digest roots (core/membership/roots.py).
 # 4: frames bundle messages and deflate them in one context per connection
-#    (wire/peer_frames.py); record batches have their compact form (wire/record_codec.py).
+#    (wire/peer_frames.py); record batches have their compact form (wire/record_codec.py);
+#    reconciliation turns may carry coded entries (core/reconcile_ranges.py).
 PROTOCOL_VERSIONS: tuple[int, ...] = (4,)
 
 # Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes

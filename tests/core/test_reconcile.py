@@ -221,7 +221,8 @@ def test_a_turn_that_does_not_cover_the_key_space_ends_the_session():
 @pytest.mark.parametrize(
     "ranges",
     [
-        b"\x07",  # unknown mode
+        b"\x0f",  # unknown mode
+        b"\x07\x00",  # a coded entry with a bound (coded entries cover the whole space)
         b"\x81" + b"\x00" * 3,  # fingerprint cut short
         b"\x82\x05" + b"\x00" * 4,  # five ids announced, one given
         b"\x80\x80",  # an entry after the open-ended one
