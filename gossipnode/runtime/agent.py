@@ -10,12 +10,15 @@ woken to re-arm at the core's `next_deadline()`.
 
 Disk syncs never run on the Trio thread. The store commits without waiting for the disk
 (storage/sqlite_store.py, `deferred_sync`), and `_sync_loop` makes the commits durable in
-a worker thread, one fsync for all commits since the last (group commit). Until the sync
-that covers an input's commit has returned, that input's events are held back (in order,
-with everything after them), and so is the answer to a client write: nothing that a write
-made is acknowledged, to a client or to a peer, before it is durable (Invariant 4). Only
-membership messages go out at once, since they never depend on the store: a disk sync
-never delays a probe.
+a worker thread, one fsync for all commits since the last (group commit); `_checkpoint_loop`
+copies the log into the database file in another worker thread. With `storage.durability`
+"fsync" (the default), until the sync that covers an input's commit has returned, that
+input's events are held back (in order, with everything after them), and so is the answer
+to a client write: nothing that a write made is acknowledged, to a client or to a peer,
+before it is durable (Invariant 4). Only membership messages go out at once, since they
+never depend on the store: a disk sync never delays a probe. With "periodic", a commit
+counts as acknowledged at once (it is in the operating system, so it survives kill -9)
+and the sync runs every `fsync_interval_ms`: a power loss may take that much.
 
 Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
 peer listener (runtime/transport.py), the outbound links (runtime/links.py), the control
@@ -81,6 +84,9 @@ logger = logging.getLogger("gossipnode.agent")
 # their answers) share that sync instead of waiting for the one after. A lone writer, the
 # only one answered, never waits.
 SYNC_GATHER_S = 0.002
+# The write-ahead log is copied into the database file this often (when anything was
+# committed), in a worker thread: about a second of writes at a time, a few MiB at most.
+CHECKPOINT_INTERVAL_S = 1.0
 # Start-up logs digest-building progress for datasets at least this large.
 LARGE_DATASET_RECORDS = 100_000
 # After SIGTERM the leave announcement gets this long to reach peers before we close.
@@ -176,6 +182,8 @@ class Agent:
         self._held: deque[tuple[int, list[Any]]] = deque()
         self._unanswered: deque[tuple[int, list[_PendingWrite]]] = deque()
         self._sync_wanted = trio.Event()
+        # Periodic durability: a commit is acknowledged once the operating system has it.
+        self._periodic = config.storage.durability == "periodic"
 
     # --- the services --------------------------------------------------------------------------
 
@@ -198,6 +206,7 @@ class Agent:
                         self._serve_peer,
                     )
                 nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self._checkpoint_loop)
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 if self.config.metrics_listen is not None:
@@ -257,18 +266,25 @@ class Agent:
             )
             for pending, result in zip(batch, results, strict=True):
                 pending.result = result
-            if self.store.durable >= self.store.commits:
+            if self._acknowledged() >= self.store.commits:
                 for pending in batch:
                     pending.done.set()
             else:  # answered by _sync_loop once the batch is on disk
                 self._unanswered.append((self.store.commits, batch))
 
+    def _acknowledged(self) -> int:
+        """The commits that may be acknowledged: those a sync covered ("fsync"), or every
+        commit ("periodic": the operating system holds them)."""
+        return self.store.commits if self._periodic else self.store.durable
+
     async def _sync_loop(self) -> None:
         """Make commits durable in a worker thread, then release what waited for them.
 
         One sync at a time (one writer to the disk); it covers every commit made before it
-        started, so writes that arrive while a sync runs share the next one."""
+        started, so writes that arrive while a sync runs share the next one. Periodic
+        durability waits `fsync_interval_ms` before each sync instead of running at once."""
         store = self.store
+        interval_s = self.config.storage.fsync_interval_ms / 1000
         while True:
             answered = 0
             while self._unanswered and self._unanswered[0][0] <= store.durable:
@@ -283,8 +299,22 @@ class Agent:
                 self._sync_wanted = trio.Event()
                 await self._sync_wanted.wait()
                 continue
+            if self._periodic:
+                await trio.sleep(interval_s)
             covered = await trio.to_thread.run_sync(store.sync_wal)
             store.durable = max(store.durable, covered)
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy the write-ahead log into the database file every `CHECKPOINT_INTERVAL_S`
+        (when anything was committed meanwhile), in a worker thread: the checkpoint reads
+        and writes megabytes and syncs the database file, which the committing Trio thread
+        would otherwise do itself whenever the log reached SQLite's threshold."""
+        checkpointed = self.store.commits
+        while True:
+            await trio.sleep(CHECKPOINT_INTERVAL_S)
+            if self.store.commits != checkpointed:
+                checkpointed = self.store.commits
+                await trio.to_thread.run_sync(self.store.checkpoint)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -336,7 +366,9 @@ class Agent:
     def _dispatch(self) -> None:
         events = self.core.events()
         store = self.store
-        if store.durable >= store.commits and not self._held:
+        if store.durable < store.commits:
+            self._sync_wanted.set()
+        if self._acknowledged() >= store.commits and not self._held:
             self._carry_out(events)
             return
         held = []
@@ -347,7 +379,6 @@ class Agent:
                 held.append(event)
         if held:
             self._held.append((store.commits, held))
-        self._sync_wanted.set()
 
     def _carry_out(self, events: list[Any]) -> None:
         for event in events:
