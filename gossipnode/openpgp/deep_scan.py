@@ -140,7 +140,10 @@ def _decodings(data: bytes) -> list[bytes]:
         cleaned = run.translate(_TO_STANDARD_BASE64, _NOT_IN_BASE64)
         for start in range(4):
             usable = cleaned[start:]
-            usable = usable[: len(usable) - len(usable) % 4]
+            # The last quantum counts too (its padding was dropped with the junk): padded
+            # again, it decodes to its 1 or 2 bytes; a lone last character holds no byte.
+            tail = len(usable) % 4
+            usable = usable[:-1] if tail == 1 else usable + b"=" * ((4 - tail) % 4)
             if len(usable) < ENCODED_CHARACTERS_MIN - 4:
                 continue
             with contextlib.suppress(binascii.Error):
