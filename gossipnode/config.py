@@ -26,6 +26,7 @@ __all__ = [
     "NodeConfig",
     "ReconcileConfig",
     "ReplicationConfig",
+    "StorageConfig",
     "TagsConfig",
     "WireConfig",
     "load_config",
@@ -70,6 +71,28 @@ class ReplicationConfig:
     push_fanout: int = 3
     # Records waiting for one peer before that peer is dropped and left to anti-entropy.
     peer_queue_records_max: int = 10_000
+
+
+# When a client's write is acknowledged (storage.durability): "fsync", once a disk sync
+# covers it; "periodic", once it reached the operating system (see StorageConfig).
+DURABILITY_MODES = ("fsync", "periodic")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """When the store's writes reach the disk, and when a write counts as done."""
+
+    # "fsync" (the default): a write is acknowledged, and its pushes and a peer's PushAck go
+    # out, only once a disk sync covers it: it survives kill -9 and power loss. Concurrent
+    # writes share one sync (group commit), but each writer waits for one (~10 ms on a
+    # common disk). "periodic": acknowledged once committed to the operating system, which
+    # survives kill -9 of the agent but not a power loss or kernel crash within
+    # fsync_interval_ms; the disk sync runs every fsync_interval_ms. As Cassandra's
+    # default periodic commit log: the replicas, not one disk, then carry a fresh write.
+    durability: str = "fsync"
+    # Periodic durability: the longest time a committed write waits for its disk sync, and
+    # so the writes a power loss can take. 100 ms costs ten syncs a second.
+    fsync_interval_ms: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +267,7 @@ class NodeConfig:
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     wire: WireConfig = field(default_factory=WireConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     # The HKP listener (OpenPGP clients: gpg --keyserver hkp://HOST:PORT); None: off.
     hkp_listen: tuple[str, int] | None = None
     # Whether HKP accepts /pks/add uploads (merged like `keys import`, public keys only).
@@ -331,6 +355,7 @@ _SECTIONS = {
     "reconcile": ReconcileConfig,
     "membership": MembershipConfig,
     "wire": WireConfig,
+    "storage": StorageConfig,
 }
 
 

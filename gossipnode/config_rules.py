@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .config import RECORD_OVERHEAD_BYTES_MAX
+from .config import DURABILITY_MODES, RECORD_OVERHEAD_BYTES_MAX
 
 if TYPE_CHECKING:
     from .config import NodeConfig
 
 __all__ = ["check_config"]
 
-_SECTIONS = ("tags", "limits", "replication", "reconcile", "membership", "wire")
+_SECTIONS = ("tags", "limits", "replication", "reconcile", "membership", "wire", "storage")
 # Counts that may be zero (no indirect probes; no local-health stretching); every other
 # count and every interval must be positive: a zero interval spins a core.
 _ZERO_ALLOWED = frozenset({"membership.indirect_probes", "membership.awareness_max"})
@@ -56,6 +56,9 @@ def check_config(config: NodeConfig) -> tuple[str, str] | None:
     if config.replication.tombstone_grace_s <= config.replication.anti_entropy_interval_s:
         return ("replication.tombstone_grace_s",
                 "must be longer than replication.anti_entropy_interval_s")
+    if config.storage.durability not in DURABILITY_MODES:
+        return ("storage.durability", f"expected one of {', '.join(DURABILITY_MODES)}, "
+                f"got {config.storage.durability!r}")
     if config.metrics_listen is not None and config.metrics_listen == config.listen:
         return "metrics_listen", "must differ from listen"
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,17 @@ class Identity:
         return self.signing_key.sign(message).signature
 
 
+# Node ids formatted at most: a cluster has a few hundred members, and every write's reply
+# names its origin, so the same few ids are formatted again and again.
+FORMATTED_IDS_CACHED = 4096
+
+
 def format_node_id(node_id: bytes) -> str:
+    return _format_node_id(bytes(node_id))
+
+
+@functools.lru_cache(maxsize=FORMATTED_IDS_CACHED)
+def _format_node_id(node_id: bytes) -> str:
     text = base64.b32encode(node_id).decode().rstrip("=")
     return "-".join(text[i : i + 13] for i in range(0, len(text), 13))
 

@@ -1,11 +1,17 @@
 """Benchmark a local cluster of real agents on 127.0.0.1.
 
 Prints: sustained write throughput accepted at one node (records/s, 1 KiB records, each
-acknowledged only once durable), replication latency from the acknowledgement at node 0 to
-visibility at the last member (p50, p99), time to converge after a partition heals with d
-records written on each side, and resident memory per node holding `--memory-records`
-records (loaded into the stores before the agents start; RSS read from /proc after start-up),
-and the false suspicions (a member suspected by a node it could reach) during the write run.
+acknowledged only once durable, or once committed with `--durability periodic`), for
+`--writes` records or for `--burst-s` seconds, and the CPU each agent spent per record
+written (ms, from /proc: what a write costs the cluster, whatever else shares the cores);
+replication latency from the acknowledgement at node 0 to visibility at the last member
+(p50, p99) for single writes, and again under a paced load of `--rate` writes/s for
+`--rate-s` seconds (every `RATE_PROBE_EVERY`th write is looked for at the last member);
+time to converge after a partition heals with d records written on each side, and resident
+memory per node holding `--memory-records` records (loaded into the stores before the
+agents start; RSS read from /proc after start-up), and the false suspicions (a member
+suspected by a node it could reach) during the write run. `--writes-only` skips the
+partition and the memory runs.
 
 With `--heal` it measures a partition under load instead: the nodes split in two halves
 (2|3 for five), clients keep writing `--heal-rate` records/s on both sides for
@@ -16,6 +22,8 @@ read from the agents' logs: false ones before the heal (of a member on the same 
 anyone before the cut), and those logged after it (views merging; each refuted at once).
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
+    python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
+        [--durability fsync|periodic]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
 """
 
@@ -24,6 +32,8 @@ from __future__ import annotations
 import argparse
 import calendar
 import json
+import multiprocessing
+import os
 import re
 import statistics
 import sys
@@ -31,12 +41,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local_cluster import LocalCluster
 
+from gossipnode.client import ClientError, ControlClient
 from gossipnode.core.records import Record, Version
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
@@ -48,27 +60,136 @@ POLL_S = 0.0005
 HEAL_POLL_S = 0.05
 # After the heal, members must see each other alive and agree within this, or the run fails.
 HEAL_TIMEOUT_S = 120.0
+# Under --rate, one write in this many is looked for at the last member; the others only
+# load the cluster (polling every write would load it more than the writes do).
+RATE_PROBE_EVERY = 20
+# How often the last member is asked for the probes it has not shown yet.
+RATE_POLL_S = 0.002
+# A probe not seen at the last member this long after the load stopped fails the run.
+RATE_WAIT_S = 30.0
 SUSPECT_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*member (\S+) \(.*is suspect$")
 
 
-def write_throughput(cluster: LocalCluster, writes: int, clients: int) -> float:
-    """Records per second accepted at node 0 by `clients` concurrent writers."""
-    per_client = writes // clients
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has spent so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def run(worker: int) -> None:
-        with cluster.client(0) as client:
-            for i in range(per_client):
-                client.request("put", dataset="consumers", key=f"w{worker}-{i}",
-                               value={"pad": PAD})
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(clients)]
+def _burst_writer(socket_path: Path, worker: int, count: int, deadline: float | None,
+                  done: Any) -> None:
+    """One client process of the throughput run: `count` writes, or until `deadline`."""
+    with ControlClient(socket_path) as client:
+        i = 0
+        while (i < count if deadline is None else time.perf_counter() < deadline):
+            client.request("put", dataset="consumers", key=f"w{worker}-{i}",
+                           value={"pad": PAD})
+            i += 1
+    done.put(i)
+
+
+def _paced_writer(socket_path: Path, worker: int, interval_s: float, stop: Any,
+                  acknowledged: Any) -> None:
+    """One client process of the paced run: a write every `interval_s` until `stop`; every
+    `RATE_PROBE_EVERY`th write's key and acknowledgement time go to `acknowledged`."""
+    written = 0
+    with ControlClient(socket_path) as client:
+        started = time.perf_counter()
+        while not stop.is_set():
+            wait_s = started + written * interval_s - time.perf_counter()
+            if wait_s > 0:
+                time.sleep(min(wait_s, 0.01))
+                continue
+            key = f"r{worker}-{written}"
+            client.request("put", dataset="consumers", key=key, value={"pad": PAD})
+            if written % RATE_PROBE_EVERY == 0:
+                acknowledged.put((key, time.perf_counter()))
+            written += 1
+    acknowledged.put((None, written))
+
+
+# Clients run as processes: as threads of this one they would share its interpreter lock
+# with the link proxies (local_cluster.py), which then fall behind and delay replication.
+_PROCESSES = multiprocessing.get_context("fork")
+
+
+def write_throughput(cluster: LocalCluster, writes: int, clients: int,
+                     burst_s: float | None = None) -> tuple[float, list[float]]:
+    """Records per second accepted at node 0 by `clients` concurrent client processes (each
+    writes `writes // clients` records, or as many as it can for `burst_s` seconds), and the
+    CPU milliseconds each agent spent per record meanwhile."""
+    deadline = None if burst_s is None else time.perf_counter() + burst_s
+    done = _PROCESSES.Queue()
+    pids = [cluster.processes[i].pid for i in cluster.running()]
+    cpu_before = [cpu_s(pid) for pid in pids]
+    workers = [_PROCESSES.Process(target=_burst_writer, args=(
+        cluster.socket_path(0), w, writes // clients, deadline, done)) for w in range(clients)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return per_client * clients / (time.perf_counter() - started)
+    for worker in workers:
+        worker.start()
+    total = sum(done.get(timeout=RATE_WAIT_S + (burst_s or 600)) for _ in workers)
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    cpu_ms = [(cpu_s(pid) - before) * 1000 / total
+              for pid, before in zip(pids, cpu_before, strict=True)]
+    return total / elapsed, cpu_ms
+
+
+def latency_at_rate(cluster: LocalCluster, rate: float, seconds: float,
+                    clients: int) -> tuple[float, list[float]]:
+    """Writes paced at `rate` per second at node 0 by `clients` client processes for
+    `seconds`; returns the rate reached and, for every `RATE_PROBE_EVERY`th write, the
+    seconds from its acknowledgement until the last member shows it."""
+    stop = _PROCESSES.Event()
+    acknowledged_queue = _PROCESSES.Queue()
+    workers = [_PROCESSES.Process(target=_paced_writer, args=(
+        cluster.socket_path(0), w, clients / rate, stop, acknowledged_queue))
+        for w in range(clients)]
+    acknowledged: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    finished = written = 0
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    stopped_at = give_up = None
+    with cluster.client(cluster.count - 1) as client:
+        while finished < clients or len(seen) < len(acknowledged):
+            now = time.perf_counter()
+            if stopped_at is None and now >= started + seconds:
+                stop.set()
+                stopped_at, give_up = now, now + RATE_WAIT_S
+            if give_up is not None and now > give_up:
+                raise RuntimeError(f"{len(acknowledged) - len(seen)} writes never reached the "
+                                   f"last member within {RATE_WAIT_S} s")
+            while not acknowledged_queue.empty():
+                key, value = acknowledged_queue.get()
+                if key is None:
+                    finished += 1
+                    written += value
+                else:
+                    acknowledged[key] = value
+            # Oldest first, and only until one is missing: pushes arrive in order, and asking
+            # for every pending probe on every poll would load the last member more than the
+            # writes do once it falls behind.
+            for key in sorted(acknowledged, key=acknowledged.__getitem__):
+                if key in seen:
+                    continue
+                try:
+                    client.request("get", dataset="consumers", key=key)
+                except ClientError:
+                    break
+                seen[key] = time.perf_counter()
+            time.sleep(RATE_POLL_S)
+    for worker in workers:
+        worker.join()
+    assert stopped_at is not None
+    return written / (stopped_at - started), [seen[k] - acknowledged[k] for k in acknowledged]
+
+
+def percentile_ms(sorted_s: list[float], fraction: float) -> float:
+    return round(sorted_s[min(len(sorted_s) - 1, int(len(sorted_s) * fraction))] * 1000, 2)
 
 
 def replication_latency(cluster: LocalCluster, samples: int) -> list[float]:
@@ -228,36 +349,68 @@ def main() -> int:
     parser.add_argument("--heal-hold-s", type=float, default=20.0,
                         help="seconds the partition lasts")
     parser.add_argument("--heal-runs", type=int, default=1, help="partitions and heals")
+    parser.add_argument("--burst-s", type=float, default=None,
+                        help="write for this many seconds instead of --writes records")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="also measure replication latency under this many writes/s")
+    parser.add_argument("--rate-s", type=float, default=10.0, help="seconds of --rate load")
+    parser.add_argument("--durability", choices=("fsync", "periodic"), default=None,
+                        help="storage.durability of every agent (default: the agent's)")
+    parser.add_argument("--writes-only", action="store_true",
+                        help="skip the partition and memory runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.heal:
         return heal_main(args)
+    extra = FAST
+    if args.durability is not None:
+        extra += f'\n[storage]\ndurability = "{args.durability}"\n'
+    result: dict[str, object] = {"nodes": args.nodes, "write_clients": args.clients,
+                                 "durability": args.durability or "default"}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         root = Path(scratch)
-        with LocalCluster(root / "run", args.nodes, extra_toml=FAST) as cluster:
+        with LocalCluster(root / "run", args.nodes, extra_toml=extra) as cluster:
             cluster.start_all()
             cluster.wait_members()
             burst_started = time.time()
-            throughput = write_throughput(cluster, args.writes, args.clients)
+            throughput, cpu_ms = write_throughput(cluster, args.writes, args.clients,
+                                                  args.burst_s)
+            burst_s = time.time() - burst_started
             time.sleep(1)  # the log lines of the burst's last moments
             burst_suspicions = len(suspicions(cluster, burst_started, time.time()))
+            result |= {
+                "write_records_per_s": round(throughput, 1),
+                "write_burst_s": round(burst_s, 1),
+                "write_cpu_ms_per_record_per_node": [round(ms, 3) for ms in cpu_ms],
+                "false_suspicions_during_writes": burst_suspicions,
+            }
             cluster.wait_converged(timeout_s=300)  # let the burst settle before timing
             latencies = sorted(replication_latency(cluster, args.samples))
-            converge_s = partition_heal(cluster, args.d)
-        memory = memory_at(root / "memory", args.nodes, args.memory_records)
-    result = {
-        "nodes": args.nodes,
-        "write_clients": args.clients,
-        "write_records_per_s": round(throughput, 1),
-        "false_suspicions_during_writes": burst_suspicions,
-        "replication_latency_p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "replication_latency_p99_ms": round(
-            latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
-        "partition_d_per_side": args.d,
-        "converge_after_heal_s": round(converge_s, 2),
-        "memory_records": args.memory_records,
-        "rss_mb_per_node_median": round(statistics.median(memory), 1),
-    }
+            result |= {"replication_latency_p50_ms": percentile_ms(latencies, 0.5),
+                       "replication_latency_p99_ms": percentile_ms(latencies, 0.99)}
+            if args.rate is not None:
+                cluster.wait_converged(timeout_s=300)
+                rate_started = time.time()
+                reached, loaded = latency_at_rate(cluster, args.rate, args.rate_s,
+                                                  args.clients)
+                loaded.sort()
+                time.sleep(1)
+                result |= {
+                    "rate_writes_per_s_asked": args.rate,
+                    "rate_writes_per_s_reached": round(reached, 1),
+                    "rate_latency_samples": len(loaded),
+                    "rate_replication_latency_p50_ms": percentile_ms(loaded, 0.5),
+                    "rate_replication_latency_p99_ms": percentile_ms(loaded, 0.99),
+                    "rate_false_suspicions": len(suspicions(cluster, rate_started,
+                                                            time.time())),
+                }
+            if not args.writes_only:
+                result |= {"partition_d_per_side": args.d,
+                           "converge_after_heal_s": round(partition_heal(cluster, args.d), 2)}
+        if not args.writes_only:
+            memory = memory_at(root / "memory", args.nodes, args.memory_records)
+            result |= {"memory_records": args.memory_records,
+                       "rss_mb_per_node_median": round(statistics.median(memory), 1)}
     if args.json:
         print(json.dumps(result))
     else:

@@ -111,6 +111,9 @@ def test_administrator_keys_are_pinned_as_base64_and_checked(tmp_path):
          "reconcile.message_bytes_max: must be at most half of wire.frame_bytes_max"),
         ("[replication]", "tombstone_grace_s = 5",
          "replication.tombstone_grace_s: must be longer than"),
+        ("[storage]", 'durability = "never"',
+         "storage.durability: expected one of fsync, periodic, got 'never'"),
+        ("[storage]", "fsync_interval_ms = 0", "storage.fsync_interval_ms: must be positive"),
     ],
 )
 def test_rules_across_settings_are_checked_at_load(tmp_path, section, setting, message):
@@ -143,3 +146,10 @@ def test_reserved_tags_and_boolean_flags(tmp_path):
                           ("private_keys = \"yes\"", "tags.private_keys: expected true or false")):
         with pytest.raises(ConfigError, match=message):
             load_config(write(tmp_path, GOOD.replace("wep = true", f"wep = true\n{line}")))
+
+
+def test_durability_is_fsync_unless_periodic_is_asked_for(tmp_path):
+    assert load_config(write(tmp_path, GOOD)).storage.durability == "fsync"
+    config = load_config(write(tmp_path, GOOD + '[storage]\ndurability = "periodic"\n'
+                               "fsync_interval_ms = 50\n"))
+    assert (config.storage.durability, config.storage.fsync_interval_ms) == ("periodic", 50)

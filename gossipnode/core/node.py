@@ -339,7 +339,7 @@ class NodeCore(NodeQueries):
                                            now)
         if forward:
             replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
-            self.replication.push(replicated, exclude=source, now=now)
+            self.replication.push(replicated, exclude=source, now=now, received=records)
         revoked = revoked_writers(before, self._views.policy)
         if revoked and self._ctx.view.private_keys_eligible(self.node_id):
             self._resign([r for r in self.store.replicated("private_keys")

@@ -5,6 +5,10 @@ Rules:
    `push_fanout` random live peers, for private keys to eligible peers only, for a mailbox to
    its owners. A peer that stores a record it did not have forwards it the same way (an
    epidemic), so a write reaches most members within a few hops; anti-entropy repairs the rest.
+   It does not forward a record it got, unchanged, from the record's origin when the
+   origin's own push reached every member that must hold it (a mailbox's owners; at most
+   `push_fanout` members besides the origin): each of them got it already, and in a small
+   cluster forwarding would double every write's work on every member.
 2. Every push is acknowledged. `PushAck.refused` lists the records the receiver would not
    take (it may not hold them); every other record of the push it holds durably, at that
    version or a newer one, when it acknowledges.
@@ -184,8 +188,11 @@ class Replication:
             ctx.timers, queue_records_max=ctx.config.replication.peer_queue_records_max
         )
 
-    def push(self, records: list[Record], exclude: bytes | None, now: float) -> None:
-        """Send fresh records to the peers that must hold them (bounded fan-out)."""
+    def push(self, records: list[Record], exclude: bytes | None, now: float, *,
+             received: Sequence[Record] = ()) -> None:
+        """Send fresh records to the peers that must hold them (bounded fan-out).
+        `exclude`: the peer the records came from, `received`: the records as it sent them
+        (rule 1: what its origin already pushed to everyone is not forwarded)."""
         ctx = self._ctx
         if not records or self._lifecycle.quarantined():
             return
@@ -193,12 +200,18 @@ class Replication:
         by_peer: dict[bytes, list[Record]] = {}
         fanout = ctx.config.replication.push_fanout
         rng: random.Random = ctx.rng
+        as_sent = {(r.dataset, r.key): r for r in received}
         for record in records:
             if record.dataset == WEB_MESSENGER and not view.policy.wep_replication:
                 continue
             targets = [t for t in view.push_targets(record.dataset, record.key)
                        if t != exclude]
-            if lookup_dataset(record.dataset).scope is not Scope.WEP_PLACEMENT:
+            placed = lookup_dataset(record.dataset).scope is Scope.WEP_PLACEMENT
+            if (exclude is not None and record.version.origin == exclude
+                    and as_sent.get((record.dataset, record.key)) == record
+                    and (placed or len(targets) < fanout)):
+                continue  # the origin reached them all (its targets: ours + us - it)
+            if not placed:
                 targets = rng.sample(targets, min(fanout, len(targets)))
             for target in targets:
                 by_peer.setdefault(target, []).append(record)

@@ -67,6 +67,21 @@ DECOMPRESSED_BYTES_MAX = 16 * 1024 * 1024
 # (an Ed25519 secret key packet is about 90 bytes); it also skips short names and words.
 BARE_BASE64_CHARACTERS_MIN = 64
 
+# What the walk can find, as a test of the bytes in C: a secret key packet needs a tag 5/7
+# header byte and a key version 1, 2, 3, 5 or 6 bytes after it (where the header puts the
+# body: an indeterminate, one-octet or partial, two-octet, four-octet, five-octet length),
+# and a compressed packet needs a tag 8 header byte. Bytes with neither (text, base64 of
+# text) are not walked at all: a chain of well-formed packets costs a Python step each.
+_SECRET_HEADER_BYTES = b"\x94\x95\x96\x97\x9c\x9d\x9e\x9f\xc5\xc7"
+# (One character class first, so that the regular expression engine skips
+# the bytes that cannot start a match in C, then lookbehinds say which case it is.)
+_MAY_HOLD_SECRET = re.compile(
+    rb"[\x02-\x06\xa0-\xa3\xc8](?:(?<=[\xa0-\xa3\xc8])|"
+    + b"|".join(rb"(?<=[%s].{%d})" % (re.escape(_SECRET_HEADER_BYTES), distance)
+                for distance in (1, 2, 3, 5, 6))
+    + rb")",
+    re.DOTALL,
+)
 _ARMOR_BEGIN = re.compile(rb"-----BEGIN PGP ([A-Z0-9 ,/]{1,40})-----")
 _BARE_BASE64 = re.compile(rb"[A-Za-z0-9+/=\s]+")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
@@ -167,6 +182,8 @@ def encode_packet(tag: int, body: bytes) -> bytes:
 
 
 def _binary_has_secret(data: bytes, depth: int) -> bool:
+    if not _MAY_HOLD_SECRET.search(data):
+        return False
     for tag, body in iter_packets(data):
         if tag in (SECRET_KEY_TAG, SECRET_SUBKEY_TAG) and _looks_like_key(body):
             return True

@@ -8,13 +8,10 @@ carries out the core's events: `Send` goes into the bounded outbound link of its
 disconnects.py), the facts are logged. After every input the timer task is
 woken to re-arm at the core's `next_deadline()`.
 
-Disk syncs never run on the Trio thread. The store commits without waiting for the disk
-(storage/sqlite_store.py, `deferred_sync`), and `_sync_loop` makes the commits durable in
-a worker thread, one fsync for all commits since the last (group commit). Until the sync
-that covers an input's commit has returned, that input's events are held back (in order,
-with everything after them), and so is the answer to a client write: nothing that a write
-made is acknowledged, to a client or to a peer, before it is durable (Invariant 4). Only
-membership messages go out at once, since they never depend on the store: a disk sync
+Nothing a write made goes out before its commit may be acknowledged, and no disk sync
+runs on the Trio thread (runtime/durability.py, `storage.durability`): events of an input
+are handed to `Durability.dispatch`, which carries them out at once or holds them until the
+sync that covers the input's commit; membership messages always go at once, so a disk sync
 never delays a probe.
 
 Services, each started with `nursery.start`: the signal handler (runtime/signals.py), the
@@ -39,7 +36,7 @@ import math
 import os
 import random
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -67,6 +64,7 @@ from ..identity import Identity, format_node_id, short_id
 from ..storage import SqliteStore
 from .audit import log_quarantine
 from .disconnects import Disconnects
+from .durability import Durability
 from .links import Links
 from .listener import serve
 from .logs import LogTail
@@ -76,11 +74,6 @@ __all__ = ["Agent", "wall_clock_ms"]
 
 logger = logging.getLogger("gossipnode.agent")
 
-# When a sync just answered several writers, the next sync waits this long first: about a
-# control-socket round trip, so that the writers' next writes (sent the moment they got
-# their answers) share that sync instead of waiting for the one after. A lone writer, the
-# only one answered, never waits.
-SYNC_GATHER_S = 0.002
 # Start-up logs digest-building progress for datasets at least this large.
 LARGE_DATASET_RECORDS = 100_000
 # After SIGTERM the leave announcement gets this long to reach peers before we close.
@@ -171,11 +164,8 @@ class Agent:
         self.messages_received: Counter[str] = Counter()
         # Called with every SyncCompleted event (a `repair` waits on its sessions so).
         self.sync_listeners: list[Callable[[SyncCompleted], None]] = []
-        # Held until the store's `durable` reaches their commit count: core events, in
-        # order, and answers to client writes (see the module docstring).
-        self._held: deque[tuple[int, list[Any]]] = deque()
-        self._unanswered: deque[tuple[int, list[_PendingWrite]]] = deque()
-        self._sync_wanted = trio.Event()
+        # When events and answers to writes may go out (runtime/durability.py).
+        self.durability = Durability(store, config.storage, self._carry_out)
 
     # --- the services --------------------------------------------------------------------------
 
@@ -197,7 +187,9 @@ class Agent:
                         self.identity, lambda: self.secrets, self.config.wire,
                         self._serve_peer,
                     )
-                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self.durability.sync_loop)
+                if self.store.deferred_sync:  # else each commit syncs, checkpoints too
+                    nursery.start_soon(self.durability.checkpoint_loop)
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 if self.config.metrics_listen is not None:
@@ -241,7 +233,8 @@ class Agent:
                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                              ) -> None:
         """Group commit: take every write queued since the last batch, commit them in one
-        store transaction, and answer each writer once a sync covers it (`_sync_loop`)."""
+        store transaction, and answer each writer once its commit may be acknowledged
+        (`Durability.answer`)."""
         send, receive = trio.open_memory_channel[_PendingWrite](WRITE_QUEUE_MAX)
         self._write_queue = send
         task_status.started()
@@ -257,34 +250,7 @@ class Agent:
             )
             for pending, result in zip(batch, results, strict=True):
                 pending.result = result
-            if self.store.durable >= self.store.commits:
-                for pending in batch:
-                    pending.done.set()
-            else:  # answered by _sync_loop once the batch is on disk
-                self._unanswered.append((self.store.commits, batch))
-
-    async def _sync_loop(self) -> None:
-        """Make commits durable in a worker thread, then release what waited for them.
-
-        One sync at a time (one writer to the disk); it covers every commit made before it
-        started, so writes that arrive while a sync runs share the next one."""
-        store = self.store
-        while True:
-            answered = 0
-            while self._unanswered and self._unanswered[0][0] <= store.durable:
-                for pending in self._unanswered.popleft()[1]:
-                    pending.done.set()
-                    answered += 1
-            while self._held and self._held[0][0] <= store.durable:
-                self._carry_out(self._held.popleft()[1])
-            if answered > 1:
-                await trio.sleep(SYNC_GATHER_S)
-            if store.durable >= store.commits:
-                self._sync_wanted = trio.Event()
-                await self._sync_wanted.wait()
-                continue
-            covered = await trio.to_thread.run_sync(store.sync_wal)
-            store.durable = max(store.durable, covered)
+            self.durability.answer([pending.done for pending in batch])
 
     def stop(self) -> None:
         self._stopping.set()
@@ -334,20 +300,7 @@ class Agent:
             self.input(lambda now: self.core.connection_lost(address, now))
 
     def _dispatch(self) -> None:
-        events = self.core.events()
-        store = self.store
-        if store.durable >= store.commits and not self._held:
-            self._carry_out(events)
-            return
-        held = []
-        for event in events:
-            if isinstance(event, Send) and isinstance(event.message, MEMBERSHIP_MESSAGES):
-                self._carry_out([event])
-            else:
-                held.append(event)
-        if held:
-            self._held.append((store.commits, held))
-        self._sync_wanted.set()
+        self.durability.dispatch(self.core.events(), _goes_at_once)
 
     def _carry_out(self, events: list[Any]) -> None:
         for event in events:
@@ -409,6 +362,11 @@ class Agent:
         with os.fdopen(fd, "wb") as file:
             file.write(marker)
         os.replace(temporary, marker_file)
+
+
+def _goes_at_once(event: object) -> bool:
+    """Membership messages never depend on the store: they are never held for a sync."""
+    return isinstance(event, Send) and isinstance(event.message, MEMBERSHIP_MESSAGES)
 
 
 @contextlib.contextmanager

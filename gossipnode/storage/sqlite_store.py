@@ -12,6 +12,11 @@ into the database, and the database before the WAL is reset). `commits` counts w
 transactions, `durable` is the count the last `sync_wal` covered; the caller must not
 acknowledge a write, or a peer's push, before `durable` reaches the commit that held it.
 So many writes share one sync (group commit), and the event loop never waits for a disk.
+The log is copied into the database file by `checkpoint()`, which the agent also runs in a
+worker thread, through a connection of its own; SQLite's own checkpoint at commit (by the
+committing thread, with a sync of each file) then only runs as a backstop, when the log
+reaches `BACKSTOP_CHECKPOINT_PAGES` (under a write load that never pauses, a concurrent
+checkpoint cannot catch up the log's last frames, so the log only restarts from there).
 
 SQLite's own locking keeps a second writer (another process, or a torn write) from
 corrupting the file; a writer that finds the database locked waits up to `busy_timeout_ms`.
@@ -50,6 +55,10 @@ __all__ = ["SqliteStore", "StoreError"]
 BUSY_TIMEOUT_MS = 10_000
 # Rows fetched per round trip into SQLite while iterating a dataset.
 SCAN_BATCH_ROWS = 4096
+# With deferred_sync, the committing connection checkpoints by itself (SQLite's automatic
+# checkpoint, at its default of 1000 pages) only past this many log pages (64 MiB of 4 KiB
+# pages): `checkpoint()` in a worker thread normally keeps the log far smaller.
+BACKSTOP_CHECKPOINT_PAGES = 16_384
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -84,12 +93,15 @@ class SqliteStore:
         self.commits = 0
         self.durable = 0
         self._wal_fd: int | None = None
+        self._checkpointer: sqlite3.Connection | None = None
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'NORMAL' if deferred_sync else 'FULL'}")
+            if deferred_sync:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
             self._db.execute("PRAGMA secure_delete=ON")
             self._migrate()
             self._counts = self._tally()
@@ -277,6 +289,21 @@ class SqliteStore:
             os.fsync(self._wal())
         return covered
 
+    def checkpoint(self) -> None:
+        """Copy the log's committed frames into the database file and sync it (SQLite's
+        PASSIVE checkpoint: it never waits for, nor blocks, the writer).
+
+        Uses a connection of its own, so it may run in a worker thread while the owning
+        thread goes on reading and committing; one call at a time."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            self._checkpointer.execute(
+                f"PRAGMA synchronous={'NORMAL' if self.deferred_sync else 'FULL'}")
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _wal(self) -> int:
         if self._wal_fd is None:
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
@@ -289,6 +316,9 @@ class SqliteStore:
         return self._wal_fd
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self._db.close()  # the last connection checkpoints with syncs and removes the WAL
         if self._wal_fd is not None:
             os.close(self._wal_fd)

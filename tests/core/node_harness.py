@@ -20,10 +20,13 @@ LATENCY_S = 0.005
 class Cluster:
     def __init__(self, tags: list[dict[str, bool]], *, seed: int = 1,
                  replication: ReplicationConfig | None = None, start: float = 1_000_000.0,
-                 merges: dict | None = None, administrated: bool = False):
+                 merges: dict | None = None, administrated: bool = False,
+                 content_check=None):
         """`administrated`: pin an administrator key (`self.admin`: node id, sign) on every
-        node, so that grants and admission apply (core/authority.py)."""
+        node, so that grants and admission apply (core/authority.py). `content_check`: the
+        check every node runs on values (none by default)."""
         self.merges = merges
+        self.content_check = content_check
         self.rng = random.Random(seed)
         self.now = start
         self.signing = FakeSigning()
@@ -64,7 +67,7 @@ class Cluster:
             rng=random.Random(self.rng.random()), now=self.now,
             wall_ms=lambda: int((self.now + self.wall_skew_s[index]) * 1000), sign=sign,
             verify=self.signing.verify, decode_value=decode_value, incarnation=incarnation,
-            merges=self.merges,
+            merges=self.merges, content_check=self.content_check,
         )
 
     def index_of(self, address: tuple[str, int]) -> int:

@@ -41,8 +41,10 @@ def test_three_agents_converge_and_a_restarted_node_catches_up(tmp_path):
         assert keys(cluster, 2, "groups") == {"g1", "g2", "while-away"}
 
 
-def test_kill_9_during_a_burst_loses_no_acknowledged_write(tmp_path):
-    with LocalCluster(tmp_path, 2, extra_toml=FAST) as cluster:
+@pytest.mark.parametrize("durability", ["fsync", "periodic"])
+def test_kill_9_during_a_burst_loses_no_acknowledged_write(tmp_path, durability):
+    storage = f'\n[storage]\ndurability = "{durability}"\n'
+    with LocalCluster(tmp_path, 2, extra_toml=FAST + storage) as cluster:
         cluster.start_all()
         cluster.wait_members()
         acknowledged = []

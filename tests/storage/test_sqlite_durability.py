@@ -1,10 +1,13 @@
 """SqliteStore survives kill -9 and concurrent writers."""
 
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -194,3 +197,21 @@ def test_counts_follow_every_kind_of_write_and_match_a_fresh_open(tmp_path):
     assert reopened.count("groups", tombstones=True) == 0
     assert reopened.count("network") == 1
     reopened.close()
+
+
+def test_a_checkpoint_from_another_thread_puts_the_commits_into_the_database_file(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path, deferred_sync=True)
+    store.apply([Record("groups", f"k{i}", b"\xa0", Version(i + 1, 0, ORIGIN))
+                 for i in range(50)])
+    worker = threading.Thread(target=store.checkpoint)
+    worker.start()
+    worker.join(timeout=30)
+    store.apply([Record("groups", "after", b"\xa0", Version(99, 0, ORIGIN))])  # goes on
+    copy = tmp_path / "copy.sqlite3"  # the database file alone, without its log
+    shutil.copyfile(path, copy)
+    alone = sqlite3.connect(copy)
+    (count,) = alone.execute("SELECT count(*) FROM records WHERE dataset = 'groups'").fetchone()
+    alone.close()
+    assert count == 50
+    store.close()

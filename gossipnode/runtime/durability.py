@@ -1,0 +1,122 @@
+"""When what a commit made may go out, and the worker threads that put commits on disk.
+
+Rules (Invariant 4, `storage.durability`):
+1. Disk syncs never run on the Trio thread. The store commits without waiting for the disk
+   (storage/sqlite_store.py, `deferred_sync`); `sync_loop` makes the commits durable in a
+   worker thread, one fsync for all commits since the last (group commit), and
+   `checkpoint_loop` copies the log into the database file in another worker thread.
+2. "fsync" (the default): until the sync that covers an input's commit has returned, that
+   input's events are held back (in order, with everything after them), and so is the
+   answer to a client write: nothing that a write made is acknowledged, to a client or to
+   a peer, before it is durable. Events the caller marks as immediate (membership
+   messages, which never depend on the store) go at once: a disk sync never delays a probe.
+3. "periodic": a commit may be acknowledged at once (the operating system holds it, so it
+   survives kill -9), and the sync runs every `fsync_interval_ms`: a power loss may take
+   that much.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ..config import StorageConfig
+from ..storage import SqliteStore
+
+__all__ = ["CHECKPOINT_INTERVAL_S", "SYNC_GATHER_S", "Durability"]
+
+# When a sync just answered several writers, the next sync waits this long first: about a
+# control-socket round trip, so that the writers' next writes (sent the moment they got
+# their answers) share that sync instead of waiting for the one after. A lone writer, the
+# only one answered, never waits.
+SYNC_GATHER_S = 0.002
+# The write-ahead log is copied into the database file this often (when anything was
+# committed), in a worker thread: about a second of writes at a time, a few MiB at most.
+CHECKPOINT_INTERVAL_S = 1.0
+
+
+class Durability:
+    def __init__(self, store: SqliteStore, storage: StorageConfig,
+                 carry_out: Callable[[list[Any]], None]) -> None:
+        """`carry_out`: what the agent does with events once they may go out."""
+        self.store = store
+        self.periodic = storage.durability == "periodic"
+        self.interval_s = storage.fsync_interval_ms / 1000
+        self._carry_out = carry_out
+        # Held until the store's `durable` reaches their commit count: events, in order,
+        # and the answers to client writes (rule 2).
+        self._held: deque[tuple[int, list[Any]]] = deque()
+        self._unanswered: deque[tuple[int, list[trio.Event]]] = deque()
+        self._sync_wanted = trio.Event()
+
+    def acknowledged(self) -> int:
+        """The commits that may be acknowledged: those a sync covered ("fsync"), or every
+        commit ("periodic": the operating system holds them)."""
+        return self.store.commits if self.periodic else self.store.durable
+
+    def answer(self, answers: list[trio.Event]) -> None:
+        """Set `answers` once the latest commit may be acknowledged: now, or after its sync."""
+        if self.acknowledged() >= self.store.commits:
+            for answer in answers:
+                answer.set()
+        else:
+            self._unanswered.append((self.store.commits, answers))
+
+    def dispatch(self, events: list[Any], immediate: Callable[[Any], bool]) -> None:
+        """Carry out an input's events now, or hold them until its commit may be
+        acknowledged; those `immediate` says yes to go at once (rule 2)."""
+        store = self.store
+        if store.durable < store.commits:
+            self._sync_wanted.set()
+        if self.acknowledged() >= store.commits and not self._held:
+            self._carry_out(events)
+            return
+        held = []
+        for event in events:
+            if immediate(event):
+                self._carry_out([event])
+            else:
+                held.append(event)
+        if held:
+            self._held.append((store.commits, held))
+
+    async def sync_loop(self) -> None:
+        """Make commits durable in a worker thread, then release what waited for them.
+
+        One sync at a time (one writer to the disk); it covers every commit made before it
+        started, so writes that arrive while a sync runs share the next one. Periodic
+        durability waits `fsync_interval_ms` before each sync instead of running at once."""
+        store = self.store
+        while True:
+            answered = 0
+            while self._unanswered and self._unanswered[0][0] <= store.durable:
+                for answer in self._unanswered.popleft()[1]:
+                    answer.set()
+                    answered += 1
+            while self._held and self._held[0][0] <= store.durable:
+                self._carry_out(self._held.popleft()[1])
+            if answered > 1:
+                await trio.sleep(SYNC_GATHER_S)
+            if store.durable >= store.commits:
+                self._sync_wanted = trio.Event()
+                await self._sync_wanted.wait()
+                continue
+            if self.periodic:
+                await trio.sleep(self.interval_s)
+            covered = await trio.to_thread.run_sync(store.sync_wal)
+            store.durable = max(store.durable, covered)
+
+    async def checkpoint_loop(self) -> None:
+        """Copy the write-ahead log into the database file every `CHECKPOINT_INTERVAL_S`
+        (when anything was committed meanwhile), in a worker thread: the checkpoint reads
+        and writes megabytes and syncs the database file, which the committing Trio thread
+        would otherwise do itself whenever the log reached SQLite's threshold."""
+        checkpointed = self.store.commits
+        while True:
+            await trio.sleep(CHECKPOINT_INTERVAL_S)
+            if self.store.commits != checkpointed:
+                checkpointed = self.store.commits
+                await trio.to_thread.run_sync(self.store.checkpoint)
