@@ -57,8 +57,10 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 # closed and its queue dropped: a stuck peer never makes a node buffer without bound.
 LINK_QUEUE_MESSAGES_MAX = 256
 # After a failed dial, wait this long before dialling the same address again; sends to
-# that address meanwhile are dropped.
-DIAL_BACKOFF_S = 1.0
+# that address meanwhile are dropped. Short: a refused dial on a LAN costs one round trip,
+# and a longer wait would drop the first retry of a join whose seed was not up yet
+# (membership/sync.py JOIN_RETRY_FIRST_S) and delay reaching a member back after a heal.
+DIAL_BACKOFF_S = 0.25
 
 # (dataset, key, value); value None is a delete.
 Write = tuple[str, str, bytes | None]

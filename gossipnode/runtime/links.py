@@ -9,7 +9,9 @@ Rules:
    that id; if another node answers at that address, the message is dropped and logged.
 3. A failed dial is remembered for `DIAL_BACKOFF_S`; sends to that address meanwhile are
    dropped instead of dialling again and again, unless the member there is seen alive
-   again first (`reachable`): its return is what the core reacts to at once.
+   again first (`reachable`): its return is what the core reacts to at once. A failed
+   dial is logged once per run of failures to an address (the core keeps reaching dead
+   members, about once a probe interval, so that a healed partition is noticed).
 4. Messages that arrive on an outbound connection are fed to the core like any other.
 5. Probes, acks, ping requests, nacks and gossip go first: a link has an urgent queue
    (bounded; the oldest is forgotten when full) and a bulk queue, and sends from the
@@ -178,10 +180,12 @@ class Links:
                         status=self.status,
                     )
                 except HandshakeFailed as error:
-                    logger.info("cannot reach %s: %s", format_address(link.address),
-                                error.reason)
+                    if link.address not in self._backoff_until:
+                        logger.info("cannot reach %s: %s", format_address(link.address),
+                                    error.reason)
                     self._backoff_until[link.address] = trio.current_time() + DIAL_BACKOFF_S
                     return
+                self._backoff_until.pop(link.address, None)
                 link.connection = connection
                 try:
                     async with trio.open_nursery() as nursery:

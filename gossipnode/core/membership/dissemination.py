@@ -11,10 +11,18 @@ Rules:
    statement), for the same reason.
 4. After a leave we gossip only while there is something left to tell someone; the
    `left` flag then ends the timer.
-5. Every probe interval, one member we declared dead within `dead_gossip_s` gets its own
-   death notice (one small message): alive after all (a partition healed, a pause ended),
-   it refutes at once. Gossip queues empty within a second or two, so rule 2 alone would
-   not reach it after a partition of more than a few seconds.
+5. Every probe interval, one member we hold dead gets its own death notice (one small
+   message): alive after all (a partition healed, a pause ended), it refutes at once.
+   Gossip queues empty within a second or two, so rule 2 alone would not reach it after a
+   partition of more than a few seconds. Members declared dead within `dead_gossip_s`
+   are drawn first; otherwise any dead member (until reaped), so that a partition longer
+   than that still heals within a few probe intervals rather than waiting for a
+   reconnect or a push-pull. Bounded: one notice per probe interval, however many are
+   dead (a dial to a member still down costs the shell one failed connect).
+6. Whoever made us refute (a suspect or dead claim about us that we accepted) is sent our
+   new alive statement at once, directly: the accuser may hold us dead and so neither
+   probe nor gossip to us, and would otherwise learn of the refutation only through
+   others. One small message per refutation.
 """
 
 from __future__ import annotations
@@ -90,9 +98,21 @@ class Disseminator:
         self._outbox.send(entry.address, Gossip(Updates(dead=(notice,))), entry.node_id)
 
     def probe_the_dead(self, now: float) -> None:
-        """Rule 5: one random recently dead member gets its death notice."""
+        """Rule 5: one random dead member, a recently dead one if any, gets its death
+        notice."""
         if self.left:
             return
-        dead = self.recently_dead(now)
+        dead = self.recently_dead(now) or [
+            entry for entry in self._table.members.values() if entry.state == DEAD
+        ]
         if dead:
             self.tell_the_dead(self._rng.choice(dead))
+
+    def answer_accuser(self, sender: bytes) -> None:
+        """Rule 6: send the member that made us refute our new alive statement."""
+        entry = self._table.members.get(sender)
+        if self.left or entry is None or sender == self._table.local.node_id:
+            return
+        self._outbox.statistics["refutations_answered"] += 1
+        updates = Updates(alive=(self._table.local.alive,))
+        self._outbox.send(entry.address, Gossip(updates), sender)

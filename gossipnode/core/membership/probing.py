@@ -20,11 +20,20 @@ Rules:
 4. A pending member (pending.py) gets a confirmation ping when it arrives and again every
    two probe intervals while it waits; the pings draw on a token bucket
    (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
-   without bound. Its ack (like anything else it sends) confirms it.
+   without bound. Its ack (like anything else it sends) confirms it. A confirmation ping
+   always carries our own alive statement: the pending member may not know us yet (a
+   joiner pings the whole list its seed sent), and hearing it first-hand from us makes us
+   its member at once, so a join costs one round trip, not a gossip round and another.
 5. A pinger we do not know at all (its alive statement never reached us, or we forgot it
    pending) is answered, and also sent a push-pull that wants a reply and carries only our
    own alive statement: its reply (its full state, its own alive statement first-hand)
    makes it a member. Once per pinger per `pending_expiry_s`, on the same token bucket.
+6. Lifeguard's local health, from our own lateness: a probe timer (the probe timeout or
+   the end of the probe) run more than `LATE_TIMER_FRACTION` of the probe timeout after
+   it fell due means our own loop was starved (a loaded host, a pause). The target's ack
+   may then be sitting unread, so the failure of that probe says nothing about the
+   target: we raise no suspicion from it (counted as `suspicions_withheld`) and raise our
+   awareness score instead, so that we probe less eagerly until probes succeed again.
 """
 
 from __future__ import annotations
@@ -46,6 +55,11 @@ from .state import LIVE_STATES, MemberTable
 __all__ = ["Prober"]
 
 PROBE = "probe"
+# Rule 6: a probe timer run this fraction of the probe timeout after it fell due shows
+# that our own loop was starved. An ack on a LAN takes milliseconds and a healthy loop
+# runs a timer within a few, so half the timeout (250 ms by default) is far beyond any
+# healthy jitter while still catching a loop that stalled long enough to miss an ack.
+LATE_TIMER_FRACTION = 0.5
 
 
 @dataclass(slots=True)
@@ -55,6 +69,8 @@ class _Probe:
     acked: bool = False
     relays: frozenset[bytes] = frozenset()
     nacks: set[bytes] = field(default_factory=set)
+    timeout_at: float = 0.0  # when its probe timeout falls due
+    late: bool = False  # one of its timers ran late (rule 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +111,9 @@ class Prober:
         self._tokens_at = now
         # Unknown pingers we asked for their state, and when (rule 5).
         self._introduced: OrderedDict[bytes, float] = OrderedDict()
-        outbox.timers.set(PROBE, now + rng.uniform(0, config.probe_interval_s))
+        # When the probe tick is due (rule 6 compares it with when it runs).
+        self._tick_at = now + rng.uniform(0, config.probe_interval_s)
+        outbox.timers.set(PROBE, self._tick_at)
 
     @property
     def relays_running(self) -> int:
@@ -104,8 +122,11 @@ class Prober:
     # ---- the probe cycle --------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        if self._probe is not None and self._late(self._tick_at, now):
+            self._probe.late = True
         self._finish(now)
-        self._outbox.timers.set(PROBE, now + self._awareness.scale(self._config.probe_interval_s))
+        self._tick_at = now + self._awareness.scale(self._config.probe_interval_s)
+        self._outbox.timers.set(PROBE, self._tick_at)
         self._confirm_pending(now)
         target = self._next_target()
         if target is None:
@@ -123,8 +144,12 @@ class Prober:
                 ping, updates=dataclasses.replace(updates, suspect=(*updates.suspect, notice))
             )
         self._outbox.send(target.address, ping, target.node_id)
-        timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
-        self._outbox.timers.set(("probe_timeout", self._sequence), timeout_at)
+        self._probe.timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
+        self._outbox.timers.set(("probe_timeout", self._sequence), self._probe.timeout_at)
+
+    def _late(self, due: float, now: float) -> bool:
+        """Rule 6: did a timer due at `due` run so late that our loop was starved?"""
+        return now - due > LATE_TIMER_FRACTION * self._config.probe_timeout_s
 
     def stop(self) -> None:
         self._outbox.timers.cancel(PROBE)
@@ -146,12 +171,14 @@ class Prober:
         position = self._rng.randint(self._index, len(self._order))
         self._order.insert(position, node_id)
 
-    def timeout(self, sequence: int) -> None:
+    def timeout(self, sequence: int, now: float) -> None:
         """No direct ack in time: ask others to probe the target for us."""
         probe = self._probe
         target = None if probe is None else self._table.members.get(probe.target)
         if probe is None or probe.sequence != sequence or probe.acked or target is None:
             return
+        if self._late(probe.timeout_at, now):
+            probe.late = True
         candidates = [n for n in self._table.reachable.items if n != target.node_id]
         relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
         probe.relays = frozenset(relays)
@@ -173,6 +200,11 @@ class Prober:
         if probe is None or probe.acked:
             return
         self._outbox.timers.cancel(("probe_timeout", probe.sequence))
+        if probe.late:
+            # Rule 6: we were the slow one; the target may well have answered.
+            self._outbox.statistics["suspicions_withheld"] += 1
+            self._awareness.apply(1)
+            return
         self._outbox.statistics["probe_failures"] += 1
         # Lifeguard: relays that nacked show the network works, so the target is at fault;
         # missing nacks (or no relays at all) hint that we are the slow one.
@@ -197,7 +229,12 @@ class Prober:
         waiting.pinged_at = now
         self._sequence += 1
         address = (waiting.alive.host, waiting.alive.port)
-        self._outbox.send(address, self._ping(self._sequence, node_id, now), node_id)
+        ping = self._ping(self._sequence, node_id, now)
+        own = self._table.local.alive
+        if own not in ping.updates.alive:
+            updates = dataclasses.replace(ping.updates, alive=(own, *ping.updates.alive))
+            ping = dataclasses.replace(ping, updates=updates)
+        self._outbox.send(address, ping, node_id)
 
     def _confirm_pending(self, now: float) -> None:
         self._outbox.statistics["pending_expired"] += self._table.pending.expire(now)

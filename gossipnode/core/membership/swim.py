@@ -286,6 +286,8 @@ class Membership:
             self._table.set_local_alive(
                 alive.name, (alive.host, alive.port), self._table.local.incarnation + 1, pairs, now
             )
+            # Spread it now rather than at the next gossip round (up to an interval away).
+            self._dissemination.tick(now)
 
     # ---- inputs -----------------------------------------------------------------------
 
@@ -301,7 +303,10 @@ class Membership:
         self._table.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
+            incarnation = self._table.local.incarnation
             self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
+            if self._table.local.incarnation > incarnation:
+                self._dissemination.answer_accuser(sender)
         roots = getattr(message, "roots", ())
         entry = self._table.members.get(sender)
         if roots and entry is not None and sender != self._node_id:
@@ -363,7 +368,7 @@ class Membership:
         else:
             kind, value = key
             if kind == "probe_timeout":
-                self._prober.timeout(value)
+                self._prober.timeout(value, now)
             elif kind == "relay":
                 self._prober.relay_timeout(value)
             elif kind == "suspicion":

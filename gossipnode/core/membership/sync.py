@@ -3,7 +3,10 @@
 Rules:
 1. Join sends a push-pull to every seed and queues our own alive statement for gossip, so
    that we announce ourselves as well as pull the whole member list at once. While we know
-   nobody, the push-pull timer retries the seeds every `join_retry_interval_s`.
+   nobody, the push-pull timer retries the seeds, first after `JOIN_RETRY_FIRST_S`, then
+   at twice the wait each time up to `join_retry_interval_s`: members started together
+   find a seed that came up a moment after them at once, and a member whose seeds are
+   down for long costs one failed dial per seed per `join_retry_interval_s`.
 2. Every push-pull interval (longer in large clusters, whose full state is larger) we swap
    full state with one random member, the dead included, so that long partitions heal.
 3. After serf's reconnect: every `reconnect_interval_s`, with probability dead / alive, we
@@ -39,6 +42,11 @@ __all__ = ["Sync", "push_pull_interval_s"]
 
 PUSH_PULL = "push_pull"
 RECONNECT = "reconnect"
+# The first retry of the seeds after a join nobody answered (rule 1). Agents started
+# together come up a fraction of a second apart, so a seed that was not listening yet
+# usually is half a second later. Above the shell's dial backoff after a failed dial
+# (driving.DIAL_BACKOFF_S), so the retry is not dropped by it.
+JOIN_RETRY_FIRST_S = 0.5
 
 
 def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
@@ -68,6 +76,8 @@ class Sync:
         # Our digest roots for a push-pull to a member, when it is owed them (roots.py).
         self._roots = roots
         self._seeds: tuple[Address, ...] = ()
+        # The wait before the next retry of the seeds while we know nobody (rule 1).
+        self._join_retry_s = min(JOIN_RETRY_FIRST_S, config.join_retry_interval_s)
         timers = outbox.timers
         timers.set(PUSH_PULL, now + rng.uniform(0.5, 1) * config.push_pull_interval_s)
         timers.set(RECONNECT, now + rng.uniform(0.5, 1) * config.reconnect_interval_s)
@@ -79,7 +89,8 @@ class Sync:
             self._outbox.send(seed, PushPull(True, self._table.full_state()))
         if self._seeds:  # retried soon if no seed answers (see tick)
             self._outbox.broadcasts.push(self._table.local.alive)
-            self._outbox.timers.set(PUSH_PULL, now + self._config.join_retry_interval_s)
+            self._join_retry_s = min(JOIN_RETRY_FIRST_S, self._config.join_retry_interval_s)
+            self._retry_seeds_later(now)
 
     def stop(self) -> None:
         self._outbox.timers.cancel(PUSH_PULL)
@@ -112,6 +123,7 @@ class Sync:
             if entry is not self._table.local and entry.state != LEFT
         ]
         if others:
+            self._join_retry_s = min(JOIN_RETRY_FIRST_S, self._config.join_retry_interval_s)
             partner = self._rng.choice(others)
             state = PushPull(True, self._table.full_state(), self._roots(partner.node_id, now))
             self._outbox.send(partner.address, state, partner.node_id)
@@ -122,9 +134,14 @@ class Sync:
                 self._outbox.send(seed, PushPull(True, self._table.full_state()))
         else:
             if self._seeds:
-                self._outbox.timers.set(PUSH_PULL, now + self._config.join_retry_interval_s)
+                self._retry_seeds_later(now)
             for seed in self._seeds:
                 self._outbox.send(seed, PushPull(True, self._table.full_state()))
+
+    def _retry_seeds_later(self, now: float) -> None:
+        """Rule 1: the next retry of the seeds, each wait twice the last, up to the cap."""
+        self._outbox.timers.set(PUSH_PULL, now + self._join_retry_s)
+        self._join_retry_s = min(2 * self._join_retry_s, self._config.join_retry_interval_s)
 
     def _unseen_seeds(self) -> list[Address]:
         """Seeds that no member we hold alive or suspect advertises (rule 4)."""
