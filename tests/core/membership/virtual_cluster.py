@@ -68,6 +68,10 @@ class VirtualCluster:
     - `latency_s`: one-way delay of every message;
     - `groups`: node id -> partition group; messages between different groups are dropped;
     - `extra_delay_s`: node id -> added delay on every message it sends (a slow member);
+    - `paused`: node id -> virtual time until which the core does not run at all (a
+      starved process): its timers run late, at that time, and the messages sent to it
+      wait until just after them (the worst case: a loop that runs its overdue timers
+      before it reads the acks waiting in its sockets);
     - `measure`: message -> size in bytes, summed into `bytes_sent` (None: not measured).
     """
 
@@ -88,6 +92,7 @@ class VirtualCluster:
         self.loss = loss
         self.groups: dict[bytes, int] = {}
         self.extra_delay_s: dict[bytes, float] = {}
+        self.paused: dict[bytes, float] = {}
         self.signing = FakeSigning()
         self.cores: dict[bytes, Membership] = {}
         # Each node's signing function, so that a test can restart a node with its identity.
@@ -182,12 +187,22 @@ class VirtualCluster:
                 return True
             if self.groups.get(sender, 0) != self.groups.get(receiver, 0):
                 return True
+            resumes_at = self.paused.get(receiver, -math.inf)
+            if resumes_at >= self.now:  # after its overdue timers (see `paused`)
+                heapq.heappush(self._messages,
+                               (resumes_at + 1e-6, next(self._order), sender, to, message))
+                return True
             self.cores[receiver].receive(sender, message, self.now)
             self._collect(receiver)
         else:
             heapq.heappop(self._deadlines)
             self.now = max(self.now, deadline_at)
             del self._armed[node_id]
+            resumes_at = self.paused.get(node_id, -math.inf)
+            if resumes_at > self.now:  # starved: its timers run when it resumes
+                self._armed[node_id] = resumes_at
+                heapq.heappush(self._deadlines, (resumes_at, next(self._order), node_id))
+                return True
             self.cores[node_id].handle_timer(self.now)
             self._collect(node_id)
         return True

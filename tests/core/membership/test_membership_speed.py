@@ -1,0 +1,175 @@
+"""How fast membership reacts, on virtual time: a join in one exchange, seeds retried soon,
+a refutation told to the accuser, dead members reached again after a long partition, and a
+starved prober that accuses nobody. Every wait is bounded in virtual seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gossipnode.config import MembershipConfig
+from gossipnode.core.events import Send
+from gossipnode.core.membership import ALIVE, DEAD, Dead, Gossip, Updates
+from tests.core.membership.membership_helpers import (
+    all_alive,
+    converged,
+    node_id,
+    start_cluster,
+)
+from tests.core.membership.virtual_cluster import VirtualCluster
+
+# Long enough that neither push-pull nor serf's reconnect can be what heals a partition in
+# these tests: only the probe-interval rules can.
+NEVER_S = 1e6
+
+
+def test_a_joiner_is_learned_first_hand_by_every_member_in_one_exchange():
+    # 15 members: more than the 8 piggybacks a statement gets (retransmit limit at n = 16),
+    # so without its own alive statement on every confirmation ping, some members would
+    # first have to ask the joiner for its state (an introduction).
+    cluster, cores = start_cluster(15, seed=21)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 10.0)  # the join's gossip has died down
+    introductions = sum(core.statistics().get("introductions", 0) for core in cores)
+    joiner = cluster.add("joiner", tags={"version": "0.1.0"})
+    joined_at = cluster.now
+    cluster.join(joiner, [cores[3].local_member.address])
+    everyone = [*cores, joiner]
+    # Join push-pull to the seed, its full state back, a confirmation ping to each member
+    # and its ack: four one-way trips of 1 ms, with room for the order of delivery.
+    assert cluster.run_until_true(all_alive(everyone), joined_at + 0.01, check_every_s=0.001)
+    assert sum(core.statistics().get("introductions", 0) for core in cores) == introductions
+    assert joiner.statistics()["sent_PushPull"] == 1  # the list came in one exchange
+
+
+def test_seeds_that_do_not_answer_are_retried_soon_then_at_the_configured_interval():
+    config = MembershipConfig()
+    cluster = VirtualCluster(config, seed=22)
+    lonely = cluster.add("lonely")
+    absent_seed = ("10.0.0.99", 7946)  # nobody listens there
+    sent_at: list[float] = []
+    cluster.measure = lambda message: sent_at.append(cluster.now) or 0
+    cluster.join(lonely, [absent_seed])
+    cluster.run_until(12.0)
+    # First after half a second, then doubling up to join_retry_interval_s.
+    expected = [0.0, 0.5, 1.5, 3.5, 5.5, 7.5, 9.5, 11.5]
+    assert len(sent_at) == len(expected), sent_at
+    assert all(abs(a - b) < 1e-9 for a, b in zip(sent_at, expected, strict=True)), sent_at
+
+
+def test_a_member_made_to_refute_tells_its_accuser_at_once():
+    cluster, cores = start_cluster(3, seed=23)
+    converged(cluster, cores, within_s=20.0)
+    accused, accuser = cores[0], cores[1]
+    incarnation = accused.local_member.incarnation
+    accused.receive(
+        node_id(accuser),
+        Gossip(Updates(dead=(Dead(node_id(accused), incarnation, node_id(accuser)),))),
+        cluster.now,
+    )
+    answers = [
+        event
+        for event in accused.events()
+        if isinstance(event, Send)
+        and event.peer == node_id(accuser)
+        and isinstance(event.message, Gossip)
+        and any(
+            alive.node_id == node_id(accused) and alive.incarnation == incarnation + 1
+            for alive in event.message.updates.alive
+        )
+    ]
+    assert len(answers) == 1
+    assert answers[0].to == accuser.local_member.address
+    assert accused.statistics().get("refutations_answered", 0) == 1
+
+
+def test_a_partition_longer_than_the_dead_gossip_time_heals_within_a_few_probe_intervals():
+    config = dataclasses.replace(
+        MembershipConfig(), push_pull_interval_s=NEVER_S, reconnect_interval_s=NEVER_S
+    )
+    cluster, cores = start_cluster(5, seed=24, config=config)
+    converged(cluster, cores, within_s=20.0)
+    side_a, side_b = cores[:2], cores[2:]
+    for core in side_a:
+        cluster.groups[node_id(core)] = 1
+
+    def split() -> bool:
+        return all(
+            core.states()[node_id(other)] == DEAD
+            for side, other_side in ((side_a, side_b), (side_b, side_a))
+            for core in side
+            for other in other_side
+        )
+
+    assert cluster.run_until_true(split, cluster.now + 60.0)
+    # Long past dead_gossip_s: nobody is "recently dead" any more.
+    cluster.run_until(cluster.now + 3 * config.dead_gossip_s)
+    cluster.groups.clear()
+    healed_at = cluster.now
+    # Each probe interval every member reaches one member it holds dead (3 or 2 of them),
+    # which refutes and answers; the refutations then spread by gossip.
+    assert cluster.run_until_true(all_alive(cores), healed_at + 6 * config.probe_interval_s)
+    cluster.run_until(cluster.now + 5.0)
+    for core in cores:
+        assert set(core.states().values()) == {ALIVE}
+
+
+def test_a_starved_prober_accuses_nobody_and_backs_off():
+    cluster, cores = start_cluster(5, seed=25)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 10.0)
+    prober = cores[1]
+    raised = prober.statistics().get("suspicions_raised", 0)
+    probes = prober.statistics().get("probes", 0)
+    # Stop the prober just after it sent a ping, before the ack is back (1 ms each way).
+    assert cluster.run_until_true(
+        lambda: prober.statistics().get("probes", 0) > probes,
+        cluster.now + 5.0,
+        check_every_s=0.0005,
+    )
+    cluster.paused[node_id(prober)] = cluster.now + 3.0
+    cluster.run_until(cluster.now + 20.0)
+    assert prober.statistics().get("suspicions_withheld", 0) >= 1
+    # (The others may suspect the prober: it did not answer for 3 s. It refutes.)
+    assert prober.statistics().get("suspicions_raised", 0) == raised
+    assert (
+        prober.statistics().get("awareness", 0) >= 1
+        or prober.statistics().get("probes", 0) > probes + 1
+    )
+    for core in cores:
+        assert set(core.states().values()) == {ALIVE}
+
+
+def test_the_starved_prober_scenario_does_accuse_without_the_lateness_rule(monkeypatch):
+    """The scenario above would raise a suspicion if the prober took its own lateness for
+    the target's silence: with the rule switched off, it does."""
+    from gossipnode.core.membership import probing
+
+    monkeypatch.setattr(probing, "LATE_TIMER_FRACTION", float("inf"))
+    cluster, cores = start_cluster(5, seed=25)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 10.0)
+    prober = cores[1]
+    raised = prober.statistics().get("suspicions_raised", 0)
+    probes = prober.statistics().get("probes", 0)
+    assert cluster.run_until_true(
+        lambda: prober.statistics().get("probes", 0) > probes,
+        cluster.now + 5.0,
+        check_every_s=0.0005,
+    )
+    cluster.paused[node_id(prober)] = cluster.now + 3.0
+    cluster.run_until(cluster.now + 20.0)
+    assert prober.statistics().get("suspicions_raised", 0) > raised
+
+
+def test_a_joiner_whose_seed_comes_up_late_joins_within_a_second_of_it():
+    cluster = VirtualCluster(MembershipConfig(), seed=26)
+    early = [cluster.add(f"early-{i}") for i in range(4)]
+    seed_address = ("10.0.0.1", 6999)
+    for core in early:
+        cluster.join(core, [seed_address])
+    cluster.run_until(2.7)  # the seed starts late, while the others wait for it
+    seed = cluster.add("seed", address=seed_address)
+    started_at = cluster.now
+    everyone = [seed, *early]
+    # Retries at 0.5, 1.5, 3.5 s: the one at 3.5 s finds it.
+    assert cluster.run_until_true(all_alive(everyone), started_at + 1.0, check_every_s=0.01)
