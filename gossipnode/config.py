@@ -150,8 +150,10 @@ class MembershipConfig:
     # with n, so this keeps push-pull bytes per member per second from growing linearly.
     push_pull_scale_threshold: int = 32
     # While a member knows nobody (just started, or everyone it knew is gone), it retries
-    # its seeds this often instead of once per push-pull interval, so a restarted member
-    # is back within seconds. A few seeds x one small message: cheap.
+    # its seeds, first after half a second and then at twice the wait each time up to
+    # this, instead of once per push-pull interval: members started together find a seed
+    # that came up a moment later at once, and a restarted member is back within seconds.
+    # A few seeds x one small message: cheap.
     join_retry_interval_s: float = 2.0
     # Every this often, with probability dead / alive, a member swaps full state with one
     # member it believes dead (serf's reconnect, 30 s there): after a partition heals the two
@@ -160,6 +162,8 @@ class MembershipConfig:
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
+    # The score rises when our probes fail without nacks, when we must refute, and when our
+    # own probe timers run late (membership/probing.py rule 6).
     awareness_max: int = 8
     # One piggybacked batch of updates at most (estimated encoded bytes). About 15 signed
     # alive statements (~250 B each): small enough that a probe never queues behind a large
@@ -191,7 +195,8 @@ class MembershipConfig:
     relays_max: int = 256
     # A member we declared dead is still gossiped to this long (memberlist's
     # GossipToTheDeadTime), so that one wrongly declared dead hears it and refutes in
-    # seconds rather than at the next push-pull.
+    # seconds rather than at the next push-pull. (Beyond it, one dead member per probe
+    # interval still gets its death notice: membership/dissemination.py rule 5.)
     dead_gossip_s: float = 30.0
 
 

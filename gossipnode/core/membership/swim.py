@@ -7,8 +7,10 @@ to the part whose concern it is, each headed by its own rules:
   the subject signed; new members confirmed before they count (pending.py); names unique;
   verified signatures cached (verified.py).
 - probing.py: the probe cycle, indirect probes (only to known members' signed addresses,
-  bounded per requester), suspicion from failed probes, confirmation pings.
-- dissemination.py: piggybacked statements and gossip rounds, the recently dead included.
+  bounded per requester), suspicion from failed probes (none from a probe whose timers ran
+  late), confirmation pings that announce us.
+- dissemination.py: piggybacked statements and gossip rounds, the dead included; a
+  refutation told to the accuser.
 - sync.py: join, periodic push-pull, reconnecting to the dead.
 - roots.py: this member's digest roots, piggybacked first-hand on pings, acks and
   push-pulls, and the roots the others advertised (core/cluster_view.py groups them).

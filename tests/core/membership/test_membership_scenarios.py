@@ -123,7 +123,8 @@ def test_a_partition_two_three_is_declared_dead_across_and_heals():
 
     assert cluster.run_until_true(split, cluster.now + 60.0)
     cluster.groups.clear()
-    # Dead members are probed by nobody: only push-pull (every 30 s) crosses the old split.
+    # Each probe interval every member sends one member it holds dead its death notice,
+    # which it refutes (test_membership_speed.py bounds how soon); push-pull is the backstop.
     converged(cluster, cores, within_s=3 * MembershipConfig().push_pull_interval_s)
     cluster.run_until(cluster.now + 5.0)  # let the refutations finish spreading
     first, *others = views(cores)
