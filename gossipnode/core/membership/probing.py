@@ -34,6 +34,11 @@ Rules:
    may then be sitting unread, so the failure of that probe says nothing about the
    target: we raise no suspicion from it (counted as `suspicions_withheld`) and raise our
    awareness score instead, so that we probe less eagerly until probes succeed again.
+7. A new member's first probe may fail without a suspicion (`first_probes_forgiven`): that
+   first exchange costs two fresh authenticated connections (our dial for the ping, its
+   dial back for the ack), on a member that has just started and meets the whole cluster
+   at once. Its next probe, within two rounds, counts as usual, so a member that dies
+   right after joining is still found, one probe later.
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ class Prober:
         self._tokens_at = now
         # Unknown pingers we asked for their state, and when (rule 5).
         self._introduced: OrderedDict[bytes, float] = OrderedDict()
+        # New members whose first probe is still to come (rule 7), oldest first.
+        self._first_probe: OrderedDict[bytes, None] = OrderedDict()
         # When the probe tick is due (rule 6 compares it with when it runs).
         self._tick_at = now + rng.uniform(0, config.probe_interval_s)
         outbox.timers.set(PROBE, self._tick_at)
@@ -167,9 +174,13 @@ class Prober:
         return None
 
     def probe_soon(self, node_id: bytes) -> None:
-        """A newcomer is probed within this round, at a random place in the order."""
+        """A newcomer is probed within this round, at a random place in the order; a
+        failure of that first probe is forgiven (rule 7)."""
         position = self._rng.randint(self._index, len(self._order))
         self._order.insert(position, node_id)
+        self._first_probe[node_id] = None
+        while len(self._first_probe) > self._config.members_max:
+            self._first_probe.popitem(last=False)
 
     def timeout(self, sequence: int, now: float) -> None:
         """No direct ack in time: ask others to probe the target for us."""
@@ -197,13 +208,20 @@ class Prober:
 
     def _finish(self, now: float) -> None:
         probe, self._probe = self._probe, None
-        if probe is None or probe.acked:
+        if probe is None:
+            return
+        first = probe.target in self._first_probe
+        self._first_probe.pop(probe.target, None)
+        if probe.acked:
             return
         self._outbox.timers.cancel(("probe_timeout", probe.sequence))
         if probe.late:
             # Rule 6: we were the slow one; the target may well have answered.
             self._outbox.statistics["suspicions_withheld"] += 1
             self._awareness.apply(1)
+            return
+        if first:
+            self._outbox.statistics["first_probes_forgiven"] += 1
             return
         self._outbox.statistics["probe_failures"] += 1
         # Lifeguard: relays that nacked show the network works, so the target is at fault;

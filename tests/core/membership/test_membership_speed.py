@@ -173,3 +173,33 @@ def test_a_joiner_whose_seed_comes_up_late_joins_within_a_second_of_it():
     everyone = [seed, *early]
     # Retries at 0.5, 1.5, 3.5 s: the one at 3.5 s finds it.
     assert cluster.run_until_true(all_alive(everyone), started_at + 1.0, check_every_s=0.01)
+
+
+def test_a_new_members_slow_first_answer_is_forgiven_but_a_dead_newcomer_is_still_found():
+    cluster, cores = start_cluster(4, seed=27)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 10.0)
+    newcomer = cluster.add("newcomer", tags={"version": "0.1.0"})
+    # Its first answers take longer than a probe interval (two fresh connections on a
+    # member that is still starting), then it is quick.
+    cluster.extra_delay_s[node_id(newcomer)] = 1.2
+    cluster.join(newcomer, [cores[0].local_member.address])
+    everyone = [*cores, newcomer]
+    raised = [core.statistics().get("suspicions_raised", 0) for core in cores]
+    assert cluster.run_until_true(all_alive(everyone), cluster.now + 10.0)
+    assert cluster.run_until_true(
+        lambda: sum(core.statistics().get("first_probes_forgiven", 0) for core in cores) >= 1,
+        cluster.now + 10.0,
+    )
+    cluster.extra_delay_s.clear()
+    cluster.run_until(cluster.now + 20.0)
+    assert [core.statistics().get("suspicions_raised", 0) for core in cores] == raised
+    # A newcomer that dies at once is still declared dead: one probe later than otherwise.
+    late = cluster.add("short-lived", tags={"version": "0.1.0"})
+    cluster.join(late, [cores[0].local_member.address])
+    assert cluster.run_until_true(all_alive([*everyone, late]), cluster.now + 10.0)
+    cluster.crash(node_id(late))
+    assert cluster.run_until_true(
+        lambda: all(core.states()[node_id(late)] == DEAD for core in everyone),
+        cluster.now + 60.0,
+    )
