@@ -162,8 +162,8 @@ class MembershipConfig:
     # Dead or left members are forgotten after this, and may then rejoin as new.
     reap_after_s: float = 24 * 3600.0
     # Local health awareness: our probe interval is multiplied by (1 + score), score <= this.
-    # The score rises when our probes fail without nacks, when we must refute, and when our
-    # own probe timers run late (membership/probing.py rule 6).
+    # The score rises when our probes fail without nacks and when we must refute. (A probe
+    # whose own timers ran late raises no suspicion at all: membership/probing.py rule 6.)
     awareness_max: int = 8
     # One piggybacked batch of updates at most (estimated encoded bytes). About 15 signed
     # alive statements (~250 B each): small enough that a probe never queues behind a large

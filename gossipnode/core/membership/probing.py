@@ -32,8 +32,10 @@ Rules:
    the end of the probe) run more than `LATE_TIMER_FRACTION` of the probe timeout after
    it fell due means our own loop was starved (a loaded host, a pause). The target's ack
    may then be sitting unread, so the failure of that probe says nothing about the
-   target: we raise no suspicion from it (counted as `suspicions_withheld`) and raise our
-   awareness score instead, so that we probe less eagerly until probes succeed again.
+   target: we raise no suspicion from it (counted as `suspicions_withheld`). Nor does it
+   raise our awareness score: that would stretch our probe interval for many probes after
+   a moment of load, and so slow the detection of real failures for tens of seconds; the
+   next probe that runs on time judges the target.
 7. A new member's first probe may fail without a suspicion (`first_probes_forgiven`): that
    first exchange costs two fresh authenticated connections (our dial for the ping, its
    dial back for the ack), on a member that has just started and meets the whole cluster
@@ -218,7 +220,6 @@ class Prober:
         if probe.late:
             # Rule 6: we were the slow one; the target may well have answered.
             self._outbox.statistics["suspicions_withheld"] += 1
-            self._awareness.apply(1)
             return
         if first:
             self._outbox.statistics["first_probes_forgiven"] += 1

@@ -113,7 +113,7 @@ def test_a_partition_longer_than_the_dead_gossip_time_heals_within_a_few_probe_i
         assert set(core.states().values()) == {ALIVE}
 
 
-def test_a_starved_prober_accuses_nobody_and_backs_off():
+def test_a_starved_prober_accuses_nobody():
     cluster, cores = start_cluster(5, seed=25)
     converged(cluster, cores, within_s=20.0)
     cluster.run_until(cluster.now + 10.0)
@@ -131,10 +131,8 @@ def test_a_starved_prober_accuses_nobody_and_backs_off():
     assert prober.statistics().get("suspicions_withheld", 0) >= 1
     # (The others may suspect the prober: it did not answer for 3 s. It refutes.)
     assert prober.statistics().get("suspicions_raised", 0) == raised
-    assert (
-        prober.statistics().get("awareness", 0) >= 1
-        or prober.statistics().get("probes", 0) > probes + 1
-    )
+    # ... and goes on probing at its usual pace (its lateness did not stretch its interval).
+    assert prober.statistics().get("probes", 0) >= probes + 15
     for core in cores:
         assert set(core.states().values()) == {ALIVE}
 
