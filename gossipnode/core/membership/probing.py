@@ -32,15 +32,16 @@ Rules:
    the end of the probe) run more than `LATE_TIMER_FRACTION` of the probe timeout after
    it fell due means our own loop was starved (a loaded host, a pause). The target's ack
    may then be sitting unread, so the failure of that probe says nothing about the
-   target: we raise no suspicion from it (counted as `suspicions_withheld`). Nor does it
-   raise our awareness score: that would stretch our probe interval for many probes after
-   a moment of load, and so slow the detection of real failures for tens of seconds; the
-   next probe that runs on time judges the target.
+   target: we raise no suspicion from it (counted as `suspicions_withheld`) and probe the
+   same target again next, so that a probe that runs on time judges it one probe interval
+   later, not a whole round of members later. Nor does lateness raise our awareness
+   score: that would stretch our probe interval for many probes after a moment of load,
+   and so slow the detection of real failures for tens of seconds.
 7. A new member's first probe may fail without a suspicion (`first_probes_forgiven`): that
    first exchange costs two fresh authenticated connections (our dial for the ping, its
    dial back for the ack), on a member that has just started and meets the whole cluster
-   at once. Its next probe, within two rounds, counts as usual, so a member that dies
-   right after joining is still found, one probe later.
+   at once. It is probed again next, and that probe counts as usual, so a member that
+   dies right after joining is still found, one probe interval later.
 """
 
 from __future__ import annotations
@@ -217,12 +218,13 @@ class Prober:
         if probe.acked:
             return
         self._outbox.timers.cancel(("probe_timeout", probe.sequence))
-        if probe.late:
-            # Rule 6: we were the slow one; the target may well have answered.
-            self._outbox.statistics["suspicions_withheld"] += 1
-            return
-        if first:
-            self._outbox.statistics["first_probes_forgiven"] += 1
+        if probe.late or first:
+            # Rule 6: we were the slow one, the target may well have answered; rule 7: its
+            # first answer may be slow. Either way the next probe, to the same target,
+            # decides.
+            reason = "suspicions_withheld" if probe.late else "first_probes_forgiven"
+            self._outbox.statistics[reason] += 1
+            self._order.insert(self._index, probe.target)
             return
         self._outbox.statistics["probe_failures"] += 1
         # Lifeguard: relays that nacked show the network works, so the target is at fault;
