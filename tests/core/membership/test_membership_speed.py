@@ -8,7 +8,7 @@ import dataclasses
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.events import Send
-from gossipnode.core.membership import ALIVE, DEAD, Dead, Gossip, Updates
+from gossipnode.core.membership import ALIVE, DEAD, Dead, Gossip, Updates, suspicion_bounds_s
 from tests.core.membership.membership_helpers import (
     all_alive,
     converged,
@@ -197,7 +197,14 @@ def test_a_new_members_slow_first_answer_is_forgiven_but_a_dead_newcomer_is_stil
     cluster.join(late, [cores[0].local_member.address])
     assert cluster.run_until_true(all_alive([*everyone, late]), cluster.now + 10.0)
     cluster.crash(node_id(late))
+    config = MembershipConfig()
+    _, maximum_s = suspicion_bounds_s(
+        config.suspicion_mult, config.suspicion_max_timeout_mult, config.probe_interval_s, 6
+    )
+    # The usual bound (two rounds of the 5 others, the probe that ends, the longest
+    # suspicion, a second of gossip) plus the one probe interval of the forgiven probe.
+    bound_s = 2 * 5 * config.probe_interval_s + 2 * config.probe_interval_s + maximum_s + 1.0
     assert cluster.run_until_true(
         lambda: all(core.states()[node_id(late)] == DEAD for core in everyone),
-        cluster.now + 60.0,
+        cluster.now + bound_s,
     )
