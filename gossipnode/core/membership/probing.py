@@ -28,9 +28,9 @@ Rules:
    pending) is answered, and also sent a push-pull that wants a reply and carries only our
    own alive statement: its reply (its full state, its own alive statement first-hand)
    makes it a member. Once per pinger per `pending_expiry_s`, on the same token bucket.
-6. Lifeguard's local health, from our own lateness: a probe timer (the probe timeout or
-   the end of the probe) run more than `LATE_TIMER_FRACTION` of the probe timeout after
-   it fell due means our own loop was starved (a loaded host, a pause). The target's ack
+6. Lifeguard's local health, from our own lateness: the end of a probe (the probe tick)
+   run more than `LATE_TIMER_FRACTION` of the probe timeout after it fell due means our
+   own loop was starved (a loaded host, a pause). The target's ack
    may then be sitting unread, so the failure of that probe says nothing about the
    target: we raise no suspicion from it (counted as `suspicions_withheld`) and probe the
    same target again next, so that a probe that runs on time judges it one probe interval
@@ -77,8 +77,7 @@ class _Probe:
     acked: bool = False
     relays: frozenset[bytes] = frozenset()
     nacks: set[bytes] = field(default_factory=set)
-    timeout_at: float = 0.0  # when its probe timeout falls due
-    late: bool = False  # one of its timers ran late (rule 6)
+    late: bool = False  # its end ran late (rule 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +153,8 @@ class Prober:
                 ping, updates=dataclasses.replace(updates, suspect=(*updates.suspect, notice))
             )
         self._outbox.send(target.address, ping, target.node_id)
-        self._probe.timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
-        self._outbox.timers.set(("probe_timeout", self._sequence), self._probe.timeout_at)
+        timeout_at = now + self._awareness.scale(self._config.probe_timeout_s)
+        self._outbox.timers.set(("probe_timeout", self._sequence), timeout_at)
 
     def _late(self, due: float, now: float) -> bool:
         """Rule 6: did a timer due at `due` run so late that our loop was starved?"""
@@ -185,14 +184,12 @@ class Prober:
         while len(self._first_probe) > self._config.members_max:
             self._first_probe.popitem(last=False)
 
-    def timeout(self, sequence: int, now: float) -> None:
+    def timeout(self, sequence: int) -> None:
         """No direct ack in time: ask others to probe the target for us."""
         probe = self._probe
         target = None if probe is None else self._table.members.get(probe.target)
         if probe is None or probe.sequence != sequence or probe.acked or target is None:
             return
-        if self._late(probe.timeout_at, now):
-            probe.late = True
         candidates = [n for n in self._table.reachable.items if n != target.node_id]
         relays = self._rng.sample(candidates, min(self._config.indirect_probes, len(candidates)))
         probe.relays = frozenset(relays)

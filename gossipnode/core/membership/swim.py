@@ -370,7 +370,7 @@ class Membership:
         else:
             kind, value = key
             if kind == "probe_timeout":
-                self._prober.timeout(value, now)
+                self._prober.timeout(value)
             elif kind == "relay":
                 self._prober.relay_timeout(value)
             elif kind == "suspicion":
