@@ -8,6 +8,7 @@ import pytest
 
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push
+from gossipnode.wire.compression import deflate
 from gossipnode.wire.deflate_dictionary import DICTIONARY
 from gossipnode.wire.messages import MessageError, MessageRegistry
 from gossipnode.wire.peer_messages import PEER_MESSAGES
@@ -120,3 +121,16 @@ def test_type_id_zero_is_reserved():
     from tests.wire.samples import Item
     with pytest.raises(LocalProtocolError):
         MessageRegistry().register(0, Item)
+
+
+@pytest.mark.parametrize("size", [256, 700, 1_500, 4_000, 15_000, 31_000, 33_000, 200_000])
+def test_the_window_sized_to_the_message_gives_the_stream_of_the_largest_window(size):
+    # Names, repeated text and random bytes mixed, as a batch of member statements is.
+    import random
+    rng = random.Random(size)
+    parts: list[bytes] = []
+    while sum(map(len, parts)) < size:
+        parts.append(rng.choice([b"private_keys", b"gossipnode/0.1.0 proto/2", DICTIONARY[64:96]])
+                     if rng.random() < 0.6 else rng.randbytes(rng.randint(1, 64)))
+    payload = b"".join(parts)[:size]
+    assert deflate(payload) == raw_deflate(payload)

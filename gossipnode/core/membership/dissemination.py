@@ -54,11 +54,13 @@ class Disseminator:
         # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
         return self._config.retransmit_mult * math.ceil(math.log10(len(self._table.members) + 1))
 
-    def piggyback(self) -> Updates:
+    def piggyback(self, reserved_bytes: int = 0) -> Updates:
+        """Queued statements for one message, within `gossip_message_bytes_max` less
+        `reserved_bytes` (what the caller adds itself)."""
         if not self._outbox.broadcasts:
             return Updates()
         return self._outbox.broadcasts.take(
-            self._config.gossip_message_bytes_max, self.retransmit_limit()
+            self._config.gossip_message_bytes_max - reserved_bytes, self.retransmit_limit()
         )
 
     def recently_dead(self, now: float) -> list[Entry]:

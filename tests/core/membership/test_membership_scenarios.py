@@ -43,6 +43,18 @@ def test_cores_join_through_one_seed_and_all_see_all(count, within_s):
         }
 
 
+def test_a_forming_cluster_swaps_a_few_full_states_per_member_not_one_per_pair():
+    # A joiner confirms the members its seed named with pings that carry its own alive
+    # statement, so they learn it first-hand and need not ask it for its state: forming a
+    # cluster of n members costs O(n) push-pulls, not O(n**2) (n**3 statements).
+    count = 100
+    cluster, cores = start_cluster(count)
+    converged(cluster, cores, within_s=30.0)
+    push_pulls = sum(core.statistics().get("sent_PushPull", 0) for core in cores)
+    assert push_pulls <= 3 * count
+    assert sum(core.statistics().get("introductions", 0) for core in cores) <= count // 10
+
+
 def test_a_crashed_member_is_declared_dead_by_every_other_within_the_suspicion_bound():
     config = MembershipConfig()
     cluster, cores = start_cluster(5, seed=2, config=config)
