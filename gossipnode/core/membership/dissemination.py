@@ -4,7 +4,8 @@ Rules:
 1. Every accepted change is queued (broadcast.py) and piggybacked on pings, acks and ping
    requests, each statement `retransmit_mult * ceil(log10(n + 1))` times (memberlist).
 2. Each gossip interval, while anything is queued, `gossip_fanout` members get a Gossip
-   message. The targets are drawn from the alive and suspect members and from those we
+   message: the same one, one batch counted once per recipient, so that it is encoded once
+   (memberlist takes a batch per recipient; the statements spread alike). The targets are drawn from the alive and suspect members and from those we
    declared dead within `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly
    declared dead hears it and refutes in seconds, not at the next push-pull.
 3. When we declare a member dead ourselves, it is told at once (one Gossip carrying the
@@ -76,13 +77,14 @@ class Disseminator:
             targets = list(self._table.reachable.items)
             if not self.left:
                 targets += [entry.node_id for entry in self.recently_dead(now)]
-            for node_id in self._rng.sample(
-                targets, min(self._config.gossip_fanout, len(targets))
-            ):
-                updates = self.piggyback()
-                if not updates:
-                    break
-                self._outbox.send(self._table.members[node_id].address, Gossip(updates), node_id)
+            chosen = self._rng.sample(targets, min(self._config.gossip_fanout, len(targets)))
+            updates = self._outbox.broadcasts.take(
+                self._config.gossip_message_bytes_max, self.retransmit_limit(), len(chosen)
+            ) if chosen else Updates()
+            if updates:
+                message = Gossip(updates)
+                for node_id in chosen:
+                    self._outbox.send(self._table.members[node_id].address, message, node_id)
         if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._outbox.timers.set(GOSSIP, now + self._config.gossip_interval_s)
 
