@@ -5,9 +5,10 @@ Rules:
    requests, each statement `retransmit_mult * ceil(log10(n + 1))` times (memberlist).
 2. Each gossip interval, while anything is queued, `gossip_fanout` members get a Gossip
    message: the same one, one batch counted once per recipient, so that it is encoded once
-   (memberlist takes a batch per recipient; the statements spread alike). The targets are drawn from the alive and suspect members and from those we
-   declared dead within `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly
-   declared dead hears it and refutes in seconds, not at the next push-pull.
+   (memberlist takes a batch per recipient; the statements spread alike). The targets are
+   drawn from the alive and suspect members and from those we declared dead within
+   `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly declared dead hears
+   it and refutes in seconds, not at the next push-pull.
 3. When we declare a member dead ourselves, it is told at once (one Gossip carrying the
    statement), for the same reason.
 4. After a leave we gossip only while there is something left to tell someone; the
