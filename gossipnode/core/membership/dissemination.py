@@ -25,7 +25,7 @@ import math
 import random
 
 from ...config import MembershipConfig
-from .members import DEAD, Entry
+from .members import Entry
 from .messages import Dead, Gossip, Updates
 from .outbox import Outbox
 from .state import MemberTable
@@ -66,12 +66,15 @@ class Disseminator:
         )
 
     def recently_dead(self, now: float) -> list[Entry]:
+        """Members we declared dead within `dead_gossip_s`, latest first: O(their number),
+        read from the end of the table's deaths in order."""
         horizon = now - self._config.dead_gossip_s
-        return [
-            entry
-            for entry in self._table.members.values()
-            if entry.state == DEAD and entry.state_changed_at >= horizon
-        ]
+        recent = []
+        for node_id in reversed(self._table.dead):
+            if self._table.dead[node_id] < horizon:
+                break
+            recent.append(self._table.members[node_id])
+        return recent
 
     def tick(self, now: float) -> None:
         if self._outbox.broadcasts:

@@ -108,6 +108,9 @@ class MemberTable:
         self.members: dict[bytes, Entry] = {node_id: self.local}
         self.pending = PendingMembers(config.pending_members_max, config.pending_expiry_s)
         self.reachable = IndexedSet()
+        # Members we hold dead, by node id, in the order they died (the time they died):
+        # the recently dead are found from the end, without a scan of every member.
+        self.dead: dict[bytes, float] = {}
         self._names = NameGuard(outbox)
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
@@ -210,6 +213,7 @@ class MemberTable:
         if entry.state != ALIVE:
             self._outbox.statistics["revivals"] += 1
         entry.set_state(ALIVE, now)
+        self.dead.pop(entry.node_id, None)
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.cancel(("reap", entry.node_id))
         self.reachable.add(entry.node_id)
@@ -341,7 +345,12 @@ class MemberTable:
             self.apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
 
     def gone(self, entry: Entry, state: str, now: float) -> None:
+        was_dead = entry.state == DEAD
         entry.set_state(state, now)
+        if state != DEAD or not was_dead:
+            self.dead.pop(entry.node_id, None)
+        if state == DEAD and not was_dead:
+            self.dead[entry.node_id] = now
         self.reachable.discard(entry.node_id)
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
@@ -374,6 +383,7 @@ class MemberTable:
         entry = self.members.get(node_id)
         if entry is not None and entry.state in (DEAD, LEFT):
             del self.members[node_id]
+            self.dead.pop(node_id, None)
             self._outbox.statistics["reaped"] += 1
 
     def refute(self, accused_incarnation: int, now: float) -> None:

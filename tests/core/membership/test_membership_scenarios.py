@@ -134,6 +134,7 @@ def test_a_partition_two_three_is_declared_dead_across_and_heals():
         )
 
     assert cluster.run_until_true(split, cluster.now + 60.0)
+    recently_dead_as_a_scan_finds_them(cores, cluster.now)
     cluster.groups.clear()
     # Dead members are probed by nobody: only push-pull (every 30 s) crosses the old split.
     converged(cluster, cores, within_s=3 * MembershipConfig().push_pull_interval_s)
@@ -141,6 +142,16 @@ def test_a_partition_two_three_is_declared_dead_across_and_heals():
     first, *others = views(cores)
     assert all(view == first for view in others)
     assert {state for state, _, _ in first.values()} == {ALIVE}
+    recently_dead_as_a_scan_finds_them(cores, cluster.now)
+
+
+def recently_dead_as_a_scan_finds_them(cores, now: float) -> None:
+    """The deaths the member table keeps in order are what a scan of every member finds."""
+    horizon = now - MembershipConfig().dead_gossip_s
+    for core in cores:
+        scanned = {entry.node_id for entry in core._table.members.values()
+                   if entry.state == DEAD and entry.state_changed_at >= horizon}
+        assert {entry.node_id for entry in core._dissemination.recently_dead(now)} == scanned
 
 
 def test_a_tag_change_reaches_every_member():
