@@ -62,11 +62,11 @@ def run_scenario(scenario_name: str, *, nodes: int, seed: int, core_factory: Cor
                  DEFAULT_OPTIONS) -> Report:
     """Run one scenario on one seed and report. `core_spec` only shapes the replay line."""
     with _fewer_collections():
-        return _run(scenario_name, nodes=nodes, seed=seed, core_factory=core_factory,
+        return _run_scenario(scenario_name, nodes=nodes, seed=seed, core_factory=core_factory,
                     core_spec=core_spec, checker_options=checker_options)
 
 
-def _run(scenario_name: str, *, nodes: int, seed: int, core_factory: CoreFactory,
+def _run_scenario(scenario_name: str, *, nodes: int, seed: int, core_factory: CoreFactory,
          core_spec: str | None, checker_options: CheckerOptions) -> Report:
     scenario = SCENARIOS[scenario_name]
     cluster = Cluster(core_factory, nodes=nodes, seed=seed,
