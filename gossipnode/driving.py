@@ -6,7 +6,8 @@ core a simulation exercises sees exactly the inputs the agent gives it.
   constructed with (`core_arguments()` returns them as keyword arguments);
 - `PeerCodec`: peer messages to bytes and back with the wire registry, with the CBOR depth
   limit the transport applies to a peer's frames;
-- link limits: `LINK_QUEUE_MESSAGES_MAX`, `DIAL_BACKOFF_S` of the outbound links;
+- link limits: `LINK_QUEUE_MESSAGES_MAX`, `LINK_QUEUE_BYTES_MAX`, `DIAL_BACKOFF_S` of the
+  outbound links;
 - group commit: `WRITE_QUEUE_MAX`, `WRITE_BATCH_MAX` and `commit_writes`, which makes a
   batch of client writes durable with one `write_many` call and refuses the whole batch
   cleanly when the store fails (nothing of it was acknowledged, nothing of it is kept).
@@ -31,6 +32,7 @@ from .wire.peer_messages import PEER_MESSAGES
 
 __all__ = [
     "DIAL_BACKOFF_S",
+    "LINK_QUEUE_BYTES_MAX",
     "LINK_QUEUE_MESSAGES_MAX",
     "STORE_FAILURES",
     "WRITE_BATCH_MAX",
@@ -56,6 +58,12 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 # records, so this is about the peer_queue_records_max of the core; past it the link is
 # closed and its queue dropped: a stuck peer never makes a node buffer without bound.
 LINK_QUEUE_MESSAGES_MAX = 256
+# Encoded bytes queued on one outbound link, whatever the count: 256 pushes of a few
+# certificates fit, while a handful of full-state push-pulls or large pushes (up to
+# wire.push_bytes_max each) cannot pile up unnoticed behind a stuck peer. The simulator's
+# links (simulations/network.py) apply it to the bytes they queue; runtime/links.py queues
+# messages before they are encoded and bounds them by count only.
+LINK_QUEUE_BYTES_MAX = 16 * 1024 * 1024
 # After a failed dial, wait this long before dialling the same address again; sends to
 # that address meanwhile are dropped. Short: a refused dial on a LAN costs one round trip,
 # and a longer wait would drop the first retry of a join whose seed was not up yet

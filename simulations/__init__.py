@@ -8,7 +8,10 @@ Modules, one idea each:
 - payload: every message through the wire codec, and the records inside it;
 - tracked_store: the per-node MemoryStore that keeps digests for the checkers;
 - node: one simulated node (identity, config, store, skew, lifecycle state);
-- cluster: the event loop, node lifecycle and fault verbs of the scenario DSL;
+- cluster: the event loop of the scenario DSL;
+- delivery: what a core's events become on the network, and what arrives (the codec);
+- lifecycle_verbs: creating and starting nodes, partitions, crashes, restarts, clocks,
+  leaves and joins;
 - commands: the client verbs of the DSL (write, delete, set_policy, set_tags), with the
   agent's group commit;
 - fault_verbs: link and disk faults of the DSL (stall, slow, cut, failing or slow disks);
@@ -16,6 +19,7 @@ Modules, one idea each:
 - faults: fault moves and the random mode's fault drawer;
 - oracle: who may hold what, the checkers' own model of the written rules;
 - checkers: the invariants of docs/architecture.md, from ground truth;
+- convergence: the liveness phase's convergence and placement checks;
 - scenarios: the named fault phases;
 - report, runner: what a run prints, and the command line.
 

@@ -29,42 +29,39 @@ Theory of operation:
    exception is a failing disk under a replicated write: the agent stops on a store
    error (fail-stop), so the simulated node crashes without a violation.
 
-DSL verbs (plain methods): `partition`, `isolate`, `heal_network`, `heal`, `crash`,
-`restart`, `skew`, `jump`, `leave`, `add_node`, `run_for`, `run_until_converged`,
-`settle` here; the client verbs `write`, `delete`, `set_policy`, `set_tags` in
+DSL verbs (plain methods): `run_for`, `run_until_converged`, `settle` here; `partition`,
+`isolate`, `heal_network`, `heal`, `crash`, `restart`, `skew`, `jump`, `leave`, `add_node`
+in lifecycle_verbs.py; the client verbs `write`, `delete`, `set_policy`, `set_tags` in
 commands.py; the link and disk faults `stall`, `unstall`, `slow`, `cut`,
 `fail_storage`, `slow_storage` in fault_verbs.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from gossipnode.config import NodeConfig, TagsConfig
-from gossipnode.core.errors import LocalProtocolError, RemoteProtocolError
-from gossipnode.core.events import Address, Disconnect, Send
-from gossipnode.core.records import Record
-from gossipnode.driving import STORE_FAILURES, PeerCodec, core_arguments
+from gossipnode.core.errors import LocalProtocolError
+from gossipnode.core.events import Address
+from gossipnode.driving import STORE_FAILURES, PeerCodec
 from gossipnode.wire.peer_messages import PEER_MESSAGES
 
 from .checkers import DEFAULT_OPTIONS, CheckerOptions, Checkers
 from .clock import EventQueue
 from .commands import ClientCommands
+from .delivery import Delivery
 from .fault_verbs import FaultVerbs
+from .lifecycle_verbs import LifecycleVerbs
 from .network import CALM, Network, NetworkFaults
-from .node import PORT, SEED_NODES, SYNC_S, SimNode, default_tags, sign_function, tag_map, verify
-from .payload import SimCodec, records_in
-from .tracked_store import TrackedStore
+from .node import SEED_NODES, SimNode, default_tags
+from .payload import SimCodec
 
 __all__ = ["SEED_NODES", "Cluster", "CoreFactory", "SimNode", "default_tags"]
 
 # The NodeCore constructor, or anything with its signature (the tests' stand-in).
 CoreFactory = Callable[..., Any]
-# A leaving node keeps running this long after `leave`, to send its farewell.
-LEAVE_LINGER_S = 2.0
 # A run that takes more steps than this is stuck (a core re-arming a timer in the past,
 # or two cores ping-ponging): it stops with a violation instead of running forever.
 STEPS_MAX = 50_000_000
@@ -73,7 +70,7 @@ STEPS_MAX = 50_000_000
 TIMER_SPINS_MAX = 1000
 
 
-class Cluster(ClientCommands, FaultVerbs):
+class Cluster(Delivery, LifecycleVerbs, ClientCommands, FaultVerbs):
     def __init__(
         self,
         core_factory: CoreFactory,
@@ -130,44 +127,6 @@ class Cluster(ClientCommands, FaultVerbs):
     def live_nodes(self) -> list[SimNode]:
         return [node for node in self.nodes if node.core is not None and not node.left]
 
-    def _create_node(self) -> SimNode:
-        index = len(self.nodes)
-        name = f"n{index:04d}"
-        address = (f"10.0.{index // 256}.{index % 256}", PORT)
-        tags = self.tags_for(index)
-        config = dataclasses.replace(self.base_config, name=name, listen=address, tags=tags)
-        node = SimNode(
-            index=index,
-            name=name,
-            node_id=self.random.randbytes(32),
-            address=address,
-            config=config,
-            store=TrackedStore(index, self.checkers),
-            rng=random.Random(self.random.getrandbits(64)),
-            tags=tag_map(tags),
-            created_at=self.queue.now,
-        )
-        self.nodes.append(node)
-        self._by_address[address] = node
-        return node
-
-    def _start(self, node: SimNode) -> None:
-        seeds = [address for address in self.seeds if address != node.address]
-        try:
-            node.core = self.core_factory(
-                node.config, store=node.store, node_id=node.node_id, rng=node.rng,
-                now=self.queue.now, wall_ms=lambda: self._wall_ms(node),
-                sign=sign_function(node.node_id), verify=verify, incarnation=node.incarnation,
-                **core_arguments(),
-            )
-        except Exception as error:
-            self.checkers.violate("core-error", f"{node.name} failed to start: "
-                                  f"{type(error).__name__}: {error}")
-            return
-        node.crashed_at = None
-        node.started_at = self.queue.now
-        self._input(node, lambda core, now: core.join(seeds, now))
-
     # -- the event loop -------------------------------------------------------------
 
     def _input(self, node: SimNode, action: Callable[[Any, float], Any], *,
@@ -212,38 +171,6 @@ class Cluster(ClientCommands, FaultVerbs):
         if at is not None:
             self.queue.push(at, "timer", (node.index, node.timer_token))
 
-    def _carry_out(self, node: SimNode, event: object) -> None:
-        if isinstance(event, Send):
-            try:
-                data = self.codec.encode(event.message)
-            except LocalProtocolError as error:
-                self.checkers.violate("wire", f"{node.name} sent a message the codec "
-                                      f"refuses: {error}")
-                return
-            records: list[Record] = []
-            records_in(event.message, records)
-            self.messages += 1
-            self.bytes += len(data)
-            target = self._by_address.get(event.to)
-            verdict = self.checkers.on_send(node, target, records)
-            if target is None:
-                self._count("unroutable")
-                return
-            self.network.send(node.index, target.index, (data, verdict), len(data))
-        elif isinstance(event, Disconnect):
-            self._count("Disconnect")
-            target = self._by_address.get(event.to)
-            if target is not None:
-                self.network.cut(node.index, target.index)
-        else:
-            self._count(type(event).__name__)
-
-    def _accepts_connections(self, index: int) -> bool:
-        return self.nodes[index].core is not None
-
-    def _connection_lost(self, index: int, peer: int, at_s: float) -> None:
-        self.queue.push(at_s, "lost", (index, self.nodes[index].epoch, self.nodes[peer].address))
-
     def _count(self, name: str) -> None:
         self.event_counts[name] = self.event_counts.get(name, 0) + 1
 
@@ -251,24 +178,7 @@ class Cluster(ClientCommands, FaultVerbs):
         kind, payload = self.queue.pop()
         self.steps += 1
         if kind == "deliver":
-            arrived = self.network.arrived(payload)
-            if arrived is None:
-                self._count("dropped: connection reset")
-                return
-            source_index, target_index, (data, verdict) = arrived
-            target, source = self.nodes[target_index], self.nodes[source_index]
-            try:
-                message = self.codec.decode(data)
-            except RemoteProtocolError as error:
-                # The agent's transport drops a connection whose bytes do not decode; the
-                # sender's encoder let them out, which is a bug on our side of the wire.
-                self.checkers.violate("wire", f"{target.name} cannot decode a message "
-                                      f"from {source.name}: {error}")
-                self.network.cut(source_index, target_index)
-                return
-            self.checkers.on_deliver(source.name, target, verdict)
-            sender = source.node_id
-            self._input(target, lambda core, now: core.receive(sender, message, now))
+            self._deliver(payload)
         elif kind == "timer":
             index, token = payload
             node = self.nodes[index]
@@ -357,39 +267,6 @@ class Cluster(ClientCommands, FaultVerbs):
         self.workload = None
         self._workload_token += 1
 
-    # -- faults ---------------------------------------------------------------------
-
-    def partition(self, a_group: Sequence[SimNode], b_group: Sequence[SimNode] | None = None,
-                  *, oneway: bool = False) -> None:
-        self.network.partition([n.index for n in a_group],
-                               None if b_group is None else [n.index for n in b_group],
-                               oneway=oneway)
-
-    def isolate(self, node: SimNode) -> None:
-        self.network.isolate(node.index)
-
-    def heal_network(self) -> None:
-        """Remove every partition (the fault phase goes on)."""
-        self.network.heal()
-        self.network.healed_at = self.queue.now
-
-    def heal(self) -> None:
-        """End the fault phase: heal every partition, calm the network, stop the
-        workload, restart every crashed node and reseed every quarantined one (what an
-        operator would do). Clock skews stay."""
-        self.stop_workload()
-        self.network.calm()
-        self.heal_network()
-        self.network.faults = CALM
-        for node in self.nodes:
-            node.store.failing = False
-            node.sync_s = SYNC_S
-        for node in self.nodes:
-            if node.core is None and not node.left:
-                self.restart(node)
-        for node in self.live_nodes():
-            self.reseed_if_quarantined(node)
-
     def _drop_core(self, node: SimNode) -> None:
         self._abandon_writes(node)
         node.core = None
@@ -399,50 +276,3 @@ class Cluster(ClientCommands, FaultVerbs):
         node.crashed_at = self.queue.now
         self.membership_epoch += 1
         self.network.node_down(node.index)
-
-    def crash(self, node: SimNode) -> None:
-        """kill -9: the core and everything in flight to or from it are gone."""
-        if node.core is not None:
-            self._drop_core(node)
-
-    def restart(self, node: SimNode) -> None:
-        assert node.core is None, node.name
-        assert not node.left, node.name
-        down_s = self.queue.now - (node.crashed_at or self.queue.now)
-        node.incarnation += 1
-        self.membership_epoch += 1
-        self._start(node)
-        if node.core is not None:
-            self.checkers.on_restart(node, down_s, node.config.replication.tombstone_grace_s)
-
-    def skew(self, node: SimNode, seconds: float) -> None:
-        """Set the node's wall clock to run `seconds` ahead of virtual time (behind if < 0).
-        Its monotonic clock, and so every timer of it, stays where it is."""
-        node.skew_s = seconds
-
-    def jump(self, node: SimNode, seconds: float) -> None:
-        """Step the node's wall clock by `seconds` at once (an NTP step, a manual set)."""
-        self.skew(node, node.skew_s + seconds)
-
-    def _wall_ms(self, node: SimNode) -> int:
-        """The node's wall clock in Unix milliseconds: virtual time plus its skew."""
-        return int((self.queue.now + node.skew_s) * 1000)
-
-    def leave(self, node: SimNode) -> None:
-        """A graceful leave: the node says goodbye, lingers briefly, and exits for good."""
-        if node.core is None or node.left:
-            return
-        node.left = True
-        self.checkers.truth_changed()
-        self._command(node, lambda core, now: core.leave(now))
-        self.queue.push(self.queue.now + LEAVE_LINGER_S, "exit", (node.index, node.epoch))
-
-    def add_node(self, tags: TagsConfig | None = None) -> SimNode:
-        """A new member joins through the seeds."""
-        node = self._create_node()
-        if tags is not None:
-            node.config = dataclasses.replace(node.config, tags=tags)
-            node.tags = tag_map(tags)
-        self.checkers.truth_changed()
-        self._start(node)
-        return node

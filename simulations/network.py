@@ -10,8 +10,9 @@ Rules:
    message holds back the ones behind it: head-of-line blocking), and each arrives a
    latency (plus jitter, never overtaking) after it left. A slowed link divides its
    bandwidth and multiplies its latency by the slow factor.
-3. A direction queues at most `LINK_QUEUE_MESSAGES_MAX` undelivered messages, the bound of
-   the agent's outbound link; past it the link is reset (rule 5).
+3. A direction queues at most `LINK_QUEUE_MESSAGES_MAX` undelivered messages (the bound of
+   the agent's outbound link) and at most `LINK_QUEUE_BYTES_MAX` of their encoded bytes;
+   past either the link is reset (rule 5).
 4. A link is dialled on the first send. A dial to a node that is down is refused after
    one round trip; a dial across a partition (either way: the handshake needs both) times
    out after `DIAL_TIMEOUT_S`. Either way the sender sees `connection_lost`, the message
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gossipnode.driving import DIAL_BACKOFF_S, LINK_QUEUE_MESSAGES_MAX
+from gossipnode.driving import DIAL_BACKOFF_S, LINK_QUEUE_BYTES_MAX, LINK_QUEUE_MESSAGES_MAX
 
 from .clock import EventQueue
 
@@ -89,12 +90,13 @@ class _Partition:
 class _Direction:
     """One direction of a link: the stream from `source` to `target`."""
 
-    __slots__ = ("free_at", "held", "last_arrival", "queued", "source", "target")
+    __slots__ = ("free_at", "held", "last_arrival", "queued", "queued_bytes", "source", "target")
 
     def __init__(self, source: int, target: int) -> None:
         self.source = source
         self.target = target
         self.queued = 0  # sent and not yet delivered, held ones included
+        self.queued_bytes = 0  # their sizes
         self.free_at = -math.inf  # when the transmitter finishes the last message
         self.last_arrival = -math.inf
         self.held: list[tuple[Any, int]] = []  # (message, size) waiting for a heal
@@ -242,24 +244,28 @@ class Network:
             self.reset(link)
             return
         direction = link.forward if source == link.a else link.backward
-        if direction.queued >= LINK_QUEUE_MESSAGES_MAX:
+        if (direction.queued >= LINK_QUEUE_MESSAGES_MAX
+                or direction.queued_bytes + size > LINK_QUEUE_BYTES_MAX):
             self.overflows += 1
             self.reset(link)
             return
         direction.queued += 1
+        direction.queued_bytes += size
         if direction.held or self.blocked(source, target):
             self.held += 1
             direction.held.append((message, size))
             return
         self._transmit(link, direction, message, size, now)
 
-    def arrived(self, payload: tuple[Link, _Direction, Any]) -> tuple[int, int, Any] | None:
+    def arrived(self, payload: tuple[Link, _Direction, Any, int]
+                ) -> tuple[int, int, Any] | None:
         """A delivery event came up: (source, target, message), or None if its link was
         reset meanwhile."""
-        link, direction, message = payload
+        link, direction, message, size = payload
         if not link.alive:
             return None
         direction.queued -= 1
+        direction.queued_bytes -= size
         return direction.source, direction.target, message
 
     def _dial(self, source: int, target: int, key: tuple[int, int], now: float) -> Link | None:
@@ -290,7 +296,7 @@ class Network:
         latency_s = faults.latency_s + self.rng.random() * faults.jitter_s
         arrival = max(direction.last_arrival, departed + latency_s * slow)
         direction.last_arrival = arrival
-        self.queue.push(arrival, "deliver", (link, direction, message))
+        self.queue.push(arrival, "deliver", (link, direction, message, size))
 
     def _release(self, link: Link, direction: _Direction) -> None:
         if not direction.held or self.blocked(direction.source, direction.target):

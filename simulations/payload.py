@@ -6,8 +6,10 @@ those bytes, never the sender's object: a field the codec drops, mangles or refu
 up in a simulation exactly as it would between two agents. The byte counts of a report
 are the lengths of those encodings.
 
-Two caches keep this affordable at a thousand members, without changing what a core
-sees: the codec is a pure function, so
+Caches keep this affordable at a thousand members, without changing what a core sees:
+the codec is a pure function, so
+- the message just encoded is recognised by identity (a gossip round sends one message
+  to several members) without hashing it;
 - a message equal to one encoded recently is not encoded again (gossip sends the same
   updates to several peers: about two thirds of all sends repeat an earlier message).
   Equality is the dataclasses' `==`, under which `1 == 1.0 == True`: a core that put a
@@ -39,6 +41,10 @@ __all__ = ["SimCodec", "records_in"]
 ENCODE_CACHE_ENTRIES = 8192
 # Decodings remembered by bytes: identical gossip reaches many members over a few rounds.
 DECODE_CACHE_ENTRIES = 8192
+# Wire bytes each cache holds at most, whatever its entries: at a thousand members a full
+# state is tens of KiB on the wire and holds a thousand statements in memory, so 8192 of
+# them would take gigabytes. The oldest entries go first.
+CACHE_BYTES_MAX = 16 * 1024 * 1024
 
 
 class SimCodec:
@@ -46,21 +52,31 @@ class SimCodec:
         self.codec = codec
         self._encoded: dict[object, bytes] = {}
         self._decoded: dict[bytes, object] = {}
+        self._encoded_bytes = 0
+        self._decoded_bytes = 0
+        self._last_message: object = None
+        self._last_data = b""
         self.encodes = 0
         self.decodes = 0
 
     def encode(self, message: object) -> bytes:
         """Raises LocalProtocolError for a message outside the schema."""
+        if message is self._last_message:  # one gossip round: one message to several
+            return self._last_data
         try:
             cached = self._encoded.get(message)
         except TypeError:  # unhashable: not a frozen message; the codec says why
             return self.codec.encode(message)
         if cached is not None:
+            self._last_message, self._last_data = message, cached
             return cached
         data = self.codec.encode(message)
         self.encodes += 1
-        if len(self._encoded) >= ENCODE_CACHE_ENTRIES:
-            del self._encoded[next(iter(self._encoded))]
+        self._last_message, self._last_data = message, data
+        self._encoded_bytes += len(data)
+        while self._encoded and (len(self._encoded) >= ENCODE_CACHE_ENTRIES
+                                 or self._encoded_bytes > CACHE_BYTES_MAX):
+            self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded))))
         self._encoded[message] = data
         return data
 
@@ -70,8 +86,12 @@ class SimCodec:
         if message is None:
             message = self.codec.decode(data)
             self.decodes += 1
-            if len(self._decoded) >= DECODE_CACHE_ENTRIES:
-                del self._decoded[next(iter(self._decoded))]
+            self._decoded_bytes += len(data)
+            while self._decoded and (len(self._decoded) >= DECODE_CACHE_ENTRIES
+                                     or self._decoded_bytes > CACHE_BYTES_MAX):
+                oldest = next(iter(self._decoded))
+                del self._decoded[oldest]
+                self._decoded_bytes -= len(oldest)
             self._decoded[data] = message
         return message
 

@@ -88,8 +88,9 @@ ALLOWED: dict[str, Allowed] = {
                         "gossipnode.core", "gossipnode.identity", "gossipnode"),
     ),
     # The simulator: deterministic, so no trio, runtime, socket or thread; one seeded
-    # random.Random owns all chance. Its runner alone times itself, and its entry point
-    # re-executes itself with a fixed hash seed.
+    # random.Random owns all chance. Its runner alone times itself and makes the garbage
+    # collector run less often during a run, and its entry point re-executes itself with
+    # a fixed hash seed.
     "simulations": Allowed(
         PURE | {"argparse", "errno", "importlib", "inspect", "json"},
         internal=("simulations", "gossipnode.core", "gossipnode.config", "gossipnode.wire",
@@ -97,7 +98,7 @@ ALLOWED: dict[str, Allowed] = {
         attributes=SEEDED_ONLY,
     ),
     "simulations/runner.py": Allowed(
-        PURE | {"argparse", "importlib", "json", "time"},
+        PURE | {"argparse", "contextlib", "gc", "importlib", "json", "time"},
         internal=("simulations", "gossipnode.core", "gossipnode.config", "gossipnode.wire"),
         attributes=SEEDED_ONLY,
     ),

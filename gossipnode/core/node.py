@@ -2,7 +2,7 @@
 
 Theory of operation. `NodeCore` routes inputs and events over named parts that share one
 `NodeContext` (identity, store, membership, one timers heap, the current scope view, the
-event queue): `Admission`, `Replication`, `Handoff`, `MemberViews`, `Digests`,
+event queue): `Admission`, `Applying`, `Replication`, `Handoff`, `MemberViews`, `Digests`,
 `AntiEntropy`, `SyncScheduler`, `Lifecycle`, `Outbound` (docs/architecture.md says what
 each owns). Every input (`receive`, `handle_timer`, a command) runs to completion
 synchronously and leaves commands for the driver in `events()`; the driver sends them, then
@@ -30,15 +30,9 @@ from typing import Any
 from ..config import NodeConfig
 from .admission import Admission, ContentCheck
 from .anti_entropy import SESSION_TIMER, AntiEntropy
+from .applying import Applying
 from .authority import Authority
-from .authorization import (
-    admin_records,
-    load_policy,
-    newly_admitted,
-    revoked_writers,
-    unauthorised_private_keys,
-)
-from .catalog import dataset as lookup_dataset
+from .authorization import load_policy, unauthorised_private_keys
 from .cluster_view import COMPARED_DATASETS, ClusterView
 from .context import NodeContext, WallClock
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -55,10 +49,9 @@ from .membership import (
     PushPull,
     tags_from_config,
 )
-from .merging import ValueMerge, resolver
+from .merging import ValueMerge
 from .node_queries import NodeQueries
 from .outbound import Outbound
-from .placement import POLICY_DATASET
 from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
 from .scopes import MemberViews
@@ -101,7 +94,6 @@ class NodeCore(NodeQueries):
         self.store = store
         self.node_id = node_id
         self.decode_value = decode_value
-        self.merges = dict(merges or {})
         # When we last heard from each peer, for `members` (last seen).
         self._last_heard: dict[bytes, float] = {}
         self.tags = {**tags_from_config(config.tags, SOFTWARE_VERSION),
@@ -123,10 +115,16 @@ class NodeCore(NodeQueries):
         self.admission = Admission(ctx, self.lifecycle, content_check, self.authority, sign)
         self.replication = Replication(ctx, self.lifecycle)
         self.handoff = Handoff(ctx, self.lifecycle, self.replication, self.anti_entropy.digests)
-        self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
-                                  self._apply_synced)
         self.digests = self.anti_entropy.digests
         self.cluster_view = ClusterView(ctx, self.digests)
+        self.applying = Applying(
+            ctx, config, views=self._views, admission=self.admission,
+            replication=self.replication, handoff=self.handoff, anti_entropy=self.anti_entropy,
+            cluster_view=self.cluster_view, authority=self.authority,
+            decode_value=decode_value, merges=merges or {},
+            drain_membership=self._drain_membership)
+        self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
+                                  self.applying.apply_synced)
         self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
         self.sync.start(now)
@@ -158,7 +156,7 @@ class NodeCore(NodeQueries):
         self.tags = {**self.tags, **tags}
         self.membership.set_tags(self.tags, now)
         self._drain_membership(now)
-        self._view_changed(now)
+        self.applying.view_changed(now)
 
     def put(self, dataset: str, key: str, value: bytes, now: float) -> Record:
         """Write a record; durable when this returns. Raises LocalProtocolError."""
@@ -174,20 +172,7 @@ class NodeCore(NodeQueries):
 
         Returns, per write in order, the record written or the LocalProtocolError that
         refused it; a refused write does not hold back the others."""
-        results: list[Record | LocalProtocolError] = []
-        for dataset, key, value in writes:
-            try:
-                results.append(self.admission.prepare(dataset, key, value))
-            except LocalProtocolError as error:
-                results.append(error)
-        accepted = [r for r in results if isinstance(r, Record)]
-        if accepted:
-            self._apply(accepted, None, now)
-        if self.merges:  # a merged write stores the merge (or nothing new): report that
-            results = [self.store.get(r.dataset, r.key) or r
-                       if isinstance(r, Record) and r.dataset in self.merges else r
-                       for r in results]
-        return results
+        return self.applying.write_many(writes, now)
 
     def reseed(self, now: float) -> int:
         """Discard replicated data (not local data, not identity) and pull afresh."""
@@ -205,7 +190,7 @@ class NodeCore(NodeQueries):
         administrator's key); durable on return. Raises LocalProtocolError when the
         signature or its signer is not accepted, or the record would not win."""
         self.admission.admit_signed(record)
-        if not self._apply([record], None, now):
+        if not self.applying.apply([record], None, now):
             raise LocalProtocolError(
                 f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
             )
@@ -218,15 +203,9 @@ class NodeCore(NodeQueries):
         if not self._ctx.view.private_keys_eligible(self.node_id):
             raise LocalProtocolError("this node may not hold private keys: re-sign them on a "
                                      "member granted private keys")
-        return self._resign(
+        return self.applying.resign(
             unauthorised_private_keys(self.store, self.authority, self.policy.granted), now
         )
-
-    def _resign(self, records: list[Record], now: float) -> int:
-        """Write `records` anew under this node's signature (authorization.py rules 5, 6)."""
-        results = self.write_many([(r.dataset, r.key, r.value) for r in records], now)
-        self._ctx.counters["private_keys_resigned"] += len(records)
-        return sum(isinstance(result, Record) for result in results)
 
     def repair(self, now: float, *, peer: bytes | None = None,
                dataset: str | None = None) -> RepairStarted | None:
@@ -302,79 +281,19 @@ class NodeCore(NodeQueries):
             raise result
         return result
 
-    def _apply_synced(self, records: list[Record], source: bytes | None,
-                      now: float) -> list[Record]:
-        """Records a reconciliation brought: stored and indexed, not pushed onwards. Every
-        other peer reconciles on its own (at once, when it comes back from a partition);
-        forwarding them as well would send each record to up to `push_fanout` peers that
-        mostly hold it already, a storm of duplicates right after a heal."""
-        return self._apply(records, source, now, forward=False)
-
-    def _apply(self, records: list[Record], source: bytes | None, now: float, *,
-               forward: bool = True) -> list[Record]:
-        """Store, index, and push onwards what won (rule 1), unless not `forward`. Returns
-        the winners. A dataset with a merge function merges two live versions instead of
-        last-writer-wins."""
-        if self.merges:
-            resolve = resolver(self.merges, self.config.limits, local=source is None)
-            changes = self.store.apply_changes(records, resolve)
-        else:
-            changes = self.store.apply_changes(records)
-        if not changes:
-            return []
-        winners = [record for _, record in changes]
-        self.digests.on_applied(changes, self._ctx.view)
-        self.cluster_view.refresh(now)
-        self._ctx.counters["records_applied"] += len(winners)
-        # A new policy first: the push goes to the members that may hold the records now.
-        before, before_view = self._views.policy, self._ctx.view
-        if any(r.dataset == POLICY_DATASET for r in winners):
-            self._views.policy = load_policy(self.store, self.authority, self.decode_value)
-            self.membership.set_force_left(self._views.policy.force_left, now)
-            self._drain_membership(now)
-            self._view_changed(now)
-            if source is None:  # admitted here: tell the newcomer what it needs to know
-                for peer in newly_admitted(before_view, self._ctx.view):
-                    self.replication.start(peer, admin_records(self.store, self.authority),
-                                           now)
-        if forward:
-            replicated = [r for r in winners if lookup_dataset(r.dataset).replicated]
-            self.replication.push(replicated, exclude=source, now=now, received=records)
-        revoked = revoked_writers(before, self._views.policy)
-        if revoked and self._ctx.view.private_keys_eligible(self.node_id):
-            self._resign([r for r in self.store.replicated("private_keys")
-                          if r.version.origin in revoked], now)
-        return winners
-
     def _receive_push(self, sender: bytes, push: Push, now: float) -> None:
         if self.lifecycle.quarantined():
             self._ctx.counters["pushes_ignored_quarantined"] += 1
             return
         accepted, refused = self.admission.screen(sender, push.records)
-        self._apply(accepted, sender, now)
+        self.applying.apply(accepted, sender, now)
         self.outbound.send(sender, PushAck(push.push_id, tuple(refused)))
 
     def _drain_membership(self, now: float) -> None:
         changed = self._views.drain(self._ctx)
         if changed is not None:
             placement, gone = changed
-            self._view_changed(now, placement=placement, gone=gone)
+            self.applying.view_changed(now, placement=placement, gone=gone)
         if self._views.revived:
             revived, self._views.revived = self._views.revived, []
             self.sync.revived(revived, now)
-
-    def _view_changed(self, now: float, *, placement: bool = True,
-                      gone: Sequence[bytes] = ()) -> None:
-        """Take a new scope view. `placement`: mailbox owners may have moved; `gone`:
-        members no longer alive or suspect."""
-        ctx = self._ctx
-        was_eligible = ctx.view.private_keys_eligible(self.node_id)
-        ctx.view = self._views.view()
-        for peer in gone:
-            self.replication.pushes.drop_peer(peer)
-            self.anti_entropy.abandon_peer(peer, "the member is gone")
-        moved = placement and self.digests.view_changed(ctx.view)
-        lost_eligibility = was_eligible and not ctx.view.private_keys_eligible(self.node_id)
-        if lost_eligibility or self.handoff.waiting or moved:
-            self.handoff.run(now)
-        self.cluster_view.refresh(now)  # what this node holds whole may have changed

@@ -51,6 +51,7 @@ TIMER_MEMBERSHIP = "membership"
 
 WEB_MESSENGER = "web_messenger"
 PRIVATE_KEYS = "private_keys"
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +69,17 @@ class ScopeView:
     self_id: bytes
     members: Mapping[bytes, MemberView]
     policy: ClusterPolicy
+    # Bumped by MemberViews whenever a change of members may move mailboxes.
+    placement_version: int = 0
+    # Shared by the views of one placement basis (the owners are a function of it).
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
     _peers: list[bytes] | None = None
 
     def placement_basis(self) -> tuple[object, ...]:
-        """Everything mailbox ownership depends on: equal bases give equal owners."""
-        policy = self.policy
-        wep_granted = tuple(sorted(
-            n for n in self.members if policy.admitted(n) and policy.granted(n, WEP_GRANT)
-        )) if policy.enforced else None
-        return (
-            policy.wep_replication, policy.wep_replicas, policy.wep_eligible, wep_granted,
-            tuple(sorted(
-                (n, m.name, tags_wep(m.tags)) for n, m in self.members.items() if self.live(n)
-            )),
-        )
+        """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
+        the policy (compared by value) and the member views' placement version."""
+        return (self.policy, self.placement_version)
 
     def live(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
@@ -109,16 +105,22 @@ class ScopeView:
 
     def owners(self, mailbox: str) -> tuple[bytes, ...] | None:
         """The mailbox's owners, or None when WEP replication is off."""
-        if mailbox not in self._owners:
-            if self._candidates is None:
-                live = [
-                    Candidate(m.node_id, m.name, m.tags)
-                    for m in self.members.values()
-                    if m.state in HOLDING_STATES
-                ]
-                self._candidates = wep_candidates(live, self.policy)
-            self._owners[mailbox] = mailbox_owners(mailbox, self._candidates, self.policy)
-        return self._owners[mailbox]
+        owners = self._owners.get(mailbox, _UNKNOWN)
+        if owners is _UNKNOWN:
+            owners = self._owners[mailbox] = mailbox_owners(
+                mailbox, self._wep_candidates(), self.policy
+            )
+        return owners
+
+    def _wep_candidates(self) -> list[Candidate]:
+        if self._candidates is None:
+            live = [
+                Candidate(m.node_id, m.name, m.tags)
+                for m in self.members.values()
+                if m.state in HOLDING_STATES
+            ]
+            self._candidates = wep_candidates(live, self.policy)
+        return self._candidates
 
     def holds(self, node_id: bytes, dataset: str, key: str) -> bool:
         """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
@@ -202,6 +204,11 @@ class MemberViews:
             (m.address[0], m.address[1]): m.node_id for m in membership.members()
         }
         self._deadline: float | None = None
+        # Bumped by every change that may move mailboxes (`_moves_mailboxes`), so that a
+        # placement basis costs O(1), not a sort of every member at every change; and the
+        # owners already computed for the current basis, which the next view shares.
+        self._placement_version = 0
+        self._placement: tuple[tuple[object, ...], ScopeView] | None = None
         # Members that came (back) alive in the changes taken since the caller last
         # emptied this: new to us, or alive again after dead or left (not after suspect).
         self.revived: list[bytes] = []
@@ -213,10 +220,18 @@ class MemberViews:
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
         local = self._membership.local_member
-        self._views[local.node_id] = MemberView(
-            local.node_id, local.name, local.state, dict(local.tags)
-        )
-        return ScopeView(local.node_id, dict(self._views), self.policy)
+        after = MemberView(local.node_id, local.name, local.state, dict(local.tags))
+        if _moves_mailboxes(self._views.get(local.node_id), after):
+            self._placement_version += 1
+        self._views[local.node_id] = after
+        view = ScopeView(local.node_id, dict(self._views), self.policy, self._placement_version)
+        basis = view.placement_basis()
+        if self._placement is not None and self._placement[0] == basis:
+            view._owners = self._placement[1]._owners
+            view._candidates = self._placement[1]._candidates
+        else:
+            self._placement = (basis, view)
+        return view
 
     def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
         """Pass the membership's events on to the driver and re-arm its deadline in the
@@ -245,7 +260,9 @@ class MemberViews:
             after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
             self._views[event.node_id] = after
             self._at[(event.address[0], event.address[1])] = event.node_id
-            placement = placement or _moves_mailboxes(before, after)
+            if _moves_mailboxes(before, after):
+                placement = True
+                self._placement_version += 1
             if event.state == ALIVE and (before is None or before.state not in HOLDING_STATES):
                 self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:

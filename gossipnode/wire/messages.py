@@ -334,6 +334,8 @@ def _fixed_tuple(where: str, items: list[tuple[_Encoder, _Decoder]]) -> tuple[_E
     encoders = [item[0] for item in items]
     decoders = [item[1] for item in items]
     count = len(items)
+    if count == 2:  # every tag of every member statement: unrolled, the same checks
+        return _pair(where, *encoders, *decoders)
 
     def encode(value: Any) -> Any:
         if type(value) is not tuple or len(value) != count:
@@ -344,6 +346,23 @@ def _fixed_tuple(where: str, items: list[tuple[_Encoder, _Decoder]]) -> tuple[_E
         if not isinstance(raw, list) or len(raw) != count:
             raise MessageError(f"{where}: expected an array of {count} values")
         return tuple([decode_item(v) for decode_item, v in zip(decoders, raw, strict=True)])
+
+    return encode, decode
+
+
+def _pair(where: str, encode_first: _Encoder, encode_second: _Encoder,
+          decode_first: _Decoder, decode_second: _Decoder) -> tuple[_Encoder, _Decoder]:
+    """tuple[A, B], as `_fixed_tuple` checks it, without a loop."""
+
+    def encode(value: Any) -> Any:
+        if type(value) is not tuple or len(value) != 2:
+            raise LocalProtocolError(f"{where}: expected a tuple of 2 values")
+        return [encode_first(value[0]), encode_second(value[1])]
+
+    def decode(raw: Any) -> Any:
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise MessageError(f"{where}: expected an array of 2 values")
+        return (decode_first(raw[0]), decode_second(raw[1]))
 
     return encode, decode
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from gossipnode.driving import DIAL_BACKOFF_S, LINK_QUEUE_MESSAGES_MAX
+from gossipnode.driving import DIAL_BACKOFF_S, LINK_QUEUE_BYTES_MAX, LINK_QUEUE_MESSAGES_MAX
 from simulations.clock import EPOCH_S, EventQueue
 from simulations.network import CALM, DIAL_TIMEOUT_S, Network, NetworkFaults
 
@@ -116,6 +116,26 @@ def test_a_full_queue_resets_the_link_both_ends_see_it_and_the_queue_is_gone():
     harness.run()
     assert harness.messages(0, 1) == ["new connection"]
     assert harness.network.connections == 2
+
+
+def test_a_queue_is_bounded_by_its_bytes_as_well_as_its_count():
+    harness = Harness()
+    harness.network.stall(0, 1)
+    large = LINK_QUEUE_BYTES_MAX // 4
+    for number in range(4):  # exactly the byte bound: far fewer messages than the count
+        harness.network.send(0, 1, number, large)
+    assert harness.network.resets == 0
+    harness.network.send(0, 1, "one byte too many", 1)
+    assert harness.network.overflows == 1 and harness.network.resets == 1
+    assert sorted((i, peer) for _, i, peer in harness.lost) == [(0, 1), (1, 0)]
+    # Delivered messages give their bytes back: a stream of large messages that never
+    # piles up past the bound flows on forever.
+    harness.network.unstall(0, 1)
+    for number in range(12):
+        harness.network.send(0, 1, number, large)
+        harness.run()
+    assert harness.messages(0, 1) == list(range(12))
+    assert harness.network.overflows == 1
 
 
 def test_a_cut_drops_what_is_in_flight_and_tells_both_ends():

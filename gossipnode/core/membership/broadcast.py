@@ -46,8 +46,10 @@ class BroadcastQueue:
         self._drop(statement.node_id)
         self._put(statement.node_id, (statement, statement_size_bytes(statement)), 0)
 
-    def take(self, bytes_max: int, limit: int) -> Updates:
-        """A batch of at most `bytes_max` estimated bytes; counts one transmit for each."""
+    def take(self, bytes_max: int, limit: int, sends: int = 1) -> Updates:
+        """A batch of at most `bytes_max` estimated bytes, to go to `sends` members; counts
+        `sends` transmits for each statement (so a statement goes out at most
+        limit + sends - 1 times)."""
         picked: list[tuple[bytes, tuple[Statement, int], int]] = []
         budget = bytes_max
         for transmits in sorted(self._buckets):
@@ -61,8 +63,8 @@ class BroadcastQueue:
             break
         for node_id, item, transmits in picked:
             self._drop(node_id)
-            if transmits + 1 < limit:
-                self._put(node_id, item, transmits + 1)
+            if transmits + sends < limit:
+                self._put(node_id, item, transmits + sends)
         return _batch(item[0] for _, item, _ in picked)
 
     def _put(self, node_id: bytes, item: tuple[Statement, int], transmits: int) -> None:

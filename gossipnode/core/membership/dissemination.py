@@ -4,9 +4,11 @@ Rules:
 1. Every accepted change is queued (broadcast.py) and piggybacked on pings, acks and ping
    requests, each statement `retransmit_mult * ceil(log10(n + 1))` times (memberlist).
 2. Each gossip interval, while anything is queued, `gossip_fanout` members get a Gossip
-   message. The targets are drawn from the alive and suspect members and from those we
-   declared dead within `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly
-   declared dead hears it and refutes in seconds, not at the next push-pull.
+   message: the same one, one batch counted once per recipient, so that it is encoded once
+   (memberlist takes a batch per recipient; the statements spread alike). The targets are
+   drawn from the alive and suspect members and from those we declared dead within
+   `dead_gossip_s` (memberlist's GossipToTheDeadTime): a member wrongly declared dead hears
+   it and refutes in seconds, not at the next push-pull.
 3. When we declare a member dead ourselves, it is told at once (one Gossip carrying the
    statement), for the same reason.
 4. After a leave we gossip only while there is something left to tell someone; the
@@ -31,7 +33,7 @@ import math
 import random
 
 from ...config import MembershipConfig
-from .members import DEAD, Entry
+from .members import Entry
 from .messages import Dead, Gossip, Updates
 from .outbox import Outbox
 from .state import MemberTable
@@ -62,33 +64,39 @@ class Disseminator:
         # memberlist: retransmit_mult * ceil(log10(n + 1)) sends per statement.
         return self._config.retransmit_mult * math.ceil(math.log10(len(self._table.members) + 1))
 
-    def piggyback(self) -> Updates:
+    def piggyback(self, reserved_bytes: int = 0) -> Updates:
+        """Queued statements for one message, within `gossip_message_bytes_max` less
+        `reserved_bytes` (what the caller adds itself)."""
         if not self._outbox.broadcasts:
             return Updates()
         return self._outbox.broadcasts.take(
-            self._config.gossip_message_bytes_max, self.retransmit_limit()
+            self._config.gossip_message_bytes_max - reserved_bytes, self.retransmit_limit()
         )
 
     def recently_dead(self, now: float) -> list[Entry]:
+        """Members we declared dead within `dead_gossip_s`, latest first: O(their number),
+        read from the end of the table's deaths in order."""
         horizon = now - self._config.dead_gossip_s
-        return [
-            entry
-            for entry in self._table.members.values()
-            if entry.state == DEAD and entry.state_changed_at >= horizon
-        ]
+        recent = []
+        for node_id in reversed(self._table.dead):
+            if self._table.dead[node_id] < horizon:
+                break
+            recent.append(self._table.members[node_id])
+        return recent
 
     def tick(self, now: float) -> None:
         if self._outbox.broadcasts:
             targets = list(self._table.reachable.items)
             if not self.left:
                 targets += [entry.node_id for entry in self.recently_dead(now)]
-            for node_id in self._rng.sample(
-                targets, min(self._config.gossip_fanout, len(targets))
-            ):
-                updates = self.piggyback()
-                if not updates:
-                    break
-                self._outbox.send(self._table.members[node_id].address, Gossip(updates), node_id)
+            chosen = self._rng.sample(targets, min(self._config.gossip_fanout, len(targets)))
+            updates = self._outbox.broadcasts.take(
+                self._config.gossip_message_bytes_max, self.retransmit_limit(), len(chosen)
+            ) if chosen else Updates()
+            if updates:
+                message = Gossip(updates)
+                for node_id in chosen:
+                    self._outbox.send(self._table.members[node_id].address, message, node_id)
         if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._outbox.timers.set(GOSSIP, now + self._config.gossip_interval_s)
 

@@ -31,7 +31,8 @@ class NameGuard:
 
     def taken(self, alive: Alive, members: Iterable[Entry], local: Entry, sender: bytes) -> bool:
         """True if a live member other than the subject holds the name `alive` claims;
-        reported (PeerRefused to `sender`) once per subject."""
+        reported (PeerRefused to `sender`) once per subject. `members` may be just those
+        that bear the name (the member table indexes them)."""
         holder = next(
             (
                 entry

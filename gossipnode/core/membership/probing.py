@@ -21,9 +21,12 @@ Rules:
    two probe intervals while it waits; the pings draw on a token bucket
    (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
    without bound. Its ack (like anything else it sends) confirms it. A confirmation ping
-   always carries our own alive statement: the pending member may not know us yet (a
-   joiner pings the whole list its seed sent), and hearing it first-hand from us makes us
-   its member at once, so a join costs one round trip, not a gossip round and another.
+   always carries our own signed alive statement: the pending member most likely has not
+   heard of us yet (a joiner confirms what its seed told it before its own alive statement
+   spread), and learns us first-hand from the ping instead of asking (rule 5). Without it,
+   each of a joiner's confirmation pings past its alive statement's retransmit count drew
+   an introduction and the joiner's full state in reply: a cluster of n members starting
+   together swapped on the order of n**2 full states, n**3 statements.
 5. A pinger we do not know at all (its alive statement never reached us, or we forgot it
    pending) is answered, and also sent a push-pull that wants a reply and carries only our
    own alive statement: its reply (its full state, its own alive statement first-hand)
@@ -56,7 +59,17 @@ from ...config import MembershipConfig
 from ..events import Address
 from .awareness import Awareness
 from .members import ALIVE, SUSPECT, Entry
-from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots, Suspect, Updates
+from .messages import (
+    Ack,
+    Nack,
+    Ping,
+    PingRequest,
+    PushPull,
+    Roots,
+    Suspect,
+    Updates,
+    statement_size_bytes,
+)
 from .outbox import Outbox
 from .state import LIVE_STATES, MemberTable
 
@@ -96,7 +109,7 @@ class Prober:
         table: MemberTable,
         outbox: Outbox,
         awareness: Awareness,
-        piggyback: Callable[[], Updates],
+        piggyback: Callable[..., Updates],
         roots: Callable[[bytes, float], Roots],
         now: float,
     ) -> None:
@@ -247,12 +260,8 @@ class Prober:
         waiting.pinged_at = now
         self._sequence += 1
         address = (waiting.alive.host, waiting.alive.port)
-        ping = self._ping(self._sequence, node_id, now)
-        own = self._table.local.alive
-        if own not in ping.updates.alive:
-            updates = dataclasses.replace(ping.updates, alive=(own, *ping.updates.alive))
-            ping = dataclasses.replace(ping, updates=updates)
-        self._outbox.send(address, ping, node_id)
+        self._outbox.send(address, self._ping(self._sequence, node_id, now, introduce=True),
+                          node_id)
 
     def _confirm_pending(self, now: float) -> None:
         self._outbox.statistics["pending_expired"] += self._table.pending.expire(now)
@@ -369,6 +378,16 @@ class Prober:
         waiting = self._table.pending.get(node_id)
         return None if waiting is None else (waiting.alive.host, waiting.alive.port)
 
-    def _ping(self, sequence: int, target: bytes, now: float) -> Ping:
+    def _ping(self, sequence: int, target: bytes, now: float, *,
+              introduce: bool = False) -> Ping:
+        """A ping with piggybacked statements; with `introduce`, our own alive statement
+        among them (rule 4), within the same byte budget."""
         host, port = self._table.local.address
-        return Ping(sequence, target, host, port, self._piggyback(), self._roots(target, now))
+        roots = self._roots(target, now)
+        if not introduce:
+            return Ping(sequence, target, host, port, self._piggyback(), roots)
+        own = self._table.local.alive
+        updates = self._piggyback(statement_size_bytes(own))
+        if own not in updates.alive:
+            updates = dataclasses.replace(updates, alive=(own, *updates.alive))
+        return Ping(sequence, target, host, port, updates, roots)

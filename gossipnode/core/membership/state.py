@@ -106,8 +106,14 @@ class MemberTable:
         self._on_pending = on_pending
         self.local = Entry(self.signed_alive(name, address, incarnation, tags), now)
         self.members: dict[bytes, Entry] = {node_id: self.local}
+        # Name -> the members that bear it (any state), so that a name check looks at
+        # its bearers only, not at every member (rule 6).
+        self._named: dict[str, dict[bytes, None]] = {name: {node_id: None}}
         self.pending = PendingMembers(config.pending_members_max, config.pending_expiry_s)
         self.reachable = IndexedSet()
+        # Members we hold dead, by node id, in the order they died (the time they died):
+        # the recently dead are found from the end, without a scan of every member.
+        self.dead: dict[bytes, float] = {}
         self._names = NameGuard(outbox)
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
@@ -200,8 +206,11 @@ class MemberTable:
             return
         if alive.incarnation <= entry.incarnation or not self._verified_alive(alive, sender):
             return
-        if alive.name != entry.alive.name and self._name_taken(alive, sender):
-            return
+        if alive.name != entry.alive.name:
+            if self._name_taken(alive, sender):
+                return
+            self._unname(entry)
+            self._named.setdefault(alive.name, {})[entry.node_id] = None
         entry.alive = alive
         entry.incarnation = alive.incarnation
         entry.left = None
@@ -210,6 +219,7 @@ class MemberTable:
         if entry.state != ALIVE:
             self._outbox.statistics["revivals"] += 1
         entry.set_state(ALIVE, now)
+        self.dead.pop(entry.node_id, None)
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.cancel(("reap", entry.node_id))
         self.reachable.add(entry.node_id)
@@ -243,13 +253,22 @@ class MemberTable:
             return
         entry = Entry(alive, now)
         self.members[alive.node_id] = entry
+        self._named.setdefault(alive.name, {})[alive.node_id] = None
         self._on_new_member(alive.node_id)
         self.reachable.add(entry.node_id)
         self._outbox.broadcasts.push(alive)
         self._outbox.changed(entry)
 
     def _name_taken(self, alive: Alive, sender: bytes) -> bool:
-        return self._names.taken(alive, self.members.values(), self.local, sender)
+        bearers = [self.members[n] for n in self._named.get(alive.name, ())]
+        return self._names.taken(alive, bearers, self.local, sender)
+
+    def _unname(self, entry: Entry) -> None:
+        bearers = self._named.get(entry.alive.name)
+        if bearers is not None:
+            bearers.pop(entry.node_id, None)
+            if not bearers:
+                del self._named[entry.alive.name]
 
     def apply_left(self, left: Left, sender: bytes, now: float) -> None:
         if left.node_id == self._node_id:
@@ -341,7 +360,12 @@ class MemberTable:
             self.apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
 
     def gone(self, entry: Entry, state: str, now: float) -> None:
+        was_dead = entry.state == DEAD
         entry.set_state(state, now)
+        if state != DEAD or not was_dead:
+            self.dead.pop(entry.node_id, None)
+        if state == DEAD and not was_dead:
+            self.dead[entry.node_id] = now
         self.reachable.discard(entry.node_id)
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
@@ -373,7 +397,9 @@ class MemberTable:
     def reap(self, node_id: bytes, now: float) -> None:
         entry = self.members.get(node_id)
         if entry is not None and entry.state in (DEAD, LEFT):
+            self._unname(entry)
             del self.members[node_id]
+            self.dead.pop(node_id, None)
             self._outbox.statistics["reaped"] += 1
 
     def refute(self, accused_incarnation: int, now: float) -> None:

@@ -43,6 +43,18 @@ def test_cores_join_through_one_seed_and_all_see_all(count, within_s):
         }
 
 
+def test_a_forming_cluster_swaps_a_few_full_states_per_member_not_one_per_pair():
+    # A joiner confirms the members its seed named with pings that carry its own alive
+    # statement, so they learn it first-hand and need not ask it for its state: forming a
+    # cluster of n members costs O(n) push-pulls, not O(n**2) (n**3 statements).
+    count = 100
+    cluster, cores = start_cluster(count)
+    converged(cluster, cores, within_s=30.0)
+    push_pulls = sum(core.statistics().get("sent_PushPull", 0) for core in cores)
+    assert push_pulls <= 3 * count
+    assert sum(core.statistics().get("introductions", 0) for core in cores) <= count // 10
+
+
 def test_a_crashed_member_is_declared_dead_by_every_other_within_the_suspicion_bound():
     config = MembershipConfig()
     cluster, cores = start_cluster(5, seed=2, config=config)
@@ -122,6 +134,7 @@ def test_a_partition_two_three_is_declared_dead_across_and_heals():
         )
 
     assert cluster.run_until_true(split, cluster.now + 60.0)
+    recently_dead_as_a_scan_finds_them(cores, cluster.now)
     cluster.groups.clear()
     # Each probe interval every member sends one member it holds dead its death notice,
     # which it refutes (test_membership_speed.py bounds how soon); push-pull is the backstop.
@@ -130,6 +143,16 @@ def test_a_partition_two_three_is_declared_dead_across_and_heals():
     first, *others = views(cores)
     assert all(view == first for view in others)
     assert {state for state, _, _ in first.values()} == {ALIVE}
+    recently_dead_as_a_scan_finds_them(cores, cluster.now)
+
+
+def recently_dead_as_a_scan_finds_them(cores, now: float) -> None:
+    """The deaths the member table keeps in order are what a scan of every member finds."""
+    horizon = now - MembershipConfig().dead_gossip_s
+    for core in cores:
+        scanned = {entry.node_id for entry in core._table.members.values()
+                   if entry.state == DEAD and entry.state_changed_at >= horizon}
+        assert {entry.node_id for entry in core._dissemination.recently_dead(now)} == scanned
 
 
 def test_a_tag_change_reaches_every_member():
