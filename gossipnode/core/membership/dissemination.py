@@ -24,7 +24,8 @@ Rules:
 6. Whoever made us refute (a suspect or dead claim about us that we accepted) is sent our
    new alive statement at once, directly: the accuser may hold us dead and so neither
    probe nor gossip to us, and would otherwise learn of the refutation only through
-   others. One small message per refutation.
+   others. One small message per refutation. So is whoever tells us a claim about us that
+   we refuted already (it missed the refutation): one message per such message received.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Disseminator:
         if self.left:
             return
         dead = self.recently_dead(now) or [
-            entry for entry in self._table.members.values() if entry.state == DEAD
+            self._table.members[node_id] for node_id in self._table.dead
         ]
         if dead:
             self.tell_the_dead(self._rng.choice(dead))

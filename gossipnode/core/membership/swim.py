@@ -305,9 +305,12 @@ class Membership:
         self._table.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
+            statistics = self._outbox.statistics
             incarnation = self._table.local.incarnation
+            stale = statistics["stale_claims_about_us"]
             self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
-            if self._table.local.incarnation > incarnation:
+            if (self._table.local.incarnation > incarnation
+                    or statistics["stale_claims_about_us"] > stale):
                 self._dissemination.answer_accuser(sender)
         roots = getattr(message, "roots", ())
         entry = self._table.members.get(sender)
