@@ -8,12 +8,15 @@ For each N: N agents are initialised and started together, every one joining the
    (join_polled_s is the polling's own figure, late by up to a round of polls);
 2. false_suspicions: suspicions raised by agents' own failed probes during the join and an
    idle window after it, while every agent is alive (so every one is false);
-3. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
+3. start-up CPU, per agent: CPU seconds (user + system) each agent had spent when it
+   was seen answering its control socket (imports, store, digests: what delays its first
+   probes when many agents start at once on few cores); median and max;
+4. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
    and bytes sent per second (encoded payloads plus each frame's 4-byte length and 16-byte
    tag; TCP/IP headers not counted);
-4. tag_s: one agent changes a tag; until every other agent shows it;
-5. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
-6. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
+5. tag_s: one agent changes a tag; until every other agent shows it;
+6. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
+7. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
    left.
 Every process started is stopped again by its PID; the data directories are removed.
 """
@@ -114,11 +117,15 @@ class RealCluster:
             )  # fmt: skip
             log.close()
 
-    def wait_answering(self) -> None:
+    def wait_answering(self) -> list[float]:
+        """Wait until every agent answers; returns the CPU seconds each had spent by then."""
+        cpu = []
         for i in range(self.count):
             if _wait(lambda i=i: _request(self.directory(i), "ping") is not None,
                      START_TIMEOUT_S) is None:  # fmt: skip
                 raise RuntimeError(f"{self.names[i]} did not answer; see {self.root}")
+            cpu.append(self.process_figures(i)[1])
+        return cpu
 
     def last_alive_at(self) -> float:
         """Wall time of the last "member ... is alive" line in any agent's log."""
@@ -187,7 +194,7 @@ def bench_real(count: int) -> dict:
     try:
         started = time.monotonic()
         cluster.start_all()
-        cluster.wait_answering()
+        start_cpu = cluster.wait_answering()
         answering_s = time.monotonic() - started
         answered_at = time.time()
         everyone = set(cluster.names)
@@ -244,6 +251,8 @@ def bench_real(count: int) -> dict:
             "join_s": None if join_s is None else round(join_s, 2),
             "join_polled_s": None if polled_s is None else round(polled_s, 2),
             "false_suspicions": false_suspicions,
+            "start_cpu_s_median": round(_median(start_cpu), 3),
+            "start_cpu_s_max": round(max(start_cpu), 3),
             "idle_window_s": round(elapsed_s, 1),
             "idle_rss_mib_median": round(_median(resident), 1),
             "idle_rss_mib_max": round(max(resident), 1),
@@ -265,7 +274,8 @@ def format_real(r: dict) -> str:
     return (
         f"real n={r['agents']}: all answering after {r['all_answering_s']:.1f} s; "
         f"all see all alive {seconds(r['join_s'])} later; "
-        f"{r['false_suspicions']} false suspicions; idle per agent (median over "
+        f"{r['false_suspicions']} false suspicions; start-up CPU per agent "
+        f"{r['start_cpu_s_median']:.2f} s (max {r['start_cpu_s_max']:.2f}); idle per agent (median over "
         f"{r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
         f"(max {r['idle_rss_mib_max']}), {r['idle_cpu_per_s_median']:.3f} CPU s/s, "
         f"{r['idle_bytes_sent_per_s_median']} bytes/s sent; tag seen by all in "
