@@ -54,6 +54,7 @@ from .messages import (
     check_address,
     check_name,
     check_roots,
+    check_summary,
     check_tags,
     check_updates,
     left_signed_bytes,
@@ -326,6 +327,7 @@ class Membership:
             check_updates(message.state, self._config, 4 * self._config.members_max)
             if type(message.reply_wanted) is not bool:
                 raise RemoteProtocolError("reply_wanted must be a boolean")
+            check_summary(message, self._config.members_max)
         elif not isinstance(message, Nack):
             raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
         if isinstance(message, Ping | Ack | PushPull):
