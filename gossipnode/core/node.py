@@ -34,6 +34,7 @@ from .authority import Authority
 from .authorization import (
     admin_records,
     load_policy,
+    member_admitted,
     newly_admitted,
     revoked_writers,
     unauthorised_private_keys,
@@ -110,6 +111,7 @@ class NodeCore(NodeQueries):
             config.membership, node_id=node_id, name=config.name, address=config.listen,
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
             verify=verify, root_datasets=COMPARED_DATASETS,
+            admitted=lambda peer: member_admitted(self._views.policy, node_id, peer),
         )
         self.authority = Authority(config.admin_keys, verify)
         self._views = MemberViews(self.membership,
@@ -331,6 +333,7 @@ class NodeCore(NodeQueries):
         if any(r.dataset == POLICY_DATASET for r in winners):
             self._views.policy = load_policy(self.store, self.authority, self.decode_value)
             self.membership.set_force_left(self._views.policy.force_left, now)
+            self.membership.admission_changed(now)
             self._drain_membership(now)
             self._view_changed(now)
             if source is None:  # admitted here: tell the newcomer what it needs to know

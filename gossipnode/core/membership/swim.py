@@ -26,7 +26,9 @@ former life makes it refute with a higher incarnation.
 
 Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel.
 Admission: `admitted(node_id)` says whether a node id may be a member at all (default: all
-may); a member it refuses stays in the bounded pending set, given no data.
+may); a member it refuses stays in the bounded pending set, given no data. When the answer
+may have changed, the shell calls `admission_changed`: members now refused are set aside
+into the pending set.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ..events import Address, Event
 from ..records import NODE_ID_BYTES
 from .awareness import Awareness
 from .dissemination import GOSSIP, Disseminator
-from .members import ALIVE, DEAD, LEFT, Member
+from .members import ALIVE, DEAD, LEFT, PENDING, SUSPECT, Member
 from .messages import (
     Ack,
     Gossip,
@@ -114,6 +116,7 @@ class Membership:
         self._config = config
         self._node_id = node_id
         self._sign = sign
+        self._admitted = admitted
         self._outbox = Outbox()
         self._timers = self._outbox.timers
         self._awareness = Awareness(config.awareness_max)
@@ -287,6 +290,32 @@ class Membership:
             self._table.set_local_alive(
                 alive.name, (alive.host, alive.port), self._table.local.incarnation + 1, pairs, now
             )
+
+    def admission_changed(self, now: float) -> list[bytes]:
+        """The admission predicate's answers may have changed. Each live member it now
+        refuses leaves the table for the pending set (MemberChanged with state "pending"),
+        where it costs no more than any pending member; returns their node ids. Each
+        pending member it now admits that spoke to us itself (one set aside, or one that
+        contacted us directly) enters the table at once, so that an administrator's
+        grants, written one at a time, never leave a member out for long."""
+        table = self._table
+        for node_id, waiting in list(table.pending.entries.items()):
+            if waiting.source == node_id:
+                table.heard_from(node_id, now)  # enters if admitted now
+        refused = [
+            node_id for node_id, entry in table.members.items()
+            if entry is not table.local and entry.state in (ALIVE, SUSPECT)
+            and not self._admitted(node_id)
+        ]
+        for node_id in refused:
+            entry = table.members.pop(node_id)
+            table.reachable.discard(node_id)
+            self._timers.cancel(("suspicion", node_id))
+            table.pending.offer(entry.alive, node_id, now)
+            entry.set_state(PENDING, now)
+            self._outbox.changed(entry)
+            self._outbox.statistics["members_set_aside"] += 1
+        return refused
 
     # ---- inputs -----------------------------------------------------------------------
 
