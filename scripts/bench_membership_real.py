@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,10 @@ from scripts.local_cluster import free_ports  # noqa: E402
 START_TIMEOUT_S = 120.0
 # ... and every membership change is seen by all within this, or reported as never.
 CHANGE_TIMEOUT_S = 120.0
-# Idle measurement window after the join (several probe and gossip intervals).
-IDLE_WINDOW_S = 10.0
+# Idle measurement window after the join: one push-pull interval (membership's default),
+# so that every agent's periodic state exchange falls in it once, besides many probe and
+# gossip intervals.
+IDLE_WINDOW_S = 30.0
 # Agents initialised at once (each `gossipnode init` is a Python start-up).
 INIT_PARALLEL = 4
 POLL_S = 0.05
@@ -149,14 +152,16 @@ class RealCluster:
     def info(self, i: int) -> dict:
         return _request(self.directory(i), "info")
 
-    def sent_bytes(self, i: int) -> int:
-        total = 0
+    def sent_bytes(self, i: int) -> Counter[str]:
+        """Bytes agent i sent so far, by message type (framing included)."""
+        sent: Counter[str] = Counter()
         for line in str(_request(self.directory(i), "metrics")).splitlines():
+            kind = line.split('type="', 1)[1].split('"', 1)[0] if 'type="' in line else ""
             if line.startswith("gossipnode_gossip_bytes_sent_total{"):
-                total += int(float(line.rsplit(" ", 1)[1]))
+                sent[kind] += int(float(line.rsplit(" ", 1)[1]))
             elif line.startswith("gossipnode_gossip_messages_sent_total{"):
-                total += FRAME_OVERHEAD_BYTES * int(float(line.rsplit(" ", 1)[1]))
-        return total
+                sent[kind] += FRAME_OVERHEAD_BYTES * int(float(line.rsplit(" ", 1)[1]))
+        return sent
 
     def process_figures(self, i: int) -> tuple[int, float]:
         """(resident bytes, CPU seconds so far) of agent i, from /proc."""
@@ -215,11 +220,14 @@ def bench_real(count: int) -> dict:
         time.sleep(IDLE_WINDOW_S)
         elapsed_s = time.monotonic() - window_start
         resident, cpu, sent = [], [], []
+        by_type: Counter[str] = Counter()
         for i in cluster.running():
             rss, cpu_s = cluster.process_figures(i)
             resident.append(rss / 2**20)
             cpu.append((cpu_s - before[i][1]) / elapsed_s)
-            sent.append((cluster.sent_bytes(i) - before[i][0]) / elapsed_s)
+            delta = cluster.sent_bytes(i) - before[i][0]
+            by_type.update(delta)
+            sent.append(delta.total() / elapsed_s)
         false_suspicions = sum(
             cluster.info(i)["membership"].get("suspicions_raised", 0) for i in cluster.running()
         )
@@ -258,6 +266,9 @@ def bench_real(count: int) -> dict:
             "idle_rss_mib_max": round(max(resident), 1),
             "idle_cpu_per_s_median": round(_median(cpu), 4),
             "idle_bytes_sent_per_s_median": round(_median(sent)),
+            "idle_bytes_sent_per_s_by_type": {
+                kind: round(total / elapsed_s / count, 1) for kind, total in sorted(by_type.items())
+            },
             "tag_s": None if tag_s is None else round(tag_s, 2),
             "failure_s": None if failure_s is None else round(failure_s, 2),
             "leave_s": None if leave_s is None else round(leave_s, 2),
@@ -278,7 +289,9 @@ def format_real(r: dict) -> str:
         f"{r['start_cpu_s_median']:.2f} s (max {r['start_cpu_s_max']:.2f}); idle per agent "
         f"(median over {r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
         f"(max {r['idle_rss_mib_max']}), {r['idle_cpu_per_s_median']:.3f} CPU s/s, "
-        f"{r['idle_bytes_sent_per_s_median']} bytes/s sent; tag seen by all in "
+        f"{r['idle_bytes_sent_per_s_median']} bytes/s sent (mean by type: "
+        f"{', '.join(f'{k} {v}' for k, v in r['idle_bytes_sent_per_s_by_type'].items())}); "
+        f"tag seen by all in "
         f"{seconds(r['tag_s'])}, failure in {seconds(r['failure_s'])}, leave in "
         f"{seconds(r['leave_s'])}; exited: {r['agents_exited_unexpectedly'] or 'none'}"
     )
