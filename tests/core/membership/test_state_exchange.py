@@ -82,3 +82,35 @@ def test_a_malformed_summary_is_refused_before_anything_is_applied():
         with pytest.raises(RemoteProtocolError):
             b.receive(node_id(a), bad, cluster.now)
     b.receive(node_id(a), good, cluster.now)  # the well-formed one is taken
+
+
+def test_admission_decides_who_is_a_member_and_a_change_sets_members_aside():
+    """Under an admission predicate, a node id it refuses never enters the table, whatever
+    it sends; members refused after a change leave the table for the bounded pending set,
+    and come back at once when admitted again."""
+    from gossipnode.config import MembershipConfig
+    from tests.core.membership.virtual_cluster import VirtualCluster
+
+    cluster = VirtualCluster(MembershipConfig(), seed=7)
+    refused: set[bytes] = set()
+    cores = [cluster.add(f"node-{i}", admitted=lambda n: n not in refused) for i in range(3)]
+    outsider = cores[2]
+    refused.add(node_id(outsider))
+    for core in cores[1:]:
+        cluster.join(core, [cores[0].local_member.address])
+    cluster.run_until(cluster.now + 20.0)
+    for core in cores[:2]:
+        assert core.member(node_id(outsider)) is None
+        assert node_id(outsider) in [p[0] for p in core.pending_members()]
+    assert cores[1].member(node_id(cores[0])).state == "alive"
+
+    refused.clear()
+    for core in cores[:2]:
+        core.admission_changed(cluster.now)
+        assert core.member(node_id(outsider)).state == "alive"  # at once: it spoke to us
+
+    refused.add(node_id(cores[1]))
+    assert cores[0].admission_changed(cluster.now) == [node_id(cores[1])]
+    assert cores[0].member(node_id(cores[1])) is None
+    cluster.run_until(cluster.now + 10.0)
+    assert cores[0].member(node_id(cores[1])) is None  # it keeps probing us: still pending
