@@ -68,7 +68,7 @@ from .sync import TIMER_ANTI_ENTROPY, TIMER_REVIVED, RepairStarted, SyncSchedule
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
-SOFTWARE_VERSION = "gossipnode/0.1.0 proto/3"
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/5"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
