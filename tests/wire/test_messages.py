@@ -327,13 +327,13 @@ def test_a_push_pull_with_too_many_statements_is_refused_by_its_declared_count()
     for position in range(4):
         lists: list[list] = [[], [], [], []]
         lists[position] = too_many
-        data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, b"", b"", b""],
+        data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, [], b"", b"", b""],
                            canonical=True)
         with pytest.raises(MessageError, match=f"{MEMBERS_MAX_LIMIT + 1} items, expected 0 to "
                                                f"{MEMBERS_MAX_LIMIT}"):
             PEER_MESSAGES.decode(data)
     lists = [[], [], [0], []]  # one malformed item: refused for its shape
-    data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, b"", b"", b""],
+    data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, [], b"", b"", b""],
                        canonical=True)
     with pytest.raises(MessageError, match="expected an array"):
         PEER_MESSAGES.decode(data)

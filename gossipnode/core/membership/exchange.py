@@ -23,11 +23,45 @@ import hashlib
 import random
 import struct
 
+from ..errors import RemoteProtocolError
 from .members import Entry
-from .messages import SUMMARY_DIGEST_BYTES, SUMMARY_SALT_BYTES, PushPull, Roots, Updates
+from .messages import PushPull, Roots, Updates
 from .state import MemberTable
 
-__all__ = ["answer", "opening", "summary", "wanted_state"]
+__all__ = [
+    "SUMMARY_DIGEST_BYTES",
+    "SUMMARY_SALT_BYTES",
+    "answer",
+    "check_summary",
+    "opening",
+    "summary",
+    "wanted_state",
+]
+
+# A push-pull summary: a random salt, and per member a digest keyed by it. 8 bytes: two
+# different beliefs about members collide once in 2**64 (and then only cost the next
+# exchange's repair), while a summary of 20 members is 160 bytes.
+SUMMARY_SALT_BYTES = 8
+SUMMARY_DIGEST_BYTES = 8
+
+
+def check_summary(message: PushPull, members_max: int) -> None:
+    """Raises RemoteProtocolError unless a push-pull's salt and digest lists are well formed:
+    no salt and no digests, or a salt and at most `members_max` digests in each list."""
+    if not all(isinstance(part, bytes) for part in (message.salt, message.have, message.wanted)):
+        raise RemoteProtocolError("a push-pull summary is bytes")
+    if not message.salt:
+        if message.have or message.wanted:
+            raise RemoteProtocolError("push-pull digests without a salt")
+        return
+    if len(message.salt) != SUMMARY_SALT_BYTES:
+        raise RemoteProtocolError(f"a push-pull salt is {SUMMARY_SALT_BYTES} bytes")
+    for name, digests in (("have", message.have), ("wanted", message.wanted)):
+        if len(digests) % SUMMARY_DIGEST_BYTES or len(digests) > members_max * SUMMARY_DIGEST_BYTES:
+            raise RemoteProtocolError(
+                f"push-pull {name}: {len(digests)} bytes, not at most {members_max} digests of "
+                f"{SUMMARY_DIGEST_BYTES} bytes"
+            )
 
 
 def _digest(salt: bytes, entry: Entry) -> bytes:

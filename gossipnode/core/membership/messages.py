@@ -31,8 +31,6 @@ from ..records import NODE_ID_BYTES
 from ..schema import Limit
 
 __all__ = [
-    "SUMMARY_DIGEST_BYTES",
-    "SUMMARY_SALT_BYTES",
     "Ack",
     "Alive",
     "DatasetRoot",
@@ -49,7 +47,6 @@ __all__ = [
     "check_address",
     "check_name",
     "check_roots",
-    "check_summary",
     "check_tags",
     "check_updates",
     "left_signed_bytes",
@@ -68,11 +65,6 @@ INCARNATION_MAX = 2**64 - 1
 # or as anything else the identity key signs.
 ALIVE_DOMAIN = b"gossipnode/membership/alive/v1\x00"
 LEFT_DOMAIN = b"gossipnode/membership/left/v1\x00"
-# A push-pull summary: a random salt, and per member a digest keyed by it. 8 bytes: two
-# different beliefs about members collide once in 2**64 (and then only cost the next
-# exchange's repair), while a summary of 20 members is 160 bytes.
-SUMMARY_SALT_BYTES = 8
-SUMMARY_DIGEST_BYTES = 8
 # Per-field overhead in the size estimate: a CBOR key (the field name, <= 24 bytes) plus a
 # head; generous, so that the estimate stays above the real encoded size.
 FIELD_OVERHEAD_BYTES = 24
@@ -215,7 +207,7 @@ class Gossip:
 class PushPull:
     """A state exchange (exchange.py). `reply_wanted`: answer with yours (join, periodic
     sync). `state`: statements; `salt` and `have`: the sender's summary, one
-    SUMMARY_DIGEST_BYTES digest per member it holds (empty: no summary, answer with the
+    8-byte digest per member it holds (empty: no summary, answer with the
     full state); `wanted`: digests of the peer's summary whose statements we lack."""
 
     reply_wanted: bool
@@ -407,25 +399,6 @@ def check_roots(roots: object) -> None:
             raise RemoteProtocolError(f"a root is {ROOT_BYTES} bytes")
         if type(entry.age_ms) is not int or not 0 <= entry.age_ms <= ROOT_AGE_MS_MAX:
             raise RemoteProtocolError("a root's age is out of range")
-
-
-def check_summary(message: PushPull, members_max: int) -> None:
-    """Raises RemoteProtocolError unless a push-pull's salt and digest lists are well formed:
-    no salt and no digests, or a salt and at most `members_max` digests in each list."""
-    if not all(isinstance(part, bytes) for part in (message.salt, message.have, message.wanted)):
-        raise RemoteProtocolError("a push-pull summary is bytes")
-    if not message.salt:
-        if message.have or message.wanted:
-            raise RemoteProtocolError("push-pull digests without a salt")
-        return
-    if len(message.salt) != SUMMARY_SALT_BYTES:
-        raise RemoteProtocolError(f"a push-pull salt is {SUMMARY_SALT_BYTES} bytes")
-    for name, digests in (("have", message.have), ("wanted", message.wanted)):
-        if len(digests) % SUMMARY_DIGEST_BYTES or len(digests) > members_max * SUMMARY_DIGEST_BYTES:
-            raise RemoteProtocolError(
-                f"push-pull {name}: {len(digests)} bytes, not at most {members_max} digests of "
-                f"{SUMMARY_DIGEST_BYTES} bytes"
-            )
 
 
 def tags_tuple(tags: object) -> Tags:

@@ -41,9 +41,11 @@ from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Address, Event
 from ..records import NODE_ID_BYTES
+from .admitting import readmit
 from .awareness import Awareness
 from .dissemination import GOSSIP, Disseminator
-from .members import ALIVE, DEAD, LEFT, PENDING, SUSPECT, Member
+from .exchange import check_summary
+from .members import ALIVE, DEAD, LEFT, Member
 from .messages import (
     Ack,
     Gossip,
@@ -56,7 +58,6 @@ from .messages import (
     check_address,
     check_name,
     check_roots,
-    check_summary,
     check_tags,
     check_updates,
     left_signed_bytes,
@@ -292,30 +293,9 @@ class Membership:
             )
 
     def admission_changed(self, now: float) -> list[bytes]:
-        """The admission predicate's answers may have changed. Each live member it now
-        refuses leaves the table for the pending set (MemberChanged with state "pending"),
-        where it costs no more than any pending member; returns their node ids. Each
-        pending member it now admits that spoke to us itself (one set aside, or one that
-        contacted us directly) enters the table at once, so that an administrator's
-        grants, written one at a time, never leave a member out for long."""
-        table = self._table
-        for node_id, waiting in list(table.pending.entries.items()):
-            if waiting.source == node_id:
-                table.heard_from(node_id, now)  # enters if admitted now
-        refused = [
-            node_id for node_id, entry in table.members.items()
-            if entry is not table.local and entry.state in (ALIVE, SUSPECT)
-            and not self._admitted(node_id)
-        ]
-        for node_id in refused:
-            entry = table.members.pop(node_id)
-            table.reachable.discard(node_id)
-            self._timers.cancel(("suspicion", node_id))
-            table.pending.offer(entry.alive, node_id, now)
-            entry.set_state(PENDING, now)
-            self._outbox.changed(entry)
-            self._outbox.statistics["members_set_aside"] += 1
-        return refused
+        """The admission predicate's answers may have changed: see admitting.py. Returns
+        the members set aside."""
+        return readmit(self._table, self._admitted, self._outbox, now)
 
     # ---- inputs -----------------------------------------------------------------------
 
