@@ -324,11 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_verbs() -> None:
-    """Import the modules that register more verbs (they import this module)."""
+def _load_verbs(modules: Sequence[str] | None = None) -> None:
+    """Import the modules that register more verbs (they import this module): `modules`,
+    or all of them."""
     import importlib
 
-    for module in _EXTRA_VERB_MODULES:
+    for module in _EXTRA_VERB_MODULES if modules is None else modules:
         importlib.import_module(module)
 
 
@@ -345,7 +346,10 @@ _EXTRA_VERB_MODULES: tuple[str, ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_verbs()
+    words = sys.argv[1:] if argv is None else list(argv)
+    # The agent is the long-running process: it loads its own verb, not the client verbs'
+    # modules (the better part of a MiB resident, in every agent).
+    _load_verbs(["gossipnode.commands.agent"] if words[:1] == ["agent"] else None)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

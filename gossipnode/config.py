@@ -171,7 +171,8 @@ class MembershipConfig:
     gossip_message_bytes_max: int = 4096
     # Members one node tracks at most (newcomers beyond it are ignored and counted); a
     # push-pull of more than 4x this many statements is refused. Bounds memory and the
-    # push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max.
+    # push-pull message: 4096 x ~300 B is ~1.2 MiB, under wire.frame_bytes_max. At most
+    # MEMBERS_MAX_LIMIT.
     members_max: int = 4096
     # A member's tags, keys plus values in UTF-8 bytes. A handful of short flags and a
     # version string fit many times; the cap keeps every signed alive statement small.
@@ -430,6 +431,10 @@ def _build(document: dict[str, typing.Any], base: Path) -> NodeConfig:
 # A record's encoding beyond its key and value (dataset name, version stamp, lengths): well
 # under this, so a record of record_bytes_max always fits a push with room to spare.
 RECORD_OVERHEAD_BYTES_MAX = 256
+# The most members a node may track (membership.members_max): the protocol's bound on each
+# list of statements in one membership message, which the wire checks on the declared
+# item count before it decodes a statement (core/membership/messages.py).
+MEMBERS_MAX_LIMIT = 4096
 def _section(name: str, cls: type, raw: typing.Any) -> typing.Any:
     if not isinstance(raw, dict):
         raise _KeyError(name, "expected a table")

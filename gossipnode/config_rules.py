@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .config import DURABILITY_MODES, RECORD_OVERHEAD_BYTES_MAX
+from .config import DURABILITY_MODES, MEMBERS_MAX_LIMIT, RECORD_OVERHEAD_BYTES_MAX
 
 if TYPE_CHECKING:
     from .config import NodeConfig
@@ -40,6 +40,10 @@ def check_config(config: NodeConfig) -> tuple[str, str] | None:
         return ("membership.probe_timeout_s",
                 f"must be shorter than membership.probe_interval_s "
                 f"({membership.probe_interval_s})")
+    if membership.members_max > MEMBERS_MAX_LIMIT:
+        return ("membership.members_max",
+                f"must be at most {MEMBERS_MAX_LIMIT} (the protocol's bound on the statements "
+                f"of one membership message), got {membership.members_max}")
     if config.reconcile.branching < 2:
         return "reconcile.branching", "must be at least 2"
     record_max = limits.record_bytes_max + limits.key_bytes_max + RECORD_OVERHEAD_BYTES_MAX

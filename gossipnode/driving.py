@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import WireConfig
+from .core.catalog import CERTIFICATE_DATASETS
 from .core.errors import LocalProtocolError
 from .core.records import Record
 from .wire.cbor import CborError
@@ -84,19 +85,32 @@ def decode_value(data: bytes) -> dict[str, Any]:
 
 def content_check() -> Callable[[Record], str | None]:
     """Check a record's value by content (openpgp/content.py): a strict canonical CBOR map,
-    no secret key material outside private_keys and org_keys, data bound to its key."""
-    from .openpgp.content import record_refusal
+    no secret key material outside private_keys and org_keys, data bound to its key.
 
-    return lambda record: record_refusal(record.dataset, record.key, record.value)
+    The OpenPGP code (and pysequoia, several MiB) is imported at the first record checked,
+    not when the agent starts: an idle member never loads it."""
+
+    def check(record: Record) -> str | None:
+        from .openpgp.content import record_refusal
+
+        return record_refusal(record.dataset, record.key, record.value)
+
+    return check
+
+
+def _merge_certificates(older: bytes, newer: bytes) -> bytes:
+    # Imported at the first merge, like the content check above.
+    from .openpgp.merge import merge_values
+
+    return merge_values(older, newer)
 
 
 def core_arguments() -> dict[str, Any]:
     """The keyword arguments every driver passes to the NodeCore constructor: the value
-    decoder, the content check, and the certificate datasets' merge functions."""
-    from .openpgp.merge import value_merges
-
+    decoder, the content check, and the certificate datasets' merge functions (those of
+    openpgp/merge.py `value_merges`, loaded on first use)."""
     return {"decode_value": decode_value, "content_check": content_check(),
-            "merges": value_merges()}
+            "merges": dict.fromkeys(CERTIFICATE_DATASETS, _merge_certificates)}
 
 
 class PeerCodec:

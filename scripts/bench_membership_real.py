@@ -8,12 +8,15 @@ For each N: N agents are initialised and started together, every one joining the
    (join_polled_s is the polling's own figure, late by up to a round of polls);
 2. false_suspicions: suspicions raised by agents' own failed probes during the join and an
    idle window after it, while every agent is alive (so every one is false);
-3. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
+3. start-up CPU, per agent: CPU seconds (user + system) each agent had spent when it
+   was seen answering its control socket (imports, store, digests: what delays its first
+   probes when many agents start at once on few cores); median and max;
+4. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
    and bytes sent per second (encoded payloads plus each frame's 4-byte length and 16-byte
    tag; TCP/IP headers not counted);
-4. tag_s: one agent changes a tag; until every other agent shows it;
-5. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
-6. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
+5. tag_s: one agent changes a tag; until every other agent shows it;
+6. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
+7. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
    left.
 Every process started is stopped again by its PID; the data directories are removed.
 The package's bytecode is written first (`precompile`), as an installed package has it.
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +49,10 @@ from scripts.local_cluster import free_ports  # noqa: E402
 START_TIMEOUT_S = 120.0
 # ... and every membership change is seen by all within this, or reported as never.
 CHANGE_TIMEOUT_S = 120.0
-# Idle measurement window after the join (several probe and gossip intervals).
-IDLE_WINDOW_S = 10.0
+# Idle measurement window after the join: one push-pull interval (membership's default),
+# so that every agent's periodic state exchange falls in it once, besides many probe and
+# gossip intervals.
+IDLE_WINDOW_S = 30.0
 # Agents initialised at once (each `gossipnode init` is a Python start-up).
 INIT_PARALLEL = 4
 POLL_S = 0.05
@@ -118,11 +124,15 @@ class RealCluster:
             )  # fmt: skip
             log.close()
 
-    def wait_answering(self) -> None:
+    def wait_answering(self) -> list[float]:
+        """Wait until every agent answers; returns the CPU seconds each had spent by then."""
+        cpu = []
         for i in range(self.count):
             if _wait(lambda i=i: _request(self.directory(i), "ping") is not None,
                      START_TIMEOUT_S) is None:  # fmt: skip
                 raise RuntimeError(f"{self.names[i]} did not answer; see {self.root}")
+            cpu.append(self.process_figures(i)[1])
+        return cpu
 
     def last_alive_at(self) -> float:
         """Wall time of the last "member ... is alive" line in any agent's log."""
@@ -146,14 +156,16 @@ class RealCluster:
     def info(self, i: int) -> dict:
         return _request(self.directory(i), "info")
 
-    def sent_bytes(self, i: int) -> int:
-        total = 0
+    def sent_bytes(self, i: int) -> Counter[str]:
+        """Bytes agent i sent so far, by message type (framing included)."""
+        sent: Counter[str] = Counter()
         for line in str(_request(self.directory(i), "metrics")).splitlines():
+            kind = line.split('type="', 1)[1].split('"', 1)[0] if 'type="' in line else ""
             if line.startswith("gossipnode_gossip_bytes_sent_total{"):
-                total += int(float(line.rsplit(" ", 1)[1]))
+                sent[kind] += int(float(line.rsplit(" ", 1)[1]))
             elif line.startswith("gossipnode_gossip_messages_sent_total{"):
-                total += FRAME_OVERHEAD_BYTES * int(float(line.rsplit(" ", 1)[1]))
-        return total
+                sent[kind] += FRAME_OVERHEAD_BYTES * int(float(line.rsplit(" ", 1)[1]))
+        return sent
 
     def process_figures(self, i: int) -> tuple[int, float]:
         """(resident bytes, CPU seconds so far) of agent i, from /proc."""
@@ -201,7 +213,7 @@ def bench_real(count: int) -> dict:
     try:
         started = time.monotonic()
         cluster.start_all()
-        cluster.wait_answering()
+        start_cpu = cluster.wait_answering()
         answering_s = time.monotonic() - started
         answered_at = time.time()
         startup_cpu_s = sum(cluster.process_figures(i)[1] for i in cluster.running())
@@ -224,11 +236,14 @@ def bench_real(count: int) -> dict:
         time.sleep(IDLE_WINDOW_S)
         elapsed_s = time.monotonic() - window_start
         resident, cpu, sent = [], [], []
+        by_type: Counter[str] = Counter()
         for i in cluster.running():
             rss, cpu_s = cluster.process_figures(i)
             resident.append(rss / 2**20)
             cpu.append((cpu_s - before[i][1]) / elapsed_s)
-            sent.append((cluster.sent_bytes(i) - before[i][0]) / elapsed_s)
+            delta = cluster.sent_bytes(i) - before[i][0]
+            by_type.update(delta)
+            sent.append(delta.total() / elapsed_s)
         false_suspicions = sum(
             cluster.info(i)["membership"].get("suspicions_raised", 0) for i in cluster.running()
         )
@@ -262,11 +277,16 @@ def bench_real(count: int) -> dict:
             "false_suspicions": false_suspicions,
             "startup_cpu_s_total": round(startup_cpu_s, 2),
             "join_cpu_s_total": round(join_cpu_s, 2),
+            "start_cpu_s_median": round(_median(start_cpu), 3),
+            "start_cpu_s_max": round(max(start_cpu), 3),
             "idle_window_s": round(elapsed_s, 1),
             "idle_rss_mib_median": round(_median(resident), 1),
             "idle_rss_mib_max": round(max(resident), 1),
             "idle_cpu_per_s_median": round(_median(cpu), 4),
             "idle_bytes_sent_per_s_median": round(_median(sent)),
+            "idle_bytes_sent_per_s_by_type": {
+                kind: round(total / elapsed_s / count, 1) for kind, total in sorted(by_type.items())
+            },
             "tag_s": None if tag_s is None else round(tag_s, 2),
             "failure_s": None if failure_s is None else round(failure_s, 2),
             "leave_s": None if leave_s is None else round(leave_s, 2),
@@ -283,10 +303,13 @@ def format_real(r: dict) -> str:
     return (
         f"real n={r['agents']}: all answering after {r['all_answering_s']:.1f} s; "
         f"all see all alive {seconds(r['join_s'])} later; "
-        f"{r['false_suspicions']} false suspicions; idle per agent (median over "
-        f"{r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
+        f"{r['false_suspicions']} false suspicions; start-up CPU per agent "
+        f"{r['start_cpu_s_median']:.2f} s (max {r['start_cpu_s_max']:.2f}); idle per agent "
+        f"(median over {r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
         f"(max {r['idle_rss_mib_max']}), {r['idle_cpu_per_s_median']:.3f} CPU s/s, "
-        f"{r['idle_bytes_sent_per_s_median']} bytes/s sent; tag seen by all in "
+        f"{r['idle_bytes_sent_per_s_median']} bytes/s sent (mean by type: "
+        f"{', '.join(f'{k} {v}' for k, v in r['idle_bytes_sent_per_s_by_type'].items())}); "
+        f"tag seen by all in "
         f"{seconds(r['tag_s'])}, failure in {seconds(r['failure_s'])}, leave in "
         f"{seconds(r['leave_s'])}; exited: {r['agents_exited_unexpectedly'] or 'none'}"
     )

@@ -114,6 +114,7 @@ def test_administrator_keys_are_pinned_as_base64_and_checked(tmp_path):
         ("[storage]", 'durability = "never"',
          "storage.durability: expected one of fsync, periodic, got 'never'"),
         ("[storage]", "fsync_interval_ms = 0", "storage.fsync_interval_ms: must be positive"),
+        ("[membership]", "members_max = 4097", "membership.members_max: must be at most 4096"),
     ],
 )
 def test_rules_across_settings_are_checked_at_load(tmp_path, section, setting, message):

@@ -121,6 +121,7 @@ class Applying:
         if any(r.dataset == POLICY_DATASET for r in winners):
             self._views.policy = load_policy(store, self._authority, self._decode_value)
             ctx.membership.set_force_left(self._views.policy.force_left, now)
+            ctx.membership.admission_changed(now)
             self._drain_membership(now)
             self.view_changed(now)
             if source is None:  # admitted here: tell the newcomer what it needs to know

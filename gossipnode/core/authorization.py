@@ -24,6 +24,13 @@ Rules:
    accepted while it was granted, and must keep replicating (a newcomer would refuse the
    old signature). What the revoked member sends later is refused; its handoff of keys
    already re-signed is acknowledged, since the receiver holds a newer version.
+7. Membership follows admission (core/membership/pending.py): under administrators a node
+   id not admitted never enters the member table of an admitted member; it waits in the
+   small bounded pending set, which it leaves once admitted (its next confirmation ping)
+   or forgets. A member not admitted itself (a newcomer, or one whose admission was
+   revoked) keeps everyone, since it must meet the cluster to learn its grants. A member
+   already in the table when its admission is revoked stays until it dies or leaves; it
+   holds nothing (rule 1, scopes.py). Open clusters admit everyone.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ __all__ = [
     "admin_records",
     "load_policy",
     "local_write_check",
+    "member_admitted",
     "newly_admitted",
     "peer_refusal",
     "revoked_writers",
@@ -55,6 +63,11 @@ def load_policy(store: RecordStore, authority: Authority,
                 decode_value: Callable[[bytes], Mapping[str, Any]]) -> ClusterPolicy:
     valid = authority.admin_record_valid if authority.enforced else None
     return policy_from_records(store.replicated(POLICY_DATASET), decode_value, valid)
+
+
+def member_admitted(policy: ClusterPolicy, self_id: bytes, node_id: bytes) -> bool:
+    """May `node_id` enter this node's member table (rule 7)?"""
+    return not policy.enforced or policy.admitted(node_id) or not policy.admitted(self_id)
 
 
 def peer_refusal(sender: bytes, record: Record, view: ScopeView,

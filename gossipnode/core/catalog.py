@@ -99,6 +99,9 @@ DATASETS: tuple[Dataset, ...] = (
 # The replicated datasets that may hold secret key material; every other one refuses it
 # (openpgp/content.py). Organization keys are used by every member, so they go everywhere.
 SECRET_KEY_DATASETS = frozenset({"private_keys", "org_keys"})
+# The datasets whose values hold one certificate in a `cert` field: two live versions of a
+# key merge (openpgp/merge.py) rather than the newer one winning.
+CERTIFICATE_DATASETS = ("consumers", "org_keys", "trusted_keys")
 
 _BY_NAME = {d.name: d for d in DATASETS}
 REPLICATED_DATASETS: tuple[str, ...] = tuple(d.name for d in DATASETS if d.replicated)

@@ -32,7 +32,7 @@ from .admission import Admission, ContentCheck
 from .anti_entropy import SESSION_TIMER, AntiEntropy
 from .applying import Applying
 from .authority import Authority
-from .authorization import load_policy, unauthorised_private_keys
+from .authorization import load_policy, member_admitted, unauthorised_private_keys
 from .cluster_view import COMPARED_DATASETS, ClusterView
 from .context import NodeContext, WallClock
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -60,7 +60,7 @@ from .sync import TIMER_ANTI_ENTROPY, TIMER_REVIVED, RepairStarted, SyncSchedule
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
-SOFTWARE_VERSION = "gossipnode/0.1.0 proto/3"
+SOFTWARE_VERSION = "gossipnode/0.1.0 proto/5"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
@@ -102,6 +102,7 @@ class NodeCore(NodeQueries):
             config.membership, node_id=node_id, name=config.name, address=config.listen,
             tags=self.tags, incarnation=incarnation, rng=rng, now=now, sign=sign,
             verify=verify, root_datasets=COMPARED_DATASETS,
+            admitted=lambda peer: member_admitted(self._views.policy, node_id, peer),
         )
         self.authority = Authority(config.admin_keys, verify)
         self._views = MemberViews(self.membership,

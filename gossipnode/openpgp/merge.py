@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gossipnode.core.catalog import CERTIFICATE_DATASETS
 from gossipnode.openpgp import packets
 from gossipnode.openpgp.keys import KEY_BYTES_MAX, KeyParseError, ParsedKey, read_public_cert
 from gossipnode.wire.cbor import CborError, decode_value, encode_value
@@ -54,8 +55,6 @@ __all__ = [
     "value_merges",
 ]
 
-# The datasets whose values hold one certificate in a `cert` field (see the catalog).
-CERTIFICATE_DATASETS = ("consumers", "org_keys", "trusted_keys")
 # Fields computed from the certificate alone; a merge recomputes them.
 DERIVED_FIELDS = ("fingerprint", "user_ids", "email", "created_unix_s", "expires_unix_s",
                   "revoked")

@@ -173,7 +173,6 @@ class Agent:
                   handle_signals: bool = True) -> None:
         """Run until SIGTERM/SIGINT (or `stop()`), then leave and shut down cleanly."""
         from .control import serve_control
-        from .metrics_http import serve_metrics
         from .signals import handle_agent_signals
 
         try:
@@ -193,6 +192,8 @@ class Agent:
                 await nursery.start(self._write_batches)
                 await nursery.start(serve_control, self)
                 if self.config.metrics_listen is not None:
+                    from .metrics_http import serve_metrics  # and h11: only when configured
+
                     with _naming("metrics_listen", self.config.metrics_listen):
                         await nursery.start(serve_metrics, self, self.config.metrics_listen)
                 if self.config.hkp_listen is not None:

@@ -368,14 +368,33 @@ _VERBS: dict[str, Callable[[Agent, dict[str, Any]], Awaitable[Any]]] = {
 _VERBS.update(trust_verbs())
 
 
-# The OpenPGP verbs live with their helpers; that module imports this one (to_json).
-from .keys_api import KEY_VERBS, KeyLookupError, resolve_key  # noqa: E402
+# The OpenPGP verbs live with their helpers (keys_api.py, which imports this module for
+# to_json). keys_api, the OpenPGP code and pysequoia (several MiB) are imported at the
+# first request that needs them, not when the agent starts. The names are keys_api's
+# KEY_VERBS (tests/runtime/test_agent_start.py checks that they agree).
+KEY_VERB_NAMES = ("keys_import", "keys_known", "keys_show", "keys_search", "keys_export")
+# Datasets keyed by fingerprint: `get` and `delete` accept any key reference there.
+KEY_DATASETS = frozenset({"consumers", "private_keys", "org_keys", "trusted_keys"})
 
-_VERBS.update(KEY_VERBS)
+
+def _key_verb(name: str) -> Callable[[Agent, dict[str, Any]], Awaitable[Any]]:
+    async def run(agent: Agent, request: dict[str, Any]) -> Any:
+        from .keys_api import KEY_VERBS
+
+        return await KEY_VERBS[name](agent, request)
+
+    return run
+
+
+_VERBS.update({name: _key_verb(name) for name in KEY_VERB_NAMES})
 
 
 def _record_key(agent: Agent, dataset: str, text: str) -> str:
     """A key dataset's record key from any spelling of a fingerprint or a key ID."""
+    if dataset not in KEY_DATASETS:
+        return text
+    from .keys_api import KeyLookupError, resolve_key
+
     try:
         return resolve_key(agent.store, dataset, text)
     except KeyLookupError as error:

@@ -36,7 +36,7 @@ from ..openpgp.merge import (
     merge_values,
 )
 from ..wire.cbor import CborError, decode_value, encode_value
-from .control_api import from_json, to_json
+from .control_api import KEY_DATASETS, from_json, to_json
 from .control_errors import ControlError
 
 if TYPE_CHECKING:
@@ -47,8 +47,6 @@ __all__ = ["KEY_DATASETS", "KEY_VERBS", "find_keys", "import_keys", "resolve_key
 
 CONSUMERS = "consumers"
 PRIVATE_KEYS = "private_keys"
-# Datasets keyed by fingerprint: `get` and `delete` accept any key reference there.
-KEY_DATASETS = frozenset({CONSUMERS, PRIVATE_KEYS, "org_keys", "trusted_keys"})
 # Keys per import request: a request is at most 4 MiB (control.REQUEST_BYTES_MAX) and an
 # ordinary key 1-10 KiB of base64; 500 keys also keep one batch's work near 0.2 s, so the
 # agent's event loop is never held long.

@@ -87,7 +87,8 @@ __all__ = [
 # 4: frames bundle messages and deflate them in one context per connection
 #    (wire/peer_frames.py); record batches have their compact form (wire/record_codec.py);
 #    reconciliation turns may carry coded entries (core/reconcile_ranges.py).
-PROTOCOL_VERSIONS: tuple[int, ...] = (4,)
+# 5: a push-pull carries a summary (salt, have, wanted: core/membership/exchange.py).
+PROTOCOL_VERSIONS: tuple[int, ...] = (5,)
 
 # Cluster secrets key BLAKE2b, which takes keys of up to 64 bytes; fewer than 16 bytes
 # (128 bits) would be guessable. `gossipnode keygen` writes 32.

@@ -34,11 +34,11 @@ import math
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
+from ..core.schema import Limit
 from . import cbor
 from .record_codec import batch_codec
 
@@ -56,14 +56,6 @@ TYPE_ID_MAX = 65535
 
 class MessageError(RemoteProtocolError):
     """Bytes from a peer that are not a well-formed registered message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A size cap for one field: bytes of bytes/str (UTF-8), or items of a tuple."""
-
-    maximum: int
-    minimum: int = 0
 
 
 _Encoder = Callable[[Any], Any]

@@ -88,15 +88,24 @@ def test_an_unadmitted_member_neither_receives_nor_gives_data_until_admitted():
     assert set(cluster.records(2, "groups")) == {"from-outsider"}  # its own write only
     assert "from-outsider" not in cluster.records(0, "groups")
     assert records_sent_to(cluster, 2) == []  # not even the grants
-    assert not cluster.nodes[0].admitted(node_ids(cluster)[2])
-    withheld = cluster.nodes[0].withheld_from_peers()[node_ids(cluster)[2]]
-    assert withheld == {"not admitted": 3}  # the group and the two grants
+    outsider = node_ids(cluster)[2]
+    assert not cluster.nodes[0].admitted(outsider)
+    # Not a member of the admitted ones either: it waits in their bounded pending set,
+    # while it, admitted by nobody it knows of, keeps them all (to learn its grant).
+    for index in (0, 1):
+        membership = cluster.nodes[index].membership
+        assert membership.member(outsider) is None
+        assert outsider in [pending[0] for pending in membership.pending_members()]
+        assert outsider not in cluster.nodes[index].withheld_from_peers()
+    assert {m.node_id for m in cluster.nodes[2].membership.alive_members()} == set(
+        node_ids(cluster))
 
     grant(cluster, 2)
     cluster.run_for(10)
     for index in range(3):
         assert set(cluster.records(index, "groups")) == {"sales", "from-outsider"}
-    assert cluster.nodes[2].admitted(node_ids(cluster)[2])
+        assert cluster.nodes[index].membership.member(outsider).state == "alive"
+    assert cluster.nodes[2].admitted(outsider)
 
 
 def test_no_grant_means_no_private_keys_even_with_the_tag():

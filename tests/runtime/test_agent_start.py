@@ -1,6 +1,8 @@
 """What an agent decides at start-up: incarnation, replica generation after a restore."""
 
 import shutil
+import subprocess
+import sys
 
 from gossipnode.config import NodeConfig
 from gossipnode.identity import create_identity, generate_secret, load_identity
@@ -55,3 +57,27 @@ async def test_a_store_copied_from_another_node_starts_a_new_generation(tmp_path
         start(tmp_path / name)
     shutil.copy(tmp_path / "a" / "store.sqlite3", tmp_path / "b" / "store.sqlite3")
     assert start(tmp_path / "b").core.generation == 2
+
+
+def test_an_agent_starts_without_the_openpgp_and_http_code():
+    """What an idle agent never uses is not loaded at start-up: pysequoia (several MiB) is
+    imported by the first OpenPGP request or certificate, h11 only with metrics or HKP."""
+    program = (
+        "import sys, trio\n"
+        "from gossipnode import cli\n"
+        "cli._load_verbs()\n"
+        "from gossipnode.runtime import control, control_api, daemon\n"
+        "from gossipnode.driving import core_arguments\n"
+        "core_arguments()\n"
+        "print(sorted(m for m in ('pysequoia', 'h11') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_lazily_registered_key_verbs_are_the_key_api_verbs():
+    from gossipnode.runtime.control_api import KEY_VERB_NAMES
+    from gossipnode.runtime.keys_api import KEY_VERBS
+
+    assert set(KEY_VERB_NAMES) == set(KEY_VERBS)

@@ -6,7 +6,8 @@ test speaks as mallory and eve through the project's own wire modules (runtime/t
 the peer message registry) and sends what a compromised member would: forged policy and
 grants, private keys under Alice's fingerprint, an unrelated certificate for Alice, secret
 keys hidden in public datasets. Each ends refused, logged with the sender named, and
-changes nothing on the honest members. Every payload any agent seals for a peer is captured,
+changes nothing on the honest members, and eve is not even a member of theirs (she waits in
+their bounded pending sets). Every payload any agent seals for a peer is captured,
 so "eve receives no record" covers the wire, not only her store.
 """
 
@@ -104,8 +105,11 @@ async def push_as(identity, secret, target, records):
     """Speak as `identity` to `target` over the real transport, and wait until the target
     refused every record (its acknowledgement goes to the member's advertised address)."""
     def refused():
-        peers = target.core.status(target.clock()).peers
-        return next((p.refused_from_peer for p in peers if p.node_id == identity.node_id), 0)
+        # Per member (`peers`), or in all for one that is no member of the target's.
+        status = target.core.status(target.clock())
+        if all(p.node_id != identity.node_id for p in status.peers):
+            return status.counters.get("records_refused", 0)
+        return next(p.refused_from_peer for p in status.peers if p.node_id == identity.node_id)
 
     before = refused()
     connection = await transport.connect(target.listen_address, identity, (secret,),
@@ -216,6 +220,11 @@ async def test_a_compromised_member_gets_and_changes_nothing_it_was_not_granted(
                                                      "cluster_policy", "web_messenger"))
         assert keys(eve, "groups") == {"from-eve"}
         assert "from-eve" not in keys(a, "groups") | keys(b, "groups")
+        # Nor is eve a member of theirs, though she speaks to them directly: she waits in
+        # their bounded pending sets, while mallory, admitted, is a member.
+        for x in honest:
+            assert x.core.membership.member(eve.identity.node_id) is None
+            assert x.core.membership.member(m_id).state == "alive"
 
         # A member that loses its grant hands its keys off and leaves no trace on disk.
         secret_slice = secret_only(ALICE)

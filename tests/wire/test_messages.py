@@ -313,3 +313,27 @@ def test_registration_refuses_unfit_classes_and_taken_ids():
         registry.register(1, Item)
     with pytest.raises(LocalProtocolError, match="already registered"):
         registry.register(2, Blob)
+
+
+def test_a_push_pull_with_too_many_statements_is_refused_by_its_declared_count():
+    """A list of statements longer than one per member is refused at its array's length,
+    before any statement of it is decoded: here every item is malformed, and the reason is
+    still the count (a decoded item would have failed on its shape first)."""
+    from gossipnode.config import MEMBERS_MAX_LIMIT
+    from gossipnode.core.membership import PushPull
+    from gossipnode.wire.peer_messages import PEER_MESSAGES
+
+    too_many = [0] * (MEMBERS_MAX_LIMIT + 1)
+    for position in range(4):
+        lists: list[list] = [[], [], [], []]
+        lists[position] = too_many
+        data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, [], b"", b"", b""],
+                           canonical=True)
+        with pytest.raises(MessageError, match=f"{MEMBERS_MAX_LIMIT + 1} items, expected 0 to "
+                                               f"{MEMBERS_MAX_LIMIT}"):
+            PEER_MESSAGES.decode(data)
+    lists = [[], [], [0], []]  # one malformed item: refused for its shape
+    data = cbor2.dumps([PEER_MESSAGES.type_id(PushPull), True, lists, [], b"", b"", b""],
+                       canonical=True)
+    with pytest.raises(MessageError, match="expected an array"):
+        PEER_MESSAGES.decode(data)

@@ -28,6 +28,7 @@ __all__ = [
     "ALIVE",
     "DEAD",
     "LEFT",
+    "PENDING",
     "SUSPECT",
     "Member",
     "escape_text",
@@ -41,6 +42,9 @@ SUSPECT = "suspect"
 DEAD = "dead"
 LEFT = "left"
 STATES = (ALIVE, SUSPECT, DEAD, LEFT)
+# Not in MemberChanged.state of a member (STATES), but of one set aside: the admission
+# predicate no longer admits it, and it waits in the pending set (swim.py).
+PENDING = "pending"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Annotated
 
-from ...config import MembershipConfig
+from ...config import MEMBERS_MAX_LIMIT, MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..records import NODE_ID_BYTES
+from ..schema import Limit
 
 __all__ = [
     "Ack",
@@ -124,12 +126,14 @@ class Dead:
 
 @dataclass(frozen=True, slots=True)
 class Updates:
-    """A batch of statements. Applied in the order alive, left, dead, suspect."""
+    """A batch of statements. Applied in the order alive, left, dead, suspect. Each list
+    holds at most one statement per member, so at most MEMBERS_MAX_LIMIT: the wire refuses
+    a longer one by its declared length, before it decodes any statement of it."""
 
-    alive: tuple[Alive, ...] = ()
-    left: tuple[Left, ...] = ()
-    dead: tuple[Dead, ...] = ()
-    suspect: tuple[Suspect, ...] = ()
+    alive: Annotated[tuple[Alive, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
+    left: Annotated[tuple[Left, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
+    dead: Annotated[tuple[Dead, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
+    suspect: Annotated[tuple[Suspect, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
 
     def __len__(self) -> int:
         return len(self.alive) + len(self.left) + len(self.dead) + len(self.suspect)
@@ -201,11 +205,17 @@ class Gossip:
 
 @dataclass(frozen=True, slots=True)
 class PushPull:
-    """The sender's full state. `reply_wanted`: answer with yours (join, periodic sync)."""
+    """A state exchange (exchange.py). `reply_wanted`: answer with yours (join, periodic
+    sync). `state`: statements; `salt` and `have`: the sender's summary, one
+    8-byte digest per member it holds (empty: no summary, answer with the
+    full state); `wanted`: digests of the peer's summary whose statements we lack."""
 
     reply_wanted: bool
     state: Updates
     roots: Roots = ()
+    salt: bytes = b""
+    have: bytes = b""
+    wanted: bytes = b""
 
 
 def _field(data: bytes) -> bytes:

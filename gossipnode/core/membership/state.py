@@ -37,7 +37,7 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ...config import MembershipConfig
 from ..events import Address
@@ -124,19 +124,21 @@ class MemberTable:
     def signature_checks(self) -> int:
         return self._verified.checks
 
-    def full_state(self) -> Updates:
-        entries = self.members.values()
+    def full_state(self, entries: Iterable[Entry] | None = None) -> Updates:
+        """What we hold of `entries` (default: every member) as statements: each one's alive
+        statement, and its left statement or our dead or suspect claim."""
+        chosen = list(self.members.values() if entries is None else entries)
         return Updates(
-            alive=tuple(entry.alive for entry in entries),
-            left=tuple(entry.left for entry in entries if entry.left is not None),
+            alive=tuple(entry.alive for entry in chosen),
+            left=tuple(entry.left for entry in chosen if entry.left is not None),
             dead=tuple(
                 Dead(entry.node_id, entry.incarnation, self._node_id)
-                for entry in entries
+                for entry in chosen
                 if entry.state == DEAD
             ),
             suspect=tuple(
                 Suspect(entry.node_id, entry.incarnation, self._node_id)
-                for entry in entries
+                for entry in chosen
                 if entry.state == SUSPECT
             ),
         )

@@ -28,7 +28,9 @@ former life makes it refute with a higher incarnation.
 
 Sender identity: `receive(sender, ...)` takes the node id proven by the secure channel.
 Admission: `admitted(node_id)` says whether a node id may be a member at all (default: all
-may); a member it refuses stays in the bounded pending set, given no data.
+may); a member it refuses stays in the bounded pending set, given no data. When the answer
+may have changed, the shell calls `admission_changed`: members now refused are set aside
+into the pending set.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Address, Event
 from ..records import NODE_ID_BYTES
+from .admitting import readmit
 from .awareness import Awareness
 from .dissemination import GOSSIP, Disseminator
+from .exchange import check_summary
 from .members import ALIVE, DEAD, LEFT, Member
 from .messages import (
     Ack,
@@ -115,6 +119,7 @@ class Membership:
         self._config = config
         self._node_id = node_id
         self._sign = sign
+        self._admitted = admitted
         self._outbox = Outbox()
         self._timers = self._outbox.timers
         self._awareness = Awareness(config.awareness_max)
@@ -291,6 +296,11 @@ class Membership:
             # Spread it now rather than at the next gossip round (up to an interval away).
             self._dissemination.tick(now)
 
+    def admission_changed(self, now: float) -> list[bytes]:
+        """The admission predicate's answers may have changed: see admitting.py. Returns
+        the members set aside."""
+        return readmit(self._table, self._admitted, self._outbox, now)
+
     # ---- inputs -----------------------------------------------------------------------
 
     def receive(self, sender: bytes, message: object, now: float) -> None:
@@ -336,6 +346,7 @@ class Membership:
             check_updates(message.state, self._config, 4 * self._config.members_max)
             if type(message.reply_wanted) is not bool:
                 raise RemoteProtocolError("reply_wanted must be a boolean")
+            check_summary(message, self._config.members_max)
         elif not isinstance(message, Nack):
             raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
         if isinstance(message, Ping | Ack | PushPull):

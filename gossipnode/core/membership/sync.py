@@ -19,7 +19,9 @@ Rules:
    retries its seeds, and that never meet. A cluster whose seeds are all live members
    spends nothing on it; a seed written differently from the address its member
    advertises costs one push-pull per interval.
-5. A push-pull that wants a reply is answered at the sender's advertised address (the
+5. Each swap is by difference (exchange.py): a summary first, then only the statements
+   that differ, so members that agree swap a few bytes per member.
+6. A push-pull that wants a reply is answered at the sender's advertised address (the
    sender confirmed itself by sending it, rule 6 of state.py); a sender that was refused
    (its name is taken, or it is not admitted) is answered too, at the address it signed,
    so that it sees the reason.
@@ -33,6 +35,7 @@ from collections.abc import Callable, Sequence
 
 from ...config import MembershipConfig
 from ..events import Address
+from . import exchange
 from .members import ALIVE, DEAD, LEFT, SUSPECT
 from .messages import PushPull, Roots
 from .outbox import Outbox
@@ -86,7 +89,7 @@ class Sync:
         own = self._table.local.address
         self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
         for seed in self._seeds:
-            self._outbox.send(seed, PushPull(True, self._table.full_state()))
+            self._outbox.send(seed, self._opening())
         if self._seeds:  # retried soon if no seed answers (see tick)
             self._outbox.broadcasts.push(self._table.local.alive)
             self._join_retry_s = min(JOIN_RETRY_FIRST_S, self._config.join_retry_interval_s)
@@ -96,13 +99,20 @@ class Sync:
         self._outbox.timers.cancel(PUSH_PULL)
         self._outbox.timers.cancel(RECONNECT)
 
+    def _opening(self, roots: Roots = ()) -> PushPull:
+        return exchange.opening(self._table, self._rng, roots)
+
     def on_push_pull(self, sender: bytes, message: PushPull, now: float) -> None:
         if not message.reply_wanted:
+            entry = self._table.members.get(sender)
+            rest = exchange.wanted_state(self._table, message)
+            if rest is not None and entry is not None and entry.state != LEFT:
+                self._outbox.send(entry.address, rest, sender)
             return
         entry = self._table.members.get(sender)
         if entry is not None:
             if entry.state != LEFT:
-                reply = PushPull(False, self._table.full_state(), self._roots(sender, now))
+                reply = exchange.answer(self._table, message, self._roots(sender, now))
                 self._outbox.send(entry.address, reply, sender)
             return
         # Not a member (refused for its name, not admitted, or over the limit): it still
@@ -110,7 +120,7 @@ class Sync:
         own = next((alive for alive in message.state.alive if alive.node_id == sender), None)
         if own is not None:
             self._outbox.send(
-                (own.host, own.port), PushPull(False, self._table.full_state()), sender
+                (own.host, own.port), exchange.answer(self._table, message), sender
             )
 
     def tick(self, now: float) -> None:
@@ -125,18 +135,18 @@ class Sync:
         if others:
             self._join_retry_s = min(JOIN_RETRY_FIRST_S, self._config.join_retry_interval_s)
             partner = self._rng.choice(others)
-            state = PushPull(True, self._table.full_state(), self._roots(partner.node_id, now))
-            self._outbox.send(partner.address, state, partner.node_id)
+            opening = self._opening(self._roots(partner.node_id, now))
+            self._outbox.send(partner.address, opening, partner.node_id)
             unseen = self._unseen_seeds()
             if unseen:
                 self._outbox.statistics["seed_push_pulls"] += 1
                 seed = self._rng.choice(unseen)
-                self._outbox.send(seed, PushPull(True, self._table.full_state()))
+                self._outbox.send(seed, self._opening())
         else:
             if self._seeds:
                 self._retry_seeds_later(now)
             for seed in self._seeds:
-                self._outbox.send(seed, PushPull(True, self._table.full_state()))
+                self._outbox.send(seed, self._opening())
 
     def _retry_seeds_later(self, now: float) -> None:
         """Rule 1: the next retry of the seeds, each wait twice the last, up to the cap."""
@@ -161,5 +171,5 @@ class Sync:
             partner = self._rng.choice(dead)
             self._outbox.statistics["reconnects"] += 1
             self._outbox.send(
-                partner.address, PushPull(True, self._table.full_state()), partner.node_id
+                partner.address, self._opening(), partner.node_id
             )
