@@ -34,8 +34,7 @@ def readmit(table: MemberTable, admitted: Callable[[bytes], bool], outbox: Outbo
         if entry is not table.local and entry.state in (ALIVE, SUSPECT) and not admitted(node_id)
     ]
     for node_id in refused:
-        entry = table.members.pop(node_id)
-        table.reachable.discard(node_id)
+        entry = table.remove(node_id)
         outbox.timers.cancel(("suspicion", node_id))
         table.pending.offer(entry.alive, node_id, now)
         entry.set_state(PENDING, now)

@@ -265,6 +265,15 @@ class MemberTable:
         bearers = [self.members[n] for n in self._named.get(alive.name, ())]
         return self._names.taken(alive, bearers, self.local, sender)
 
+    def remove(self, node_id: bytes) -> Entry:
+        """Take a member out of the table and every index of it (its name, the reachable
+        set, the deaths); its timers are the caller's."""
+        entry = self.members.pop(node_id)
+        self._unname(entry)
+        self.reachable.discard(node_id)
+        self.dead.pop(node_id, None)
+        return entry
+
     def _unname(self, entry: Entry) -> None:
         bearers = self._named.get(entry.alive.name)
         if bearers is not None:
@@ -403,9 +412,7 @@ class MemberTable:
     def reap(self, node_id: bytes, now: float) -> None:
         entry = self.members.get(node_id)
         if entry is not None and entry.state in (DEAD, LEFT):
-            self._unname(entry)
-            del self.members[node_id]
-            self.dead.pop(node_id, None)
+            self.remove(node_id)
             self._outbox.statistics["reaped"] += 1
 
     def refute(self, accused_incarnation: int, now: float) -> None:
