@@ -311,10 +311,6 @@ class MemberTable:
                 self._outbox.statistics["claims_over_signed"] += 1
             elif not self.leaving and incarnation == self.local.incarnation:
                 self.refute(incarnation, now)
-            elif not self.leaving:
-                # Refuted already, but the claimant missed it: it must hear our alive
-                # statement (swim.py answers it), or it keeps us dead until a push-pull.
-                self._outbox.statistics["stale_claims_about_us"] += 1
             return None
         entry = self.members.get(node_id)
         if entry is None or incarnation < entry.incarnation:

@@ -315,12 +315,15 @@ class Membership:
         self._table.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
-            statistics = self._outbox.statistics
             incarnation = self._table.local.incarnation
-            stale = statistics["stale_claims_about_us"]
             self._table.apply(updates, sender, now, from_push_pull=isinstance(message, PushPull))
-            if (self._table.local.incarnation > incarnation
-                    or statistics["stale_claims_about_us"] > stale):
+            # Answered: whoever made us refute, and whoever claims about us what we refuted
+            # already (it missed the refutation, and would hold us dead until a push-pull).
+            current = self._table.local.incarnation
+            if current > incarnation or any(
+                claim.node_id == self._node_id and claim.incarnation < current
+                for claim in (*updates.suspect, *updates.dead)
+            ):
                 self._dissemination.answer_accuser(sender)
         roots = getattr(message, "roots", ())
         entry = self._table.members.get(sender)

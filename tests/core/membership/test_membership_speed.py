@@ -208,3 +208,33 @@ def test_a_new_members_slow_first_answer_is_forgiven_but_a_dead_newcomer_is_stil
         lambda: all(core.states()[node_id(late)] == DEAD for core in everyone),
         cluster.now + bound_s,
     )
+
+
+def test_a_claim_we_refuted_already_is_answered_and_one_above_our_incarnation_is_not():
+    # A claimant that missed our refutation must hear our alive statement; a member lying
+    # with a claim above anything we signed gets nothing (and moves nothing).
+    cluster, cores = start_cluster(3, seed=23)
+    converged(cluster, cores, within_s=20.0)
+    accused, claimant = cores[0], cores[1]
+    incarnation = accused.local_member.incarnation
+    accused.receive(node_id(claimant), Gossip(Updates(
+        dead=(Dead(node_id(accused), incarnation, node_id(claimant)),))), cluster.now)
+    accused.events()
+    current = accused.local_member.incarnation
+    assert current == incarnation + 1
+
+    def answers_after(claim_incarnation: int) -> list[Send]:
+        accused.receive(node_id(claimant), Gossip(Updates(
+            dead=(Dead(node_id(accused), claim_incarnation, node_id(claimant)),))), cluster.now)
+        return [
+            event for event in accused.events()
+            if isinstance(event, Send) and event.peer == node_id(claimant)
+            and isinstance(event.message, Gossip)
+            and any(alive.node_id == node_id(accused) and alive.incarnation == current
+                    for alive in event.message.updates.alive)
+        ]
+
+    assert len(answers_after(incarnation)) == 1  # stale: answered once
+    assert answers_after(current + 5) == []  # over what we signed: a lie, not answered
+    assert accused.local_member.incarnation == current
+    assert accused.states()[node_id(accused)] == ALIVE
