@@ -19,9 +19,11 @@ Rules:
    one end is enough: the end with the lower node id starts at once, the other waits
    `REVIVED_GRACE_S` and starts only if no session with that peer ran meanwhile (it covers
    a return only it noticed). Bounded: at most one such round per peer per
-   `anti_entropy_interval_s`, and at most `REVIVED_ROUNDS_PER_INTERVAL_MAX` for the whole
-   node in that time, so a restart of many members does not storm; the regular rounds
-   cover whoever was left out.
+   `REVIVED_PEER_GAP_S` (a member flapping faster costs one round), and immediate rounds
+   with at most `REVIVED_ROUNDS_PER_INTERVAL_MAX` distinct peers per
+   `anti_entropy_interval_s` for the whole node, so a restart of many members does not
+   storm; the regular rounds cover whoever was left out. One member that restarts again
+   and again is no storm: it is caught up at each return.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 __all__ = [
     "PAIR_PARTNERS_PER_ROUND",
     "REVIVED_GRACE_S",
+    "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
     "TIMER_ANTI_ENTROPY",
     "TIMER_REVIVED",
@@ -57,10 +60,16 @@ TIMER_REVIVED = "revived"
 # The higher-id end of a return waits this long for the lower-id end's session (rule 4):
 # one round trip on a LAN plus the time to notice the return, with room for a loaded host.
 REVIVED_GRACE_S = 1.0
-# Immediate rounds per node per anti_entropy_interval_s (rule 4): after a cluster-wide
-# restart each node reconciles with this many returning peers at once and leaves the rest
-# to its regular rounds, so that n returns cost O(1) sessions per node, not O(n).
+# Distinct peers a node has immediate rounds with per anti_entropy_interval_s (rule 4):
+# after a cluster-wide restart each node reconciles with this many returning peers at once
+# and leaves the rest to its regular rounds, so that n returns cost O(1) sessions per node,
+# not O(n).
 REVIVED_ROUNDS_PER_INTERVAL_MAX = 4
+# One immediate round per peer per this (rule 4). A restart takes longer than this and
+# membership notices a return at most about once per probe interval, so a faster return is
+# a member flapping between alive and dead: one round covers it. Not the anti-entropy
+# interval: a member restarted twice within it must be caught up at once both times.
+REVIVED_PEER_GAP_S = 1.0
 
 Apply = Callable[[list[Record], bytes | None, float], object]
 
@@ -80,9 +89,9 @@ class SyncScheduler:
         self._apply = apply
         self._rotation = 0
         # Rule 4: per peer, when it last came alive (pending) or had its immediate round;
-        # and the times of the node's recent immediate rounds.
+        # and the node's recent immediate rounds, (time, peer), oldest first.
         self._revived_at: dict[bytes, float] = {}
-        self._immediate_rounds: deque[float] = deque()
+        self._immediate_rounds: deque[tuple[float, bytes]] = deque()
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
@@ -119,12 +128,11 @@ class SyncScheduler:
 
     def revived(self, peers: Iterable[bytes], now: float) -> None:
         """These peers came (back) alive: schedule their immediate rounds (rule 4)."""
-        interval = self._ctx.config.replication.anti_entropy_interval_s
         for peer in peers:
             if peer == self._ctx.node_id:
                 continue
             last = self._revived_at.get(peer)
-            if last is not None and now - last < interval:
+            if last is not None and now - last < REVIVED_PEER_GAP_S:
                 continue
             self._revived_at[peer] = now
             delay = 0.0 if self._ctx.node_id < peer else REVIVED_GRACE_S
@@ -145,12 +153,13 @@ class SyncScheduler:
             synced_at = self._anti_entropy.peer_sync(peer).synced_at
             if synced_at is not None and synced_at >= since - REVIVED_GRACE_S:
                 continue
-            while recent and now - recent[0] >= interval:
+            while recent and now - recent[0][0] >= interval:
                 recent.popleft()
-            if len(recent) >= REVIVED_ROUNDS_PER_INTERVAL_MAX:
+            partners = {partner for _, partner in recent}
+            if peer not in partners and len(partners) >= REVIVED_ROUNDS_PER_INTERVAL_MAX:
                 ctx.counters["revived_rounds_deferred"] += 1
                 continue
-            recent.append(now)
+            recent.append((now, peer))
             ctx.counters["revived_rounds"] += 1
             self._start_sessions(peer, None, now)
 
