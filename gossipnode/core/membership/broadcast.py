@@ -37,6 +37,11 @@ class BroadcastQueue:
     def __contains__(self, node_id: bytes) -> bool:
         return node_id in self._transmits
 
+    @property
+    def fresh(self) -> bool:
+        """Whether a queued statement has not been sent yet."""
+        return 0 in self._buckets
+
     def queued(self, node_id: bytes) -> Statement | None:
         transmits = self._transmits.get(node_id)
         return None if transmits is None else self._buckets[transmits][node_id][0]

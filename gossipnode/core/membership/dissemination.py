@@ -26,6 +26,18 @@ Rules:
    probe nor gossip to us, and would otherwise learn of the refutation only through
    others. One small message per refutation. So is whoever tells us a claim about us that
    we refuted already (it missed the refutation): one message per such message received.
+7. News goes on at once: when a message or a timer of ours queues a statement that has
+   not been sent yet (a member's new tags or address, a refutation, a suspicion, a death,
+   a leave), a gossip round runs at once, to `gossip_fanout` members other than the one
+   it came from, instead of at the next tick. Spreading the news then takes about
+   log(n) message delays, not log(n) gossip intervals (a tag change reached 50 members
+   in 0.45 virtual seconds with 1 ms links, now in a few tens of ms). Bounded: such a
+   round runs only when no round sent anything within the last `gossip_interval_s`, so
+   at most two rounds go out per interval (in a busy cluster, whose ticks send every
+   interval, news waits for the tick as before), and it draws on the same retransmit
+   count as the ticks, so a statement is sent no more times in all. The ticks keep their
+   own random phases, so members the first wave missed (about e**-fanout of them) hear
+   it from the many members that then hold it, within a fraction of an interval.
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ class Disseminator:
         self._table = table
         self._outbox = outbox
         self.left = False
+        # When a gossip round last sent something (rule 7), or None.
+        self._sent_at: float | None = None
         outbox.timers.set(GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
 
     def retransmit_limit(self) -> int:
@@ -87,19 +101,37 @@ class Disseminator:
 
     def tick(self, now: float) -> None:
         if self._outbox.broadcasts:
-            targets = list(self._table.reachable.items)
-            if not self.left:
-                targets += [entry.node_id for entry in self.recently_dead(now)]
-            chosen = self._rng.sample(targets, min(self._config.gossip_fanout, len(targets)))
-            updates = self._outbox.broadcasts.take(
-                self._config.gossip_message_bytes_max, self.retransmit_limit(), len(chosen)
-            ) if chosen else Updates()
-            if updates:
-                message = Gossip(updates)
-                for node_id in chosen:
-                    self._outbox.send(self._table.members[node_id].address, message, node_id)
+            self._round(now)
         if not self.left or (self._outbox.broadcasts and self._table.reachable):
             self._outbox.timers.set(GOSSIP, now + self._config.gossip_interval_s)
+
+    def forward_news(self, now: float, source: bytes | None = None) -> None:
+        """Rule 7: a gossip round now, if a queued statement was never sent and no round
+        sent anything within the last gossip interval; `source` (the member the news came
+        from) is not among the targets."""
+        if self.left or not self._outbox.broadcasts.fresh:
+            return
+        if self._sent_at is not None and now - self._sent_at < self._config.gossip_interval_s:
+            return
+        self._outbox.statistics["news_forwarded"] += 1
+        self._round(now, source)
+
+    def _round(self, now: float, source: bytes | None = None) -> None:
+        """One batch to `gossip_fanout` members (rule 2), none of them `source`."""
+        targets = [node_id for node_id in self._table.reachable.items if node_id != source]
+        if not self.left:
+            targets += [entry.node_id for entry in self.recently_dead(now)]
+        chosen = self._rng.sample(targets, min(self._config.gossip_fanout, len(targets)))
+        if not chosen:
+            return
+        updates = self._outbox.broadcasts.take(
+            self._config.gossip_message_bytes_max, self.retransmit_limit(), len(chosen)
+        )
+        if updates:
+            self._sent_at = now
+            message = Gossip(updates)
+            for node_id in chosen:
+                self._outbox.send(self._table.members[node_id].address, message, node_id)
 
     def tell_the_dead(self, entry: Entry) -> None:
         """Send a member we believe dead its own death notice (rules 3 and 5)."""

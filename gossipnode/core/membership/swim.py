@@ -9,8 +9,8 @@ to the part whose concern it is, each headed by its own rules:
 - probing.py: the probe cycle, indirect probes (only to known members' signed addresses,
   bounded per requester), suspicion from failed probes (none from a probe whose timers ran
   late), confirmation pings that announce us.
-- dissemination.py: piggybacked statements and gossip rounds, the dead included; a
-  refutation told to the accuser.
+- dissemination.py: piggybacked statements and gossip rounds, the dead included; news
+  forwarded at once rather than at the next round; a refutation told to the accuser.
 - sync.py: join, periodic push-pull, reconnecting to the dead.
 - roots.py: this member's digest roots, piggybacked first-hand on pings, acks and
   push-pulls, and the roots the others advertised (core/cluster_view.py groups them).
@@ -339,6 +339,7 @@ class Membership:
             self._prober.on_nack(sender, message)
         elif isinstance(message, PushPull):
             self._sync.on_push_pull(sender, message, now)
+        self._dissemination.forward_news(now, sender)
 
     def _check(self, message: object) -> None:
         """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
@@ -372,6 +373,7 @@ class Membership:
                 return
             for key in due:
                 self._run_timer(key, now)
+            self._dissemination.forward_news(now)
         raise AssertionError("timers keep falling due: a timer sets itself in the past")
 
     def _run_timer(self, key: object, now: float) -> None:

@@ -8,7 +8,16 @@ import dataclasses
 
 from gossipnode.config import MembershipConfig
 from gossipnode.core.events import Send
-from gossipnode.core.membership import ALIVE, DEAD, Dead, Gossip, Updates, suspicion_bounds_s
+from gossipnode.core.membership import (
+    ALIVE,
+    DEAD,
+    Alive,
+    Dead,
+    Gossip,
+    Updates,
+    alive_signed_bytes,
+    suspicion_bounds_s,
+)
 from tests.core.membership.membership_helpers import (
     all_alive,
     converged,
@@ -238,3 +247,76 @@ def test_a_claim_we_refuted_already_is_answered_and_one_above_our_incarnation_is
     assert answers_after(current + 5) == []  # over what we signed: a lie, not answered
     assert accused.local_member.incarnation == current
     assert accused.states()[node_id(accused)] == ALIVE
+
+
+def _holders(cores, subject: bytes) -> int:
+    return sum(1 for core in cores if core.member(subject).tags.get("bench") == "tagged")
+
+
+def test_a_tag_change_reaches_a_cluster_of_50_in_message_delays_not_gossip_intervals():
+    # dissemination.py rule 7: each member forwards the news when it arrives. Without it,
+    # the tagger's own round reaches 3 members and the rest wait for gossip ticks
+    # (200 ms apart): about 0.4 virtual s for 50 members.
+    config = MembershipConfig()
+    cluster, cores = start_cluster(50, seed=30, config=config)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 40.0)  # the join's gossip has died down
+    tagger, others = cores[7], [core for i, core in enumerate(cores) if i != 7]
+    subject = node_id(tagger)
+    transmits = 0
+
+    def count(message: object) -> int:
+        nonlocal transmits
+        updates = getattr(message, "updates", None)
+        alive = () if updates is None else updates.alive
+        transmits += sum(1 for a in alive if a.node_id == subject and a.tags)
+        return 0
+
+    cluster.measure = count
+    changed_at = cluster.now
+    cluster.call(tagger, "set_tags", {"bench": "tagged"})
+    # 20 one-way delays of 1 ms: a tenth of one gossip interval.
+    cluster.run_until(changed_at + 20 * cluster.latency_s)
+    assert _holders(others, subject) >= 40, _holders(others, subject)
+    # The few the first wave missed hear it from the many that hold it, at their ticks.
+    assert cluster.run_until_true(
+        lambda: _holders(others, subject) == len(others),
+        changed_at + 2 * config.gossip_interval_s,
+        check_every_s=0.001,
+    )
+    # No more sends than the retransmit budget: each member passes the statement on at
+    # most limit + fanout - 1 times (broadcast.py), piggybacks included.
+    cluster.run_until(cluster.now + 10.0)
+    limit = config.retransmit_mult * 2  # ceil(log10(50 + 1)) = 2
+    assert 0 < transmits <= len(cores) * (limit + config.gossip_fanout - 1)
+
+
+def test_news_arriving_all_the_time_sends_at_most_two_gossip_rounds_per_interval():
+    # A member fed fresh statements at every millisecond (here: refutations of one
+    # member, each at a higher incarnation) forwards at most one round between ticks.
+    config = MembershipConfig()
+    cluster, cores = start_cluster(10, seed=31, config=config)
+    converged(cluster, cores, within_s=20.0)
+    cluster.run_until(cluster.now + 40.0)
+    listener, speaker = cores[0], cores[1]
+    speaker_id = node_id(speaker)
+    sign = cluster.signers[speaker_id]
+    alive = speaker.local_member
+    started_at = cluster.now
+    listener.events()
+    rounds_sent = 0
+    for step in range(200):  # one second of virtual time
+        incarnation = alive.incarnation + 1 + step
+        signed = alive_signed_bytes(speaker_id, alive.name, *alive.address, incarnation, ())
+        statement = Alive(speaker_id, alive.name, *alive.address, incarnation, (), sign(signed))
+        now = started_at + step * 0.005
+        listener.handle_timer(now)
+        listener.receive(speaker_id, Gossip(Updates(alive=(statement,))), now)
+        rounds_sent += sum(
+            1 for event in listener.events()
+            if isinstance(event, Send) and isinstance(event.message, Gossip)
+        )
+    intervals = 1.0 / config.gossip_interval_s
+    assert rounds_sent <= (2 * intervals + 1) * config.gossip_fanout
+    # ... yet it did forward news between its ticks (more than one round per interval).
+    assert listener.statistics()["news_forwarded"] >= 1
