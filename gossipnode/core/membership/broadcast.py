@@ -39,8 +39,9 @@ class BroadcastQueue:
 
     @property
     def fresh(self) -> bool:
-        """Whether a queued statement has not been sent yet."""
-        return 0 in self._buckets
+        """Whether a queued alive or left statement has not been sent yet (news that a
+        member is well, or chose to go; suspect and dead claims are not counted)."""
+        return any(isinstance(item[0], Alive | Left) for item in self._buckets.get(0, {}).values())
 
     def queued(self, node_id: bytes) -> Statement | None:
         transmits = self._transmits.get(node_id)

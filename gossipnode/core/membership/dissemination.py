@@ -26,19 +26,21 @@ Rules:
    probe nor gossip to us, and would otherwise learn of the refutation only through
    others. One small message per refutation. So is whoever tells us a claim about us that
    we refuted already (it missed the refutation): one message per such message received.
-7. News goes on at once: when a message or a timer of ours queues a statement that has
-   not been sent yet (a member's new tags or address, a refutation, a suspicion, a death,
-   a leave), a gossip round runs at once, to `gossip_fanout` members other than the one
-   it came from, instead of at the next tick. Spreading the news then takes about
-   log(n) message delays, not log(n) gossip intervals (a tag change reached all of 50
-   members in a median of 0.42 virtual seconds over 20 seeds with 1 ms links, now 0.07;
-   45 or more of the 49 others have it within 20 ms). Bounded: such a
-   round runs only when no round sent anything within the last `gossip_interval_s`, so
-   at most two rounds go out per interval (in a busy cluster, whose ticks send every
+7. News goes on at once: when a message or a timer of ours queues an alive or left
+   statement that has not been sent yet (a member's new tags or address, a refutation, a
+   leave), a gossip round runs at once, to `gossip_fanout` members other than the one it
+   came from, instead of at the next tick. Suspect and dead claims wait for the tick as
+   before: on a starved host a false suspicion would otherwise reach every member in
+   milliseconds, while the refutation must wait for the starved subject. Spreading the
+   news then takes about log(n) message delays, not log(n) gossip intervals (a tag change
+   reached all of 50 members in a median of 0.42 virtual seconds over 20 seeds with 1 ms
+   links, now 0.07; 45 or more of the 49 others have it within 20 ms). Bounded: such a
+   round runs only when no round sent anything within the last `gossip_interval_s`, so at
+   most two rounds go out per interval (in a busy cluster, whose ticks send every
    interval, news waits for the tick as before), and it draws on the same retransmit
    count as the ticks, so a statement is sent no more times in all. The ticks keep their
-   own random phases, so members the first wave missed (about e**-fanout of them) hear
-   it from the many members that then hold it, within a fraction of an interval.
+   own random phases, so members the first wave missed (about e**-fanout of them) hear it
+   from the many members that then hold it, within a fraction of an interval.
 """
 
 from __future__ import annotations
