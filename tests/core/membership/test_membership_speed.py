@@ -320,3 +320,17 @@ def test_news_arriving_all_the_time_sends_at_most_two_gossip_rounds_per_interval
     assert rounds_sent <= (2 * intervals + 1) * config.gossip_fanout
     # ... yet it did forward news between its ticks (more than one round per interval).
     assert listener.statistics()["news_forwarded"] >= 1
+
+
+def test_only_alive_and_left_news_is_forwarded_at_once():
+    # A suspicion waits for the tick (dissemination.py rule 7); a refutation does not.
+    from gossipnode.core.membership.broadcast import BroadcastQueue
+    from gossipnode.core.membership.messages import Suspect
+
+    queue = BroadcastQueue()
+    queue.push(Suspect(b"s" * 32, 3, b"r" * 32))
+    assert not queue.fresh
+    queue.push(Alive(b"a" * 32, "a", "10.0.0.1", 7000, 4, (), b"x" * 64))
+    assert queue.fresh
+    queue.take(4096, limit=8, sends=3)  # both sent once: nothing is news any more
+    assert not queue.fresh
