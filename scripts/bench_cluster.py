@@ -3,7 +3,8 @@
 Prints: sustained write throughput accepted at one node (records/s, 1 KiB records, each
 acknowledged only once durable, or once committed with `--durability periodic`), for
 `--writes` records or for `--burst-s` seconds, and the CPU each agent spent per record
-written (ms, from /proc: what a write costs the cluster, whatever else shares the cores);
+written (ms, from /proc: what a write costs the cluster, whatever else shares the cores)
+and the CPU the client processes spent per record (they share the cores too);
 replication latency from the acknowledgement at node 0 to visibility at the last member
 (p50, p99) for single writes, and again under a paced load of `--rate` writes/s for
 `--rate-s` seconds (every `RATE_PROBE_EVERY`th write is looked for at the last member);
@@ -35,6 +36,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -114,15 +116,24 @@ def _paced_writer(socket_path: Path, worker: int, interval_s: float, stop: Any,
 _PROCESSES = multiprocessing.get_context("fork")
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's children that ended and were waited
+    for: the client processes of a run, once joined (the agents run on)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def write_throughput(cluster: LocalCluster, writes: int, clients: int,
-                     burst_s: float | None = None) -> tuple[float, list[float]]:
+                     burst_s: float | None = None) -> tuple[float, list[float], float]:
     """Records per second accepted at node 0 by `clients` concurrent client processes (each
-    writes `writes // clients` records, or as many as it can for `burst_s` seconds), and the
-    CPU milliseconds each agent spent per record meanwhile."""
+    writes `writes // clients` records, or as many as it can for `burst_s` seconds), the
+    CPU milliseconds each agent spent per record meanwhile, and those the client processes
+    spent together per record (they share the cores with the agents)."""
     deadline = None if burst_s is None else time.perf_counter() + burst_s
     done = _PROCESSES.Queue()
     pids = [cluster.processes[i].pid for i in cluster.running()]
     cpu_before = [cpu_s(pid) for pid in pids]
+    clients_before = children_cpu_s()
     workers = [_PROCESSES.Process(target=_burst_writer, args=(
         cluster.socket_path(0), w, writes // clients, deadline, done)) for w in range(clients)]
     started = time.perf_counter()
@@ -134,7 +145,7 @@ def write_throughput(cluster: LocalCluster, writes: int, clients: int,
         worker.join()
     cpu_ms = [(cpu_s(pid) - before) * 1000 / total
               for pid, before in zip(pids, cpu_before, strict=True)]
-    return total / elapsed, cpu_ms
+    return total / elapsed, cpu_ms, (children_cpu_s() - clients_before) * 1000 / total
 
 
 def latency_at_rate(cluster: LocalCluster, rate: float, seconds: float,
@@ -373,8 +384,8 @@ def main() -> int:
             cluster.start_all()
             cluster.wait_members()
             burst_started = time.time()
-            throughput, cpu_ms = write_throughput(cluster, args.writes, args.clients,
-                                                  args.burst_s)
+            throughput, cpu_ms, client_ms = write_throughput(cluster, args.writes,
+                                                             args.clients, args.burst_s)
             burst_s = time.time() - burst_started
             time.sleep(1)  # the log lines of the burst's last moments
             burst_suspicions = len(suspicions(cluster, burst_started, time.time()))
@@ -382,6 +393,7 @@ def main() -> int:
                 "write_records_per_s": round(throughput, 1),
                 "write_burst_s": round(burst_s, 1),
                 "write_cpu_ms_per_record_per_node": [round(ms, 3) for ms in cpu_ms],
+                "write_client_cpu_ms_per_record": round(client_ms, 3),
                 "false_suspicions_during_writes": burst_suspicions,
             }
             cluster.wait_converged(timeout_s=300)  # let the burst settle before timing

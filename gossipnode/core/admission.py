@@ -44,6 +44,13 @@ __all__ = ["Admission", "ContentCheck"]
 ContentCheck = Callable[[Record], str | None]
 
 
+class _Unread:
+    """The stored record was not read yet (`refusal`)."""
+
+
+_UNREAD = _Unread()
+
+
 class Admission:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle,
                  content_check: ContentCheck | None, authority: Authority,
@@ -106,8 +113,10 @@ class Admission:
         """Records from `sender`: (those admitted, indices of those refused). Each refusal
         is reported as PeerRefused."""
         accepted, refused = [], []
+        # What this node holds of them, read at once (rules 2 and 3 compare with it).
+        held = self._ctx.store.get_many((r.dataset, r.key) for r in records)
         for index, record in enumerate(records):
-            reason = self.refusal(sender, record)
+            reason = self.refusal(sender, record, held.get((record.dataset, record.key)))
             if reason is None:
                 accepted.append(record)
             else:
@@ -115,15 +124,20 @@ class Admission:
                 self._ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
         return accepted, refused
 
-    def refusal(self, sender: bytes, record: Record) -> str | None:
-        """Why this node must not store a record from `sender` (rules 2 and 3), or None."""
+    def refusal(self, sender: bytes, record: Record,
+                stored: Record | _Unread | None = _UNREAD) -> str | None:
+        """Why this node must not store a record from `sender` (rules 2 and 3), or None.
+        `stored`: what this node holds under the record's key (None: nothing), if the
+        caller read it already."""
         ctx = self._ctx
+        if isinstance(stored, _Unread):
+            stored = ctx.store.get(record.dataset, record.key)
         try:
             info = lookup_dataset(record.dataset)
             if not info.replicated:
                 return "node-local data is never accepted from a peer"
             check_record(record, ctx.config.limits)
-            if record.dataset == PRIVATE_KEYS and _held_already(ctx, record):
+            if record.dataset == PRIVATE_KEYS and _held_already(stored, record):
                 # Nothing to store, nothing to check: we hold this version or a newer one.
                 # Acknowledging it lets a member that lost its grant hand off keys it wrote
                 # itself once a granted member re-signed them (authorization.py rule 6).
@@ -140,7 +154,7 @@ class Admission:
             ):
                 return "this member does not hold WEP mailboxes"
             if (record.value is not None and self._content_check is not None
-                    and not _held_exactly(ctx, record)):
+                    and not _held_exactly(stored, record)):
                 reason = self._content_check(record)
                 if reason is not None:
                     return reason
@@ -150,12 +164,10 @@ class Admission:
         return None
 
 
-def _held_already(ctx: NodeContext, record: Record) -> bool:
-    current = ctx.store.get(record.dataset, record.key)
+def _held_already(current: Record | None, record: Record) -> bool:
     return current is not None and not wins(record, current)
 
 
-def _held_exactly(ctx: NodeContext, record: Record) -> bool:
-    current = ctx.store.get(record.dataset, record.key)
+def _held_exactly(current: Record | None, record: Record) -> bool:
     return (current is not None and current.version == record.version
             and current.value == record.value)

@@ -81,11 +81,13 @@ class Applying:
             except LocalProtocolError as error:
                 results.append(error)
         accepted = [r for r in results if isinstance(r, Record)]
-        if accepted:
-            self.apply(accepted, None, now)
+        winners = self.apply(accepted, None, now) if accepted else []
         if self.merges:  # a merged write stores the merge (or nothing new): report that
+            # What the batch stored is what `apply` returned (the last winner of a key is
+            # the one stored); a write that merged to the stored value left that in place.
+            stored = {(r.dataset, r.key): r for r in winners}
             store = self._ctx.store
-            results = [store.get(r.dataset, r.key) or r
+            results = [stored.get((r.dataset, r.key)) or store.get(r.dataset, r.key) or r
                        if isinstance(r, Record) and r.dataset in self.merges else r
                        for r in results]
         return results

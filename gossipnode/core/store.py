@@ -47,6 +47,10 @@ class RecordStore(Protocol):
     def get(self, dataset: str, key: str) -> Record | None:
         """The record (tombstones included), or None."""
 
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        """The records (tombstones included) of those (dataset, key) pairs that exist, by
+        pair: what `get` would return for each, read at once for a batch."""
+
     def apply(self, records: Iterable[Record]) -> list[Record]:
         """Merge last-writer-wins; return the winners; durable on return."""
 
@@ -99,6 +103,14 @@ class MemoryStore:
 
     def get(self, dataset: str, key: str) -> Record | None:
         return self._datasets.get(dataset, {}).get(key)
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        found = {}
+        for dataset, key in keys:
+            record = self.get(dataset, key)
+            if record is not None:
+                found[(dataset, key)] = record
+        return found
 
     def apply(self, records: Iterable[Record]) -> list[Record]:
         return [winner for _, winner in self.apply_changes(records)]

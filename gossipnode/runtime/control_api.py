@@ -63,11 +63,14 @@ def from_json(value: Any) -> Any:
     return value
 
 
-def _record_json(record: Record) -> dict[str, Any]:
+def _record_json(record: Record, decoded: Any = None) -> dict[str, Any]:
+    """`decoded`: the record's value as a map, when the caller holds it already."""
+    if decoded is None and record.value is not None:
+        decoded = decode_value(record.value)
     return {
         "dataset": record.dataset,
         "key": record.key,
-        "value": None if record.value is None else to_json(decode_value(record.value)),
+        "value": None if record.value is None else to_json(decoded),
         "version": {
             "wall_ms": record.version.wall_ms,
             "counter": record.version.counter,
@@ -121,7 +124,9 @@ async def _put(agent: Agent, request: dict[str, Any]) -> Any:
         encoded = encode_value(value)
     except CborError as error:
         raise ControlError(str(error)) from None
-    return _record_json(await _write_batched(agent, dataset, key, encoded))
+    record = await _write_batched(agent, dataset, key, encoded)
+    # Stored as given (not merged with what was there): the value is the request's own.
+    return _record_json(record, value if record.value == encoded else None)
 
 
 async def _delete(agent: Agent, request: dict[str, Any]) -> Any:

@@ -143,7 +143,11 @@ def batch_codec(
                 if stripped is not None:
                     value, form = stripped, FORM_DERIVED_FINGERPRINT
             key: str | None = record.key
-            if record.value is not None and record.key == _fingerprint_of(record.value):
+            # (The key's bytes are in an encoded value whose fingerprint equals it: most
+            # values are not decoded for this.)
+            if (record.value is not None
+                    and record.key.encode("utf-8", "surrogatepass") in record.value
+                    and record.key == _fingerprint_of(record.value)):
                 key = None
             index = origins.setdefault(version.origin, len(origins))
             rows.append([record.dataset, key, form, value, version.wall_ms - previous,

@@ -3,12 +3,14 @@ it, while membership traffic goes out at once, and the loop keeps running meanwh
 periodic durability a write is answered once committed, and synced within the interval."""
 
 import threading
+import time
 
 import trio
 
 from gossipnode.config import NodeConfig, StorageConfig
 from gossipnode.core.membership import Ping, PushPull
 from gossipnode.identity import create_identity, generate_secret, load_identity
+from gossipnode.runtime import durability
 from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
@@ -88,3 +90,54 @@ async def test_periodic_durability_answers_a_write_once_committed_and_syncs_it_s
             while agent.store.durable < agent.store.commits:  # noqa: ASYNC110
                 await trio.sleep(0.01)
         agent.stop()
+
+
+class _Disk:
+    """A store as `Durability` sees it: commits, how many are durable, and a sync that
+    notes when it started."""
+
+    def __init__(self):
+        self.commits = self.durable = 0
+        self.sync_started = []
+
+    def commit(self):
+        self.commits += 1
+
+    def sync_wal(self):
+        self.sync_started.append(time.monotonic())
+        return self.commits
+
+
+async def test_a_sync_only_peers_wait_for_is_spaced_and_a_client_write_is_not(monkeypatch):
+    """Rule 4 of runtime/durability.py: the acknowledgements of pushes share syncs (one at
+    most every PEER_SYNC_INTERVAL_S), while a client write's sync starts at once."""
+    monkeypatch.setattr(durability, "PEER_SYNC_INTERVAL_S", 1.0)
+    disk = _Disk()
+    released = {ack: trio.Event() for ack in ("ack 1", "ack 2", "ack 3")}
+
+    def carry_out(events):
+        for event in events:
+            released[event].set()
+
+    syncing = durability.Durability(disk, StorageConfig(), carry_out)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(syncing.sync_loop)
+        for ack in ("ack 1", "ack 2"):  # two pushes from a peer, one after the other
+            disk.commit()
+            syncing.dispatch([ack], lambda event: False)
+            with trio.fail_after(WAIT_S):
+                await released[ack].wait()
+        first, second = disk.sync_started
+        assert second - first >= 1.0  # the second waited for the interval
+        monkeypatch.setattr(durability, "PEER_SYNC_INTERVAL_S", 3600.0)
+        disk.commit()
+        syncing.dispatch(["ack 3"], lambda event: False)  # waits an hour for its sync...
+        await trio.sleep(0.2)
+        assert not released["ack 3"].is_set()
+        disk.commit()  # ...unless a client write comes: it is answered, ack 3 goes with it
+        answered = trio.Event()
+        syncing.answer([answered])
+        with trio.fail_after(WAIT_S):
+            await answered.wait()
+            await released["ack 3"].wait()
+        nursery.cancel_scope.cancel()

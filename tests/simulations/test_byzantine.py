@@ -23,10 +23,10 @@ def credulous_core(*args, **kwargs):
     core = NodeCore(*args, **kwargs)
     original = core.admission.refusal
 
-    def refusal(sender, record):
+    def refusal(sender, record, *stored):
         enforced, core.authority.admin_keys = core.authority.admin_keys, frozenset()
         try:
-            return original(core.node_id, record)
+            return original(core.node_id, record, *stored)
         finally:
             core.authority.admin_keys = enforced
 

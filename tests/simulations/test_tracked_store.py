@@ -7,7 +7,7 @@ from gossipnode.core.store import MemoryStore
 from simulations.tracked_store import TrackedStore
 
 # MemoryStore methods that do not change records; every other one must be overridden.
-READ_ONLY = {"get", "scan", "replicated", "count", "get_meta", "set_meta", "close"}
+READ_ONLY = {"get", "get_many", "scan", "replicated", "count", "get_meta", "set_meta", "close"}
 ORIGIN = bytes(32)
 
 

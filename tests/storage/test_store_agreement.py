@@ -73,6 +73,13 @@ class StoresAgree(RuleBasedStateMachine):
         ]
         assert found[0] == found[1]
 
+    @rule(pairs=st.lists(st.tuples(st.sampled_from([*DATASETS, "no-such-dataset"]),
+                                   st.sampled_from(KEYS)), max_size=6))
+    def get_many_agrees(self, pairs):
+        found = [store.get_many(pairs) for store in self.stores]
+        assert found[0] == found[1]
+        assert found[1] == {p: self.memory.get(*p) for p in pairs if self.memory.get(*p)}
+
     @rule(name=st.sampled_from(["generation", "last_sync"]), value=st.binary(max_size=4))
     def meta(self, name, value):
         for store in self.stores:
@@ -95,6 +102,26 @@ class StoresAgree(RuleBasedStateMachine):
             with pytest.raises(LocalProtocolError, match="node-local"):
                 list(store.replicated("network"))
             assert list(self.memory.replicated("groups")) == list(self.sqlite.replicated("groups"))
+
+
+def test_a_batch_larger_than_one_lookup_applies_as_one_by_one(tmp_path):
+    """Batches are read in chunks of keys; one of over a thousand keys, each written twice
+    and some already stored, ends as the reference store applying them one by one."""
+    sqlite = SqliteStore(tmp_path / "store.sqlite3")
+    memory = MemoryStore()
+    origin = ORIGINS[0]
+    stored = [Record("groups", f"k{i:04d}", b"old", Version(5, 0, origin))
+              for i in range(0, 1300, 3)]
+    batch = [Record("groups", f"k{i:04d}", bytes([i % 7]), Version(4 + i % 3, 0, origin))
+             for i in range(1300)] * 2
+    batch += [Record("groups", "k0001", None, Version(9, 0, origin))]
+    for store in (memory, sqlite):
+        store.apply(stored)
+    one_by_one = [winner for record in batch for winner in memory.apply([record])]
+    assert sqlite.apply(batch) == one_by_one
+    assert sqlite.scan("groups", tombstones=True) == memory.scan("groups", tombstones=True)
+    assert sqlite.count("groups") == memory.count("groups")
+    sqlite.close()
 
 
 TestStoresAgree = StoresAgree.TestCase
