@@ -24,10 +24,17 @@ Rules:
    `anti_entropy_interval_s` for the whole node, so a restart of many members does not
    storm; the regular rounds cover whoever was left out. One member that restarts again
    and again is no storm: it is caught up at each return.
+5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
+   opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by
+   whichever end saw the cut, rather than at the next round: after a heal, links that
+   overflow under the burst of pushes would otherwise leave the two sides apart for a whole
+   interval. Bounded: the wait doubles with each resume that a completed session with the
+   peer did not follow, and after `RESUMES_MAX` of them the regular rounds take over.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -42,10 +49,13 @@ from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 __all__ = [
     "PAIR_PARTNERS_PER_ROUND",
+    "RESUMES_MAX",
+    "RESUME_AFTER_S",
     "REVIVED_GRACE_S",
     "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
     "TIMER_ANTI_ENTROPY",
+    "TIMER_RESUME",
     "TIMER_REVIVED",
     "RepairStarted",
     "SyncScheduler",
@@ -70,6 +80,16 @@ REVIVED_ROUNDS_PER_INTERVAL_MAX = 4
 # a member flapping between alive and dead: one round covers it. Not the anti-entropy
 # interval: a member restarted twice within it must be caught up at once both times.
 REVIVED_PEER_GAP_S = 1.0
+# The node's timer key of the resumption of cut sessions with a peer: ("resume", peer).
+TIMER_RESUME = "resume"
+# A cut session is opened again after this (rule 5): past the links' dial backoff
+# (driving.DIAL_BACKOFF_S), so the new session goes over a new connection at once, and
+# short next to the 3 s an operator expects a healed cluster to take to agree.
+RESUME_AFTER_S = 0.5
+# Resumes in a row with one peer without a completed session between them (rule 5):
+# 0.5 + 1 + 2 + 4 s of waits cover a link that keeps failing for several seconds; a peer
+# that still cannot finish one is left to the regular rounds.
+RESUMES_MAX = 4
 
 Apply = Callable[[list[Record], bytes | None, float], object]
 
@@ -92,6 +112,10 @@ class SyncScheduler:
         # and the node's recent immediate rounds, (time, peer), oldest first.
         self._revived_at: dict[bytes, float] = {}
         self._immediate_rounds: deque[tuple[float, bytes]] = deque()
+        # Rule 5: per peer, the datasets of its cut sessions waiting to be opened again,
+        # and (resumes in a row, time of the last) for the backoff.
+        self._to_resume: dict[bytes, set[str]] = {}
+        self._resumes: dict[bytes, tuple[int, float]] = {}
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
@@ -162,6 +186,38 @@ class SyncScheduler:
             recent.append((now, peer))
             ctx.counters["revived_rounds"] += 1
             self._start_sessions(peer, None, now)
+
+    def sessions_cut(self, now: float) -> None:
+        """Schedule the resumption of the sessions cut since the last call (rule 5)."""
+        ctx = self._ctx
+        for peer, datasets in self._anti_entropy.take_cut().items():
+            attempts, last = self._resumes.get(peer, (0, -math.inf))
+            synced_at = self._anti_entropy.peer_sync(peer).synced_at
+            if synced_at is not None and synced_at >= last:
+                attempts = 0  # a session completed since the last resume: start afresh
+            if attempts >= RESUMES_MAX:
+                ctx.counters["sessions_resume_given_up"] += len(datasets)
+                continue
+            self._to_resume.setdefault(peer, set()).update(datasets)
+            key = (TIMER_RESUME, peer)
+            if key not in ctx.timers:
+                ctx.timers.set(key, now + RESUME_AFTER_S * 2 ** attempts)
+            self._resumes[peer] = (attempts, last)
+
+    def resume_due(self, peers: Iterable[bytes], now: float) -> None:
+        """The resumptions whose timers fell due (rule 5)."""
+        ctx = self._ctx
+        for peer in peers:
+            datasets = self._to_resume.pop(peer, set())
+            attempts, _ = self._resumes.get(peer, (0, now))
+            if not ctx.view.live(peer):
+                self._resumes.pop(peer, None)  # gone: nothing to resume, nothing to remember
+                continue
+            self._resumes[peer] = (attempts + 1, now)
+            if not datasets or self._lifecycle.quarantined():
+                continue
+            ctx.counters["sessions_resumed"] += len(datasets)
+            self._start_sessions(peer, sorted(datasets), now)
 
     def repair(self, now: float, peer: bytes | None,
                dataset: str | None) -> RepairStarted | None:
