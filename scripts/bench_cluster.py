@@ -273,7 +273,7 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
             while not stop.is_set():
                 due = started + written[node] / per_node_rate
                 if time.perf_counter() < due:
-                    time.sleep(min(due - time.perf_counter(), 0.05))
+                    time.sleep(min(max(due - time.perf_counter(), 0.0), 0.05))
                     continue
                 client.request("put", dataset="keyservers", key=f"h{node}-{written[node]}",
                                value={"pad": PAD})
