@@ -295,6 +295,11 @@ class AntiEntropy:
             if other == peer and (initiated is None or running.initiated == initiated)
         )
 
+    def datasets_running(self, peer: bytes) -> set[str]:
+        """The datasets of the sessions running with `peer`, opened by either end."""
+        return {running.session.dataset for (other, _), running in self._sessions.items()
+                if other == peer}
+
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0
 

@@ -16,9 +16,9 @@ Rules:
    times; then it is forgotten and anti-entropy repairs what it carried. A retry to a peer
    takes every push still unacknowledged by it along, merged into full pushes: after a
    partition heals, the writes of its last seconds reach the peer in a few messages, not
-   one per write (hundreds at once overflowed the link and cut the sessions on it). What is queued for one
-   peer is bounded (`peer_queue_records_max`); a peer over it is disconnected and dropped from
-   the push queue, since anti-entropy will repair it anyway.
+   one per write (hundreds at once overflowed the link and cut the sessions on it). What is
+   queued for one peer is bounded (`peer_queue_records_max`); a peer over it is disconnected
+   and dropped from the push queue, since anti-entropy will repair it anyway.
 4. Handoff rides on acks: a record that this node keeps only until others hold it (a mailbox
    written on, or moved away from, a non-owner) is released when every target acknowledged it.
 """

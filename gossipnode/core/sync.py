@@ -30,6 +30,10 @@ Rules:
    overflow under the burst of pushes would otherwise leave the two sides apart for a whole
    interval. Bounded: the wait doubles with each resume that a completed session with the
    peer did not follow, and after `RESUMES_MAX` of them the regular rounds take over.
+6. A round, an immediate round or a resumption opens no session over a dataset that a
+   session with the same peer already covers, whichever end opened it: one session moves the
+   differences of both sides, and a second one at the same time would move them all again
+   (only `repair`, asked for by an operator, may add one).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import NamedTuple
 
 from .admission import Admission
 from .anti_entropy import AntiEntropy
+from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
 from .lifecycle import Lifecycle
@@ -261,8 +266,15 @@ class SyncScheduler:
             self._lifecycle.synced()
 
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
+        """Open sessions with `peer` over `datasets` (all), except over a dataset a session
+        with that peer already covers, in either direction (rule 6)."""
+        running = self._anti_entropy.datasets_running(peer)
+        wanted = [d for d in (REPLICATED_DATASETS if datasets is None else datasets)
+                  if d not in running]
+        if len(wanted) < (len(REPLICATED_DATASETS) if datasets is None else len(datasets)):
+            self._ctx.counters["sessions_not_doubled"] += 1
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
-                                                      datasets=datasets):
+                                                      datasets=wanted):
             self._ctx.send(peer, message)
 
     def _rotate(self, items: list[bytes], count: int) -> list[bytes]:

@@ -116,3 +116,22 @@ def test_a_link_that_keeps_failing_is_resumed_a_bounded_number_of_times():
     cut_sessions(cluster, at=0)
     cluster.run_for(RESUME_AFTER_S + 0.5)
     assert node.statistics()["sessions_resumed"] == RESUMES_MAX + 1
+
+
+def test_no_round_opens_a_second_session_over_a_dataset_already_being_reconciled():
+    cluster = diverged_pair()
+    node, peer = cluster.nodes[0], cluster.nodes[1].node_id
+    # The peer's session over `consumers` towards us is under way (its turns held back).
+    cluster.dropping = lambda sender, target, message: isinstance(
+        message, Push | ReconcileTurn)
+    cluster.nodes[1].sync.repair(cluster.now, node.node_id, "consumers")
+    cluster._collect(1)
+    cluster.run_for(0.1)
+    mark = len(cluster.sent)
+    node.sync.round(cluster.now)  # the regular round draws the only peer there is
+    cluster._collect(0)
+    opened = {m.dataset for a, _, m in cluster.sent[mark:]
+              if a == 0 and isinstance(m, ReconcileOpen)}
+    assert "consumers" not in opened
+    assert "groups" in opened  # the others are reconciled as usual
+    assert node.anti_entropy.datasets_running(peer) >= {"consumers", "groups"}
