@@ -57,6 +57,7 @@ __all__ = [
     "RESUMES_MAX",
     "RESUME_AFTER_S",
     "REVIVED_GRACE_S",
+    "REVIVED_NOTICE_SKEW_S",
     "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
     "TIMER_ANTI_ENTROPY",
@@ -73,8 +74,16 @@ TIMER_ANTI_ENTROPY = "anti_entropy"
 # The node's timer key of the immediate round with a peer that came alive: ("revived", peer).
 TIMER_REVIVED = "revived"
 # The higher-id end of a return waits this long for the lower-id end's session (rule 4):
-# one round trip on a LAN plus the time to notice the return, with room for a loaded host.
-REVIVED_GRACE_S = 1.0
+# a few LAN round trips, the time for that session's opening to arrive. It need not cover
+# the time the lower end takes to notice the return: a lower end that notices later finds
+# the session running and opens none (rule 6). A partition often ends with only one end
+# having declared the other dead (the smaller side is slower to), and then the higher end
+# is the only one to act: a longer wait is time the healed cluster spends apart.
+REVIVED_GRACE_S = 0.25
+# How much earlier than this end the other may notice a return (rule 4): a session that
+# completed that long before we noticed it still covered it. Membership spreads a return
+# within a few gossip rounds; a loaded host notices later.
+REVIVED_NOTICE_SKEW_S = 1.0
 # Distinct peers a node has immediate rounds with per anti_entropy_interval_s (rule 4):
 # after a cluster-wide restart each node reconciles with this many returning peers at once
 # and leaves the rest to its regular rounds, so that n returns cost O(1) sessions per node,
@@ -178,9 +187,9 @@ class SyncScheduler:
                     or self._anti_entropy.sessions_running(peer)):
                 continue
             # A session that completed since the return (the other end noticed it first,
-            # up to a grace earlier) leaves nothing for this round to do.
+            # up to a skew earlier) leaves nothing for this round to do.
             synced_at = self._anti_entropy.peer_sync(peer).synced_at
-            if synced_at is not None and synced_at >= since - REVIVED_GRACE_S:
+            if synced_at is not None and synced_at >= since - REVIVED_NOTICE_SKEW_S:
                 continue
             while recent and now - recent[0][0] >= interval:
                 recent.popleft()

@@ -63,10 +63,23 @@ def test_the_higher_end_starts_when_the_lower_end_did_not_notice():
     mark = len(cluster.sent)
     # Only the higher end learns of the return (say the lower one never saw it go).
     cluster.nodes[higher].sync.revived([cluster.nodes[other].node_id], cluster.now)
-    cluster.run_for(0.5)
+    cluster.run_for(REVIVED_GRACE_S / 2)
     assert opens(cluster, mark) == []  # still waiting for the lower end
-    cluster.run_for(1.0)
+    cluster.run_for(REVIVED_GRACE_S)
     assert {pair for pair in opens(cluster, mark)} == {(higher, other)}
+
+
+def test_a_lower_end_that_notices_the_return_late_opens_no_second_session():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(SLOW.anti_entropy_interval_s + 5)
+    higher = max((0, 1), key=lambda i: cluster.nodes[i].node_id)
+    lower = 1 - higher
+    mark = len(cluster.sent)
+    cluster.nodes[higher].sync.revived([cluster.nodes[lower].node_id], cluster.now)
+    cluster.run_for(REVIVED_GRACE_S * 1.5)  # the higher end's session is under way or done
+    cluster.nodes[lower].sync.revived([cluster.nodes[higher].node_id], cluster.now)
+    cluster.run_for(2.0)
+    assert set(opens(cluster, mark)) == {(higher, lower)}
 
 
 def test_a_flapping_peer_costs_one_immediate_round_per_gap():
