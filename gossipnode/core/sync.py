@@ -23,7 +23,10 @@ Rules:
    with at most `REVIVED_ROUNDS_PER_INTERVAL_MAX` distinct peers per
    `anti_entropy_interval_s` for the whole node, so a restart of many members does not
    storm; the regular rounds cover whoever was left out. One member that restarts again
-   and again is no storm: it is caught up at each return.
+   and again is no storm: it is caught up at each return. A return also brings the node's
+   next regular round forward to `REVIVED_FOLLOW_UP_S` after it (if it was later), with a
+   random peer as always: after a heal what each member took from the other side in its
+   own immediate sessions spreads to its siblings in that round.
 5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
    opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by
    whichever end saw the cut, rather than at the next round: after a heal, links that
@@ -56,6 +59,7 @@ __all__ = [
     "PAIR_PARTNERS_PER_ROUND",
     "RESUMES_MAX",
     "RESUME_AFTER_S",
+    "REVIVED_FOLLOW_UP_S",
     "REVIVED_GRACE_S",
     "REVIVED_NOTICE_SKEW_S",
     "REVIVED_PEER_GAP_S",
@@ -84,6 +88,11 @@ REVIVED_GRACE_S = 0.25
 # completed that long before we noticed it still covered it. Membership spreads a return
 # within a few gossip rounds; a loaded host notices later.
 REVIVED_NOTICE_SKEW_S = 1.0
+# The next regular round falls at most this long after a return (rule 4): the immediate
+# sessions of a healed partition take about a second on a LAN, and records they bring are
+# not pushed onwards (rule 3), so a write that reached only one member of a side, and that
+# the other side took from it, reaches its siblings in this round, not an interval later.
+REVIVED_FOLLOW_UP_S = 1.5
 # Distinct peers a node has immediate rounds with per anti_entropy_interval_s (rule 4):
 # after a cluster-wide restart each node reconciles with this many returning peers at once
 # and leaves the rest to its regular rounds, so that n returns cost O(1) sessions per node,
@@ -122,6 +131,7 @@ class SyncScheduler:
         self._admission = admission
         self._apply = apply
         self._rotation = 0
+        self._next_round = math.inf  # when TIMER_ANTI_ENTROPY is set for
         # Rule 4: per peer, when it last came alive (pending) or had its immediate round;
         # and the node's recent immediate rounds, (time, peer), oldest first.
         self._revived_at: dict[bytes, float] = {}
@@ -133,17 +143,17 @@ class SyncScheduler:
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
-        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now + self._ctx.rng.uniform(0.5, 1.0) * interval)
+        self._set_round(now + self._ctx.rng.uniform(0.5, 1.0) * interval)
 
     def soon(self, now: float) -> None:
         """Run the next round at `now` (after a reseed: pull afresh at once)."""
-        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now)
+        self._set_round(now)
 
     def round(self, now: float) -> bool:
         """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
         (quarantined, or no live peer)."""
         ctx = self._ctx
-        ctx.timers.set(TIMER_ANTI_ENTROPY, now + ctx.config.replication.anti_entropy_interval_s)
+        self._set_round(now + ctx.config.replication.anti_entropy_interval_s)
         if self._lifecycle.quarantined():
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
@@ -175,6 +185,8 @@ class SyncScheduler:
             self._revived_at[peer] = now
             delay = 0.0 if self._ctx.node_id < peer else REVIVED_GRACE_S
             self._ctx.timers.set((TIMER_REVIVED, peer), now + delay)
+            if self._next_round > now + REVIVED_FOLLOW_UP_S:  # rule 4: a follow-up round
+                self._set_round(now + REVIVED_FOLLOW_UP_S)
 
     def revived_due(self, peers: Iterable[bytes], now: float) -> None:
         """The immediate rounds whose timers fell due (rule 4)."""
@@ -273,6 +285,10 @@ class SyncScheduler:
             ctx.send(sender, reply)
         if completed:
             self._lifecycle.synced()
+
+    def _set_round(self, at: float) -> None:
+        self._next_round = at
+        self._ctx.timers.set(TIMER_ANTI_ENTROPY, at)
 
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
         """Open sessions with `peer` over `datasets` (all), except over a dataset a session
