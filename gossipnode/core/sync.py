@@ -25,8 +25,11 @@ Rules:
    storm; the regular rounds cover whoever was left out. One member that restarts again
    and again is no storm: it is caught up at each return. A return also brings the node's
    next regular round forward to `REVIVED_FOLLOW_UP_S` after it (if it was later), with a
-   random peer as always: after a heal what each member took from the other side in its
-   own immediate sessions spreads to its siblings in that round.
+   random peer as always: after a heal what each member took from the other side in its own
+   immediate sessions spreads to its siblings in that round. (Returns that keep coming make
+   at most one round per `REVIVED_FOLLOW_UP_S`: each round re-arms the next an interval
+   on.) A suspicion refuted is a return too (scopes.py `MemberViews.revived`): a partition
+   shorter than the suspicion timeout ends with no member ever declared dead.
 5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
    opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by
    whichever end saw the cut, rather than at the next round: after a heal, links that

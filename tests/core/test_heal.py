@@ -5,6 +5,7 @@ here, the first one due after the test ends)."""
 
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.core.replication import Push
 from gossipnode.core.sync import REVIVED_FOLLOW_UP_S
 from tests.core.node_harness import Cluster
 
@@ -36,3 +37,27 @@ def test_a_healed_two_three_partition_agrees_within_seconds_in_one_session_per_p
     expected = cluster.records(0, "consumers")
     assert len(expected) == 80
     assert all(cluster.records(i, "consumers") == expected for i in range(5))
+
+
+def test_a_partition_too_short_for_a_death_is_repaired_at_once_when_the_suspicion_ends():
+    cluster = Cluster([ALL] * 3, replication=SLOW)
+    cluster.run_for(5)
+    cluster.partition([2], [0, 1])
+    # Pushes to node 2 never arrive (their retries would repair it otherwise): only a
+    # reconciliation can bring it what was written while it was cut off.
+    cluster.dropping = lambda sender, target, message: target == 2 and isinstance(message, Push)
+    for step in range(10):
+        cluster.put(step % 2, "consumers", f"k{step}", {"n": step})
+    states = {}
+    for _ in range(100):  # until node 0 suspects node 2, well before any death
+        cluster.run_for(0.1)
+        states = {m.node_id: m.state for m in cluster.nodes[0].members()}
+        if states[cluster.nodes[2].node_id] == "suspect":
+            break
+    assert states[cluster.nodes[2].node_id] == "suspect"
+    mark = len(cluster.sent)
+    cluster.heal()
+    cluster.run_for(1.0)  # the refutation, then the immediate round (no regular one due)
+    assert sum(n.statistics().get("revived_rounds", 0) for n in cluster.nodes) >= 1
+    assert any(isinstance(m, ReconcileOpen) for _, _, m in cluster.sent[mark:])
+    assert len(cluster.records(2, "consumers")) == 10
