@@ -16,11 +16,21 @@ partition and the memory runs.
 
 With `--heal` it measures a partition under load instead: the nodes split in two halves
 (2|3 for five), clients keep writing `--heal-rate` records/s on both sides for
-`--heal-hold-s` seconds (long enough for each side to declare the other dead), the writes
-stop and the partition heals; printed are the seconds from the heal until every member
-sees every other alive, and until every member has the same digests; and the suspicions
-read from the agents' logs: false ones before the heal (of a member on the same side, or of
-anyone before the cut), and those logged after it (views merging; each refuted at once).
+`--heal-hold-s` seconds (long enough for each side to suspect or declare the other dead),
+the writes stop and the partition heals; printed are the seconds from the heal until every
+member sees every other alive, and until every member has the same digests (per run, their
+median and maximum); and the suspicions read from the agents' logs: false ones before the
+heal (of a member on the same side, or of anyone before the cut), and those logged after it
+(views merging; each refuted at once). The writes stop at the heal, not after it: under a
+continuing load no two members agree at any one instant, so "equal" would depend on the
+poll's luck. With no write after the heal, each member's set of records only grows towards
+the union, so digests read one member after another that are all equal are equal at one
+instant too, and stay equal: the time printed is when an operator's `status` would first
+show agreement. Every acknowledged write of the partition counts (each side's pushes of its
+last writes are still under way at the heal). Also printed, since they do not depend on how
+loaded the host is: the TCP payload carried between the agents from the heal to agreement,
+and how many links the agents closed after the heal because a peer was not keeping up (each
+cuts the sessions running on it).
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
@@ -251,6 +261,15 @@ def suspicions(cluster: LocalCluster, since: float, until: float) -> list[tuple[
     return found
 
 
+def overflows(cluster: LocalCluster, since: float) -> int:
+    """Outbound links the agents closed because the peer was not keeping up (its queue
+    full: the sessions on it are cut), as logged since `since` (Unix seconds)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
+    return sum(1 for name in cluster.names
+               for line in (cluster.root / f"{name}.log").read_text(errors="replace").splitlines()
+               if line[:19] >= stamp and "is not keeping up; dropping its link" in line)
+
+
 def all_alive(cluster: LocalCluster) -> bool:
     for i in cluster.running():
         states = {m["name"]: m["state"] for m in cluster.request(i, "members")}
@@ -277,7 +296,7 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
             while not stop.is_set():
                 due = started + written[node] / per_node_rate
                 if time.perf_counter() < due:
-                    time.sleep(min(due - time.perf_counter(), 0.05))
+                    time.sleep(min(max(due - time.perf_counter(), 0.0), 0.05))
                     continue
                 client.request("put", dataset="keyservers", key=f"h{node}-{written[node]}",
                                value={"pad": PAD})
@@ -296,15 +315,18 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
     for thread in threads:
         thread.join()
     healed_at_wall = time.time()
+    carried_before = sum(cluster.proxies.bytes_carried.values())
     cluster.heal()
     healed_at = time.perf_counter()
     alive_s = digests_s = None
+    carried = 0
     deadline = healed_at + HEAL_TIMEOUT_S
     while (alive_s is None or digests_s is None) and time.perf_counter() < deadline:
         if alive_s is None and all_alive(cluster):
             alive_s = time.perf_counter() - healed_at
         if digests_s is None and digests_equal(cluster):
             digests_s = time.perf_counter() - healed_at
+            carried = sum(cluster.proxies.bytes_carried.values()) - carried_before
         time.sleep(HEAL_POLL_S)
     if alive_s is None or digests_s is None:
         raise RuntimeError(f"no agreement within {HEAL_TIMEOUT_S} s of the heal")
@@ -319,7 +341,8 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
     merged = [(t, a, b) for t, a, b in seen if t >= healed_at_wall]
     return {"all_alive_s": alive_s, "digests_equal_s": digests_s,
             "false_suspicions": len(false), "suspicions_after_heal": len(merged),
-            "records_written": sum(written)}
+            "records_written": sum(written), "wire_mb_to_equal": carried / 1e6,
+            "link_overflows_after_heal": overflows(cluster, healed_at_wall)}
 
 
 def rss_mb(pid: int) -> float:
@@ -447,11 +470,16 @@ def heal_main(args: argparse.Namespace) -> int:
         "partition_s": args.heal_hold_s,
         "heal_all_alive_s_runs": [round(r["all_alive_s"], 2) for r in runs],
         "heal_digests_equal_s_runs": [round(r["digests_equal_s"], 2) for r in runs],
+        "heal_all_alive_s_median": round(statistics.median(r["all_alive_s"] for r in runs), 2),
         "heal_all_alive_s_max": round(max(r["all_alive_s"] for r in runs), 2),
+        "heal_digests_equal_s_median": round(
+            statistics.median(r["digests_equal_s"] for r in runs), 2),
         "heal_digests_equal_s_max": round(max(r["digests_equal_s"] for r in runs), 2),
         "false_suspicions_before_heal": sum(r["false_suspicions"] for r in runs),
         "suspicions_after_heal": sum(r["suspicions_after_heal"] for r in runs),
         "records_written": sum(r["records_written"] for r in runs),
+        "heal_wire_mb_to_equal_runs": [round(r["wire_mb_to_equal"], 1) for r in runs],
+        "heal_link_overflows": sum(r["link_overflows_after_heal"] for r in runs),
     }
     if args.json:
         print(json.dumps(result))

@@ -10,6 +10,10 @@ Rules:
 5. Every session that ends, whether it completed, failed or was abandoned, is reported with
    one `SyncCompleted` event; each running session's stall deadline is a key in the node's
    timers, moved at every message.
+6. A session cut short by its transport (the connection to the peer was lost) or that
+   stalled is *cut*, whichever end opened it: its peer and dataset wait in `take_cut` for the
+   scheduler to open it again (sync.py rule 5). A session the peer aborted, or that failed
+   on a protocol error, is not: asking again would get the same answer.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class AntiEntropy:
         self.rng = ctx.rng
         self._sessions: dict[tuple[bytes, int], _Running] = {}
         self._sync: dict[bytes, _PeerSync] = {}
+        # Rule 6: peer -> datasets of its sessions cut since the scheduler last took them.
+        self._cut: dict[bytes, set[str]] = {}
         # (peer, dataset) -> (window start, records sent in sessions the peer opened).
         self._streamed: dict[tuple[bytes, str], tuple[float, int]] = {}
         self.counters: Counter[str] = Counter()
@@ -255,21 +261,30 @@ class AntiEntropy:
                 aborts.extend((peer, m) for m in running.session.messages_to_send())
                 del self._sessions[key]
                 self.counters["sessions_failed"] += 1
+                self._cut.setdefault(peer, set()).add(running.session.dataset)
                 self._ended(peer, session_id, running, running.session.failed)
             else:
                 self._arm(peer, session_id, running.session)
         return aborts
 
-    def abandon(self, peer: bytes, session_id: int, reason: str) -> None:
+    def abandon(self, peer: bytes, session_id: int, reason: str, *, cut: bool = False) -> None:
+        """End a session without an answer; `cut`: its transport failed (rule 6)."""
         running = self._sessions.pop((peer, session_id), None)
         if running is not None:
             self._ctx.timers.cancel((SESSION_TIMER, peer, session_id))
             self.counters["sessions_abandoned"] += 1
+            if cut:
+                self._cut.setdefault(peer, set()).add(running.session.dataset)
             self._ended(peer, session_id, running, reason)
 
-    def abandon_peer(self, peer: bytes, reason: str) -> None:
+    def abandon_peer(self, peer: bytes, reason: str, *, cut: bool = False) -> None:
         for key in [k for k in self._sessions if k[0] == peer]:
-            self.abandon(peer, key[1], reason)
+            self.abandon(peer, key[1], reason, cut=cut)
+
+    def take_cut(self) -> dict[bytes, set[str]]:
+        """The sessions cut since the last call, as peer -> datasets (rule 6)."""
+        cut, self._cut = self._cut, {}
+        return cut
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -279,6 +294,11 @@ class AntiEntropy:
             1 for (other, _), running in self._sessions.items()
             if other == peer and (initiated is None or running.initiated == initiated)
         )
+
+    def datasets_running(self, peer: bytes) -> set[str]:
+        """The datasets of the sessions running with `peer`, opened by either end."""
+        return {running.session.dataset for (other, _), running in self._sessions.items()
+                if other == peer}
 
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0

@@ -56,7 +56,13 @@ from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
 from .scopes import MemberViews
 from .store import RecordStore
-from .sync import TIMER_ANTI_ENTROPY, TIMER_REVIVED, RepairStarted, SyncScheduler
+from .sync import (
+    TIMER_ANTI_ENTROPY,
+    TIMER_RESUME,
+    TIMER_REVIVED,
+    RepairStarted,
+    SyncScheduler,
+)
 
 __all__ = ["SOFTWARE_VERSION", "ContentCheck", "NodeCore"]
 
@@ -242,7 +248,8 @@ class NodeCore(NodeQueries):
     def connection_lost(self, peer: Address, now: float) -> None:
         node_id = self._views.node_at(peer)
         if node_id is not None:
-            self.anti_entropy.abandon_peer(node_id, "connection lost")
+            self.anti_entropy.abandon_peer(node_id, "connection lost", cut=True)
+            self.sync.sessions_cut(now)
 
     def handle_timer(self, now: float) -> None:
         timers = self._ctx.timers
@@ -254,6 +261,8 @@ class NodeCore(NodeQueries):
         sessions = [(k[1], k[2]) for k in keyed if k[0] == SESSION_TIMER]
         for peer, abort in self.anti_entropy.expire(sessions, now):
             self.outbound.send(peer, abort)
+        self.sync.sessions_cut(now)
+        self.sync.resume_due([k[1] for k in keyed if k[0] == TIMER_RESUME], now)
         self.sync.revived_due([k[1] for k in keyed if k[0] == TIMER_REVIVED], now)
         if TIMER_ANTI_ENTROPY in due and self.sync.round(now):
             self.handoff.run(now)

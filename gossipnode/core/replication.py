@@ -13,9 +13,12 @@ Rules:
    take (it may not hold them); every other record of the push it holds durably, at that
    version or a newer one, when it acknowledges.
 3. An unacknowledged push is sent again after `push_retry_s`, at most `push_attempts_max`
-   times; then it is forgotten and anti-entropy repairs what it carried. What is queued for one
-   peer is bounded (`peer_queue_records_max`); a peer over it is disconnected and dropped from
-   the push queue, since anti-entropy will repair it anyway.
+   times; then it is forgotten and anti-entropy repairs what it carried. A retry to a peer
+   takes every push still unacknowledged by it along, merged into full pushes: after a
+   partition heals, the writes of its last seconds reach the peer in a few messages, not
+   one per write (hundreds at once overflowed the link and cut the sessions on it). What is
+   queued for one peer is bounded (`peer_queue_records_max`); a peer over it is disconnected
+   and dropped from the push queue, since anti-entropy will repair it anyway.
 4. Handoff rides on acks: a record that this node keeps only until others hold it (a mailbox
    written on, or moved away from, a non-owner) is released when every target acknowledged it.
 """
@@ -111,14 +114,15 @@ class PushTracker:
         self._queued_records: dict[bytes, int] = {}
 
     def start(self, peer: bytes, records: tuple[Record, ...], now: float, *,
-              handoff: bool = False) -> Push | None:
-        """A new push to `peer`, or None when that peer's queue is full (drop the peer)."""
+              handoff: bool = False, attempts: int = 1) -> Push | None:
+        """A new push to `peer`, or None when that peer's queue is full (drop the peer).
+        `attempts`: sends so far of the records it carries (a merged retry's)."""
         queued = self._queued_records.get(peer, 0)
         if queued + len(records) > self.queue_records_max:
             return None
         push = Push(self._next_id, records)
         self._next_id += 1
-        pending = PendingPush(peer, push, now + self.retry_s, handoff=handoff)
+        pending = PendingPush(peer, push, now + self.retry_s, attempts, handoff)
         self._pending[push.push_id] = pending
         self._timers.set((PUSH_TIMER, push.push_id), pending.due)
         self._queued_records[peer] = queued + len(records)
@@ -150,6 +154,14 @@ class PushTracker:
                 self._timers.set((PUSH_TIMER, push_id), pending.due)
                 resend.append(pending)
         return resend, given_up
+
+    def waiting(self, peer: bytes, *, handoff: bool) -> list[PendingPush]:
+        """Every push to `peer` of that kind not yet acknowledged, oldest first."""
+        return [p for p in self._pending.values() if p.peer == peer and p.handoff == handoff]
+
+    def forget(self, push_id: int) -> None:
+        """Stop waiting for this push's acknowledgement (its records travel in another)."""
+        self._forget(push_id)
 
     def drop_peer(self, peer: bytes) -> list[PendingPush]:
         """Forget every push to `peer` (disconnected, dead, or over its queue)."""
@@ -219,12 +231,12 @@ class Replication:
             self.start(peer, batch, now)
 
     def start(self, peer: bytes, records: list[Record], now: float, *,
-              handoff: bool = False) -> None:
+              handoff: bool = False, attempts: int = 1) -> None:
         """Push `records` to `peer` in messages of at most PUSH_RECORDS_MAX records and
         `wire.push_bytes_max` bytes (large records must not make a push over a frame)."""
         budget = self._ctx.config.wire.push_bytes_max
         for chunk in chunk_records(records, PUSH_RECORDS_MAX, budget):
-            push = self.pushes.start(peer, chunk, now, handoff=handoff)
+            push = self.pushes.start(peer, chunk, now, handoff=handoff, attempts=attempts)
             if push is None:
                 self._overflow(peer)
                 return
@@ -238,9 +250,17 @@ class Replication:
 
     def timers_due(self, push_ids: Iterable[int], now: float) -> None:
         resend, given_up = self.pushes.due(push_ids, now)
-        for pending in resend:
-            self._ctx.send(pending.peer, pending.push)
         self._ctx.counters["pushes_given_up"] += len(given_up)
+        for peer, handoff in sorted({(p.peer, p.handoff) for p in resend}):
+            waiting = self.pushes.waiting(peer, handoff=handoff)
+            if len(waiting) == 1:  # alone: sent again as it was
+                self._ctx.send(peer, waiting[0].push)
+                continue
+            for pending in waiting:  # merged (rule 3)
+                self.pushes.forget(pending.push.push_id)
+            records = [record for pending in waiting for record in pending.push.records]
+            self.start(peer, records, now, handoff=handoff,
+                       attempts=max(pending.attempts for pending in waiting))
 
     def acknowledged(self, sender: bytes, ack: PushAck) -> tuple[list[Record], list[Record]]:
         """Take a PushAck; return the handed-off kind of records it proves `sender` holds

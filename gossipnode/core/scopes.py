@@ -210,7 +210,9 @@ class MemberViews:
         self._placement_version = 0
         self._placement: tuple[tuple[object, ...], ScopeView] | None = None
         # Members that came (back) alive in the changes taken since the caller last
-        # emptied this: new to us, or alive again after dead or left (not after suspect).
+        # emptied this: new to us, or alive again after dead, left or suspect (a refuted
+        # suspicion: the member may have been cut off, as in a partition too short for
+        # anyone to be declared dead, and missed what was written meanwhile).
         self.revived: list[bytes] = []
 
     def node_at(self, address: Address) -> bytes | None:
@@ -263,7 +265,7 @@ class MemberViews:
             if _moves_mailboxes(before, after):
                 placement = True
                 self._placement_version += 1
-            if event.state == ALIVE and (before is None or before.state not in HOLDING_STATES):
+            if event.state == ALIVE and (before is None or before.state != ALIVE):
                 self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:
                 gone.append(event.node_id)

@@ -23,17 +23,35 @@ Rules:
    with at most `REVIVED_ROUNDS_PER_INTERVAL_MAX` distinct peers per
    `anti_entropy_interval_s` for the whole node, so a restart of many members does not
    storm; the regular rounds cover whoever was left out. One member that restarts again
-   and again is no storm: it is caught up at each return.
+   and again is no storm: it is caught up at each return. A return also brings the node's
+   next regular round forward to `REVIVED_FOLLOW_UP_S` after it (if it was later), with a
+   random peer as always: after a heal what each member took from the other side in its own
+   immediate sessions spreads to its siblings in that round. (Returns that keep coming make
+   at most one round per `REVIVED_FOLLOW_UP_S`: each round re-arms the next an interval
+   on.) A suspicion refuted is a return too (scopes.py `MemberViews.revived`): a partition
+   shorter than the suspicion timeout ends with no member ever declared dead.
+5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
+   opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by
+   whichever end saw the cut, rather than at the next round: after a heal, links that
+   overflow under the burst of pushes would otherwise leave the two sides apart for a whole
+   interval. Bounded: the wait doubles with each resume that a completed session with the
+   peer did not follow, and after `RESUMES_MAX` of them the regular rounds take over.
+6. A round, an immediate round or a resumption opens no session over a dataset that a
+   session with the same peer already covers, whichever end opened it: one session moves the
+   differences of both sides, and a second one at the same time would move them all again
+   (only `repair`, asked for by an operator, may add one).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from .admission import Admission
 from .anti_entropy import AntiEntropy
+from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
 from .lifecycle import Lifecycle
@@ -42,10 +60,15 @@ from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 __all__ = [
     "PAIR_PARTNERS_PER_ROUND",
+    "RESUMES_MAX",
+    "RESUME_AFTER_S",
+    "REVIVED_FOLLOW_UP_S",
     "REVIVED_GRACE_S",
+    "REVIVED_NOTICE_SKEW_S",
     "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
     "TIMER_ANTI_ENTROPY",
+    "TIMER_RESUME",
     "TIMER_REVIVED",
     "RepairStarted",
     "SyncScheduler",
@@ -58,8 +81,21 @@ TIMER_ANTI_ENTROPY = "anti_entropy"
 # The node's timer key of the immediate round with a peer that came alive: ("revived", peer).
 TIMER_REVIVED = "revived"
 # The higher-id end of a return waits this long for the lower-id end's session (rule 4):
-# one round trip on a LAN plus the time to notice the return, with room for a loaded host.
-REVIVED_GRACE_S = 1.0
+# a few LAN round trips, the time for that session's opening to arrive. It need not cover
+# the time the lower end takes to notice the return: a lower end that notices later finds
+# the session running and opens none (rule 6). A partition often ends with only one end
+# having declared the other dead (the smaller side is slower to), and then the higher end
+# is the only one to act: a longer wait is time the healed cluster spends apart.
+REVIVED_GRACE_S = 0.25
+# How much earlier than this end the other may notice a return (rule 4): a session that
+# completed that long before we noticed it still covered it. Membership spreads a return
+# within a few gossip rounds; a loaded host notices later.
+REVIVED_NOTICE_SKEW_S = 1.0
+# The next regular round falls at most this long after a return (rule 4): the immediate
+# sessions of a healed partition take about a second on a LAN, and records they bring are
+# not pushed onwards (rule 3), so a write that reached only one member of a side, and that
+# the other side took from it, reaches its siblings in this round, not an interval later.
+REVIVED_FOLLOW_UP_S = 1.5
 # Distinct peers a node has immediate rounds with per anti_entropy_interval_s (rule 4):
 # after a cluster-wide restart each node reconciles with this many returning peers at once
 # and leaves the rest to its regular rounds, so that n returns cost O(1) sessions per node,
@@ -70,6 +106,16 @@ REVIVED_ROUNDS_PER_INTERVAL_MAX = 4
 # a member flapping between alive and dead: one round covers it. Not the anti-entropy
 # interval: a member restarted twice within it must be caught up at once both times.
 REVIVED_PEER_GAP_S = 1.0
+# The node's timer key of the resumption of cut sessions with a peer: ("resume", peer).
+TIMER_RESUME = "resume"
+# A cut session is opened again after this (rule 5): past the links' dial backoff
+# (driving.DIAL_BACKOFF_S), so the new session goes over a new connection at once, and
+# short next to the 3 s an operator expects a healed cluster to take to agree.
+RESUME_AFTER_S = 0.5
+# Resumes in a row with one peer without a completed session between them (rule 5):
+# 0.5 + 1 + 2 + 4 s of waits cover a link that keeps failing for several seconds; a peer
+# that still cannot finish one is left to the regular rounds.
+RESUMES_MAX = 4
 
 Apply = Callable[[list[Record], bytes | None, float], object]
 
@@ -88,24 +134,29 @@ class SyncScheduler:
         self._admission = admission
         self._apply = apply
         self._rotation = 0
+        self._next_round = math.inf  # when TIMER_ANTI_ENTROPY is set for
         # Rule 4: per peer, when it last came alive (pending) or had its immediate round;
         # and the node's recent immediate rounds, (time, peer), oldest first.
         self._revived_at: dict[bytes, float] = {}
         self._immediate_rounds: deque[tuple[float, bytes]] = deque()
+        # Rule 5: per peer, the datasets of its cut sessions waiting to be opened again,
+        # and (resumes in a row, time of the last) for the backoff.
+        self._to_resume: dict[bytes, set[str]] = {}
+        self._resumes: dict[bytes, tuple[int, float]] = {}
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
-        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now + self._ctx.rng.uniform(0.5, 1.0) * interval)
+        self._set_round(now + self._ctx.rng.uniform(0.5, 1.0) * interval)
 
     def soon(self, now: float) -> None:
         """Run the next round at `now` (after a reseed: pull afresh at once)."""
-        self._ctx.timers.set(TIMER_ANTI_ENTROPY, now)
+        self._set_round(now)
 
     def round(self, now: float) -> bool:
         """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
         (quarantined, or no live peer)."""
         ctx = self._ctx
-        ctx.timers.set(TIMER_ANTI_ENTROPY, now + ctx.config.replication.anti_entropy_interval_s)
+        self._set_round(now + ctx.config.replication.anti_entropy_interval_s)
         if self._lifecycle.quarantined():
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
@@ -137,6 +188,8 @@ class SyncScheduler:
             self._revived_at[peer] = now
             delay = 0.0 if self._ctx.node_id < peer else REVIVED_GRACE_S
             self._ctx.timers.set((TIMER_REVIVED, peer), now + delay)
+            if self._next_round > now + REVIVED_FOLLOW_UP_S:  # rule 4: a follow-up round
+                self._set_round(now + REVIVED_FOLLOW_UP_S)
 
     def revived_due(self, peers: Iterable[bytes], now: float) -> None:
         """The immediate rounds whose timers fell due (rule 4)."""
@@ -149,9 +202,9 @@ class SyncScheduler:
                     or self._anti_entropy.sessions_running(peer)):
                 continue
             # A session that completed since the return (the other end noticed it first,
-            # up to a grace earlier) leaves nothing for this round to do.
+            # up to a skew earlier) leaves nothing for this round to do.
             synced_at = self._anti_entropy.peer_sync(peer).synced_at
-            if synced_at is not None and synced_at >= since - REVIVED_GRACE_S:
+            if synced_at is not None and synced_at >= since - REVIVED_NOTICE_SKEW_S:
                 continue
             while recent and now - recent[0][0] >= interval:
                 recent.popleft()
@@ -162,6 +215,38 @@ class SyncScheduler:
             recent.append((now, peer))
             ctx.counters["revived_rounds"] += 1
             self._start_sessions(peer, None, now)
+
+    def sessions_cut(self, now: float) -> None:
+        """Schedule the resumption of the sessions cut since the last call (rule 5)."""
+        ctx = self._ctx
+        for peer, datasets in self._anti_entropy.take_cut().items():
+            attempts, last = self._resumes.get(peer, (0, -math.inf))
+            synced_at = self._anti_entropy.peer_sync(peer).synced_at
+            if synced_at is not None and synced_at >= last:
+                attempts = 0  # a session completed since the last resume: start afresh
+            if attempts >= RESUMES_MAX:
+                ctx.counters["sessions_resume_given_up"] += len(datasets)
+                continue
+            self._to_resume.setdefault(peer, set()).update(datasets)
+            key = (TIMER_RESUME, peer)
+            if key not in ctx.timers:
+                ctx.timers.set(key, now + RESUME_AFTER_S * 2 ** attempts)
+            self._resumes[peer] = (attempts, last)
+
+    def resume_due(self, peers: Iterable[bytes], now: float) -> None:
+        """The resumptions whose timers fell due (rule 5)."""
+        ctx = self._ctx
+        for peer in peers:
+            datasets = self._to_resume.pop(peer, set())
+            attempts, _ = self._resumes.get(peer, (0, now))
+            if not ctx.view.live(peer):
+                self._resumes.pop(peer, None)  # gone: nothing to resume, nothing to remember
+                continue
+            self._resumes[peer] = (attempts + 1, now)
+            if not datasets or self._lifecycle.quarantined():
+                continue
+            ctx.counters["sessions_resumed"] += len(datasets)
+            self._start_sessions(peer, sorted(datasets), now)
 
     def repair(self, now: float, peer: bytes | None,
                dataset: str | None) -> RepairStarted | None:
@@ -204,9 +289,20 @@ class SyncScheduler:
         if completed:
             self._lifecycle.synced()
 
+    def _set_round(self, at: float) -> None:
+        self._next_round = at
+        self._ctx.timers.set(TIMER_ANTI_ENTROPY, at)
+
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
+        """Open sessions with `peer` over `datasets` (all), except over a dataset a session
+        with that peer already covers, in either direction (rule 6)."""
+        running = self._anti_entropy.datasets_running(peer)
+        wanted = [d for d in (REPLICATED_DATASETS if datasets is None else datasets)
+                  if d not in running]
+        if len(wanted) < (len(REPLICATED_DATASETS) if datasets is None else len(datasets)):
+            self._ctx.counters["sessions_not_doubled"] += 1
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
-                                                      datasets=datasets):
+                                                      datasets=wanted):
             self._ctx.send(peer, message)
 
     def _rotate(self, items: list[bytes], count: int) -> list[bytes]:

@@ -6,7 +6,9 @@ import pytest
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.reconcile_messages import ReconcileOpen
 from gossipnode.core.sync import (
+    REVIVED_FOLLOW_UP_S,
     REVIVED_GRACE_S,
+    REVIVED_NOTICE_SKEW_S,
     REVIVED_PEER_GAP_S,
     REVIVED_ROUNDS_PER_INTERVAL_MAX,
 )
@@ -44,7 +46,8 @@ def test_only_one_end_of_a_return_opens_sessions():
     cluster.run_for(5)
     mark = len(cluster.sent)
     cluster.restart(1, incarnation=2)
-    cluster.run_for(5)
+    # Before the follow-up round (a regular round, from a random end).
+    cluster.run_for(REVIVED_FOLLOW_UP_S * 0.9)
     directions = set(opens(cluster, mark))
     assert len(directions) == 1, directions
     (opener, _), = directions
@@ -63,10 +66,23 @@ def test_the_higher_end_starts_when_the_lower_end_did_not_notice():
     mark = len(cluster.sent)
     # Only the higher end learns of the return (say the lower one never saw it go).
     cluster.nodes[higher].sync.revived([cluster.nodes[other].node_id], cluster.now)
-    cluster.run_for(0.5)
+    cluster.run_for(REVIVED_GRACE_S / 2)
     assert opens(cluster, mark) == []  # still waiting for the lower end
-    cluster.run_for(1.0)
+    cluster.run_for(REVIVED_GRACE_S)
     assert {pair for pair in opens(cluster, mark)} == {(higher, other)}
+
+
+def test_a_lower_end_that_notices_the_return_late_opens_no_second_session():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(SLOW.anti_entropy_interval_s + 5)
+    higher = max((0, 1), key=lambda i: cluster.nodes[i].node_id)
+    lower = 1 - higher
+    mark = len(cluster.sent)
+    cluster.nodes[higher].sync.revived([cluster.nodes[lower].node_id], cluster.now)
+    cluster.run_for(REVIVED_GRACE_S * 1.5)  # the higher end's session is under way or done
+    cluster.nodes[lower].sync.revived([cluster.nodes[higher].node_id], cluster.now)
+    cluster.run_for(REVIVED_FOLLOW_UP_S / 2)  # not as far as the follow-up round
+    assert set(opens(cluster, mark)) == {(higher, lower)}
 
 
 def test_a_flapping_peer_costs_one_immediate_round_per_gap():
@@ -82,7 +98,9 @@ def test_a_flapping_peer_costs_one_immediate_round_per_gap():
         node.sync.revived([peer], cluster.now)
         cluster.run_for(REVIVED_PEER_GAP_S / 10)
     assert node.statistics()["revived_rounds"] == first
-    cluster.run_for(REVIVED_PEER_GAP_S)
+    # Past the gap, and past the follow-up round's session with the peer (which covers a
+    # return noticed up to a skew later).
+    cluster.run_for(max(REVIVED_PEER_GAP_S, REVIVED_FOLLOW_UP_S + REVIVED_NOTICE_SKEW_S))
     node.sync.revived([peer], cluster.now)
     cluster.run_for(0.1)
     assert node.statistics()["revived_rounds"] == first + 1
@@ -125,7 +143,7 @@ def test_many_returns_at_once_start_a_bounded_number_of_rounds():
     mark = len(cluster.sent)
     peers = [cluster.nodes[i].node_id for i in range(members) if i != lowest]
     node.sync.revived(peers, cluster.now)
-    cluster.run_for(3)
+    cluster.run_for(REVIVED_FOLLOW_UP_S * 0.9)  # the immediate rounds, not the follow-up
     stats = node.statistics()
     assert stats["revived_rounds"] - before == REVIVED_ROUNDS_PER_INTERVAL_MAX
     left_out = members - 1 - REVIVED_ROUNDS_PER_INTERVAL_MAX

@@ -1,0 +1,63 @@
+"""After a partition heals, the two sides agree within seconds of virtual time, by the
+immediate rounds of the members that see each other return and the follow-up round a return
+brings forward (sync.py rules 4 and 6), not by the regular rounds (set two minutes apart
+here, the first one due after the test ends)."""
+
+from gossipnode.config import ReplicationConfig
+from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.core.replication import Push
+from gossipnode.core.sync import REVIVED_FOLLOW_UP_S
+from tests.core.node_harness import Cluster
+
+ALL = {"wep": False, "private_keys": True}
+SLOW = ReplicationConfig(anti_entropy_interval_s=120.0)
+
+
+def test_a_healed_two_three_partition_agrees_within_seconds_in_one_session_per_pair():
+    cluster = Cluster([ALL] * 5, replication=SLOW)
+    cluster.run_for(5)
+    left, right = [0, 1], [2, 3, 4]
+    cluster.partition(left, right)
+    for step in range(40):  # writes on both sides while apart
+        cluster.put(left[step % 2], "consumers", f"l{step}", {"n": step})
+        cluster.put(right[step % 3], "consumers", f"r{step}", {"n": step})
+        cluster.run_for(0.5)
+    cluster.run_for(10)  # long enough for the sides to declare each other dead
+    mark = len(cluster.sent)
+    cluster.heal()
+    cluster.run_for(REVIVED_FOLLOW_UP_S * 0.9)
+    # The immediate rounds: each pair reconciled `consumers` once at most, from one end.
+    opened = [(a, b) for a, b, m in cluster.sent[mark:]
+              if isinstance(m, ReconcileOpen) and m.dataset == "consumers"]
+    pairs = [frozenset(p) for p in opened]
+    assert pairs and len(pairs) == len(set(pairs)), opened
+    # Then the follow-up rounds: what one member of a side missed (its sibling's push went
+    # to the other side's members, unreachable) it takes from any peer, now that they agree.
+    cluster.run_for(3 - REVIVED_FOLLOW_UP_S * 0.9)
+    expected = cluster.records(0, "consumers")
+    assert len(expected) == 80
+    assert all(cluster.records(i, "consumers") == expected for i in range(5))
+
+
+def test_a_partition_too_short_for_a_death_is_repaired_at_once_when_the_suspicion_ends():
+    cluster = Cluster([ALL] * 3, replication=SLOW)
+    cluster.run_for(5)
+    cluster.partition([2], [0, 1])
+    # Pushes to node 2 never arrive (their retries would repair it otherwise): only a
+    # reconciliation can bring it what was written while it was cut off.
+    cluster.dropping = lambda sender, target, message: target == 2 and isinstance(message, Push)
+    for step in range(10):
+        cluster.put(step % 2, "consumers", f"k{step}", {"n": step})
+    states = {}
+    for _ in range(100):  # until node 0 suspects node 2, well before any death
+        cluster.run_for(0.1)
+        states = {m.node_id: m.state for m in cluster.nodes[0].members()}
+        if states[cluster.nodes[2].node_id] == "suspect":
+            break
+    assert states[cluster.nodes[2].node_id] == "suspect"
+    mark = len(cluster.sent)
+    cluster.heal()
+    cluster.run_for(1.0)  # the refutation, then the immediate round (no regular one due)
+    assert sum(n.statistics().get("revived_rounds", 0) for n in cluster.nodes) >= 1
+    assert any(isinstance(m, ReconcileOpen) for _, _, m in cluster.sent[mark:])
+    assert len(cluster.records(2, "consumers")) == 10
