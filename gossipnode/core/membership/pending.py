@@ -17,7 +17,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .messages import Alive
@@ -34,7 +34,7 @@ class Pending:
 
 
 class PendingMembers:
-    __slots__ = ("_by_source", "capacity", "entries", "expiry_s")
+    __slots__ = ("_by_source", "_sequence", "capacity", "entries", "expiry_s")
 
     def __init__(self, capacity: int, expiry_s: float) -> None:
         assert capacity >= 0 and expiry_s > 0
@@ -42,7 +42,12 @@ class PendingMembers:
         self.expiry_s = expiry_s
         # node id -> entry, oldest first.
         self.entries: OrderedDict[bytes, Pending] = OrderedDict()
-        self._by_source: Counter[bytes] = Counter()
+        # Per source, its entries' node ids, oldest first, each with its place in
+        # `entries` (an increasing number): an eviction (rule 3) looks at one entry per
+        # source, not at every entry (a joiner told of a thousand members by its seed
+        # evicted hundreds of times, each eviction a scan of the whole set).
+        self._by_source: dict[bytes, OrderedDict[bytes, int]] = {}
+        self._sequence = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -65,22 +70,28 @@ class PendingMembers:
             return False, None
         evicted = None
         if len(self.entries) >= self.capacity:
-            most = max(self._by_source.values())
-            evicted = next(
-                node_id
-                for node_id, entry in self.entries.items()
-                if self._by_source[entry.source] == most
-            )
+            evicted = self._oldest_of_largest_source()
             self.pop(evicted)
         self.entries[alive.node_id] = Pending(alive, source, now)
-        self._by_source[source] += 1
+        self._sequence += 1
+        self._by_source.setdefault(source, OrderedDict())[alive.node_id] = self._sequence
         return True, evicted
+
+    def _oldest_of_largest_source(self) -> bytes:
+        """Rule 3: of the sources holding the most entries, the oldest entry."""
+        most = max(len(held) for held in self._by_source.values())
+        oldest = min(
+            (next(iter(held.items())) for held in self._by_source.values() if len(held) == most),
+            key=lambda item: item[1],
+        )
+        return oldest[0]
 
     def pop(self, node_id: bytes) -> Pending | None:
         entry = self.entries.pop(node_id, None)
         if entry is not None:
-            self._by_source[entry.source] -= 1
-            if not self._by_source[entry.source]:
+            held = self._by_source[entry.source]
+            del held[node_id]
+            if not held:
                 del self._by_source[entry.source]
         return entry
 
