@@ -34,7 +34,8 @@ class Pending:
 
 
 class PendingMembers:
-    __slots__ = ("_by_source", "_sequence", "capacity", "entries", "expiry_s")
+    __slots__ = ("_by_count", "_by_source", "_most", "_sequence", "capacity", "entries",
+                 "expiry_s")
 
     def __init__(self, capacity: int, expiry_s: float) -> None:
         assert capacity >= 0 and expiry_s > 0
@@ -43,10 +44,13 @@ class PendingMembers:
         # node id -> entry, oldest first.
         self.entries: OrderedDict[bytes, Pending] = OrderedDict()
         # Per source, its entries' node ids, oldest first, each with its place in
-        # `entries` (an increasing number): an eviction (rule 3) looks at one entry per
-        # source, not at every entry (a joiner told of a thousand members by its seed
-        # evicted hundreds of times, each eviction a scan of the whole set).
+        # `entries` (an increasing number); the sources by how many entries they hold, and
+        # the largest such count. An eviction (rule 3) then looks only at the sources that
+        # hold the most, not at every source or entry: a joiner told of a thousand members
+        # evicts hundreds of times, and each eviction scanned the whole set.
         self._by_source: dict[bytes, OrderedDict[bytes, int]] = {}
+        self._by_count: dict[int, dict[bytes, None]] = {}
+        self._most = 0
         self._sequence = 0
 
     def __len__(self) -> int:
@@ -74,22 +78,37 @@ class PendingMembers:
             self.pop(evicted)
         self.entries[alive.node_id] = Pending(alive, source, now)
         self._sequence += 1
-        self._by_source.setdefault(source, OrderedDict())[alive.node_id] = self._sequence
+        held = self._by_source.setdefault(source, OrderedDict())
+        self._recount(source, len(held), len(held) + 1)
+        held[alive.node_id] = self._sequence
         return True, evicted
 
     def _oldest_of_largest_source(self) -> bytes:
         """Rule 3: of the sources holding the most entries, the oldest entry."""
-        most = max(len(held) for held in self._by_source.values())
         oldest = min(
-            (next(iter(held.items())) for held in self._by_source.values() if len(held) == most),
+            (next(iter(self._by_source[source].items())) for source in self._by_count[self._most]),
             key=lambda item: item[1],
         )
         return oldest[0]
+
+    def _recount(self, source: bytes, before: int, after: int) -> None:
+        """`source` now holds `after` entries, not `before`: move it between the counts."""
+        if before:
+            sources = self._by_count[before]
+            del sources[source]
+            if not sources:
+                del self._by_count[before]
+                if self._most == before:
+                    self._most = after  # counts change by one: after is the new largest
+        if after:
+            self._by_count.setdefault(after, {})[source] = None
+            self._most = max(self._most, after)
 
     def pop(self, node_id: bytes) -> Pending | None:
         entry = self.entries.pop(node_id, None)
         if entry is not None:
             held = self._by_source[entry.source]
+            self._recount(entry.source, len(held), len(held) - 1)
             del held[node_id]
             if not held:
                 del self._by_source[entry.source]
