@@ -24,6 +24,11 @@ from .messages import Alive
 
 __all__ = ["Pending", "PendingMembers"]
 
+# An eviction compares the oldest entries of the sources that hold the most when there are
+# at most this many of them; with more, it walks the entries oldest first, and since those
+# sources then hold a large part of the set, it meets one of theirs within a few steps.
+TIED_SOURCES_COMPARED_MAX = 8
+
 
 @dataclass(slots=True)
 class Pending:
@@ -85,10 +90,13 @@ class PendingMembers:
 
     def _oldest_of_largest_source(self) -> bytes:
         """Rule 3: of the sources holding the most entries, the oldest entry."""
-        oldest = min(
-            (next(iter(self._by_source[source].items())) for source in self._by_count[self._most]),
-            key=lambda item: item[1],
-        )
+        most, tied = self._most, self._by_count[self._most]
+        if len(tied) > TIED_SOURCES_COMPARED_MAX:
+            # Many sources hold the most: their entries are common, the oldest is near.
+            return next(node_id for node_id, entry in self.entries.items()
+                        if len(self._by_source[entry.source]) == most)
+        oldest = min((next(iter(self._by_source[source].items())) for source in tied),
+                     key=lambda item: item[1])
         return oldest[0]
 
     def _recount(self, source: bytes, before: int, after: int) -> None:
