@@ -40,6 +40,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
 from ..core.schema import Limit
 from . import cbor
+from .field_codegen import generate, generate_pair, inline_check
 from .record_codec import batch_codec
 
 __all__ = ["PEER_MESSAGES", "Limit", "MessageError", "MessageRegistry"]
@@ -97,7 +98,7 @@ class MessageRegistry:
             )
         if cls in self._by_class:
             raise LocalProtocolError(f"{cls.__name__} is already registered")
-        encode_fields, decode_fields = self._compile_dataclass(cls, cls.__name__, top=True)
+        encode_fields, decode_fields = self._compile_dataclass(cls, cls.__name__)
         self._by_id[type_id] = (cls, decode_fields)
         self._by_class[cls] = (type_id, encode_fields)
         return cls
@@ -139,7 +140,7 @@ class MessageRegistry:
     # -- compilation: one encoder and one decoder per hint --------------------------------
 
     def _compile_dataclass(
-        self, cls: type, where: str, *, top: bool = False
+        self, cls: type, where: str
     ) -> tuple[_Encoder, _Decoder]:
         if not dataclasses.is_dataclass(cls):
             raise LocalProtocolError(f"{where}: {cls!r} is not a dataclass")
@@ -168,13 +169,15 @@ class MessageRegistry:
                 check(where, values)
             return cls(*values)
 
-        if top:
-            return encode_fields, decode_fields
+        # The same codec as straight-line code (field_codegen.py): these loops stay as
+        # its slow path, which raises every error.
+        inline = [self._inline(hints[name]) for name in names]
+        return generate(cls, names, inline, encoders, decoders, check, where,
+                        encode_fields, decode_fields)
 
-        def decode_nested(raw: Any) -> Any:
-            return decode_fields(raw)
-
-        return encode_fields, decode_nested
+    def _inline(self, hint: Any) -> str | None:
+        return inline_check(hint, bytes_max=self.bytes_max, text_bytes_max=self.text_bytes_max,
+                            int_min=INT_MIN, int_max=INT_MAX)
 
     def _compile(
         self, hint: Any, where: str, limit: Limit | None = None
@@ -201,6 +204,9 @@ class MessageRegistry:
             if not args or Ellipsis in args:
                 raise LocalProtocolError(f"{where}: only tuple[X, ...] or tuple[X, Y] is supported")
             items = [self._compile(arg, f"{where}[{i}]") for i, arg in enumerate(args)]
+            checks = [self._inline(arg) for arg in args]
+            if len(args) == 2 and None not in checks:  # every tag of every member statement
+                return generate_pair(checks, *_fixed_tuple(where, items))
             return _fixed_tuple(where, items)
         if hint is bool:
             return _scalar(where, bool, None)

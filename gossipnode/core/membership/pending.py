@@ -17,12 +17,17 @@ Rules:
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .messages import Alive
 
 __all__ = ["Pending", "PendingMembers"]
+
+# An eviction compares the oldest entries of the sources that hold the most when there are
+# at most this many of them; with more, it walks the entries oldest first, and since those
+# sources then hold a large part of the set, it meets one of theirs within a few steps.
+TIED_SOURCES_COMPARED_MAX = 8
 
 
 @dataclass(slots=True)
@@ -34,7 +39,8 @@ class Pending:
 
 
 class PendingMembers:
-    __slots__ = ("_by_source", "capacity", "entries", "expiry_s")
+    __slots__ = ("_by_count", "_by_source", "_most", "_sequence", "capacity", "entries",
+                 "expiry_s")
 
     def __init__(self, capacity: int, expiry_s: float) -> None:
         assert capacity >= 0 and expiry_s > 0
@@ -42,7 +48,15 @@ class PendingMembers:
         self.expiry_s = expiry_s
         # node id -> entry, oldest first.
         self.entries: OrderedDict[bytes, Pending] = OrderedDict()
-        self._by_source: Counter[bytes] = Counter()
+        # Per source, its entries' node ids, oldest first, each with its place in
+        # `entries` (an increasing number); the sources by how many entries they hold, and
+        # the largest such count. An eviction (rule 3) then looks only at the sources that
+        # hold the most, not at every source or entry: a joiner told of a thousand members
+        # evicts hundreds of times, and each eviction scanned the whole set.
+        self._by_source: dict[bytes, OrderedDict[bytes, int]] = {}
+        self._by_count: dict[int, dict[bytes, None]] = {}
+        self._most = 0
+        self._sequence = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -65,22 +79,46 @@ class PendingMembers:
             return False, None
         evicted = None
         if len(self.entries) >= self.capacity:
-            most = max(self._by_source.values())
-            evicted = next(
-                node_id
-                for node_id, entry in self.entries.items()
-                if self._by_source[entry.source] == most
-            )
+            evicted = self._oldest_of_largest_source()
             self.pop(evicted)
         self.entries[alive.node_id] = Pending(alive, source, now)
-        self._by_source[source] += 1
+        self._sequence += 1
+        held = self._by_source.setdefault(source, OrderedDict())
+        self._recount(source, len(held), len(held) + 1)
+        held[alive.node_id] = self._sequence
         return True, evicted
+
+    def _oldest_of_largest_source(self) -> bytes:
+        """Rule 3: of the sources holding the most entries, the oldest entry."""
+        most, tied = self._most, self._by_count[self._most]
+        if len(tied) > TIED_SOURCES_COMPARED_MAX:
+            # Many sources hold the most: their entries are common, the oldest is near.
+            return next(node_id for node_id, entry in self.entries.items()
+                        if len(self._by_source[entry.source]) == most)
+        oldest = min((next(iter(self._by_source[source].items())) for source in tied),
+                     key=lambda item: item[1])
+        return oldest[0]
+
+    def _recount(self, source: bytes, before: int, after: int) -> None:
+        """`source` now holds `after` entries, not `before`: move it between the counts."""
+        if before:
+            sources = self._by_count[before]
+            del sources[source]
+            if not sources:
+                del self._by_count[before]
+                if self._most == before:
+                    self._most = after  # counts change by one: after is the new largest
+        if after:
+            self._by_count.setdefault(after, {})[source] = None
+            self._most = max(self._most, after)
 
     def pop(self, node_id: bytes) -> Pending | None:
         entry = self.entries.pop(node_id, None)
         if entry is not None:
-            self._by_source[entry.source] -= 1
-            if not self._by_source[entry.source]:
+            held = self._by_source[entry.source]
+            self._recount(entry.source, len(held), len(held) - 1)
+            del held[node_id]
+            if not held:
                 del self._by_source[entry.source]
         return entry
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import random
 import typing
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from gossipnode.core.membership import (
     tags_private_keys,
     tags_wep,
 )
+from gossipnode.core.membership import pending as pending_module
 from gossipnode.core.membership.broadcast import BroadcastQueue
 from gossipnode.core.membership.messages import statement_size_bytes
+from gossipnode.core.membership.pending import PendingMembers
 from gossipnode.core.membership.suspicion import Suspicion
 from tests.core.membership.membership_helpers import converged, start_cluster
 from tests.core.membership.virtual_cluster import VirtualCluster
@@ -250,3 +253,37 @@ def test_the_membership_core_is_sans_io():
                 ), (path.name, name)
             if isinstance(node, ast.ImportFrom) and node.module == "random":
                 assert [a.name for a in node.names] == ["Random"], path.name
+
+
+@pytest.mark.parametrize("compared_max", [0, 8, 10**9])
+@pytest.mark.parametrize(("capacity", "source_count"), [(8, 4), (48, 40)])
+def test_pending_evicts_the_oldest_entry_of_the_source_holding_most(
+        capacity, source_count, compared_max, monkeypatch):
+    """Rule 3 of pending.py against a plain model: the entries in arrival order, and an
+    eviction scans them for the first whose source holds the most. Few sources (the
+    largest is one or a few of them) and many (dozens tie for the largest); each of the
+    eviction's two ways forced (0: always the walk, 10**9: always the comparison)."""
+    monkeypatch.setattr(pending_module, "TIED_SOURCES_COMPARED_MAX", compared_max)
+    rng = random.Random(11)
+    pending = PendingMembers(capacity=capacity, expiry_s=30.0)
+    model: list[tuple[bytes, bytes]] = []  # (node id, source), oldest first
+    sources = [bytes([s]) * 32 for s in range(source_count)]
+    for step in range(2000):
+        if model and rng.random() < 0.2:
+            node_id = rng.choice(model)[0]
+            assert pending.pop(node_id) is not None
+            model = [item for item in model if item[0] != node_id]
+            continue
+        node_id = rng.randbytes(32)
+        # Skewed sources, so that ties and changes of the largest source both occur.
+        source = sources[min(source_count - 1, int(rng.expovariate(4.0 / source_count)))]
+        alive = Alive(node_id, f"m{step}", "10.0.0.1", 7946, 1, (), bytes(64))
+        expected = None
+        if len(model) >= capacity:
+            counts = {s: sum(1 for _, held in model if held == s) for s in sources}
+            most = max(counts.values())
+            expected = next(n for n, held in model if counts[held] == most)
+            model = [item for item in model if item[0] != expected]
+        model.append((node_id, source))
+        assert pending.offer(alive, source, float(step)) == (True, expected)
+        assert list(pending.entries) == [n for n, _ in model]
