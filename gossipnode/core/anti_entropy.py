@@ -14,6 +14,16 @@ Rules:
    stalled is *cut*, whichever end opened it: its peer and dataset wait in `take_cut` for the
    scheduler to open it again (sync.py rule 5). A session the peer aborted, or that failed
    on a protocol error, is not: asking again would get the same answer.
+7. One moving session per dataset at a time (core/session_queue.py): a session the scheduler
+   starts (`start_round(..., stagger=True)`) waits while a session over its dataset with
+   another peer runs, and a peer's opening waits unanswered while one is moving, so that a
+   member that sees several peers return is not sent the same records by each of them. What
+   waits counts as running with that peer (`running`, `datasets_running`): no second session
+   over the dataset is opened meanwhile (sync.py rule 6). `ready` hands out what may go.
+8. Two openings over one dataset that cross (each end opened before it saw the other's, so
+   neither session is answered yet) would move every difference twice: the session opened by
+   the lower node id stands. The lower end refuses the higher end's opening, and the higher
+   end abandons its own (with an abort) and answers the lower end's.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
+from .session_queue import SessionQueue, Waiting
 
 __all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
 
@@ -49,6 +60,13 @@ STREAM_WINDOW_S = 60.0
 # The streamed-records table is swept of expired windows once it holds more keys than this
 # (peers times datasets of a large cluster), so it returns to its baseline after a flood.
 STREAMED_KEYS_PRUNE = 1024
+# The node's timer key of the latest start of the waiting sessions (rule 7).
+WAIT_TIMER = "session_wait"
+# Why the higher end's crossed session is abandoned (rule 8).
+CROSSED = "crossed: the session opened by the lower node id stands"
+# Why an unanswered session of ours is given up for a peer's (rule 7); it is opened again
+# once that one ends.
+WITHDRAWN = "withdrawn: waits for another session over the dataset"
 
 
 @dataclass(slots=True)
@@ -58,6 +76,9 @@ class _Running:
     initiated: bool
     received: int = 0
     sent: int = 0
+    # Moving (rule 7): one we answer, or one we opened that the peer answered.
+    answered: bool = False
+    staggered: bool = False  # started by the scheduler, to wait its turn (rule 7)
 
 
 class PeerSync(NamedTuple):
@@ -92,6 +113,7 @@ class AntiEntropy:
         self._cut: dict[bytes, set[str]] = {}
         # (peer, dataset) -> (window start, records sent in sessions the peer opened).
         self._streamed: dict[tuple[bytes, str], tuple[float, int]] = {}
+        self._queue = SessionQueue()  # rule 7
         self.counters: Counter[str] = Counter()
         self.session_seconds = 0.0
         self.digests = Digests(ctx.store, ctx.node_id, self.counters)
@@ -103,23 +125,61 @@ class AntiEntropy:
         return isinstance(message, RECONCILE_MESSAGES)
 
     def start_round(self, peer: bytes, view: ScopeView, now: float,
-                    datasets: Sequence[str] | None = None) -> list[object]:
-        """Open one session per dataset shared with `peer`; return the opening messages."""
+                    datasets: Sequence[str] | None = None, *,
+                    stagger: bool = False) -> list[object]:
+        """Open one session per dataset shared with `peer`; return the opening messages.
+        `stagger`: a dataset that a session with another peer covers waits (rule 7)."""
         messages: list[object] = []
         for dataset in datasets if datasets is not None else REPLICATED_DATASETS:
             digest = self.digests.digest_for(peer, dataset, view)
             if digest is None or self.running(peer, initiated=True) >= SESSIONS_PER_PEER_MAX:
+                continue
+            if stagger and self._busy(peer, dataset, moving_only=False):
+                self._queue.add(Waiting(peer, dataset, now, None))
+                self.counters["sessions_waited"] += 1
                 continue
             session_id = self.rng.getrandbits(63)
             session = ReconcileSession.initiate(
                 session_id, digest, self._fetch(dataset), self.config.reconcile,
                 self.config.limits, self.rng, now,
             )
-            self._sessions[(peer, session_id)] = _Running(session, now, initiated=True)
+            self._sessions[(peer, session_id)] = _Running(session, now, initiated=True,
+                                                          staggered=stagger)
             self._arm(peer, session_id, session)
             self.counters["sessions_started"] += 1
             messages.extend(session.messages_to_send())
+        self._arm_wait()
         return messages
+
+    def ready(self, view: ScopeView, now: float) -> list[tuple[bytes, list[object], bool]]:
+        """Start the waiting sessions that may go now (rule 7): per peer, the messages to
+        send it and whether a session completed at once."""
+        out: list[tuple[bytes, list[object], bool]] = []
+        while (waiting := self._queue.due(self._held, now)) is not None:
+            if waiting.opening is None:
+                if waiting.dataset not in self.datasets_running(waiting.peer):
+                    messages = self.start_round(waiting.peer, view, now, (waiting.dataset,),
+                                                stagger=True)
+                    for message in messages if waiting.withdrawn else ():
+                        # Withdrawn once: this one runs to its end (no chain of withdrawals).
+                        self._sessions[(waiting.peer, message.session)].staggered = False
+                    out.append((waiting.peer, messages, False))
+            else:
+                replies, _, completed = self._open(waiting.peer, waiting.opening, view, now,
+                                                   may_wait=False)
+                out.append((waiting.peer, replies, completed))
+        self._arm_wait()
+        return out
+
+    def take_waiting(self) -> list[Waiting]:
+        """Remove every waiting session (the node was quarantined)."""
+        gone = self._queue.clear()
+        self._arm_wait()
+        return gone
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
 
     def receive(self, peer: bytes, message: object, view: ScopeView,
                 now: float) -> tuple[list[object], list[Record], bool]:
@@ -133,8 +193,13 @@ class AntiEntropy:
         running = self._sessions.get((peer, message.session))
         if running is None:
             if isinstance(message, ReconcileAbort):
+                # The peer gave up an opening that waits here (its end of a crossing).
+                if self._queue.discard(peer, session=message.session, starts=False):
+                    self._arm_wait()
                 return [], [], False
             return [ReconcileAbort(message.session, "no such session")], [], False
+        if isinstance(message, ReconcileTurn):
+            running.answered = True
         running.session.receive(message, now)
         return self._collect(peer, message.session, running, now)
 
@@ -145,34 +210,88 @@ class AntiEntropy:
             return ReconcileAbort(message.session, reason)
         return None
 
-    def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView,
-              now: float) -> tuple[list[object], list[Record], bool]:
+    def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView, now: float, *,
+              may_wait: bool = True) -> tuple[list[object], list[Record], bool]:
         if not self.digests.covers(opening.dataset):
             raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
+        ReconcileSession.check_opening(opening)
         digest = self.digests.digest_for(peer, opening.dataset, view, responding=True)
         if digest is None:
             self.counters["sessions_refused_scope"] += 1
             return [ReconcileAbort(opening.session, "scope not shared")], [], False
-        if (peer, opening.session) in self._sessions or self.running(
-            peer, initiated=False
-        ) >= SESSIONS_PER_PEER_MAX:
+        if (peer, opening.session) in self._sessions or (may_wait and (
+            self.running(peer, initiated=False) >= SESSIONS_PER_PEER_MAX
+            or self._queue.holds(peer, opening.session)
+        )):
             return [ReconcileAbort(opening.session, "too many sessions")], [], False
+        # Rule 8: their session covers what ours would have, had it not waited.
+        self._queue.discard(peer, dataset=opening.dataset, openings=False)
+        crossed = [key for key, running in self._sessions.items()
+                   if key[0] == peer and running.initiated and not running.answered
+                   and running.session.dataset == opening.dataset]
+        aborts: list[object] = []
+        if crossed:
+            self.counters["sessions_crossed"] += 1
+            if self.node_id < peer:
+                return [ReconcileAbort(opening.session, CROSSED)], [], False
+            for key in crossed:
+                self.abandon(peer, key[1], CROSSED)
+                aborts.append(ReconcileAbort(key[1], CROSSED))
         if self._owed(peer, opening.dataset, now) <= 0:
             # What requests make us send is bounded by what the peer is owed: every record
             # of the dataset, once per STREAM_WINDOW_S. Ten openings claiming an empty store
             # must not make us stream the whole dataset ten times over.
             self.counters["sessions_refused_owed"] += 1
-            return [ReconcileAbort(opening.session, "sent this dataset in full recently")
-                    ], [], False  # fmt: skip
+            return [*aborts, ReconcileAbort(opening.session,
+                                            "sent this dataset in full recently")], [], False
+        # Equal roots are answered at once in one round trip: nothing to wait for or on.
+        moves = opening.root != digest.root or opening.count != digest.count
+        if moves and may_wait and self._busy(peer, opening.dataset, moving_only=True):
+            self._queue.add(Waiting(peer, opening.dataset, now, opening))
+            self.counters["sessions_waited"] += 1
+            self._arm_wait()
+            return aborts, [], False
+        if moves:
+            self._withdraw(peer, opening.dataset, now)
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now,
         )
-        running = _Running(session, now, initiated=False)
+        running = _Running(session, now, initiated=False, answered=True)
         self._sessions[(peer, opening.session)] = running
         self._arm(peer, opening.session, session)
         self.counters["sessions_answered"] += 1
-        return self._collect(peer, opening.session, running, now)
+        replies, received, completed = self._collect(peer, opening.session, running, now)
+        return [*aborts, *replies], received, completed
+
+    def _busy(self, peer: bytes, dataset: str, *, moving_only: bool) -> bool:
+        """Does a session over `dataset` with another peer run (only a moving one, if
+        asked)? Rule 7."""
+        return any(other != peer and running.session.dataset == dataset
+                   and (running.answered or not moving_only)
+                   for (other, _), running in self._sessions.items())
+
+    def _withdraw(self, peer: bytes, dataset: str, now: float) -> None:
+        """We are about to answer `peer` over `dataset`: the sessions over it that we
+        opened with other peers and that are not answered yet wait for this one instead
+        (rule 7); the peer is told with an abort."""
+        for (other, session_id), running in list(self._sessions.items()):
+            if (other != peer and running.staggered and not running.answered
+                    and running.session.dataset == dataset):
+                self.abandon(other, session_id, WITHDRAWN)
+                self._ctx.send(other, ReconcileAbort(session_id, WITHDRAWN))
+                self._queue.add(Waiting(other, dataset, now, None, withdrawn=True))
+                self.counters["sessions_withdrawn"] += 1
+
+    def _held(self, waiting: Waiting) -> bool:
+        return self._busy(waiting.peer, waiting.dataset, moving_only=waiting.opening is not None)
+
+    def _arm_wait(self) -> None:
+        deadline = self._queue.next_deadline()
+        if deadline is None:
+            self._ctx.timers.cancel(WAIT_TIMER)
+        else:
+            self._ctx.timers.set(WAIT_TIMER, deadline)
 
     def _collect(self, peer: bytes, session_id: int, running: _Running,
                  now: float) -> tuple[list[object], list[Record], bool]:
@@ -280,6 +399,10 @@ class AntiEntropy:
     def abandon_peer(self, peer: bytes, reason: str, *, cut: bool = False) -> None:
         for key in [k for k in self._sessions if k[0] == peer]:
             self.abandon(peer, key[1], reason, cut=cut)
+        for waiting in self._queue.discard(peer):
+            if cut and waiting.opening is None:  # ours, never opened: resumed as if cut
+                self._cut.setdefault(peer, set()).add(waiting.dataset)
+        self._arm_wait()
 
     def take_cut(self) -> dict[bytes, set[str]]:
         """The sessions cut since the last call, as peer -> datasets (rule 6)."""
@@ -289,16 +412,18 @@ class AntiEntropy:
     # --- queries -------------------------------------------------------------------------------
 
     def running(self, peer: bytes, *, initiated: bool | None = None) -> int:
-        """Sessions with `peer` (only those we opened, or only the peer's, if asked)."""
+        """Sessions with `peer`, waiting ones included (only those we opened, or only the
+        peer's, if asked)."""
         return sum(
             1 for (other, _), running in self._sessions.items()
             if other == peer and (initiated is None or running.initiated == initiated)
-        )
+        ) + self._queue.count(peer, openings=None if initiated is None else not initiated)
 
     def datasets_running(self, peer: bytes) -> set[str]:
-        """The datasets of the sessions running with `peer`, opened by either end."""
+        """The datasets of the sessions running or waiting with `peer`, opened by either
+        end."""
         return {running.session.dataset for (other, _), running in self._sessions.items()
-                if other == peer}
+                if other == peer} | self._queue.datasets(peer)
 
     def sessions_running(self, peer: bytes) -> bool:
         return self.running(peer) > 0
@@ -315,5 +440,6 @@ class AntiEntropy:
 
     def statistics(self) -> dict[str, int]:
         return {f"anti_entropy_{k}": v for k, v in self.counters.items()} | {
-            "anti_entropy_sessions_running": len(self._sessions)
+            "anti_entropy_sessions_running": len(self._sessions),
+            "anti_entropy_sessions_waiting": len(self._queue),
         }

@@ -249,7 +249,7 @@ class NodeCore(NodeQueries):
         node_id = self._views.node_at(peer)
         if node_id is not None:
             self.anti_entropy.abandon_peer(node_id, "connection lost", cut=True)
-            self.sync.sessions_cut(now)
+            self.sync.sessions_ended(now)
 
     def handle_timer(self, now: float) -> None:
         timers = self._ctx.timers
@@ -261,7 +261,7 @@ class NodeCore(NodeQueries):
         sessions = [(k[1], k[2]) for k in keyed if k[0] == SESSION_TIMER]
         for peer, abort in self.anti_entropy.expire(sessions, now):
             self.outbound.send(peer, abort)
-        self.sync.sessions_cut(now)
+        self.sync.sessions_ended(now)
         self.sync.resume_due([k[1] for k in keyed if k[0] == TIMER_RESUME], now)
         self.sync.revived_due([k[1] for k in keyed if k[0] == TIMER_REVIVED], now)
         if TIMER_ANTI_ENTROPY in due and self.sync.round(now):

@@ -175,13 +175,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         Raises RemoteProtocolError for a malformed opening (no session is made then)."""
         if opening.dataset != digest.dataset:
             raise LocalProtocolError("the opening is for another dataset than the digest")
-        if (
-            len(opening.salt) != SALT_BYTES
-            or len(opening.root) != ROOT_BYTES
-            or not 0 <= opening.count <= COUNT_MAX
-            or not 0 <= opening.session < 1 << 63
-        ):
-            raise RemoteProtocolError("malformed reconciliation opening")
+        cls.check_opening(opening)
         self = cls(opening.session, digest, fetch, config, limits, opening.salt, now)
         if opening.root == digest.root and opening.count == digest.count:
             self._queue_turn(1, [Entry(None, SKIP)], [])
@@ -192,6 +186,17 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             self._answer(1)
         self._expected_turn = 2
         return self
+
+    @staticmethod
+    def check_opening(opening: ReconcileOpen) -> None:
+        """Raises RemoteProtocolError for a malformed opening (before it waits its turn)."""
+        if (
+            len(opening.salt) != SALT_BYTES
+            or len(opening.root) != ROOT_BYTES
+            or not 0 <= opening.count <= COUNT_MAX
+            or not 0 <= opening.session < 1 << 63
+        ):
+            raise RemoteProtocolError("malformed reconciliation opening")
 
     # -- inputs ----------------------------------------------------------------------------
 

@@ -40,6 +40,11 @@ Rules:
    session with the same peer already covers, whichever end opened it: one session moves the
    differences of both sides, and a second one at the same time would move them all again
    (only `repair`, asked for by an operator, may add one).
+7. A round, an immediate round or a resumption is staggered (anti_entropy.py rule 7): over a
+   dataset that a session with another peer covers, its session waits for that one to end,
+   so that a member reconciles with the returning peers of a healed partition one after
+   another and is sent what they all hold once, not once per peer. `sessions_ended`, called
+   after every input that may end a session, starts what waited.
 """
 
 from __future__ import annotations
@@ -216,6 +221,28 @@ class SyncScheduler:
             ctx.counters["revived_rounds"] += 1
             self._start_sessions(peer, None, now)
 
+    def sessions_ended(self, now: float) -> None:
+        """After an input that may have ended sessions: schedule the resumption of those
+        cut (rule 5) and start those that waited for them (rule 7)."""
+        self.sessions_cut(now)
+        self._start_waiting(now)
+
+    def _start_waiting(self, now: float) -> None:
+        ae = self._anti_entropy
+        if not ae.waiting:
+            return
+        if self._lifecycle.quarantined():  # rule 2: refuse what waited, start nothing
+            for waiting in ae.take_waiting():
+                abort = ae.refusal(waiting.opening, "the peer is quarantined")
+                if abort is not None:
+                    self._ctx.send(waiting.peer, abort)
+            return
+        for peer, messages, completed in ae.ready(self._ctx.view, now):
+            for message in messages:
+                self._ctx.send(peer, message)
+            if completed:
+                self._lifecycle.synced()
+
     def sessions_cut(self, now: float) -> None:
         """Schedule the resumption of the sessions cut since the last call (rule 5)."""
         ctx = self._ctx
@@ -288,6 +315,7 @@ class SyncScheduler:
             ctx.send(sender, reply)
         if completed:
             self._lifecycle.synced()
+        self._start_waiting(now)
 
     def _set_round(self, at: float) -> None:
         self._next_round = at
@@ -302,7 +330,7 @@ class SyncScheduler:
         if len(wanted) < (len(REPLICATED_DATASETS) if datasets is None else len(datasets)):
             self._ctx.counters["sessions_not_doubled"] += 1
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
-                                                      datasets=wanted):
+                                                      datasets=wanted, stagger=True):
             self._ctx.send(peer, message)
 
     def _rotate(self, items: list[bytes], count: int) -> list[bytes]:

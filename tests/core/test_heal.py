@@ -4,6 +4,7 @@ brings forward (sync.py rules 4 and 6), not by the regular rounds (set two minut
 here, the first one due after the test ends)."""
 
 from gossipnode.config import ReplicationConfig
+from gossipnode.core.events import SyncCompleted
 from gossipnode.core.reconcile_messages import ReconcileOpen
 from gossipnode.core.replication import Push
 from gossipnode.core.sync import REVIVED_FOLLOW_UP_S
@@ -23,14 +24,17 @@ def test_a_healed_two_three_partition_agrees_within_seconds_in_one_session_per_p
         cluster.put(right[step % 3], "consumers", f"r{step}", {"n": step})
         cluster.run_for(0.5)
     cluster.run_for(10)  # long enough for the sides to declare each other dead
-    mark = len(cluster.sent)
+    mark = len(cluster.reported)
     cluster.heal()
     cluster.run_for(REVIVED_FOLLOW_UP_S * 0.9)
-    # The immediate rounds: each pair reconciled `consumers` once at most, from one end.
-    opened = [(a, b) for a, b, m in cluster.sent[mark:]
-              if isinstance(m, ReconcileOpen) and m.dataset == "consumers"]
-    pairs = [frozenset(p) for p in opened]
-    assert pairs and len(pairs) == len(set(pairs)), opened
+    # The immediate rounds: each pair reconciled `consumers` once at most, from one end (a
+    # session withdrawn before it was answered, to wait its turn, moved nothing).
+    ran = [(i, e.peer) for i, e in cluster.reported[mark:]
+           if isinstance(e, SyncCompleted) and e.dataset == "consumers" and e.initiated
+           and e.failure is None]
+    ids = [n.node_id for n in cluster.nodes]
+    pairs = [frozenset((i, ids.index(peer))) for i, peer in ran]
+    assert pairs and len(pairs) == len(set(pairs)), ran
     # Then the follow-up rounds: what one member of a side missed (its sibling's push went
     # to the other side's members, unreachable) it takes from any peer, now that they agree.
     cluster.run_for(3 - REVIVED_FOLLOW_UP_S * 0.9)
