@@ -29,8 +29,9 @@ instant too, and stay equal: the time printed is when an operator's `status` wou
 show agreement. Every acknowledged write of the partition counts (each side's pushes of its
 last writes are still under way at the heal). Also printed, since they do not depend on how
 loaded the host is: the TCP payload carried between the agents from the heal to agreement,
-and how many links the agents closed after the heal because a peer was not keeping up (each
-cuts the sessions running on it).
+the CPU seconds the agents spent together over the same time (from /proc), and how many
+links the agents closed after the heal because a peer was not keeping up (each cuts the
+sessions running on it).
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
@@ -316,10 +317,13 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
         thread.join()
     healed_at_wall = time.time()
     carried_before = sum(cluster.proxies.bytes_carried.values())
+    pids = [cluster.processes[i].pid for i in cluster.running()]
+    cpu_before = sum(cpu_s(pid) for pid in pids)
     cluster.heal()
     healed_at = time.perf_counter()
     alive_s = digests_s = None
     carried = 0
+    cpu_to_equal = 0.0
     deadline = healed_at + HEAL_TIMEOUT_S
     while (alive_s is None or digests_s is None) and time.perf_counter() < deadline:
         if alive_s is None and all_alive(cluster):
@@ -327,6 +331,7 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
         if digests_s is None and digests_equal(cluster):
             digests_s = time.perf_counter() - healed_at
             carried = sum(cluster.proxies.bytes_carried.values()) - carried_before
+            cpu_to_equal = sum(cpu_s(pid) for pid in pids) - cpu_before
         time.sleep(HEAL_POLL_S)
     if alive_s is None or digests_s is None:
         raise RuntimeError(f"no agreement within {HEAL_TIMEOUT_S} s of the heal")
@@ -342,6 +347,7 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
     return {"all_alive_s": alive_s, "digests_equal_s": digests_s,
             "false_suspicions": len(false), "suspicions_after_heal": len(merged),
             "records_written": sum(written), "wire_mb_to_equal": carried / 1e6,
+            "agents_cpu_s_to_equal": cpu_to_equal,
             "link_overflows_after_heal": overflows(cluster, healed_at_wall)}
 
 
@@ -479,6 +485,9 @@ def heal_main(args: argparse.Namespace) -> int:
         "suspicions_after_heal": sum(r["suspicions_after_heal"] for r in runs),
         "records_written": sum(r["records_written"] for r in runs),
         "heal_wire_mb_to_equal_runs": [round(r["wire_mb_to_equal"], 1) for r in runs],
+        # CPU seconds all agents spent from the heal to equal digests: what the heal costs,
+        # however loaded the host (the wall-clock figures above stretch with the load).
+        "heal_agents_cpu_s_to_equal_runs": [round(r["agents_cpu_s_to_equal"], 2) for r in runs],
         "heal_link_overflows": sum(r["link_overflows_after_heal"] for r in runs),
     }
     if args.json:
