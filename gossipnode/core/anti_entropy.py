@@ -24,6 +24,9 @@ Rules:
    neither session is answered yet) would move every difference twice: the session opened by
    the lower node id stands. The lower end refuses the higher end's opening, and the higher
    end abandons its own (with an abort) and answers the lower end's.
+9. What sessions a peer opens make us send it is bounded to one copy of the dataset per
+   STREAM_WINDOW_S, as a budget that refills continuously (core/stream_budget.py); an opening
+   that finds it spent is refused.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
 from .session_queue import SessionQueue, Waiting
+from .stream_budget import StreamBudget
 
 __all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
 
@@ -53,13 +57,6 @@ RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 SESSIONS_PER_PEER_MAX = 2 * len(REPLICATED_DATASETS)
 # The node's timer key of one session: ("session", peer, session id).
 SESSION_TIMER = "session"
-# Sessions a peer opens may make us send it at most one dataset's worth of records per this
-# window: a new or restored member needs one full copy; a peer that keeps claiming an empty
-# store gets one per window, not one per request. Several anti-entropy rounds long.
-STREAM_WINDOW_S = 60.0
-# The streamed-records table is swept of expired windows once it holds more keys than this
-# (peers times datasets of a large cluster), so it returns to its baseline after a flood.
-STREAMED_KEYS_PRUNE = 1024
 # The node's timer key of the latest start of the waiting sessions (rule 7).
 WAIT_TIMER = "session_wait"
 # Why the higher end's crossed session is abandoned (rule 8).
@@ -111,8 +108,7 @@ class AntiEntropy:
         self._sync: dict[bytes, _PeerSync] = {}
         # Rule 6: peer -> datasets of its sessions cut since the scheduler last took them.
         self._cut: dict[bytes, set[str]] = {}
-        # (peer, dataset) -> (window start, records sent in sessions the peer opened).
-        self._streamed: dict[tuple[bytes, str], tuple[float, int]] = {}
+        self._streamed = StreamBudget()  # rule 9
         self._queue = SessionQueue()  # rule 7
         self.counters: Counter[str] = Counter()
         self.session_seconds = 0.0
@@ -237,10 +233,9 @@ class AntiEntropy:
             for key in crossed:
                 self.abandon(peer, key[1], CROSSED)
                 aborts.append(ReconcileAbort(key[1], CROSSED))
-        if self._owed(peer, opening.dataset, now) <= 0:
-            # What requests make us send is bounded by what the peer is owed: every record
-            # of the dataset, once per STREAM_WINDOW_S. Ten openings claiming an empty store
-            # must not make us stream the whole dataset ten times over.
+        if self._streamed.owed(peer, opening.dataset, self._full(opening.dataset), now) < 1:
+            # Rule 9: ten openings claiming an empty store must not make us stream the whole
+            # dataset ten times over.
             self.counters["sessions_refused_owed"] += 1
             return [*aborts, ReconcileAbort(opening.session,
                                             "sent this dataset in full recently")], [], False
@@ -302,7 +297,7 @@ class AntiEntropy:
         running.received += len(received)
         running.sent += sent
         if sent and not running.initiated:
-            self._count_streamed(peer, session.dataset, sent, now)
+            self._streamed.spend(peer, session.dataset, sent, self._full(session.dataset), now)
         self.counters["records_received"] += len(received)
         self.counters["records_sent"] += sent
         completed = False
@@ -327,22 +322,9 @@ class AntiEntropy:
             self._arm(peer, session_id, session)
         return replies, received, completed
 
-    def _owed(self, peer: bytes, dataset: str, now: float) -> int:
-        """Records we may still send `peer` from `dataset` in the current window."""
-        if len(self._streamed) > STREAMED_KEYS_PRUNE:
-            self._streamed = {key: window for key, window in self._streamed.items()
-                              if now - window[0] < STREAM_WINDOW_S}  # fmt: skip
-        full = max(1, len(self.digests.full[dataset]))
-        window = self._streamed.get((peer, dataset))
-        if window is None or now - window[0] >= STREAM_WINDOW_S:
-            return full
-        return full - window[1]
-
-    def _count_streamed(self, peer: bytes, dataset: str, records: int, now: float) -> None:
-        window = self._streamed.get((peer, dataset))
-        if window is None or now - window[0] >= STREAM_WINDOW_S:
-            window = (now, 0)
-        self._streamed[(peer, dataset)] = (window[0], window[1] + records)
+    def _full(self, dataset: str) -> int:
+        """One copy of `dataset`, in records (rule 9)."""
+        return max(1, len(self.digests.full[dataset]))
 
     def _arm(self, peer: bytes, session_id: int, session: ReconcileSession) -> None:
         deadline = session.next_deadline()
