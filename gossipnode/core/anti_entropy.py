@@ -4,7 +4,8 @@ Rules:
 1. Sessions run over the digests of digests.py (`Digests`), which mirror the store.
 2. A session covers exactly one shared scope (`ScopeView.shared_scope`). A peer that opens
    a session over a scope we do not share with it gets a ReconcileAbort, never a digest.
-3. Sessions never write; NodeCore filters and applies what they received.
+3. Sessions never write; the scheduler filters and applies what they received (`absorb`),
+   before their answers are built.
 4. Session ids are random 63-bit numbers chosen by the initiator; sessions are keyed by
    (peer, id), so both sides may run sessions with each other at once (pipelining).
 5. Every session that ends, whether it completed, failed or was abandoned, is reported with
@@ -32,7 +33,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -49,6 +50,9 @@ from .session_queue import SessionQueue, Waiting
 from .stream_budget import StreamBudget
 
 __all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
+
+# What the caller does with the records a message brought, before the replies are built.
+Absorb = Callable[[list[Record]], object]
 
 RECONCILE_MESSAGES = (ReconcileOpen, ReconcileTurn, ReconcileAbort)
 # Sessions with one peer at once, in each direction: one per dataset, and as many again
@@ -98,8 +102,11 @@ class _PeerSync:
 
 
 class AntiEntropy:
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, *, merging: Iterable[str] = ()) -> None:
+        """`merging`: the datasets whose versions merge (their sessions send what the store
+        holds when the message is built, replaced or not: reconcile.py rule 8)."""
         self._ctx = ctx
+        self._merging = frozenset(merging)
         self.config = ctx.config
         self.store = ctx.store
         self.node_id = ctx.node_id
@@ -137,7 +144,7 @@ class AntiEntropy:
             session_id = self.rng.getrandbits(63)
             session = ReconcileSession.initiate(
                 session_id, digest, self._fetch(dataset), self.config.reconcile,
-                self.config.limits, self.rng, now,
+                self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
             )
             self._sessions[(peer, session_id)] = _Running(session, now, initiated=True,
                                                           staggered=stagger)
@@ -177,10 +184,12 @@ class AntiEntropy:
     def waiting(self) -> int:
         return len(self._queue)
 
-    def receive(self, peer: bytes, message: object, view: ScopeView,
-                now: float) -> tuple[list[object], list[Record], bool]:
+    def receive(self, peer: bytes, message: object, view: ScopeView, now: float, *,
+                absorb: Absorb | None = None) -> tuple[list[object], list[Record], bool]:
         """Feed one reconciliation message: (replies, records received, a session completed).
-        A session that ends is reported with a SyncCompleted event.
+        A session that ends is reported with a SyncCompleted event. `absorb` is called with
+        the records received before the replies are built (rule 3: only the winning version
+        of a key travels, reconcile.py rule 8).
 
         Raises RemoteProtocolError for a message no session of ours can take."""
         if isinstance(message, ReconcileOpen):
@@ -197,7 +206,7 @@ class AntiEntropy:
         if isinstance(message, ReconcileTurn):
             running.answered = True
         running.session.receive(message, now)
-        return self._collect(peer, message.session, running, now)
+        return self._collect(peer, message.session, running, now, absorb)
 
     @staticmethod
     def refusal(message: object, reason: str) -> ReconcileAbort | None:
@@ -250,7 +259,7 @@ class AntiEntropy:
             self._withdraw(peer, opening.dataset, now)
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
-            self.config.limits, now,
+            self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
         )
         running = _Running(session, now, initiated=False, answered=True)
         self._sessions[(peer, opening.session)] = running
@@ -288,11 +297,15 @@ class AntiEntropy:
         else:
             self._ctx.timers.set(WAIT_TIMER, deadline)
 
-    def _collect(self, peer: bytes, session_id: int, running: _Running,
-                 now: float) -> tuple[list[object], list[Record], bool]:
+    def _collect(self, peer: bytes, session_id: int, running: _Running, now: float,
+                 absorb: Absorb | None = None) -> tuple[list[object], list[Record], bool]:
         session = running.session
-        replies: list[object] = list(session.messages_to_send())
         received = session.take_received_records()
+        if absorb is not None and received:
+            absorb(received)
+            if self._sessions.get((peer, session_id)) is not running:
+                return [], received, False  # what it applied ended the session (a view change)
+        replies: list[object] = list(session.messages_to_send())
         sent = sum(len(m.records) for m in replies if isinstance(m, ReconcileTurn))
         running.received += len(received)
         running.sent += sent

@@ -115,7 +115,7 @@ class NodeCore(NodeQueries):
                                   load_policy(store, self.authority, decode_value))
         ctx = self._ctx = NodeContext(config, store, node_id, rng, self.membership,
                                       self._views.view(), wall_ms)
-        self.anti_entropy = AntiEntropy(ctx)
+        self.anti_entropy = AntiEntropy(ctx, merging=merges or ())
         self.outbound = Outbound(ctx, self.anti_entropy)
         ctx.send = self.outbound.send
         self.lifecycle = Lifecycle(ctx)

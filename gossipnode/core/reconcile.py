@@ -41,6 +41,12 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
    peeled by the receiver, at about 20 bytes per difference whatever the scope's size. Its
    entries cover the whole key space, alone in their turn; every range-descent answer is
    allowed under them, which is how either side falls back to descent.
+8. Only the winning version of a key should travel. The caller applies what a message brought
+   before the session builds its answer (anti_entropy.py), and with `skip_replaced` an item
+   chosen to be pushed whose key now holds another version (the peer's newer one, just
+   applied) is not sent: the peer holds that version already. Not for datasets that merge
+   versions (the stored one is then the merge, which the peer lacks): their sessions send what
+   `fetch` returns.
 
 The answers of rule 2 are core/reconcile_descent.py, those of rule 7 core/reconcile_coded.py;
 this module holds the session's state, its checks and its turns.
@@ -109,6 +115,8 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             scope. Only what `fetch` returns is ever sent, so it is where the caller enforces
             containment (a record outside the peer's scope must come back as None).
         config, limits: the node's `reconcile` and `limits` sections.
+        skip_replaced: an item chosen to be pushed whose key `fetch` finds at another version
+            by the time it is sent is not sent (rule 8).
 
     State: `done` (finished; every difference seen was exchanged), `failed` (a reason, or
     None). Received records are checked for dataset and limits; their scope is for the
@@ -124,8 +132,11 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         limits: LimitsConfig,
         salt: bytes,
         now: float,
+        *,
+        skip_replaced: bool = False,
     ) -> None:
         self.session = session
+        self._skip_replaced = skip_replaced
         self.dataset = digest.dataset
         self.done = False
         self.failed: str | None = None
@@ -157,10 +168,11 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
     @classmethod
     def initiate(cls, session: int, digest: Digest, fetch: Callable[[str], Record | None],
                  config: ReconcileConfig, limits: LimitsConfig, rng: random.Random,
-                 now: float) -> ReconcileSession:  # fmt: skip
+                 now: float, *, skip_replaced: bool = False) -> ReconcileSession:  # fmt: skip
         """Start a session: its ReconcileOpen is the first of `messages_to_send()`."""
         salt = rng.getrandbits(8 * SALT_BYTES).to_bytes(SALT_BYTES, "big")
-        self = cls(session, digest, fetch, config, limits, salt, now)
+        self = cls(session, digest, fetch, config, limits, salt, now,
+                   skip_replaced=skip_replaced)
         self._outbox.append(ReconcileOpen(session, self.dataset, salt, digest.root, digest.count))
         self._set_open([_Open(b"", None, FINGERPRINT)])
         self._expected_turn = 1
@@ -169,14 +181,16 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
     @classmethod
     def respond(cls, opening: ReconcileOpen, digest: Digest,
                 fetch: Callable[[str], Record | None], config: ReconcileConfig,
-                limits: LimitsConfig, now: float) -> ReconcileSession:  # fmt: skip
+                limits: LimitsConfig, now: float, *,
+                skip_replaced: bool = False) -> ReconcileSession:  # fmt: skip
         """Answer a peer's ReconcileOpen; the answer waits in `messages_to_send()`.
 
         Raises RemoteProtocolError for a malformed opening (no session is made then)."""
         if opening.dataset != digest.dataset:
             raise LocalProtocolError("the opening is for another dataset than the digest")
         cls.check_opening(opening)
-        self = cls(opening.session, digest, fetch, config, limits, opening.salt, now)
+        self = cls(opening.session, digest, fetch, config, limits, opening.salt, now,
+                   skip_replaced=skip_replaced)
         if opening.root == digest.root and opening.count == digest.count:
             self._queue_turn(1, [Entry(None, SKIP)], [])
         else:
@@ -368,7 +382,8 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         if turn > 2 * self._config.rounds_max:
             raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
         self._writer = TurnWriter(
-            self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max
+            self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max,
+            skip_replaced=self._skip_replaced,
         )
 
     def _fail(self, reason: str) -> None:

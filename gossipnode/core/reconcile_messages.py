@@ -119,7 +119,8 @@ class TurnWriter:
     of at most `message_bytes_max` bytes each (a record larger than that travels alone).
 
     Records are read through `fetch(key)` only when the message carrying them is built, so a
-    streamed copy of a whole scope never sits in memory; a key gone since is skipped."""
+    streamed copy of a whole scope never sits in memory; a key gone since is skipped, and with
+    `skip_replaced` a key whose version changed since it was chosen too."""
 
     def __init__(
         self,
@@ -129,6 +130,8 @@ class TurnWriter:
         pushes: list[bytes],
         fetch: Callable[[str], Record | None],
         message_bytes_max: int,
+        *,
+        skip_replaced: bool = False,
     ) -> None:
         self.session = session
         self.turn = turn
@@ -138,6 +141,7 @@ class TurnWriter:
         self._pushes = pushes[::-1]
         self._fetch = fetch
         self._message_bytes_max = message_bytes_max
+        self._skip_replaced = skip_replaced
 
     @property
     def pending(self) -> bool:
@@ -157,9 +161,11 @@ class TurnWriter:
             previous = self._entries.pop().hi or previous
         records: list[Record] = []
         while self._pushes and not self._entries:
-            record = self._fetch(self._pushes[-1][WALL_BYTES:].decode())
-            if record is None:
-                self._pushes.pop()  # gone since: nothing to push
+            item = self._pushes[-1]
+            record = self._fetch(item[WALL_BYTES:].decode())
+            if record is None or (self._skip_replaced and record.version.wall_ms
+                                  != int.from_bytes(item[:WALL_BYTES], "big")):
+                self._pushes.pop()  # gone since, or replaced (reconcile.py rule 8)
                 continue
             size = record_size(record)
             if (records or chunks) and used + size > budget:

@@ -302,15 +302,19 @@ class SyncScheduler:
             if abort is not None:
                 ctx.send(sender, abort)
             return
-        replies, received, completed = self._anti_entropy.receive(sender, message, ctx.view, now)
-        accepted = []
-        for record in received:
-            reason = self._admission.refusal(sender, record)
-            if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
-                accepted.append(record)
-            elif reason is not None:
-                ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
-        self._apply(accepted, sender, now)
+
+        def absorb(received: list[Record]) -> None:
+            accepted = []
+            for record in received:
+                reason = self._admission.refusal(sender, record)
+                if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
+                    accepted.append(record)
+                elif reason is not None:
+                    ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
+            self._apply(accepted, sender, now)
+
+        replies, _, completed = self._anti_entropy.receive(sender, message, ctx.view, now,
+                                                           absorb=absorb)
         for reply in replies:
             ctx.send(sender, reply)
         if completed:
