@@ -53,12 +53,11 @@ from .messages import (
     Suspect,
     Tags,
     Updates,
-    alive_signed_bytes,
-    left_signed_bytes,
 )
 from .names import NameGuard
 from .outbox import Outbox
 from .pending import PendingMembers
+from .signing import alive_signed_bytes, left_signed_bytes
 from .suspicion import Suspicion, suspicion_bounds_s
 from .timers import IndexedSet
 from .verified import VerifiedCache

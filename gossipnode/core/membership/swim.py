@@ -40,42 +40,24 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...config import MembershipConfig
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError
 from ..events import Address, Event
 from ..records import NODE_ID_BYTES
 from .admitting import readmit
 from .awareness import Awareness
+from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
-from .exchange import check_summary
 from .members import ALIVE, DEAD, LEFT, Member
-from .messages import (
-    Ack,
-    Gossip,
-    Left,
-    Nack,
-    Ping,
-    PingRequest,
-    PushPull,
-    Roots,
-    check_address,
-    check_name,
-    check_roots,
-    check_tags,
-    check_updates,
-    left_signed_bytes,
-    tags_tuple,
-)
+from .messages import Ack, Left, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .roots import AdvertisedRoots, RootAdverts, stale_after_s
+from .signing import left_signed_bytes
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
 __all__ = ["Membership", "push_pull_interval_s"]
 
-# A piggybacked batch holds at most this many statements: the smallest statement is
-# estimated above 64 bytes, so an honest batch within gossip_message_bytes_max never hits it.
-STATEMENT_BYTES_MIN = 64
 # handle_timer runs due timers in passes (a timer may set another already due); this many
 # passes is far beyond any honest chain and stops a bug from looping forever.
 TIMER_PASSES_MAX = 64
@@ -310,7 +292,7 @@ class Membership:
             RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
                 signatures are refused one by one (PeerRefused events), the rest applied.
         """
-        self._check(message)
+        check_message(message, self._config)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
         self._table.heard_from(sender, now)
         if not isinstance(message, Nack):
@@ -340,30 +322,6 @@ class Membership:
         elif isinstance(message, PushPull):
             self._sync.on_push_pull(sender, message, now)
         self._dissemination.forward_news(now, sender)
-
-    def _check(self, message: object) -> None:
-        """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
-        if isinstance(message, Ping | Ack | PingRequest | Gossip):
-            batch_max = self._config.gossip_message_bytes_max // STATEMENT_BYTES_MIN
-            check_updates(message.updates, self._config, batch_max)
-        elif isinstance(message, PushPull):
-            check_updates(message.state, self._config, 4 * self._config.members_max)
-            if type(message.reply_wanted) is not bool:
-                raise RemoteProtocolError("reply_wanted must be a boolean")
-            check_summary(message, self._config.members_max)
-        elif not isinstance(message, Nack):
-            raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
-        if isinstance(message, Ping | Ack | PushPull):
-            check_roots(message.roots)
-        sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
-        if sequenced and type(message.sequence) is not int:
-            raise RemoteProtocolError("a sequence number must be an integer")
-        if isinstance(message, Ping | PingRequest):
-            check_address(message.reply_host, message.reply_port)
-            if not isinstance(message.target, bytes) or len(message.target) != NODE_ID_BYTES:
-                raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
-        if isinstance(message, PingRequest):
-            check_address(message.target_host, message.target_port)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at `now`."""
