@@ -246,7 +246,7 @@ class Prober:
             # A new suspicion that starts here (not one heard from others).
             self._outbox.statistics["suspicions_raised"] += 1
         if entry is not None and entry.state in (ALIVE, SUSPECT):
-            self._table.apply_suspect(
+            self._table.claims.apply_suspect(
                 Suspect(entry.node_id, entry.incarnation, self._table.local.node_id), now
             )
 

@@ -48,11 +48,10 @@ from .awareness import Awareness
 from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
 from .members import ALIVE, DEAD, LEFT, Member
-from .messages import Ack, Left, Nack, Ping, PingRequest, PushPull, Roots
+from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .roots import AdvertisedRoots, RootAdverts, stale_after_s
-from .signing import left_signed_bytes
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
@@ -100,7 +99,6 @@ class Membership:
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
         self._node_id = node_id
-        self._sign = sign
         self._admitted = admitted
         self._outbox = Outbox()
         self._timers = self._outbox.timers
@@ -178,7 +176,7 @@ class Membership:
             "broadcasts_queued": len(self._outbox.broadcasts),
             "members_pending": len(self._table.pending),
             "relays_running": self._prober.relays_running,
-            "signature_checks": self._table.signature_checks,
+            "signature_checks": self._table.signatures.checks,
         }
 
     def next_deadline(self) -> float | None:
@@ -222,12 +220,7 @@ class Membership:
             return
         self.left = self._dissemination.left = True
         self._table.leaving = True
-        incarnation = self._table.local.incarnation
-        left = Left(
-            self._node_id,
-            incarnation,
-            self._sign(left_signed_bytes(self._node_id, incarnation)),
-        )
+        left = self._table.signatures.signed_left(self._table.local.incarnation)
         self._table.local.left = left
         self._table.local.set_state(LEFT, now)
         self._outbox.changed(self._table.local)
@@ -254,7 +247,7 @@ class Membership:
     def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
         """Members forced out by an administrator: node id -> the incarnation at or below
         which each is gone (state.py rule 9). Returns the members removed now."""
-        return self._table.set_force_left(bounds, now)
+        return self._table.forced.set(bounds, now)
 
     def set_roots(self, roots: dict[str, bytes], now: float) -> None:
         """This node's digest roots now (dataset -> root); advertised as roots.py says."""
@@ -294,7 +287,7 @@ class Membership:
         """
         check_message(message, self._config)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
-        self._table.heard_from(sender, now)
+        self._table.arrivals.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
             incarnation = self._table.local.incarnation
@@ -351,7 +344,7 @@ class Membership:
             elif kind == "relay":
                 self._prober.relay_timeout(value)
             elif kind == "suspicion":
-                self._table.suspicion_timeout(value, now)
+                self._table.claims.suspicion_timeout(value, now)
                 entry = self._table.members.get(value)
                 if entry is not None and entry.state == DEAD:
                     self._dissemination.tell_the_dead(entry)
