@@ -117,7 +117,7 @@ class Membership:
             outbox=self._outbox,
             awareness=self._awareness,
             on_new_member=lambda member: self._prober.probe_soon(member),
-            on_pending=lambda member, at: self._prober.confirm(member, at),
+            on_pending=lambda member, at: self._prober.confirmations.confirm(member, at),
         )
         self._adverts = RootAdverts(self._outbox, root_datasets)
         # Random phases, so that members started together do not probe in lockstep.
@@ -175,7 +175,7 @@ class Membership:
             "awareness": self._awareness.score,
             "broadcasts_queued": len(self._outbox.broadcasts),
             "members_pending": len(self._table.pending),
-            "relays_running": self._prober.relays_running,
+            "relays_running": self._prober.relays.running,
             "signature_checks": self._table.signatures.checks,
         }
 
@@ -309,7 +309,7 @@ class Membership:
         elif isinstance(message, Ack):
             self._prober.on_ack(sender, message, now)
         elif isinstance(message, PingRequest):
-            self._prober.on_ping_request(sender, message, now)
+            self._prober.relays.on_ping_request(sender, message, now)
         elif isinstance(message, Nack):
             self._prober.on_nack(sender, message)
         elif isinstance(message, PushPull):
@@ -342,7 +342,7 @@ class Membership:
             if kind == "probe_timeout":
                 self._prober.timeout(value)
             elif kind == "relay":
-                self._prober.relay_timeout(value)
+                self._prober.relays.timeout(value)
             elif kind == "suspicion":
                 self._table.claims.suspicion_timeout(value, now)
                 entry = self._table.members.get(value)
