@@ -68,6 +68,9 @@ CROSSED = "crossed: the session opened by the lower node id stands"
 # Why an unanswered session of ours is given up for a peer's (rule 7); it is opened again
 # once that one ends.
 WITHDRAWN = "withdrawn: waits for another session over the dataset"
+# Times one session of ours may be withdrawn (rule 7): each time it waits for a session that
+# moves records; bounded, so that no chain of withdrawals and reopenings can run for ever.
+WITHDRAWALS_MAX = 3
 
 
 @dataclass(slots=True)
@@ -80,6 +83,7 @@ class _Running:
     # Moving (rule 7): one we answer, or one we opened that the peer answered.
     answered: bool = False
     staggered: bool = False  # started by the scheduler, to wait its turn (rule 7)
+    withdrawals: int = 0  # times it was withdrawn before this opening (rule 7)
 
 
 class PeerSync(NamedTuple):
@@ -163,9 +167,9 @@ class AntiEntropy:
                 if waiting.dataset not in self.datasets_running(waiting.peer):
                     messages = self.start_round(waiting.peer, view, now, (waiting.dataset,),
                                                 stagger=True)
-                    for message in messages if waiting.withdrawn else ():
-                        # Withdrawn once: this one runs to its end (no chain of withdrawals).
-                        self._sessions[(waiting.peer, message.session)].staggered = False
+                    for message in messages:
+                        running = self._sessions[(waiting.peer, message.session)]
+                        running.withdrawals = waiting.withdrawals
                     out.append((waiting.peer, messages, False))
             else:
                 replies, _, completed = self._open(waiting.peer, waiting.opening, view, now,
@@ -281,10 +285,12 @@ class AntiEntropy:
         (rule 7); the peer is told with an abort."""
         for (other, session_id), running in list(self._sessions.items()):
             if (other != peer and running.staggered and not running.answered
+                    and running.withdrawals < WITHDRAWALS_MAX
                     and running.session.dataset == dataset):
                 self.abandon(other, session_id, WITHDRAWN)
                 self._ctx.send(other, ReconcileAbort(session_id, WITHDRAWN))
-                self._queue.add(Waiting(other, dataset, now, None, withdrawn=True))
+                self._queue.add(Waiting(other, dataset, now, None,
+                                        withdrawals=running.withdrawals + 1))
                 self.counters["sessions_withdrawn"] += 1
 
     def _held(self, waiting: Waiting) -> bool:

@@ -46,7 +46,7 @@ class Waiting:
     dataset: str
     since: float
     opening: ReconcileOpen | None  # the peer's opening to answer; None: a session to start
-    withdrawn: bool = False  # ours, withdrawn once already: not again (anti_entropy rule 7)
+    withdrawals: int = 0  # ours: times it was withdrawn already (anti_entropy.py rule 7)
 
 
 class SessionQueue:

@@ -305,8 +305,12 @@ class SyncScheduler:
 
         def absorb(received: list[Record]) -> None:
             accepted = []
+            held = ctx.store.get_many((r.dataset, r.key) for r in received)  # read at once
             for record in received:
-                reason = self._admission.refusal(sender, record)
+                stored = held.get((record.dataset, record.key))
+                if stored == record:
+                    continue  # held exactly (another session or a push brought it): no-op
+                reason = self._admission.refusal(sender, record, stored)
                 if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
                     accepted.append(record)
                 elif reason is not None:

@@ -65,3 +65,27 @@ def test_a_partition_too_short_for_a_death_is_repaired_at_once_when_the_suspicio
     assert sum(n.statistics().get("revived_rounds", 0) for n in cluster.nodes) >= 1
     assert any(isinstance(m, ReconcileOpen) for _, _, m in cluster.sent[mark:])
     assert len(cluster.records(2, "consumers")) == 10
+
+
+def test_after_a_heal_every_member_is_alive_again_within_round_trips_of_the_first_word():
+    """Membership dissemination rule 8: a member held dead that speaks up ends a partition,
+    so every other member held dead gets its death notice at once and refutes, rather than
+    one per probe interval."""
+    for seed in (1, 2, 3):
+        cluster = Cluster([ALL] * 10, replication=SLOW, seed=seed)
+        cluster.run_for(5)
+        left = set(range(5))
+        cluster.partition(sorted(left), list(range(5, 10)))
+        for _ in range(60):  # until every member holds the other side dead
+            cluster.run_for(1)
+            if all(sum(m.state == "dead" for m in n.members()) == 5 for n in cluster.nodes):
+                break
+        assert all(sum(m.state == "dead" for m in n.members()) == 5 for n in cluster.nodes)
+        cluster.heal()
+        mark = len(cluster.sent)
+        while not any((a in left) != (b in left) for a, b, _ in cluster.sent[mark:]):
+            cluster.run_for(0.01)  # until the first message crosses (a probe tick's notice)
+        first_word = cluster.now
+        while not all(m.state == "alive" for n in cluster.nodes for m in n.members()):
+            cluster.run_for(0.01)
+            assert cluster.now - first_word < 0.12, seed  # some 20 message delays

@@ -41,6 +41,11 @@ Rules:
    count as the ticks, so a statement is sent no more times in all. The ticks keep their
    own random phases, so members the first wave missed (about e**-fanout of them) hear it
    from the many members that then hold it, within a fraction of an interval.
+8. A member we hold dead that speaks to us has most likely come back with a partition that
+   healed, and the others we hold dead with it: each of them (those declared dead within
+   `dead_gossip_s` first, at most HEAL_NOTICES_MAX) gets its death notice at once, instead of
+   one per probe interval by rule 5, so that after a heal every member refutes within a
+   round trip of the first message across. Bounded: one such sweep per probe interval.
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ from .state import MemberTable
 __all__ = ["Disseminator"]
 
 GOSSIP = "gossip"
+# Death notices one sweep of rule 8 sends: the members of the far side of a partition in a
+# small cluster; in a large one, the rest hear the refutations of these by gossip, and rule
+# 5 reaches them in turn.
+HEAL_NOTICES_MAX = 8
 
 
 class Disseminator:
@@ -76,6 +85,7 @@ class Disseminator:
         self.left = False
         # When a gossip round last sent something (rule 7), or None.
         self._sent_at: float | None = None
+        self._swept_at: float | None = None  # the last sweep of rule 8
         outbox.timers.set(GOSSIP, now + rng.uniform(0, config.gossip_interval_s))
 
     def retransmit_limit(self) -> int:
@@ -151,6 +161,24 @@ class Disseminator:
         ]
         if dead:
             self.tell_the_dead(self._rng.choice(dead))
+
+    def dead_spoke(self, sender: bytes, now: float) -> None:
+        """Rule 8: `sender`, a member we hold dead, spoke to us: tell the others we hold
+        dead at once."""
+        swept = self._swept_at
+        if self.left or (swept is not None and now - swept < self._config.probe_interval_s):
+            return
+        self._swept_at = now
+        recent = self.recently_dead(now)
+        chosen = {entry.node_id: entry for entry in recent if entry.node_id != sender}
+        for node_id in self._table.dead:
+            if len(chosen) >= HEAL_NOTICES_MAX:
+                break
+            if node_id != sender:
+                chosen.setdefault(node_id, self._table.members[node_id])
+        for entry in list(chosen.values())[:HEAL_NOTICES_MAX]:
+            self.tell_the_dead(entry)
+        self._outbox.statistics["heal_notices"] += min(len(chosen), HEAL_NOTICES_MAX)
 
     def answer_accuser(self, sender: bytes) -> None:
         """Rule 6: send the member that made us refute our new alive statement."""

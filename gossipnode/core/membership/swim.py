@@ -219,6 +219,9 @@ class Membership(MembershipQueries):
         """
         check_message(message, self._config)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
+        held = self._table.members.get(sender)
+        if held is not None and held.state == DEAD and sender != self._node_id:
+            self._dissemination.dead_spoke(sender, now)  # a partition healed, likely
         self._table.arrivals.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
