@@ -46,7 +46,7 @@ from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
-from .session_queue import SessionQueue, Waiting
+from .session_queue import Running, SessionQueue, Waiting, elsewhere, unanswered
 from .stream_budget import StreamBudget
 
 __all__ = ["RECONCILE_MESSAGES", "AntiEntropy", "PeerSync"]
@@ -71,19 +71,6 @@ WITHDRAWN = "withdrawn: waits for another session over the dataset"
 # Times one session of ours may be withdrawn (rule 7): each time it waits for a session that
 # moves records; bounded, so that no chain of withdrawals and reopenings can run for ever.
 WITHDRAWALS_MAX = 3
-
-
-@dataclass(slots=True)
-class _Running:
-    session: ReconcileSession
-    started: float
-    initiated: bool
-    received: int = 0
-    sent: int = 0
-    # Moving (rule 7): one we answer, or one we opened that the peer answered.
-    answered: bool = False
-    staggered: bool = False  # started by the scheduler, to wait its turn (rule 7)
-    withdrawals: int = 0  # times it was withdrawn before this opening (rule 7)
 
 
 class PeerSync(NamedTuple):
@@ -115,7 +102,7 @@ class AntiEntropy:
         self.store = ctx.store
         self.node_id = ctx.node_id
         self.rng = ctx.rng
-        self._sessions: dict[tuple[bytes, int], _Running] = {}
+        self._sessions: dict[tuple[bytes, int], Running] = {}
         self._sync: dict[bytes, _PeerSync] = {}
         # Rule 6: peer -> datasets of its sessions cut since the scheduler last took them.
         self._cut: dict[bytes, set[str]] = {}
@@ -141,7 +128,7 @@ class AntiEntropy:
             digest = self.digests.digest_for(peer, dataset, view)
             if digest is None or self.running(peer, initiated=True) >= SESSIONS_PER_PEER_MAX:
                 continue
-            if stagger and self._busy(peer, dataset, moving_only=False):
+            if stagger and elsewhere(self._sessions, peer, dataset, moving_only=False):
                 self._queue.add(Waiting(peer, dataset, now, None))
                 self.counters["sessions_waited"] += 1
                 continue
@@ -150,7 +137,7 @@ class AntiEntropy:
                 session_id, digest, self._fetch(dataset), self.config.reconcile,
                 self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
             )
-            self._sessions[(peer, session_id)] = _Running(session, now, initiated=True,
+            self._sessions[(peer, session_id)] = Running(session, now, initiated=True,
                                                           staggered=stagger)
             self._arm(peer, session_id, session)
             self.counters["sessions_started"] += 1
@@ -235,17 +222,15 @@ class AntiEntropy:
             return [ReconcileAbort(opening.session, "too many sessions")], [], False
         # Rule 8: their session covers what ours would have, had it not waited.
         self._queue.discard(peer, dataset=opening.dataset, openings=False)
-        crossed = [key for key, running in self._sessions.items()
-                   if key[0] == peer and running.initiated and not running.answered
-                   and running.session.dataset == opening.dataset]
+        crossed = unanswered(self._sessions, opening.dataset, peer, others=False)
         aborts: list[object] = []
         if crossed:
             self.counters["sessions_crossed"] += 1
             if self.node_id < peer:
                 return [ReconcileAbort(opening.session, CROSSED)], [], False
-            for key in crossed:
-                self.abandon(peer, key[1], CROSSED)
-                aborts.append(ReconcileAbort(key[1], CROSSED))
+            for _, session_id, _ in crossed:
+                self.abandon(peer, session_id, CROSSED)
+                aborts.append(ReconcileAbort(session_id, CROSSED))
         if self._streamed.owed(peer, opening.dataset, self._full(opening.dataset), now) < 1:
             # Rule 9: ten openings claiming an empty store must not make us stream the whole
             # dataset ten times over.
@@ -254,7 +239,8 @@ class AntiEntropy:
                                             "sent this dataset in full recently")], [], False
         # Equal roots are answered at once in one round trip: nothing to wait for or on.
         moves = opening.root != digest.root or opening.count != digest.count
-        if moves and may_wait and self._busy(peer, opening.dataset, moving_only=True):
+        if moves and may_wait and elsewhere(self._sessions, peer, opening.dataset,
+                                            moving_only=True):
             self._queue.add(Waiting(peer, opening.dataset, now, opening))
             self.counters["sessions_waited"] += 1
             self._arm_wait()
@@ -265,28 +251,20 @@ class AntiEntropy:
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
         )
-        running = _Running(session, now, initiated=False, answered=True)
+        running = Running(session, now, initiated=False, answered=True)
         self._sessions[(peer, opening.session)] = running
         self._arm(peer, opening.session, session)
         self.counters["sessions_answered"] += 1
         replies, received, completed = self._collect(peer, opening.session, running, now)
         return [*aborts, *replies], received, completed
 
-    def _busy(self, peer: bytes, dataset: str, *, moving_only: bool) -> bool:
-        """Does a session over `dataset` with another peer run (only a moving one, if
-        asked)? Rule 7."""
-        return any(other != peer and running.session.dataset == dataset
-                   and (running.answered or not moving_only)
-                   for (other, _), running in self._sessions.items())
-
     def _withdraw(self, peer: bytes, dataset: str, now: float) -> None:
         """We are about to answer `peer` over `dataset`: the sessions over it that we
         opened with other peers and that are not answered yet wait for this one instead
         (rule 7); the peer is told with an abort."""
-        for (other, session_id), running in list(self._sessions.items()):
-            if (other != peer and running.staggered and not running.answered
-                    and running.withdrawals < WITHDRAWALS_MAX
-                    and running.session.dataset == dataset):
+        for other, session_id, running in unanswered(self._sessions, dataset, peer,
+                                                     others=True):
+            if running.staggered and running.withdrawals < WITHDRAWALS_MAX:
                 self.abandon(other, session_id, WITHDRAWN)
                 self._ctx.send(other, ReconcileAbort(session_id, WITHDRAWN))
                 self._queue.add(Waiting(other, dataset, now, None,
@@ -294,7 +272,8 @@ class AntiEntropy:
                 self.counters["sessions_withdrawn"] += 1
 
     def _held(self, waiting: Waiting) -> bool:
-        return self._busy(waiting.peer, waiting.dataset, moving_only=waiting.opening is not None)
+        return elsewhere(self._sessions, waiting.peer, waiting.dataset,
+                         moving_only=waiting.opening is not None)
 
     def _arm_wait(self) -> None:
         deadline = self._queue.next_deadline()
@@ -303,7 +282,7 @@ class AntiEntropy:
         else:
             self._ctx.timers.set(WAIT_TIMER, deadline)
 
-    def _collect(self, peer: bytes, session_id: int, running: _Running, now: float,
+    def _collect(self, peer: bytes, session_id: int, running: Running, now: float,
                  absorb: Absorb | None = None) -> tuple[list[object], list[Record], bool]:
         session = running.session
         received = session.take_received_records()
@@ -353,7 +332,7 @@ class AntiEntropy:
         else:
             self._ctx.timers.set(key, deadline)
 
-    def _ended(self, peer: bytes, session_id: int, running: _Running,
+    def _ended(self, peer: bytes, session_id: int, running: Running,
                failure: str | None) -> None:
         self._ctx.emit(SyncCompleted(
             peer, running.session.dataset, session_id, running.initiated,

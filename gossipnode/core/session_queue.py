@@ -29,15 +29,52 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileOpen
 
-__all__ = ["WAIT_S_MAX", "SessionQueue", "Waiting"]
+__all__ = ["WAIT_S_MAX", "Running", "SessionQueue", "Waiting", "elsewhere", "unanswered"]
 
 # A waiting session starts at the latest this long after it began to wait (rule 3): well under
 # reconcile.session_timeout_s (30 s), so the peer whose opening waits never sees its session
 # stall, and long enough for the session waited on to move a few thousand records on a busy
 # host.
 WAIT_S_MAX = 10.0
+
+
+@dataclass(slots=True)
+class Running:
+    """A session of AntiEntropy's, running."""
+
+    session: ReconcileSession
+    started: float
+    initiated: bool
+    received: int = 0
+    sent: int = 0
+    # Moving (rule 2): one we answer, or one we opened that the peer answered.
+    answered: bool = False
+    staggered: bool = False  # started by the scheduler, to wait its turn (rule 1)
+    withdrawals: int = 0  # times it was withdrawn before this opening (anti_entropy.py)
+
+
+Sessions = dict[tuple[bytes, int], Running]
+
+
+def elsewhere(sessions: Sessions, peer: bytes, dataset: str, *, moving_only: bool) -> bool:
+    """Does a session over `dataset` with another peer than `peer` run (only a moving one,
+    if asked)? What a session to start (rule 1) or an opening (rule 2) waits on."""
+    return any(other != peer and running.session.dataset == dataset
+               and (running.answered or not moving_only)
+               for (other, _), running in sessions.items())
+
+
+def unanswered(sessions: Sessions, dataset: str, peer: bytes, *,
+               others: bool) -> list[tuple[bytes, int, Running]]:
+    """The sessions over `dataset` we opened that are not answered yet, as (peer, id,
+    session): with `peer`, or with every peer but it (`others`)."""
+    return [(other, session_id, running)
+            for (other, session_id), running in list(sessions.items())
+            if (other != peer) == others and running.initiated and not running.answered
+            and running.session.dataset == dataset]
 
 
 @dataclass(slots=True)
