@@ -136,6 +136,7 @@ class AntiEntropy:
             session = ReconcileSession.initiate(
                 session_id, digest, self._fetch(dataset), self.config.reconcile,
                 self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
+                fetch_many=self._fetch_many(dataset),
             )
             self._sessions[(peer, session_id)] = Running(session, now, initiated=True,
                                                           staggered=stagger)
@@ -250,6 +251,7 @@ class AntiEntropy:
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
+            fetch_many=self._fetch_many(opening.dataset),
         )
         running = Running(session, now, initiated=False, answered=True)
         self._sessions[(peer, opening.session)] = running
@@ -342,6 +344,11 @@ class AntiEntropy:
     def _fetch(self, dataset: str):
         store = self.store
         return lambda key: store.get(dataset, key)
+
+    def _fetch_many(self, dataset: str):
+        store = self.store
+        return lambda keys: {key: record for (_, key), record
+                             in store.get_many((dataset, key) for key in keys).items()}
 
     def expire(self, due: Iterable[tuple[bytes, int]],
                now: float) -> list[tuple[bytes, object]]:

@@ -78,6 +78,7 @@ from .reconcile_messages import (
     SALT_BYTES,
     SKIP,
     Entry,
+    FetchMany,
     ReconcileAbort,
     ReconcileMessage,
     ReconcileOpen,
@@ -115,6 +116,8 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             scope. Only what `fetch` returns is ever sent, so it is where the caller enforces
             containment (a record outside the peer's scope must come back as None).
         config, limits: the node's `reconcile` and `limits` sections.
+        fetch_many: reads several keys' records at once (what `fetch` would return for each,
+            those found by key); pushed records are then read in batches.
         skip_replaced: an item chosen to be pushed whose key `fetch` finds at another version
             by the time it is sent is not sent (rule 8).
 
@@ -134,9 +137,11 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         now: float,
         *,
         skip_replaced: bool = False,
+        fetch_many: FetchMany | None = None,
     ) -> None:
         self.session = session
         self._skip_replaced = skip_replaced
+        self._fetch_many = fetch_many
         self.dataset = digest.dataset
         self.done = False
         self.failed: str | None = None
@@ -168,11 +173,12 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
     @classmethod
     def initiate(cls, session: int, digest: Digest, fetch: Callable[[str], Record | None],
                  config: ReconcileConfig, limits: LimitsConfig, rng: random.Random,
-                 now: float, *, skip_replaced: bool = False) -> ReconcileSession:  # fmt: skip
+                 now: float, *, skip_replaced: bool = False,
+                 fetch_many: FetchMany | None = None) -> ReconcileSession:  # fmt: skip
         """Start a session: its ReconcileOpen is the first of `messages_to_send()`."""
         salt = rng.getrandbits(8 * SALT_BYTES).to_bytes(SALT_BYTES, "big")
         self = cls(session, digest, fetch, config, limits, salt, now,
-                   skip_replaced=skip_replaced)
+                   skip_replaced=skip_replaced, fetch_many=fetch_many)
         self._outbox.append(ReconcileOpen(session, self.dataset, salt, digest.root, digest.count))
         self._set_open([_Open(b"", None, FINGERPRINT)])
         self._expected_turn = 1
@@ -181,8 +187,8 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
     @classmethod
     def respond(cls, opening: ReconcileOpen, digest: Digest,
                 fetch: Callable[[str], Record | None], config: ReconcileConfig,
-                limits: LimitsConfig, now: float, *,
-                skip_replaced: bool = False) -> ReconcileSession:  # fmt: skip
+                limits: LimitsConfig, now: float, *, skip_replaced: bool = False,
+                fetch_many: FetchMany | None = None) -> ReconcileSession:  # fmt: skip
         """Answer a peer's ReconcileOpen; the answer waits in `messages_to_send()`.
 
         Raises RemoteProtocolError for a malformed opening (no session is made then)."""
@@ -190,7 +196,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             raise LocalProtocolError("the opening is for another dataset than the digest")
         cls.check_opening(opening)
         self = cls(opening.session, digest, fetch, config, limits, opening.salt, now,
-                   skip_replaced=skip_replaced)
+                   skip_replaced=skip_replaced, fetch_many=fetch_many)
         if opening.root == digest.root and opening.count == digest.count:
             self._queue_turn(1, [Entry(None, SKIP)], [])
         else:
@@ -383,7 +389,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
         self._writer = TurnWriter(
             self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max,
-            skip_replaced=self._skip_replaced,
+            skip_replaced=self._skip_replaced, fetch_many=self._fetch_many,
         )
 
     def _fail(self, reason: str) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "CODED_WANT",
     "END",
     "ESTIMATE",
+    "FETCH_BATCH",
     "FINGERPRINT",
     "FINGERPRINT_MASK",
     "ID_BYTES",
@@ -58,6 +59,7 @@ __all__ = [
     "SKIP",
     "WANT",
     "Entry",
+    "FetchMany",
     "ReconcileAbort",
     "ReconcileMessage",
     "ReconcileOpen",
@@ -77,6 +79,13 @@ REASON_CHARS_MAX = 200
 
 # Headroom for a message's own fields (tag, session, turn, flags, length heads) when packing.
 MESSAGE_OVERHEAD_BYTES = 40
+# Pushed records a TurnWriter reads from the store at once (`fetch_many`): one query instead
+# of one per record; a message of 1 KiB records carries hundreds, so at most this many reads
+# are wasted per message, at its end.
+FETCH_BATCH = 32
+
+# Reads the current records of several keys at once: those found, by key.
+FetchMany = Callable[[list[str]], dict[str, Record]]
 
 _TAG_OPEN, _TAG_TURN, _TAG_ABORT = 0, 1, 2
 
@@ -118,7 +127,8 @@ class TurnWriter:
     """Cuts one turn (its range entries, then its pushed records) into ReconcileTurn messages
     of at most `message_bytes_max` bytes each (a record larger than that travels alone).
 
-    Records are read through `fetch(key)` only when the message carrying them is built, so a
+    Records are read through `fetch(key)` (or `fetch_many(keys)`, FETCH_BATCH at a time) only
+    when the message carrying them is built, so a
     streamed copy of a whole scope never sits in memory; a key gone since is skipped, and with
     `skip_replaced` a key whose version changed since it was chosen too."""
 
@@ -132,6 +142,7 @@ class TurnWriter:
         message_bytes_max: int,
         *,
         skip_replaced: bool = False,
+        fetch_many: FetchMany | None = None,
     ) -> None:
         self.session = session
         self.turn = turn
@@ -142,6 +153,7 @@ class TurnWriter:
         self._fetch = fetch
         self._message_bytes_max = message_bytes_max
         self._skip_replaced = skip_replaced
+        self._fetch_many = fetch_many
 
     @property
     def pending(self) -> bool:
@@ -160,9 +172,18 @@ class TurnWriter:
             used += len(data)
             previous = self._entries.pop().hi or previous
         records: list[Record] = []
+        asked: set[str] = set()  # keys read at once (`fetch_many`), and what was found
+        found: dict[str, Record] = {}
         while self._pushes and not self._entries:
             item = self._pushes[-1]
-            record = self._fetch(item[WALL_BYTES:].decode())
+            key = item[WALL_BYTES:].decode()
+            if self._fetch_many is None:
+                record = self._fetch(key)
+            else:
+                if key not in asked:
+                    asked = {p[WALL_BYTES:].decode() for p in self._pushes[-FETCH_BATCH:]}
+                    found = self._fetch_many(sorted(asked))
+                record = found.get(key)
             if record is None or (self._skip_replaced and record.version.wall_ms
                                   != int.from_bytes(item[:WALL_BYTES], "big")):
                 self._pushes.pop()  # gone since, or replaced (reconcile.py rule 8)

@@ -64,3 +64,35 @@ def test_a_merging_dataset_still_sends_the_merge_and_agrees_in_one_session():
     assert cluster.records(0, "consumers") == cluster.records(1, "consumers")
     values = {tuple(decode_value(v)["items"]) for _, v in cluster.records(1, "consumers").values()}
     assert values == {("base", "left", "right")}
+
+
+def test_a_session_reads_the_records_it_sends_from_the_store_in_batches():
+    cluster = Cluster([ALL, ALL], replication=SLOW)
+    cluster.run_for(5)
+    cluster.dropping = lambda sender, target, message: isinstance(message, Push)
+    for i in range(200):
+        cluster.put(0, "groups", f"g{i:03d}", {"n": i})
+    cluster.run_for(1)
+    store = cluster.stores[0]
+    reads = {"get": 0, "get_many": 0}
+    inside = []  # MemoryStore.get_many reads key by key itself: those are not counted
+    get, get_many = store.get, store.get_many
+
+    def counted_get(*args):
+        reads["get"] += not inside
+        return get(*args)
+
+    def counted_get_many(keys):
+        reads["get_many"] += 1
+        inside.append(True)
+        try:
+            return get_many(keys)
+        finally:
+            inside.pop()
+
+    store.get, store.get_many = counted_get, counted_get_many
+    cluster.nodes[1].sync.repair(cluster.now, cluster.nodes[0].node_id, "groups")
+    cluster._collect(1)
+    cluster.run_for(1)
+    assert len(cluster.records(1, "groups")) == 200
+    assert reads["get"] < 10 and reads["get_many"] <= 200 // 32 + 2, reads
