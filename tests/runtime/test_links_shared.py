@@ -5,6 +5,7 @@ links while it delivers what arrives on them."""
 
 import nacl.signing
 import trio
+import trio.lowlevel
 
 from gossipnode.config import NodeConfig
 from gossipnode.core.membership import Ping, Updates
@@ -101,7 +102,7 @@ async def test_both_ends_dialling_at_once_keep_the_one_the_lower_id_dialled(tmp_
                 a.send(b, sequence)
                 b.send(a, sequence)
                 if sequence % 7 == 0:
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()
             await wait_for(lambda: len(a.received) == MESSAGES == len(b.received))
             # Every message arrived once, in the order sent, each way.
             assert a.received == [(b.identity.node_id, n) for n in range(MESSAGES)]
