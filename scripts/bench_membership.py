@@ -157,13 +157,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated cluster sizes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--real", default="", help="comma-separated sizes of real clusters")
+    parser.add_argument("--profile", default="", metavar="DIR",
+                        help="with --real: run one agent under cProfile, stats to DIR/n<N>.prof")
     arguments = parser.parse_args()
     if arguments.real:
         from scripts.bench_membership_real import bench_real, format_real
 
         real = []
         for count in (int(text) for text in arguments.real.split(",")):
-            real.append(bench_real(count))
+            real.append(bench_real(count, profile_dir=arguments.profile or None))
             if not arguments.json:
                 print(format_real(real[-1]), flush=True)
         if arguments.json:

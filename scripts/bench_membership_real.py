@@ -24,6 +24,9 @@ For each N: N agents are initialised and started together, every one joining the
    *_polled_s figures are the time until that confirmation (late by up to a log read and
    a round of requests, about 0.3 s at 50 agents).
 Every process started is stopped again by its PID; the data directories are removed.
+With `--profile DIR`, agent b1 (one that joins another) runs under cProfile and is stopped
+(SIGTERM) as soon as all see all alive, so that its statistics, written to DIR/n<N>.prof,
+cover its start-up and the join only; the later steps run without it.
 The package's bytecode is written first (`precompile`), as an installed package has it.
 Printed too: the agents' CPU seconds in all until they answered (start-up) and from then
 until all saw all alive (the join's own work), which tell more than wall times on a
@@ -93,9 +96,25 @@ def _wait(condition, timeout_s: float, poll_s: float = POLL_S) -> float | None:
     return None
 
 
+# The agent run under cProfile with --profile: one that joins another, as most do.
+PROFILED_AGENT = 1
+# Runs `gossipnode` under cProfile timed by the process's CPU clock (argv: the stats file,
+# then gossipnode's arguments): wall time on a shared machine counts others' work too.
+PROFILE_RUNNER = """
+import cProfile, runpy, sys, time
+out, sys.argv = sys.argv[1], ["gossipnode", *sys.argv[2:]]
+profile = cProfile.Profile(time.process_time)
+try:
+    profile.runcall(runpy.run_module, "gossipnode", run_name="__main__")
+finally:
+    profile.dump_stats(out)
+"""
+
+
 class RealCluster:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, profile_to: Path | None = None) -> None:
         self.count = count
+        self.profile_to = profile_to
         self.root = Path(tempfile.mkdtemp(prefix="gn-bench-"))
         self.ports = free_ports(count)
         self.names = [f"b{i}" for i in range(count)]
@@ -124,8 +143,11 @@ class RealCluster:
     def start_all(self) -> None:
         for i in range(self.count):
             log = (self.root / f"{self.names[i]}.log").open("ab")
+            profiler = (["-c", PROFILE_RUNNER, str(self.profile_to)]
+                        if self.profile_to is not None and i == PROFILED_AGENT
+                        else ["-m", "gossipnode"])
             self.processes[i] = subprocess.Popen(
-                [sys.executable, "-m", "gossipnode", "agent", "--config",
+                [sys.executable, *profiler, "agent", "--config",
                  str(self.directory(i) / "node.toml")],
                 cwd=ROOT, stdout=log, stderr=log,
             )  # fmt: skip
@@ -256,10 +278,15 @@ def precompile() -> None:
                    stdout=subprocess.DEVNULL, check=True, timeout=300)  # fmt: skip
 
 
-def bench_real(count: int) -> dict:
+def bench_real(count: int, profile_dir: str | None = None) -> dict:
     assert count >= 3, "the tag, failure and leave steps need three agents"
+    assert profile_dir is None or count >= 5, "--profile needs five agents (one stops early)"
     precompile()
-    cluster = RealCluster(count)
+    profile_to = None
+    if profile_dir is not None:
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        profile_to = Path(profile_dir).resolve() / f"n{count}.prof"
+    cluster = RealCluster(count, profile_to)
     try:
         started = time.monotonic()
         cluster.start_all()
@@ -283,6 +310,8 @@ def bench_real(count: int) -> dict:
         # view became complete is the last "is alive" line any agent logged.
         join_s = None if polled_s is None else max(0.0, cluster.last_alive_at() - answered_at)
         join_cpu_s = sum(cluster.process_figures(i)[1] for i in cluster.running()) - startup_cpu_s
+        if profile_to is not None:
+            cluster.stop(PROFILED_AGENT)
 
         # Idle: every agent is alive, so every suspicion raised so far and now is false.
         before = {i: (cluster.sent_bytes(i), cluster.process_figures(i)[1])

@@ -17,6 +17,9 @@ Rules:
    horizon (roots.py rule 6), is `stale`, shown with its last root in no group. Members
    that left are not listed, nor are datasets that no member holds.
 4. Pure: times are `now` as passed in; the shell turns them into wall-clock moments.
+5. `agreed_with(peer, heard_since, now)`: the datasets on which a live peer advertised,
+   since `heard_since` and within the stale horizon, the root this node advertises now:
+   identical data, nothing for a session to move (sync.py rule 8).
 """
 
 from __future__ import annotations
@@ -96,6 +99,19 @@ class ClusterView:
             if name in self._digests.full and view.holds_whole(self._ctx.node_id, name)
         }
         self._ctx.membership.set_roots(roots, now)
+
+    def agreed_with(self, peer: bytes, heard_since: float, now: float) -> frozenset[str]:
+        """The datasets whose roots `peer` and this node hold in common (rule 5)."""
+        membership = self._ctx.membership
+        roots = membership.advertised_roots().get(peer)
+        if (roots is None or not self._ctx.view.live(peer)
+                or roots.heard_at < max(heard_since, now - membership.roots_stale_after_s())):
+            return frozenset()
+        local = membership.local_roots()
+        return frozenset(
+            name for name, (root, _) in roots.roots.items()
+            if name in local and local[name][0] == root
+        )
 
     def agreement(self, now: float) -> tuple[DatasetAgreement, ...]:
         """Per comparable dataset, the members grouped by root (rule 3)."""

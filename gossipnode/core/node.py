@@ -131,7 +131,7 @@ class NodeCore(NodeQueries):
             decode_value=decode_value, merges=merges or {},
             drain_membership=self._drain_membership)
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
-                                  self.applying.apply_synced)
+                                  self.applying.apply_synced, self.cluster_view.agreed_with)
         self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
         self.sync.start(now)

@@ -45,6 +45,11 @@ Rules:
    so that a member reconciles with the returning peers of a healed partition one after
    another and is sent what they all hold once, not once per peer. `sessions_ended`, called
    after every input that may end a session, starts what waited.
+8. Nor does a round or an immediate round open a session over a dataset on which the peer
+   advertised (cluster_view.py rule 5), since it last came alive, the very root this node
+   holds: identical data, nothing to move. A cluster started together, whose every return
+   brings a round forward (rule 4), thus exchanges no sessions while its data agrees. A
+   resumption and a `repair` always open theirs.
 """
 
 from __future__ import annotations
@@ -123,6 +128,9 @@ RESUME_AFTER_S = 0.5
 RESUMES_MAX = 4
 
 Apply = Callable[[list[Record], bytes | None, float], object]
+# (peer, heard_since, now) -> the datasets whose roots the peer advertised, since
+# heard_since, equal to ours (rule 8; cluster_view.py `ClusterView.agreed_with`).
+Agreed = Callable[[bytes, float, float], frozenset[str]]
 
 
 class RepairStarted(NamedTuple):
@@ -132,8 +140,9 @@ class RepairStarted(NamedTuple):
 
 class SyncScheduler:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, anti_entropy: AntiEntropy,
-                 admission: Admission, apply: Apply) -> None:
+                 admission: Admission, apply: Apply, agreed: Agreed | None = None) -> None:
         self._ctx = ctx
+        self._agreed = agreed
         self._lifecycle = lifecycle
         self._anti_entropy = anti_entropy
         self._admission = admission
@@ -171,11 +180,12 @@ class SyncScheduler:
         if not peers:
             return False
         peer = ctx.rng.choice(peers)
-        self._start_sessions(peer, None, now)
+        self._start_sessions(peer, None, now, skip_agreed=True)
         if view.shared_scope(peer, PRIVATE_KEYS) is None:
             eligible = [p for p in peers if view.shared_scope(p, PRIVATE_KEYS)]
             if eligible:
-                self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now)
+                self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now,
+                                     skip_agreed=True)
         partners = [p for p in self._anti_entropy.digests.pair_partners()
                     if p != peer and p in peers]
         for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
@@ -219,7 +229,7 @@ class SyncScheduler:
                 continue
             recent.append((now, peer))
             ctx.counters["revived_rounds"] += 1
-            self._start_sessions(peer, None, now)
+            self._start_sessions(peer, None, now, skip_agreed=True)
 
     def sessions_ended(self, now: float) -> None:
         """After an input that may have ended sessions: schedule the resumption of those
@@ -329,14 +339,24 @@ class SyncScheduler:
         self._next_round = at
         self._ctx.timers.set(TIMER_ANTI_ENTROPY, at)
 
-    def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float) -> None:
+    def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float, *,
+                        skip_agreed: bool = False) -> None:
         """Open sessions with `peer` over `datasets` (all), except over a dataset a session
-        with that peer already covers, in either direction (rule 6)."""
+        with that peer already covers, in either direction (rule 6), and, if `skip_agreed`,
+        one whose roots it advertised equal to ours (rule 8)."""
         running = self._anti_entropy.datasets_running(peer)
         wanted = [d for d in (REPLICATED_DATASETS if datasets is None else datasets)
                   if d not in running]
         if len(wanted) < (len(REPLICATED_DATASETS) if datasets is None else len(datasets)):
             self._ctx.counters["sessions_not_doubled"] += 1
+        if skip_agreed and self._agreed is not None and wanted:
+            agreed = self._agreed(peer, self._revived_at.get(peer, -math.inf), now)
+            if agreed:
+                self._ctx.counters["sessions_skipped_agreed"] += sum(
+                    d in agreed for d in wanted)
+                wanted = [d for d in wanted if d not in agreed]
+        if not wanted:
+            return
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
                                                       datasets=wanted, stagger=True):
             self._ctx.send(peer, message)

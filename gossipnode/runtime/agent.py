@@ -269,8 +269,9 @@ class Agent:
 
     async def _serve_peer(self, connection: PeerConnection) -> None:
         """Inbound connections: every message goes to the core, tagged with the proven id,
-        until the connection closes or the core cuts that peer off."""
-        with self.disconnects.inbound(connection) as cut:
+        until the connection closes or the core cuts that peer off. Meanwhile our links
+        to that peer may send over it (runtime/links.py rule 7)."""
+        with self.disconnects.inbound(connection) as cut, self.links.offered(connection):
             while not cut.cancel_called:
                 try:
                     message = await connection.receive()

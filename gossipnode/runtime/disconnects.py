@@ -3,7 +3,9 @@ and a record of each cut for `status`.
 
 Rules:
 1. A `Disconnect` closes our outbound link to its address, every other outbound link whose
-   handshake proved the peer's node id, and every inbound connection that proved that id.
+   handshake proved the peer's node id, and every inbound connection that proved that id
+   (a link that sends over an inbound connection, links.py rule 7, is both: that
+   connection counts once).
    A misbehaving peer is no longer heard at once, whichever side opened the connection:
    not even what it sent right after the misbehaviour and is already buffered here (the
    receive loops stop once cancelled, runtime/agent.py `_serve_peer` and runtime/links.py).
@@ -86,12 +88,18 @@ class Disconnects:
             addresses.add((event.to[0], event.to[1]))
         if event.peer is not None:
             addresses.update(a for a, peer in self._links.connected() if peer == event.peer)
-        closed = sum(self._links.close(address) for address in sorted(addresses))
+            self._links.withdraw_peer(event.peer)  # no link may take them up meanwhile
+        # Counted once each: a link may send over an inbound connection (links.py rule 7).
+        closed: set[object] = set()
+        for address in sorted(addresses):
+            link = self._links.close(address)
+            if link is not None:
+                closed.add(link.connection if link.connection is not None else link)
         inbound = self._inbound.get(event.peer, {}) if event.peer is not None else {}
-        for scope in inbound.values():
+        for connection, scope in inbound.items():
             scope.cancel()
-        closed += len(inbound)
+            closed.add(connection)
         record = CutRecord(event.peer, event.to, event.reason, self._wall_ms(), self._clock(),
-                           closed)
+                           len(closed))
         self.recent.append(record)
         return record

@@ -20,14 +20,27 @@ Rules:
 6. The send loop takes everything queued at once and hands it to the connection, which
    bundles small messages into shared frames (wire/peer_frames.py): the messages one input
    of the core produced (a round's sessions, a probe and its gossip) cost one frame.
+7. One connection per pair of nodes, carrying both directions: an inbound connection, once
+   its handshake proved the peer's id, is offered to the links (`offered`), and a link to
+   that peer sends over it instead of dialling one of its own (the agent's `_serve_peer`
+   keeps receiving from it; the link only sends). So a pair pays one handshake, not two,
+   and the answer to a probe goes back over the probe's connection. When both ends dial
+   at once, both keep the connection dialled by the lower node id: the higher end gives up
+   its own (a dial in progress is cancelled; an established one is closed once the batch
+   being written is out, its queue carried over) and sends over the peer's. A link that
+   sends over an inbound connection switches to a newer one from the same peer (the peer
+   dialled again: the old one is on its way out). Order per direction holds on each
+   connection; only messages already in flight on a connection given up may be handled
+   after the first ones on the connection kept.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import trio
 
@@ -58,7 +71,7 @@ Lost = Callable[[Address], None]
 
 
 class _Link:
-    """One outbound link: its connection, once dialled, and two queues (rule 5)."""
+    """One outbound link: its connection, once dialled or adopted, and two queues (rule 5)."""
 
     def __init__(self, address: Address, peer: bytes | None) -> None:
         self.address = address
@@ -70,7 +83,18 @@ class _Link:
         self.wake = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.connection: PeerConnection | None = None
+        # True while `connection` is (or is being) dialled by us; False once it is an
+        # inbound connection the link sends over (rule 7).
+        self.dialled = True
+        # An inbound connection to carry on over, asked for by `Links.offer` (rule 7).
+        self.switch_to: PeerConnection | None = None
+        # Cancels the dial in progress when a switch makes it pointless.
+        self.dial_scope = trio.CancelScope()
         self.last_used = trio.current_time()
+
+    def peer_id(self) -> bytes | None:
+        """The node id at the other end: proven once connected, else the one expected."""
+        return self.connection.peer_id if self.connection is not None else self.peer
 
     def put(self, peer: bytes | None, message: object) -> bool:
         """Queue a message; False if the bulk queue is full (the link must go)."""
@@ -84,13 +108,24 @@ class _Link:
         self.wake.set()
         return True
 
+    def switch(self, connection: PeerConnection) -> None:
+        """Carry on over `connection` (rule 7): at once while dialling, else after the
+        batch being written."""
+        self.switch_to = connection
+        if self.connection is None:
+            self.dial_scope.cancel()
+        self.wake.set()
+
     async def get(self) -> list[tuple[bytes | None, object]]:
         """What is queued (waiting for the first): every urgent message, then bulk ones up
         to and including the first that carries records (rule 6), so that a probe queued
-        meanwhile waits for at most one record batch."""
-        while not self.urgent and not self.bulk:
+        meanwhile waits for at most one record batch. Nothing once a switch is asked for:
+        the rest goes over the new connection."""
+        while not self.urgent and not self.bulk and self.switch_to is None:
             self.wake = trio.Event()
             await self.wake.wait()
+        if self.switch_to is not None:
+            return []
         taken = list(self.urgent)
         self.urgent.clear()
         while self.bulk:
@@ -121,9 +156,13 @@ class Links:
         self._links: dict[Address, _Link] = {}
         self._dial: dict[Address, Address] = dict(config.address_map)
         self._backoff_until: dict[Address, float] = {}
+        # Inbound connections being served, by proven peer id, newest last (rule 7).
+        self._inbound: dict[bytes, list[PeerConnection]] = {}
         self._nursery: trio.Nursery | None = None
         self.dropped_messages = 0
         self.overflows = 0
+        # Dials not made or given up because the peer's own connection serves (rule 7).
+        self.dials_saved = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -136,7 +175,9 @@ class Links:
         address = (address[0], address[1])
         link = self._links.get(address)
         if link is None:
-            if trio.current_time() < self._backoff_until.get(address, -math.inf):
+            inbound = self._usable_inbound(peer)
+            if inbound is None and trio.current_time() < self._backoff_until.get(
+                    address, -math.inf):
                 self.dropped_messages += 1
                 return
             assert self._nursery is not None, "Links.run is not running"
@@ -144,6 +185,9 @@ class Links:
                 idlest = min(self._links.values(), key=lambda other: other.last_used)
                 self.close(idlest.address)
             link = _Link(address, peer)
+            if inbound is not None:
+                self.dials_saved += 1
+                link.switch_to, link.dialled = inbound, False
             self._links[address] = link
             self._nursery.start_soon(self._run_link, link)
         if not link.put(peer, message):
@@ -152,16 +196,57 @@ class Links:
                            format_address(address))
             self.close(address)
 
+    @contextlib.contextmanager
+    def offered(self, connection: PeerConnection) -> Iterator[None]:
+        """Serve an inbound connection inside this block: meanwhile links to its peer may
+        send over it (rule 7). The caller receives from it; the links only send."""
+        self.offer(connection)
+        try:
+            yield
+        finally:
+            self.withdraw(connection)
+
+    def offer(self, connection: PeerConnection) -> None:
+        """An inbound connection proved its peer: links to that peer may send over it, and a
+        link of ours to it switches to it when the tie-break says so (rule 7)."""
+        peer = connection.peer_id
+        self._inbound.setdefault(peer, []).append(connection)
+        for link in list(self._links.values()):
+            if link.peer_id() != peer:
+                continue
+            if not link.dialled or self.identity.node_id > peer:
+                if link.dialled and link.connection is None:
+                    self.dials_saved += 1
+                link.switch(connection)
+
+    def withdraw(self, connection: PeerConnection) -> None:
+        """The inbound connection is no longer served: no link may take it up any more."""
+        serving = self._inbound.get(connection.peer_id, [])
+        if connection in serving:
+            serving.remove(connection)
+        if not serving:
+            self._inbound.pop(connection.peer_id, None)
+
+    def withdraw_peer(self, peer: bytes) -> None:
+        """Forget every inbound connection of `peer` (they are being cut)."""
+        self._inbound.pop(peer, None)
+
+    def _usable_inbound(self, peer: bytes | None) -> PeerConnection | None:
+        if peer is None:
+            return None
+        serving = [c for c in self._inbound.get(peer, ()) if c.close_reason is None]
+        return serving[-1] if serving else None
+
     def reachable(self, address: Address) -> None:
         """The member at `address` is alive again: forget a failed dial's backoff (rule 3)."""
         self._backoff_until.pop((address[0], address[1]), None)
 
-    def close(self, address: Address) -> bool:
-        """Close the link to `address`; False if there was none."""
+    def close(self, address: Address) -> _Link | None:
+        """Close the link to `address`; the link closed, or None if there was none."""
         link = self._links.pop((address[0], address[1]), None)
         if link is not None:
             link.cancel_scope.cancel()
-        return link is not None
+        return link
 
     def connected(self) -> list[tuple[Address, bytes]]:
         return [
@@ -173,36 +258,62 @@ class Links:
     async def _run_link(self, link: _Link) -> None:
         try:
             with link.cancel_scope:
-                try:
-                    connection = await connect(
-                        self._dial.get(link.address, link.address), self.identity,
-                        self.secrets, self.config.wire, expected_peer=link.peer,
-                        status=self.status,
-                    )
-                except HandshakeFailed as error:
-                    if link.address not in self._backoff_until:
-                        logger.info("cannot reach %s: %s", format_address(link.address),
-                                    error.reason)
-                    self._backoff_until[link.address] = trio.current_time() + DIAL_BACKOFF_S
-                    return
-                self._backoff_until.pop(link.address, None)
-                link.connection = connection
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._send_loop, link, connection, nursery)
-                        await self._receive_loop(link, connection)
-                        nursery.cancel_scope.cancel()
-                finally:
-                    await connection.aclose()
+                if link.switch_to is None:
+                    link.connection = await self._dial_for(link)
+                while True:
+                    if link.switch_to is not None:  # rule 7: carry on over the peer's
+                        if link.dialled and link.connection is not None:
+                            await link.connection.aclose()
+                        link.connection, link.switch_to = link.switch_to, None
+                        link.dialled = False
+                    if link.connection is None:
+                        break
+                    await self._carry(link, link.connection)
+                    if link.switch_to is None:
+                        break
         finally:
+            if link.dialled and link.connection is not None:
+                await link.connection.aclose()  # inbound ones are the listener's to close
             if self._links.get(link.address) is link:
                 del self._links[link.address]
             self._lost(link.address)
 
+    async def _dial_for(self, link: _Link) -> PeerConnection | None:
+        """Dial and authenticate `link`'s address; None when that failed (the address is
+        then backed off, rule 3) or a switch made the dial pointless (rule 7)."""
+        with link.dial_scope:
+            try:
+                connection = await connect(
+                    self._dial.get(link.address, link.address), self.identity,
+                    self.secrets, self.config.wire, expected_peer=link.peer,
+                    status=self.status,
+                )
+            except HandshakeFailed as error:
+                if link.address not in self._backoff_until:
+                    logger.info("cannot reach %s: %s", format_address(link.address),
+                                error.reason)
+                self._backoff_until[link.address] = trio.current_time() + DIAL_BACKOFF_S
+                return None
+            self._backoff_until.pop(link.address, None)
+            return connection
+        return None  # cancelled by a switch: `link.switch_to` holds the connection to use
+
+    async def _carry(self, link: _Link, connection: PeerConnection) -> None:
+        """Send the link's queue over `connection` (and, if we dialled it, deliver what
+        arrives on it) until it closes or a switch is asked for (then once the batch being
+        written is out)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._send_loop, link, connection, nursery)
+            if link.dialled:
+                await self._receive_loop(link, connection)
+            else:
+                await connection.wait_closed()
+            nursery.cancel_scope.cancel()
+
     async def _send_loop(self, link: _Link, connection: PeerConnection,
                          nursery: trio.Nursery) -> None:
         try:
-            while True:
+            while link.switch_to is None:
                 messages = []
                 for peer, message in await link.get():
                     if peer is not None and peer != connection.peer_id:

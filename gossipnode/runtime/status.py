@@ -252,6 +252,7 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
             "over_peer_limit": transport.over_peer_limit,
             "links": len(agent.links.connected()),
             "link_overflows": agent.links.overflows,
+            "dials_saved": agent.links.dials_saved,
             "messages_dropped": agent.links.dropped_messages,
         },
         "store": {

@@ -152,6 +152,7 @@ class PeerConnection:
         self._charged = 0
         # trio time of the last message received: the idlest connection is closed first.
         self.last_active = trio.current_time()
+        self._closed = trio.Event()
 
     def __repr__(self) -> str:
         return f"<PeerConnection {self.peer_id.hex()[:16]} at {self.remote} v{self.version}>"
@@ -275,6 +276,10 @@ class PeerConnection:
                 f"{SMALL_MESSAGE_BYTES_MAX} bytes"
             )
 
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed, by either end, for whatever reason."""
+        await self._closed.wait()
+
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
         await self._close("closed by us")
@@ -290,6 +295,7 @@ class PeerConnection:
         if self.close_reason is not None:
             return
         self.close_reason = reason
+        self._closed.set()
         self._inbox.clear()
         self._charge()  # nothing buffered counts any more
         if misbehaved:

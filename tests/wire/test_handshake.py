@@ -323,3 +323,17 @@ def test_a_replay_after_the_window_costs_again_and_the_cache_stays_bounded():
     responder(signer, reply_cache=cache, now=REPLY_CACHE_S + 1).receive_data(hello)
     assert signer.signatures == 2
     assert len(cache) == 1
+
+
+def test_the_keyed_hash_is_libsodiums_keyed_blake2b_with_a_person():
+    import nacl.encoding
+    import nacl.hash
+
+    from gossipnode.wire.handshake_types import keyed_hash
+
+    for person, parts, key in [(b"gn-t3", (b"a", b""), b""),
+                               (b"gn-reply-mac", (b"x" * 100,), b"k" * 32),
+                               (b"p" * 16, (), b"k" * 64)]:
+        data = b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+        assert keyed_hash(person, *parts, key=key) == nacl.hash.blake2b(
+            data, digest_size=32, key=key, person=person, encoder=nacl.encoding.RawEncoder)
