@@ -27,6 +27,7 @@ from .authority import ADMIN_DATASETS, WEP_GRANT
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
 from .events import Address, MemberChanged
+from .member_map import MemberMapBuilder
 from .membership import ALIVE, SUSPECT, Membership, tags_wep
 from .placement import (
     Candidate,
@@ -189,15 +190,16 @@ class ScopeView:
 class MemberViews:
     """The members as the scope view needs them, kept in step with MemberChanged events
     (rebuilding them from the membership on every change would cost O(n) each time), and
-    the cluster policy: together they make each new `ScopeView`."""
+    the cluster policy: together they make each new `ScopeView`. Each view's members are
+    a snapshot (member_map.py) that costs O(1) to take, not a copy of every member."""
 
     def __init__(self, membership: Membership, policy: ClusterPolicy) -> None:
         self._membership = membership
         self.policy = policy
-        self._views: dict[bytes, MemberView] = {
+        self._views: MemberMapBuilder[MemberView] = MemberMapBuilder({
             m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
             for m in membership.members()
-        }
+        })
         # Address -> the member last announced there, so that a lost connection finds its
         # member in O(1) (a scan of every member per connection_lost costs O(n) each time).
         self._at: dict[tuple[str, int], bytes] = {
@@ -225,8 +227,10 @@ class MemberViews:
         after = MemberView(local.node_id, local.name, local.state, dict(local.tags))
         if _moves_mailboxes(self._views.get(local.node_id), after):
             self._placement_version += 1
-        self._views[local.node_id] = after
-        view = ScopeView(local.node_id, dict(self._views), self.policy, self._placement_version)
+        if after != self._views.get(local.node_id):
+            self._views.set(local.node_id, after)
+        view = ScopeView(local.node_id, self._views.snapshot(), self.policy,
+                         self._placement_version)
         basis = view.placement_basis()
         if self._placement is not None and self._placement[0] == basis:
             view._owners = self._placement[1]._owners
@@ -260,7 +264,7 @@ class MemberViews:
         for event in changes:
             before = self._views.get(event.node_id)
             after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
-            self._views[event.node_id] = after
+            self._views.set(event.node_id, after)
             self._at[(event.address[0], event.address[1])] = event.node_id
             if _moves_mailboxes(before, after):
                 placement = True
