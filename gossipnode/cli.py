@@ -17,7 +17,8 @@ from pathlib import Path
 
 from . import __version__
 from .client import AgentUnreachable, ClientError
-from .config import ConfigError, format_address, load_config, parse_address, parse_admin_key
+from .config import ConfigError, format_address, parse_address, parse_admin_key
+from .config_file import load_config
 from .core.catalog import DATASETS
 from .identity import (
     IdentityError,

@@ -1,6 +1,6 @@
 """Rules across settings of a node configuration: what no single key's type can say.
 
-`check_config` is applied by `config.load_config`, so the agent and `validate` apply it
+`check_config` is applied by `config_file.load_config`, so the agent and `validate` apply it
 alike. Standard library only, like config.py.
 """
 

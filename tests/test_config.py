@@ -4,7 +4,8 @@ import base64
 
 import pytest
 
-from gossipnode.config import ConfigError, load_config, parse_address
+from gossipnode.config import ConfigError, parse_address
+from gossipnode.config_file import load_config
 
 GOOD = """
 name = "pgp-a"

@@ -62,6 +62,7 @@ ALLOWED: dict[str, Allowed] = {
     "gossipnode/commands": Allowed(
         None, frozenset({"nacl"}),
         ("gossipnode.commands", "gossipnode.cli", "gossipnode.client", "gossipnode.config",
+         "gossipnode.config_file",
          "gossipnode.core", "gossipnode.identity", "gossipnode.openpgp", "gossipnode.storage",
          "gossipnode.runtime", "gossipnode.wire"),
     ),
@@ -74,9 +75,9 @@ ALLOWED: dict[str, Allowed] = {
     ),
     "gossipnode/__init__.py": Allowed(frozenset()),
     "gossipnode/__main__.py": Allowed(frozenset({"sys"}), internal=("gossipnode.cli",)),
-    "gossipnode/config.py": Allowed(
-        PURE | {"base64", "binascii", "ipaddress", "pathlib", "tomllib"},
-        internal=("gossipnode.config_rules",),
+    "gossipnode/config.py": Allowed(PURE | {"base64", "binascii", "ipaddress", "pathlib"}),
+    "gossipnode/config_file.py": Allowed(
+        PURE | {"pathlib", "tomllib"}, internal=("gossipnode.config", "gossipnode.config_rules"),
     ),
     "gossipnode/config_rules.py": Allowed(PURE, internal=("gossipnode.config",)),
     "gossipnode/identity.py": Allowed(

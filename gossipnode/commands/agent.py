@@ -21,7 +21,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def _agent(args: argparse.Namespace) -> int:
     # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
-    from ..config import load_config
+    from ..config_file import load_config
     from ..runtime.daemon import StartupError, run_agent
     from ..runtime.logs import setup_logging
 

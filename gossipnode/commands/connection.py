@@ -17,7 +17,7 @@ from typing import Any
 
 from ..cli import UsageError
 from ..client import SOCKET_ENV, ControlClient
-from ..config import load_config
+from ..config_file import load_config
 
 __all__ = ["add_client_arguments", "connect", "request", "socket_path"]
 

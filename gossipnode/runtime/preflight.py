@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError, NodeConfig, load_config
+from ..config import ConfigError, NodeConfig
+from ..config_file import load_config
 from ..identity import Identity, load_identity, load_secret
 
 __all__ = ["Prepared", "prepare"]

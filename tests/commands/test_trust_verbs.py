@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from gossipnode.client import ClientError
-from gossipnode.config import load_config
+from gossipnode.config_file import load_config
 from gossipnode.identity import format_node_id
 
 from .conftest import stop_all

@@ -4,13 +4,9 @@ agent on a controlled clock, whose messages go nowhere (a peer that never answer
 import nacl.signing
 
 from gossipnode.config import NodeConfig, ReplicationConfig
-from gossipnode.core.membership.messages import (
-    Alive,
-    PushPull,
-    Updates,
-    alive_signed_bytes,
-    tags_tuple,
-)
+from gossipnode.core.membership.checks import tags_tuple
+from gossipnode.core.membership.messages import Alive, PushPull, Updates
+from gossipnode.core.membership.signing import alive_signed_bytes
 from gossipnode.identity import create_identity, generate_secret
 from gossipnode.runtime.agent import Agent
 from gossipnode.runtime.status import health

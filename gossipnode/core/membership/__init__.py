@@ -28,9 +28,8 @@ from .messages import (
     PushPull,
     Suspect,
     Updates,
-    alive_signed_bytes,
-    left_signed_bytes,
 )
+from .signing import alive_signed_bytes, left_signed_bytes
 from .suspicion import suspicion_bounds_s
 from .swim import Membership, push_pull_interval_s
 

@@ -28,7 +28,7 @@ def readmit(table: MemberTable, admitted: Callable[[bytes], bool], outbox: Outbo
     """Apply rules 1 and 2; return the node ids set aside."""
     for node_id, waiting in list(table.pending.entries.items()):
         if waiting.source == node_id:
-            table.heard_from(node_id, now)  # enters if admitted now (rule 2)
+            table.arrivals.heard_from(node_id, now)  # enters if admitted now (rule 2)
     refused = [
         node_id for node_id, entry in table.members.items()
         if entry is not table.local and entry.state in (ALIVE, SUSPECT) and not admitted(node_id)

@@ -1,33 +1,29 @@
-"""Membership statements and messages, and the bytes a member signs.
+"""Membership statements and messages.
 
 Rules:
 1. A statement is what one member says about one member (its subject):
    - `Alive` and `Left` are said by the subject itself and carry its Ed25519 signature over
-     `alive_signed_bytes` / `left_signed_bytes`. Nobody else can make one, so no member can
-     change another's name, address or tags, or announce that another left.
+     the bytes signing.py defines. Nobody else can make one, so no member can change
+     another's name, address or tags, or announce that another left.
    - `Suspect` and `Dead` are assertions by others (the `reporter`), unsigned, that follow
      SWIM's incarnation rules: the subject refutes them with a higher-incarnation `Alive`.
 2. Messages are frozen dataclasses whose fields are int, str, bytes, bool, tuples of those,
    or other such dataclasses, so the wire layer encodes them generically by type hints.
    Tags travel as `tuple[tuple[str, str], ...]` sorted by key; addresses as host and port.
 3. `Updates` is a batch of statements: piggybacked on every probe message (bounded by
-   `gossip_message_bytes_max`) or the full state of a push-pull (bounded by `members_max`).
-4. `check_updates` checks the shape of a received batch before anything is applied, so
-   that a malformed message changes nothing (RemoteProtocolError).
-5. `Ping`, `Ack` and `PushPull` may carry the sender's own digest roots (`DatasetRoot`,
-   roots.py says when): first-hand only, so they need no signature; `check_roots` bounds
-   and checks them before anything is applied.
+   `gossip_message_bytes_max`, estimated by `statement_size_bytes`) or the full state of a
+   push-pull (bounded by `members_max`).
+4. `Ping`, `Ack` and `PushPull` may carry the sender's own digest roots (`DatasetRoot`,
+   roots.py says when): first-hand only, so they need no signature.
+5. Nothing received is applied before its shape is checked (checks.py).
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Annotated
 
-from ...config import MEMBERS_MAX_LIMIT, MembershipConfig
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ..records import NODE_ID_BYTES
+from ...config import MEMBERS_MAX_LIMIT
 from ..schema import Limit
 
 __all__ = [
@@ -43,43 +39,17 @@ __all__ = [
     "PushPull",
     "Suspect",
     "Updates",
-    "alive_signed_bytes",
-    "check_address",
-    "check_name",
-    "check_roots",
-    "check_tags",
-    "check_updates",
-    "left_signed_bytes",
     "statement_size_bytes",
 ]
 
-# Ed25519 detached signatures.
-SIGNATURE_BYTES = 64
-# Member names: config allows 64 printable characters without spaces.
-NAME_CHARS_MAX = 64
-# A DNS name is at most 253 bytes; an IPv6 literal far less.
-HOST_BYTES_MAX = 255
 # Incarnations are persisted and compared as unsigned 64-bit numbers.
 INCARNATION_MAX = 2**64 - 1
-# Domain separation: a signature over one kind of statement never verifies as another kind
-# or as anything else the identity key signs.
-ALIVE_DOMAIN = b"gossipnode/membership/alive/v1\x00"
-LEFT_DOMAIN = b"gossipnode/membership/left/v1\x00"
 # Per-field overhead in the size estimate: a CBOR key (the field name, <= 24 bytes) plus a
 # head; generous, so that the estimate stays above the real encoded size.
 FIELD_OVERHEAD_BYTES = 24
-
 # A digest root is advertised as its first ROOT_BYTES bytes: two different datasets look
 # equal with odds of 2**-64, for 8 bytes per dataset instead of 16.
 ROOT_BYTES = 8
-# Datasets one advertisement names at most: the catalog replicates 9; room for more, and a
-# bound on what a peer can make us keep per member (32 x ~90 bytes).
-ROOTS_MAX = 32
-# A dataset name in an advertisement (catalog names are short identifiers).
-DATASET_NAME_BYTES_MAX = 64
-# How old a root may say it is: about 35 years in milliseconds. More is a lie, and would
-# place the change before any clock we run on.
-ROOT_AGE_MS_MAX = 2**40
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -218,37 +188,6 @@ class PushPull:
     wanted: bytes = b""
 
 
-def _field(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def _tags_bytes(tags: Tags) -> bytes:
-    return struct.pack(">I", len(tags)) + b"".join(
-        _field(key.encode()) + _field(value.encode()) for key, value in tags
-    )
-
-
-def alive_signed_bytes(
-    node_id: bytes, name: str, host: str, port: int, incarnation: int, tags: Tags
-) -> bytes:
-    """The canonical bytes an `Alive` signature covers: a domain prefix, then each field
-    length-prefixed (4-byte big-endian), integers as 8-byte big-endian."""
-    return b"".join(
-        (
-            ALIVE_DOMAIN,
-            _field(node_id),
-            _field(name.encode()),
-            _field(host.encode()),
-            struct.pack(">QQ", port, incarnation),
-            _tags_bytes(tags),
-        )
-    )
-
-
-def left_signed_bytes(node_id: bytes, incarnation: int) -> bytes:
-    """The canonical bytes a `Left` signature covers."""
-    return LEFT_DOMAIN + _field(node_id) + struct.pack(">Q", incarnation)
-
 
 def statement_size_bytes(statement: Alive | Left | Suspect | Dead) -> int:
     """An estimate, on the high side, of a statement's encoded size in a message."""
@@ -266,151 +205,3 @@ def statement_size_bytes(statement: Alive | Left | Suspect | Dead) -> int:
     if isinstance(statement, Left):
         return len(statement.node_id) + len(statement.signature) + 9 + 3 * FIELD_OVERHEAD_BYTES
     return len(statement.node_id) + len(statement.reporter) + 9 + 3 * FIELD_OVERHEAD_BYTES
-
-
-def check_name(name: object, error: type[Exception]) -> None:
-    """A member name is 1 to NAME_CHARS_MAX printable characters without whitespace (what
-    the config accepts), so that it can be written into logs and tables as it is."""
-    if (
-        not isinstance(name, str)
-        or not 0 < len(name) <= NAME_CHARS_MAX
-        or not name.isprintable()
-        or any(character.isspace() for character in name)
-    ):
-        raise error(
-            f"a member name must be 1 to {NAME_CHARS_MAX} printable characters without spaces"
-        )
-
-
-def check_tags(tags: Tags, tags_bytes_max: int, error: type[Exception]) -> None:
-    """Tags are string pairs, sorted by unique key, within `tags_bytes_max`; keys are
-    non-empty, and keys and values printable (no control characters), so that they can be
-    written into logs and tables as they are."""
-    if not isinstance(tags, tuple):
-        raise error("tags must be a tuple of (key, value) pairs")
-    size = 0
-    previous = None
-    for pair in tags:
-        if (
-            not isinstance(pair, tuple)
-            or len(pair) != 2
-            or not all(isinstance(part, str) for part in pair)
-        ):
-            raise error("each tag must be a (key, value) pair of strings")
-        if not pair[0] or not pair[0].isprintable() or not pair[1].isprintable():
-            raise error("tag keys and values must be printable (no control characters)")
-        if previous is not None and pair[0] <= previous:
-            raise error("tags must be sorted by key, each key once")
-        previous = pair[0]
-        size += len(pair[0].encode()) + len(pair[1].encode())
-    if size > tags_bytes_max:
-        raise error(
-            f"tags are {size} bytes, over the limit of {tags_bytes_max} bytes "
-            "(membership.tags_bytes_max)"
-        )
-
-
-def _check_id(value: object, what: str) -> None:
-    if not isinstance(value, bytes) or len(value) != NODE_ID_BYTES:
-        raise RemoteProtocolError(f"{what} must be {NODE_ID_BYTES} bytes")
-
-
-def _check_incarnation(value: object) -> None:
-    if type(value) is not int or not 0 <= value <= INCARNATION_MAX:
-        raise RemoteProtocolError("incarnation must be an unsigned 64-bit integer")
-
-
-def check_address(host: object, port: object) -> None:
-    """Raises RemoteProtocolError unless (host, port) is a plausible address."""
-    if not isinstance(host, str) or not 0 < len(host.encode()) <= HOST_BYTES_MAX:
-        raise RemoteProtocolError("bad host")
-    if type(port) is not int or not 0 < port < 65536:
-        raise RemoteProtocolError("bad port")
-
-
-def check_updates(updates: object, config: MembershipConfig, statements_max: int) -> None:
-    """Check a received batch's shape (not its signatures: those are checked when a statement
-    would change something).
-
-    Raises:
-        RemoteProtocolError: not an `Updates`, more than `statements_max` statements, or a
-            malformed statement.
-    """
-    if not isinstance(updates, Updates):
-        raise RemoteProtocolError("updates must be an Updates batch")
-    parts = (updates.alive, updates.left, updates.dead, updates.suspect)
-    if not all(isinstance(part, tuple) for part in parts):
-        raise RemoteProtocolError("update lists must be tuples")
-    if len(updates) > statements_max:
-        raise RemoteProtocolError(
-            f"{len(updates)} statements in one message, over the limit of {statements_max}"
-        )
-    for alive in updates.alive:
-        if not isinstance(alive, Alive):
-            raise RemoteProtocolError("an alive statement of the wrong type")
-        _check_id(alive.node_id, "node id")
-        _check_incarnation(alive.incarnation)
-        check_name(alive.name, RemoteProtocolError)
-        check_address(alive.host, alive.port)
-        if not isinstance(alive.signature, bytes) or len(alive.signature) != SIGNATURE_BYTES:
-            raise RemoteProtocolError("bad signature length")
-        check_tags(alive.tags, config.tags_bytes_max, RemoteProtocolError)
-    for left in updates.left:
-        if not isinstance(left, Left):
-            raise RemoteProtocolError("a left statement of the wrong type")
-        _check_id(left.node_id, "node id")
-        _check_incarnation(left.incarnation)
-        if not isinstance(left.signature, bytes) or len(left.signature) != SIGNATURE_BYTES:
-            raise RemoteProtocolError("bad signature length")
-    for kind, statements in ((Dead, updates.dead), (Suspect, updates.suspect)):
-        for statement in statements:
-            if not isinstance(statement, kind):
-                raise RemoteProtocolError(f"a {kind.__name__} statement of the wrong type")
-            _check_id(statement.node_id, "node id")
-            _check_id(statement.reporter, "reporter id")
-            _check_incarnation(statement.incarnation)
-
-
-def check_roots(roots: object) -> None:
-    """Check a received advertisement's shape: at most ROOTS_MAX entries, sorted by unique
-    dataset name, each name printable, each root ROOT_BYTES long, each age in range.
-
-    Raises:
-        RemoteProtocolError: anything else; nothing of it was applied.
-    """
-    if not isinstance(roots, tuple):
-        raise RemoteProtocolError("roots must be a tuple")
-    if len(roots) > ROOTS_MAX:
-        raise RemoteProtocolError(f"{len(roots)} roots in one message, over the limit of "
-                                  f"{ROOTS_MAX}")
-    previous = None
-    for entry in roots:
-        if not isinstance(entry, DatasetRoot):
-            raise RemoteProtocolError("a root of the wrong type")
-        name = entry.dataset
-        if (not isinstance(name, str) or not name or not name.isprintable()
-                or len(name.encode()) > DATASET_NAME_BYTES_MAX):
-            raise RemoteProtocolError(f"a dataset name is 1 to {DATASET_NAME_BYTES_MAX} "
-                                      "printable bytes")
-        if previous is not None and name <= previous:
-            raise RemoteProtocolError("roots must be sorted by dataset, each dataset once")
-        previous = name
-        if not isinstance(entry.root, bytes) or len(entry.root) != ROOT_BYTES:
-            raise RemoteProtocolError(f"a root is {ROOT_BYTES} bytes")
-        if type(entry.age_ms) is not int or not 0 <= entry.age_ms <= ROOT_AGE_MS_MAX:
-            raise RemoteProtocolError("a root's age is out of range")
-
-
-def tags_tuple(tags: object) -> Tags:
-    """Our own tags (a mapping of str to str) as the sorted pairs that travel.
-
-    Raises:
-        LocalProtocolError: not a mapping of strings.
-    """
-    items = getattr(tags, "items", None)
-    if items is None:
-        raise LocalProtocolError("tags must be a mapping of str to str")
-    pairs = tuple(sorted(items()))
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
-        raise LocalProtocolError("tag keys and values must be strings")
-    return pairs

@@ -11,26 +11,11 @@ Rules:
 2. Acks and nacks count only from the member they are expected from; pings meant for
    another node id are ignored. An ack goes to the pinger's advertised address when we
    know it, else to the reply address the ping names (a joiner we do not know yet), then
-   drawing on the confirmation pings' token bucket (rule 4).
-3. A relay pings only a member it knows (alive or suspect), at the address that member
-   signed, never an address the requester names; it answers at the requester's advertised
-   address; it runs at most `relays_per_requester_max` probes for one requester and
-   `relays_max` in all. So a requester cannot make us dial arbitrary addresses, nor grow
-   our memory: refused requests are counted (`relays_refused`).
-4. A pending member (pending.py) gets a confirmation ping when it arrives and again every
-   two probe intervals while it waits; the pings draw on a token bucket
-   (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
-   without bound. Its ack (like anything else it sends) confirms it. A confirmation ping
-   always carries our own signed alive statement: the pending member most likely has not
-   heard of us yet (a joiner confirms what its seed told it before its own alive statement
-   spread), and learns us first-hand from the ping instead of asking (rule 5). Without it,
-   each of a joiner's confirmation pings past its alive statement's retransmit count drew
-   an introduction and the joiner's full state in reply: a cluster of n members starting
-   together swapped on the order of n**2 full states, n**3 statements.
-5. A pinger we do not know at all (its alive statement never reached us, or we forgot it
-   pending) is answered, and also sent a push-pull that wants a reply and carries only our
-   own alive statement: its reply (its full state, its own alive statement first-hand)
-   makes it a member. Once per pinger per `pending_expiry_s`, on the same token bucket.
+   drawing on the confirmation pings' token bucket (confirming.py).
+3. Indirect probes are run by relays, which dial only known members (relaying.py).
+4. A pending member gets confirmation pings, on a token bucket (confirming.py rule 1).
+5. A pinger we do not know at all is answered and asked for its state, on the same bucket
+   (confirming.py rule 2).
 6. Lifeguard's local health, from our own lateness: the end of a probe (the probe tick)
    run more than `LATE_TIMER_FRACTION` of the probe timeout after it fell due means our
    own loop was starved (a loaded host, a pause). The target's ack
@@ -51,27 +36,28 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...config import MembershipConfig
 from ..events import Address
 from .awareness import Awareness
+from .confirming import Confirmations
 from .members import ALIVE, SUSPECT, Entry
 from .messages import (
     Ack,
     Nack,
     Ping,
     PingRequest,
-    PushPull,
     Roots,
     Suspect,
     Updates,
     statement_size_bytes,
 )
 from .outbox import Outbox
-from .state import LIVE_STATES, MemberTable
+from .relaying import Relays
+from .state import MemberTable
 
 __all__ = ["Prober"]
 
@@ -91,13 +77,6 @@ class _Probe:
     relays: frozenset[bytes] = frozenset()
     nacks: set[bytes] = field(default_factory=set)
     late: bool = False  # its end ran late (rule 6)
-
-
-@dataclass(frozen=True, slots=True)
-class _Relay:
-    requester: bytes
-    sequence: int  # the requester's
-    target: bytes
 
 
 class Prober:
@@ -124,22 +103,20 @@ class Prober:
         self._order: list[bytes] = []
         self._index = 0
         self._probe: _Probe | None = None
-        self._relays: dict[int, _Relay] = {}
-        self._relays_by_requester: Counter[bytes] = Counter()
         self._sequence = 0
-        self._tokens = float(config.confirm_pings_burst)
-        self._tokens_at = now
-        # Unknown pingers we asked for their state, and when (rule 5).
-        self._introduced: OrderedDict[bytes, float] = OrderedDict()
+        parts = {"table": table, "outbox": outbox, "next_sequence": self._next_sequence,
+                 "ping": self._ping}
+        self.relays = Relays(config, piggyback=piggyback, roots=roots, **parts)
+        self.confirmations = Confirmations(config, now=now, **parts)
         # New members whose first probe is still to come (rule 7), oldest first.
         self._first_probe: OrderedDict[bytes, None] = OrderedDict()
         # When the probe tick is due (rule 6 compares it with when it runs).
         self._tick_at = now + rng.uniform(0, config.probe_interval_s)
         outbox.timers.set(PROBE, self._tick_at)
 
-    @property
-    def relays_running(self) -> int:
-        return len(self._relays)
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
 
     # ---- the probe cycle --------------------------------------------------------------
 
@@ -149,7 +126,7 @@ class Prober:
         self._finish(now)
         self._tick_at = now + self._awareness.scale(self._config.probe_interval_s)
         self._outbox.timers.set(PROBE, self._tick_at)
-        self._confirm_pending(now)
+        self.confirmations.confirm_pending(now)
         target = self._next_target()
         if target is None:
             return
@@ -246,40 +223,9 @@ class Prober:
             # A new suspicion that starts here (not one heard from others).
             self._outbox.statistics["suspicions_raised"] += 1
         if entry is not None and entry.state in (ALIVE, SUSPECT):
-            self._table.apply_suspect(
+            self._table.claims.apply_suspect(
                 Suspect(entry.node_id, entry.incarnation, self._table.local.node_id), now
             )
-
-    # ---- pending members --------------------------------------------------------------
-
-    def confirm(self, node_id: bytes, now: float) -> None:
-        """Ping a pending member now, if the token bucket allows."""
-        waiting = self._table.pending.get(node_id)
-        if waiting is None or not self._take_token(now):
-            return
-        waiting.pinged_at = now
-        self._sequence += 1
-        address = (waiting.alive.host, waiting.alive.port)
-        self._outbox.send(address, self._ping(self._sequence, node_id, now, introduce=True),
-                          node_id)
-
-    def _confirm_pending(self, now: float) -> None:
-        self._outbox.statistics["pending_expired"] += self._table.pending.expire(now)
-        interval_s = 2 * self._config.probe_interval_s
-        for waiting in self._table.pending.due_pings(now, interval_s):
-            self.confirm(waiting.alive.node_id, now)
-
-    def _take_token(self, now: float) -> bool:
-        elapsed_s = max(0.0, now - self._tokens_at)
-        self._tokens_at = now
-        self._tokens = min(
-            float(self._config.confirm_pings_burst),
-            self._tokens + elapsed_s * self._config.confirm_pings_per_s,
-        )
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
     # ---- messages ---------------------------------------------------------------------
 
@@ -290,29 +236,14 @@ class Prober:
         address = self._address_of(sender)
         if address is None:
             # A pinger we do not know (a joiner): its reply address, at the bucket's pace.
-            if not self._take_token(now):
+            if not self.confirmations.take_token(now):
                 self._outbox.statistics["acks_refused"] += 1
                 return
             address = (ping.reply_host, ping.reply_port)
-            self._introduce(sender, address, now)
+            self.confirmations.introduce(sender, address, now)
         self._outbox.send(
             address, Ack(ping.sequence, self._piggyback(), self._roots(sender, now)), sender
         )
-
-    def _introduce(self, sender: bytes, address: Address, now: float) -> None:
-        """Rule 5: ask a pinger we do not know for its state, giving only our own alive
-        statement (small, so no amplification), at most once per sender per
-        `pending_expiry_s`."""
-        introduced = self._introduced.get(sender)
-        if introduced is not None and introduced + self._config.pending_expiry_s > now:
-            return
-        self._introduced[sender] = now
-        self._introduced.move_to_end(sender)
-        while len(self._introduced) > self._config.pending_members_max:
-            self._introduced.popitem(last=False)
-        own = Updates(alive=(self._table.local.alive,))
-        self._outbox.statistics["introductions"] += 1
-        self._outbox.send(address, PushPull(True, own), sender)
 
     def on_ack(self, sender: bytes, ack: Ack, now: float) -> None:
         probe = self._probe
@@ -321,55 +252,12 @@ class Prober:
                 probe.acked = True
                 self._awareness.apply(-1)
             return
-        relay = self._relays.get(ack.sequence)
-        if relay is not None and sender == relay.target:
-            self._end_relay(ack.sequence)
-            requester = self._table.members.get(relay.requester)
-            if requester is not None:
-                ack = Ack(relay.sequence, self._piggyback(), self._roots(relay.requester, now))
-                self._outbox.send(requester.address, ack, relay.requester)
+        self.relays.on_ack(sender, ack, now)
 
     def on_nack(self, sender: bytes, nack: Nack) -> None:
         probe = self._probe
         if probe is not None and probe.sequence == nack.sequence and sender in probe.relays:
             probe.nacks.add(sender)
-
-    def on_ping_request(self, sender: bytes, request: PingRequest, now: float) -> None:
-        requester = self._table.members.get(sender)
-        target = self._table.members.get(request.target)
-        if (
-            requester is None
-            or requester.state not in LIVE_STATES
-            or target is None
-            or target.state not in LIVE_STATES
-            or request.target == self._table.local.node_id
-            or self._relays_by_requester[sender] >= self._config.relays_per_requester_max
-            or len(self._relays) >= self._config.relays_max
-        ):
-            self._outbox.statistics["relays_refused"] += 1
-            return
-        self._sequence += 1
-        self._relays[self._sequence] = _Relay(sender, request.sequence, request.target)
-        self._relays_by_requester[sender] += 1
-        self._outbox.send(target.address, self._ping(self._sequence, target.node_id, now),
-                          target.node_id)
-        self._outbox.timers.set(("relay", self._sequence), now + self._config.probe_timeout_s)
-
-    def relay_timeout(self, sequence: int) -> None:
-        relay = self._relays.get(sequence)
-        if relay is None:
-            return
-        self._end_relay(sequence)
-        requester = self._table.members.get(relay.requester)
-        if requester is not None:
-            self._outbox.send(requester.address, Nack(relay.sequence), relay.requester)
-
-    def _end_relay(self, sequence: int) -> None:
-        relay = self._relays.pop(sequence)
-        self._outbox.timers.cancel(("relay", sequence))
-        self._relays_by_requester[relay.requester] -= 1
-        if not self._relays_by_requester[relay.requester]:
-            del self._relays_by_requester[relay.requester]
 
     def _address_of(self, node_id: bytes) -> Address | None:
         entry = self._table.members.get(node_id)
@@ -381,7 +269,7 @@ class Prober:
     def _ping(self, sequence: int, target: bytes, now: float, *,
               introduce: bool = False) -> Ping:
         """A ping with piggybacked statements; with `introduce`, our own alive statement
-        among them (rule 4), within the same byte budget."""
+        among them (confirming.py rule 1), within the same byte budget."""
         host, port = self._table.local.address
         roots = self._roots(target, now)
         if not introduce:

@@ -13,7 +13,7 @@ Rules:
 3. Roots are taken only from the sender the channel proved, about itself, and only from a
    member in the table (not pending, not ourselves): nobody can speak for another member,
    so nothing needs a signature. They are forgotten with the member (reaped).
-4. An advertisement's shape is checked before anything is applied (messages.check_roots,
+4. An advertisement's shape is checked before anything is applied (checks.check_roots,
    a RemoteProtocolError); an entry naming a dataset this node does not know is dropped and
    counted (`roots_unknown`), the rest kept.
 5. An advertisement names every dataset its sender holds. Per dataset, the root that

@@ -25,7 +25,7 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 7. A signature is checked only when a statement would change something, and a verified one
    is cached (verified.py): replays cost a hash. A bad signature is refused (PeerRefused).
 8. Every accepted change is queued for broadcast and reported (MemberChanged).
-9. Force-leave bounds (`set_force_left`, from administrator-signed records the node
+9. Force-leave bounds (forced.py, from administrator-signed records the node
    verified): a member forced out at incarnation N is marked left and forgotten at once,
    and no alive statement of it at N or below is taken again, whoever relays it
    (`force_left_refused`), so gossip cannot bring it back. Only the subject itself comes
@@ -37,31 +37,21 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from ...config import MembershipConfig
 from ..events import Address
+from .arrivals import Arrivals
 from .awareness import Awareness
+from .claims import Claims
 from .forced import ForceLeft
 from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry
-from .messages import (
-    INCARNATION_MAX,
-    Alive,
-    Dead,
-    Gossip,
-    Left,
-    Suspect,
-    Tags,
-    Updates,
-    alive_signed_bytes,
-    left_signed_bytes,
-)
+from .messages import INCARNATION_MAX, Alive, Dead, Left, Suspect, Tags, Updates
 from .names import NameGuard
 from .outbox import Outbox
 from .pending import PendingMembers
-from .suspicion import Suspicion, suspicion_bounds_s
 from .timers import IndexedSet
-from .verified import VerifiedCache
+from .verified import Signatures
 
 __all__ = ["LIVE_STATES", "MemberTable"]
 
@@ -69,11 +59,12 @@ LIVE_STATES = (ALIVE, SUSPECT)
 
 
 class MemberTable:
-    """The members we know, ourselves included, the pending ones, and the rules above.
+    """The members we know, ourselves included, the pending ones, and the rules above:
+    alive and left statements here; new members in `arrivals` (arrivals.py), suspect and
+    dead claims in `claims` (claims.py), signatures in `signatures` (verified.py).
 
     `reachable` holds the other members that are alive or suspect: the ones to probe and
-    gossip to. `on_new_member` is told of each member the first time we accept it,
-    `on_pending` of each member that starts waiting to be confirmed.
+    gossip to. `on_new_member` and `on_pending`: see arrivals.py.
     """
 
     def __init__(
@@ -96,15 +87,11 @@ class MemberTable:
     ) -> None:
         self._config = config
         self._node_id = node_id
-        self._sign = sign
-        # Every statement in a full push-pull twice over, so that periodic syncs hit it.
-        self._verified = VerifiedCache(verify, 2 * config.members_max)
-        self._admitted = admitted
         self._outbox = outbox
         self._awareness = awareness
-        self._on_new_member = on_new_member
-        self._on_pending = on_pending
-        self.local = Entry(self.signed_alive(name, address, incarnation, tags), now)
+        # Every statement in a full push-pull twice over, so that periodic syncs hit it.
+        self.signatures = Signatures(node_id, sign, verify, 2 * config.members_max, outbox)
+        self.local = Entry(self.signatures.signed_alive(name, address, incarnation, tags), now)
         self.members: dict[bytes, Entry] = {node_id: self.local}
         # Name -> the members that bear it (any state), so that a name check looks at
         # its bearers only, not at every member (rule 6).
@@ -118,11 +105,10 @@ class MemberTable:
         # Set once we announced our leave: from then on we refute nothing.
         self.leaving = False
         # Members forced out by an administrator (rule 9).
-        self.forced = ForceLeft(config, node_id, outbox, self._verified_alive)
-
-    @property
-    def signature_checks(self) -> int:
-        return self._verified.checks
+        self.forced = ForceLeft(config, node_id, self, outbox)
+        # New members (rule 6), and suspect and dead claims (rules 2 to 5).
+        self.arrivals = Arrivals(config, self, outbox, admitted, on_new_member, on_pending)
+        self.claims = Claims(config, node_id, self, outbox)
 
     def full_state(self, entries: Iterable[Entry] | None = None) -> Updates:
         """What we hold of `entries` (default: every member) as statements: each one's alive
@@ -142,27 +128,6 @@ class MemberTable:
                 if entry.state == SUSPECT
             ),
         )
-
-    def heard_from(self, sender: bytes, now: float) -> None:
-        """`sender` spoke to us over a channel that proved its id: confirm it if pending; if
-        we suspect it or hold it dead, tell it so (at most once per probe interval), so that
-        it refutes now rather than when the statement happens to reach it."""
-        entry = self.members.get(sender)
-        if entry is not None and entry.state in (SUSPECT, DEAD) and not self.leaving:
-            interval_s = self._config.probe_interval_s
-            if entry.notified_at is None or entry.notified_at + interval_s <= now:
-                entry.notified_at = now
-                kind = Suspect if entry.state == SUSPECT else Dead
-                notice = kind(sender, entry.incarnation, self._node_id)
-                field = "suspect" if kind is Suspect else "dead"
-                self._outbox.send(entry.address, Gossip(Updates(**{field: (notice,)})), sender)
-            return
-        waiting = self.pending.get(sender)
-        if waiting is None or not self._admitted(sender):
-            return
-        self.pending.pop(sender)
-        self._outbox.statistics["pending_confirmed"] += 1
-        self._add(waiting.alive, sender, now)
 
     def apply(self, updates: Updates, sender: bytes, now: float, from_push_pull: bool) -> None:
         # A member the batch calls dead or left, and that we do not know (reaped it, or never
@@ -184,11 +149,11 @@ class MemberTable:
             if from_push_pull:
                 # memberlist: another's full state saying "dead" only makes us suspect, so
                 # one stale view cannot kill members we still hear from.
-                self.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
+                self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
             else:
-                self.apply_dead(dead, now)
+                self.claims.apply_dead(dead, now)
         for suspect in updates.suspect:
-            self.apply_suspect(suspect, now)
+            self.claims.apply_suspect(suspect, now)
 
     def apply_alive(self, alive: Alive, sender: bytes, now: float) -> None:
         if alive.node_id == self._node_id:
@@ -196,7 +161,7 @@ class MemberTable:
                 not self.leaving
                 and alive != self.local.alive
                 and alive.incarnation >= self.local.incarnation
-                and self._verified_alive(alive, sender)
+                and self.signatures.alive_ok(alive, sender)
             ):
                 self.refute(alive.incarnation, now)  # a statement from our former life
             return
@@ -204,12 +169,12 @@ class MemberTable:
             return
         entry = self.members.get(alive.node_id)
         if entry is None:
-            self._offer(alive, sender, now)
+            self.arrivals.offer(alive, sender, now)
             return
-        if alive.incarnation <= entry.incarnation or not self._verified_alive(alive, sender):
+        if alive.incarnation <= entry.incarnation or not self.signatures.alive_ok(alive, sender):
             return
         if alive.name != entry.alive.name:
-            if self._name_taken(alive, sender):
+            if self.name_taken(alive, sender):
                 return
             self._unname(entry)
             self._named.setdefault(alive.name, {})[entry.node_id] = None
@@ -228,40 +193,15 @@ class MemberTable:
         self._outbox.broadcasts.push(alive)
         self._outbox.changed(entry)
 
-    def _offer(self, alive: Alive, sender: bytes, now: float) -> None:
-        """A member we do not know: add it if it speaks for itself, else hold it pending."""
-        waiting = self.pending.get(alive.node_id)
-        if waiting is not None and alive.incarnation <= waiting.alive.incarnation:
-            if sender == alive.node_id:
-                self.heard_from(sender, now)
-            return
-        if not self._verified_alive(alive, sender):
-            return
-        if sender == alive.node_id and self._admitted(sender):
-            self.pending.pop(sender)
-            self._add(alive, sender, now)
-            return
-        new, evicted = self.pending.offer(alive, sender, now)
-        if evicted is not None:
-            self._outbox.statistics["pending_evicted"] += 1
-        if new and self._admitted(alive.node_id):
-            self._on_pending(alive.node_id, now)
-
-    def _add(self, alive: Alive, sender: bytes, now: float) -> None:
-        if len(self.members) >= self._config.members_max:
-            self._outbox.statistics["members_over_limit"] += 1
-            return
-        if self._name_taken(alive, sender):
-            return
+    def insert(self, alive: Alive, now: float) -> Entry:
+        """Put a new member into the table and its name index (the other indexes and its
+        announcement are the caller's)."""
         entry = Entry(alive, now)
         self.members[alive.node_id] = entry
         self._named.setdefault(alive.name, {})[alive.node_id] = None
-        self._on_new_member(alive.node_id)
-        self.reachable.add(entry.node_id)
-        self._outbox.broadcasts.push(alive)
-        self._outbox.changed(entry)
+        return entry
 
-    def _name_taken(self, alive: Alive, sender: bytes) -> bool:
+    def name_taken(self, alive: Alive, sender: bytes) -> bool:
         bearers = [self.members[n] for n in self._named.get(alive.name, ())]
         return self._names.taken(alive, bearers, self.local, sender)
 
@@ -286,89 +226,23 @@ class MemberTable:
             if (
                 not self.leaving
                 and left.incarnation >= self.local.incarnation
-                and self._verified_left(left, sender)
+                and self.signatures.left_ok(left, sender)
             ):
                 self.refute(left.incarnation, now)
             return
         if left.node_id in self.pending:
-            if self._verified_left(left, sender):
+            if self.signatures.left_ok(left, sender):
                 self.pending.pop(left.node_id)
             return
         entry = self.members.get(left.node_id)
         if entry is None or entry.state == LEFT or left.incarnation < entry.incarnation:
             return
-        if not self._verified_left(left, sender):
+        if not self.signatures.left_ok(left, sender):
             return
         entry.incarnation = left.incarnation
         entry.left = left
         self.gone(entry, LEFT, now)
         self._outbox.broadcasts.push(left)
-
-    def _claim_allowed(self, node_id: bytes, incarnation: int, now: float) -> Entry | None:
-        """The entry a suspect or dead claim may change, or None (rules 4 and 5)."""
-        if node_id == self._node_id:
-            if incarnation > self.local.incarnation:
-                self._outbox.statistics["claims_over_signed"] += 1
-            elif not self.leaving and incarnation == self.local.incarnation:
-                self.refute(incarnation, now)
-            return None
-        entry = self.members.get(node_id)
-        if entry is None or incarnation < entry.incarnation:
-            return None
-        if incarnation > entry.alive.incarnation:
-            self._outbox.statistics["claims_over_signed"] += 1
-            return None
-        return entry
-
-    def apply_dead(self, dead: Dead, now: float) -> None:
-        entry = self._claim_allowed(dead.node_id, dead.incarnation, now)
-        if entry is None or entry.state in (DEAD, LEFT):
-            return
-        entry.incarnation = dead.incarnation
-        self._outbox.statistics["deaths"] += 1
-        self.gone(entry, DEAD, now)
-        self._outbox.broadcasts.push(dead)
-
-    def apply_suspect(self, suspect: Suspect, now: float) -> None:
-        entry = self._claim_allowed(suspect.node_id, suspect.incarnation, now)
-        if entry is None:
-            return
-        if entry.state == SUSPECT and entry.suspicion is not None:
-            if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
-                suspect.reporter
-            ):
-                # Lifeguard: a new confirmation shortens the timeout; pass it on so that
-                # others' timers shrink too.
-                self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
-                self._outbox.broadcasts.push(suspect)
-            return
-        if entry.state != ALIVE:
-            return
-        members = len(self.reachable) + 1
-        minimum_s, maximum_s = suspicion_bounds_s(
-            self._config.suspicion_mult,
-            self._config.suspicion_max_timeout_mult,
-            self._config.probe_interval_s,
-            members,
-        )
-        # memberlist: expect suspicion_mult - 2 confirmations, none in clusters too small.
-        expected = self._config.suspicion_mult - 2
-        if members - 2 < expected:
-            expected = 0
-        entry.incarnation = suspect.incarnation
-        entry.set_state(SUSPECT, now)
-        entry.suspicion = Suspicion(
-            suspect.incarnation, suspect.reporter, now, minimum_s, maximum_s, max(expected, 0)
-        )
-        self._outbox.statistics["suspicions"] += 1
-        self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
-        self._outbox.broadcasts.push(suspect)
-        self._outbox.changed(entry)
-
-    def suspicion_timeout(self, node_id: bytes, now: float) -> None:
-        entry = self.members.get(node_id)
-        if entry is not None and entry.state == SUSPECT:
-            self.apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
 
     def gone(self, entry: Entry, state: str, now: float) -> None:
         was_dead = entry.state == DEAD
@@ -381,29 +255,6 @@ class MemberTable:
         self._outbox.timers.cancel(("suspicion", entry.node_id))
         self._outbox.timers.set(("reap", entry.node_id), now + self._config.reap_after_s)
         self._outbox.changed(entry)
-
-    def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
-        """Take the force-leave bounds (rule 9); return the members it removed now."""
-        self.forced.set(bounds)
-        removed = []
-        for node_id, bound in sorted(bounds.items()):
-            if node_id == self._node_id:
-                if not self.leaving and self.local.incarnation <= bound:
-                    self._outbox.statistics["forced_out_refuted"] += 1
-                    self.refute(bound, now)  # we are running: back above the bound
-                continue
-            waiting = self.pending.get(node_id)
-            if waiting is not None and waiting.alive.incarnation <= bound:
-                self.pending.pop(node_id)
-            entry = self.members.get(node_id)
-            if entry is None or entry.incarnation > bound:
-                continue
-            if entry.state != LEFT:
-                self.gone(entry, LEFT, now)
-            self._outbox.timers.cancel(("reap", node_id))
-            self.reap(node_id, now)
-            removed.append(node_id)
-        return removed
 
     def reap(self, node_id: bytes, now: float) -> None:
         entry = self.members.get(node_id)
@@ -424,29 +275,8 @@ class MemberTable:
     def set_local_alive(
         self, name: str, address: Address, incarnation: int, tags: Tags, now: float
     ) -> None:
-        alive = self.signed_alive(name, address, incarnation, tags)
+        alive = self.signatures.signed_alive(name, address, incarnation, tags)
         self.local.alive = alive
         self.local.incarnation = incarnation
         self._outbox.broadcasts.push(alive)
         self._outbox.changed(self.local)
-
-    def signed_alive(self, name: str, address: Address, incarnation: int, tags: Tags) -> Alive:
-        host, port = address
-        signed = alive_signed_bytes(self._node_id, name, host, port, incarnation, tags)
-        return Alive(self._node_id, name, host, port, incarnation, tags, self._sign(signed))
-
-    def _verified_alive(self, alive: Alive, sender: bytes) -> bool:
-        signed = alive_signed_bytes(
-            alive.node_id, alive.name, alive.host, alive.port, alive.incarnation, alive.tags
-        )
-        if self._verified.verify(alive.node_id, signed, alive.signature):
-            return True
-        self._outbox.refuse(sender, "an alive statement with a bad signature")
-        return False
-
-    def _verified_left(self, left: Left, sender: bytes) -> bool:
-        signed = left_signed_bytes(left.node_id, left.incarnation)
-        if self._verified.verify(left.node_id, signed, left.signature):
-            return True
-        self._outbox.refuse(sender, "a left statement with a bad signature")
-        return False

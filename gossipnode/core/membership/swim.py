@@ -1,14 +1,15 @@
 """The membership core: SWIM failure detection with the Lifeguard refinements, sans-IO.
 
 Theory of operation (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018; memberlist).
-`Membership` is the one object the node holds; it checks each message's shape and hands it
-to the part whose concern it is, each headed by its own rules:
-- state.py: the member table and SWIM's precedence by incarnation; claims bounded by what
-  the subject signed; new members confirmed before they count (pending.py); names unique;
-  verified signatures cached (verified.py).
-- probing.py: the probe cycle, indirect probes (only to known members' signed addresses,
-  bounded per requester), suspicion from failed probes (none from a probe whose timers ran
-  late), confirmation pings that announce us.
+`Membership` is the one object the node holds; it checks each message's shape (checks.py)
+and hands it to the part whose concern it is, each headed by its own rules:
+- state.py: the member table and SWIM's precedence by incarnation, over its parts:
+  arrivals.py (new members confirmed before they count, pending.py; names unique,
+  names.py), claims.py (suspect and dead claims, bounded by what the subject signed),
+  verified.py (signatures made, checked, and cached once verified).
+- probing.py: the probe cycle, suspicion from failed probes (none from a probe whose timers
+  ran late); relaying.py: indirect probes (only to known members' signed addresses,
+  bounded per requester); confirming.py: confirmation pings that announce us.
 - dissemination.py: piggybacked statements and gossip rounds, the dead included; news
   forwarded at once rather than at the next round; a refutation told to the accuser.
 - sync.py: join, periodic push-pull, reconnecting to the dead.
@@ -16,6 +17,8 @@ to the part whose concern it is, each headed by its own rules:
   push-pulls, and the roots the others advertised (core/cluster_view.py groups them).
 - forced.py: force-leave bounds from administrator-signed records (`set_force_left`).
 - outbox.py: the events, counters, broadcast queue and timers all the parts share.
+- queries.py: what `Membership` answers about the cluster (snapshots, counters, roots).
+- messages.py: the statements and messages; signing.py: the bytes a member signs.
 
 Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes None once
 the left statement has been sent its full retransmit count, and the shell may then exit.
@@ -36,46 +39,27 @@ into the pending set.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...config import MembershipConfig
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import Address, Event
+from ..errors import LocalProtocolError
+from ..events import Address
 from ..records import NODE_ID_BYTES
 from .admitting import readmit
 from .awareness import Awareness
+from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
-from .exchange import check_summary
-from .members import ALIVE, DEAD, LEFT, Member
-from .messages import (
-    Ack,
-    Gossip,
-    Left,
-    Nack,
-    Ping,
-    PingRequest,
-    PushPull,
-    Roots,
-    check_address,
-    check_name,
-    check_roots,
-    check_tags,
-    check_updates,
-    left_signed_bytes,
-    tags_tuple,
-)
+from .members import DEAD, LEFT
+from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
-from .roots import AdvertisedRoots, RootAdverts, stale_after_s
+from .queries import MembershipQueries
+from .roots import RootAdverts
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
 __all__ = ["Membership", "push_pull_interval_s"]
 
-# A piggybacked batch holds at most this many statements: the smallest statement is
-# estimated above 64 bytes, so an honest batch within gossip_message_bytes_max never hits it.
-STATEMENT_BYTES_MIN = 64
 # handle_timer runs due timers in passes (a timer may set another already due); this many
 # passes is far beyond any honest chain and stops a bug from looping forever.
 TIMER_PASSES_MAX = 64
@@ -85,8 +69,9 @@ def _all_admitted(node_id: bytes) -> bool:
     return True
 
 
-class Membership:
-    """One member's view of the cluster. See the module docstring for the parts."""
+class Membership(MembershipQueries):
+    """One member's view of the cluster. See the module docstring for the parts; what it
+    answers about the cluster is in queries.py."""
 
     def __init__(
         self,
@@ -118,7 +103,6 @@ class Membership:
         check_tags(pairs, config.tags_bytes_max, LocalProtocolError)
         self._config = config
         self._node_id = node_id
-        self._sign = sign
         self._admitted = admitted
         self._outbox = Outbox()
         self._timers = self._outbox.timers
@@ -137,7 +121,7 @@ class Membership:
             outbox=self._outbox,
             awareness=self._awareness,
             on_new_member=lambda member: self._prober.probe_soon(member),
-            on_pending=lambda member, at: self._prober.confirm(member, at),
+            on_pending=lambda member, at: self._prober.confirmations.confirm(member, at),
         )
         self._adverts = RootAdverts(self._outbox, root_datasets)
         # Random phases, so that members started together do not probe in lockstep.
@@ -150,78 +134,6 @@ class Membership:
         self._sync = Sync(config, roots=self._roots_for, **parts)
         # Set by leave(): we announced our leave and only finish spreading it.
         self.left = False
-
-    # ---- queries ----------------------------------------------------------------------
-
-    @property
-    def local_member(self) -> Member:
-        return self._table.local.snapshot()
-
-    def member(self, node_id: bytes) -> Member | None:
-        entry = self._table.members.get(node_id)
-        return None if entry is None else entry.snapshot()
-
-    def members(self) -> list[Member]:
-        """Every member we know, ourselves included, dead and left ones until reaped
-        (pending members are not members yet: see `pending_members`)."""
-        return [entry.snapshot() for entry in self._table.members.values()]
-
-    def alive_members(self) -> list[Member]:
-        return [entry.snapshot() for entry in self._table.members.values() if entry.state == ALIVE]
-
-    def pending_members(self) -> list[tuple[bytes, str, Address]]:
-        """(node id, name, address) of the members waiting to be confirmed or admitted."""
-        return [
-            (node_id, waiting.alive.name, (waiting.alive.host, waiting.alive.port))
-            for node_id, waiting in self._table.pending.entries.items()
-        ]
-
-    def states(self) -> dict[bytes, str]:
-        """node id -> state, cheaply (no snapshots): for tests and simulations."""
-        return {node_id: entry.state for node_id, entry in self._table.members.items()}
-
-    def counts(self) -> Counter[str]:
-        """How many members (ourselves included) are in each state."""
-        return Counter(entry.state for entry in self._table.members.values())
-
-    def statistics(self) -> dict[str, int]:
-        """Counters: sent_<message>, received_<message>; suspicions (entered, ours or heard),
-        suspicions_raised (started by our own failed probe), refutations, deaths, revivals,
-        refused (statements with bad signatures), claims_over_signed, probes, reaped, ...;
-        and gauges: awareness, broadcasts_queued, members_pending, relays_running,
-        signature_checks."""
-        return {
-            **self._outbox.statistics,
-            "awareness": self._awareness.score,
-            "broadcasts_queued": len(self._outbox.broadcasts),
-            "members_pending": len(self._table.pending),
-            "relays_running": self._prober.relays_running,
-            "signature_checks": self._table.signature_checks,
-        }
-
-    def next_deadline(self) -> float | None:
-        return self._timers.next()
-
-    def local_roots(self) -> dict[str, tuple[bytes, float]]:
-        """This node's advertised roots: dataset -> (root prefix, changed at)."""
-        return self._adverts.local
-
-    def advertised_roots(self) -> dict[bytes, AdvertisedRoots]:
-        """Each other member's roots as it last advertised them (members that never did
-        are absent); see roots.py."""
-        return {
-            node_id: AdvertisedRoots(dict(entry.roots), entry.roots_heard_at)
-            for node_id, entry in self._table.members.items()
-            if entry.roots_heard_at is not None and node_id != self._node_id
-        }
-
-    def roots_stale_after_s(self) -> float:
-        return stale_after_s(self._config, len(self._table.members))
-
-    def events(self) -> list[Event]:
-        """Drain the Sends and MemberChanged facts produced since the last call."""
-        events, self._outbox.events = self._outbox.events, []
-        return events
 
     # ---- commands ---------------------------------------------------------------------
 
@@ -240,12 +152,7 @@ class Membership:
             return
         self.left = self._dissemination.left = True
         self._table.leaving = True
-        incarnation = self._table.local.incarnation
-        left = Left(
-            self._node_id,
-            incarnation,
-            self._sign(left_signed_bytes(self._node_id, incarnation)),
-        )
+        left = self._table.signatures.signed_left(self._table.local.incarnation)
         self._table.local.left = left
         self._table.local.set_state(LEFT, now)
         self._outbox.changed(self._table.local)
@@ -272,7 +179,7 @@ class Membership:
     def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
         """Members forced out by an administrator: node id -> the incarnation at or below
         which each is gone (state.py rule 9). Returns the members removed now."""
-        return self._table.set_force_left(bounds, now)
+        return self._table.forced.set(bounds, now)
 
     def set_roots(self, roots: dict[str, bytes], now: float) -> None:
         """This node's digest roots now (dataset -> root); advertised as roots.py says."""
@@ -310,9 +217,9 @@ class Membership:
             RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
                 signatures are refused one by one (PeerRefused events), the rest applied.
         """
-        self._check(message)
+        check_message(message, self._config)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
-        self._table.heard_from(sender, now)
+        self._table.arrivals.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
             incarnation = self._table.local.incarnation
@@ -334,36 +241,12 @@ class Membership:
         elif isinstance(message, Ack):
             self._prober.on_ack(sender, message, now)
         elif isinstance(message, PingRequest):
-            self._prober.on_ping_request(sender, message, now)
+            self._prober.relays.on_ping_request(sender, message, now)
         elif isinstance(message, Nack):
             self._prober.on_nack(sender, message)
         elif isinstance(message, PushPull):
             self._sync.on_push_pull(sender, message, now)
         self._dissemination.forward_news(now, sender)
-
-    def _check(self, message: object) -> None:
-        """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
-        if isinstance(message, Ping | Ack | PingRequest | Gossip):
-            batch_max = self._config.gossip_message_bytes_max // STATEMENT_BYTES_MIN
-            check_updates(message.updates, self._config, batch_max)
-        elif isinstance(message, PushPull):
-            check_updates(message.state, self._config, 4 * self._config.members_max)
-            if type(message.reply_wanted) is not bool:
-                raise RemoteProtocolError("reply_wanted must be a boolean")
-            check_summary(message, self._config.members_max)
-        elif not isinstance(message, Nack):
-            raise RemoteProtocolError(f"not a membership message: {type(message).__name__}")
-        if isinstance(message, Ping | Ack | PushPull):
-            check_roots(message.roots)
-        sequenced = isinstance(message, Ping | Ack | PingRequest | Nack)
-        if sequenced and type(message.sequence) is not int:
-            raise RemoteProtocolError("a sequence number must be an integer")
-        if isinstance(message, Ping | PingRequest):
-            check_address(message.reply_host, message.reply_port)
-            if not isinstance(message.target, bytes) or len(message.target) != NODE_ID_BYTES:
-                raise RemoteProtocolError(f"a target is a {NODE_ID_BYTES}-byte node id")
-        if isinstance(message, PingRequest):
-            check_address(message.target_host, message.target_port)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at `now`."""
@@ -391,9 +274,9 @@ class Membership:
             if kind == "probe_timeout":
                 self._prober.timeout(value)
             elif kind == "relay":
-                self._prober.relay_timeout(value)
+                self._prober.relays.timeout(value)
             elif kind == "suspicion":
-                self._table.suspicion_timeout(value, now)
+                self._table.claims.suspicion_timeout(value, now)
                 entry = self._table.members.get(value)
                 if entry is not None and entry.state == DEAD:
                     self._dissemination.tell_the_dead(entry)

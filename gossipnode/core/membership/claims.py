@@ -1,0 +1,98 @@
+"""Suspect and dead claims (state.py rules 2 to 5): what others say about a member.
+
+A claim changes a member only at or above the incarnation we hold, and never above the
+incarnation of the subject's latest signed alive statement (a lie, counted as
+`claims_over_signed`); one about ourselves makes us refute. A suspicion starts a Lifeguard
+timer (suspicion.py) that further reporters shorten; when it runs out, the member is dead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...config import MembershipConfig
+from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry
+from .messages import Dead, Suspect
+from .outbox import Outbox
+from .suspicion import Suspicion, suspicion_bounds_s
+
+if TYPE_CHECKING:
+    from .state import MemberTable
+
+__all__ = ["Claims"]
+
+
+class Claims:
+    def __init__(
+        self, config: MembershipConfig, node_id: bytes, table: MemberTable, outbox: Outbox
+    ) -> None:
+        self._config = config
+        self._node_id = node_id
+        self._table = table
+        self._outbox = outbox
+
+    def _allowed(self, node_id: bytes, incarnation: int, now: float) -> Entry | None:
+        """The entry a suspect or dead claim may change, or None (rules 4 and 5)."""
+        if node_id == self._node_id:
+            if incarnation > self._table.local.incarnation:
+                self._outbox.statistics["claims_over_signed"] += 1
+            elif not self._table.leaving and incarnation == self._table.local.incarnation:
+                self._table.refute(incarnation, now)
+            return None
+        entry = self._table.members.get(node_id)
+        if entry is None or incarnation < entry.incarnation:
+            return None
+        if incarnation > entry.alive.incarnation:
+            self._outbox.statistics["claims_over_signed"] += 1
+            return None
+        return entry
+
+    def apply_dead(self, dead: Dead, now: float) -> None:
+        entry = self._allowed(dead.node_id, dead.incarnation, now)
+        if entry is None or entry.state in (DEAD, LEFT):
+            return
+        entry.incarnation = dead.incarnation
+        self._outbox.statistics["deaths"] += 1
+        self._table.gone(entry, DEAD, now)
+        self._outbox.broadcasts.push(dead)
+
+    def apply_suspect(self, suspect: Suspect, now: float) -> None:
+        entry = self._allowed(suspect.node_id, suspect.incarnation, now)
+        if entry is None:
+            return
+        if entry.state == SUSPECT and entry.suspicion is not None:
+            if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
+                suspect.reporter
+            ):
+                # Lifeguard: a new confirmation shortens the timeout; pass it on so that
+                # others' timers shrink too.
+                self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
+                self._outbox.broadcasts.push(suspect)
+            return
+        if entry.state != ALIVE:
+            return
+        members = len(self._table.reachable) + 1
+        minimum_s, maximum_s = suspicion_bounds_s(
+            self._config.suspicion_mult,
+            self._config.suspicion_max_timeout_mult,
+            self._config.probe_interval_s,
+            members,
+        )
+        # memberlist: expect suspicion_mult - 2 confirmations, none in clusters too small.
+        expected = self._config.suspicion_mult - 2
+        if members - 2 < expected:
+            expected = 0
+        entry.incarnation = suspect.incarnation
+        entry.set_state(SUSPECT, now)
+        entry.suspicion = Suspicion(
+            suspect.incarnation, suspect.reporter, now, minimum_s, maximum_s, max(expected, 0)
+        )
+        self._outbox.statistics["suspicions"] += 1
+        self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
+        self._outbox.broadcasts.push(suspect)
+        self._outbox.changed(entry)
+
+    def suspicion_timeout(self, node_id: bytes, now: float) -> None:
+        entry = self._table.members.get(node_id)
+        if entry is not None and entry.state == SUSPECT:
+            self.apply_dead(Dead(node_id, entry.incarnation, self._node_id), now)
