@@ -219,7 +219,6 @@ class Membership(MembershipQueries):
         """
         check_message(message, self._config)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
-        self._table.arrivals.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
             incarnation = self._table.local.incarnation
@@ -231,7 +230,11 @@ class Membership(MembershipQueries):
                 claim.node_id == self._node_id and claim.incarnation < current
                 for claim in (*updates.suspect, *updates.dead)
             ):
-                self._dissemination.answer_accuser(sender)
+                self._dissemination.answer_accuser(sender, now)
+        # After the statements: a suspect or dead sender whose message carries its
+        # refutation is alive again by now, and is not told a claim it has just answered
+        # (each such stale notice drew a second refutation message back after a heal).
+        self._table.arrivals.heard_from(sender, now)
         roots = getattr(message, "roots", ())
         entry = self._table.members.get(sender)
         if roots and entry is not None and sender != self._node_id:

@@ -243,7 +243,11 @@ def test_a_claim_we_refuted_already_is_answered_and_one_above_our_incarnation_is
                     for alive in event.message.updates.alive)
         ]
 
-    assert len(answers_after(incarnation)) == 1  # stale: answered once
+    # The same claim again at once: it crossed our answer, which the claimant gets anyway
+    # (dissemination.py rule 6: once per accuser, incarnation and probe interval).
+    assert answers_after(incarnation) == []
+    cluster.run_until(cluster.now + MembershipConfig().probe_interval_s)
+    assert len(answers_after(incarnation)) == 1  # still stale an interval on: answered
     assert answers_after(current + 5) == []  # over what we signed: a lie, not answered
     assert accused.local_member.incarnation == current
     assert accused.states()[node_id(accused)] == ALIVE
@@ -334,3 +338,28 @@ def test_only_alive_and_left_news_is_forwarded_at_once():
     assert queue.fresh
     queue.take(4096, limit=8, sends=3)  # both sent once: nothing is news any more
     assert not queue.fresh
+
+
+def test_a_member_held_dead_whose_message_carries_its_refutation_is_not_told_it_is_dead():
+    # After a partition each side holds the other dead; the first message of a member back
+    # from the other side mostly carries its refutation already. Telling it the stale claim
+    # would only draw a second refutation message back: two messages per pair after a heal.
+    cluster, cores = start_cluster(3, seed=24)
+    converged(cluster, cores, within_s=20.0)
+    observer, returning, accuser = cores
+    incarnation = returning.local_member.incarnation
+    claim = Gossip(Updates(dead=(Dead(node_id(returning), incarnation, node_id(accuser)),)))
+    observer.receive(node_id(accuser), claim, cluster.now)
+    observer.events()
+    assert observer.states()[node_id(returning)] == DEAD
+    returning.receive(node_id(accuser), claim, cluster.now)  # it refutes, answering
+    refutation = next(event.message for event in returning.events()
+                      if isinstance(event, Send) and isinstance(event.message, Gossip)
+                      and event.message.updates.alive)
+    observer.receive(node_id(returning), refutation, cluster.now)
+    assert observer.states()[node_id(returning)] == ALIVE
+    told = [event for event in observer.events()
+            if isinstance(event, Send) and event.peer == node_id(returning)
+            and isinstance(event.message, Gossip)
+            and (event.message.updates.dead or event.message.updates.suspect)]
+    assert told == []
