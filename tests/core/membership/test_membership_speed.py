@@ -363,3 +363,22 @@ def test_a_member_held_dead_whose_message_carries_its_refutation_is_not_told_it_
             and isinstance(event.message, Gossip)
             and (event.message.updates.dead or event.message.updates.suspect)]
     assert told == []
+
+
+def test_a_join_pulls_one_full_state_whatever_the_number_of_seeds_and_retries_them_all():
+    # Every seed's full state cost each joiner one full state per seed: 3,000 of up to
+    # 1,000 statements when 1,000 members started together with 3 seeds.
+    cluster, cores = start_cluster(6, seed=25)
+    converged(cluster, cores, within_s=20.0)
+    seeds = [core.local_member.address for core in cores[:3]]
+    joiner = cluster.add("joiner", tags={"version": "0.1.0"})
+    cluster.join(joiner, seeds)
+    assert cluster.run_until_true(all_alive([*cores, joiner]), cluster.now + 1.0)
+    assert joiner.statistics()["sent_PushPull"] == 1
+    # Seeds that do not answer: after the first wait, every seed is asked.
+    lonely = cluster.add("lonely")
+    absent = [("10.0.0.97", 7946), ("10.0.0.98", 7946), ("10.0.0.99", 7946)]
+    cluster.join(lonely, absent)
+    assert lonely.statistics()["sent_PushPull"] == 1
+    cluster.run_until(cluster.now + 0.6)
+    assert lonely.statistics()["sent_PushPull"] == 1 + len(absent)
