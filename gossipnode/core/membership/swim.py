@@ -50,7 +50,7 @@ from .awareness import Awareness
 from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
 from .members import DEAD, LEFT
-from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots
+from .messages import Ack, Alive, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .queries import MembershipQueries
@@ -210,6 +210,10 @@ class Membership(MembershipQueries):
 
     # ---- inputs -----------------------------------------------------------------------
 
+    def _held_alive(self, node_id: bytes) -> Alive | None:
+        entry = self._table.members.get(node_id)
+        return None if entry is None else entry.alive
+
     def receive(self, sender: bytes, message: object, now: float) -> None:
         """Handle one message from `sender` (the node id the secure channel proved).
 
@@ -217,7 +221,7 @@ class Membership(MembershipQueries):
             RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
                 signatures are refused one by one (PeerRefused events), the rest applied.
         """
-        check_message(message, self._config)
+        check_message(message, self._config, self._held_alive)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
