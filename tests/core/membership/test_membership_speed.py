@@ -14,6 +14,8 @@ from gossipnode.core.membership import (
     Alive,
     Dead,
     Gossip,
+    Ping,
+    PushPull,
     Updates,
     alive_signed_bytes,
     suspicion_bounds_s,
@@ -382,3 +384,34 @@ def test_a_join_pulls_one_full_state_whatever_the_number_of_seeds_and_retries_th
     assert lonely.statistics()["sent_PushPull"] == 1
     cluster.run_until(cluster.now + 0.6)
     assert lonely.statistics()["sent_PushPull"] == 1 + len(absent)
+
+
+def test_a_member_first_heard_of_in_gossip_is_pinged_at_the_next_probe_tick_not_at_once():
+    # It has most likely just joined and is pinging every member its seed named: its own
+    # ping confirms it, and ours would only cross it (confirming.py rule 1). Named in a
+    # full state we asked for, it is pinged at once, as before.
+    cluster, cores = start_cluster(3, seed=26)
+    converged(cluster, cores, within_s=10.0)
+    observer, teller = cores[0], cores[1]
+    newcomer = cluster.add("newcomer", tags={"version": "0.1.0"})
+    newcomer_id = node_id(newcomer)
+    newcomer.join([("10.0.0.99", 7946)], cluster.now)  # its opening carries its statement
+    statement = next(a for event in newcomer.events() if isinstance(event, Send)
+                     and isinstance(event.message, PushPull)
+                     for a in event.message.state.alive if a.node_id == newcomer_id)
+    cluster.crash(newcomer_id)  # silent from now on: only our own ping can confirm it
+
+    def pings_to_newcomer(core) -> int:
+        return sum(1 for event in core.events() if isinstance(event, Send)
+                   and isinstance(event.message, Ping) and event.message.target == newcomer_id)
+
+    observer.receive(node_id(teller), Gossip(Updates(alive=(statement,))), cluster.now)
+    assert pings_to_newcomer(observer) == 0
+    assert [p[0] for p in observer.pending_members()] == [newcomer_id]
+    pinged = []
+    cluster.measure = lambda message: pinged.append(message) or 0
+    cluster.run_until(cluster.now + 2 * MembershipConfig().probe_interval_s)
+    assert any(isinstance(m, Ping) and m.target == newcomer_id for m in pinged)
+    other = cores[2]
+    other.receive(node_id(teller), PushPull(False, Updates(alive=(statement,))), cluster.now)
+    assert pings_to_newcomer(other) == 1
