@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -76,6 +76,8 @@ class ScopeView:
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
     _peers: list[bytes] | None = None
+    # Per dataset whose holders do not depend on the key: its live holders (push_targets).
+    _holders: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
@@ -178,13 +180,19 @@ class ScopeView:
             return "pair" if both else None
         return None
 
-    def push_targets(self, dataset: str, key: str) -> list[bytes]:
-        """Every live peer that must hold this record (the caller picks a fan-out)."""
+    def push_targets(self, dataset: str, key: str) -> Sequence[bytes]:
+        """Every live peer that must hold this record (the caller picks a fan-out). Outside
+        WEP placement the holders do not depend on the key: worked out once per view and
+        dataset, not at every push (O(n) calls of `holds` per write)."""
         scope = lookup_dataset(dataset).scope
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
-        return [n for n in self.peers() if self.holds(n, dataset, key)]
+        holders = self._holders.get(dataset)
+        if holders is None:
+            holders = self._holders[dataset] = tuple(
+                n for n in self.peers() if self.holds(n, dataset, key))
+        return holders
 
 
 class MemberViews:
