@@ -55,6 +55,8 @@ def main() -> int:
             "messages": report.messages,
             "messages_per_s": round(report.messages / wall_s),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            # Messages sent by class, the most first: where the traffic comes from.
+            "sent": dict(sorted(report.sent.items(), key=lambda item: (-item[1], item[0]))),
         })
         if not arguments.json:
             result = results[-1]
@@ -65,6 +67,8 @@ def main() -> int:
                   f"({result['messages_per_s']}/s), converged after {result['converge_s']} s, "
                   f"{'pass' if result['passed'] else 'FAIL'}, peak RSS "
                   f"{result['peak_rss_mib']} MiB", flush=True)
+            print("  sent: " + ", ".join(f"{name} {count}"
+                                         for name, count in result["sent"].items()), flush=True)
     if arguments.json:
         print(json.dumps(results, sort_keys=True))
     return 0 if all(result["passed"] for result in results) else 1

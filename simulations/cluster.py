@@ -107,6 +107,7 @@ class Cluster(Delivery, LifecycleVerbs, ClientCommands, FaultVerbs):
         self.refused = 0
         self.halted = False
         self.event_counts: dict[str, int] = {}
+        self.sent_by_type: dict[str, int] = {}  # messages sent, by class
         self.workload: Any = None
         self._workload_token = 0
         self.checkers = Checkers(self, checker_options)

@@ -40,6 +40,7 @@ class Delivery:
     nodes: list[SimNode]
     messages: int
     bytes: int
+    sent_by_type: dict[str, int]
     _by_address: dict[Address, SimNode]
     _count: Callable[[str], None]
     _input: Callable[..., Any]
@@ -56,6 +57,8 @@ class Delivery:
             records_in(event.message, records)
             self.messages += 1
             self.bytes += len(data)
+            name = type(event.message).__name__
+            self.sent_by_type[name] = self.sent_by_type.get(name, 0) + 1
             target = self._by_address.get(event.to)
             verdict = self.checkers.on_send(node, target, records)
             if target is None:

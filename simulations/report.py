@@ -37,6 +37,8 @@ class Report:
     gaps: list[str]  # why the cluster did not converge (empty when it did)
     network: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    # Messages sent, by message class: which part of the protocol the traffic is.
+    sent: dict[str, int] = field(default_factory=dict)
     replay: str = ""
     violations_total: int = 0
 
@@ -60,6 +62,7 @@ class Report:
             f"{self.refused_commands}",
             "network " + ", ".join(f"{k} {v}" for k, v in sorted(self.network.items())),
             "events " + ", ".join(f"{k} {v}" for k, v in sorted(self.events.items())),
+            "sent " + ", ".join(f"{k} {v}" for k, v in sorted(self.sent.items())),
         ]
         if self.violations:
             lines.append(f"violations {self.violations_total} (first ones listed):")

@@ -108,6 +108,7 @@ def _run_scenario(scenario_name: str, *, nodes: int, seed: int, core_factory: Co
             "decoded": cluster.codec.decodes,
         },
         events=dict(sorted(cluster.event_counts.items())),
+        sent=dict(sorted(cluster.sent_by_type.items())),
         replay=replay_command(scenario_name, nodes, seed, core_spec),
     )
 

@@ -84,6 +84,11 @@ class ClusterView:
         self._digests = digests
         # (digest changes, view) of the last refresh: unchanged, no root can have moved.
         self._basis: tuple[int, object] | None = None
+        # The comparable datasets this node holds whole, and what that depends on: the
+        # policy (the same object until it is reloaded) and this node's own member view. Views
+        # change at every membership change, this node's part of them rarely.
+        self._held: tuple[str, ...] = ()
+        self._held_basis: tuple[object, object] | None = None
 
     def refresh(self, now: float) -> None:
         """Advertise this node's roots as they are now (rule 2). Cheap when neither the
@@ -93,11 +98,15 @@ class ClusterView:
         if self._basis is not None and basis[0] == self._basis[0] and view is self._basis[1]:
             return
         self._basis = basis
-        roots = {
-            name: self._digests.full[name].root
-            for name in COMPARED_DATASETS
-            if name in self._digests.full and view.holds_whole(self._ctx.node_id, name)
-        }
+        node_id = self._ctx.node_id
+        own = view.members.get(node_id)
+        held_basis = self._held_basis
+        if held_basis is None or held_basis[0] is not view.policy or held_basis[1] != own:
+            self._held_basis = (view.policy, own)
+            self._held = tuple(name for name in COMPARED_DATASETS
+                               if view.holds_whole(node_id, name))
+        full = self._digests.full
+        roots = {name: full[name].root for name in self._held if name in full}
         self._ctx.membership.set_roots(roots, now)
 
     def agreed_with(self, peer: bytes, heard_since: float, now: float) -> frozenset[str]:

@@ -216,15 +216,17 @@ class Replication:
         for record in records:
             if record.dataset == WEB_MESSENGER and not view.policy.wep_replication:
                 continue
-            targets = [t for t in view.push_targets(record.dataset, record.key)
-                       if t != exclude]
+            holders = view.push_targets(record.dataset, record.key)
             placed = lookup_dataset(record.dataset).scope is Scope.WEP_PLACEMENT
+            excluded = int(exclude is not None and exclude in holders)
             if (exclude is not None and record.version.origin == exclude
                     and as_sent.get((record.dataset, record.key)) == record
-                    and (placed or len(targets) < fanout)):
+                    and (placed or len(holders) - excluded < fanout)):
                 continue  # the origin reached them all (its targets: ours + us - it)
-            if not placed:
-                targets = rng.sample(targets, min(fanout, len(targets)))
+            if placed:
+                targets = [t for t in holders if t != exclude]
+            else:
+                targets = _draw(rng, holders, exclude, fanout, excluded)
             for target in targets:
                 by_peer.setdefault(target, []).append(record)
         for peer, batch in sorted(by_peer.items()):
@@ -277,3 +279,14 @@ class Replication:
         held = [record for index, record in enumerate(records)
                 if index not in refused and record.dataset in HANDED_OFF_DATASETS]
         return held, [records[index] for index in sorted(refused) if 0 <= index < len(records)]
+
+
+def _draw(rng: random.Random, holders: Sequence[bytes], exclude: bytes | None, fanout: int,
+          excluded: int) -> list[bytes]:
+    """`fanout` of `holders` other than `exclude` (`excluded`: 1 if it is among them),
+    drawn uniformly by index: O(fanout), not a copy of every holder per record. One more
+    is drawn when `exclude` is among them: dropping it (or else the last) leaves a uniform
+    draw from the others."""
+    wanted = min(fanout, len(holders) - excluded)
+    drawn = rng.sample(range(len(holders)), min(len(holders), wanted + excluded))
+    return [holders[i] for i in drawn if holders[i] != exclude][:wanted]

@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from .authority import ADMIN_DATASETS, WEP_GRANT
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
 from .events import Address, MemberChanged
+from .member_map import MemberMapBuilder
 from .membership import ALIVE, SUSPECT, Membership, tags_wep
 from .placement import (
     Candidate,
@@ -75,6 +76,8 @@ class ScopeView:
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
     _peers: list[bytes] | None = None
+    # Per dataset whose holders do not depend on the key: its live holders (push_targets).
+    _holders: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
@@ -177,27 +180,34 @@ class ScopeView:
             return "pair" if both else None
         return None
 
-    def push_targets(self, dataset: str, key: str) -> list[bytes]:
-        """Every live peer that must hold this record (the caller picks a fan-out)."""
+    def push_targets(self, dataset: str, key: str) -> Sequence[bytes]:
+        """Every live peer that must hold this record (the caller picks a fan-out). Outside
+        WEP placement the holders do not depend on the key: worked out once per view and
+        dataset, not at every push (O(n) calls of `holds` per write)."""
         scope = lookup_dataset(dataset).scope
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
-        return [n for n in self.peers() if self.holds(n, dataset, key)]
+        holders = self._holders.get(dataset)
+        if holders is None:
+            holders = self._holders[dataset] = tuple(
+                n for n in self.peers() if self.holds(n, dataset, key))
+        return holders
 
 
 class MemberViews:
     """The members as the scope view needs them, kept in step with MemberChanged events
     (rebuilding them from the membership on every change would cost O(n) each time), and
-    the cluster policy: together they make each new `ScopeView`."""
+    the cluster policy: together they make each new `ScopeView`. Each view's members are
+    a snapshot (member_map.py) that costs O(1) to take, not a copy of every member."""
 
     def __init__(self, membership: Membership, policy: ClusterPolicy) -> None:
         self._membership = membership
         self.policy = policy
-        self._views: dict[bytes, MemberView] = {
+        self._views: MemberMapBuilder[MemberView] = MemberMapBuilder({
             m.node_id: MemberView(m.node_id, m.name, m.state, dict(m.tags))
             for m in membership.members()
-        }
+        })
         # Address -> the member last announced there, so that a lost connection finds its
         # member in O(1) (a scan of every member per connection_lost costs O(n) each time).
         self._at: dict[tuple[str, int], bytes] = {
@@ -225,8 +235,10 @@ class MemberViews:
         after = MemberView(local.node_id, local.name, local.state, dict(local.tags))
         if _moves_mailboxes(self._views.get(local.node_id), after):
             self._placement_version += 1
-        self._views[local.node_id] = after
-        view = ScopeView(local.node_id, dict(self._views), self.policy, self._placement_version)
+        if after != self._views.get(local.node_id):
+            self._views.set(local.node_id, after)
+        view = ScopeView(local.node_id, self._views.snapshot(), self.policy,
+                         self._placement_version)
         basis = view.placement_basis()
         if self._placement is not None and self._placement[0] == basis:
             view._owners = self._placement[1]._owners
@@ -260,7 +272,7 @@ class MemberViews:
         for event in changes:
             before = self._views.get(event.node_id)
             after = MemberView(event.node_id, event.name, event.state, dict(event.tags))
-            self._views[event.node_id] = after
+            self._views.set(event.node_id, after)
             self._at[(event.address[0], event.address[1])] = event.node_id
             if _moves_mailboxes(before, after):
                 placement = True

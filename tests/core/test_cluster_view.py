@@ -209,3 +209,28 @@ def test_unknown_datasets_are_dropped_and_counted_and_nobody_speaks_for_another(
     a.receive(sender, PushPull(False, Updates(), (DatasetRoot("groups", root(7), 60_000),)),
               cluster.now)
     assert a.advertised_roots()[sender].roots["groups"][0] == root(5)
+
+
+def test_what_this_node_holds_whole_is_worked_out_again_only_when_its_own_part_changes(
+        monkeypatch):
+    # refresh runs after every input, and the view changes at every membership change:
+    # which datasets this node holds whole depends only on the policy and its own member
+    # view, so other members' comings and goings must not re-evaluate it.
+    from gossipnode.core.scopes import ScopeView
+
+    cluster = Cluster([PRIVATE] * 4)
+    cluster.run_for(10)
+    asked: list[bytes] = []
+    original = ScopeView.holds_whole
+    monkeypatch.setattr(ScopeView, "holds_whole",
+                        lambda view, node_id, dataset: asked.append(node_id)
+                        or original(view, node_id, dataset))
+    cluster.partition([0, 1], [2, 3])  # others are suspected, declared dead, come back
+    cluster.run_for(60)
+    cluster.heal()
+    cluster.run_for(30)
+    node_0 = cluster.nodes[0].node_id
+    assert asked.count(node_0) == 0
+    cluster.put(0, "groups", "sales", {"members": ["ann"]})  # still advertised as before
+    cluster.run_for(5)
+    assert grouping(cluster, 1, "groups") == {frozenset({"n0", "n1", "n2", "n3"})}

@@ -37,6 +37,9 @@ def test_run_json_has_the_promised_fields(capsys):
     assert document["converged"] is True
     assert document["violations"] == []
     assert document["messages"] > 0
+    # Messages sent by class: every message counted once, under its class.
+    assert sum(document["sent"].values()) == document["messages"]
+    assert all(count > 0 for count in document["sent"].values())
 
 
 def test_a_failing_run_names_the_command_that_replays_it(capsys):

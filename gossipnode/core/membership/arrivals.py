@@ -24,7 +24,7 @@ __all__ = ["Arrivals"]
 
 class Arrivals:
     """`on_new_member` is told of each member the first time we accept it, `on_pending` of
-    each member that starts waiting to be confirmed."""
+    each member that starts waiting to be confirmed and is to be pinged at once."""
 
     def __init__(
         self,
@@ -64,8 +64,10 @@ class Arrivals:
         self._outbox.statistics["pending_confirmed"] += 1
         self._add(waiting.alive, sender, now)
 
-    def offer(self, alive: Alive, sender: bytes, now: float) -> None:
-        """A member we do not know: add it if it speaks for itself, else hold it pending."""
+    def offer(self, alive: Alive, sender: bytes, now: float, *,
+              confirm_at_once: bool = True) -> None:
+        """A member we do not know: add it if it speaks for itself, else hold it pending and
+        have it pinged (at once, or at the next probe tick: confirming.py rule 1)."""
         table = self._table
         waiting = table.pending.get(alive.node_id)
         if waiting is not None and alive.incarnation <= waiting.alive.incarnation:
@@ -81,7 +83,7 @@ class Arrivals:
         new, evicted = table.pending.offer(alive, sender, now)
         if evicted is not None:
             self._outbox.statistics["pending_evicted"] += 1
-        if new and self._admitted(alive.node_id):
+        if new and self._admitted(alive.node_id) and confirm_at_once:
             self._on_pending(alive.node_id, now)
 
     def _add(self, alive: Alive, sender: bytes, now: float) -> None:

@@ -5,7 +5,10 @@ Rules:
 1. `check_message` checks the shape of a received message, and `check_updates` that of its
    batch of statements, before anything is applied, so that a malformed message changes
    nothing (RemoteProtocolError). Signatures are not checked here: only when a statement
-   would change something (verified.py).
+   would change something (verified.py). An alive statement equal to the one we hold of
+   its member (`held`), field types included, passed these checks when we took it: it is
+   not checked again (gossip repeats each statement a dozen times, and a full state
+   repeats every statement we hold; checking them again was a tenth of a simulation).
 2. `check_roots` bounds and checks a received root advertisement before anything of it is
    applied.
 3. Names and tags follow the same rules whether they are ours (LocalProtocolError) or a
@@ -14,6 +17,8 @@ Rules:
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ...config import MembershipConfig
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -126,9 +131,28 @@ def check_address(host: object, port: object) -> None:
         raise RemoteProtocolError("bad port")
 
 
-def check_updates(updates: object, config: MembershipConfig, statements_max: int) -> None:
+def _nothing_held(node_id: bytes) -> Alive | None:
+    return None
+
+
+def _same_as_held(alive: Alive, held: Callable[[bytes], Alive | None]) -> bool:
+    """Is `alive` the statement we hold (rule 1)? Equal and of the same field types: `==`
+    alone takes 1 == 1.0 == True and bytearray == bytes."""
+    node_id = alive.node_id
+    if type(node_id) is not bytes:
+        return False
+    ours = held(node_id)
+    return (ours is not None and ours == alive and type(alive.incarnation) is int
+            and type(alive.port) is int and type(alive.signature) is bytes
+            and type(alive.name) is str and type(alive.host) is str
+            and type(alive.tags) is tuple)
+
+
+def check_updates(updates: object, config: MembershipConfig, statements_max: int,
+                  held: Callable[[bytes], Alive | None] = _nothing_held) -> None:
     """Check a received batch's shape (not its signatures: those are checked when a statement
-    would change something).
+    would change something). `held(node_id)`: the alive statement we hold of that member,
+    already checked (rule 1).
 
     Raises:
         RemoteProtocolError: not an `Updates`, more than `statements_max` statements, or a
@@ -146,6 +170,8 @@ def check_updates(updates: object, config: MembershipConfig, statements_max: int
     for alive in updates.alive:
         if not isinstance(alive, Alive):
             raise RemoteProtocolError("an alive statement of the wrong type")
+        if _same_as_held(alive, held):
+            continue
         _check_id(alive.node_id, "node id")
         _check_incarnation(alive.incarnation)
         check_name(alive.name, RemoteProtocolError)
@@ -214,13 +240,15 @@ def tags_tuple(tags: object) -> Tags:
     return pairs
 
 
-def check_message(message: object, config: MembershipConfig) -> None:
-    """Raises RemoteProtocolError unless `message` is a well-formed membership message."""
+def check_message(message: object, config: MembershipConfig,
+                  held: Callable[[bytes], Alive | None] = _nothing_held) -> None:
+    """Raises RemoteProtocolError unless `message` is a well-formed membership message.
+    `held`: as for `check_updates`."""
     if isinstance(message, Ping | Ack | PingRequest | Gossip):
         batch_max = config.gossip_message_bytes_max // STATEMENT_BYTES_MIN
-        check_updates(message.updates, config, batch_max)
+        check_updates(message.updates, config, batch_max, held)
     elif isinstance(message, PushPull):
-        check_updates(message.state, config, 4 * config.members_max)
+        check_updates(message.state, config, 4 * config.members_max, held)
         if type(message.reply_wanted) is not bool:
             raise RemoteProtocolError("reply_wanted must be a boolean")
         check_summary(message, config.members_max)

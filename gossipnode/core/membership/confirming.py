@@ -2,8 +2,13 @@
 one token bucket.
 
 Rules:
-1. A pending member (pending.py) gets a confirmation ping when it arrives and again every
-   two probe intervals while it waits; the pings draw on a token bucket
+1. A pending member (pending.py) gets a confirmation ping when it arrives in a full state
+   (a push-pull: a join's answer names members that have not heard of us), or at the next
+   probe tick when it arrives in gossip: a member we first hear of by gossip has most
+   likely just joined and is pinging every member its seed named, us among them, so its
+   own ping confirms it and ours would only cross it (members started together pinged
+   each other both ways: two pings and two acks per pair, not one of each). Then again
+   every two probe intervals while it waits; the pings draw on a token bucket
    (`confirm_pings_burst`, `confirm_pings_per_s`), so forged members cannot make us dial
    without bound. Its ack (like anything else it sends) confirms it. A confirmation ping
    always carries our own signed alive statement: the pending member most likely has not

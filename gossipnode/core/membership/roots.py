@@ -62,6 +62,7 @@ class RootAdverts:
         self._known = frozenset(datasets)
         # dataset -> (root, changed at), this node's own; and its version, bumped per change.
         self._local: dict[str, tuple[bytes, float]] = {}
+        self._current: dict[str, bytes] = {}  # the same roots without their times
         self._version = 0
 
     @property
@@ -71,8 +72,9 @@ class RootAdverts:
     def set_local(self, roots: dict[str, bytes], now: float) -> None:
         """This node's roots now (dataset -> full root); those that changed date from now."""
         current = {name: root[:ROOT_BYTES] for name, root in roots.items()}
-        if current == {name: root for name, (root, _) in self._local.items()}:
+        if current == self._current:
             return
+        self._current = current
         self._local = {
             name: (root, self._local[name][1] if self._local.get(name, (None,))[0] == root
                    else now)

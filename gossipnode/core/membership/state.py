@@ -142,7 +142,9 @@ class MemberTable:
                 if alive.node_id in gone or unknown_max <= 0:
                     continue
                 unknown_max -= 1
-            self.apply_alive(alive, sender, now)
+            # A member named in a full state we asked for is pinged at once; one named in
+            # gossip is most likely announcing itself to us right now (confirming.py rule 1).
+            self.apply_alive(alive, sender, now, confirm_at_once=from_push_pull)
         for left in updates.left:
             self.apply_left(left, sender, now)
         for dead in updates.dead:
@@ -155,7 +157,8 @@ class MemberTable:
         for suspect in updates.suspect:
             self.claims.apply_suspect(suspect, now)
 
-    def apply_alive(self, alive: Alive, sender: bytes, now: float) -> None:
+    def apply_alive(self, alive: Alive, sender: bytes, now: float, *,
+                    confirm_at_once: bool = True) -> None:
         if alive.node_id == self._node_id:
             if (
                 not self.leaving
@@ -169,7 +172,7 @@ class MemberTable:
             return
         entry = self.members.get(alive.node_id)
         if entry is None:
-            self.arrivals.offer(alive, sender, now)
+            self.arrivals.offer(alive, sender, now, confirm_at_once=confirm_at_once)
             return
         if alive.incarnation <= entry.incarnation or not self.signatures.alive_ok(alive, sender):
             return

@@ -50,7 +50,7 @@ from .awareness import Awareness
 from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
 from .members import DEAD, LEFT
-from .messages import Ack, Nack, Ping, PingRequest, PushPull, Roots
+from .messages import Ack, Alive, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .queries import MembershipQueries
@@ -210,6 +210,10 @@ class Membership(MembershipQueries):
 
     # ---- inputs -----------------------------------------------------------------------
 
+    def _held_alive(self, node_id: bytes) -> Alive | None:
+        entry = self._table.members.get(node_id)
+        return None if entry is None else entry.alive
+
     def receive(self, sender: bytes, message: object, now: float) -> None:
         """Handle one message from `sender` (the node id the secure channel proved).
 
@@ -217,12 +221,11 @@ class Membership(MembershipQueries):
             RemoteProtocolError: a malformed message; nothing was applied. Statements with bad
                 signatures are refused one by one (PeerRefused events), the rest applied.
         """
-        check_message(message, self._config)
+        check_message(message, self._config, self._held_alive)
         self._outbox.statistics[f"received_{type(message).__name__}"] += 1
         held = self._table.members.get(sender)
         if held is not None and held.state == DEAD and sender != self._node_id:
             self._dissemination.dead_spoke(sender, now)  # a partition healed, likely
-        self._table.arrivals.heard_from(sender, now)
         if not isinstance(message, Nack):
             updates = message.state if isinstance(message, PushPull) else message.updates
             incarnation = self._table.local.incarnation
@@ -234,7 +237,11 @@ class Membership(MembershipQueries):
                 claim.node_id == self._node_id and claim.incarnation < current
                 for claim in (*updates.suspect, *updates.dead)
             ):
-                self._dissemination.answer_accuser(sender)
+                self._dissemination.answer_accuser(sender, now)
+        # After the statements: a suspect or dead sender whose message carries its
+        # refutation is alive again by now, and is not told a claim it has just answered
+        # (each such stale notice drew a second refutation message back after a heal).
+        self._table.arrivals.heard_from(sender, now)
         roots = getattr(message, "roots", ())
         entry = self._table.members.get(sender)
         if roots and entry is not None and sender != self._node_id:

@@ -257,3 +257,35 @@ def test_a_joiner_with_a_live_members_name_is_refused_on_both_sides():
     assert node_id(cores[0]) in refusals  # and so does the member it asked
     assert all(len(reasons) == 1 for reasons in refusals.values())  # once each
     assert any(holder.local_member.name in reason for reason in refusals[node_id(impostor)])
+
+
+# ---- statements we hold ----------------------------------------------------------------
+
+
+def test_statements_we_hold_are_not_checked_again_and_look_alikes_still_are(monkeypatch):
+    # Gossip repeats each statement a dozen times and every full state repeats all we
+    # hold: checks.py rule 1 checks a statement equal to the one we hold only once.
+    import dataclasses
+
+    from gossipnode.core.membership import checks
+
+    cluster, cores = start_cluster(4, seed=14)
+    converged(cluster, cores, within_s=10.0)
+    asker, answerer, receiver = cores[1], cores[0], cores[2]
+    answerer.receive(node_id(asker), PushPull(True, Updates()), cluster.now)
+    full_state = next(event.message for event in answerer.events()
+                      if isinstance(event, Send) and isinstance(event.message, PushPull))
+    assert len(full_state.state.alive) == 4
+    checked = []
+    original = checks.check_tags
+    monkeypatch.setattr(checks, "check_tags",
+                        lambda *args: checked.append(args) or original(*args))
+    receiver.receive(node_id(answerer), full_state, cluster.now)
+    assert checked == []
+    # Equal under == but not of the same types (1.0 == 1): checked, and refused.
+    held = next(a for a in full_state.state.alive if a.node_id == node_id(asker))
+    look_alike = dataclasses.replace(held, incarnation=float(held.incarnation))
+    assert look_alike == held
+    with pytest.raises(RemoteProtocolError):
+        receiver.receive(node_id(answerer), Gossip(Updates(alive=(look_alike,))), cluster.now)
+    honest_view_intact(cores)

@@ -287,3 +287,32 @@ def test_pending_evicts_the_oldest_entry_of_the_source_holding_most(
         model.append((node_id, source))
         assert pending.offer(alive, source, float(step)) == (True, expected)
         assert list(pending.entries) == [n for n, _ in model]
+
+
+def test_gossip_targets_are_drawn_uniformly_without_walking_every_reachable_member():
+    # dissemination.py: a round draws `gossip_fanout` members by index, O(fanout); a list of
+    # every reachable member per round cost O(n) five times a second on every member.
+    from collections import Counter
+
+    from tests.core.membership.membership_helpers import converged, node_id, start_cluster
+
+    cluster, cores = start_cluster(12, seed=31)
+    converged(cluster, cores, within_s=20.0)
+    dissemination = cores[0]._dissemination
+    reachable = dissemination._table.reachable
+
+    class NotWalked(list):
+        def __iter__(self):
+            raise AssertionError("a gossip round walked every reachable member")
+
+    reachable.items = NotWalked(reachable.items)
+    source = node_id(cores[5])
+    counts: Counter[bytes] = Counter()
+    for _ in range(3000):
+        chosen = dissemination._targets(cluster.now, source)
+        assert len(chosen) == len(set(chosen)) == MembershipConfig().gossip_fanout
+        counts.update(chosen)
+    others = {node_id(core) for core in cores} - {source, node_id(cores[0])}
+    assert set(counts) == others  # never the source, nor ourselves
+    expected = 3000 * 3 / len(others)
+    assert all(abs(count - expected) < 0.2 * expected for count in counts.values())

@@ -14,6 +14,8 @@ from gossipnode.core.membership import (
     Alive,
     Dead,
     Gossip,
+    Ping,
+    PushPull,
     Updates,
     alive_signed_bytes,
     suspicion_bounds_s,
@@ -243,7 +245,11 @@ def test_a_claim_we_refuted_already_is_answered_and_one_above_our_incarnation_is
                     for alive in event.message.updates.alive)
         ]
 
-    assert len(answers_after(incarnation)) == 1  # stale: answered once
+    # The same claim again at once: it crossed our answer, which the claimant gets anyway
+    # (dissemination.py rule 6: once per accuser, incarnation and probe interval).
+    assert answers_after(incarnation) == []
+    cluster.run_until(cluster.now + MembershipConfig().probe_interval_s)
+    assert len(answers_after(incarnation)) == 1  # still stale an interval on: answered
     assert answers_after(current + 5) == []  # over what we signed: a lie, not answered
     assert accused.local_member.incarnation == current
     assert accused.states()[node_id(accused)] == ALIVE
@@ -334,3 +340,78 @@ def test_only_alive_and_left_news_is_forwarded_at_once():
     assert queue.fresh
     queue.take(4096, limit=8, sends=3)  # both sent once: nothing is news any more
     assert not queue.fresh
+
+
+def test_a_member_held_dead_whose_message_carries_its_refutation_is_not_told_it_is_dead():
+    # After a partition each side holds the other dead; the first message of a member back
+    # from the other side mostly carries its refutation already. Telling it the stale claim
+    # would only draw a second refutation message back: two messages per pair after a heal.
+    cluster, cores = start_cluster(3, seed=24)
+    converged(cluster, cores, within_s=20.0)
+    observer, returning, accuser = cores
+    incarnation = returning.local_member.incarnation
+    claim = Gossip(Updates(dead=(Dead(node_id(returning), incarnation, node_id(accuser)),)))
+    observer.receive(node_id(accuser), claim, cluster.now)
+    observer.events()
+    assert observer.states()[node_id(returning)] == DEAD
+    returning.receive(node_id(accuser), claim, cluster.now)  # it refutes, answering
+    refutation = next(event.message for event in returning.events()
+                      if isinstance(event, Send) and isinstance(event.message, Gossip)
+                      and event.message.updates.alive)
+    observer.receive(node_id(returning), refutation, cluster.now)
+    assert observer.states()[node_id(returning)] == ALIVE
+    told = [event for event in observer.events()
+            if isinstance(event, Send) and event.peer == node_id(returning)
+            and isinstance(event.message, Gossip)
+            and (event.message.updates.dead or event.message.updates.suspect)]
+    assert told == []
+
+
+def test_a_join_pulls_one_full_state_whatever_the_number_of_seeds_and_retries_them_all():
+    # Every seed's full state cost each joiner one full state per seed: 3,000 of up to
+    # 1,000 statements when 1,000 members started together with 3 seeds.
+    cluster, cores = start_cluster(6, seed=25)
+    converged(cluster, cores, within_s=20.0)
+    seeds = [core.local_member.address for core in cores[:3]]
+    joiner = cluster.add("joiner", tags={"version": "0.1.0"})
+    cluster.join(joiner, seeds)
+    assert cluster.run_until_true(all_alive([*cores, joiner]), cluster.now + 1.0)
+    assert joiner.statistics()["sent_PushPull"] == 1
+    # Seeds that do not answer: after the first wait, every seed is asked.
+    lonely = cluster.add("lonely")
+    absent = [("10.0.0.97", 7946), ("10.0.0.98", 7946), ("10.0.0.99", 7946)]
+    cluster.join(lonely, absent)
+    assert lonely.statistics()["sent_PushPull"] == 1
+    cluster.run_until(cluster.now + 0.6)
+    assert lonely.statistics()["sent_PushPull"] == 1 + len(absent)
+
+
+def test_a_member_first_heard_of_in_gossip_is_pinged_at_the_next_probe_tick_not_at_once():
+    # It has most likely just joined and is pinging every member its seed named: its own
+    # ping confirms it, and ours would only cross it (confirming.py rule 1). Named in a
+    # full state we asked for, it is pinged at once, as before.
+    cluster, cores = start_cluster(3, seed=26)
+    converged(cluster, cores, within_s=10.0)
+    observer, teller = cores[0], cores[1]
+    newcomer = cluster.add("newcomer", tags={"version": "0.1.0"})
+    newcomer_id = node_id(newcomer)
+    newcomer.join([("10.0.0.99", 7946)], cluster.now)  # its opening carries its statement
+    statement = next(a for event in newcomer.events() if isinstance(event, Send)
+                     and isinstance(event.message, PushPull)
+                     for a in event.message.state.alive if a.node_id == newcomer_id)
+    cluster.crash(newcomer_id)  # silent from now on: only our own ping can confirm it
+
+    def pings_to_newcomer(core) -> int:
+        return sum(1 for event in core.events() if isinstance(event, Send)
+                   and isinstance(event.message, Ping) and event.message.target == newcomer_id)
+
+    observer.receive(node_id(teller), Gossip(Updates(alive=(statement,))), cluster.now)
+    assert pings_to_newcomer(observer) == 0
+    assert [p[0] for p in observer.pending_members()] == [newcomer_id]
+    pinged = []
+    cluster.measure = lambda message: pinged.append(message) or 0
+    cluster.run_until(cluster.now + 2 * MembershipConfig().probe_interval_s)
+    assert any(isinstance(m, Ping) and m.target == newcomer_id for m in pinged)
+    other = cores[2]
+    other.receive(node_id(teller), PushPull(False, Updates(alive=(statement,))), cluster.now)
+    assert pings_to_newcomer(other) == 1
