@@ -32,7 +32,8 @@ def measure(name: str, dataset: str, values: list[dict]) -> dict:
     elapsed = time.perf_counter() - started
     size = sum(len(e) for e in encoded)
     return {"kind": name, "dataset": dataset, "values": len(values), "bytes": size,
-            "mb_per_s": round(size / elapsed / 1e6, 2), "refused": refused}
+            "mb_per_s": round(size / elapsed / 1e6, 2),
+            "us_per_value": round(elapsed / len(values) * 1e6, 1), "refused": refused}
 
 
 def main() -> None:
@@ -49,13 +50,17 @@ def main() -> None:
         measure("short fields", "consumers",
                 [{"email": f"user{i}@example.org", "name": f"User {i}", "n": i}
                  for i in range(5000)]),
+        # What scripts/bench_cluster.py writes: every node checks each such value once.
+        measure("1 KiB write (bench_cluster)", "consumers",
+                [{"pad": "x" * 1000} for _ in range(5000)]),
     ]
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for r in results:
         print(f"{r['kind']:<30} {r['values']:>6} values {r['bytes'] / 1e6:>8.2f} MB "
-              f"{r['mb_per_s']:>8.2f} MB/s  refused {r['refused']}")
+              f"{r['mb_per_s']:>8.2f} MB/s {r['us_per_value']:>9.1f} us/value  "
+              f"refused {r['refused']}")
 
 
 if __name__ == "__main__":
