@@ -10,6 +10,7 @@ import random
 from gossipnode.config import NodeConfig, ReplicationConfig, TagsConfig
 from gossipnode.core.events import Send
 from gossipnode.core.node import NodeCore
+from gossipnode.core.replication import Push
 from gossipnode.core.store import MemoryStore
 from gossipnode.wire.cbor import decode_value, encode_value
 from tests.core.membership.virtual_cluster import FakeSigning
@@ -149,3 +150,17 @@ class Cluster:
 
     def records(self, index: int, dataset: str) -> dict[str, tuple]:
         return {r.key: (r.version, r.value) for r in self.stores[index].replicated(dataset)}
+
+
+def diverged_pair(replication: ReplicationConfig) -> Cluster:
+    """Two members, each holding 20 `consumers` records the other lacks (pushes lost)."""
+    everything = {"wep": False, "private_keys": True}
+    cluster = Cluster([everything, everything], replication=replication)
+    cluster.run_for(5)
+    cluster.dropping = lambda sender, target, message: isinstance(message, Push)
+    for i in range(20):
+        cluster.put(0, "consumers", f"left{i}", {"n": i})
+        cluster.put(1, "consumers", f"right{i}", {"n": i})
+    cluster.run_for(1)
+    assert set(cluster.records(0, "consumers")).isdisjoint(cluster.records(1, "consumers"))
+    return cluster

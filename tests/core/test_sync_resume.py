@@ -8,25 +8,12 @@ from gossipnode.core.events import SyncCompleted
 from gossipnode.core.reconcile_messages import ReconcileOpen, ReconcileTurn
 from gossipnode.core.replication import Push
 from gossipnode.core.sync import RESUME_AFTER_S, RESUMES_MAX
-from tests.core.node_harness import Cluster
+from tests.core.node_harness import diverged_pair
 
-ALL = {"wep": False, "private_keys": True}
 # Regular rounds far apart (the first at least 60 s after start): whatever syncs within
 # seconds of a cut is rule 5's doing.
 SLOW = ReplicationConfig(anti_entropy_interval_s=120.0)
 
-
-def diverged_pair():
-    """Two members, each holding 20 `consumers` records the other lacks (pushes lost)."""
-    cluster = Cluster([ALL, ALL], replication=SLOW)
-    cluster.run_for(5)
-    cluster.dropping = lambda sender, target, message: isinstance(message, Push)
-    for i in range(20):
-        cluster.put(0, "consumers", f"left{i}", {"n": i})
-        cluster.put(1, "consumers", f"right{i}", {"n": i})
-    cluster.run_for(1)
-    assert set(cluster.records(0, "consumers")).isdisjoint(cluster.records(1, "consumers"))
-    return cluster
 
 
 def cut_sessions(cluster, at):
@@ -49,7 +36,7 @@ def ended(cluster, index):
 
 
 def test_a_cut_session_is_opened_again_at_once_and_both_sides_converge_in_it():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     cut_sessions(cluster, at=0)
     assert ended(cluster, 0)[-1].failure == "connection lost"
     mark = len(cluster.sent)
@@ -64,7 +51,7 @@ def test_a_cut_session_is_opened_again_at_once_and_both_sides_converge_in_it():
 
 
 def test_the_answering_end_that_sees_the_cut_opens_the_session_itself():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     cut_sessions(cluster, at=1)  # node 1 answered the session; its link went down
     mark = len(cluster.sent)
     cluster.run_for(RESUME_AFTER_S + 0.5)
@@ -75,7 +62,7 @@ def test_the_answering_end_that_sees_the_cut_opens_the_session_itself():
 
 
 def test_a_session_the_peer_refused_is_not_resumed():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     node = cluster.nodes[0]
     peer = cluster.nodes[1].node_id
     cluster.nodes[1].lifecycle.quarantined = lambda: True  # refuses every session
@@ -90,7 +77,7 @@ def test_a_session_the_peer_refused_is_not_resumed():
 
 
 def test_a_link_that_keeps_failing_is_resumed_a_bounded_number_of_times():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     node = cluster.nodes[0]
     address = cluster.configs[1].listen
     cluster.dropping = lambda sender, target, message: isinstance(
@@ -119,7 +106,7 @@ def test_a_link_that_keeps_failing_is_resumed_a_bounded_number_of_times():
 
 
 def test_no_round_opens_a_second_session_over_a_dataset_already_being_reconciled():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     node, peer = cluster.nodes[0], cluster.nodes[1].node_id
     # The peer's session over `consumers` towards us is under way (its turns held back).
     cluster.dropping = lambda sender, target, message: isinstance(

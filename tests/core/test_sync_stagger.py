@@ -8,7 +8,7 @@ from gossipnode.core.anti_entropy import CROSSED
 from gossipnode.core.events import SyncCompleted
 from gossipnode.core.reconcile_messages import ReconcileOpen, ReconcileTurn
 from gossipnode.core.replication import Push
-from tests.core.node_harness import Cluster
+from tests.core.node_harness import Cluster, diverged_pair
 
 ALL = {"wep": False, "private_keys": True}
 # Regular rounds far apart: what happens within seconds is the immediate rounds' doing.
@@ -42,20 +42,9 @@ def test_after_a_heal_each_member_is_sent_each_record_it_lacks_once():
             seed, brought, lacking)
 
 
-def diverged_pair():
-    """Two members, each holding 20 `consumers` records the other lacks (pushes lost)."""
-    cluster = Cluster([ALL, ALL], replication=SLOW)
-    cluster.run_for(5)
-    cluster.dropping = lambda sender, target, message: isinstance(message, Push)
-    for i in range(20):
-        cluster.put(0, "consumers", f"left{i}", {"n": i})
-        cluster.put(1, "consumers", f"right{i}", {"n": i})
-    cluster.run_for(1)
-    return cluster
-
 
 def test_two_openings_that_cross_leave_the_session_of_the_lower_node_id():
-    cluster = diverged_pair()
+    cluster = diverged_pair(SLOW)
     ids = [node.node_id for node in cluster.nodes]
     low, high = (0, 1) if ids[0] < ids[1] else (1, 0)
     mark, before = len(cluster.reported), [received(cluster, i) for i in range(2)]
