@@ -40,6 +40,7 @@ from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .digests import Digests
 from .errors import RemoteProtocolError
+from .merkle import Digest
 from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
@@ -103,36 +104,43 @@ class AntiEntropy:
                 continue
             if stagger and self._stagger.wait_to_start(peer, dataset, now):
                 continue
-            session_id = self.rng.getrandbits(63)
-            session = ReconcileSession.initiate(
-                session_id, digest, self._fetch(dataset), self.config.reconcile,
-                self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
-                fetch_many=self._fetch_many(dataset),
-            )
-            self._table.add(peer, session_id, Running(session, now, initiated=True,
-                                                      staggered=stagger))
-            self.counters["sessions_started"] += 1
-            messages.extend(session.messages_to_send())
+            messages.extend(self._initiate(peer, digest, now, staggered=stagger))
         self._stagger.arm()
         return messages
+
+    def _initiate(self, peer: bytes, digest: Digest, now: float, *, staggered: bool,
+                  withdrawals: int = 0) -> list[object]:
+        session_id = self.rng.getrandbits(63)
+        dataset = digest.dataset
+        session = ReconcileSession.initiate(
+            session_id, digest, self._fetch(dataset), self.config.reconcile,
+            self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
+            fetch_many=self._fetch_many(dataset),
+        )
+        self._table.add(peer, session_id, Running(session, now, initiated=True,
+                                                  staggered=staggered, withdrawals=withdrawals))
+        self.counters["sessions_started"] += 1
+        return list(session.messages_to_send())
 
     def ready(self, view: ScopeView, now: float) -> list[tuple[bytes, list[object], bool]]:
         """Start the waiting sessions that may go now (rule 7): per peer, the messages to
         send it and whether a session completed at once."""
         out: list[tuple[bytes, list[object], bool]] = []
         while (waiting := self._stagger.due(now)) is not None:
+            peer = waiting.peer
             if waiting.opening is None:
-                if waiting.dataset not in self.datasets_running(waiting.peer):
-                    messages = self.start_round(waiting.peer, view, now, (waiting.dataset,),
-                                                stagger=True)
-                    for message in messages:
-                        running = self._table.get(waiting.peer, message.session)
-                        running.withdrawals = waiting.withdrawals
-                    out.append((waiting.peer, messages, False))
+                # Ours: it waited its turn, so it starts now whatever runs by then (it is not
+                # queued again, staggering.py rule 5), keeping its count of withdrawals.
+                digest = self.digests.digest_for(peer, waiting.dataset, view)
+                if (digest is not None and waiting.dataset not in self.datasets_running(peer)
+                        and self.running(peer, initiated=True) < SESSIONS_PER_PEER_MAX):
+                    messages = self._initiate(peer, digest, now, staggered=True,
+                                              withdrawals=waiting.withdrawals)
+                    out.append((peer, messages, False))
             else:
-                replies, _, completed = self._open(waiting.peer, waiting.opening, view, now,
+                replies, _, completed = self._open(peer, waiting.opening, view, now,
                                                    may_wait=False)
-                out.append((waiting.peer, replies, completed))
+                out.append((peer, replies, completed))
         self._stagger.arm()
         return out
 

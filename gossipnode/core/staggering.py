@@ -15,7 +15,9 @@ waits for which, which of two crossed openings stands, and which session of ours
    peer's session covers it.
 5. What waits goes first in, first out when its dataset is free, and at the latest WAIT_S_MAX
    after it began to wait (`due`; session_queue.py rule 3); the node's timer WAIT_TIMER is set
-   for that latest start (`arm`).
+   for that latest start (`arm`). A session of ours that goes is opened then, whatever runs
+   by then: it is not queued again (else a peer that keeps a session over the dataset open
+   would hold it for ever), and it keeps its count of withdrawals (rule 3).
 """
 
 from __future__ import annotations
