@@ -8,7 +8,7 @@ and the in-process seal+open rate (crypto alone). Client and server run in one p
 And what the check of a message's declared structure (wire/declared.py) costs and saves,
 with it and without it, interleaved in one process: CPU milliseconds to refuse a 2.9 MB
 push-pull of 20,000 statements (five times the protocol's bound), and CPU microseconds to
-decode valid messages (a probe, push-pulls of 400 and 1,000 statements, a push, a
+decode valid messages (a probe, push-pulls of 400, 1,000 and 3,000 statements, a push, a
 reconciliation turn of 500 records): the median of each.
 
     python scripts/bench_wire.py [--json] [--quick] [--codec]
@@ -208,6 +208,8 @@ def valid_messages() -> dict[str, bytes]:
                                                                      statement(2)))),
         "push_pull_400": PushPull(True, Updates(alive=tuple(map(statement, range(400))))),
         "push_pull_1000": PushPull(True, Updates(alive=tuple(map(statement, range(1000))))),
+        # Over WALK_BYTES_MIN: the one valid message here whose every head is walked.
+        "push_pull_3000": PushPull(True, Updates(alive=tuple(map(statement, range(3000))))),
         "push_20": Push(9, records(20)),
         "turn_500": ReconcileTurn(1, 3, True, b"", records(500)),
     }
@@ -269,7 +271,8 @@ def print_codec(figures: dict[str, float]) -> None:
     print(f"refuse a {figures['refuse_push_pull_bytes'] / MB:.1f} MB push-pull of 20,000 "
           f"statements: {figures['refuse_push_pull_20000_cpu_ms_before']} CPU ms before, "
           f"{figures['refuse_push_pull_20000_cpu_ms_after']} after")
-    for name in ("probe", "push_pull_400", "push_pull_1000", "push_20", "turn_500"):
+    for name in ("probe", "push_pull_400", "push_pull_1000", "push_pull_3000", "push_20",
+                 "turn_500"):
         print(f"decode {name} ({int(figures[f'decode_{name}_bytes'])} B): "
               f"{figures[f'decode_{name}_cpu_us_before']} CPU us before, "
               f"{figures[f'decode_{name}_cpu_us_after']} after "
