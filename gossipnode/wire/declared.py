@@ -46,10 +46,12 @@ __all__ = ["MISMATCH_ITEMS_MAX", "WALK_BYTES_MIN", "Declared", "Shape", "shape_o
 MISMATCH_ITEMS_MAX = 64
 # Messages shorter than this are not walked (rule 6). Reading every head of a valid
 # message costs about as much again as decoding it (a full state of 1,000 members, 160 KB:
-# 4.7 ms to decode, 5.5 ms more to walk), and below this no valid message is walked: probes,
-# pushes, and full states of up to about 1,600 members (the simulator's 1,000-member runs
-# exchange them). What refusing a shorter message costs is its decoding, at most about 8 ms;
-# above it a refusal by heads saves up to 2,000 times that (scripts/bench_wire.py --codec).
+# 4.7 ms to decode, 5.5 ms more to walk). Below this are probes, most pushes, and full states
+# of up to about 1,600 members (the simulator's 1,000-member runs exchange them); above it a
+# push or a reconciliation turn costs a few heads (rule 5), a larger full state twice its
+# decoding (3,000 members: 16 ms, 33 ms with the walk). Refusing a shorter message costs its
+# decoding, at most about 8 ms; above it a refusal by heads saves up to 2,000 times that
+# (scripts/bench_wire.py --codec).
 WALK_BYTES_MIN = 256 * 1024
 # Fields of one record batch row (wire/record_codec.py).
 ROW_FIELDS = 8
