@@ -48,16 +48,16 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
    versions (the stored one is then the merge, which the peer lacks): their sessions send what
    `fetch` returns.
 
-The answers of rule 2 are core/reconcile_descent.py, those of rule 7 core/reconcile_coded.py;
-this module holds the session's state, its checks and its turns.
+The answers of rule 2 are core/reconcile_descent.py, those of rule 7 core/reconcile_coded.py,
+and how a turn is answered and queued (rules 2, 3 and 7) core/reconcile_turns.py; this module
+holds the session's state machine: its creation, the checks on what the peer sends (rule 6),
+its deadlines, and what it hands out.
 """
 
 from __future__ import annotations
 
 import random
-from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..config import LimitsConfig, ReconcileConfig
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -65,14 +65,8 @@ from .merkle import WALL_BYTES, Digest
 from .reconcile_coded import CodedAnswers
 from .reconcile_descent import COUNT_MAX, DescentAnswers
 from .reconcile_messages import (
-    CODED,
-    CODED_MODES,
-    CODED_WANT,
-    ESTIMATE,
     FINGERPRINT,
     FINGERPRINT_MASK,
-    ITEMS,
-    MORE,
     REASON_CHARS_MAX,
     ROOT_BYTES,
     SALT_BYTES,
@@ -87,26 +81,13 @@ from .reconcile_messages import (
     message_size,
     parse_entries,
 )
+from .reconcile_turns import OpenRange, TurnAnswers
 from .records import Record, check_record
 
 __all__ = ["ReconcileSession"]
 
-# Modes of a range we left open that a range-descent answer (FINGERPRINT, ITEMS) may answer.
-DESCENT_OPEN = (FINGERPRINT, ESTIMATE, CODED, MORE, CODED_WANT)
 
-
-@dataclass(slots=True)
-class _Open:
-    """A range we left open in our last turn, awaiting the peer's answer."""
-
-    lo: bytes
-    hi: bytes | None
-    mode: int
-    ids: dict[bytes, bytes] = field(default_factory=dict)  # ITEMS: id -> sort key
-    size: int = 0  # CODED: cells per sub-table sent; MORE: asked for
-
-
-class ReconcileSession(CodedAnswers, DescentAnswers):
+class ReconcileSession(TurnAnswers, CodedAnswers, DescentAnswers):
     """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
     drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`.
 
@@ -158,7 +139,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         self._empty_messages = 0
         self._bound_bytes_max = WALL_BYTES + limits.key_bytes_max
         self._expected_turn = 0
-        self._open: list[_Open] = []
+        self._open: list[OpenRange] = []
         self._open_los: list[bytes] = []
         self._incoming: list[tuple[bytes, Entry]] = []
         self._incoming_lo = b""
@@ -180,7 +161,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         self = cls(session, digest, fetch, config, limits, salt, now,
                    skip_replaced=skip_replaced, fetch_many=fetch_many)
         self._outbox.append(ReconcileOpen(session, self.dataset, salt, digest.root, digest.count))
-        self._set_open([_Open(b"", None, FINGERPRINT)])
+        self._set_open([OpenRange(b"", None, FINGERPRINT)])
         self._expected_turn = 1
         return self
 
@@ -200,7 +181,7 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
         if opening.root == digest.root and opening.count == digest.count:
             self._queue_turn(1, [Entry(None, SKIP)], [])
         else:
-            self._set_open([_Open(b"", None, FINGERPRINT)])
+            self._set_open([OpenRange(b"", None, FINGERPRINT)])
             root_low = int.from_bytes(opening.root, "big") & FINGERPRINT_MASK
             self._incoming = [(b"", Entry(None, FINGERPRINT, root_low, opening.count))]
             self._answer(1)
@@ -318,79 +299,6 @@ class ReconcileSession(CodedAnswers, DescentAnswers):
             else:
                 break
         return out
-
-    # -- answering a turn ------------------------------------------------------------------
-
-    def _answer(self, turn: int) -> None:
-        if turn > 2 * self._config.rounds_max:
-            raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
-        out: list[Entry] = []
-        opened: list[_Open] = []
-        pushes: list[bytes] = []
-        if any(entry.mode in CODED_MODES for _, entry in self._incoming):
-            if len(self._incoming) != 1:
-                raise RemoteProtocolError("a coded entry must be alone in its turn")
-            self._answer_coded(self._incoming[0][1], out, opened, pushes)
-            self._incoming = []
-        elif self._spread():
-            self._emit(out, opened, b"", self._estimate_entry())
-            self._incoming = []
-        for lo, entry in self._incoming:
-            hi = entry.hi
-            if entry.mode == SKIP:
-                self._emit(out, opened, lo, Entry(hi, SKIP))
-                continue
-            parent = self._parent(lo, hi)
-            if entry.mode == FINGERPRINT:
-                if parent.mode not in DESCENT_OPEN:
-                    raise RemoteProtocolError("a fingerprint for a range we did not open")
-                self._answer_fingerprint(lo, entry, out, opened, pushes)
-            elif entry.mode == ITEMS:
-                if parent.mode not in DESCENT_OPEN:
-                    raise RemoteProtocolError("item ids for a range we did not open")
-                self._answer_items(lo, entry, out, opened, pushes)
-            else:
-                if parent.mode != ITEMS or parent.lo != lo or parent.hi != hi:
-                    raise RemoteProtocolError("a want for a range we did not list")
-                for item_id in dict.fromkeys(entry.ids):  # in order, once each
-                    if item_id not in parent.ids:
-                        raise RemoteProtocolError("a want for an item we did not list")
-                    pushes.append(parent.ids[item_id])
-                self._emit(out, opened, lo, Entry(hi, SKIP))
-        self._incoming, self._incoming_lo = [], b""
-        self._set_open(opened)
-        self._queue_turn(turn, out, pushes)
-
-    @staticmethod
-    def _emit(out: list[Entry], opened: list[_Open], lo: bytes, entry: Entry,
-              ids: dict[bytes, bytes] | None = None) -> None:  # fmt: skip
-        if entry.mode == SKIP and out and out[-1].mode == SKIP:
-            out[-1] = entry  # adjacent skips merge into one range
-            return
-        out.append(entry)
-        if entry.mode != SKIP:
-            opened.append(_Open(lo, entry.hi, entry.mode, ids or {}, entry.size))
-
-    def _set_open(self, opened: list[_Open]) -> None:
-        self._open = opened
-        self._open_los = [entry.lo for entry in opened]
-
-    def _parent(self, lo: bytes, hi: bytes | None) -> _Open:
-        """The range we left open that contains [lo, hi), or RemoteProtocolError."""
-        index = bisect_right(self._open_los, lo) - 1
-        if index >= 0:
-            parent = self._open[index]
-            if parent.hi is None or (hi is not None and hi <= parent.hi):
-                return parent
-        raise RemoteProtocolError("a range that lies outside every range we left open")
-
-    def _queue_turn(self, turn: int, entries: list[Entry], pushes: list[bytes]) -> None:
-        if turn > 2 * self._config.rounds_max:
-            raise RemoteProtocolError(f"session still open after {self._config.rounds_max} rounds")
-        self._writer = TurnWriter(
-            self.session, turn, entries, pushes, self._fetch, self._config.message_bytes_max,
-            skip_replaced=self._skip_replaced, fetch_many=self._fetch_many,
-        )
 
     def _fail(self, reason: str) -> None:
         self.failed = reason

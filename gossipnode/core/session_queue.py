@@ -22,6 +22,8 @@ another peer, runs:
 4. A peer has at most as many openings waiting and sessions running with us as
    `SESSIONS_PER_PEER_MAX` allows (counted by the caller), so the queue is bounded by the
    number of peers times datasets.
+
+This module is the queue itself; core/staggering.py decides what enters it and when it goes.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileOpen
 
-__all__ = ["WAIT_S_MAX", "Running", "SessionQueue", "Waiting", "elsewhere", "unanswered"]
+__all__ = ["WAIT_S_MAX", "SessionQueue", "Waiting"]
 
 # A waiting session starts at the latest this long after it began to wait (rule 3): well under
 # reconcile.session_timeout_s (30 s), so the peer whose opening waits never sees its session
@@ -42,48 +43,12 @@ WAIT_S_MAX = 10.0
 
 
 @dataclass(slots=True)
-class Running:
-    """A session of AntiEntropy's, running."""
-
-    session: ReconcileSession
-    started: float
-    initiated: bool
-    received: int = 0
-    sent: int = 0
-    # Moving (rule 2): one we answer, or one we opened that the peer answered.
-    answered: bool = False
-    staggered: bool = False  # started by the scheduler, to wait its turn (rule 1)
-    withdrawals: int = 0  # times it was withdrawn before this opening (anti_entropy.py)
-
-
-Sessions = dict[tuple[bytes, int], Running]
-
-
-def elsewhere(sessions: Sessions, peer: bytes, dataset: str, *, moving_only: bool) -> bool:
-    """Does a session over `dataset` with another peer than `peer` run (only a moving one,
-    if asked)? What a session to start (rule 1) or an opening (rule 2) waits on."""
-    return any(other != peer and running.session.dataset == dataset
-               and (running.answered or not moving_only)
-               for (other, _), running in sessions.items())
-
-
-def unanswered(sessions: Sessions, dataset: str, peer: bytes, *,
-               others: bool) -> list[tuple[bytes, int, Running]]:
-    """The sessions over `dataset` we opened that are not answered yet, as (peer, id,
-    session): with `peer`, or with every peer but it (`others`)."""
-    return [(other, session_id, running)
-            for (other, session_id), running in list(sessions.items())
-            if (other != peer) == others and running.initiated and not running.answered
-            and running.session.dataset == dataset]
-
-
-@dataclass(slots=True)
 class Waiting:
     peer: bytes
     dataset: str
     since: float
     opening: ReconcileOpen | None  # the peer's opening to answer; None: a session to start
-    withdrawals: int = 0  # ours: times it was withdrawn already (anti_entropy.py rule 7)
+    withdrawals: int = 0  # ours: times it was withdrawn already (staggering.py rule 3)
 
 
 class SessionQueue:

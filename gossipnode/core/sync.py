@@ -30,12 +30,14 @@ Rules:
    at most one round per `REVIVED_FOLLOW_UP_S`: each round re-arms the next an interval
    on.) A suspicion refuted is a return too (scopes.py `MemberViews.revived`): a partition
    shorter than the suspicion timeout ends with no member ever declared dead.
+   core/immediate_rounds.py carries this rule out.
 5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
    opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by
    whichever end saw the cut, rather than at the next round: after a heal, links that
    overflow under the burst of pushes would otherwise leave the two sides apart for a whole
    interval. Bounded: the wait doubles with each resume that a completed session with the
    peer did not follow, and after `RESUMES_MAX` of them the regular rounds take over.
+   core/resumption.py carries this rule out.
 6. A round, an immediate round or a resumption opens no session over a dataset that a
    session with the same peer already covers, whichever end opened it: one session moves the
    differences of both sides, and a second one at the same time would move them all again
@@ -55,7 +57,6 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
@@ -64,10 +65,21 @@ from .anti_entropy import AntiEntropy
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
+from .immediate_rounds import (
+    REVIVED_FOLLOW_UP_S,
+    REVIVED_GRACE_S,
+    REVIVED_NOTICE_SKEW_S,
+    REVIVED_PEER_GAP_S,
+    REVIVED_ROUNDS_PER_INTERVAL_MAX,
+    TIMER_REVIVED,
+    ImmediateRounds,
+)
 from .lifecycle import Lifecycle
 from .records import Record
+from .resumption import RESUME_AFTER_S, RESUMES_MAX, TIMER_RESUME, Resumption
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
+# The constants of rules 4 and 5 are named here too: what the node and its tests see.
 __all__ = [
     "PAIR_PARTNERS_PER_ROUND",
     "RESUMES_MAX",
@@ -88,44 +100,6 @@ __all__ = [
 # ceil(partners / this) rounds, at one round trip per partner whose digests agree.
 PAIR_PARTNERS_PER_ROUND = 8
 TIMER_ANTI_ENTROPY = "anti_entropy"
-# The node's timer key of the immediate round with a peer that came alive: ("revived", peer).
-TIMER_REVIVED = "revived"
-# The higher-id end of a return waits this long for the lower-id end's session (rule 4):
-# a few LAN round trips, the time for that session's opening to arrive. It need not cover
-# the time the lower end takes to notice the return: a lower end that notices later finds
-# the session running and opens none (rule 6). A partition often ends with only one end
-# having declared the other dead (the smaller side is slower to), and then the higher end
-# is the only one to act: a longer wait is time the healed cluster spends apart.
-REVIVED_GRACE_S = 0.25
-# How much earlier than this end the other may notice a return (rule 4): a session that
-# completed that long before we noticed it still covered it. Membership spreads a return
-# within a few gossip rounds; a loaded host notices later.
-REVIVED_NOTICE_SKEW_S = 1.0
-# The next regular round falls at most this long after a return (rule 4): the immediate
-# sessions of a healed partition take about a second on a LAN, and records they bring are
-# not pushed onwards (rule 3), so a write that reached only one member of a side, and that
-# the other side took from it, reaches its siblings in this round, not an interval later.
-REVIVED_FOLLOW_UP_S = 1.5
-# Distinct peers a node has immediate rounds with per anti_entropy_interval_s (rule 4):
-# after a cluster-wide restart each node reconciles with this many returning peers at once
-# and leaves the rest to its regular rounds, so that n returns cost O(1) sessions per node,
-# not O(n).
-REVIVED_ROUNDS_PER_INTERVAL_MAX = 4
-# One immediate round per peer per this (rule 4). A restart takes longer than this and
-# membership notices a return at most about once per probe interval, so a faster return is
-# a member flapping between alive and dead: one round covers it. Not the anti-entropy
-# interval: a member restarted twice within it must be caught up at once both times.
-REVIVED_PEER_GAP_S = 1.0
-# The node's timer key of the resumption of cut sessions with a peer: ("resume", peer).
-TIMER_RESUME = "resume"
-# A cut session is opened again after this (rule 5): past the links' dial backoff
-# (driving.DIAL_BACKOFF_S), so the new session goes over a new connection at once, and
-# short next to the 3 s an operator expects a healed cluster to take to agree.
-RESUME_AFTER_S = 0.5
-# Resumes in a row with one peer without a completed session between them (rule 5):
-# 0.5 + 1 + 2 + 4 s of waits cover a link that keeps failing for several seconds; a peer
-# that still cannot finish one is left to the regular rounds.
-RESUMES_MAX = 4
 
 Apply = Callable[[list[Record], bytes | None, float], object]
 # (peer, heard_since, now) -> the datasets whose roots the peer advertised, since
@@ -149,14 +123,12 @@ class SyncScheduler:
         self._apply = apply
         self._rotation = 0
         self._next_round = math.inf  # when TIMER_ANTI_ENTROPY is set for
-        # Rule 4: per peer, when it last came alive (pending) or had its immediate round;
-        # and the node's recent immediate rounds, (time, peer), oldest first.
-        self._revived_at: dict[bytes, float] = {}
-        self._immediate_rounds: deque[tuple[float, bytes]] = deque()
-        # Rule 5: per peer, the datasets of its cut sessions waiting to be opened again,
-        # and (resumes in a row, time of the last) for the backoff.
-        self._to_resume: dict[bytes, set[str]] = {}
-        self._resumes: dict[bytes, tuple[int, float]] = {}
+        self._immediate = ImmediateRounds(  # rule 4
+            ctx, lifecycle, anti_entropy,
+            lambda peer, now: self._start_sessions(peer, None, now, skip_agreed=True),
+            self._bring_forward)
+        self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
+                                      self._start_sessions)
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
@@ -194,42 +166,11 @@ class SyncScheduler:
 
     def revived(self, peers: Iterable[bytes], now: float) -> None:
         """These peers came (back) alive: schedule their immediate rounds (rule 4)."""
-        for peer in peers:
-            if peer == self._ctx.node_id:
-                continue
-            last = self._revived_at.get(peer)
-            if last is not None and now - last < REVIVED_PEER_GAP_S:
-                continue
-            self._revived_at[peer] = now
-            delay = 0.0 if self._ctx.node_id < peer else REVIVED_GRACE_S
-            self._ctx.timers.set((TIMER_REVIVED, peer), now + delay)
-            if self._next_round > now + REVIVED_FOLLOW_UP_S:  # rule 4: a follow-up round
-                self._set_round(now + REVIVED_FOLLOW_UP_S)
+        self._immediate.revived(peers, now)
 
     def revived_due(self, peers: Iterable[bytes], now: float) -> None:
         """The immediate rounds whose timers fell due (rule 4)."""
-        ctx = self._ctx
-        interval = ctx.config.replication.anti_entropy_interval_s
-        recent = self._immediate_rounds
-        for peer in peers:
-            since = self._revived_at.get(peer, now)
-            if (not ctx.view.live(peer) or self._lifecycle.quarantined()
-                    or self._anti_entropy.sessions_running(peer)):
-                continue
-            # A session that completed since the return (the other end noticed it first,
-            # up to a skew earlier) leaves nothing for this round to do.
-            synced_at = self._anti_entropy.peer_sync(peer).synced_at
-            if synced_at is not None and synced_at >= since - REVIVED_NOTICE_SKEW_S:
-                continue
-            while recent and now - recent[0][0] >= interval:
-                recent.popleft()
-            partners = {partner for _, partner in recent}
-            if peer not in partners and len(partners) >= REVIVED_ROUNDS_PER_INTERVAL_MAX:
-                ctx.counters["revived_rounds_deferred"] += 1
-                continue
-            recent.append((now, peer))
-            ctx.counters["revived_rounds"] += 1
-            self._start_sessions(peer, None, now, skip_agreed=True)
+        self._immediate.due(peers, now)
 
     def sessions_ended(self, now: float) -> None:
         """After an input that may have ended sessions: schedule the resumption of those
@@ -255,35 +196,11 @@ class SyncScheduler:
 
     def sessions_cut(self, now: float) -> None:
         """Schedule the resumption of the sessions cut since the last call (rule 5)."""
-        ctx = self._ctx
-        for peer, datasets in self._anti_entropy.take_cut().items():
-            attempts, last = self._resumes.get(peer, (0, -math.inf))
-            synced_at = self._anti_entropy.peer_sync(peer).synced_at
-            if synced_at is not None and synced_at >= last:
-                attempts = 0  # a session completed since the last resume: start afresh
-            if attempts >= RESUMES_MAX:
-                ctx.counters["sessions_resume_given_up"] += len(datasets)
-                continue
-            self._to_resume.setdefault(peer, set()).update(datasets)
-            key = (TIMER_RESUME, peer)
-            if key not in ctx.timers:
-                ctx.timers.set(key, now + RESUME_AFTER_S * 2 ** attempts)
-            self._resumes[peer] = (attempts, last)
+        self._resumption.cut(now)
 
     def resume_due(self, peers: Iterable[bytes], now: float) -> None:
         """The resumptions whose timers fell due (rule 5)."""
-        ctx = self._ctx
-        for peer in peers:
-            datasets = self._to_resume.pop(peer, set())
-            attempts, _ = self._resumes.get(peer, (0, now))
-            if not ctx.view.live(peer):
-                self._resumes.pop(peer, None)  # gone: nothing to resume, nothing to remember
-                continue
-            self._resumes[peer] = (attempts + 1, now)
-            if not datasets or self._lifecycle.quarantined():
-                continue
-            ctx.counters["sessions_resumed"] += len(datasets)
-            self._start_sessions(peer, sorted(datasets), now)
+        self._resumption.due(peers, now)
 
     def repair(self, now: float, peer: bytes | None,
                dataset: str | None) -> RepairStarted | None:
@@ -339,6 +256,11 @@ class SyncScheduler:
         self._next_round = at
         self._ctx.timers.set(TIMER_ANTI_ENTROPY, at)
 
+    def _bring_forward(self, at: float) -> None:
+        """Run the next regular round at `at` if it was later (rule 4: a follow-up)."""
+        if self._next_round > at:
+            self._set_round(at)
+
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float, *,
                         skip_agreed: bool = False) -> None:
         """Open sessions with `peer` over `datasets` (all), except over a dataset a session
@@ -350,7 +272,7 @@ class SyncScheduler:
         if len(wanted) < (len(REPLICATED_DATASETS) if datasets is None else len(datasets)):
             self._ctx.counters["sessions_not_doubled"] += 1
         if skip_agreed and self._agreed is not None and wanted:
-            agreed = self._agreed(peer, self._revived_at.get(peer, -math.inf), now)
+            agreed = self._agreed(peer, self._immediate.came_alive(peer, -math.inf), now)
             if agreed:
                 self._ctx.counters["sessions_skipped_agreed"] += sum(
                     d in agreed for d in wanted)

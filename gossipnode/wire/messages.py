@@ -10,8 +10,9 @@ Theory of operation:
    fields. Arrays rather than maps: smaller, and the exact length is part of the schema.
    Changing a registered class is a protocol change and needs a new protocol version. A
    batch of records (`tuple[Record, ...]`) has its own compact form (wire/record_codec.py).
-3. Decoding trusts nothing: strict CBOR first (wire/cbor.py: bounded depth, definite
-   lengths, no duplicate keys, no tags, nothing trailing, canonical only), then every value
+3. Decoding trusts nothing: the declared structure first (wire/declared.py: an array over its
+   bound is refused from the CBOR heads alone), strict CBOR next (wire/cbor.py: bounded depth,
+   definite lengths, no duplicate keys, no tags, nothing trailing, canonical only), then every value
    is checked against its hint: exact types (a bool is not an int, an int is not a float),
    ints within CBOR's 64-bit range, finite floats, UTF-8 lengths of str, lengths of bytes,
    item counts of tuples, Version's ranges and its 32-byte origin. Any violation raises
@@ -40,6 +41,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.records import COUNTER_MAX, NODE_ID_BYTES, WALL_MS_MAX, Record, Version
 from ..core.schema import Limit
 from . import cbor
+from .declared import WALK_BYTES_MIN, Declared
 from .field_codegen import generate, generate_pair, inline_check
 from .record_codec import batch_codec
 
@@ -71,6 +73,8 @@ class MessageRegistry:
         text_bytes_max: default cap on a str field, in UTF-8 bytes.
         items_max: default cap on the items of a tuple field.
         depth_max: CBOR nesting depth accepted when decoding.
+        check_heads: check the declared structure first (rule 3; off to measure it), of
+            messages of at least `walk_bytes_min` bytes.
     """
 
     def __init__(
@@ -80,6 +84,8 @@ class MessageRegistry:
         text_bytes_max: int = 4096,
         items_max: int = 65536,
         depth_max: int = cbor.DEPTH_MAX,
+        check_heads: bool = True,
+        walk_bytes_min: int = WALK_BYTES_MIN,
     ) -> None:
         self.bytes_max = bytes_max
         self.text_bytes_max = text_bytes_max
@@ -87,6 +93,8 @@ class MessageRegistry:
         self.depth_max = depth_max
         self._by_id: dict[int, tuple[type, _Decoder]] = {}
         self._by_class: dict[type, tuple[int, _Encoder]] = {}
+        self.check_heads = check_heads
+        self._declared = Declared(items_max, MessageError, walk_bytes_min)  # rule 3
 
     def register(self, type_id: int, cls: type) -> type:
         """Register `cls` under `type_id` and return it. Raises LocalProtocolError if unfit."""
@@ -99,6 +107,7 @@ class MessageRegistry:
         if cls in self._by_class:
             raise LocalProtocolError(f"{cls.__name__} is already registered")
         encode_fields, decode_fields = self._compile_dataclass(cls, cls.__name__)
+        self._declared.register(type_id, cls)
         self._by_id[type_id] = (cls, decode_fields)
         self._by_class[cls] = (type_id, encode_fields)
         return cls
@@ -120,6 +129,8 @@ class MessageRegistry:
         `depth_max` overrides the registry's CBOR nesting limit (the transport passes
         `WireConfig.cbor_depth_max`).
         """
+        if self.check_heads:
+            self._declared.check(data)
         raw = self._raw(data, depth_max)
         if not isinstance(raw, list) or not raw:
             raise MessageError(f"a message must be a non-empty array, got {_kind(raw)}")

@@ -17,7 +17,8 @@ Rules:
    eavesdropper learn, from frame lengths, how well a guess matched the secret (the
    CRIME attack on TLS compression).
 3. The receiver bounds everything before it decodes: the frame's size (channel), the
-   inflated bundle (`bundle_bytes_max`, checked before inflating), the count of messages;
+   inflated bundle (`bundle_bytes_max`, checked before inflating), the count of messages
+   (by the bundle's head, wire/cbor_heads.py);
    the bundle is strict canonical CBOR. Each message's bytes are decoded by the caller,
    which can check a message's size by its type before decoding it. Any violation is a
    `FrameContentError` (a RemoteProtocolError): the connection is dropped.
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from ..core.catalog import SECRET_KEY_DATASETS
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from . import cbor
+from .cbor_heads import ARRAY, read_head
 from .compression import Deflater, Inflater, deflate_bound
 
 __all__ = [
@@ -129,6 +131,12 @@ class FrameReader:
         else:
             raise FrameContentError(f"unknown frame mode {mode}")
         try:
+            # Its declared count first: a bundle of a million empty strings is refused at
+            # its head, not after cbor2 has built them all.
+            major, _, count, _ = read_head(body, 0)
+            if major == ARRAY and count > FRAME_MESSAGES_MAX:
+                raise FrameContentError(
+                    f"a bundle is an array of 1 to {FRAME_MESSAGES_MAX} messages")
             bundle = cbor.decode(body, depth_max=2)
         except cbor.CborError as error:
             raise FrameContentError(f"bundle: {error}") from None

@@ -32,8 +32,8 @@ class Blob:
     data: bytes
 
 
-def sample_registry() -> MessageRegistry:
-    registry = MessageRegistry(text_bytes_max=64, items_max=100)
+def sample_registry(**options) -> MessageRegistry:
+    registry = MessageRegistry(text_bytes_max=64, items_max=100, **options)
     registry.register(1, Item)
     registry.register(2, Batch)
     registry.register(3, Blob)
