@@ -181,9 +181,13 @@ async def test_a_failed_sync_acknowledges_nothing_and_stops_the_agent(tmp_path):
     """Nothing unacknowledged is reported acknowledged: the write whose sync failed is
     never answered, and the agent stops with the disk's error."""
     agent = make_agent(tmp_path)
+    real_sync = agent.store.sync_wal
+    disk_gone = threading.Event()  # after start-up: the control socket is up by then
 
     def failing_sync():
-        raise OSError(errno.EIO, "input/output error")
+        if disk_gone.is_set():
+            raise OSError(errno.EIO, "input/output error")
+        return real_sync()
 
     agent.store.sync_wal = failing_sync
     answered = []
@@ -197,6 +201,7 @@ async def test_a_failed_sync_acknowledges_nothing_and_stops_the_agent(tmp_path):
                 async def write():
                     answered.append(await agent.write("groups", "g", encode_value({"n": 1})))
 
+                disk_gone.set()
                 nursery.start_soon(write)
                 await trio.sleep_forever()  # ended by the agent's failure
 
