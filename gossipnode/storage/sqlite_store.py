@@ -62,10 +62,10 @@ LOOKUP_KEYS_MAX = 500
 # checkpoint, at its default of 1000 pages) only past this many log pages (64 MiB of 4 KiB
 # pages): `checkpoint()` in a worker thread normally keeps the log far smaller.
 BACKSTOP_CHECKPOINT_PAGES = 16_384
-# Rows per INSERT statement of `apply_changes`: 7 parameters each, 896 in all, under
-# SQLite's limit of bound parameters before 3.32 (999). A push from a peer carries up to
-# 64 records, a group commit of client writes about as many as there are clients: most
-# batches are one statement.
+# Rows of one multi-row INSERT statement of `apply_changes` at most: 7 parameters each,
+# 896 in all, under SQLite's limit of bound parameters before 3.32 (999). A push from a
+# peer carries up to 64 records, a group commit of client writes about as many as there
+# are clients: most batches are one statement.
 ROWS_PER_STATEMENT = 128
 
 _COLUMNS = ("dataset", "key", "wall_ms", "counter", "origin", "value", "signature")
@@ -220,12 +220,12 @@ class SqliteStore:
                       ) -> list[tuple[Record | None, Record]]:
         """One transaction for the whole batch, none if nothing changes: the stored records
         are read with one query per `LOOKUP_KEYS_MAX` keys and the winners written with
-        one multi-row INSERT per `ROWS_PER_STATEMENT` rows, rather than a query and an
-        insert per record (the per-call cost of SQLite from Python dominates at 1 KiB
-        records). Winners that fit one statement are written by that statement alone, its
-        own transaction, without BEGIN and COMMIT: the read before it needs no
-        transaction around it, since this connection is the store's only writer (the
-        data directory's lock). Records are resolved in order, each against what the
+        one multi-row INSERT if they are at most `ROWS_PER_STATEMENT`, rather than a query
+        and an insert per record (the per-call cost of SQLite from Python dominates at 1
+        KiB records); that statement is its own transaction, without BEGIN and COMMIT: the
+        read before it needs no transaction around it, since this connection is the
+        store's only writer (the data directory's lock). More winners are written with one
+        `executemany` in one transaction. Records are resolved in order, each against what the
         ones before it left, so a key twice in a batch ends as if applied one by one."""
         records = list(records)
         resolve = resolve_lww if resolve is None else resolve
@@ -250,12 +250,12 @@ class SqliteStore:
         if len(changes) <= ROWS_PER_STATEMENT:
             self._db.execute(_INSERT_SQL[len(changes)], params)
             self._committed()
-        else:
-            step = ROWS_PER_STATEMENT * len(_COLUMNS)
+        else:  # row by row: a multi-row statement inside a transaction needs a statement
+            # journal, a copy of every page it changes, which costs more than it saves
+            width = len(_COLUMNS)
             with self._transaction():
-                for start in range(0, len(params), step):
-                    chunk = params[start:start + step]
-                    self._db.execute(_INSERT_SQL[len(chunk) // len(_COLUMNS)], chunk)
+                self._db.executemany(_INSERT_SQL[1], [params[start:start + width] for start
+                                                      in range(0, len(params), width)])
         for previous, record in changes:  # committed: move the tallies
             if previous is not None:
                 self._counts[(previous.dataset, previous.value is None)] -= 1
