@@ -62,11 +62,12 @@ LOOKUP_KEYS_MAX = 500
 # checkpoint, at its default of 1000 pages) only past this many log pages (64 MiB of 4 KiB
 # pages): `checkpoint()` in a worker thread normally keeps the log far smaller.
 BACKSTOP_CHECKPOINT_PAGES = 16_384
-# Rows of one multi-row INSERT statement of `apply_changes` at most: 7 parameters each,
-# 896 in all, under SQLite's limit of bound parameters before 3.32 (999). A push from a
-# peer carries up to 64 records, a group commit of client writes about as many as there
-# are clients: most batches are one statement.
-ROWS_PER_STATEMENT = 128
+# Rows of one multi-row INSERT statement of `apply_changes` at most: a push from a peer
+# carries up to 64 records, a group commit of client writes about as many as there are
+# clients, so most batches are one statement. 7 parameters a row, 448 in all, under
+# SQLite's limit of bound parameters before 3.32 (999); and sqlite3 keeps one prepared
+# statement per row count used (its cache holds 128), well under a MiB for all 64.
+ROWS_PER_STATEMENT = 64
 
 _COLUMNS = ("dataset", "key", "wall_ms", "counter", "origin", "value", "signature")
 # INSERT OR REPLACE of n rows at _INSERT_SQL[n], in order (of two rows with one key the
@@ -225,8 +226,8 @@ class SqliteStore:
         KiB records); that statement is its own transaction, without BEGIN and COMMIT: the
         read before it needs no transaction around it, since this connection is the
         store's only writer (the data directory's lock). More winners are written with one
-        `executemany` in one transaction. Records are resolved in order, each against what the
-        ones before it left, so a key twice in a batch ends as if applied one by one."""
+        `executemany` in one transaction. Records are resolved in order, each against what
+        the ones before it left, so a key twice in a batch ends as if applied one by one."""
         records = list(records)
         resolve = resolve_lww if resolve is None else resolve
         changes: list[tuple[Record | None, Record]] = []
