@@ -9,7 +9,8 @@ Prints (with `--json` as one object):
   the median of `--rounds` rounds.
 - `sync_handoff_cpu_us`: CPU per round trip of the disk-sync handoff from a Trio loop to a
   worker thread and back, with a sync that does nothing: `trio.to_thread.run_sync`, and the
-  agent's own `SyncThread` (runtime/durability.py) where this tree has it.
+  agent's own `SyncThread` (runtime/durability.py) where this tree has it, measured in
+  alternating blocks.
 
 CPU, not wall time: on a shared host the wall time mostly measures the neighbours. Run it
 in two trees (a worktree of each) one after the other to compare them.
@@ -41,7 +42,8 @@ VALUE = encode_value({"pad": "x" * 1000})  # as bench_cluster.py writes
 CLIENTS = 16
 # Records stored before timing: a tree a few levels deep, as after a short burst.
 PRELOAD_RECORDS = 10_000
-HANDOFF_ROUND_TRIPS = 3000
+HANDOFF_ROUND_TRIPS = 6000
+HANDOFF_BLOCKS = 20
 
 
 def cpu_s() -> float:
@@ -70,22 +72,30 @@ def store_round(directory: Path, batch: int, calls: int, sync_every: int) -> flo
 
 
 async def handoffs() -> dict[str, float]:
-    found = {}
-    before = cpu_s()
-    for _ in range(HANDOFF_ROUND_TRIPS):
-        await trio.to_thread.run_sync(int)
-    found["trio_to_thread"] = (cpu_s() - before) * 1e6 / HANDOFF_ROUND_TRIPS
+    """CPU per round trip of each handoff, measured in alternating blocks so that a change
+    in what else loads the host weighs on both alike."""
     try:
         from gossipnode.runtime.durability import SyncThread
     except ImportError:  # a tree from before it
-        return found
-    syncer = SyncThread(int)
-    before = cpu_s()
-    for _ in range(HANDOFF_ROUND_TRIPS):
-        await syncer.run()
-    found["sync_thread"] = (cpu_s() - before) * 1e6 / HANDOFF_ROUND_TRIPS
-    syncer.stop()
-    return found
+        SyncThread = None
+    syncer = None if SyncThread is None else SyncThread(int)
+
+    async def to_thread() -> None:
+        await trio.to_thread.run_sync(int)
+
+    ways = {"trio_to_thread": to_thread}
+    if syncer is not None:
+        ways["sync_thread"] = syncer.run
+    spent = dict.fromkeys(ways, 0.0)
+    for _ in range(HANDOFF_BLOCKS):
+        for name, way in ways.items():
+            before = cpu_s()
+            for _ in range(HANDOFF_ROUND_TRIPS // HANDOFF_BLOCKS):
+                await way()
+            spent[name] += cpu_s() - before
+    if syncer is not None:
+        syncer.stop()
+    return {name: total * 1e6 / HANDOFF_ROUND_TRIPS for name, total in spent.items()}
 
 
 def main() -> int:
