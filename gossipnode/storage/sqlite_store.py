@@ -62,6 +62,21 @@ LOOKUP_KEYS_MAX = 500
 # checkpoint, at its default of 1000 pages) only past this many log pages (64 MiB of 4 KiB
 # pages): `checkpoint()` in a worker thread normally keeps the log far smaller.
 BACKSTOP_CHECKPOINT_PAGES = 16_384
+# Rows of one multi-row INSERT statement of `apply_changes` at most: a push from a peer
+# carries up to 64 records, a group commit of client writes about as many as there are
+# clients, so most batches are one statement. 7 parameters a row, 448 in all, under
+# SQLite's limit of bound parameters before 3.32 (999); and sqlite3 keeps one prepared
+# statement per row count used (its cache holds 128), well under a MiB for all 64.
+ROWS_PER_STATEMENT = 64
+
+_COLUMNS = ("dataset", "key", "wall_ms", "counter", "origin", "value", "signature")
+# INSERT OR REPLACE of n rows at _INSERT_SQL[n], in order (of two rows with one key the
+# later wins): built once, and sqlite3 caches the prepared statements by their text.
+_INSERT_SQL = [""] + [
+    f"INSERT OR REPLACE INTO records ({', '.join(_COLUMNS)}) VALUES "
+    + ",".join([f"({','.join('?' * len(_COLUMNS))})"] * n)
+    for n in range(1, ROWS_PER_STATEMENT + 1)
+]
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -204,33 +219,44 @@ class SqliteStore:
 
     def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
                       ) -> list[tuple[Record | None, Record]]:
-        """One transaction for the whole batch: the stored records are read with one
-        query per `LOOKUP_KEYS_MAX` keys and the winners written with one `executemany`,
-        rather than a query and an insert per record (the per-call cost of SQLite from
-        Python dominates at 1 KiB records). Records are resolved in order, each against
-        what the ones before it left, so a key twice in a batch ends as if applied one by
-        one."""
+        """One transaction for the whole batch, none if nothing changes: the stored records
+        are read with one query per `LOOKUP_KEYS_MAX` keys and the winners written with
+        one multi-row INSERT if they are at most `ROWS_PER_STATEMENT`, rather than a query
+        and an insert per record (the per-call cost of SQLite from Python dominates at 1
+        KiB records); that statement is its own transaction, without BEGIN and COMMIT: the
+        read before it needs no transaction around it, since this connection is the
+        store's only writer (the data directory's lock). More winners are written with one
+        `executemany` in one transaction. Records are resolved in order, each against what
+        the ones before it left, so a key twice in a batch ends as if applied one by one."""
         records = list(records)
         resolve = resolve_lww if resolve is None else resolve
         changes: list[tuple[Record | None, Record]] = []
-        with self._transaction():
-            for record in records:
-                lookup_dataset(record.dataset)
-            current = self.get_many((r.dataset, r.key) for r in records)
-            for incoming in records:
-                where = (incoming.dataset, incoming.key)
-                previous = current.get(where)
-                record = resolve(incoming, previous)
-                if record is not None:
-                    current[where] = record
-                    changes.append((previous, record))
-            self._db.executemany(
-                "INSERT OR REPLACE INTO records"
-                " (dataset, key, wall_ms, counter, origin, value, signature)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.dataset, r.key, r.version.wall_ms, r.version.counter, r.version.origin,
-                  r.value, r.signature) for _, r in changes],
-            )
+        for record in records:
+            lookup_dataset(record.dataset)
+        current = self.get_many((r.dataset, r.key) for r in records)
+        for incoming in records:
+            where = (incoming.dataset, incoming.key)
+            previous = current.get(where)
+            record = resolve(incoming, previous)
+            if record is not None:
+                current[where] = record
+                changes.append((previous, record))
+        if not changes:
+            return changes
+        params: list[object] = []
+        for _, r in changes:
+            version = r.version
+            params += (r.dataset, r.key, version.wall_ms, version.counter, version.origin,
+                       r.value, r.signature)
+        if len(changes) <= ROWS_PER_STATEMENT:
+            self._db.execute(_INSERT_SQL[len(changes)], params)
+            self._committed()
+        else:  # row by row: a multi-row statement inside a transaction needs a statement
+            # journal, a copy of every page it changes, which costs more than it saves
+            width = len(_COLUMNS)
+            with self._transaction():
+                self._db.executemany(_INSERT_SQL[1], [params[start:start + width] for start
+                                                      in range(0, len(params), width)])
         for previous, record in changes:  # committed: move the tallies
             if previous is not None:
                 self._counts[(previous.dataset, previous.value is None)] -= 1
@@ -361,6 +387,12 @@ class SqliteStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
 
+    def _committed(self) -> None:
+        """Count a write transaction that committed."""
+        self.commits += 1
+        if not self.deferred_sync:
+            self.durable = self.commits
+
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
@@ -375,9 +407,7 @@ class _Transaction:
         store = self._store
         store._db.execute("COMMIT" if kind is None else "ROLLBACK")
         if kind is None:
-            store.commits += 1
-            if not store.deferred_sync:
-                store.durable = store.commits
+            store._committed()
 
 
 def _record(dataset: str, row: tuple) -> Record:

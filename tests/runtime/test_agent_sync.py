@@ -2,9 +2,11 @@
 it, while membership traffic goes out at once, and the loop keeps running meanwhile; with
 periodic durability a write is answered once committed, and synced within the interval."""
 
+import errno
 import threading
 import time
 
+import pytest
 import trio
 
 from gossipnode.config import NodeConfig, StorageConfig
@@ -141,3 +143,73 @@ async def test_a_sync_only_peers_wait_for_is_spaced_and_a_client_write_is_not(mo
             await answered.wait()
             await released["ack 3"].wait()
         nursery.cancel_scope.cancel()
+
+
+async def test_the_sync_thread_returns_the_sync_and_outlives_a_cancellation():
+    """A sync that started is waited for even when its caller is cancelled (the store must
+    not close its files under it), and its error reaches the caller."""
+    gate = threading.Event()
+    finished = []
+
+    def sync():
+        assert gate.wait(WAIT_S)
+        finished.append(threading.current_thread() is not threading.main_thread())
+        return 7
+
+    async def open_gate_later():
+        await trio.sleep(0.3)
+        gate.set()
+
+    syncer = durability.SyncThread(sync)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(open_gate_later)
+        with trio.move_on_after(0.05):
+            assert await syncer.run() == 7  # the cancellation cannot cut it short
+        assert finished == [True]  # it ran in the thread, to the end
+
+    def failing():
+        raise OSError(errno.EIO, "input/output error")
+
+    failing_syncer = durability.SyncThread(failing)
+    with pytest.raises(OSError, match="input/output"):
+        await failing_syncer.run()
+    syncer.stop()
+    failing_syncer.stop()
+
+
+async def test_a_failed_sync_acknowledges_nothing_and_stops_the_agent(tmp_path):
+    """Nothing unacknowledged is reported acknowledged: the write whose sync failed is
+    never answered, and the agent stops with the disk's error."""
+    agent = make_agent(tmp_path)
+    real_sync = agent.store.sync_wal
+    disk_gone = threading.Event()  # after start-up: the control socket is up by then
+
+    def failing_sync():
+        if disk_gone.is_set():
+            raise OSError(errno.EIO, "input/output error")
+        return real_sync()
+
+    agent.store.sync_wal = failing_sync
+    answered = []
+
+    async def run_until_it_fails():
+        with trio.fail_after(WAIT_S):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lambda task_status: agent.run(task_status=task_status,
+                                                                  handle_signals=False))
+
+                async def write():
+                    answered.append(await agent.write("groups", "g", encode_value({"n": 1})))
+
+                disk_gone.set()
+                nursery.start_soon(write)
+                await trio.sleep_forever()  # ended by the agent's failure
+
+    with pytest.raises(BaseException) as caught:  # a group: unwrapped below
+        await run_until_it_fails()
+    assert not answered
+    leaves = [caught.value]
+    while any(isinstance(e, BaseExceptionGroup) for e in leaves):
+        leaves = [leaf for e in leaves
+                  for leaf in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    assert any(isinstance(e, OSError) and e.errno == errno.EIO for e in leaves), leaves

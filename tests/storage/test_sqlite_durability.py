@@ -215,3 +215,57 @@ def test_a_checkpoint_from_another_thread_puts_the_commits_into_the_database_fil
     alone.close()
     assert count == 50
     store.close()
+
+
+def test_a_batch_that_changes_nothing_commits_nothing(tmp_path):
+    """No transaction for a batch that loses everywhere: nothing for a sync to cover."""
+    store = SqliteStore(tmp_path / "store.sqlite3", deferred_sync=True)
+    store.apply([Record("groups", "a", b"\xa1", Version(5, 0, ORIGIN))])
+    commits = store.commits
+    assert store.apply([Record("groups", "a", b"\xa0", Version(4, 0, ORIGIN))]) == []
+    assert store.commits == commits
+    store.close()
+
+
+@pytest.mark.parametrize("size", [3, 300])  # one INSERT alone, and several in a transaction
+def test_a_write_that_fails_leaves_nothing_of_its_batch(tmp_path, size):
+    """SQLite refusing one row of a batch (here a trigger, as a full disk would) refuses
+    the whole batch: no record of it stored, no commit counted, the counts unmoved; a
+    later batch is written as usual."""
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path, deferred_sync=True)
+    store.apply([Record("groups", "k0000", b"\xa1", Version(1, 0, ORIGIN))])
+    other = sqlite3.connect(path)
+    other.execute("CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.key = 'boom'"
+                  " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    other.commit()
+    commits = store.commits
+    batch = [Record("groups", f"k{i:04d}", b"\xa0", Version(2, 0, ORIGIN)) for i in range(size)]
+    batch.insert(size // 2, Record("groups", "boom", b"\xa0", Version(2, 0, ORIGIN)))
+    with pytest.raises(sqlite3.Error, match="refused"):
+        store.apply(batch)
+    assert store.commits == commits
+    assert store.count("groups") == 1
+    assert store.get("groups", "k0000").value == b"\xa1"
+    assert store.scan("groups") == [store.get("groups", "k0000")]
+    other.execute("DROP TRIGGER refuse")
+    other.commit()
+    other.close()
+    assert len(store.apply(batch)) == size + 1
+    assert store.sync_wal() == store.commits == commits + 1
+    store.close()
+    reopened = SqliteStore(path)
+    assert reopened.count("groups") == size + 1
+    reopened.close()
+
+
+def test_a_key_twice_in_one_statement_ends_as_written_one_by_one(tmp_path):
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    batch = [Record("groups", "a", b"\xa0", Version(1, 0, ORIGIN)),
+             Record("groups", "b", b"\xa0", Version(1, 0, ORIGIN)),
+             Record("groups", "a", b"\xa2", Version(3, 0, ORIGIN)),
+             Record("groups", "a", b"\xa1", Version(2, 0, ORIGIN))]  # loses to the one before
+    assert [r.value for r in store.apply(batch)] == [b"\xa0", b"\xa0", b"\xa2"]
+    assert store.get("groups", "a").value == b"\xa2"
+    assert store.count("groups") == 2
+    store.close()
