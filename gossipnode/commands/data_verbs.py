@@ -2,8 +2,9 @@
 
 Rules:
 1. Values are JSON objects (maps); bytes inside them are written {"$bytes": BASE64}, the
-   control socket's convention (runtime/control_api.py). The agent checks the dataset, the
-   map, the size limit and the scope, and its one-line refusal is what the operator sees.
+   control socket's convention (runtime/control_values.py). The agent checks the dataset,
+   the map, the size limit and the scope, and its one-line refusal is what the operator
+   sees.
 2. `put` and `delete` return after the agent has committed the write to its store (durable:
    it survives kill -9); replication to peers follows.
 3. `get` prints the value alone as JSON, so `get ... > FILE` and `put --value-file FILE`

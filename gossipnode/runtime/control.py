@@ -94,47 +94,109 @@ async def _remove_stale_socket(path: os.PathLike[str]) -> None:
 
 async def _serve_client(agent: Agent, stream: trio.SocketStream,
                         clients: ControlClients) -> None:
-    client = clients.admit(peer_user(stream.socket))
-    if client is None:
-        async with stream:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await _reply(stream, _error(f"too many busy control clients ({CLIENTS_MAX}); "
-                                            "try again when one has finished"))
-        return
+    # The connection is served on the plain socket (`_Connection`); the stream gives it up.
+    connection = _Connection(stdlib_socket.socket(fileno=stream.socket.detach()))
     try:
-        with client.scope:
-            await _serve_connection(agent, stream, client)
+        client = clients.admit(peer_user(connection.socket))
+        if client is None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await connection.send(_encode(_error(
+                    f"too many busy control clients ({CLIENTS_MAX}); "
+                    "try again when one has finished")))
+            return
+        try:
+            with client.scope:
+                await _serve_connection(agent, connection, client)
+        finally:
+            clients.remove(client)
     finally:
-        clients.remove(client)
-        await stream.aclose()
+        connection.close()
 
 
-async def _serve_connection(agent: Agent, stream: trio.SocketStream, client: Client) -> None:
+class _Connection:
+    """A client's socket, driven by trio's readiness waits on the plain socket.
+
+    A request costs one checkpoint, one receive and one send, and a readiness wait only
+    when its request has not arrived by the time the checkpoint returns: with many
+    clients it usually has (the other tasks ran meanwhile). trio's SocketStream adds a
+    second checkpoint per request and two conflict detectors. Replies never wait unless
+    the client stops reading (then `send` waits until it may write)."""
+
+    def __init__(self, sock: stdlib_socket.socket) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+
+    async def receive(self) -> bytes:
+        """Up to `READ_BYTES`, after a checkpoint (so that a client sending without pause
+        cannot starve the agent) and, if none have arrived by then, a wait for them; b""
+        at the client's end of file."""
+        await trio.lowlevel.checkpoint()
+        while True:
+            try:
+                return self.socket.recv(READ_BYTES)
+            except BlockingIOError:
+                pass
+            except OSError as error:
+                raise trio.BrokenResourceError(str(error)) from None
+            await trio.lowlevel.wait_readable(self.socket)
+
+    async def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while True:
+            try:
+                sent = self.socket.send(view)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                raise trio.BrokenResourceError(str(error)) from None
+            if sent == len(view):
+                return
+            view = view[sent:]
+            await trio.lowlevel.wait_writable(self.socket)
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self.socket)  # wakes any task still waiting on it
+        self.socket.close()
+
+
+async def _serve_connection(agent: Agent, connection: _Connection, client: Client) -> None:
     buffer = bytearray()
+    searched = 0  # the buffer holds no newline before this offset
+    waited = True  # since the last checkpoint
     try:
         while True:
-            newline = buffer.find(b"\n")
+            newline = buffer.find(b"\n", searched)
             if newline < 0:
-                if len(buffer) > REQUEST_BYTES_MAX:
-                    await _reply(stream, _error(f"request over {REQUEST_BYTES_MAX} bytes"))
+                searched = len(buffer)
+                if searched > REQUEST_BYTES_MAX:
+                    await connection.send(_encode(_error(
+                        f"request over {REQUEST_BYTES_MAX} bytes")))
                     return
                 client.idle = not buffer  # a half-sent request is not idle
-                data = await stream.receive_some(READ_BYTES)
+                data = await connection.receive()
                 if not data:
                     return
                 client.idle = False
                 buffer += data
+                waited = True
                 continue
             line = bytes(buffer[:newline])
             del buffer[: newline + 1]
+            searched = 0
             if not line.strip():
                 continue
+            if not waited:
+                # Requests sent ahead of their replies are answered one after another
+                # without a wait: a checkpoint each keeps a stream of them from starving
+                # the agent.
+                await trio.lowlevel.checkpoint()
+            waited = False
             request = _parse(line)
             if isinstance(request, dict) and request.get("verb") == "monitor":
                 client.idle = True  # a monitor waits; it may be closed for a newcomer
-                await _monitor(agent, stream)
+                await _monitor(agent, connection)
                 return
-            await _reply(stream, await _answer(agent, request, client.user))
+            await connection.send(_encode(await _answer(agent, request, client.user)))
             client.last_active = trio.current_time()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return
@@ -183,34 +245,39 @@ def _error(message: str, exit_code: int = 2) -> dict[str, Any]:
             "exit": exit_code}
 
 
-async def _reply(stream: trio.SocketStream, reply: dict[str, Any]) -> None:
-    await stream.send_all(json.dumps(reply, sort_keys=True).encode() + b"\n")
+# One encoder for every reply (json.dumps would build one per call for sort_keys).
+_REPLY_ENCODER = json.JSONEncoder(sort_keys=True)
 
 
-async def _monitor(agent: Agent, stream: trio.SocketStream) -> None:
+def _encode(reply: dict[str, Any]) -> bytes:
+    """A reply line."""
+    return (_REPLY_ENCODER.encode(reply) + "\n").encode()
+
+
+async def _monitor(agent: Agent, connection: _Connection) -> None:
     """Stream new log lines until the client closes its end (or stops reading)."""
     tail = agent.log_tail
     if tail is None:
-        await _reply(stream, _error("this agent keeps no log tail"))
+        await connection.send(_encode(_error("this agent keeps no log tail")))
         return
     sequence = tail.sequence
-    await _reply(stream, {"ok": True, "result": "streaming log lines"})
+    await connection.send(_encode({"ok": True, "result": "streaming log lines"}))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_follow_log, tail, sequence, stream, nursery.cancel_scope)
+        nursery.start_soon(_follow_log, tail, sequence, connection, nursery.cancel_scope)
         # A monitor client sends nothing more; its EOF is how we learn it left, so that a
         # quiet log does not keep a closed monitor's slot forever.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            while await stream.receive_some(READ_BYTES):
+            while await connection.receive():
                 pass
         nursery.cancel_scope.cancel()
 
 
-async def _follow_log(tail: LogTail, sequence: int, stream: trio.SocketStream,
+async def _follow_log(tail: LogTail, sequence: int, connection: _Connection,
                       done: trio.CancelScope) -> None:
     try:
         while True:
             for number, line in tail.since(sequence):
-                await _reply(stream, {"log": line})
+                await connection.send(_encode({"log": line}))
                 sequence = number
             await trio.sleep(MONITOR_POLL_S)
     except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -72,14 +72,15 @@ def signed_record(request: dict[str, Any]) -> Record:
 
 async def _put_signed(agent: Agent, request: dict[str, Any]) -> Any:
     """Store an administrative record signed by the CLI (see the module docstring)."""
-    from .control_api import ControlError, _record_json
+    from .control_api import ControlError
+    from .control_values import record_json
 
     record = signed_record(request)
     try:
         stored = agent.input(lambda now: agent.core.write_signed(record, now))
     except LocalProtocolError as error:
         raise ControlError(str(error)) from None
-    return _record_json(stored)
+    return record_json(stored)
 
 
 async def _trust_show(agent: Agent, request: dict[str, Any]) -> Any:
