@@ -223,7 +223,10 @@ class Agent:
         """Write (value None: delete) and return once durable. Writes that arrive together
         share one disk sync. Raises LocalProtocolError as NodeCore.put does."""
         pending = _PendingWrite((dataset, key, value))
-        await self._write_queue.send(pending)
+        try:  # the writer blocks on `done` next anyway: no checkpoint of its own here
+            self._write_queue.send_nowait(pending)
+        except trio.WouldBlock:  # WRITE_QUEUE_MAX writes queued: wait for room
+            await self._write_queue.send(pending)
         await pending.done.wait()
         if isinstance(pending.result, LocalProtocolError):
             raise pending.result
