@@ -251,7 +251,9 @@ class Network:
             return
         direction.queued += 1
         direction.queued_bytes += size
-        if direction.held or self.blocked(source, target):
+        # `blocked`, without a call when nothing is stalled or partitioned (most sends).
+        if direction.held or ((self._stalled or self._partitions)
+                              and self.blocked(source, target)):
             self.held += 1
             direction.held.append((message, size))
             return

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections import OrderedDict
 from typing import Any
 
 from gossipnode.core.membership import PushPull
@@ -54,8 +55,11 @@ CACHE_BYTES_MAX = 16 * 1024 * 1024
 class SimCodec:
     def __init__(self, codec: PeerCodec) -> None:
         self.codec = codec
-        self._encoded: dict[object, bytes] = {}
-        self._decoded: dict[bytes, object] = {}
+        # By the message's hash: (message, its bytes). A frozen dataclass recomputes its
+        # hash over every field at each call, so the key is hashed once per `encode`, never
+        # again to store or to evict it. Oldest first: both caches evict in O(1).
+        self._encoded: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
+        self._decoded: OrderedDict[bytes, object] = OrderedDict()
         self._encoded_bytes = 0
         self._decoded_bytes = 0
         self._last_message: object = None
@@ -73,20 +77,24 @@ class SimCodec:
             self._last_message, self._last_data = message, data
             return data
         try:
-            cached = self._encoded.get(message)
+            key = hash(message)
         except TypeError:  # unhashable: not a frozen message; the codec says why
             return self.codec.encode(message)
+        cached = self._encoded.get(key)
         if cached is not None:
-            self._last_message, self._last_data = message, cached
-            return cached
+            if cached[0] == message:
+                self._last_message, self._last_data = message, cached[1]
+                return cached[1]
+            # Another message with the same hash: this one takes its place.
+            self._encoded_bytes -= len(self._encoded.pop(key)[1])
         data = self.codec.encode(message)
         self.encodes += 1
         self._last_message, self._last_data = message, data
         self._encoded_bytes += len(data)
         while self._encoded and (len(self._encoded) >= ENCODE_CACHE_ENTRIES
                                  or self._encoded_bytes > CACHE_BYTES_MAX):
-            self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded))))
-        self._encoded[message] = data
+            self._encoded_bytes -= len(self._encoded.popitem(last=False)[1][1])
+        self._encoded[key] = (message, data)
         return data
 
     def decode(self, data: bytes) -> object:
@@ -98,14 +106,14 @@ class SimCodec:
             self._decoded_bytes += len(data)
             while self._decoded and (len(self._decoded) >= DECODE_CACHE_ENTRIES
                                      or self._decoded_bytes > CACHE_BYTES_MAX):
-                oldest = next(iter(self._decoded))
-                del self._decoded[oldest]
+                oldest, _ = self._decoded.popitem(last=False)
                 self._decoded_bytes -= len(oldest)
             self._decoded[data] = message
         return message
 
 
-# Per message class: the names of the fields that may hold a Record (empty: none can).
+# Per class met in a message: the names of the fields that may hold a Record (empty: none
+# can, which is every class that is not a dataclass).
 _RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
@@ -121,10 +129,11 @@ def _walk(value: Any, records: list[Record]) -> None:
     elif cls is tuple or cls is list:
         for item in value:
             _walk(item, records)
-    elif dataclasses.is_dataclass(cls):
+    else:
         names = _RECORD_FIELDS.get(cls)
-        if names is None:
-            names = _RECORD_FIELDS[cls] = _fields_holding_records(cls)
+        if names is None:  # first seen: any other class than a dataclass holds none
+            names = _RECORD_FIELDS[cls] = (_fields_holding_records(cls)
+                                           if dataclasses.is_dataclass(cls) else ())
         for name in names:
             _walk(getattr(value, name), records)
 
