@@ -163,6 +163,10 @@ class Links:
         self.overflows = 0
         # Dials not made or given up because the peer's own connection serves (rule 7).
         self.dials_saved = 0
+        # Of our own dials, those cancelled in progress and those given up once
+        # established, for the peer's (rule 7): what mutual dials cost.
+        self.dials_cancelled = 0
+        self.dials_given_up = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -263,6 +267,7 @@ class Links:
                 while True:
                     if link.switch_to is not None:  # rule 7: carry on over the peer's
                         if link.dialled and link.connection is not None:
+                            self.dials_given_up += 1
                             await link.connection.aclose()
                         link.connection, link.switch_to = link.switch_to, None
                         link.dialled = False
@@ -296,6 +301,7 @@ class Links:
                 return None
             self._backoff_until.pop(link.address, None)
             return connection
+        self.dials_cancelled += 1
         return None  # cancelled by a switch: `link.switch_to` holds the connection to use
 
     async def _carry(self, link: _Link, connection: PeerConnection) -> None:

@@ -94,6 +94,8 @@ async def establish(
         with trio.CancelScope(shield=True):
             await stream.aclose()
         raise
+    if status is not None:
+        status.handshakes_completed += 1
     return PeerConnection(
         stream,
         result.peer_id,
