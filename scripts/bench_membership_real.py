@@ -76,7 +76,7 @@ JOIN_COUNTERS = (
     ("wire", "handshakes_completed"),
     ("wire", "dials_cancelled"),
     ("wire", "dials_given_up"),
-    ("replication", "sessions_started"),
+    ("replication", "anti_entropy_sessions_started"),
     ("replication", "sessions_skipped_agreed"),
     ("membership", "roots_sent"),
     ("membership", "roots_received"),
