@@ -9,6 +9,7 @@ permission fix-up, logged in one line; then the store.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -39,6 +40,11 @@ def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
     """Check the node.toml at `config_path` (exactly as `validate` does), then run the node
     until SIGTERM/SIGINT. Raises ConfigError or IdentityError (what `validate` would say),
     or StartupError when it cannot start."""
+    # The imports are done (`gossipnode agent` makes them with the collector off: cli.main).
+    # What they made (modules, classes, codecs) lives as long as the process: frozen, it
+    # is never walked again by a collection, during the join or after.
+    gc.freeze()
+    gc.enable()
     os.umask(PRIVATE_UMASK)
     locks: list[DataDirLock] = []
 
