@@ -96,19 +96,35 @@ class ClusterView:
         # change at every membership change, this node's part of them rarely.
         self._held: tuple[str, ...] = ()
         self._held_basis: tuple[object, object] | None = None
+        # What each member may hear of our roots, for one view (`may_hear`).
+        self._heard_basis: object = None
+        self._heard: dict[bytes, frozenset[str]] = {}
         ctx.membership.set_roots_audience(self.may_hear)
 
-    def may_hear(self, peer: bytes, dataset: str) -> bool:
-        """May `peer` hear this node's root of `dataset`? Only if it holds it whole in this
-        node's view (rule 2). A member not in the view yet (pending, or confirmed by the
-        message being answered) is judged as the view will judge it: private keys by the
-        tags it signed and the policy, the rest by the policy alone."""
+    def may_hear(self, peer: bytes) -> frozenset[str]:
+        """The datasets whose roots `peer` may hear from this node: those it holds whole in
+        this node's view (rule 2), worked out once per view. A member not in the view yet
+        (pending, or confirmed by the message being answered) is judged as the view will
+        judge it: private keys by the tags it signed and the policy, the rest by the policy
+        alone."""
         view = self._ctx.view
-        if (peer in view.members
-                or lookup_dataset(dataset).scope is not Scope.PRIVATE_KEY_ELIGIBLE):
-            return view.holds_whole(peer, dataset)
+        if self._heard_basis is not view:
+            self._heard_basis, self._heard = view, {}
+        heard = self._heard.get(peer)
+        if heard is not None:
+            return heard
+        if peer in view.members:
+            heard = frozenset(name for name in COMPARED_DATASETS
+                              if view.holds_whole(peer, name))
+            self._heard[peer] = heard
+            return heard
         tags = self._ctx.membership.claimed_tags(peer)
-        return tags is not None and private_keys_eligible(peer, tags, view.policy)
+        return frozenset(
+            name for name in COMPARED_DATASETS
+            if (view.holds_whole(peer, name)
+                if lookup_dataset(name).scope is not Scope.PRIVATE_KEY_ELIGIBLE
+                else tags is not None and private_keys_eligible(peer, tags, view.policy))
+        )
 
     def refresh(self, now: float) -> None:
         """Advertise this node's roots as they are now (rule 2). Cheap when neither the

@@ -31,7 +31,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from ...config import MembershipConfig
@@ -41,12 +41,12 @@ from .outbox import Outbox
 
 __all__ = ["ROOTS_REFRESH_S", "AdvertisedRoots", "Audience", "RootAdverts", "stale_after_s"]
 
-# (recipient, dataset) -> may the recipient hear this node's root of the dataset (rule 5).
-Audience = Callable[[bytes, str], bool]
+# recipient -> the datasets whose roots it may hear from this node (rule 5), or None: all.
+Audience = Callable[[bytes], Container[str] | None]
 
 
-def _everyone(recipient: bytes, dataset: str) -> bool:
-    return True
+def _everyone(recipient: bytes) -> None:
+    return None
 
 # A member re-sends unchanged roots to a member this often (rule 1): a lost message is made
 # good within this, at ~100 bytes per pair and interval.
@@ -103,7 +103,9 @@ class RootAdverts:
         is owed them on every message, and nothing is recorded."""
         if not self._version or (entry is None and not pending):
             return ()
-        names = tuple(name for name in self._local if self.audience(recipient, name))
+        heard = self.audience(recipient)
+        names = tuple(self._local) if heard is None else tuple(
+            name for name in self._local if name in heard)
         if entry is not None:
             sent = entry.roots_sent
             if sent is not None and sent[0] == (self._version, names) and (
