@@ -356,9 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb == "agent":
             # An agent's start-up imports a few hundred modules and makes thousands of
-            # objects that live as long as it does: collecting meanwhile finds nothing and
-            # costs about a tenth of the start-up's CPU, which agents started together pay
-            # at once. runtime/daemon.py `run_agent` collects again once the imports are done.
+            # objects that live as long as it does: the dozens of collections they would
+            # set off find little and cost about a tenth of the start-up's CPU, which agents
+            # started together pay at once. runtime/daemon.py `run_agent` collects once
+            # when the imports are done, and from then on as usual.
             gc.disable()
         return args.run(args)
     except (UsageError, ConfigError, IdentityError) as error:
