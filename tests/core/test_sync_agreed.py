@@ -51,7 +51,7 @@ def test_members_started_together_open_no_session_among_themselves_while_their_d
     # both ends' roots, so the immediate round each return brings (rule 4) skips every
     # dataset. Only the seed, which hears a joiner's push-pull before it knows the joiner's
     # roots, reconciles with a few of them (at most REVIVED_ROUNDS_PER_INTERVAL_MAX).
-    from gossipnode.core.sync import REVIVED_ROUNDS_PER_INTERVAL_MAX
+    from gossipnode.core.immediate_rounds import REVIVED_ROUNDS_PER_INTERVAL_MAX
 
     cluster = Cluster([ALL] * 10)
     cluster.run_for(5)
