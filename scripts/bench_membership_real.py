@@ -69,6 +69,18 @@ POLL_S = 0.05
 # instead cost the agents a good part of both cores while they were being measured.
 LOG_POLL_S = 0.25
 STOP_TIMEOUT_S = 10.0
+# Counters summed over the agents once all see all alive (`info`: section, counter): what
+# the join cost in handshakes (mutual dials: runtime/links.py rule 7) and in reconciliation
+# sessions (core/sync.py rule 8 skips those over data both ends advertised equal).
+JOIN_COUNTERS = (
+    ("wire", "handshakes_completed"),
+    ("wire", "dials_cancelled"),
+    ("wire", "dials_given_up"),
+    ("replication", "anti_entropy_sessions_started"),
+    ("replication", "sessions_skipped_agreed"),
+    ("membership", "roots_sent"),
+    ("membership", "roots_received"),
+)
 # Bytes a frame adds to its payload on the wire: 4-byte length prefix, 16-byte AEAD tag.
 FRAME_OVERHEAD_BYTES = 20
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -224,6 +236,15 @@ class RealCluster:
     def info(self, i: int) -> dict:
         return _request(self.directory(i), "info")
 
+    def summed(self, counters: tuple[tuple[str, str], ...]) -> dict[str, int]:
+        """Each `info` counter summed over the running agents (absent counts 0)."""
+        total = dict.fromkeys((name for _, name in counters), 0)
+        for i in self.running():
+            info = self.info(i)
+            for section, name in counters:
+                total[name] += int(info.get(section, {}).get(name, 0))
+        return total
+
     def sent_bytes(self, i: int) -> Counter[str]:
         """Bytes agent i sent so far, by message type (framing included)."""
         sent: Counter[str] = Counter()
@@ -310,6 +331,7 @@ def bench_real(count: int, profile_dir: str | None = None) -> dict:
         # view became complete is the last "is alive" line any agent logged.
         join_s = None if polled_s is None else max(0.0, cluster.last_alive_at() - answered_at)
         join_cpu_s = sum(cluster.process_figures(i)[1] for i in cluster.running()) - startup_cpu_s
+        join_counters = cluster.summed(JOIN_COUNTERS)
         if profile_to is not None:
             cluster.stop(PROFILED_AGENT)
 
@@ -375,6 +397,7 @@ def bench_real(count: int, profile_dir: str | None = None) -> dict:
             "false_suspicions": false_suspicions,
             "startup_cpu_s_total": round(startup_cpu_s, 2),
             "join_cpu_s_total": round(join_cpu_s, 2),
+            "join_counters": join_counters,
             "start_cpu_s_median": round(_median(start_cpu), 3),
             "start_cpu_s_max": round(max(start_cpu), 3),
             "idle_window_s": round(elapsed_s, 1),
@@ -415,5 +438,6 @@ def format_real(r: dict) -> str:
         f"tag seen by all in {seconds(r['tag_s'])} (polled {seconds(r['tag_polled_s'])}), "
         f"failure in {seconds(r['failure_s'])} (polled {seconds(r['failure_polled_s'])}), "
         f"leave in {seconds(r['leave_s'])} (polled {seconds(r['leave_polled_s'])}); "
-        f"exited: {r['agents_exited_unexpectedly'] or 'none'}"
+        f"exited: {r['agents_exited_unexpectedly'] or 'none'}; join counters (all agents): "
+        f"{', '.join(f'{k} {v}' for k, v in r['join_counters'].items())}"
     )

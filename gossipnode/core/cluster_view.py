@@ -7,15 +7,21 @@ Rules:
    on admitted members, private keys on eligible members. WEP mailboxes never: each owner
    holds its own subset, so their roots differ by design.
 2. This node advertises, through the membership (membership/roots.py), the root of each
-   comparable dataset it holds itself. `refresh(now)` runs after every input that can move
-   a digest or the view; a root that changed dates from that `now`.
+   comparable dataset it holds itself, to each member only those of the datasets that
+   member holds whole in this node's view (`may_hear`): a member never learns the root of
+   a dataset it is not granted (private keys to an ineligible one, `all` datasets to one
+   not admitted). A member not in the view yet is judged as the view will judge it, so
+   the first exchange with a new member carries every root it may hear. `refresh(now)`
+   runs after every input that can move a digest or the view; a root that changed dates
+   from that `now`.
 3. `agreement(now)` groups, per dataset, the members that hold it in THIS node's view (so
    a member not granted private keys is not counted as differing in `private_keys`) by the
    root each advertised. A group's `since` is when its last member reached that root, on
    this node's monotonic clock: since then, at least, they agree. A holder that never
    advertised the dataset is `unknown`; a dead one, or one not heard from within the stale
    horizon (roots.py rule 6), is `stale`, shown with its last root in no group. Members
-   that left are not listed, nor are datasets that no member holds.
+   that left are not listed, nor are datasets that no member holds, nor those this node
+   is not granted (rule 2: it hears no roots of them).
 4. Pure: times are `now` as passed in; the shell turns them into wall-clock moments.
 5. `agreed_with(peer, heard_since, now)`: the datasets on which a live peer advertised,
    since `heard_since` and within the stale horizon, the root this node advertises now:
@@ -31,6 +37,7 @@ from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .digests import Digests
 from .membership import ALIVE, LEFT, SUSPECT
+from .placement import private_keys_eligible
 
 __all__ = [
     "COMPARED_DATASETS",
@@ -89,6 +96,35 @@ class ClusterView:
         # change at every membership change, this node's part of them rarely.
         self._held: tuple[str, ...] = ()
         self._held_basis: tuple[object, object] | None = None
+        # What each member may hear of our roots, for one view (`may_hear`).
+        self._heard_basis: object = None
+        self._heard: dict[bytes, frozenset[str]] = {}
+        ctx.membership.set_roots_audience(self.may_hear)
+
+    def may_hear(self, peer: bytes) -> frozenset[str]:
+        """The datasets whose roots `peer` may hear from this node: those it holds whole in
+        this node's view (rule 2), worked out once per view. A member not in the view yet
+        (pending, or confirmed by the message being answered) is judged as the view will
+        judge it: private keys by the tags it signed and the policy, the rest by the policy
+        alone."""
+        view = self._ctx.view
+        if self._heard_basis is not view:
+            self._heard_basis, self._heard = view, {}
+        heard = self._heard.get(peer)
+        if heard is not None:
+            return heard
+        if peer in view.members:
+            heard = frozenset(name for name in COMPARED_DATASETS
+                              if view.holds_whole(peer, name))
+            self._heard[peer] = heard
+            return heard
+        tags = self._ctx.membership.claimed_tags(peer)
+        return frozenset(
+            name for name in COMPARED_DATASETS
+            if (view.holds_whole(peer, name)
+                if lookup_dataset(name).scope is not Scope.PRIVATE_KEY_ELIGIBLE
+                else tags is not None and private_keys_eligible(peer, tags, view.policy))
+        )
 
     def refresh(self, now: float) -> None:
         """Advertise this node's roots as they are now (rule 2). Cheap when neither the
@@ -98,6 +134,14 @@ class ClusterView:
         if self._basis is not None and basis[0] == self._basis[0] and view is self._basis[1]:
             return
         self._basis = basis
+        full = self._digests.full
+        roots = {name: full[name].root for name in self._held_whole() if name in full}
+        self._ctx.membership.set_roots(roots, now)
+
+    def _held_whole(self) -> tuple[str, ...]:
+        """The comparable datasets this node holds whole, worked out again only when the
+        policy or this node's own member view changed."""
+        view = self._ctx.view
         node_id = self._ctx.node_id
         own = view.members.get(node_id)
         held_basis = self._held_basis
@@ -105,9 +149,7 @@ class ClusterView:
             self._held_basis = (view.policy, own)
             self._held = tuple(name for name in COMPARED_DATASETS
                                if view.holds_whole(node_id, name))
-        full = self._digests.full
-        roots = {name: full[name].root for name in self._held if name in full}
-        self._ctx.membership.set_roots(roots, now)
+        return self._held
 
     def agreed_with(self, peer: bytes, heard_since: float, now: float) -> frozenset[str]:
         """The datasets whose roots `peer` and this node hold in common (rule 5)."""
@@ -132,7 +174,10 @@ class ClusterView:
         horizon = now - membership.roots_stale_after_s()
         local = membership.local_roots()
         result = []
+        held = self._held_whole()
         for dataset in COMPARED_DATASETS:
+            if dataset not in held:
+                continue  # not granted to this node: its holders do not tell it (rule 2)
             by_root: dict[bytes, list[tuple[RootHolder, float]]] = {}
             unknown, stale = [], []
             for node_id, member in sorted(members.items(), key=lambda item: item[1].name):

@@ -25,9 +25,12 @@ Rules:
    that peer sends over it instead of dialling one of its own (the agent's `_serve_peer`
    keeps receiving from it; the link only sends). So a pair pays one handshake, not two,
    and the answer to a probe goes back over the probe's connection. When both ends dial
-   at once, both keep the connection dialled by the lower node id: the higher end gives up
-   its own (a dial in progress is cancelled; an established one is closed once the batch
-   being written is out, its queue carried over) and sends over the peer's. A link that
+   at once, a dial still in progress when the peer's connection is proven is cancelled,
+   whichever end has the lower node id (the rest of its handshake is saved; its peer never
+   completes it, so it keeps its own); when both are established, both keep the one the
+   lower node id dialled: the higher end closes its own once the batch being written is
+   out, its queue carried over, and sends over the peer's. Either way one connection
+   serves the pair and none is left without one. A link that
    sends over an inbound connection switches to a newer one from the same peer (the peer
    dialled again: the old one is on its way out). Order per direction holds on each
    connection; only messages already in flight on a connection given up may be handled
@@ -163,6 +166,10 @@ class Links:
         self.overflows = 0
         # Dials not made or given up because the peer's own connection serves (rule 7).
         self.dials_saved = 0
+        # Of our own dials, those cancelled in progress and those given up once
+        # established, for the peer's (rule 7): what mutual dials cost.
+        self.dials_cancelled = 0
+        self.dials_given_up = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -214,9 +221,12 @@ class Links:
         for link in list(self._links.values()):
             if link.peer_id() != peer:
                 continue
-            if not link.dialled or self.identity.node_id > peer:
-                if link.dialled and link.connection is None:
-                    self.dials_saved += 1
+            if link.dialled and link.connection is None:
+                # Our dial is still in progress, the peer's is done: whichever id dialled
+                # it, it serves, and the rest of our handshake is saved (rule 7).
+                self.dials_saved += 1
+                link.switch(connection)
+            elif not link.dialled or self.identity.node_id > peer:
                 link.switch(connection)
 
     def withdraw(self, connection: PeerConnection) -> None:
@@ -260,9 +270,15 @@ class Links:
             with link.cancel_scope:
                 if link.switch_to is None:
                     link.connection = await self._dial_for(link)
+                    if (link.connection is not None and link.switch_to is not None
+                            and self.identity.node_id < link.connection.peer_id):
+                        # The switch came too late to stop our handshake: the peer holds
+                        # ours too, so the lower id keeps its own, as the peer does (rule 7).
+                        link.switch_to = None
                 while True:
                     if link.switch_to is not None:  # rule 7: carry on over the peer's
                         if link.dialled and link.connection is not None:
+                            self.dials_given_up += 1
                             await link.connection.aclose()
                         link.connection, link.switch_to = link.switch_to, None
                         link.dialled = False
@@ -296,6 +312,7 @@ class Links:
                 return None
             self._backoff_until.pop(link.address, None)
             return connection
+        self.dials_cancelled += 1
         return None  # cancelled by a switch: `link.switch_to` holds the connection to use
 
     async def _carry(self, link: _Link, connection: PeerConnection) -> None:

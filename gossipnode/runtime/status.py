@@ -246,6 +246,7 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
         "wire": {
             "accepted": transport.accepted,
             "authenticated": transport.authenticated,
+            "handshakes_completed": transport.handshakes_completed,
             "handshakes_failed": transport.handshakes_failed,
             "evicted": transport.evicted,
             "timed_out": transport.timed_out,
@@ -253,6 +254,8 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
             "links": len(agent.links.connected()),
             "link_overflows": agent.links.overflows,
             "dials_saved": agent.links.dials_saved,
+            "dials_cancelled": agent.links.dials_cancelled,
+            "dials_given_up": agent.links.dials_given_up,
             "messages_dropped": agent.links.dropped_messages,
         },
         "store": {

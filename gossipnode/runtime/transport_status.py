@@ -55,6 +55,9 @@ class TransportStatus:
 
     accepted: int = 0
     authenticated: int = 0
+    # Handshakes completed, dialled and accepted (`establish`): with the links' collision
+    # counters, what mutual dials cost.
+    handshakes_completed: int = 0
     handshakes_failed: int = 0
     evicted: int = 0
     timed_out: int = 0

@@ -32,25 +32,23 @@ Rules:
    handshake are kept, unread, and handed to the channel only once the peer is proven.
 7. Errors: every failure is a `HandshakeError` (a RemoteProtocolError) with a distinct,
    readable reason. After one, send what `data_to_send()` holds (a refusal) and close.
+
+This module drives the exchange (`Handshake`: state, bytes in and out, dispatch); the steps
+of each side are in handshake_initiator.py and handshake_responder.py, the cryptography
+(MACs, master key, identity proof, channel keys) in handshake_keys.py, the messages in
+handshake_messages.py and the reply cache in handshake_cache.py.
 """
 
 from __future__ import annotations
 
-import hmac
-import struct
-
-import nacl.bindings
-import nacl.encoding
-import nacl.exceptions
-import nacl.hash
 import nacl.public
-import nacl.signing
 import nacl.utils
 
 from ..core.errors import LocalProtocolError
-from .channel import SecureChannel
 from .framing import FrameDecoder, FrameError, encode_frame
-from .handshake_cache import CachedReply, ReplyCache
+from .handshake_cache import ReplyCache
+from .handshake_initiator import InitiatorSteps
+from .handshake_keys import check_identity, derive_master, open_channel, refusal_mac
 from .handshake_messages import (
     HANDSHAKE_FRAME_BYTES_MAX,
     HANDSHAKE_MESSAGES,
@@ -61,19 +59,22 @@ from .handshake_messages import (
     Refusal,
     Reply,
 )
+from .handshake_responder import ResponderSteps
 from .handshake_types import (
+    NO_COMMON_VERSION,
+    WRONG_SECRET,
     HandshakeError,
     HandshakeResult,
     Signer,
     format_versions,
 )
-from .handshake_types import keyed_hash as _hash
-from .handshake_types import versions_bytes as _versions_bytes
 from .messages import MessageError
 
 __all__ = [
     "HANDSHAKE_FRAME_BYTES_MAX",
+    "NO_COMMON_VERSION",
     "PROTOCOL_VERSIONS",
+    "WRONG_SECRET",
     "Handshake",
     "HandshakeError",
     "HandshakeResult",
@@ -95,11 +96,8 @@ PROTOCOL_VERSIONS: tuple[int, ...] = (5,)
 SECRET_BYTES_MIN = 16
 SECRET_BYTES_MAX = 64
 
-WRONG_SECRET = "wrong cluster secret"
-NO_COMMON_VERSION = "no common protocol version"
 
-
-class Handshake:
+class Handshake(InitiatorSteps, ResponderSteps):
     """One side of a handshake. Build with `initiator(...)` or `responder(...)`.
 
     Drive it like h11: write `data_to_send()` to the peer, feed what the peer sends to
@@ -257,175 +255,20 @@ class Handshake:
         self._outgoing += encode_frame(frame, HANDSHAKE_FRAME_BYTES_MAX)
         return frame
 
-    def _send_hello(self) -> None:
-        assert self._ephemeral is not None
-        eph = bytes(self._ephemeral.public_key)
-        mac = self._hello_mac(self._secret, self.versions, eph, self._nonce)
-        self._hello_bytes = self._send(Hello(self.versions, eph, self._nonce, mac))
-
-    @staticmethod
-    def _hello_mac(secret: bytes, versions: tuple[int, ...], eph: bytes, nonce: bytes) -> bytes:
-        return _hash(b"gn-hello-mac", _versions_bytes(versions), eph, nonce, key=secret)
-
     def _refusal_mac(self, reason: str, versions: tuple[int, ...]) -> bytes:
-        return _hash(
-            b"gn-refusal-mac",
-            self._hello_bytes,
-            reason.encode(),
-            _versions_bytes(versions),
-            key=self._secret,
-        )
-
-    def _on_hello(self, hello: Hello, frame: bytes) -> None:
-        # Rule 1: find the secret before any public-key work.
-        for secret in self.secrets:
-            expected = self._hello_mac(secret, hello.versions, hello.ephemeral_key, hello.nonce)
-            if hmac.compare_digest(expected, hello.mac):
-                self._secret = secret
-                break
-        else:
-            self._send(Refusal(WRONG_SECRET, (), b""))
-            raise HandshakeError(f"{WRONG_SECRET} (the peer's hello matches none of ours)")
-        self._hello_bytes = frame
-        shared = set(hello.versions) & set(self.versions)
-        if not shared:
-            reason = NO_COMMON_VERSION
-            self._send(Refusal(reason, self.versions, self._refusal_mac(reason, self.versions)))
-            raise HandshakeError(
-                f"{NO_COMMON_VERSION}: ours {format_versions(self.versions)}, "
-                f"theirs {format_versions(hello.versions)}"
-            )
-        if self._answer_from_cache(frame):
-            return
-        self._version = max(shared)
-        self._ephemeral = nacl.public.PrivateKey.generate()
-        eph = bytes(self._ephemeral.public_key)
-        node_id = self.identity.node_id
-        self._transcript = _hash(
-            b"gn-t2", frame, struct.pack(">Q", self._version), eph, self._nonce, node_id
-        )
-        self._master = self._derive_master(hello.ephemeral_key)
-        signature = self.identity.sign(self._transcript)
-        mac = _hash(b"gn-reply-mac", self._transcript, signature, key=self._master)
-        reply = self._send(Reply(self._version, eph, self._nonce, node_id, signature, mac))
-        self._transcript = _hash(b"gn-t3", self._transcript, signature, mac)
-        self._expecting = Finish
-        if self._reply_cache is not None:
-            self._cache_key = self._reply_cache.key(frame)
-            cached = CachedReply(
-                self._now, reply, self._secret, self._version, self._transcript,
-                self._master, self._ephemeral,
-            )  # fmt: skip
-            self._reply_cache.put(self._cache_key, cached)
-
-    def _answer_from_cache(self, hello_frame: bytes) -> bool:
-        """A replayed hello: send the cached reply, restore what finishing needs."""
-        if self._reply_cache is None:
-            return False
-        key = self._reply_cache.key(hello_frame)
-        cached = self._reply_cache.get(key, self._now)
-        if cached is None or cached.secret not in self.secrets:
-            return False  # (a secret rotated out since: answered afresh, or refused)
-        self._outgoing += encode_frame(cached.reply, HANDSHAKE_FRAME_BYTES_MAX)
-        self._cache_key = key
-        self._secret, self._version = cached.secret, cached.version
-        self._transcript, self._master = cached.transcript, cached.master
-        self._ephemeral = cached.ephemeral
-        self._expecting = Finish
-        return True
-
-    def _on_refusal(self, refusal: Refusal) -> None:
-        if not refusal.mac:
-            raise HandshakeError(f"peer refused (unauthenticated): {refusal.reason!r}")
-        expected = self._refusal_mac(refusal.reason, refusal.versions)
-        if not hmac.compare_digest(expected, refusal.mac):
-            raise HandshakeError("peer refused with a refusal that fails its MAC")
-        if refusal.reason == NO_COMMON_VERSION:
-            raise HandshakeError(
-                f"{NO_COMMON_VERSION}: ours {format_versions(self.versions)}, "
-                f"theirs {format_versions(refusal.versions)}"
-            )
-        raise HandshakeError(f"peer refused: {refusal.reason!r}")
-
-    def _on_reply(self, reply: Reply) -> None:
-        if reply.version not in self.versions:
-            raise HandshakeError(f"peer chose protocol version {reply.version}, which we lack")
-        transcript = _hash(
-            b"gn-t2",
-            self._hello_bytes,
-            struct.pack(">Q", reply.version),
-            reply.ephemeral_key,
-            reply.nonce,
-            reply.node_id,
-        )
-        self._transcript = transcript
-        self._master = self._derive_master(reply.ephemeral_key)
-        # The MAC first: it proves the cluster secret and this very exchange (replays fail).
-        expected = _hash(b"gn-reply-mac", transcript, reply.signature, key=self._master)
-        if not hmac.compare_digest(expected, reply.mac):
-            raise HandshakeError(
-                "handshake MAC mismatch: the peer does not hold our cluster secret, "
-                "or the reply was tampered with"
-            )
-        self._check_identity(reply.node_id, reply.signature, transcript)
-        self._version = reply.version
-        self._peer_id = reply.node_id
-        node_id = self.identity.node_id
-        self._transcript = _hash(b"gn-t3", transcript, reply.signature, reply.mac)
-        finish_transcript = _hash(b"gn-t4", self._transcript, node_id)
-        signature = self.identity.sign(finish_transcript)
-        mac = _hash(b"gn-finish-mac", finish_transcript, signature, key=self._master)
-        self._send(Finish(node_id, signature, mac))
-        self._complete(_hash(b"gn-final", finish_transcript, signature, mac))
-
-    def _on_finish(self, finish: Finish) -> None:
-        if not self._master:
-            raise HandshakeError("a replayed hello: that handshake finished already")
-        finish_transcript = _hash(b"gn-t4", self._transcript, finish.node_id)
-        expected = _hash(b"gn-finish-mac", finish_transcript, finish.signature, key=self._master)
-        if not hmac.compare_digest(expected, finish.mac):
-            raise HandshakeError(
-                "handshake MAC mismatch: a replayed or tampered handshake, "
-                "or a peer without our cluster secret"
-            )
-        self._check_identity(finish.node_id, finish.signature, finish_transcript)
-        self._peer_id = finish.node_id
-        if self._reply_cache is not None:
-            self._reply_cache.finished(self._cache_key)
-        self._complete(_hash(b"gn-final", finish_transcript, finish.signature, finish.mac))
+        return refusal_mac(self._secret, self._hello_bytes, reason, versions)
 
     def _check_identity(self, node_id: bytes, signature: bytes, transcript: bytes) -> None:
-        try:
-            nacl.signing.VerifyKey(node_id).verify(transcript, signature)
-        except (nacl.exceptions.CryptoError, ValueError, TypeError):
-            raise HandshakeError(
-                f"bad signature: the peer cannot prove node id {node_id.hex()[:16]}"
-            ) from None
-        if node_id == self.identity.node_id:
-            raise HandshakeError("the peer has our own node id (connected to ourselves?)")
-        if self.expected_peer is not None and node_id != self.expected_peer:
-            raise HandshakeError(
-                f"expected node {self.expected_peer.hex()[:16]}, "
-                f"but the peer proved it is {node_id.hex()[:16]}"
-            )
+        check_identity(node_id, signature, transcript, own_id=self.identity.node_id,
+                       expected=self.expected_peer)
 
     def _derive_master(self, peer_ephemeral: bytes) -> bytes:
         assert self._ephemeral is not None
-        try:
-            dh = nacl.bindings.crypto_scalarmult(bytes(self._ephemeral), peer_ephemeral)
-        except nacl.exceptions.CryptoError:
-            # libsodium refuses low-order points (an all-zero shared secret).
-            raise HandshakeError("peer sent a weak ephemeral key") from None
-        return _hash(b"gn-master", dh, self._transcript, key=self._secret)
+        return derive_master(self._ephemeral, peer_ephemeral, self._transcript, self._secret)
 
     def _complete(self, final: bytes) -> None:
-        initiator_to_responder = _hash(b"gn-key-i2r", final, key=self._master)
-        responder_to_initiator = _hash(b"gn-key-r2i", final, key=self._master)
-        if self.is_initiator:
-            send_key, receive_key = initiator_to_responder, responder_to_initiator
-        else:
-            send_key, receive_key = responder_to_initiator, initiator_to_responder
-        channel = SecureChannel(send_key, receive_key, self.frame_bytes_max)
+        channel = open_channel(self._master, final, initiator=self.is_initiator,
+                               frame_bytes_max=self.frame_bytes_max)
         # Bytes the peer sent right after its last handshake message belong to the channel.
         channel.receive_data(self._decoder.take_buffer())
         self.result = HandshakeResult(self._peer_id, self._version, channel)

@@ -12,6 +12,8 @@ from ..core.errors import RemoteProtocolError
 from .channel import SecureChannel
 
 __all__ = [
+    "NO_COMMON_VERSION",
+    "WRONG_SECRET",
     "HandshakeError",
     "HandshakeResult",
     "Signer",
@@ -19,6 +21,10 @@ __all__ = [
     "keyed_hash",
     "versions_bytes",
 ]
+
+# The two refusals a responder may send, named by the reason they carry.
+WRONG_SECRET = "wrong cluster secret"
+NO_COMMON_VERSION = "no common protocol version"
 
 
 class HandshakeError(RemoteProtocolError):

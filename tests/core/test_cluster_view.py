@@ -102,14 +102,20 @@ def test_private_keys_are_compared_only_among_the_members_that_hold_them():
     cluster.put(0, "private_keys", "fpr-alice", {"secret_key": b"alice"})
     cluster.run_for(10)
     assert cluster.records(1, "private_keys") == {}
-    for index in range(3):
+    for index in (0, 2):
         view = agreement(cluster, index, "private_keys")
         assert grouping(cluster, index, "private_keys") == {frozenset({"n0", "n2"})}
         assert view.unknown == () and view.stale == ()  # n1 is not a holder at all
-    # n1 never advertises the dataset it does not hold.
+    # n1 never advertises the dataset it does not hold...
     n1 = cluster.nodes[1].node_id
     advertised = cluster.nodes[0].membership.advertised_roots()[n1].roots
     assert "private_keys" not in advertised and "groups" in advertised
+    # ... and never hears of it: its holders advertise it only to the members granted it,
+    # so n1 lists no agreement over it.
+    for holder in (0, 2):
+        heard = cluster.nodes[1].membership.advertised_roots()[cluster.nodes[holder].node_id]
+        assert "private_keys" not in heard.roots and "groups" in heard.roots
+    assert "private_keys" not in [a.dataset for a in cluster.nodes[1].status(cluster.now).agreement]
     # Mailboxes are never compared (each owner holds its own subset).
     datasets = [a.dataset for a in cluster.nodes[0].status(cluster.now).agreement]
     assert "web_messenger" not in datasets and "cluster_policy" in datasets
@@ -147,8 +153,9 @@ def test_a_quiet_cluster_advertises_once_per_pair_and_refresh():
 def test_an_advertisement_is_small():
     cluster = Cluster([PRIVATE] * 2, replication=SLOW_SYNC)
     cluster.run_for(10)
+    peer = cluster.nodes[1].node_id
     roots = cluster.nodes[0].membership._adverts.advert_for(
-        cluster.nodes[0].membership._table.members[cluster.nodes[1].node_id], cluster.now + 99)
+        peer, cluster.nodes[0].membership._table.members[peer], cluster.now + 99)
     assert 8 <= len(roots) <= 12
     with_roots = PEER_MESSAGES.encode(Ping(1, b"\x01" * 32, "h", 1, Updates(), roots))
     without = PEER_MESSAGES.encode(Ping(1, b"\x01" * 32, "h", 1, Updates()))
@@ -222,8 +229,10 @@ def test_what_this_node_holds_whole_is_worked_out_again_only_when_its_own_part_c
     cluster.run_for(10)
     asked: list[bytes] = []
     original = ScopeView.holds_whole
+    # A node asking about itself (others ask about it too: which roots it may hear).
     monkeypatch.setattr(ScopeView, "holds_whole",
-                        lambda view, node_id, dataset: asked.append(node_id)
+                        lambda view, node_id, dataset: (
+                            node_id == view.self_id and asked.append(node_id))
                         or original(view, node_id, dataset))
     cluster.partition([0, 1], [2, 3])  # others are suspected, declared dead, come back
     cluster.run_for(60)

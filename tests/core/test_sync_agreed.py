@@ -44,3 +44,36 @@ def test_a_cluster_whose_data_agrees_opens_no_session_and_one_that_differs_does(
     cluster.nodes[1].sync.repair(cluster.now, cluster.nodes[2].node_id, "groups")
     cluster._collect(1)
     assert opened(cluster, mark) == [(1, 2, "groups")]
+
+
+def test_members_started_together_open_no_session_among_themselves_while_their_data_agrees():
+    # The first exchange between two new members (a confirmation ping and its ack) carries
+    # both ends' roots, so the immediate round each return brings (rule 4) skips every
+    # dataset. Only the seed, which hears a joiner's push-pull before it knows the joiner's
+    # roots, reconciles with a few of them (at most REVIVED_ROUNDS_PER_INTERVAL_MAX).
+    from gossipnode.core.immediate_rounds import REVIVED_ROUNDS_PER_INTERVAL_MAX
+
+    cluster = Cluster([ALL] * 10)
+    cluster.run_for(5)
+    assert all(len(node.membership.alive_members()) == 10 for node in cluster.nodes)
+    sessions = opened(cluster, 0)
+    pairs = {(a, b) for a, b, _ in sessions}
+    assert all(0 in pair for pair in pairs), pairs
+    assert len(pairs) <= REVIVED_ROUNDS_PER_INTERVAL_MAX
+    assert sum(node.statistics()["sessions_skipped_agreed"] for node in cluster.nodes) > 0
+
+
+def test_roots_reach_only_the_members_granted_their_dataset_even_on_the_first_exchange():
+    # n2 does not hold private keys: no message to it ever names that dataset's root, from
+    # its first confirmation ping on; the members that hold them tell each other.
+    no_private = {"wep": False, "private_keys": False}
+    cluster = Cluster([ALL, ALL, no_private, ALL])
+    cluster.run_for(10)
+    named = {}
+    for _, target, message in cluster.sent:
+        for root in getattr(message, "roots", ()) or ():
+            named.setdefault(target, set()).add(root.dataset)
+    assert "private_keys" not in named[2] and "groups" in named[2]
+    assert all("private_keys" in named[i] for i in (0, 1, 3))
+    n2 = cluster.nodes[2].membership
+    assert all("private_keys" not in roots.roots for roots in n2.advertised_roots().values())

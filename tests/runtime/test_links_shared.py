@@ -3,6 +3,8 @@ two `Links` with their listeners on 127.0.0.1, in one Trio run, real sockets and
 handshakes. Each side serves inbound connections as the agent does: it offers them to its
 links while it delivers what arrives on them."""
 
+import functools
+
 import nacl.signing
 import trio
 import trio.lowlevel
@@ -136,4 +138,41 @@ async def test_a_link_answers_over_the_peers_connection_without_dialling(tmp_pat
             b.send(a, MESSAGES)
             await wait_for(lambda: len(a.received) == MESSAGES + 1)
             assert a.status.authenticated == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_dial_still_in_progress_yields_to_the_peers_completed_connection(tmp_path):
+    # The lower end's dial hangs (its peer's address leads to a listener that accepts and
+    # never answers); meanwhile the higher end dials and completes. The lower end cancels
+    # its own handshake and sends over the higher end's connection: one handshake for the
+    # pair, whichever id dialled, and the messages queued meanwhile arrive in order.
+    a, b = Side(b"a" * 32, tmp_path / "a"), Side(b"b" * 32, tmp_path / "b")
+    low, high = sorted((a, b), key=lambda side: side.identity.node_id)
+    held = []
+
+    async def hold(stream):
+        held.append(stream)
+        await trio.sleep_forever()
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            (tarpit,) = await nursery.start(
+                functools.partial(trio.serve_tcp, hold, 0, host="127.0.0.1"))
+            tarpit_address = tarpit.socket.getsockname()[:2]
+            await low.start(nursery)
+            await high.start(nursery)
+            low.links._dial[high.address] = tarpit_address
+            for sequence in range(3):
+                low.send(high, sequence)
+            await wait_for(lambda: held)  # the lower end's dial is stuck in its handshake
+            high.send(low, 0)
+            await wait_for(lambda: len(high.received) == 3 and len(low.received) == 1)
+            assert high.received == [(low.identity.node_id, n) for n in range(3)]
+            assert low.links.dials_cancelled == 1 and low.links.dials_given_up == 0
+            assert not low.link_to(high).dialled
+            assert low.link_to(high).connection in low.inbound
+            assert high.link_to(low).dialled
+            assert (low.status.handshakes_completed, high.status.handshakes_completed) == (1, 1)
+            assert len(open_connections(a, b)) == 2  # one connection, its two ends
+            assert low.lost == [] and high.lost == []
             nursery.cancel_scope.cancel()

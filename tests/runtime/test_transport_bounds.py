@@ -13,7 +13,7 @@ import trio
 from gossipnode.config import WireConfig
 from gossipnode.core.membership import Gossip
 from gossipnode.identity import Identity
-from gossipnode.runtime import drops, transport
+from gossipnode.runtime import drops, peer_connection
 from gossipnode.runtime.listener import serve
 from gossipnode.runtime.transport import (
     ConnectionClosed,
@@ -77,7 +77,7 @@ async def test_fresh_identities_cannot_hold_more_than_connections_max(nursery):
 
 
 async def test_partial_frames_count_against_a_shared_budget(nursery, monkeypatch):
-    monkeypatch.setattr(transport, "BUFFERED_BYTES_MAX", 256 * 1024)
+    monkeypatch.setattr(peer_connection, "BUFFERED_BYTES_MAX", 256 * 1024)
     status = TransportStatus()
     config = WireConfig(handshake_timeout_s=2.0)
     address = await start(nursery, config, status)

@@ -120,10 +120,11 @@ class Entry:
         # When we last told this member that we suspect it or hold it dead.
         self.notified_at: float | None = None
         # Its digest roots as it advertised them (roots.py): dataset -> (root, since when,
-        # on our clock), when they last arrived, and (version, when) we last sent it ours.
+        # on our clock), when they last arrived, and ((version, datasets), when) we last sent it
+        # ours (roots.py rule 1).
         self.roots: dict[str, tuple[bytes, float]] = {}
         self.roots_heard_at: float | None = None
-        self.roots_sent: tuple[int, float] | None = None
+        self.roots_sent: tuple[tuple[int, tuple[str, ...]], float] | None = None
 
     @property
     def address(self) -> Address:

@@ -53,6 +53,15 @@ class MembershipQueries:
             for node_id, waiting in self._table.pending.entries.items()
         ]
 
+    def claimed_tags(self, node_id: bytes) -> dict[str, str] | None:
+        """The tags a member in the table, or a pending one, signed in its latest alive
+        statement; None for a node we know nothing of."""
+        entry = self._table.members.get(node_id)
+        if entry is not None:
+            return dict(entry.alive.tags)
+        waiting = self._table.pending.get(node_id)
+        return None if waiting is None else dict(waiting.alive.tags)
+
     def states(self) -> dict[bytes, str]:
         """node id -> state, cheaply (no snapshots): for tests and simulations."""
         return {node_id: entry.state for node_id, entry in self._table.members.items()}

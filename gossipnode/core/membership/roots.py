@@ -3,10 +3,14 @@ any member can tell which members hold identical data (core/cluster_view.py grou
 
 Rules:
 1. A member advertises only its own roots (`set_local`: per dataset, the root's first
-   ROOT_BYTES bytes and when it last changed), and only to a member in its table, on the
-   Ping, Ack and PushPull it sends anyway, when that member has not had the current roots
-   (they changed since) or had them ROOTS_REFRESH_S ago or more (a message lost on the way
-   is made good). A quiet cluster pays one advertisement per pair and refresh interval.
+   ROOT_BYTES bytes and when it last changed), on the Ping, Ack and PushPull it sends
+   anyway, to a member in its table when that member has not had the current roots (they
+   changed since, or the datasets it may hear did) or had them ROOTS_REFRESH_S ago or more
+   (a message lost on the way is made good). A quiet cluster pays one advertisement per
+   pair and refresh interval. A pending member (pending.py) is sent them on each
+   confirmation ping, unrecorded: the first exchange with a new member carries both ends'
+   roots, so an immediate reconciliation with it (core/sync.py rules 4 and 8) opens no
+   session over data that agrees.
 2. A root travels with its age (milliseconds on the sender's monotonic clock), never a
    time: the receiver places the change on its own clock (`now - age`), so no two clocks
    are compared.
@@ -16,8 +20,10 @@ Rules:
 4. An advertisement's shape is checked before anything is applied (checks.check_roots,
    a RemoteProtocolError); an entry naming a dataset this node does not know is dropped and
    counted (`roots_unknown`), the rest kept.
-5. An advertisement names every dataset its sender holds. Per dataset, the root that
-   changed later wins: an advertisement overtaken on another connection by a newer one does
+5. An advertisement names every dataset its sender holds that the recipient may hear
+   (`audience`, set by core/cluster_view.py: the datasets the recipient holds whole in the
+   sender's view), never one it is not granted. Per dataset, the root that changed later
+   wins: an advertisement overtaken on another connection by a newer one does
    not turn the view back.
 6. Every member hears every other member's roots within one probe cycle (each pings each,
    and each answers) plus the refresh: `stale_after_s` is twice that, for one lost message.
@@ -25,7 +31,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from ...config import MembershipConfig
@@ -33,7 +39,14 @@ from .members import Entry
 from .messages import ROOT_BYTES, DatasetRoot, Roots
 from .outbox import Outbox
 
-__all__ = ["ROOTS_REFRESH_S", "AdvertisedRoots", "RootAdverts", "stale_after_s"]
+__all__ = ["ROOTS_REFRESH_S", "AdvertisedRoots", "Audience", "RootAdverts", "stale_after_s"]
+
+# recipient -> the datasets whose roots it may hear from this node (rule 5), or None: all.
+Audience = Callable[[bytes], Container[str] | None]
+
+
+def _everyone(recipient: bytes) -> None:
+    return None
 
 # A member re-sends unchanged roots to a member this often (rule 1): a lost message is made
 # good within this, at ~100 bytes per pair and interval.
@@ -64,6 +77,7 @@ class RootAdverts:
         self._local: dict[str, tuple[bytes, float]] = {}
         self._current: dict[str, bytes] = {}  # the same roots without their times
         self._version = 0
+        self.audience: Audience = _everyone
 
     @property
     def local(self) -> dict[str, tuple[bytes, float]]:
@@ -82,18 +96,26 @@ class RootAdverts:
         }
         self._version += 1
 
-    def advert_for(self, entry: Entry | None, now: float) -> Roots:
-        """Our roots for a message to `entry`, if it is owed them (rule 1), else ()."""
-        if entry is None or not self._version:
+    def advert_for(self, recipient: bytes, entry: Entry | None, now: float, *,
+                   pending: bool = False) -> Roots:
+        """Our roots for a message to `recipient` (its table `entry`, or None), if it is
+        owed them, else () (rule 1); only those it may hear (rule 5). A `pending` recipient
+        is owed them on every message, and nothing is recorded."""
+        if not self._version or (entry is None and not pending):
             return ()
-        sent = entry.roots_sent
-        if sent is not None and sent[0] == self._version and now - sent[1] < ROOTS_REFRESH_S:
-            return ()
-        entry.roots_sent = (self._version, now)
+        heard = self.audience(recipient)
+        names = tuple(self._local) if heard is None else tuple(
+            name for name in self._local if name in heard)
+        if entry is not None:
+            sent = entry.roots_sent
+            if sent is not None and sent[0] == (self._version, names) and (
+                    now - sent[1] < ROOTS_REFRESH_S):
+                return ()
+            entry.roots_sent = ((self._version, names), now)
         self._outbox.statistics["roots_sent"] += 1
         return tuple(
             DatasetRoot(name, root, int(max(0.0, now - since) * 1000))
-            for name, (root, since) in self._local.items()
+            for name, (root, since) in ((name, self._local[name]) for name in names)
         )
 
     def receive(self, entry: Entry, roots: Roots, now: float) -> None:

@@ -54,7 +54,7 @@ from .messages import Ack, Alive, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .queries import MembershipQueries
-from .roots import RootAdverts
+from .roots import Audience, RootAdverts
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
@@ -185,9 +185,16 @@ class Membership(MembershipQueries):
         """This node's digest roots now (dataset -> root); advertised as roots.py says."""
         self._adverts.set_local(roots, now)
 
+    def set_roots_audience(self, audience: Audience) -> None:
+        """Who may hear which of this node's roots (roots.py rule 5); everyone by default."""
+        self._adverts.audience = audience
+
     def _roots_for(self, node_id: bytes, now: float) -> Roots:
-        entry = None if node_id == self._node_id else self._table.members.get(node_id)
-        return self._adverts.advert_for(entry, now)
+        if node_id == self._node_id:
+            return ()
+        entry = self._table.members.get(node_id)
+        return self._adverts.advert_for(node_id, entry, now,
+                                        pending=entry is None and node_id in self._table.pending)
 
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:
         """Advertise new tags: a new signed alive statement at a higher incarnation."""
