@@ -55,13 +55,17 @@ async def serve_control(agent: Agent, *,
     path = agent.config.control_socket_path
     await _remove_stale_socket(path)
     sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
     try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    sock.listen(CLIENTS_MAX)
+        old_umask = os.umask(0o177)
+        try:
+            await sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        sock.listen(CLIENTS_MAX)
+    except BaseException:  # failed or cancelled before the listener owns it: close it here
+        sock.close()
+        raise
     listener = trio.SocketListener(sock)
     clients = ControlClients()
     try:

@@ -160,3 +160,22 @@ async def test_a_request_arriving_in_pieces_is_one_request(pieces):
             reply = await peer.reply()
             nursery.cancel_scope.cancel()
     assert reply["ok"] and reply["result"]["name"] == "solo"
+
+
+async def test_a_control_socket_that_cannot_bind_is_closed_and_the_error_raised(
+        tmp_path, monkeypatch) -> None:
+    made: list[trio.socket.SocketType] = []
+    real_socket = trio.socket.socket
+
+    def recording_socket(*args: object) -> trio.socket.SocketType:
+        sock = real_socket(*args)
+        made.append(sock)
+        return sock
+
+    monkeypatch.setattr(control.trio.socket, "socket", recording_socket)
+    path = tmp_path / "no-such-directory" / "control.sock"
+    agent = SimpleNamespace(config=SimpleNamespace(control_socket_path=path))
+    with trio.fail_after(TEST_TIMEOUT_S), pytest.raises(FileNotFoundError):
+        await control.serve_control(agent)
+    assert len(made) == 1
+    assert made[0].fileno() == -1  # closed, not left to the collector
