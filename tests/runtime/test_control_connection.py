@@ -1,7 +1,8 @@
 """One control connection as the agent serves it (runtime/control.py), over a socket pair:
 requests sent ahead of their replies are answered in order and do not starve the agent,
 a reply larger than the socket's buffer waits for the client to read it, and a client
-that leaves mid-reply ends only its own connection."""
+that leaves mid-reply ends only its own connection. A control socket that cannot bind is
+closed at once, not left to the collector."""
 
 from __future__ import annotations
 
