@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ..cli import EXIT_OK, UsageError, verb
+from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _agent(args: argparse.Namespace) -> int:
     # Imported here: every `gossipnode` run loads this module, and only `agent` needs Trio.
     from ..config_file import load_config
-    from ..runtime.daemon import StartupError, run_agent
+    from ..runtime.daemon import AgentFailed, StartupError, run_agent
     from ..runtime.logs import setup_logging
 
     config = load_config(args.config)  # for the log format; run_agent checks everything
@@ -31,4 +32,7 @@ def _agent(args: argparse.Namespace) -> int:
         run_agent(args.config, tail)
     except StartupError as error:
         raise UsageError(str(error)) from None
+    except AgentFailed as error:  # the disk or the store failed while serving: one line
+        print(f"gossipnode agent: stopped: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK

@@ -24,7 +24,7 @@ from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
 from .logs import LogTail
 from .preflight import prepare
 
-__all__ = ["StartupError", "run_agent"]
+__all__ = ["AgentFailed", "StartupError", "run_agent"]
 
 logger = logging.getLogger("gossipnode.agent")
 
@@ -36,10 +36,16 @@ class StartupError(Exception):
     """The agent cannot start; `str()` is one line for the operator (exit code 2)."""
 
 
+class AgentFailed(Exception):
+    """The agent stopped while serving because its disk or store failed (a sync, a commit):
+    what it had not made durable was never acknowledged. The message is one line."""
+
+
 def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
     """Check the node.toml at `config_path` (exactly as `validate` does), then run the node
     until SIGTERM/SIGINT. Raises ConfigError or IdentityError (what `validate` would say),
-    or StartupError when it cannot start."""
+    or StartupError when it cannot start, AgentFailed when its disk or store fails while
+    it serves."""
     # The imports are done (`gossipnode agent` makes them with the collector off: cli.main).
     # One collection frees the cycles they left (fewer than a tenth of their objects; it
     # costs less than the dozens of collections the imports would otherwise have run);
@@ -104,6 +110,8 @@ def _run(build: Callable[[], Agent]) -> None:
         serving = bool(agents) and agents[0].serving
         if not serving and leaves and expected:
             raise StartupError(_one_line(leaves[0])) from None
+        if serving and leaves and expected:
+            raise AgentFailed(_one_line(leaves[0])) from error
         raise
 
 
