@@ -23,7 +23,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 from .cbor import CborError
 
@@ -57,10 +57,12 @@ def read_head(data: bytes, pos: int) -> tuple[int, int, int, int]:
     return major, info, int.from_bytes(data[pos + 1:end], "big"), end
 
 
-def skip(data: bytes, pos: int, items_max: int | None = None) -> int | None:
+def skip(data: bytes, pos: int, items_max: int | None = None,
+         visit: Callable[[int, int, int], object] | None = None) -> int | None:
     """The position after the item at `pos` and everything in it; None if it holds more
-    than `items_max` items (itself included), found without reading further. Raises
-    HeadError (rule 1)."""
+    than `items_max` items (itself included), found without reading further. `visit`, if
+    given, is called with each head read, in order: (major type, additional information,
+    argument). Raises HeadError (rule 1)."""
     end = len(data)
     pending = 1
     items = 0
@@ -69,7 +71,9 @@ def skip(data: bytes, pos: int, items_max: int | None = None) -> int | None:
         items += 1
         if items_max is not None and items > items_max:
             return None
-        major, _, arg, pos = read_head(data, pos)
+        major, info, arg, pos = read_head(data, pos)
+        if visit is not None:
+            visit(major, info, arg)
         if major in (2, 3):
             pos += arg
             if pos > end:
@@ -84,24 +88,12 @@ def skip(data: bytes, pos: int, items_max: int | None = None) -> int | None:
     return pos
 
 
-def heads(data: bytes) -> Iterator[tuple[int, int, int]]:
+def heads(data: bytes) -> list[tuple[int, int, int]]:
     """Every head of `data`, one item with nothing after it, in order: (major type,
     additional information, argument). Raises HeadError (rule 1), or for trailing bytes."""
-    pos, end, pending = 0, len(data), 1
-    while pending:
-        pending -= 1
-        major, info, arg, pos = read_head(data, pos)
-        yield major, info, arg
-        if major in (2, 3):
-            pos += arg
-            if pos > end:
-                raise HeadError("premature end of data")
-        elif major in (ARRAY, MAP):
-            count = arg if major == ARRAY else 2 * arg
-            if count > end - pos:
-                raise HeadError(f"{count} items declared with {end - pos} bytes left")
-            pending += count
-        elif major == TAG:
-            pending += 1
-    if pos != end:
-        raise HeadError(f"{end - pos} trailing bytes")
+    read: list[tuple[int, int, int]] = []
+    end = skip(data, 0, visit=lambda *head: read.append(head))
+    assert end is not None  # no budget of items given: skip never gives up
+    if end != len(data):
+        raise HeadError(f"{len(data) - end} trailing bytes")
+    return read
