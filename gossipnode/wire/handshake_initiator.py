@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable
-
-import nacl.public
 
 from .handshake_keys import hello_mac
 from .handshake_messages import Finish, Hello, Refusal, Reply
 from .handshake_types import (
     NO_COMMON_VERSION,
     HandshakeError,
-    Signer,
+    HandshakeState,
     format_versions,
 )
 from .handshake_types import keyed_hash as _hash
@@ -23,24 +20,8 @@ from .handshake_types import keyed_hash as _hash
 __all__ = ["InitiatorSteps"]
 
 
-class InitiatorSteps:
+class InitiatorSteps(HandshakeState):
     """Mixed into `Handshake`: the state the steps share is the handshake's own."""
-
-    identity: Signer
-    versions: tuple[int, ...]
-    _ephemeral: nacl.public.PrivateKey | None
-    _nonce: bytes
-    _secret: bytes
-    _hello_bytes: bytes
-    _master: bytes
-    _transcript: bytes
-    _version: int
-    _peer_id: bytes
-    _send: Callable[[object], bytes]
-    _refusal_mac: Callable[[str, tuple[int, ...]], bytes]
-    _derive_master: Callable[[bytes], bytes]
-    _check_identity: Callable[[bytes, bytes, bytes], None]
-    _complete: Callable[[bytes], None]
 
     def _send_hello(self) -> None:
         assert self._ephemeral is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable
 
 import nacl.public
 
@@ -18,7 +17,7 @@ from .handshake_types import (
     NO_COMMON_VERSION,
     WRONG_SECRET,
     HandshakeError,
-    Signer,
+    HandshakeState,
     format_versions,
 )
 from .handshake_types import keyed_hash as _hash
@@ -26,30 +25,15 @@ from .handshake_types import keyed_hash as _hash
 __all__ = ["ResponderSteps"]
 
 
-class ResponderSteps:
+class ResponderSteps(HandshakeState):
     """Mixed into `Handshake`: the state the steps share is the handshake's own."""
 
-    identity: Signer
     secrets: tuple[bytes, ...]
-    versions: tuple[int, ...]
-    _ephemeral: nacl.public.PrivateKey | None
-    _nonce: bytes
-    _secret: bytes
-    _hello_bytes: bytes
-    _master: bytes
-    _transcript: bytes
-    _version: int
-    _peer_id: bytes
     _reply_cache: ReplyCache | None
     _now: float
     _cache_key: bytes
     _expecting: type
     _outgoing: bytearray
-    _send: Callable[[object], bytes]
-    _refusal_mac: Callable[[str, tuple[int, ...]], bytes]
-    _derive_master: Callable[[bytes], bytes]
-    _check_identity: Callable[[bytes, bytes, bytes], None]
-    _complete: Callable[[bytes], None]
 
     def _on_hello(self, hello: Hello, frame: bytes) -> None:
         # Rule 1: find the secret before any public-key work.

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core.errors import RemoteProtocolError
 from .channel import SecureChannel
+
+if TYPE_CHECKING:
+    import nacl.public
 
 __all__ = [
     "NO_COMMON_VERSION",
     "WRONG_SECRET",
     "HandshakeError",
     "HandshakeResult",
+    "HandshakeState",
     "Signer",
     "format_versions",
     "keyed_hash",
@@ -38,6 +43,28 @@ class Signer(Protocol):
     def node_id(self) -> bytes: ...
 
     def sign(self, message: bytes) -> bytes: ...
+
+
+class HandshakeState:
+    """What the initiator's and the responder's steps (handshake_initiator.py,
+    handshake_responder.py) share of `Handshake` (handshake.py), which sets it: declared
+    once, for both."""
+
+    identity: Signer
+    versions: tuple[int, ...]
+    _ephemeral: nacl.public.PrivateKey | None
+    _nonce: bytes
+    _secret: bytes
+    _hello_bytes: bytes
+    _master: bytes
+    _transcript: bytes
+    _version: int
+    _peer_id: bytes
+    _send: Callable[[object], bytes]
+    _refusal_mac: Callable[[str, tuple[int, ...]], bytes]
+    _derive_master: Callable[[bytes], bytes]
+    _check_identity: Callable[[bytes, bytes, bytes], None]
+    _complete: Callable[[bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
