@@ -85,6 +85,16 @@ async def _serve(nursery: trio.Nursery) -> tuple[_Peer, trio.Event]:
     return _PEERS[-1], ended
 
 
+@pytest.fixture
+def big_verb(monkeypatch) -> None:
+    """A verb `big` whose reply is larger than the socket's buffers."""
+
+    async def big(agent, request):
+        return "x" * BIG_REPLY_CHARS
+
+    monkeypatch.setitem(control_api._VERBS, "big", big)
+
+
 async def test_requests_sent_ahead_are_answered_in_order_and_let_other_tasks_run():
     steps = 0
 
@@ -112,11 +122,8 @@ async def test_requests_sent_ahead_are_answered_in_order_and_let_other_tasks_run
     assert steps >= PIPELINED // 2
 
 
-async def test_a_reply_larger_than_the_socket_buffer_waits_for_the_reader(monkeypatch):
-    async def big(agent, request):
-        return "x" * BIG_REPLY_CHARS
-
-    monkeypatch.setitem(control_api._VERBS, "big", big)
+@pytest.mark.usefixtures("big_verb")
+async def test_a_reply_larger_than_the_socket_buffer_waits_for_the_reader():
     with trio.fail_after(TEST_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             peer, ended = await _serve(nursery)
@@ -129,11 +136,8 @@ async def test_a_reply_larger_than_the_socket_buffer_waits_for_the_reader(monkey
     assert second["ok"] and second["result"]["name"] == "solo"
 
 
-async def test_a_client_that_leaves_mid_reply_ends_only_its_connection(monkeypatch):
-    async def big(agent, request):
-        return "x" * BIG_REPLY_CHARS
-
-    monkeypatch.setitem(control_api._VERBS, "big", big)
+@pytest.mark.usefixtures("big_verb")
+async def test_a_client_that_leaves_mid_reply_ends_only_its_connection():
     with trio.fail_after(TEST_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             leaving, left = await _serve(nursery)
