@@ -77,3 +77,23 @@ def test_roots_reach_only_the_members_granted_their_dataset_even_on_the_first_ex
     assert all("private_keys" in named[i] for i in (0, 1, 3))
     n2 = cluster.nodes[2].membership
     assert all("private_keys" not in roots.roots for roots in n2.advertised_roots().values())
+
+
+def test_a_member_that_claims_private_keys_against_the_policy_hears_no_private_keys_root():
+    # n2 signs the private_keys tag, but the policy denies it: once the denial has spread,
+    # no message to it names that root, though the root moves (a new private key is
+    # written) and its holders keep telling each other.
+    cluster = Cluster([ALL, ALL, ALL, ALL])
+    cluster.run_for(5)
+    cluster.policy(0, "private_keys/" + cluster.nodes[2].node_id.hex(), {"allow": False})
+    cluster.run_for(5)
+    mark = len(cluster.sent)
+    cluster.put(1, "private_keys", "fpr", {"secret": b"k"})
+    cluster.run_for(30)
+    named = {}
+    for _, target, message in cluster.sent[mark:]:
+        for root in getattr(message, "roots", ()) or ():
+            named.setdefault(target, set()).add(root.dataset)
+    assert "groups" in named[2] and "private_keys" not in named[2]
+    assert all("private_keys" in named[i] for i in (0, 1, 3))
+    assert cluster.records(2, "private_keys") == {}
