@@ -3,14 +3,29 @@
 Theory of operation (three messages, each one frame of strict CBOR, see `messages.py`):
 
     initiator                                              responder
-    Hello(versions, eI, nI, mac = H(secret; versions, eI, nI))    ->
-                       <- Reply(v, eR, nR, idR, sigR(T2), mac = H(master; T2, sigR))
-                          or Refusal(reason, versions, mac)
-    Finish(idI, sigI(T3), mac = H(master; T3, sigI))              ->
+    Hello(versions, eI, nI, mac = hello mac)                      ->
+                       <- Reply(v, eR, nR, idR, sigR(T2), mac = reply mac)
+                          or Refusal(reason, versions, mac = refusal mac)
+    Finish(idI, sigI(T4), mac = finish mac)                       ->
 
-    T2 = H(Hello bytes, v, eR, nR, idR)     T3 = H(T2, sigR, reply mac, idI)
-    dh = X25519(e_own, e_peer)              master = H(secret; dh, T2)
-    keys: initiator->responder = H(master; T3, sigI, finish mac, "i2r"), and "r2i"
+    hello mac   = H("gn-hello-mac", secret; versions, eI, nI)
+    refusal mac = H("gn-refusal-mac", secret; Hello bytes, reason, versions)
+    T2          = H("gn-t2"; Hello bytes, v, eR, nR, idR)         signed by the responder
+    dh          = X25519(e_own, e_peer)
+    master      = H("gn-master", secret; dh, T2)
+    reply mac   = H("gn-reply-mac", master; T2, sigR)
+    T3          = H("gn-t3"; T2, sigR, reply mac)
+    T4          = H("gn-t4"; T3, idI)                              signed by the initiator
+    finish mac  = H("gn-finish-mac", master; T4, sigI)
+    final       = H("gn-final"; T4, sigI, finish mac)
+    keys: initiator->responder = H("gn-key-i2r", master; final), the other way "gn-key-r2i"
+
+    H(person, key; parts) is BLAKE2b with a 32-byte digest, keyed by `key` (unkeyed where
+    none is named) and personalised by `person`, over each part as its length (8 bytes,
+    big-endian) followed by its bytes. `versions` is one part, each version 8 bytes
+    big-endian, and so is `v`; `reason` is UTF-8; "Hello bytes" is the Hello's CBOR frame
+    as sent, without the length prefix of the framing. handshake_keys.py computes each
+    value with one function that both sides call.
 
 Rules:
 1. Cluster secret first: the responder checks Hello's MAC against each secret it holds

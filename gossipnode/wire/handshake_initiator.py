@@ -5,9 +5,16 @@ Reply (or Refusal) and answer with a signed Finish, which completes the initiato
 from __future__ import annotations
 
 import hmac
-import struct
 
-from .handshake_keys import hello_mac
+from .handshake_keys import (
+    final_transcript,
+    finish_mac,
+    finish_transcript,
+    hello_mac,
+    replied_transcript,
+    reply_mac,
+    reply_transcript,
+)
 from .handshake_messages import Finish, Hello, Refusal, Reply
 from .handshake_types import (
     NO_COMMON_VERSION,
@@ -15,7 +22,6 @@ from .handshake_types import (
     HandshakeState,
     format_versions,
 )
-from .handshake_types import keyed_hash as _hash
 
 __all__ = ["InitiatorSteps"]
 
@@ -45,18 +51,12 @@ class InitiatorSteps(HandshakeState):
     def _on_reply(self, reply: Reply) -> None:
         if reply.version not in self.versions:
             raise HandshakeError(f"peer chose protocol version {reply.version}, which we lack")
-        transcript = _hash(
-            b"gn-t2",
-            self._hello_bytes,
-            struct.pack(">Q", reply.version),
-            reply.ephemeral_key,
-            reply.nonce,
-            reply.node_id,
-        )
+        transcript = reply_transcript(self._hello_bytes, reply.version, reply.ephemeral_key,
+                                      reply.nonce, reply.node_id)
         self._transcript = transcript
         self._master = self._derive_master(reply.ephemeral_key)
         # The MAC first: it proves the cluster secret and this very exchange (replays fail).
-        expected = _hash(b"gn-reply-mac", transcript, reply.signature, key=self._master)
+        expected = reply_mac(self._master, transcript, reply.signature)
         if not hmac.compare_digest(expected, reply.mac):
             raise HandshakeError(
                 "handshake MAC mismatch: the peer does not hold our cluster secret, "
@@ -66,9 +66,9 @@ class InitiatorSteps(HandshakeState):
         self._version = reply.version
         self._peer_id = reply.node_id
         node_id = self.identity.node_id
-        self._transcript = _hash(b"gn-t3", transcript, reply.signature, reply.mac)
-        finish_transcript = _hash(b"gn-t4", self._transcript, node_id)
-        signature = self.identity.sign(finish_transcript)
-        mac = _hash(b"gn-finish-mac", finish_transcript, signature, key=self._master)
+        self._transcript = replied_transcript(transcript, reply.signature, reply.mac)
+        signed = finish_transcript(self._transcript, node_id)
+        signature = self.identity.sign(signed)
+        mac = finish_mac(self._master, signed, signature)
         self._send(Finish(node_id, signature, mac))
-        self._complete(_hash(b"gn-final", finish_transcript, signature, mac))
+        self._complete(final_transcript(signed, signature, mac))

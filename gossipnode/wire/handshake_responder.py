@@ -5,13 +5,20 @@
 from __future__ import annotations
 
 import hmac
-import struct
 
 import nacl.public
 
 from .framing import encode_frame
 from .handshake_cache import CachedReply, ReplyCache
-from .handshake_keys import hello_mac
+from .handshake_keys import (
+    final_transcript,
+    finish_mac,
+    finish_transcript,
+    hello_mac,
+    replied_transcript,
+    reply_mac,
+    reply_transcript,
+)
 from .handshake_messages import HANDSHAKE_FRAME_BYTES_MAX, Finish, Hello, Refusal, Reply
 from .handshake_types import (
     NO_COMMON_VERSION,
@@ -20,7 +27,6 @@ from .handshake_types import (
     HandshakeState,
     format_versions,
 )
-from .handshake_types import keyed_hash as _hash
 
 __all__ = ["ResponderSteps"]
 
@@ -60,14 +66,12 @@ class ResponderSteps(HandshakeState):
         self._ephemeral = nacl.public.PrivateKey.generate()
         eph = bytes(self._ephemeral.public_key)
         node_id = self.identity.node_id
-        self._transcript = _hash(
-            b"gn-t2", frame, struct.pack(">Q", self._version), eph, self._nonce, node_id
-        )
+        self._transcript = reply_transcript(frame, self._version, eph, self._nonce, node_id)
         self._master = self._derive_master(hello.ephemeral_key)
         signature = self.identity.sign(self._transcript)
-        mac = _hash(b"gn-reply-mac", self._transcript, signature, key=self._master)
+        mac = reply_mac(self._master, self._transcript, signature)
         reply = self._send(Reply(self._version, eph, self._nonce, node_id, signature, mac))
-        self._transcript = _hash(b"gn-t3", self._transcript, signature, mac)
+        self._transcript = replied_transcript(self._transcript, signature, mac)
         self._expecting = Finish
         if self._reply_cache is not None:
             self._cache_key = self._reply_cache.key(frame)
@@ -96,15 +100,15 @@ class ResponderSteps(HandshakeState):
     def _on_finish(self, finish: Finish) -> None:
         if not self._master:
             raise HandshakeError("a replayed hello: that handshake finished already")
-        finish_transcript = _hash(b"gn-t4", self._transcript, finish.node_id)
-        expected = _hash(b"gn-finish-mac", finish_transcript, finish.signature, key=self._master)
+        signed = finish_transcript(self._transcript, finish.node_id)
+        expected = finish_mac(self._master, signed, finish.signature)
         if not hmac.compare_digest(expected, finish.mac):
             raise HandshakeError(
                 "handshake MAC mismatch: a replayed or tampered handshake, "
                 "or a peer without our cluster secret"
             )
-        self._check_identity(finish.node_id, finish.signature, finish_transcript)
+        self._check_identity(finish.node_id, finish.signature, signed)
         self._peer_id = finish.node_id
         if self._reply_cache is not None:
             self._reply_cache.finished(self._cache_key)
-        self._complete(_hash(b"gn-final", finish_transcript, finish.signature, finish.mac))
+        self._complete(final_transcript(signed, finish.signature, finish.mac))
