@@ -306,10 +306,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
 # --- entry point ----------------------------------------------------------------------------
 
 
-def build_parser(verb_only: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every registered verb; with `verb_only`, the options of that verb alone
-    are built (a run parses its own verb's options and no other's, and some verbs' options
-    import what they offer; `--help` lists each verb by its help line)."""
+def build_parser(options_of: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every registered verb. With `options_of`, only that verb's options are
+    built ("": none): a run parses the options of the verb it names and no other's (`--help`
+    lists each verb by its help line), and some verbs' options import what they offer."""
     parser = argparse.ArgumentParser(
         prog="gossipnode",
         description="A replicated cluster node for PGP key-management servers.",
@@ -333,7 +333,7 @@ def build_parser(verb_only: str | None = None) -> argparse.ArgumentParser:
             description=help_text,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if verb_only is None or name == verb_only:
+        if options_of is None or name == options_of:
             arguments(sub)
         sub.set_defaults(run=run)
     return parser
@@ -382,10 +382,10 @@ VERB_MODULES: dict[str, str | None] = {
 
 
 def _verb_of(words: Sequence[str]) -> str | None:
-    """The verb a run names: its first word that is no option (the command's own options,
-    `--help` and `--version`, take no value), if that is a verb."""
-    word = next((word for word in words if not word.startswith("-")), None)
-    return word if word in VERB_MODULES else None
+    """The verb a run names: its first word, if that is a verb (argparse takes the first
+    word that is no option of the command's own as the verb; an option first means help,
+    the version, or an error, which list every verb)."""
+    return words[0] if words and words[0] in VERB_MODULES else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         module = VERB_MODULES[verb_named]
         _load_verbs([] if module is None else [module])
-    args = build_parser(verb_named).parse_args(argv)
+    args = build_parser(verb_named or "").parse_args(argv)
     try:
         if args.verb == "agent":
             # An agent's start-up imports a few hundred modules and makes thousands of
