@@ -4,11 +4,11 @@ Setup verbs (`keygen`, `init`, `validate`, `datasets`) live here; the agent and 
 verbs that talk to a running agent are added by the modules that implement them. Errors an
 operator can fix print one line on stderr and exit 2; no traceback reaches the terminal.
 
-A run imports only what its verb uses: `VERB_MODULES` names the module of every verb, and
-`main` loads that one module (all of them only for `--help`, or a word that is no verb).
-Modules import at their top only what building their arguments needs; the rest (the
-configuration, the identity and its crypto, the core) is imported where a verb runs, so a
-client verb is a socket and a JSON line, not the node's code (scripts/bench_cli.py).
+A run imports only what its verb uses: `VERB_MODULES` (commands/verb_modules.py) names the
+module of every verb, and `main` loads that one module (all of them for `--help`, or a word
+that is no verb). Modules import at their top only what building their arguments needs; the
+rest (the configuration, the identity and its crypto, the core) is imported where a verb
+runs, so a client verb is a socket and a JSON line, not the node's code.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .commands.verb_modules import VERB_MODULE_ORDER, VERB_MODULES, verb_of
 
 __all__ = ["main"]
 
@@ -341,55 +342,15 @@ def build_parser(options_of: str | None = None) -> argparse.ArgumentParser:
 
 def _load_verbs(modules: Sequence[str] | None = None) -> None:
     """Import the modules that register more verbs (they import this module): `modules`,
-    or all of them."""
+    or all of them (commands/verb_modules.py)."""
     import importlib
 
-    for module in _EXTRA_VERB_MODULES if modules is None else modules:
+    for module in VERB_MODULE_ORDER if modules is None else modules:
         importlib.import_module(module)
 
 
-# Modules that add verbs with @verb, in the order `--help` lists their verbs.
-_EXTRA_VERB_MODULES: tuple[str, ...] = (
-    "gossipnode.commands.agent",
-    "gossipnode.commands.status_verbs",
-    "gossipnode.commands.data_verbs",
-    "gossipnode.commands.keys_verbs",
-    "gossipnode.commands.admin_verbs",
-    "gossipnode.commands.trust_verbs",
-    "gossipnode.commands.membership_verbs",
-)
-
-_STATUS = "gossipnode.commands.status_verbs"
-_DATA = "gossipnode.commands.data_verbs"
-_TRUST = "gossipnode.commands.trust_verbs"
-_ADMIN = "gossipnode.commands.admin_verbs"
-_MEMBERSHIP = "gossipnode.commands.membership_verbs"
-# The module that registers each verb (tests/commands/test_cli_imports.py holds it to what
-# the modules register): `main` imports only the verb's own module, so that `status` does
-# not load the agent, nor `agent` the client verbs (the better part of a MiB resident, in
-# every agent). None: a setup verb of this module.
-VERB_MODULES: dict[str, str | None] = {
-    "datasets": None, "keygen": None, "init": None, "validate": None,
-    "agent": "gossipnode.commands.agent",
-    "members": _STATUS, "status": _STATUS, "info": _STATUS, "health": _STATUS,
-    "metrics": _STATUS, "monitor": _STATUS,
-    "put": _DATA, "get": _DATA, "delete": _DATA, "list": _DATA,
-    "keys": "gossipnode.commands.keys_verbs",
-    "admit": _TRUST, "grant": _TRUST, "revoke": _TRUST, "admin": _TRUST,
-    "policy": _ADMIN, "tags": _ADMIN, "repair": _ADMIN, "reseed": _ADMIN, "owners": _ADMIN,
-    "join": _MEMBERSHIP, "leave": _MEMBERSHIP, "force-leave": _MEMBERSHIP,
-}
-
-
-def _verb_of(words: Sequence[str]) -> str | None:
-    """The verb a run names: its first word, if that is a verb (argparse takes the first
-    word that is no option of the command's own as the verb; an option first means help,
-    the version, or an error, which list every verb)."""
-    return words[0] if words and words[0] in VERB_MODULES else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    verb_named = _verb_of(sys.argv[1:] if argv is None else argv)
+    verb_named = verb_of(sys.argv[1:] if argv is None else argv)
     if verb_named is None:  # `--help`, or no verb, or a wrong one: argparse lists them all
         _load_verbs()
     else:

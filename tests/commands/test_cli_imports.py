@@ -1,7 +1,7 @@
 """The `gossipnode` command stays light: a client verb is a socket and a JSON line, so it
 loads neither Trio, the core, the wire codecs, the store nor the OpenPGP code; each verb is
-registered by the module `cli.VERB_MODULES` names, and a run that loads only that module
-parses and prints exactly as one that loads them all.
+registered by the module commands/verb_modules.py names for it, and a run that loads only
+that module parses and prints exactly as one that loads them all.
 
 What a run loaded is read from `sys.modules` of a fresh interpreter after `cli.main` ran:
 an import that costs no time still counts, and timing is left to scripts/bench_cli.py."""
