@@ -7,7 +7,7 @@ Theory of operation:
    the hints at registration (an unfit class is refused there) and compiles an encoder and
    a decoder from them when the class is first encoded or decoded (the field codecs are in
    wire/field_codecs.py): an agent's start-up does not pay for the codecs of messages it
-   has not yet sent or received (about 20 ms of CPU for all of them).
+   has not yet sent or received (about 10 ms of CPU for all peer and handshake messages).
 2. On the wire a message is the canonical CBOR array `[type_id, field_1, field_2, ...]` in
    field order; a nested dataclass (Record and Version included) is the array of its
    fields. Arrays rather than maps: smaller, and the exact length is part of the schema.
