@@ -3,32 +3,25 @@
 Setup verbs (`keygen`, `init`, `validate`, `datasets`) live here; the agent and the client
 verbs that talk to a running agent are added by the modules that implement them. Errors an
 operator can fix print one line on stderr and exit 2; no traceback reaches the terminal.
+
+A run imports only what its verb uses: `VERB_MODULES` (commands/verb_modules.py) names the
+module of every verb, and `main` loads that one module (all of them for `--help`, or a word
+that is no verb). Modules import at their top only what building their arguments needs; the
+rest (the configuration, the identity and its crypto, the core) is imported where a verb
+runs, so a client verb is a socket and a JSON line, not the node's code.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .client import AgentUnreachable, ClientError
-from .config import ConfigError, format_address, parse_address, parse_admin_key
-from .config_file import load_config
-from .core.catalog import DATASETS
-from .identity import (
-    IdentityError,
-    create_identity,
-    format_node_id,
-    generate_secret,
-    load_secret,
-    write_private_file,
-)
+from .commands.verb_modules import VERB_MODULE_ORDER, VERB_MODULES, verb_of
 
 __all__ = ["main"]
 
@@ -68,6 +61,10 @@ def _datasets_arguments(parser: argparse.ArgumentParser) -> None:
     _datasets_arguments,
 )
 def _datasets(args: argparse.Namespace) -> int:
+    import json
+
+    from .core.catalog import DATASETS
+
     rows = [
         {"name": d.name, "scope": d.scope.value, "description": d.description} for d in DATASETS
     ]
@@ -93,6 +90,10 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
     _keygen_arguments,
 )
 def _keygen(args: argparse.Namespace) -> int:
+    import base64
+
+    from .identity import generate_secret, write_private_file
+
     text = base64.b64encode(generate_secret()) + b"\n"
     if args.out is None:
         sys.stdout.write(text.decode())
@@ -180,6 +181,8 @@ private_keys = {private_keys}
 
 
 def _toml_string(text: str) -> str:
+    import json
+
     return json.dumps(text)  # a JSON string is a valid TOML basic string
 
 
@@ -191,6 +194,10 @@ def _toml_string(text: str) -> str:
     _init_arguments,
 )
 def _init(args: argparse.Namespace) -> int:
+    from .config import ConfigError, format_address, parse_address
+    from .config_file import load_config
+    from .identity import create_identity, format_node_id, load_secret, write_private_file
+
     try:
         listen = parse_address(args.listen)
         seeds = [parse_address(seed) for seed in args.join]
@@ -246,6 +253,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _read_admin_pubkey(path: Path) -> str:
+    from .config import parse_admin_key
+
     try:
         text = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as error:
@@ -271,6 +280,7 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     _validate_arguments,
 )
 def _validate(args: argparse.Namespace) -> int:
+    from .identity import format_node_id
     from .runtime.preflight import prepare  # the very checks `agent` runs at start
 
     prepared = prepare(args.config)
@@ -285,7 +295,7 @@ def _validate(args: argparse.Namespace) -> int:
 def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """An aligned table, as serf and consul print theirs; non-printable characters in cells
     are escaped (cells may hold what peers said about themselves)."""
-    from .core.membership.members import escape_text
+    from .core.text import escape_text
 
     cells = [list(map(str, header)), *[[escape_text(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -297,7 +307,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
 # --- entry point ----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(options_of: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every registered verb. With `options_of`, only that verb's options are
+    built ("": none): a run parses the options of the verb it names and no other's (`--help`
+    lists each verb by its help line), and some verbs' options import what they offer."""
     parser = argparse.ArgumentParser(
         prog="gossipnode",
         description="A replicated cluster node for PGP key-management servers.",
@@ -321,38 +334,29 @@ def build_parser() -> argparse.ArgumentParser:
             description=help_text,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        arguments(sub)
+        if options_of is None or name == options_of:
+            arguments(sub)
         sub.set_defaults(run=run)
     return parser
 
 
 def _load_verbs(modules: Sequence[str] | None = None) -> None:
     """Import the modules that register more verbs (they import this module): `modules`,
-    or all of them."""
+    or all of them (commands/verb_modules.py)."""
     import importlib
 
-    for module in _EXTRA_VERB_MODULES if modules is None else modules:
+    for module in VERB_MODULE_ORDER if modules is None else modules:
         importlib.import_module(module)
 
 
-# Modules that add verbs with @verb; each is optional until it exists.
-_EXTRA_VERB_MODULES: tuple[str, ...] = (
-    "gossipnode.commands.agent",
-    "gossipnode.commands.status_verbs",
-    "gossipnode.commands.data_verbs",
-    "gossipnode.commands.keys_verbs",
-    "gossipnode.commands.admin_verbs",
-    "gossipnode.commands.trust_verbs",
-    "gossipnode.commands.membership_verbs",
-)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else list(argv)
-    # The agent is the long-running process: it loads its own verb, not the client verbs'
-    # modules (the better part of a MiB resident, in every agent).
-    _load_verbs(["gossipnode.commands.agent"] if words[:1] == ["agent"] else None)
-    args = build_parser().parse_args(argv)
+    verb_named = verb_of(sys.argv[1:] if argv is None else argv)
+    if verb_named is None:  # `--help`, or no verb, or a wrong one: argparse lists them all
+        _load_verbs()
+    else:
+        module = VERB_MODULES[verb_named]
+        _load_verbs([] if module is None else [module])
+    args = build_parser(verb_named or "").parse_args(argv)
     try:
         if args.verb == "agent":
             # An agent's start-up imports a few hundred modules and makes thousands of
@@ -362,29 +366,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             # when the imports are done, and from then on as usual.
             gc.disable()
         return args.run(args)
-    except (UsageError, ConfigError, IdentityError) as error:
-        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ClientError as error:
-        # The agent said no: its one-line reason, and its exit code (1 "no such record").
-        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
-        return error.exit_code
-    except AgentUnreachable as error:
-        print(f"gossipnode {args.verb}: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # Output piped into `head` and the like: not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except OSError as error:
-        # A file or directory the operator named cannot be used (permissions, a full disk).
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"gossipnode {args.verb}: {where}{error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
+    except Exception as error:
+        failure = _failure(error)
+        if failure is None:
+            raise  # a bug: its traceback is what a report needs
+        code, message = failure
+        if message is not None:
+            print(f"gossipnode {args.verb}: {message}", file=sys.stderr)
+        return code
     finally:
         gc.enable()  # also when the agent stopped before run_agent, or main ran in-process
+
+
+def _failure(error: Exception) -> tuple[int, str | None] | None:
+    """(exit code, one line for stderr) of an error an operator can act on; None for any
+    other error.
+
+    The error classes of the configuration, the identity and the client are looked up among
+    the modules already imported, never imported here: an error of a module the verb never
+    loaded cannot have been raised, and `main` stays as light as its verb."""
+    client = sys.modules.get("gossipnode.client")
+    if client is not None and isinstance(error, client.ClientError):
+        # The agent said no: its one-line reason, and its exit code (1 "no such record").
+        return error.exit_code, str(error)
+    usage: list[type[Exception]] = [UsageError]
+    for module, name in (("gossipnode.config", "ConfigError"),
+                         ("gossipnode.identity", "IdentityError"),
+                         ("gossipnode.client", "AgentUnreachable")):
+        if module in sys.modules:
+            usage.append(getattr(sys.modules[module], name))
+    if isinstance(error, tuple(usage)):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, BrokenPipeError):
+        # Output piped into `head` and the like: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK, None
+    if isinstance(error, OSError):
+        # A file or directory the operator named cannot be used (permissions, a full disk).
+        where = f"{error.filename}: " if error.filename else ""
+        return EXIT_USAGE, f"{where}{error.strerror or error}"
+    return None
 
 
 if __name__ == "__main__":

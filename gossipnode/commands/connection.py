@@ -17,7 +17,6 @@ from typing import Any
 
 from ..cli import UsageError
 from ..client import SOCKET_ENV, ControlClient
-from ..config_file import load_config
 
 __all__ = ["add_client_arguments", "connect", "request", "socket_path"]
 
@@ -36,6 +35,8 @@ def socket_path(args: argparse.Namespace) -> Path:
     if args.socket is not None:
         return args.socket
     if args.config is not None:
+        from ..config_file import load_config  # the node.toml reader, for this option only
+
         return load_config(args.config).control_socket_path
     from_environment = os.environ.get(SOCKET_ENV)
     if from_environment:

@@ -21,7 +21,6 @@ import base64
 import sys
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +139,8 @@ def _with_fields(batch: list[dict[str, Any]], known: list[bool]) -> list[dict[st
 
 
 def _import(args: argparse.Namespace) -> int:
+    from concurrent.futures import Future, ThreadPoolExecutor  # this verb's alone
+
     entries = _entries(args.file)
     rows: list[dict[str, Any]] = []
     started = last_report = time.monotonic()

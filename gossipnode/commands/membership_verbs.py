@@ -19,8 +19,6 @@ import time
 
 from ..cli import EXIT_FAILED, EXIT_OK, verb
 from ..client import AgentUnreachable, ClientError, ControlClient
-from ..core.authority import force_left_key
-from ..identity import parse_node_id
 from .connection import add_client_arguments, request, socket_path
 from .formatting import print_json
 from .trust_verbs import add_admin_key_argument, load_admin_key, signed_fields
@@ -106,6 +104,9 @@ def _force_leave_arguments(parser: argparse.ArgumentParser) -> None:
     _force_leave_arguments,
 )
 def _force_leave(args: argparse.Namespace) -> int:
+    from ..core.authority import force_left_key
+    from ..identity import parse_node_id
+
     if request(args, "trust_show")["enforced"]:
         key = load_admin_key(args.admin_key)
         member = _find_member(args, args.node)
@@ -132,6 +133,8 @@ def _force_leave(args: argparse.Namespace) -> int:
 def _find_member(args: argparse.Namespace, name_or_id: str) -> dict:
     """The member the agent lists under that name, else that node id (as the agent finds
     it); exit 1 when there is none."""
+    from ..identity import parse_node_id
+
     members = request(args, "members")
     for member in members:
         if member["name"] == name_or_id:

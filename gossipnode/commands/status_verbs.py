@@ -15,7 +15,6 @@ from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, verb
 from ..client import AgentUnreachable
-from ..core.membership import ALIVE, DEAD, LEFT, SUSPECT
 from .connection import add_client_arguments, connect, request, socket_path
 from .formatting import (
     format_age,
@@ -27,8 +26,10 @@ from .formatting import (
     print_table,
 )
 
-# nodetool-style two-letter codes: member state, then sync state.
-STATE_CODES = {ALIVE: "U", DEAD: "D", SUSPECT: "S", LEFT: "L"}
+# nodetool-style two-letter codes: member state, then sync state. The states are the words
+# of the control socket's replies (core/membership/members.py STATES), written out so that
+# a client verb does not import the membership code.
+STATE_CODES = {"alive": "U", "dead": "D", "suspect": "S", "left": "L"}
 SYNC_CODES = {"converged": "C", "behind": "B", "repairing": "R", "unknown": "U"}
 STATUS_LEGEND = (
     "Status=Up/Down/Suspect/Left",

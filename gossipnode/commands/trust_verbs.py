@@ -23,19 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nacl.signing
-
 from ..cli import EXIT_OK, UsageError, verb
 from ..client import ClientError
-from ..core.authority import GRANTS, grant_key, signing_payload
-from ..core.placement import POLICY_DATASET, WEP_POLICY_KEY
-from ..core.records import Version
-from ..identity import parse_node_id, write_private_file
-from ..wire.cbor import encode_value
 from .connection import add_client_arguments, request
 from .formatting import print_json, print_table
 
 __all__ = ["ADMIN_KEY_ENV", "AdminKey", "load_admin_key", "sign_and_put", "signed_fields"]
+
+# The signing code, the core's record rules and the CBOR codec are imported by the functions
+# that use them: `policy`, `tags`, `join` and the rest load this module for its options.
 
 ADMIN_KEY_ENV = "GOSSIPNODE_ADMIN_KEY"
 SEED_BYTES = 32
@@ -43,6 +39,8 @@ SEED_BYTES = 32
 
 class AdminKey:
     def __init__(self, seed: bytes) -> None:
+        import nacl.signing
+
         self.signing_key = nacl.signing.SigningKey(seed)
 
     @property
@@ -91,6 +89,11 @@ def signed_fields(args: argparse.Namespace, key: AdminKey, record_key: str,
     The version is the administrator's clock, above the stored record's if that is ahead,
     with the administrator key as origin: the signature covers it, so the record cannot be
     stamped anew by anyone else."""
+    from ..core.authority import signing_payload
+    from ..core.placement import POLICY_DATASET
+    from ..core.records import Version
+    from ..wire.cbor import encode_value
+
     wall_ms = int(time.time() * 1000)
     try:
         current = request(args, "get", dataset=POLICY_DATASET, key=record_key)
@@ -117,6 +120,9 @@ def sign_and_put(args: argparse.Namespace, key: AdminKey, record_key: str,
 
 
 def current_grants(args: argparse.Namespace, node_id: bytes) -> dict[str, bool]:
+    from ..core.authority import GRANTS, grant_key
+    from ..core.placement import POLICY_DATASET
+
     try:
         record = request(args, "get", dataset=POLICY_DATASET, key=grant_key(node_id))
     except ClientError as error:
@@ -129,12 +135,16 @@ def current_grants(args: argparse.Namespace, node_id: bytes) -> dict[str, bool]:
 
 def change_grants(args: argparse.Namespace, key: AdminKey, node_id: bytes,
                   changes: dict[str, bool]) -> dict[str, bool]:
+    from ..core.authority import grant_key
+
     grants = {**current_grants(args, node_id), **changes}
     sign_and_put(args, key, grant_key(node_id), grants)
     return grants
 
 
 def _node_id(text: str) -> bytes:
+    from ..identity import parse_node_id
+
     try:
         return parse_node_id(text)
     except ValueError:
@@ -151,6 +161,8 @@ def add_admin_key_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _grant_arguments(parser: argparse.ArgumentParser, *, with_grants: bool = True) -> None:
+    from ..core.authority import GRANTS
+
     add_client_arguments(parser, json_help="print the member's grants as JSON")
     add_admin_key_argument(parser)
     parser.add_argument("node", metavar="NODE_ID", help="the member's node id")
@@ -161,6 +173,8 @@ def _grant_arguments(parser: argparse.ArgumentParser, *, with_grants: bool = Tru
 
 
 def _print_grants(args: argparse.Namespace, grants: dict[str, bool]) -> None:
+    from ..core.authority import GRANTS
+
     if args.json:
         print_json(grants)
     else:
@@ -267,6 +281,8 @@ def _admin(args: argparse.Namespace) -> int:
 
 
 def _keygen(out: Path) -> int:
+    from ..identity import write_private_file
+
     public_file = out.with_name(out.name + ".pub")
     if public_file.exists():
         raise UsageError(f"{public_file}: already exists; refusing to overwrite it")
@@ -282,6 +298,10 @@ def _keygen(out: Path) -> int:
 
 
 def _adopt(args: argparse.Namespace) -> int:
+    from ..core.authority import grant_key
+    from ..core.placement import POLICY_DATASET, WEP_POLICY_KEY
+    from ..identity import parse_node_id
+
     key = load_admin_key(args.admin_key)
     policy = request(args, "policy_show")
     legacy = {r["key"]: r["value"] for r in request(args, "list", dataset=POLICY_DATASET)}
@@ -329,6 +349,10 @@ def _resign_private_keys(args: argparse.Namespace) -> str:
 def _resign(args: argparse.Namespace) -> int:
     """Rotation: every grant and the WEP policy this node accepts, signed anew with
     --admin-key (the new key, already pinned on every node)."""
+    from ..core.authority import GRANTS, grant_key
+    from ..core.placement import WEP_POLICY_KEY
+    from ..identity import parse_node_id
+
     key = load_admin_key(args.admin_key)
     trust = request(args, "trust_show")
     if not trust["enforced"]:
@@ -354,6 +378,8 @@ def _resign(args: argparse.Namespace) -> int:
 def policy_signed(args: argparse.Namespace) -> dict[str, Any] | None:
     """`policy private-keys` and `policy wep` under administrators: the change as a signed
     record (a grant, or the WEP policy); None in an open cluster (the agent writes it)."""
+    from ..core.placement import WEP_POLICY_KEY
+
     policy = request(args, "policy_show")
     if not policy.get("enforced"):
         return None

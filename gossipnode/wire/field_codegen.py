@@ -10,10 +10,16 @@ messages.py's `_scalar` and `_sized`) and calls the closures only for nested fie
 Errors are unchanged by construction: the generated code is only a fast path. Whenever
 an inline check fails, it hands the whole value to the loop version (`slow`), which runs
 the same checks in the same field order and raises the same error with the same text.
+
+The source names everything that differs between two uses of one class (its field path for
+errors, the nested codecs) through the namespace it runs in, so one class nested in many
+messages (a member statement in every membership message) is compiled to bytecode once
+(`_compiled`); each use only runs that bytecode in its own namespace.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from collections.abc import Callable, Sequence
@@ -22,6 +28,15 @@ from typing import Any
 from ..core.schema import Limit
 
 __all__ = ["generate", "generate_pair", "inline_check"]
+
+# Distinct generated sources kept compiled: one per message class and nested class (a few
+# dozen in the peer and handshake protocols); a registry with other limits makes others.
+COMPILED_SOURCES_MAX = 512
+
+
+@functools.lru_cache(maxsize=COMPILED_SOURCES_MAX)
+def _compiled(source: str) -> typing.Any:
+    return compile(source, "<string>", "exec")
 
 
 def inline_check(hint: Any, *, bytes_max: int, text_bytes_max: int, int_min: int,
@@ -97,7 +112,7 @@ def generate(
     if check is not None:
         decode_lines.append(f"    _check(_where, [{', '.join(values)}])")
     decode_lines.append(f"    return _cls({', '.join(values)})")
-    exec("\n".join(encode_lines) + "\n" + "\n".join(decode_lines), namespace)
+    exec(_compiled("\n".join(encode_lines) + "\n" + "\n".join(decode_lines)), namespace)
     return namespace["encode_fields"], namespace["decode_fields"]
 
 
@@ -125,5 +140,5 @@ def generate_pair(
     ])
     namespace: dict[str, Any] = {"_isfinite": math.isfinite, "_slow_encode": slow_encode,
                                  "_slow_decode": slow_decode}
-    exec(source, namespace)
+    exec(_compiled(source), namespace)
     return namespace["encode"], namespace["decode"]

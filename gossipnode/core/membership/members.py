@@ -21,6 +21,7 @@ from types import MappingProxyType
 from ...config import TagsConfig
 from ..events import Address
 from ..placement import tag_enabled
+from ..text import escape_text
 from .messages import Alive, Left, Tags
 from .suspicion import Suspicion
 
@@ -58,15 +59,6 @@ class Member:
     state: str  # ALIVE | SUSPECT | DEAD | LEFT
     tags: Mapping[str, str]
     state_changed_at: float  # `now` when `state` last changed, in the core's time base
-
-
-def escape_text(text: str) -> str:
-    """`text` with every non-printable character (newlines, escape sequences, other control
-    characters) written as a Python escape, for logs and tables: what a peer says can then
-    never forge a log line or move a terminal's cursor."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def tags_wep(tags: Mapping[str, str]) -> bool:
