@@ -1,0 +1,289 @@
+"""Containment against one lying member (docs/architecture.md invariants 2 and 8), in the
+core, on virtual time. Members 0 (the victim) and 1 are honest and hold every grant; member 2,
+the liar, is admitted and holds the cluster secret, its own identity and signing key, signs
+tags that claim everything (`private_keys` and `wep` true), and speaks on its authenticated
+links by hand: its own core still runs the membership (so it stays alive in every view), but
+every data message to or from it (pushes, acknowledgements, reconciliation) is taken out of
+the network here, and the test plays the liar's side with hand-made messages.
+
+Every assertion is against literal sets (the keys written, the grants given), or, for the
+mailboxes, an independent rendering of the documented placement rule (BLAKE2b-128 of node id
++ mailbox id, personalised "gossipnode-wep", the R highest), never the core's own eligibility
+or placement functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from gossipnode.config import ReplicationConfig
+from gossipnode.core.authority import signing_payload
+from gossipnode.core.reconcile_messages import (
+    FINGERPRINT,
+    ITEMS,
+    ROOT_BYTES,
+    SALT_BYTES,
+    SKIP,
+    Entry,
+    ReconcileAbort,
+    ReconcileOpen,
+    ReconcileTurn,
+    encode_entry,
+    parse_entries,
+)
+from gossipnode.core.records import Record, Version
+from gossipnode.core.replication import Push, PushAck
+from gossipnode.core.sync import RESUME_AFTER_S
+from gossipnode.wire.cbor import encode_value
+from tests.core.node_harness import Cluster
+
+VICTIM, HONEST, LIAR = 0, 1, 2
+CLAIMS_EVERYTHING = {"private_keys": True, "wep": True}
+# No regular round within a test unless it runs one: every session is the test's doing.
+QUIET = ReplicationConfig(anti_entropy_interval_s=3600.0, tombstone_grace_s=7200.0)
+DATA_MESSAGES = (Push, PushAck, ReconcileOpen, ReconcileTurn, ReconcileAbort)
+PRIVATE_KEYS = [f"pk-{n:02}" for n in range(40)]
+MAILBOXES = [f"box{n:03}" for n in range(150)]
+CONSUMERS = [f"c{n}" for n in range(5)]
+WEP_REPLICAS = 2  # the documented default
+# Generous bounds on the key space a bound may hold (wall bytes + key), and ids per entry.
+BOUND_BYTES_MAX = 6 + 1024
+IDS_MAX = 1 << 16
+
+
+class Liar:
+    """The liar's data messages, played by hand. `inbox` holds (time, message) for every
+    data message an honest member sent it; `sent` every message any member sent it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(11)
+        self.inbox: list[tuple[float, int, object]] = []
+        self.seen: list[tuple[float, object]] = []
+
+        def dropping(sender, target, message):
+            if target == LIAR:
+                self.seen.append((cluster.now, message))
+                if isinstance(message, DATA_MESSAGES):
+                    self.inbox.append((cluster.now, sender, message))
+                    return True
+            return sender == LIAR and isinstance(message, DATA_MESSAGES)
+
+        cluster.dropping = dropping
+
+    @property
+    def node_id(self) -> bytes:
+        return self.cluster.nodes[LIAR].node_id
+
+    def send(self, message: object, to: int = VICTIM) -> None:
+        cluster = self.cluster
+        cluster.nodes[to].receive(self.node_id, message, cluster.now)
+        cluster._collect(to)
+
+    def open(self, dataset: str, count: int) -> int:
+        """Open a session over `dataset` claiming `count` records under a random root."""
+        session = self.rng.getrandbits(63)
+        self.send(ReconcileOpen(session, dataset, self.rng.randbytes(SALT_BYTES),
+                                self.rng.randbytes(ROOT_BYTES), count))
+        return session
+
+    def replies(self, session: int, since: float = 0.0) -> list[object]:
+        return [m for t, _, m in self.inbox
+                if t >= since and getattr(m, "session", None) == session]
+
+    def session_records(self, session: int) -> set[str]:
+        """Keys of the records a session's turns carried to the liar."""
+        return {record.key for message in self.replies(session)
+                for record in getattr(message, "records", ())}
+
+    def records(self, since: float = 0.0) -> dict[str, set[str]]:
+        """Dataset -> keys of every record an honest member sent the liar since `since`."""
+        got: dict[str, set[str]] = {}
+        for t, _, message in self.inbox:
+            if t >= since:
+                for record in getattr(message, "records", ()):
+                    got.setdefault(record.dataset, set()).add(record.key)
+        return got
+
+
+def sign_record(sign, dataset, key, value, version) -> Record:
+    encoded = None if value is None else encode_value(value)
+    return Record(dataset, key, encoded, version,
+                  sign(signing_payload(dataset, key, version, encoded)))
+
+
+def grant(cluster: Cluster, index: int, **grants: bool) -> None:
+    """What `gossipnode grant` does, on the victim: sign with the administrator key, store."""
+    admin_id, admin_sign = cluster.admin
+    node_id = cluster.nodes[index].node_id
+    value = {"admitted": True, "private_keys": False, "wep": False, **grants}
+    version = Version(int(cluster.now * 1000) + 1, 0, admin_id)
+    cluster.nodes[VICTIM].write_signed(
+        sign_record(admin_sign, "cluster_policy", "grant/" + node_id.hex(), value, version),
+        cluster.now)
+    cluster._collect(VICTIM)
+
+
+def liar_cluster(**liar_grants: bool) -> tuple[Cluster, Liar]:
+    """Three members that all claim every tag; 0 and 1 granted everything, the liar
+    `liar_grants` (admitted always). The victim holds PRIVATE_KEYS, MAILBOXES and CONSUMERS,
+    and so does member 1 (pushes between honest members flow)."""
+    cluster = Cluster([CLAIMS_EVERYTHING] * 3, administrated=True, replication=QUIET)
+    grant(cluster, VICTIM, private_keys=True, wep=True)
+    grant(cluster, HONEST, private_keys=True, wep=True)
+    grant(cluster, LIAR, **liar_grants)
+    cluster.run_for(5)
+    liar = Liar(cluster)
+    for key in PRIVATE_KEYS:
+        cluster.put(VICTIM, "private_keys", key, {"secret_key": key.encode()})
+    for key in MAILBOXES:
+        cluster.put(VICTIM, "web_messenger", key, {"owner": key})
+    for key in CONSUMERS:
+        cluster.put(VICTIM, "consumers", key, {"n": key})
+    cluster.run_for(3)
+    assert set(cluster.records(HONEST, "private_keys")) == set(PRIVATE_KEYS)
+    return cluster, liar
+
+
+def owners(mailbox: str, candidates: list[bytes]) -> set[bytes]:
+    """The documented rendezvous rule, rendered independently (placement rule 2)."""
+    def weight(node_id: bytes) -> bytes:
+        return hashlib.blake2b(node_id + mailbox.encode(), digest_size=16,
+                               person=b"gossipnode-wep").digest()
+    return set(sorted(candidates, key=weight, reverse=True)[:WEP_REPLICAS])
+
+
+def grant_keys(cluster: Cluster) -> set[str]:
+    return {"grant/" + node.node_id.hex() for node in cluster.nodes}
+
+
+# --- sending side -----------------------------------------------------------------------------
+
+
+def test_a_liar_granted_neither_private_keys_nor_wep_gets_neither_by_any_path():
+    cluster, liar = liar_cluster()  # admitted only, though its tags claim everything
+    # It claims an empty store over every dataset: the plain copy of rule 2b, which would
+    # stream the whole scope. And over node-local data, which no peer may name.
+    sessions = {name: liar.open(name, 0) for name in
+                ("private_keys", "web_messenger", "consumers", "cluster_policy")}
+    cluster.run_for(1)
+    for name in ("private_keys", "web_messenger"):
+        assert [type(m) for m in liar.replies(sessions[name])] == [ReconcileAbort]
+    # The attack itself works where the liar is owed the data (so the refusals above mean it).
+    assert liar.records() == {"consumers": set(CONSUMERS), "cluster_policy": grant_keys(cluster)}
+    # The honest members' own rounds with it, repairs and later writes add nothing restricted.
+    cluster.nodes[VICTIM].repair(cluster.now, peer=liar.node_id)
+    cluster._collect(VICTIM)
+    cluster.put(VICTIM, "private_keys", "pk-late", {"secret_key": b"late"})
+    cluster.put(VICTIM, "web_messenger", "box-late", {"owner": "late"})
+    for index in (VICTIM, HONEST):
+        cluster.nodes[index].sync.round(cluster.now)
+        cluster._collect(index)
+    cluster.run_for(10)
+    got = liar.records()
+    assert set(got) <= {"consumers", "cluster_policy"}
+    # Nor does it hear the root of a dataset it is not granted, on any membership message.
+    heard = {r.dataset for _, m in liar.seen for r in getattr(m, "roots", ())}
+    assert heard and not heard & {"private_keys", "web_messenger"}
+
+
+def test_a_liar_owning_some_mailboxes_is_sent_exactly_those_it_shares():
+    cluster, liar = liar_cluster(wep=True)  # a WEP owner like the others, granted
+    ids = [node.node_id for node in cluster.nodes]
+    owned = {m for m in MAILBOXES if ids[LIAR] in owners(m, ids)}
+    shared = {m for m in owned if ids[VICTIM] in owners(m, ids)}
+    # The test can tell too much from enough: some mailboxes are the liar's alone with
+    # member 1 (the victim pushed them to their owners), some shared, some not the liar's.
+    assert shared and shared < owned < set(MAILBOXES)
+    assert liar.records().get("web_messenger") == owned  # the writes' pushes
+    since = cluster.now
+    session = liar.open("web_messenger", 0)  # "I hold no mailbox: send me all of them"
+    cluster.run_for(1)
+    # A session covers the mailboxes both ends own, whatever the liar claims.
+    assert liar.session_records(session) == shared
+    assert set(liar.records(since)) <= {"consumers", "cluster_policy", "web_messenger"}
+    assert ReconcileAbort not in [type(m) for m in liar.replies(session)]
+    assert "private_keys" not in liar.records()
+
+
+def liar_answer(turn: ReconcileTurn) -> bytes:
+    """The liar's next turn to an honest side's split: for every range left open, a range
+    digest that matches nothing and claims many records, so that the honest side descends
+    (lists ids, splits) rather than push records."""
+    parts, previous = [], b""
+    for entry in parse_entries(turn.ranges, BOUND_BYTES_MAX, IDS_MAX):
+        mine = Entry(entry.hi, SKIP if entry.mode == SKIP else FINGERPRINT, 0, 1000)
+        parts.append(encode_entry(previous, mine))
+        previous = entry.hi or previous
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("dataset, granted", [("private_keys", {"private_keys": True}),
+                                              ("web_messenger", {"wep": True})])
+def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, granted):
+    cluster, liar = liar_cluster(**granted)
+    session = liar.open(dataset, 1000)  # a root that matches nothing: the victim splits
+    cluster.run_for(0.1)
+    first = liar.replies(session)
+    assert [type(m) for m in first] == [ReconcileTurn]
+    assert {e.mode for e in parse_entries(first[0].ranges, BOUND_BYTES_MAX, IDS_MAX)} == {
+        FINGERPRINT}
+    grant(cluster, LIAR)  # revoked: admitted only
+    revoked = cluster.now
+    # Written after the revocation: the liar may learn nothing of them, not even how many.
+    for n in range(20):
+        cluster.put(VICTIM, dataset, f"after-{n}", {"n": n})
+    liar.send(ReconcileTurn(session, 2, False, liar_answer(first[0]), ()))
+    cluster.run_for(1)
+    after = liar.replies(session, since=revoked)
+    # Ended when the revocation was applied (then "no such session" for the liar's turn).
+    assert after and all(isinstance(m, ReconcileAbort) for m in after)
+    assert dataset not in liar.records(since=revoked)
+
+
+def test_pushes_in_flight_stop_at_the_revocation():
+    cluster, liar = liar_cluster(private_keys=True)
+    cluster.put(VICTIM, "private_keys", "pk-late", {"secret_key": b"late"})
+    cluster.run_for(0.1)  # pushed to the liar, never acknowledged (the liar keeps silent)
+    assert "pk-late" in liar.records().get("private_keys", set())
+    grant(cluster, LIAR)
+    revoked = cluster.now
+    cluster.run_for(30)  # every retry of that push falls due
+    assert "private_keys" not in liar.records(since=revoked)
+
+
+def test_a_waiting_or_resumed_session_is_judged_by_the_grants_when_it_goes():
+    cluster, liar = liar_cluster(private_keys=True)
+    ids = [node.node_id for node in cluster.nodes]
+    victim = cluster.nodes[VICTIM]
+    # The liar's opening waits while the victim answers member 1 over private keys
+    # (one moving session per dataset), and its grant is revoked meanwhile.
+    cluster.nodes[HONEST].store.remove("private_keys", tuple(PRIVATE_KEYS[:30]))
+    cluster.nodes[HONEST].digests.build(cluster.nodes[HONEST]._ctx.view)
+    cluster.nodes[HONEST].sync._start_sessions(ids[VICTIM], ("private_keys",), cluster.now)
+    cluster._collect(HONEST)
+    cluster.run_for(0.006)  # the opening reached the victim, which answered it
+    waiting = liar.open("private_keys", 0)
+    assert liar.replies(waiting) == [] and victim.anti_entropy.waiting == 1
+    grant(cluster, LIAR)
+    revoked = cluster.now
+    cluster.run_for(15)
+    assert [type(m) for m in liar.replies(waiting)] == [ReconcileAbort]
+    # A session of the victim's with the liar cut by a lost connection is resumed only if
+    # the liar may still hold the dataset.
+    grant(cluster, LIAR, private_keys=True)
+    cluster.run_for(1)
+    victim.sync._start_sessions(ids[LIAR], ("private_keys",), cluster.now)
+    cluster._collect(VICTIM)
+    cluster.run_for(0.01)
+    victim.connection_lost(cluster.configs[LIAR].listen, cluster.now)
+    cluster._collect(VICTIM)
+    grant(cluster, LIAR)
+    revoked = cluster.now
+    cluster.run_for(4 * RESUME_AFTER_S + 10)
+    assert not [m for t, _, m in liar.inbox if t >= revoked and isinstance(m, ReconcileOpen)
+                and m.dataset == "private_keys"]
+    assert "private_keys" not in liar.records(since=revoked)
