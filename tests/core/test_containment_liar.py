@@ -21,9 +21,9 @@ import pytest
 
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.authority import signing_payload
+from gossipnode.core.events import PeerRefused
 from gossipnode.core.reconcile_messages import (
     FINGERPRINT,
-    ITEMS,
     ROOT_BYTES,
     SALT_BYTES,
     SKIP,
@@ -37,6 +37,8 @@ from gossipnode.core.reconcile_messages import (
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push, PushAck
 from gossipnode.core.sync import RESUME_AFTER_S
+from gossipnode.driving import content_check
+from gossipnode.openpgp import generate_key, split_keys
 from gossipnode.wire.cbor import encode_value
 from tests.core.node_harness import Cluster
 
@@ -127,11 +129,12 @@ def grant(cluster: Cluster, index: int, **grants: bool) -> None:
     cluster._collect(VICTIM)
 
 
-def liar_cluster(**liar_grants: bool) -> tuple[Cluster, Liar]:
+def liar_cluster(content_check=None, **liar_grants: bool) -> tuple[Cluster, Liar]:
     """Three members that all claim every tag; 0 and 1 granted everything, the liar
     `liar_grants` (admitted always). The victim holds PRIVATE_KEYS, MAILBOXES and CONSUMERS,
     and so does member 1 (pushes between honest members flow)."""
-    cluster = Cluster([CLAIMS_EVERYTHING] * 3, administrated=True, replication=QUIET)
+    cluster = Cluster([CLAIMS_EVERYTHING] * 3, administrated=True, replication=QUIET,
+                      content_check=content_check)
     grant(cluster, VICTIM, private_keys=True, wep=True)
     grant(cluster, HONEST, private_keys=True, wep=True)
     grant(cluster, LIAR, **liar_grants)
@@ -179,12 +182,16 @@ def test_a_liar_granted_neither_private_keys_nor_wep_gets_neither_by_any_path():
     cluster._collect(VICTIM)
     cluster.put(VICTIM, "private_keys", "pk-late", {"secret_key": b"late"})
     cluster.put(VICTIM, "web_messenger", "box-late", {"owner": "late"})
+    cluster.put(VICTIM, "network", "listen", {"address": "10.0.0.1"})  # node-local
     for index in (VICTIM, HONEST):
         cluster.nodes[index].sync.round(cluster.now)
         cluster._collect(index)
     cluster.run_for(10)
     got = liar.records()
     assert set(got) <= {"consumers", "cluster_policy"}
+    # Not even an opening (a root and a count) over what it may not hold.
+    opened = {m.dataset for _, _, m in liar.inbox if isinstance(m, ReconcileOpen)}
+    assert "consumers" in opened and not opened & {"private_keys", "web_messenger", "network"}
     # Nor does it hear the root of a dataset it is not granted, on any membership message.
     heard = {r.dataset for _, m in liar.seen for r in getattr(m, "roots", ())}
     assert heard and not heard & {"private_keys", "web_messenger"}
@@ -210,18 +217,20 @@ def test_a_liar_owning_some_mailboxes_is_sent_exactly_those_it_shares():
 
 
 def liar_answer(turn: ReconcileTurn) -> bytes:
-    """The liar's next turn to an honest side's split: for every range left open, a range
-    digest that matches nothing and claims many records, so that the honest side descends
-    (lists ids, splits) rather than push records."""
+    """The liar's next turn to an honest side's: for every range digest, one that matches
+    nothing and claims many records, so that the honest side descends (lists ids, splits)
+    rather than push records; for every list of ids, nothing wanted (the records the turn
+    carries are the liar's side of it)."""
     parts, previous = [], b""
     for entry in parse_entries(turn.ranges, BOUND_BYTES_MAX, IDS_MAX):
-        mine = Entry(entry.hi, SKIP if entry.mode == SKIP else FINGERPRINT, 0, 1000)
+        mode = FINGERPRINT if entry.mode == FINGERPRINT else SKIP
+        mine = Entry(entry.hi, mode, 0, 1000 if mode == FINGERPRINT else 0)
         parts.append(encode_entry(previous, mine))
         previous = entry.hi or previous
     return b"".join(parts)
 
 
-@pytest.mark.parametrize("dataset, granted", [("private_keys", {"private_keys": True}),
+@pytest.mark.parametrize(("dataset", "granted"), [("private_keys", {"private_keys": True}),
                                               ("web_messenger", {"wep": True})])
 def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, granted):
     cluster, liar = liar_cluster(**granted)
@@ -244,15 +253,48 @@ def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, grant
     assert dataset not in liar.records(since=revoked)
 
 
-def test_pushes_in_flight_stop_at_the_revocation():
+def roots_heard(liar: Liar, since: float) -> set[str]:
+    return {r.dataset for t, m in liar.seen if t >= since for r in getattr(m, "roots", ())}
+
+
+def test_pushes_and_roots_in_flight_stop_at_the_revocation():
     cluster, liar = liar_cluster(private_keys=True)
     cluster.put(VICTIM, "private_keys", "pk-late", {"secret_key": b"late"})
     cluster.run_for(0.1)  # pushed to the liar, never acknowledged (the liar keeps silent)
     assert "pk-late" in liar.records().get("private_keys", set())
+    assert "private_keys" in roots_heard(liar, 0.0)
     grant(cluster, LIAR)
     revoked = cluster.now
-    cluster.run_for(30)  # every retry of that push falls due
+    cluster.put(VICTIM, "private_keys", "pk-later", {"secret_key": b"later"})  # a new root
+    cluster.run_for(40)  # every retry of that push falls due, and every root refresh
     assert "private_keys" not in liar.records(since=revoked)
+    heard = roots_heard(liar, revoked)
+    assert "consumers" in heard and "private_keys" not in heard
+
+
+def test_handoffs_go_to_granted_members_only_and_a_liars_acks_release_nothing():
+    """The victim loses its grants: its private keys and mailboxes must move to member 1,
+    the only other member granted them; the liar, whose tags claim both, gets none of them,
+    and acknowledging every push id there is cannot make the victim drop a record early."""
+    cluster, liar = liar_cluster()
+    cluster.put(VICTIM, "private_keys", "pk-victim-only", {"secret_key": b"v"})
+    cluster.put(VICTIM, "web_messenger", "box-victim-only", {"owner": "v"})
+    cluster.blocked |= {(VICTIM, HONEST), (HONEST, VICTIM)}  # member 1 hears nothing yet
+    handed = cluster.now
+    grant(cluster, VICTIM)  # admitted only, now
+    cluster.run_for(0.5)
+    for push_id in range(1, 2000):  # "I hold them all"
+        liar.send(PushAck(push_id, ()))
+    cluster.run_for(1)
+    assert "pk-victim-only" in cluster.records(VICTIM, "private_keys")  # not released
+    assert "box-victim-only" in cluster.records(VICTIM, "web_messenger")
+    cluster.heal()
+    cluster.run_for(30)
+    assert set(liar.records(handed)) <= {"consumers", "cluster_policy"}
+    assert cluster.records(VICTIM, "private_keys") == {}
+    assert cluster.records(VICTIM, "web_messenger") == {}
+    assert {"pk-victim-only", *PRIVATE_KEYS} <= set(cluster.records(HONEST, "private_keys"))
+    assert {"box-victim-only", *MAILBOXES} <= set(cluster.records(HONEST, "web_messenger"))
 
 
 def test_a_waiting_or_resumed_session_is_judged_by_the_grants_when_it_goes():
@@ -287,3 +329,89 @@ def test_a_waiting_or_resumed_session_is_judged_by_the_grants_when_it_goes():
     assert not [m for t, _, m in liar.inbox if t >= revoked and isinstance(m, ReconcileOpen)
                 and m.dataset == "private_keys"]
     assert "private_keys" not in liar.records(since=revoked)
+
+
+# --- receiving side ---------------------------------------------------------------------------
+
+
+def held(cluster: Cluster, index: int) -> dict[str, set[str]]:
+    """Dataset -> live keys, on member `index`, of every dataset a test here writes."""
+    store = cluster.stores[index]
+    return {name: {r.key for r in store.replicated(name) if r.value is not None}
+            for name in ("consumers", "groups", "private_keys", "web_messenger")}
+
+
+def test_a_liars_records_pass_every_check_on_every_path_in():
+    """Pushes (a handoff is one), a session the liar opens, and its answer to a session the
+    victim opens: each refuses what the liar may not write (private keys, not granted),
+    secret key material outside private_keys, node-local data, and a stale private key
+    over its deletion; each takes what the liar may write (the positive control)."""
+    cluster, liar = liar_cluster(content_check())  # admitted only
+    victim = cluster.nodes[VICTIM]
+    secret = split_keys(generate_key("Mallory <mallory@example.org>"))[0].secret_key
+    cluster.delete(VICTIM, "private_keys", PRIVATE_KEYS[0])  # a revoked key
+    cluster.run_for(1)
+    stale = next(r for r in cluster.stores[HONEST].replicated("private_keys")
+                 if r.key == PRIVATE_KEYS[1])  # as the liar might have kept it, then deleted
+    cluster.delete(VICTIM, "private_keys", PRIVATE_KEYS[1])
+    cluster.run_for(1)
+    before = held(cluster, VICTIM)
+    stamp = Version(int(cluster.now * 1000), 0, liar.node_id)
+    victim_id = victim.node_id
+    _, liar_sign = cluster.identities[LIAR]
+
+    def plain(dataset, key, value):
+        return Record(dataset, key, encode_value(value), stamp)
+
+    refused = [
+        sign_record(liar_sign, "private_keys", "pk-liar", {"secret_key": b"x"}, stamp),
+        sign_record(liar_sign, "private_keys", PRIVATE_KEYS[2], {"secret_key": b"x"},
+                    Version(stamp.wall_ms, 0, victim_id)),  # posing as the victim's write
+        sign_record(liar_sign, "private_keys", PRIVATE_KEYS[0], {"secret_key": b"x"}, stamp),
+        plain("groups", "hex-secret", {"n": secret.hex()}),
+        plain("consumers", "c-secret", {"cert": secret}),
+        plain("web_messenger", "box-secret", {"body": secret}),
+        plain("network", "liar", {"listen": "0.0.0.0"}),
+    ]
+    liar.send(Push(1, (*refused, stale, plain("groups", "by-push", {"n": 1}))))
+    acks = [m for _, _, m in liar.inbox if isinstance(m, PushAck) and m.push_id == 1]
+    assert [a.refused for a in acks] == [tuple(range(len(refused)))]
+
+    # In a session the liar opens: records ride along with its turn.
+    for dataset, bad in (("groups", refused[3]), ("consumers", refused[4])):
+        session = liar.open(dataset, 1000)
+        cluster.run_for(0.1)
+        (turn,) = liar.replies(session)
+        ok = plain(dataset, f"{dataset}-by-session", {"n": 2})
+        liar.send(ReconcileTurn(session, 2, False, liar_answer(turn), (bad, ok)))
+    # In its answer to a session the victim opens (an empty store: "send me all").
+    liar.inbox.clear()
+    started = victim.repair(cluster.now, peer=liar.node_id, dataset="groups")
+    cluster._collect(VICTIM)
+    cluster.run_for(0.1)
+    answer = Entry(None, FINGERPRINT, 0, 0)
+    liar.send(ReconcileTurn(started.sessions[0], 1, False, encode_entry(b"", answer),
+                            (refused[3], plain("groups", "by-answer", {"n": 3}))))
+    cluster.run_for(1)
+    after = held(cluster, VICTIM)
+    assert after == {**before, "groups": before["groups"] | {"by-push", "groups-by-session",
+                                                             "by-answer"},
+                     "consumers": before["consumers"] | {"consumers-by-session"}}
+    assert not list(cluster.stores[VICTIM].scan("network"))
+
+
+def test_a_liar_cannot_smuggle_another_dataset_or_local_data_into_a_session():
+    cluster, liar = liar_cluster()
+    before = held(cluster, VICTIM)
+    stamp = Version(int(cluster.now * 1000), 0, liar.node_id)
+    session = liar.open("groups", 1000)
+    cluster.run_for(0.1)
+    (turn,) = liar.replies(session)
+    smuggled = Record("web_messenger", "box-smuggled", encode_value({"n": 1}), stamp)
+    liar.send(ReconcileTurn(session, 2, False, liar_answer(turn), (smuggled,)))
+    liar.open("network", 0)  # node-local: no session, and the liar is cut off
+    cluster.run_for(1)
+    assert held(cluster, VICTIM) == before
+    refusals = [e for i, e in cluster.reported if i == VICTIM and isinstance(e, PeerRefused)]
+    assert [e.peer for e in refusals] == [liar.node_id] * 2
+    assert "another session" in refusals[0].reason and "unknown dataset" in refusals[1].reason
