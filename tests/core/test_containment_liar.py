@@ -57,8 +57,9 @@ IDS_MAX = 1 << 16
 
 
 class Liar:
-    """The liar's data messages, played by hand. `inbox` holds (time, message) for every
-    data message an honest member sent it; `sent` every message any member sent it."""
+    """The liar's data messages, played by hand. `inbox` holds (time, sender index, message)
+    for every data message an honest member sent it, `seen` (time, message) for every
+    message at all (membership ones too, which reach its core)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -168,8 +169,8 @@ def grant_keys(cluster: Cluster) -> set[str]:
 
 def test_a_liar_granted_neither_private_keys_nor_wep_gets_neither_by_any_path():
     cluster, liar = liar_cluster()  # admitted only, though its tags claim everything
-    # It claims an empty store over every dataset: the plain copy of rule 2b, which would
-    # stream the whole scope. And over node-local data, which no peer may name.
+    # It claims an empty store over every dataset: the plain copy of reconcile.py rule 2b,
+    # which streams the whole scope.
     sessions = {name: liar.open(name, 0) for name in
                 ("private_keys", "web_messenger", "consumers", "cluster_policy")}
     cluster.run_for(1)
@@ -212,6 +213,7 @@ def test_a_liar_owning_some_mailboxes_is_sent_exactly_those_it_shares():
     # A session covers the mailboxes both ends own, whatever the liar claims.
     assert liar.session_records(session) == shared
     assert set(liar.records(since)) <= {"consumers", "cluster_policy", "web_messenger"}
+    assert liar.records(since).get("web_messenger", set()) <= owned
     assert ReconcileAbort not in [type(m) for m in liar.replies(session)]
     assert "private_keys" not in liar.records()
 
@@ -297,38 +299,47 @@ def test_handoffs_go_to_granted_members_only_and_a_liars_acks_release_nothing():
     assert {"box-victim-only", *MAILBOXES} <= set(cluster.records(HONEST, "web_messenger"))
 
 
-def test_a_waiting_or_resumed_session_is_judged_by_the_grants_when_it_goes():
+@pytest.mark.parametrize("revoked", [True, False])
+def test_a_waiting_opening_is_judged_by_the_grants_when_it_goes(revoked):
     cluster, liar = liar_cluster(private_keys=True)
     ids = [node.node_id for node in cluster.nodes]
     victim = cluster.nodes[VICTIM]
-    # The liar's opening waits while the victim answers member 1 over private keys
-    # (one moving session per dataset), and its grant is revoked meanwhile.
-    cluster.nodes[HONEST].store.remove("private_keys", tuple(PRIVATE_KEYS[:30]))
-    cluster.nodes[HONEST].digests.build(cluster.nodes[HONEST]._ctx.view)
-    cluster.nodes[HONEST].sync._start_sessions(ids[VICTIM], ("private_keys",), cluster.now)
+    # The liar's opening waits while the victim answers member 1 over private keys (one
+    # moving session per dataset), and its grant is revoked meanwhile (or not: the control).
+    honest = cluster.nodes[HONEST]
+    honest.store.remove("private_keys", tuple(PRIVATE_KEYS[:30]))
+    honest.digests.build(honest._ctx.view)
+    honest.sync._start_sessions(ids[VICTIM], ("private_keys",), cluster.now)
     cluster._collect(HONEST)
     cluster.run_for(0.006)  # the opening reached the victim, which answered it
     waiting = liar.open("private_keys", 0)
     assert liar.replies(waiting) == [] and victim.anti_entropy.waiting == 1
-    grant(cluster, LIAR)
-    revoked = cluster.now
+    if revoked:
+        grant(cluster, LIAR)
     cluster.run_for(15)
-    assert [type(m) for m in liar.replies(waiting)] == [ReconcileAbort]
-    # A session of the victim's with the liar cut by a lost connection is resumed only if
-    # the liar may still hold the dataset.
-    grant(cluster, LIAR, private_keys=True)
-    cluster.run_for(1)
-    victim.sync._start_sessions(ids[LIAR], ("private_keys",), cluster.now)
+    replies = liar.replies(waiting)
+    if revoked:
+        assert [type(m) for m in replies] == [ReconcileAbort]
+    else:
+        assert liar.session_records(waiting) == set(PRIVATE_KEYS)
+
+
+@pytest.mark.parametrize("revoked", [True, False])
+def test_a_cut_session_is_resumed_only_while_the_liar_is_granted(revoked):
+    cluster, liar = liar_cluster(private_keys=True)
+    victim = cluster.nodes[VICTIM]
+    victim.sync._start_sessions(liar.node_id, ("private_keys",), cluster.now)
     cluster._collect(VICTIM)
     cluster.run_for(0.01)
     victim.connection_lost(cluster.configs[LIAR].listen, cluster.now)
     cluster._collect(VICTIM)
-    grant(cluster, LIAR)
-    revoked = cluster.now
-    cluster.run_for(4 * RESUME_AFTER_S + 10)
-    assert not [m for t, _, m in liar.inbox if t >= revoked and isinstance(m, ReconcileOpen)
-                and m.dataset == "private_keys"]
-    assert "private_keys" not in liar.records(since=revoked)
+    if revoked:
+        grant(cluster, LIAR)
+    since = cluster.now
+    cluster.run_for(RESUME_AFTER_S + 1)
+    resumed = [m for t, _, m in liar.inbox if t >= since and isinstance(m, ReconcileOpen)
+               and m.dataset == "private_keys"]
+    assert len(resumed) == (0 if revoked else 1)
 
 
 # --- receiving side ---------------------------------------------------------------------------
