@@ -22,6 +22,7 @@ import pytest
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.authority import signing_payload
 from gossipnode.core.events import PeerRefused
+from gossipnode.core.membership.messages import Dead, Gossip, Updates
 from gossipnode.core.reconcile_messages import (
     FINGERPRINT,
     ROOT_BYTES,
@@ -426,3 +427,27 @@ def test_a_liar_cannot_smuggle_another_dataset_or_local_data_into_a_session():
     refusals = [e for i, e in cluster.reported if i == VICTIM and isinstance(e, PeerRefused)]
     assert [e.peer for e in refusals] == [liar.node_id] * 2
     assert "another session" in refusals[0].reason and "unknown dataset" in refusals[1].reason
+
+
+# --- membership lies ----------------------------------------------------------------------------
+
+
+def test_a_false_death_claim_wins_the_liar_no_mailbox():
+    """A liar granted WEP owns some mailboxes. It tells the victim that member 1, alive and
+    well, is dead (one gossip message at member 1's own incarnation, which a suspect or dead
+    claim may carry), and at once claims an empty store over the mailboxes: were member 1's
+    place given to the liar on its word alone, every mailbox the victim shares with member 1
+    would be the liar's for the moment before member 1 refutes."""
+    cluster, liar = liar_cluster(wep=True)
+    ids = [node.node_id for node in cluster.nodes]
+    shared = {m for m in MAILBOXES if {ids[VICTIM], ids[LIAR]} <= owners(m, ids)}
+    assert shared
+    incarnation = cluster.nodes[VICTIM].membership.member(ids[HONEST]).incarnation
+    liar.send(Gossip(Updates(dead=(Dead(ids[HONEST], incarnation, liar.node_id),))))
+    session = liar.open("web_messenger", 0)
+    cluster.run_for(5)
+    assert liar.session_records(session) <= shared
+    everything = liar.records()
+    assert everything.get("web_messenger", set()) <= {
+        m for m in MAILBOXES if ids[LIAR] in owners(m, ids)}
+    assert cluster.nodes[VICTIM].membership.member(ids[HONEST]).state == "alive"
