@@ -50,7 +50,7 @@ QUIET = ReplicationConfig(anti_entropy_interval_s=3600.0, tombstone_grace_s=7200
 DATA_MESSAGES = (Push, PushAck, ReconcileOpen, ReconcileTurn, ReconcileAbort)
 PRIVATE_KEYS = [f"pk-{n:02}" for n in range(40)]
 MAILBOXES = [f"box{n:03}" for n in range(150)]
-CONSUMERS = [f"c{n}" for n in range(5)]
+CONSUMERS = [f"c{n:02}" for n in range(40)]
 WEP_REPLICAS = 2  # the documented default
 # Generous bounds on the key space a bound may hold (wall bytes + key), and ids per entry.
 BOUND_BYTES_MAX = 6 + 1024
@@ -233,9 +233,12 @@ def liar_answer(turn: ReconcileTurn) -> bytes:
     return b"".join(parts)
 
 
-@pytest.mark.parametrize(("dataset", "granted"), [("private_keys", {"private_keys": True}),
-                                              ("web_messenger", {"wep": True})])
-def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, granted):
+@pytest.mark.parametrize(("dataset", "granted", "revoked"), [
+    ("private_keys", {"private_keys": True}, {}),
+    ("web_messenger", {"wep": True}, {}),
+    ("consumers", {}, {"admitted": False}),  # its admission itself
+])
+def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, granted, revoked):
     cluster, liar = liar_cluster(**granted)
     session = liar.open(dataset, 1000)  # a root that matches nothing: the victim splits
     cluster.run_for(0.1)
@@ -243,17 +246,19 @@ def test_a_session_in_flight_ends_when_the_liars_grant_is_revoked(dataset, grant
     assert [type(m) for m in first] == [ReconcileTurn]
     assert {e.mode for e in parse_entries(first[0].ranges, BOUND_BYTES_MAX, IDS_MAX)} == {
         FINGERPRINT}
-    grant(cluster, LIAR)  # revoked: admitted only
-    revoked = cluster.now
+    grant(cluster, LIAR, **revoked)  # admitted only, or not even that
+    since = cluster.now
     # Written after the revocation: the liar may learn nothing of them, not even how many.
     for n in range(20):
         cluster.put(VICTIM, dataset, f"after-{n}", {"n": n})
     liar.send(ReconcileTurn(session, 2, False, liar_answer(first[0]), ()))
     cluster.run_for(1)
-    after = liar.replies(session, since=revoked)
-    # Ended when the revocation was applied (then "no such session" for the liar's turn).
-    assert after and all(isinstance(m, ReconcileAbort) for m in after)
-    assert dataset not in liar.records(since=revoked)
+    after = liar.replies(session, since=since)
+    # Ended when the revocation was applied (then "no such session" for the liar's turn);
+    # a member no longer admitted is no member of the victim's: it is sent nothing at all.
+    assert all(isinstance(m, ReconcileAbort) for m in after)
+    assert bool(after) == revoked.get("admitted", True)
+    assert dataset not in liar.records(since=since)
 
 
 def roots_heard(liar: Liar, since: float) -> set[str]:
