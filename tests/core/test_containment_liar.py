@@ -456,3 +456,17 @@ def test_a_false_death_claim_wins_the_liar_no_mailbox():
     assert everything.get("web_messenger", set()) <= {
         m for m in MAILBOXES if ids[LIAR] in owners(m, ids)}
     assert cluster.nodes[VICTIM].membership.member(ids[HONEST]).state == "alive"
+
+
+def test_a_refusal_tells_the_liar_nothing_of_the_private_keys_held():
+    """Were a private key the victim holds newer acknowledged as held, and one it lacks
+    refused, one push per fingerprint would tell a member not granted private keys which
+    keys are held, and (by the versions it names) how new each one is."""
+    cluster, liar = liar_cluster()  # admitted only
+    _, liar_sign = cluster.identities[LIAR]
+    probes = [sign_record(liar_sign, "private_keys", key, {"secret_key": b"x"},
+                          Version(1, 0, liar.node_id))  # older than anything held
+              for key in (PRIVATE_KEYS[5], "pk-nonexistent")]
+    liar.send(Push(7, tuple(probes)))
+    acks = [m.refused for _, _, m in liar.inbox if isinstance(m, PushAck)]
+    assert acks == [(0, 1)]
