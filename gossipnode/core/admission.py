@@ -23,6 +23,11 @@ Rules:
    refuses a version too far in the future (`clock_drift_max_s`).
 5. Stamps come from the injected wall clock (`NodeContext.wall_ms`), never from `now`:
    the monotonic time of the inputs has no meaning on another node.
+6. Containment of what is held: whether a record from a peer is refused never depends on
+   what this node holds under its key, but for the content check skipped on a record held
+   exactly (rule 3), which passed that check when it was stored. A member that may not
+   write a key learns nothing from the refusal (core/handoff.py rule 4 removes, on the
+   sender, what no one can accept any more).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from .context import NodeContext
 from .errors import LocalProtocolError, ProtocolError
 from .hlc import HybridClock
 from .lifecycle import Lifecycle
-from .records import Record, Version, check_record, wins
+from .records import Record, Version, check_record
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 __all__ = ["Admission", "ContentCheck"]
@@ -137,11 +142,9 @@ class Admission:
             if not info.replicated:
                 return "node-local data is never accepted from a peer"
             check_record(record, ctx.config.limits)
-            if record.dataset == PRIVATE_KEYS and _held_already(stored, record):
-                # Nothing to store, nothing to check: we hold this version or a newer one.
-                # Acknowledging it lets a member that lost its grant hand off keys it wrote
-                # itself once a granted member re-signed them (authorization.py rule 6).
-                return None
+            # Rule 6: judged whatever this node holds under the key (a shortcut for a key
+            # held newer answered "held" to a sender not granted private keys: whether we
+            # hold it, and how new it is, for every key it cared to name).
             reason = peer_refusal(sender, record, ctx.view, self._authority)
             if reason is not None:
                 return reason
@@ -162,10 +165,6 @@ class Admission:
         except ProtocolError as error:
             return str(error)
         return None
-
-
-def _held_already(current: Record | None, record: Record) -> bool:
-    return current is not None and not wins(record, current)
 
 
 def _held_exactly(current: Record | None, record: Record) -> bool:

@@ -29,6 +29,12 @@ Rules:
 9. What sessions a peer opens make us send it is bounded to one copy of the dataset per
    STREAM_WINDOW_S, as a budget that refills continuously (core/stream_budget.py); an opening
    that finds it spent is refused.
+10. A session ends, with an abort, as soon as a new scope view narrows the scope it covers
+   (`rescope`): the peer's grant or eligibility was revoked, or this node's, whichever end
+   opened it. Its range bounds, counts and ids describe the records of that scope (a bound
+   is a prefix of a record's key), including those written since, and the peer may no
+   longer hear of them; the check of each record sent (core/outbound.py) does not see them.
+   A session waiting its turn is judged when it goes (`ready`, `_open`).
 """
 
 from __future__ import annotations
@@ -117,8 +123,9 @@ class AntiEntropy:
             self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
             fetch_many=self._fetch_many(dataset),
         )
-        self._table.add(peer, session_id, Running(session, now, initiated=True,
-                                                  staggered=staggered, withdrawals=withdrawals))
+        self._table.add(peer, session_id, Running(
+            session, now, initiated=True, staggered=staggered, withdrawals=withdrawals,
+            scope=self._ctx.view.shared_scope(peer, dataset)))
         self.counters["sessions_started"] += 1
         return list(session.messages_to_send())
 
@@ -219,7 +226,8 @@ class AntiEntropy:
             self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
             fetch_many=self._fetch_many(opening.dataset),
         )
-        running = Running(session, now, initiated=False, answered=True)
+        running = Running(session, now, initiated=False, answered=True,
+                          scope=view.shared_scope(peer, opening.dataset))
         self._table.add(peer, opening.session, running)
         self.counters["sessions_answered"] += 1
         replies, received, completed = self._collect(peer, opening.session, running, now)
@@ -258,6 +266,19 @@ class AntiEntropy:
         store = self.store
         return lambda keys: {key: record for (_, key), record
                              in store.get_many((dataset, key) for key in keys).items()}
+
+    def rescope(self, view: ScopeView) -> list[tuple[bytes, ReconcileAbort]]:
+        """End every running session whose scope `view` narrowed (rule 10); return the
+        aborts to send, as (peer, message). A scope that widened ("receive" to "all": the
+        peer was admitted) lets its session run on."""
+        aborts: list[tuple[bytes, ReconcileAbort]] = []
+        for (peer, session_id), running in list(self._table.sessions.items()):
+            scope = view.shared_scope(peer, running.session.dataset)
+            if scope != running.scope and scope != "all":
+                self._table.abandon(peer, session_id, "scope changed")
+                self.counters["sessions_ended_scope"] += 1
+                aborts.append((peer, ReconcileAbort(session_id, "scope changed")))
+        return aborts
 
     def expire(self, due: Iterable[tuple[bytes, int]],
                now: float) -> list[tuple[bytes, object]]:

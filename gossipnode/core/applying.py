@@ -16,8 +16,9 @@ Rules:
    forwarding them would send each to up to `push_fanout` peers that mostly hold it
    already, a storm of duplicates right after a heal.
 5. A new scope view (`view_changed`): pushes and sessions with members that are gone are
-   dropped, the pair digests follow moved mailboxes, and a handoff runs when this node lost
-   eligibility, moved mailboxes, or still has records waiting for their holders.
+   dropped, sessions whose scope the view narrowed end (anti_entropy.py rule 10), the pair
+   digests follow moved mailboxes, and a handoff runs when this node lost eligibility,
+   moved mailboxes, or still has records waiting for their holders.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ class Applying:
         for peer in gone:
             self._replication.pushes.drop_peer(peer)
             self._anti_entropy.abandon_peer(peer, "the member is gone")
+        # Containment (Invariant 2): a session's ranges speak of the records of its scope,
+        # which no check of the records sent covers; a revoked grant ends it at once.
+        for peer, abort in self._anti_entropy.rescope(ctx.view):
+            ctx.send(peer, abort)
         moved = placement and self._digests.view_changed(ctx.view)
         lost_eligibility = was_eligible and not ctx.view.private_keys_eligible(ctx.node_id)
         if lost_eligibility or self._handoff.waiting or moved:

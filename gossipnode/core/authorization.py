@@ -22,8 +22,9 @@ Rules:
 6. When a member loses its private-keys grant, every member still granted re-signs at once
    the private keys it holds that the lost member wrote (`revoked_writers`): they were
    accepted while it was granted, and must keep replicating (a newcomer would refuse the
-   old signature). What the revoked member sends later is refused; its handoff of keys
-   already re-signed is acknowledged, since the receiver holds a newer version.
+   old signature). What the revoked member sends later is refused, its handoff of the keys
+   it wrote too, and it removes them then (core/handoff.py rule 4): the members still
+   granted hold them re-signed.
 7. Membership follows admission (core/membership/pending.py): under administrators a node
    id not admitted never enters the member table of an admitted member; it waits in the
    small bounded pending set, which it leaves once admitted (its next confirmation ping)

@@ -12,10 +12,13 @@ Rules:
    pushed; a newer write to the key starts over.
 3. While a private key waits (no eligible member is reachable), it is never sent to
    anyone but eligible members and is never served from this node; status reports it.
-4. A private key this node wrote itself, after this node lost its private-keys grant
-   (core/authority.py), can be accepted by no one any more: its only valid signer is no
-   longer trusted. When a member refuses it, it is removed rather than kept forever (the
-   copies granted members already held were re-signed by them, and are acknowledged).
+4. A private key whose writer no longer holds the private-keys grant (this node itself,
+   after it lost its grant, or another member revoked; core/authority.py) can be accepted by
+   no one any more: its only valid signer is no longer trusted. When a member refuses it, a
+   node that is not granted private keys itself removes it rather than keep it forever (the
+   members still granted re-signed the copies they held when the writer was revoked:
+   authorization.py rule 6). A receiver refuses it whether or not it holds the key, so that
+   its answer tells a member not granted private keys nothing of what it holds.
 """
 
 from __future__ import annotations
@@ -157,7 +160,9 @@ class Handoff:
         ):
             return
         doomed = [r for r in records if r.dataset == PRIVATE_KEYS
-                  and r.version.origin == ctx.node_id and ctx.store.get(r.dataset, r.key) == r]
+                  and not (policy.admitted(r.version.origin)
+                           and policy.granted(r.version.origin, PRIVATE_KEYS))
+                  and ctx.store.get(r.dataset, r.key) == r]
         if not doomed:
             return
         keys = tuple(r.key for r in doomed)
@@ -166,8 +171,8 @@ class Handoff:
         for record in doomed:
             self.acks.forget(record)
         ctx.counters["private_keys_undeliverable"] += len(doomed)
-        ctx.emit(RecordsPurged(PRIVATE_KEYS, keys, "refused: written here, and this member's "
-                               "private-keys grant is gone"))
+        ctx.emit(RecordsPurged(PRIVATE_KEYS, keys, "refused: their writer's private-keys "
+                               "grant is gone, and so is this member's"))
 
     def release(self) -> None:
         """Remove the handed-off records every required member now holds (rule 1)."""

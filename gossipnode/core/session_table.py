@@ -42,6 +42,9 @@ class Running:
     answered: bool = False
     staggered: bool = False  # started by the scheduler, to wait its turn (session_queue.py)
     withdrawals: int = 0  # times it was withdrawn before this opening (staggering.py)
+    # The shared scope it covers ("all", "pair" or "receive": ScopeView.shared_scope) when it
+    # started; a view that narrows it ends the session (anti_entropy.py rule 10).
+    scope: str | None = None
 
 
 class PeerSync(NamedTuple):

@@ -4,6 +4,8 @@ A claim changes a member only at or above the incarnation we hold, and never abo
 incarnation of the subject's latest signed alive statement (a lie, counted as
 `claims_over_signed`); one about ourselves makes us refute. A suspicion starts a Lifeguard
 timer (suspicion.py) that further reporters shorten; when it runs out, the member is dead.
+Another member's dead claim is taken as a suspicion (state.py rule 10): `apply_dead` is our
+own timer's verdict.
 """
 
 from __future__ import annotations

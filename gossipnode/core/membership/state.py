@@ -5,8 +5,9 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    member joins, changes its tags or address, refutes a suspicion, and comes back.
 2. `suspect` replaces `alive` of the same or a lower incarnation and starts a Lifeguard
    suspicion timer; further suspects of that incarnation from new reporters confirm it.
-3. `dead` replaces `alive` or `suspect` of the same or a lower incarnation; `left` (signed
-   by the subject) replaces anything but `left` of the same or a lower incarnation.
+3. `dead` replaces `alive` or `suspect` of the same or a lower incarnation (only our own
+   suspicion timer declares it: rule 10); `left` (signed by the subject) replaces anything
+   but `left` of the same or a lower incarnation.
 4. Claims are bounded by what the subject signed: a suspect or dead claim above the
    incarnation of the subject's latest signed alive statement we hold is a lie (nobody can
    have seen the subject at an incarnation it never signed), is counted
@@ -33,6 +34,14 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    a subject that speaks to us from below its bound is sent a death notice at its
    incarnation (once per probe interval), and a member that learns of a bound over itself
    refutes at once (as rule 5), as serf's force-leave lets a live node rejoin.
+10. Another member's word that a member is dead only makes us suspect it, in gossip as in a
+   full state (memberlist takes a dead claim in gossip at once): the claim starts or
+   confirms our own suspicion, with the channel's sender as its reporter, and only our own
+   suspicion timer declares the member dead. A dead member leaves placement (which member
+   holds which mailbox, core/scopes.py): were one claim enough, a single lying member could
+   take a live co-owner's place and be sent its mailboxes before the subject refutes
+   (tests/core/test_containment_liar.py). A truly dead member is suspected by everyone
+   within gossip rounds of its prober, so each timer runs out about when the prober's does.
 """
 
 from __future__ import annotations
@@ -148,12 +157,10 @@ class MemberTable:
         for left in updates.left:
             self.apply_left(left, sender, now)
         for dead in updates.dead:
-            if from_push_pull:
-                # memberlist: another's full state saying "dead" only makes us suspect, so
-                # one stale view cannot kill members we still hear from.
-                self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
-            else:
-                self.claims.apply_dead(dead, now)
+            # Rule 10: another member's word that a member is dead only makes us suspect it
+            # (the channel's sender the reporter), in gossip as in a full state
+            # (memberlist's rule for a full state, so one stale view cannot kill either).
+            self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
         for suspect in updates.suspect:
             self.claims.apply_suspect(suspect, now)
 

@@ -116,16 +116,16 @@ def test_a_forged_leave_is_refused():
 
 def model_apply(state: tuple[str, int, int], kind: str, incarnation: int) -> tuple[str, int, int]:
     """SWIM's precedence, written as plainly as possible, with claims bounded by what the
-    subject signed: (state, incarnation, highest alive incarnation the subject signed)."""
+    subject signed: (state, incarnation, highest alive incarnation the subject signed).
+    Another member's dead claim only makes us suspect (state.py rule 10): only our own
+    suspicion timer, which no statement here runs out, declares a member dead."""
     current, known, signed = state
     if kind == "alive" and incarnation > known:
         return ALIVE, incarnation, incarnation
     if kind in ("suspect", "dead") and incarnation > signed:
         return state  # a claim above anything the subject signed is a lie
-    if kind == "suspect" and current == ALIVE and incarnation >= known:
+    if kind in ("suspect", "dead") and current == ALIVE and incarnation >= known:
         return SUSPECT, incarnation, signed
-    if kind == "dead" and current in (ALIVE, SUSPECT) and incarnation >= known:
-        return DEAD, incarnation, signed
     if kind == "left" and current != LEFT and incarnation >= known:
         return LEFT, incarnation, signed
     return state
@@ -208,7 +208,7 @@ def test_statements_about_ourselves_are_refuted_with_a_higher_incarnation():
     assert changes[-1].incarnation == 4
 
 
-def test_a_push_pull_saying_dead_only_makes_us_suspect():
+def test_a_dead_claim_from_another_member_only_makes_us_suspect():
     """Another member's full state may be stale (it sat in a partition): its "dead" starts
     our own suspicion, which the subject can still refute, instead of killing at once."""
     signing = FakeSigning()
@@ -234,7 +234,10 @@ def test_a_push_pull_saying_dead_only_makes_us_suspect():
     state = Updates(alive=(alive,), dead=(Dead(subject_id, 1, peer_id),))
     observer.receive(peer_id, PushPull(False, state), 0.0)
     assert observer.member(subject_id).state == SUSPECT
+    # Nor does gossip saying so (state.py rule 10): only our own suspicion timer kills.
     observer.receive(peer_id, Gossip(Updates(dead=(Dead(subject_id, 1, peer_id),))), 0.0)
+    assert observer.member(subject_id).state == SUSPECT
+    observer.handle_timer(60.0)  # past any suspicion timeout
     assert observer.member(subject_id).state == DEAD
 
 

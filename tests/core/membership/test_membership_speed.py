@@ -352,6 +352,7 @@ def test_a_member_held_dead_whose_message_carries_its_refutation_is_not_told_it_
     incarnation = returning.local_member.incarnation
     claim = Gossip(Updates(dead=(Dead(node_id(returning), incarnation, node_id(accuser)),)))
     observer.receive(node_id(accuser), claim, cluster.now)
+    observer.handle_timer(cluster.now + 60.0)  # its own suspicion runs out (state.py rule 10)
     observer.events()
     assert observer.states()[node_id(returning)] == DEAD
     returning.receive(node_id(accuser), claim, cluster.now)  # it refutes, answering
