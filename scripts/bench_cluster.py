@@ -81,6 +81,11 @@ RATE_PROBE_EVERY = 20
 RATE_POLL_S = 0.002
 # A probe not seen at the last member this long after the load stopped fails the run.
 RATE_WAIT_S = 30.0
+# How often the loop watcher asks every agent for its loop lag over the agent's window
+# (`info`, 10 s): well inside the window, so the worst moment of a phase is never missed.
+LOOP_POLL_S = 3.0
+# The bucket bounds of gossipnode_event_loop_lag_seconds, as /metrics lists them.
+LAG_BUCKET_LINE = re.compile(r'^gossipnode_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$')
 SUSPECT_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*member (\S+) \(.*is suspect$")
 
@@ -218,6 +223,104 @@ def latency_at_rate(cluster: LocalCluster, rate: float, seconds: float,
     assert stopped_at is not None
     return (written / (stopped_at - started), [seen[k] - acknowledged[k] for k in acknowledged],
             cpu_ms)
+
+
+class LoopWatch:
+    """The agents' event-loop lag and the loop time their store writes took, per phase.
+
+    At a phase's start and end it reads every agent's lag histogram (/metrics text) and the
+    seconds its store writes held the loop (`info`); meanwhile a thread polls `info` every
+    `LOOP_POLL_S` for the maximum lag over the agent's window. A phase's p50 and p99 are
+    read from the difference of the histograms (interpolated within a bucket, as
+    Prometheus' histogram_quantile), its maximum is the largest window maximum polled.
+    Agents that do not report their loop (an older build) give None."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.nodes = cluster.running()
+        self._maxima: list[float | None] = [None] * len(self.nodes)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start: list[tuple[float, list[tuple[float, int]] | None, float | None]] = []
+
+    def _read(self, node: int) -> tuple[float, list[tuple[float, int]] | None, float | None,
+                                        float | None]:
+        """(now, lag buckets, store write seconds, window max lag) of one agent."""
+        now = time.perf_counter()
+        buckets = []
+        for line in self.cluster.request(node, "metrics").splitlines():
+            match = LAG_BUCKET_LINE.match(line)
+            if match:
+                buckets.append((float(match.group(1)), int(match.group(2))))
+        info = self.cluster.request(node, "info")
+        if "loop" not in info:
+            return now, None, None, None
+        return now, buckets, info["store"]["write_s_total"], info["loop"]["lag_max_s"]
+
+    def begin(self) -> None:
+        self._start = [self._read(n)[:3] for n in self.nodes]
+        self._maxima = [None] * len(self.nodes)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(LOOP_POLL_S):
+            self._note_maxima()
+
+    def _note_maxima(self) -> None:
+        for i, node in enumerate(self.nodes):
+            try:
+                lag_max = self._read(node)[3]
+            except (ClientError, OSError):
+                continue
+            if lag_max is not None:
+                self._maxima[i] = max(self._maxima[i] or 0.0, lag_max)
+
+    def end(self) -> dict[str, list[float | None]]:
+        """Per node: loop lag p50, p99, max (ms) and the store's loop ms per second."""
+        assert self._thread is not None
+        self._stop.set()
+        self._thread.join()
+        self._note_maxima()
+        result: dict[str, list[float | None]] = {
+            "loop_lag_p50_ms": [], "loop_lag_p99_ms": [], "loop_lag_max_ms": [],
+            "store_loop_ms_per_s": []}
+        for i, node in enumerate(self.nodes):
+            started_at, buckets_before, store_before = self._start[i]
+            ended_at, buckets_after, store_after, _ = self._read(node)
+            if buckets_before is None or buckets_after is None:
+                for values in result.values():
+                    values.append(None)
+                continue
+            counts = [(bound, after - before) for (bound, after), (_, before)
+                      in zip(buckets_after, buckets_before, strict=True)]
+            result["loop_lag_p50_ms"].append(_bucket_quantile_ms(counts, 0.5))
+            result["loop_lag_p99_ms"].append(_bucket_quantile_ms(counts, 0.99))
+            lag_max = self._maxima[i]
+            result["loop_lag_max_ms"].append(None if lag_max is None
+                                              else round(lag_max * 1000, 2))
+            assert store_before is not None and store_after is not None
+            result["store_loop_ms_per_s"].append(
+                round((store_after - store_before) * 1000 / (ended_at - started_at), 2))
+        return result
+
+
+def _bucket_quantile_ms(cumulative: list[tuple[float, int]], fraction: float) -> float | None:
+    """The `fraction` quantile of a cumulative histogram, linear within its bucket (ms)."""
+    total = cumulative[-1][1] if cumulative else 0
+    if total == 0:
+        return None
+    rank = fraction * total
+    lower_bound, lower_count = 0.0, 0
+    for bound, count in cumulative:
+        if count >= rank:
+            if bound == float("inf"):
+                return round(lower_bound * 1000, 2)  # above every bound: its lowest value
+            share = (rank - lower_count) / max(count - lower_count, 1)
+            return round((lower_bound + (bound - lower_bound) * share) * 1000, 3)
+        lower_bound, lower_count = bound, count
+    return None
 
 
 def percentile_ms(sorted_s: list[float], fraction: float) -> float:
@@ -422,9 +525,12 @@ def main() -> int:
         with LocalCluster(root / "run", args.nodes, extra_toml=extra) as cluster:
             cluster.start_all()
             cluster.wait_members()
+            watch = LoopWatch(cluster)
             burst_started = time.time()
+            watch.begin()
             throughput, cpu_ms, client_ms = write_throughput(cluster, args.writes,
                                                              args.clients, args.burst_s)
+            burst_loop = watch.end()
             burst_s = time.time() - burst_started
             time.sleep(1)  # the log lines of the burst's last moments
             burst_suspicions = len(suspicions(cluster, burst_started, time.time()))
@@ -435,6 +541,7 @@ def main() -> int:
                 "write_client_cpu_ms_per_record": round(client_ms, 3),
                 "false_suspicions_during_writes": burst_suspicions,
             }
+            result |= {f"write_{name}_per_node": values for name, values in burst_loop.items()}
             cluster.wait_converged(timeout_s=300)  # let the burst settle before timing
             latencies = sorted(replication_latency(cluster, args.samples))
             result |= {"replication_latency_p50_ms": percentile_ms(latencies, 0.5),
@@ -442,8 +549,10 @@ def main() -> int:
             if args.rate is not None:
                 cluster.wait_converged(timeout_s=300)
                 rate_started = time.time()
+                watch.begin()
                 reached, loaded, rate_cpu_ms = latency_at_rate(cluster, args.rate,
                                                                args.rate_s, args.clients)
+                rate_loop = watch.end()
                 loaded.sort()
                 time.sleep(1)
                 result |= {
@@ -456,6 +565,7 @@ def main() -> int:
                     "rate_false_suspicions": len(suspicions(cluster, rate_started,
                                                             time.time())),
                 }
+                result |= {f"rate_{name}_per_node": values for name, values in rate_loop.items()}
             if not args.writes_only:
                 result |= {"partition_d_per_side": args.d,
                            "converge_after_heal_s": round(partition_heal(cluster, args.d), 2)}

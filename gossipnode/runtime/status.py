@@ -13,6 +13,7 @@ from ..config import format_address
 from ..core.catalog import DATASETS
 from ..core.membership import ALIVE, DEAD, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
+from .loop_lag import LAG_WINDOW_S
 from .trust import grants_of
 
 if TYPE_CHECKING:
@@ -261,5 +262,23 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
         "store": {
             "path": str(agent.store.path),
             "records": sum(agent.store.count(d.name) for d in DATASETS),
+            # Seconds the store's write calls held the event loop, since start.
+            "write_s_total": round(agent.store_meter.seconds, 6),
+            "write_calls": agent.store_meter.calls,
         },
+        "loop": _loop(agent),
+    }
+
+
+def _loop(agent: Agent) -> dict[str, Any]:
+    """The event loop's lag over the last `LAG_WINDOW_S` (how late a timer, a probe's
+    included, fired), and the share of that time the store's writes held the loop."""
+    recent = agent.loop_lag.recent()
+    return {
+        "window_s": LAG_WINDOW_S,
+        "lag_p50_s": round(recent["p50_s"], 6),
+        "lag_p99_s": round(recent["p99_s"], 6),
+        "lag_max_s": round(recent["max_s"], 6),
+        "lag_samples": recent["samples"],
+        "store_write_s_per_s": round(recent["store_write_s_per_s"], 6),
     }

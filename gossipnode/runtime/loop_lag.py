@@ -1,0 +1,128 @@
+"""How long the event loop is held: its lag, and the share of it the store's transactions take.
+
+Rules:
+1. `LoopLag.run` is a task that sleeps `LAG_SAMPLE_S` again and again; each wake-up late by
+   `lag` seconds is one sample. A probe's timers wait on the same loop, so a sample says
+   how late a probe (or its timeout) would have been at that moment: a store commit or
+   any other long step on the loop shows up here, whatever caused it.
+2. Memory is bounded: the last `LAG_WINDOW_S` of samples in a ring (`LAG_WINDOW_SAMPLES`
+   floats), whose p50, p99 and maximum `info` shows, and since start a histogram of fixed
+   buckets (`LAG_BUCKETS_S`, cumulative counts, as /metrics shows them).
+3. `StoreMeter` adds up the seconds spent on the event loop inside the store's write
+   calls (the lookup, the resolve and the transaction of `apply_changes`, and the rarer
+   removals), wrapped around the store instance by `meter_store_writes`; so an operator
+   can tell the store's share of the loop's time from the rest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import trio
+
+__all__ = ["LAG_BUCKETS_S", "LAG_SAMPLE_S", "LAG_WINDOW_S", "LoopLag", "StoreMeter",
+           "meter_store_writes"]
+
+# The lag task wakes this often: fine enough to see a 10 ms stall (a probe times out after
+# `probe_timeout_s`, 0.5 s by default), and at 100 wake-ups a second it costs a few ms of
+# CPU per second.
+LAG_SAMPLE_S = 0.01
+# `info` shows the lag over this last stretch: long enough to hold a burst's worst moment
+# between two looks of an operator or a scraper, short enough to say "now".
+LAG_WINDOW_S = 10.0
+LAG_WINDOW_SAMPLES = int(LAG_WINDOW_S / LAG_SAMPLE_S)
+# Histogram bucket upper bounds (seconds) of the lag since start, for /metrics: from a
+# tenth of a millisecond (a free loop) to the probe timeout and beyond.
+LAG_BUCKETS_S = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
+                 0.5, 1.0, 2.0, 5.0)
+# Store write calls timed by `meter_store_writes`: every call that writes on the loop.
+STORE_WRITE_CALLS = ("apply_changes", "remove", "collect_tombstones", "clear_replicated",
+                     "set_meta")
+
+
+class LoopLag:
+    """The event loop's lag, sampled by a sleeping task (rules 1 and 2)."""
+
+    def __init__(self, clock: Callable[[], float] = trio.current_time,
+                 meter: StoreMeter | None = None) -> None:
+        """`meter`: a StoreMeter whose recent rate `recent()` reports too."""
+        self._clock = clock
+        self._meter = meter
+        # (time, the meter's seconds) once a second over the window, oldest first.
+        self._marks: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW_S) + 1)
+        # The ring of the last LAG_WINDOW_SAMPLES samples, and where the next one goes.
+        self._ring: list[float] = []
+        self._next = 0
+        # Counts per bucket of LAG_BUCKETS_S, the last one for lags above them all.
+        self.bucket_counts = [0] * (len(LAG_BUCKETS_S) + 1)
+        self.samples = 0
+        self.sum_s = 0.0
+
+    async def run(self) -> None:
+        while True:
+            due = self._clock() + LAG_SAMPLE_S
+            await trio.sleep_until(due)
+            now = self._clock()
+            self.record(max(0.0, now - due))
+            if self._meter is not None and (not self._marks or now - self._marks[-1][0] >= 1.0):
+                self._marks.append((now, self._meter.seconds))
+
+    def record(self, lag_s: float) -> None:
+        if len(self._ring) < LAG_WINDOW_SAMPLES:
+            self._ring.append(lag_s)
+        else:
+            self._ring[self._next] = lag_s
+        self._next = (self._next + 1) % LAG_WINDOW_SAMPLES
+        self.bucket_counts[bisect.bisect_left(LAG_BUCKETS_S, lag_s)] += 1
+        self.samples += 1
+        self.sum_s += lag_s
+
+    def recent(self) -> dict[str, float | int]:
+        """p50, p99 and maximum of the last `LAG_WINDOW_S` of samples (seconds; zeros
+        before the first sample), and the seconds per second the store's write calls held
+        the loop over about that window (0.0 before two marks a second apart)."""
+        ordered = sorted(self._ring)
+
+        def at(fraction: float) -> float:
+            return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
+
+        store_share = 0.0
+        if len(self._marks) >= 2:
+            (first_at, first_s), (last_at, last_s) = self._marks[0], self._marks[-1]
+            store_share = (last_s - first_s) / (last_at - first_at)
+        return {"p50_s": at(0.5), "p99_s": at(0.99), "max_s": ordered[-1] if ordered else 0.0,
+                "samples": len(ordered), "store_write_s_per_s": store_share}
+
+
+class StoreMeter:
+    """Seconds spent on the loop in the store's write calls, and how many calls (rule 3)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+
+def meter_store_writes(store: Any, meter: StoreMeter) -> None:
+    """Time every write call of `store` (STORE_WRITE_CALLS it has) into `meter`, by
+    wrapping the instance's bound methods: the store's class is left as it is."""
+    for name in STORE_WRITE_CALLS:
+        method = getattr(store, name, None)
+        if method is not None:
+            setattr(store, name, _timed(method, meter))
+
+
+def _timed(method: Callable[..., Any], meter: StoreMeter) -> Callable[..., Any]:
+    @wraps(method)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            meter.seconds += time.perf_counter() - started
+            meter.calls += 1
+    return timed
