@@ -81,8 +81,8 @@ RATE_PROBE_EVERY = 20
 RATE_POLL_S = 0.002
 # A probe not seen at the last member this long after the load stopped fails the run.
 RATE_WAIT_S = 30.0
-# How often the loop watcher asks every agent for its loop lag over the agent's window
-# (`info`, 10 s): well inside the window, so the worst moment of a phase is never missed.
+# How often the loop watcher asks every agent for the maxima of its last seconds (`info`
+# lists 10): well inside that, so no second of a phase is missed.
 LOOP_POLL_S = 3.0
 # The bucket bounds of gossipnode_event_loop_lag_seconds, as /metrics lists them.
 LAG_BUCKET_LINE = re.compile(r'^gossipnode_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$')
@@ -230,22 +230,25 @@ class LoopWatch:
 
     At a phase's start and end it reads every agent's lag histogram (/metrics text) and the
     seconds its store writes held the loop (`info`); meanwhile a thread polls `info` every
-    `LOOP_POLL_S` for the maximum lag over the agent's window. A phase's p50 and p99 are
-    read from the difference of the histograms (interpolated within a bucket, as
-    Prometheus' histogram_quantile), its maximum is the largest window maximum polled.
-    Agents that do not report their loop (an older build) give None."""
+    `LOOP_POLL_S` for the worst lag and the longest store write of each of the agent's last
+    seconds. A phase's p50 and p99 are read from the difference of the histograms
+    (interpolated within a bucket, as Prometheus' histogram_quantile); its maxima are the
+    largest per-second ones of the seconds within the phase. Agents that do not report
+    their loop (an older build) give None."""
 
     def __init__(self, cluster: LocalCluster) -> None:
         self.cluster = cluster
         self.nodes = cluster.running()
-        self._maxima: list[float | None] = [None] * len(self.nodes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._began = 0.0
         self._start: list[tuple[float, list[tuple[float, int]] | None, float | None]] = []
+        # Per node: {whole second of this process's clock: (worst lag, longest write)}.
+        self._seconds: list[dict[int, tuple[float, float]]] = []
 
     def _read(self, node: int) -> tuple[float, list[tuple[float, int]] | None, float | None,
-                                        float | None]:
-        """(now, lag buckets, store write seconds, window max lag) of one agent."""
+                                        dict[str, Any] | None]:
+        """(now, lag buckets, store write seconds, the loop's `info`) of one agent."""
         now = time.perf_counter()
         buckets = []
         for line in self.cluster.request(node, "metrics").splitlines():
@@ -255,37 +258,46 @@ class LoopWatch:
         info = self.cluster.request(node, "info")
         if "loop" not in info:
             return now, None, None, None
-        return now, buckets, info["store"]["write_s_total"], info["loop"]["lag_max_s"]
+        return now, buckets, info["store"]["write_s_total"], info["loop"]
 
     def begin(self) -> None:
+        self._began = time.perf_counter()
         self._start = [self._read(n)[:3] for n in self.nodes]
-        self._maxima = [None] * len(self.nodes)
+        self._seconds = [{} for _ in self.nodes]
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.wait(LOOP_POLL_S):
-            self._note_maxima()
+            self._note_seconds()
 
-    def _note_maxima(self) -> None:
+    def _note_seconds(self) -> None:
         for i, node in enumerate(self.nodes):
             try:
-                lag_max = self._read(node)[3]
+                asked, _, _, loop = self._read(node)
             except (ClientError, OSError):
                 continue
-            if lag_max is not None:
-                self._maxima[i] = max(self._maxima[i] or 0.0, lag_max)
+            if loop is None:
+                continue
+            for age, (lag, write) in enumerate(zip(loop["lag_max_s_per_second"],
+                                                   loop["store_write_max_s_per_second"],
+                                                   strict=True)):
+                second = int(asked) - age
+                if second >= int(self._began):  # not a second before the phase began
+                    old_lag, old_write = self._seconds[i].get(second, (0.0, 0.0))
+                    self._seconds[i][second] = (max(old_lag, lag), max(old_write, write))
 
     def end(self) -> dict[str, list[float | None]]:
-        """Per node: loop lag p50, p99, max (ms) and the store's loop ms per second."""
+        """Per node: loop lag p50, p99, max (ms), the store's loop ms per second, and its
+        longest write call (ms)."""
         assert self._thread is not None
         self._stop.set()
         self._thread.join()
-        self._note_maxima()
+        self._note_seconds()
         result: dict[str, list[float | None]] = {
             "loop_lag_p50_ms": [], "loop_lag_p99_ms": [], "loop_lag_max_ms": [],
-            "store_loop_ms_per_s": []}
+            "store_loop_ms_per_s": [], "store_write_max_ms": []}
         for i, node in enumerate(self.nodes):
             started_at, buckets_before, store_before = self._start[i]
             ended_at, buckets_after, store_after, _ = self._read(node)
@@ -297,9 +309,11 @@ class LoopWatch:
                       in zip(buckets_after, buckets_before, strict=True)]
             result["loop_lag_p50_ms"].append(_bucket_quantile_ms(counts, 0.5))
             result["loop_lag_p99_ms"].append(_bucket_quantile_ms(counts, 0.99))
-            lag_max = self._maxima[i]
-            result["loop_lag_max_ms"].append(None if lag_max is None
-                                              else round(lag_max * 1000, 2))
+            seconds = self._seconds[i].values()
+            result["loop_lag_max_ms"].append(round(max((lag for lag, _ in seconds),
+                                                       default=0.0) * 1000, 2))
+            result["store_write_max_ms"].append(round(max((w for _, w in seconds),
+                                                          default=0.0) * 1000, 2))
             assert store_before is not None and store_after is not None
             result["store_loop_ms_per_s"].append(
                 round((store_after - store_before) * 1000 / (ended_at - started_at), 2))

@@ -45,6 +45,33 @@ STORE_WRITE_CALLS = ("apply_changes", "remove", "collect_tombstones", "clear_rep
                      "set_meta")
 
 
+class SecondMaxima:
+    """The largest value seen in each of the last `LAG_WINDOW_S` whole seconds of a clock:
+    where in the window the worst moments were (bounded: one pair per second)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._slots: deque[list[float]] = deque(maxlen=int(LAG_WINDOW_S))
+
+    def note(self, value: float) -> None:
+        second = float(int(self._clock()))
+        if self._slots and self._slots[-1][0] == second:
+            self._slots[-1][1] = max(self._slots[-1][1], value)
+        else:
+            self._slots.append([second, value])
+
+    def by_age(self) -> list[float]:
+        """The maxima, newest first: entry i is the second that began about i seconds ago
+        (0.0 for a second with nothing seen)."""
+        now = int(self._clock())
+        maxima = [0.0] * int(LAG_WINDOW_S)
+        for second, value in self._slots:
+            age = now - int(second)
+            if 0 <= age < len(maxima):
+                maxima[age] = value
+        return maxima
+
+
 class LoopLag:
     """The event loop's lag, sampled by a sleeping task (rules 1 and 2)."""
 
@@ -62,6 +89,7 @@ class LoopLag:
         self.bucket_counts = [0] * (len(LAG_BUCKETS_S) + 1)
         self.samples = 0
         self.sum_s = 0.0
+        self.per_second = SecondMaxima(clock)
 
     async def run(self) -> None:
         while True:
@@ -81,6 +109,7 @@ class LoopLag:
         self.bucket_counts[bisect.bisect_left(LAG_BUCKETS_S, lag_s)] += 1
         self.samples += 1
         self.sum_s += lag_s
+        self.per_second.note(lag_s)
 
     def recent(self) -> dict[str, float | int]:
         """p50, p99 and maximum of the last `LAG_WINDOW_S` of samples (seconds; zeros
@@ -105,6 +134,9 @@ class StoreMeter:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        # The longest call in each of the last seconds: one long transaction, not many
+        # short ones, is what delays a probe.
+        self.longest = SecondMaxima(time.perf_counter)
 
 
 def meter_store_writes(store: Any, meter: StoreMeter) -> None:
@@ -123,6 +155,8 @@ def _timed(method: Callable[..., Any], meter: StoreMeter) -> Callable[..., Any]:
         try:
             return method(*args, **kwargs)
         finally:
-            meter.seconds += time.perf_counter() - started
+            took = time.perf_counter() - started
+            meter.seconds += took
             meter.calls += 1
+            meter.longest.note(took)
     return timed

@@ -10,8 +10,10 @@ import trio
 from gossipnode.core.records import Record, Version
 from gossipnode.runtime.loop_lag import (
     LAG_SAMPLE_S,
+    LAG_WINDOW_S,
     LAG_WINDOW_SAMPLES,
     LoopLag,
+    SecondMaxima,
     StoreMeter,
     meter_store_writes,
 )
@@ -56,7 +58,7 @@ async def test_a_step_that_holds_the_loop_is_seen_as_lag_of_its_length():
 
 
 def test_the_window_is_bounded_and_forgets_old_samples():
-    lag = LoopLag()
+    lag = LoopLag(clock=lambda: 100.0)
     lag.record(3.0)  # long ago: pushed out of the window by the samples after it
     recorded = [i / 10_000 for i in range(3 * LAG_WINDOW_SAMPLES)]
     for value in recorded:
@@ -70,6 +72,19 @@ def test_the_window_is_bounded_and_forgets_old_samples():
     # The histogram keeps everything since start, in a fixed number of buckets.
     assert lag.samples == 3 * LAG_WINDOW_SAMPLES + 1
     assert lag.bucket_counts[-1] == 0 and lag.bucket_counts[-2] == 1  # 3.0 s: (2, 5]
+    # All of it in one second of the clock: that second's worst is the 3 s sample.
+    assert lag.per_second.by_age()[0] == 3.0 and max(lag.per_second.by_age()[1:]) == 0.0
+
+
+def test_per_second_maxima_keep_each_second_apart_and_forget_old_ones():
+    now = [100.2]
+    maxima = SecondMaxima(lambda: now[0])
+    for at, value in ((100.2, 0.5), (100.9, 0.1), (101.5, 0.2), (103.0, 0.05)):
+        now[0] = at
+        maxima.note(value)
+    assert maxima.by_age()[:4] == [0.05, 0.0, 0.2, 0.5]
+    now[0] = 100.0 + LAG_WINDOW_S + 0.5  # the second of 100 is out of the window now
+    assert 0.5 not in maxima.by_age() and 0.2 in maxima.by_age()
 
 
 class _SlowStore:
@@ -116,6 +131,10 @@ async def test_info_and_metrics_show_the_lag_and_the_store_share(tmp_path):
     assert loop["lag_max_s"] >= HOLD_S - LAG_SAMPLE_S
     assert loop["lag_p50_s"] <= loop["lag_p99_s"] <= loop["lag_max_s"]
     assert loop["window_s"] > 0 and loop["lag_samples"] > 0
+    # The held second is among the last ones, and no second's worst exceeds the window's.
+    assert max(loop["lag_max_s_per_second"]) == loop["lag_max_s"]
+    assert len(loop["lag_max_s_per_second"]) == loop["window_s"]
+    assert 0 < max(loop["store_write_max_s_per_second"]) <= shown["store"]["write_s_total"]
     assert shown["store"]["write_calls"] >= 1 and shown["store"]["write_s_total"] > 0
     buckets = [int(n) for n in re.findall(
         r'^gossipnode_event_loop_lag_seconds_bucket\{le="[^"]+"\} (\d+)$', text, re.M)]
