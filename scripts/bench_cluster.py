@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -81,9 +82,6 @@ RATE_PROBE_EVERY = 20
 RATE_POLL_S = 0.002
 # A probe not seen at the last member this long after the load stopped fails the run.
 RATE_WAIT_S = 30.0
-# How often the loop watcher asks every agent for the maxima of its last seconds (`info`
-# lists 10): well inside that, so no second of a phase is missed.
-LOOP_POLL_S = 3.0
 # The bucket bounds of gossipnode_event_loop_lag_seconds, as /metrics lists them.
 LAG_BUCKET_LINE = re.compile(r'^gossipnode_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$')
 SUSPECT_LINE = re.compile(
@@ -228,23 +226,19 @@ def latency_at_rate(cluster: LocalCluster, rate: float, seconds: float,
 class LoopWatch:
     """The agents' event-loop lag and the loop time their store writes took, per phase.
 
-    At a phase's start and end it reads every agent's lag histogram (/metrics text) and the
-    seconds its store writes held the loop (`info`); meanwhile a thread polls `info` every
-    `LOOP_POLL_S` for the worst lag and the longest store write of each of the agent's last
-    seconds. A phase's p50 and p99 are read from the difference of the histograms
-    (interpolated within a bucket, as Prometheus' histogram_quantile); its maxima are the
-    largest per-second ones of the seconds within the phase. Agents that do not report
-    their loop (an older build) give None."""
+    At a phase's start and end it reads every agent's lag histogram (/metrics text), the
+    seconds its store writes held the loop, and the worst lag and longest store write of
+    each of its last 60 seconds (`info`). A phase's p50 and p99 are read from the
+    difference of the histograms (interpolated within a bucket, as Prometheus'
+    histogram_quantile); its maxima are the largest of the seconds within the phase (its
+    last 60 seconds, if longer). It reads only between the phase's client runs: a
+    connection more during a run of `CLIENTS_PER_USER_MAX` clients would close one of
+    theirs. Agents that do not report their loop (an older build) give None."""
 
     def __init__(self, cluster: LocalCluster) -> None:
         self.cluster = cluster
         self.nodes = cluster.running()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._began = 0.0
         self._start: list[tuple[float, list[tuple[float, int]] | None, float | None]] = []
-        # Per node: {whole second of this process's clock: (worst lag, longest write)}.
-        self._seconds: list[dict[int, tuple[float, float]]] = []
 
     def _read(self, node: int) -> tuple[float, list[tuple[float, int]] | None, float | None,
                                         dict[str, Any] | None]:
@@ -261,47 +255,18 @@ class LoopWatch:
         return now, buckets, info["store"]["write_s_total"], info["loop"]
 
     def begin(self) -> None:
-        self._began = time.perf_counter()
         self._start = [self._read(n)[:3] for n in self.nodes]
-        self._seconds = [{} for _ in self.nodes]
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(LOOP_POLL_S):
-            self._note_seconds()
-
-    def _note_seconds(self) -> None:
-        for i, node in enumerate(self.nodes):
-            try:
-                asked, _, _, loop = self._read(node)
-            except (ClientError, OSError):
-                continue
-            if loop is None:
-                continue
-            for age, (lag, write) in enumerate(zip(loop["lag_max_s_per_second"],
-                                                   loop["store_write_max_s_per_second"],
-                                                   strict=True)):
-                second = int(asked) - age
-                if second >= int(self._began):  # not a second before the phase began
-                    old_lag, old_write = self._seconds[i].get(second, (0.0, 0.0))
-                    self._seconds[i][second] = (max(old_lag, lag), max(old_write, write))
 
     def end(self) -> dict[str, list[float | None]]:
         """Per node: loop lag p50, p99, max (ms), the store's loop ms per second, and its
         longest write call (ms)."""
-        assert self._thread is not None
-        self._stop.set()
-        self._thread.join()
-        self._note_seconds()
         result: dict[str, list[float | None]] = {
             "loop_lag_p50_ms": [], "loop_lag_p99_ms": [], "loop_lag_max_ms": [],
             "store_loop_ms_per_s": [], "store_write_max_ms": []}
         for i, node in enumerate(self.nodes):
             started_at, buckets_before, store_before = self._start[i]
-            ended_at, buckets_after, store_after, _ = self._read(node)
-            if buckets_before is None or buckets_after is None:
+            ended_at, buckets_after, store_after, loop = self._read(node)
+            if buckets_before is None or buckets_after is None or loop is None:
                 for values in result.values():
                     values.append(None)
                 continue
@@ -309,11 +274,11 @@ class LoopWatch:
                       in zip(buckets_after, buckets_before, strict=True)]
             result["loop_lag_p50_ms"].append(_bucket_quantile_ms(counts, 0.5))
             result["loop_lag_p99_ms"].append(_bucket_quantile_ms(counts, 0.99))
-            seconds = self._seconds[i].values()
-            result["loop_lag_max_ms"].append(round(max((lag for lag, _ in seconds),
-                                                       default=0.0) * 1000, 2))
-            result["store_write_max_ms"].append(round(max((w for _, w in seconds),
-                                                          default=0.0) * 1000, 2))
+            # Entry i is the second that began about i seconds ago: those of the phase.
+            seconds = math.ceil(ended_at - started_at)
+            for name, key in (("loop_lag_max_ms", "lag_max_s_per_second"),
+                              ("store_write_max_ms", "store_write_max_s_per_second")):
+                result[name].append(round(max(loop[key][:seconds + 1]) * 1000, 2))
             assert store_before is not None and store_after is not None
             result["store_loop_ms_per_s"].append(
                 round((store_after - store_before) * 1000 / (ended_at - started_at), 2))

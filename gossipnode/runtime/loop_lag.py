@@ -6,8 +6,9 @@ Rules:
    how late a probe (or its timeout) would have been at that moment: a store commit or
    any other long step on the loop shows up here, whatever caused it.
 2. Memory is bounded: the last `LAG_WINDOW_S` of samples in a ring (`LAG_WINDOW_SAMPLES`
-   floats), whose p50, p99 and maximum `info` shows, and since start a histogram of fixed
-   buckets (`LAG_BUCKETS_S`, cumulative counts, as /metrics shows them).
+   floats), whose p50, p99 and maximum `info` shows; the worst lag of each of the last
+   `SECONDS_KEPT` seconds; and since start a histogram of fixed buckets (`LAG_BUCKETS_S`,
+   cumulative counts, as /metrics shows them).
 3. `StoreMeter` adds up the seconds spent on the event loop inside the store's write
    calls (the lookup, the resolve and the transaction of `apply_changes`, and the rarer
    removals), wrapped around the store instance by `meter_store_writes`; so an operator
@@ -25,8 +26,8 @@ from typing import Any
 
 import trio
 
-__all__ = ["LAG_BUCKETS_S", "LAG_SAMPLE_S", "LAG_WINDOW_S", "LoopLag", "StoreMeter",
-           "meter_store_writes"]
+__all__ = ["LAG_BUCKETS_S", "LAG_SAMPLE_S", "LAG_WINDOW_S", "SECONDS_KEPT", "LoopLag",
+           "SecondMaxima", "StoreMeter", "meter_store_writes"]
 
 # The lag task wakes this often: fine enough to see a 10 ms stall (a probe times out after
 # `probe_timeout_s`, 0.5 s by default), and at 100 wake-ups a second it costs a few ms of
@@ -36,6 +37,10 @@ LAG_SAMPLE_S = 0.01
 # between two looks of an operator or a scraper, short enough to say "now".
 LAG_WINDOW_S = 10.0
 LAG_WINDOW_SAMPLES = int(LAG_WINDOW_S / LAG_SAMPLE_S)
+# The worst lag (and the longest store write) of each of this many last seconds is kept:
+# a minute, so that a burst is seen whole by one look after it (a benchmark's, or an
+# operator's who was paged), in 60 numbers.
+SECONDS_KEPT = 60
 # Histogram bucket upper bounds (seconds) of the lag since start, for /metrics: from a
 # tenth of a millisecond (a free loop) to the probe timeout and beyond.
 LAG_BUCKETS_S = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
@@ -46,12 +51,12 @@ STORE_WRITE_CALLS = ("apply_changes", "remove", "collect_tombstones", "clear_rep
 
 
 class SecondMaxima:
-    """The largest value seen in each of the last `LAG_WINDOW_S` whole seconds of a clock:
-    where in the window the worst moments were (bounded: one pair per second)."""
+    """The largest value seen in each of the last `SECONDS_KEPT` whole seconds of a clock:
+    when the worst moments were (bounded: one pair per second)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._slots: deque[list[float]] = deque(maxlen=int(LAG_WINDOW_S))
+        self._slots: deque[list[float]] = deque(maxlen=SECONDS_KEPT)
 
     def note(self, value: float) -> None:
         second = float(int(self._clock()))
@@ -64,7 +69,7 @@ class SecondMaxima:
         """The maxima, newest first: entry i is the second that began about i seconds ago
         (0.0 for a second with nothing seen)."""
         now = int(self._clock())
-        maxima = [0.0] * int(LAG_WINDOW_S)
+        maxima = [0.0] * SECONDS_KEPT
         for second, value in self._slots:
             age = now - int(second)
             if 0 <= age < len(maxima):

@@ -281,8 +281,9 @@ def _loop(agent: Agent) -> dict[str, Any]:
         "lag_max_s": round(recent["max_s"], 6),
         "lag_samples": recent["samples"],
         "store_write_s_per_s": round(recent["store_write_s_per_s"], 6),
-        # The worst lag and the longest store write call of each of the last seconds,
-        # newest first (entry i: the second that began about i seconds ago).
+        # The worst lag and the longest store write call of each of the last
+        # `SECONDS_KEPT` seconds, newest first (entry i: the second that began about i
+        # seconds ago).
         "lag_max_s_per_second": [round(v, 6) for v in agent.loop_lag.per_second.by_age()],
         "store_write_max_s_per_second": [round(v, 6)
                                          for v in agent.store_meter.longest.by_age()],

@@ -10,8 +10,8 @@ import trio
 from gossipnode.core.records import Record, Version
 from gossipnode.runtime.loop_lag import (
     LAG_SAMPLE_S,
-    LAG_WINDOW_S,
     LAG_WINDOW_SAMPLES,
+    SECONDS_KEPT,
     LoopLag,
     SecondMaxima,
     StoreMeter,
@@ -83,7 +83,7 @@ def test_per_second_maxima_keep_each_second_apart_and_forget_old_ones():
         now[0] = at
         maxima.note(value)
     assert maxima.by_age()[:4] == [0.05, 0.0, 0.2, 0.5]
-    now[0] = 100.0 + LAG_WINDOW_S + 0.5  # the second of 100 is out of the window now
+    now[0] = 100.0 + SECONDS_KEPT + 0.5  # the second of 100 is kept no longer
     assert 0.5 not in maxima.by_age() and 0.2 in maxima.by_age()
 
 
@@ -133,7 +133,7 @@ async def test_info_and_metrics_show_the_lag_and_the_store_share(tmp_path):
     assert loop["window_s"] > 0 and loop["lag_samples"] > 0
     # The held second is among the last ones, and no second's worst exceeds the window's.
     assert max(loop["lag_max_s_per_second"]) == loop["lag_max_s"]
-    assert len(loop["lag_max_s_per_second"]) == loop["window_s"]
+    assert len(loop["lag_max_s_per_second"]) == SECONDS_KEPT
     assert 0 < max(loop["store_write_max_s_per_second"]) <= shown["store"]["write_s_total"]
     assert shown["store"]["write_calls"] >= 1 and shown["store"]["write_s_total"] > 0
     buckets = [int(n) for n in re.findall(
