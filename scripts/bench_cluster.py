@@ -36,7 +36,7 @@ sessions running on it).
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
-        [--durability fsync|periodic]
+        [--durability fsync|periodic] [--writer loop|process]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
 """
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
 import json
 import math
 import multiprocessing
@@ -89,9 +90,15 @@ SUSPECT_LINE = re.compile(
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has spent so far, from /proc."""
+    """CPU seconds (user + system) a process and its running children (an agent's writer
+    process, `--writer process`) have spent so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    spent = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it ended
+                spent += cpu_s(int(child))
+    return spent
 
 
 def _burst_writer(socket_path: Path, worker: int, count: int, deadline: float | None,
@@ -488,6 +495,8 @@ def main() -> int:
     parser.add_argument("--rate-s", type=float, default=10.0, help="seconds of --rate load")
     parser.add_argument("--durability", choices=("fsync", "periodic"), default=None,
                         help="storage.durability of every agent (default: the agent's)")
+    parser.add_argument("--writer", choices=("loop", "process"), default=None,
+                        help="storage.writer of every agent (default: the agent's)")
     parser.add_argument("--writes-only", action="store_true",
                         help="skip the partition and memory runs")
     parser.add_argument("--json", action="store_true")
@@ -495,10 +504,13 @@ def main() -> int:
     if args.heal:
         return heal_main(args)
     extra = FAST
-    if args.durability is not None:
-        extra += f'\n[storage]\ndurability = "{args.durability}"\n'
+    storage = [f'{key} = "{value}"' for key, value in (("durability", args.durability),
+                                                        ("writer", args.writer)) if value]
+    if storage:
+        extra += "\n[storage]\n" + "\n".join(storage) + "\n"
     result: dict[str, object] = {"nodes": args.nodes, "write_clients": args.clients,
-                                 "durability": args.durability or "default"}
+                                 "durability": args.durability or "default",
+                                 "writer": args.writer or "default"}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         root = Path(scratch)
         with LocalCluster(root / "run", args.nodes, extra_toml=extra) as cluster:

@@ -31,6 +31,8 @@ import trio
 
 from ..config import StorageConfig
 from ..storage import SqliteStore
+from ..storage.pending_writes import PendingWritesStore
+from .writer_process import WriterSync
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "PEER_SYNC_INTERVAL_S", "SYNC_GATHER_S", "Durability",
            "SyncThread"]
@@ -110,14 +112,19 @@ class Durability:
         started, so writes that arrive while a sync runs share the next one. Periodic
         durability waits `fsync_interval_ms` before each sync instead of running at once."""
         store = self.store
-        syncer = SyncThread(store.sync_wal)
+        syncer: SyncThread | WriterSync = (
+            WriterSync(store) if isinstance(store, PendingWritesStore)
+            else SyncThread(store.sync_wal))
         try:
             await self._sync_loop(syncer)
         finally:
             syncer.stop()
 
-    async def _sync_loop(self, syncer: SyncThread) -> None:
+    async def _sync_loop(self, syncer: SyncThread | WriterSync) -> None:
         store = self.store
+        # A writer process syncs every batch it takes by itself: waiting here would only
+        # delay reading its answer.
+        spaced = not isinstance(syncer, WriterSync)
         while True:
             answered = 0
             while self._unanswered and self._unanswered[0][0] <= store.durable:
@@ -134,7 +141,7 @@ class Durability:
                 continue
             if self.periodic:
                 await trio.sleep(self.interval_s)
-            elif not self._unanswered:
+            elif spaced and not self._unanswered:
                 self._client_waiting = trio.Event()
                 with trio.move_on_at(self._synced_at + PEER_SYNC_INTERVAL_S):
                     await self._client_waiting.wait()
