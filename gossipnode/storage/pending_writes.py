@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from ..core.catalog import dataset as lookup_dataset
 from ..core.records import Record
-from ..core.store import Resolve, check_replicated, resolve_lww
+from ..core.store import Resolve, check_replicated
 from .sqlite_store import SqliteStore
 
 __all__ = ["BatchWriter", "PendingWritesStore", "Row"]
@@ -71,19 +70,7 @@ class PendingWritesStore(SqliteStore):
                       ) -> list[tuple[Record | None, Record]]:
         """As SqliteStore.apply_changes (the same resolution, in order), but the batch is
         handed to the writer instead of committed here."""
-        records = list(records)
-        resolve = resolve_lww if resolve is None else resolve
-        for record in records:
-            lookup_dataset(record.dataset)
-        current = self.get_many((r.dataset, r.key) for r in records)
-        changes: list[tuple[Record | None, Record]] = []
-        for incoming in records:
-            where = (incoming.dataset, incoming.key)
-            previous = current.get(where)
-            record = resolve(incoming, previous)
-            if record is not None:
-                current[where] = record
-                changes.append((previous, record))
+        changes = self.resolved(records, resolve)  # through our get_many: pending first
         if not changes:
             return changes
         number = self.commits + 1
