@@ -265,11 +265,13 @@ class LoopWatch:
         self._start = [self._read(n)[:3] for n in self.nodes]
 
     def end(self) -> dict[str, list[float | None]]:
-        """Per node: loop lag p50, p99, max (ms), the store's loop ms per second, and its
-        longest write call (ms)."""
+        """Per node: loop lag p50, p99, max (ms), of a second's worst lag the most that was
+        waiting for a CPU (ms), the store's loop ms per second, and its longest write call
+        (ms)."""
         result: dict[str, list[float | None]] = {
             "loop_lag_p50_ms": [], "loop_lag_p99_ms": [], "loop_lag_max_ms": [],
-            "store_loop_ms_per_s": [], "store_write_max_ms": []}
+            "loop_lag_cpu_wait_max_ms": [], "store_loop_ms_per_s": [],
+            "store_write_max_ms": []}
         for i, node in enumerate(self.nodes):
             started_at, buckets_before, store_before = self._start[i]
             ended_at, buckets_after, store_after, loop = self._read(node)
@@ -284,6 +286,7 @@ class LoopWatch:
             # Entry i is the second that began about i seconds ago: those of the phase.
             seconds = math.ceil(ended_at - started_at)
             for name, key in (("loop_lag_max_ms", "lag_max_s_per_second"),
+                              ("loop_lag_cpu_wait_max_ms", "lag_cpu_wait_max_s_per_second"),
                               ("store_write_max_ms", "store_write_max_s_per_second")):
                 result[name].append(round(max(loop[key][:seconds + 1]) * 1000, 2))
             assert store_before is not None and store_after is not None

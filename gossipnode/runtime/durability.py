@@ -17,6 +17,10 @@ Rules (Invariant 4, `storage.durability`):
 4. Under "fsync", a sync that no client write waits for (only peers: the acknowledgements
    of their pushes) starts at most `PEER_SYNC_INTERVAL_S` after the previous one ended, so
    that one sync covers the pushes of several writes; a client write cuts the wait short.
+5. With a writer process (`storage.writer = "process"`, runtime/writer_process.py) the
+   writer commits and syncs each batch itself; the syncer (`WriterSync`) only reads its
+   answers, so it runs at once, without the wait of rule 4. Rule 2 holds as it is: a batch
+   handed over counts as a commit, and its answer as the sync that covers it.
 """
 
 from __future__ import annotations

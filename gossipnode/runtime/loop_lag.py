@@ -13,6 +13,10 @@ Rules:
    calls (the lookup, the resolve and the transaction of `apply_changes`, and the rarer
    removals), wrapped around the store instance by `meter_store_writes`; so an operator
    can tell the store's share of the loop's time from the rest.
+4. A late wake-up has two causes: the loop ran something else (a long step, a store
+   commit), or the operating system did not run the loop's thread at all (every CPU
+   busy). Each sample also takes the time the thread waited on a run queue since the last
+   one (Linux schedstat): the part of a lag that was such a wait is not the loop's doing.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ LAG_BUCKETS_S = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 
 # Store write calls timed by `meter_store_writes`: every call that writes on the loop.
 STORE_WRITE_CALLS = ("apply_changes", "remove", "collect_tombstones", "clear_replicated",
                      "set_meta")
+
+
+def runqueue_wait_s() -> float | None:
+    """Seconds this thread has waited on a run queue for a CPU since it started (Linux
+    schedstat); None where the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat") as schedstat:
+            return int(schedstat.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class SecondMaxima:
@@ -97,6 +111,10 @@ class LoopLag:
         self.samples = 0
         self.sum_s = 0.0
         self.per_second = SecondMaxima(clock)
+        # Rule 4: the seconds the loop's thread waited for a CPU, since start, and per
+        # second the most of one sample's lag that was such a wait.
+        self.cpu_wait_s = 0.0
+        self.cpu_wait_per_second = SecondMaxima(clock)
 
     async def run(self) -> None:
         """Sample until cancelled. Under a virtual clock (trio.testing.MockClock) there is
@@ -104,15 +122,22 @@ class LoopLag:
         of wake-ups: it returns at once."""
         if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
             return
+        waited = runqueue_wait_s()
         while True:
             due = self._clock() + LAG_SAMPLE_S
             await trio.sleep_until(due)
             now = self._clock()
-            self.record(max(0.0, now - due))
+            waited_now = runqueue_wait_s()
+            starved = (0.0 if waited is None or waited_now is None
+                       else max(0.0, waited_now - waited))
+            waited = waited_now
+            self.record(max(0.0, now - due), starved)
             if self._meter is not None and (not self._marks or now - self._marks[-1][0] >= 1.0):
                 self._marks.append((now, self._meter.seconds))
 
-    def record(self, lag_s: float) -> None:
+    def record(self, lag_s: float, starved_s: float = 0.0) -> None:
+        """One sample: `lag_s` late, of which the loop's thread waited `starved_s` for a
+        CPU since the previous sample (the rest of the lag: the loop ran something else)."""
         if len(self._ring) < LAG_WINDOW_SAMPLES:
             self._ring.append(lag_s)
         else:
@@ -122,6 +147,8 @@ class LoopLag:
         self.samples += 1
         self.sum_s += lag_s
         self.per_second.note(lag_s)
+        self.cpu_wait_s += starved_s
+        self.cpu_wait_per_second.note(min(lag_s, starved_s))
 
     def recent(self) -> dict[str, float | int]:
         """p50, p99 and maximum of the last `LAG_WINDOW_S` of samples (seconds; zeros

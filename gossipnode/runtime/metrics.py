@@ -131,6 +131,9 @@ def _loop_metrics(agent: Agent) -> list[str]:
                      f"The loop's lag over the last {LAG_WINDOW_S:g} s, by statistic.",
                      [({"stat": stat}, round(recent[f"{stat}_s"], 6))
                       for stat in ("p50", "p99", "max")])
+    lines += _family("gossipnode_event_loop_cpu_wait_seconds_total", "counter",
+                     "Seconds the loop's thread waited for a CPU (Linux schedstat).",
+                     [({}, round(lag.cpu_wait_s, 6))])
     lines += _family("gossipnode_store_write_seconds_total", "counter",
                      "Seconds the store's write calls held the event loop.",
                      [({}, round(agent.store_meter.seconds, 6))])

@@ -285,6 +285,11 @@ def _loop(agent: Agent) -> dict[str, Any]:
         # `SECONDS_KEPT` seconds, newest first (entry i: the second that began about i
         # seconds ago).
         "lag_max_s_per_second": [round(v, 6) for v in agent.loop_lag.per_second.by_age()],
+        # Of each second's worst lag, the most that was the loop's thread waiting for a CPU
+        # (every CPU busy: not the loop's doing), and that wait since start.
+        "lag_cpu_wait_max_s_per_second": [
+            round(v, 6) for v in agent.loop_lag.cpu_wait_per_second.by_age()],
+        "cpu_wait_s_total": round(agent.loop_lag.cpu_wait_s, 6),
         "store_write_max_s_per_second": [round(v, 6)
                                          for v in agent.store_meter.longest.by_age()],
     }

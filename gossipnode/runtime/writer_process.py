@@ -8,7 +8,9 @@ Rules:
    socket pair (and no other descriptor: the data directory's lock stays the agent's), sends
    each batch as one frame (a 4-byte length, then `marshal` of (number, rows): compact, and
    one C call each way) and reads the answers, each the number of the last batch committed
-   and synced. The child dies with the agent (writer_main.py rule 3).
+   and synced. The child dies with the agent (writer_main.py rule 3); the kernel's signal
+   at the parent's death is tied to the thread that started the child, so the store is
+   opened on the agent's main thread (runtime/daemon.py), which lives as long as the agent.
 3. Answers are read on the event loop: `WriterSync.run` (Durability's syncer in place of
    `SyncThread`) waits for the socket to be readable and takes what arrived, until the
    batches handed over before it was called are answered. `drain` reads them blocking (a

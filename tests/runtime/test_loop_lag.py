@@ -2,9 +2,13 @@
 and /metrics as lag of about its length, memory stays bounded, and the time the store's
 writes hold the loop is counted."""
 
+import os
 import re
+import subprocess
+import sys
 import time
 
+import pytest
 import trio
 
 from gossipnode.core.records import Record, Version
@@ -16,6 +20,7 @@ from gossipnode.runtime.loop_lag import (
     SecondMaxima,
     StoreMeter,
     meter_store_writes,
+    runqueue_wait_s,
 )
 from gossipnode.runtime.metrics import render_metrics
 from gossipnode.runtime.status import info
@@ -34,6 +39,13 @@ async def _samples_taken(lag: LoopLag, count: int) -> None:
     with trio.fail_after(WAIT_S):
         while lag.samples < count:  # noqa: ASYNC110 - counting samples, no event to await
             await trio.sleep(LAG_SAMPLE_S)
+
+
+def _spin_the_loop() -> None:
+    """A step that keeps the loop's thread running (runnable) for HOLD_S of wall time."""
+    end = time.monotonic() + HOLD_S
+    while time.monotonic() < end:
+        pass
 
 
 def _hold_the_loop() -> None:
@@ -55,6 +67,44 @@ async def test_a_step_that_holds_the_loop_is_seen_as_lag_of_its_length():
     assert recent["p50_s"] < HOLD_S / 2  # the other samples were on time
     assert sum(lag.bucket_counts) == lag.samples == recent["samples"]
     assert sum(lag.bucket_counts[-6:]) >= 1  # a bucket above 0.1 s holds it
+
+
+BUSY = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+
+
+def _busy_on(cpu: int) -> list[subprocess.Popen]:
+    """Two processes spinning on `cpu` (killed by the test that started them)."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(2)]
+    for process in busy:
+        os.sched_setaffinity(process.pid, {cpu})
+    return busy
+
+
+@pytest.mark.skipif(runqueue_wait_s() is None, reason="the kernel does not say (schedstat)")
+async def test_a_lag_while_every_cpu_is_busy_is_told_apart_as_waiting_for_a_cpu():
+    """The loop's thread and two busy processes share one CPU: while the loop holds itself
+    busy for HOLD_S, the thread waits for that CPU about two thirds of the time."""
+    lag = LoopLag()
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    busy = _busy_on(cpu)
+    try:
+        os.sched_setaffinity(0, {cpu})  # this thread only: the loop's
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lag.run)
+            await _samples_taken(lag, 3)
+            waited = lag.cpu_wait_s
+            _spin_the_loop()
+            await _samples_taken(lag, lag.samples + 2)
+            nursery.cancel_scope.cancel()
+    finally:
+        os.sched_setaffinity(0, before)
+        for process in busy:  # the processes this test started, by their PIDs
+            process.kill()
+            process.wait(timeout=WAIT_S)
+    assert lag.cpu_wait_s - waited >= HOLD_S / 4
+    worst = max(lag.cpu_wait_per_second.by_age())
+    assert HOLD_S / 4 <= worst <= max(lag.per_second.by_age())
 
 
 def test_the_window_is_bounded_and_forgets_old_samples():
@@ -135,6 +185,9 @@ async def test_info_and_metrics_show_the_lag_and_the_store_share(tmp_path):
     assert max(loop["lag_max_s_per_second"]) == loop["lag_max_s"]
     assert len(loop["lag_max_s_per_second"]) == SECONDS_KEPT
     assert 0 < max(loop["store_write_max_s_per_second"]) <= shown["store"]["write_s_total"]
+    assert len(loop["lag_cpu_wait_max_s_per_second"]) == SECONDS_KEPT
+    assert loop["cpu_wait_s_total"] >= 0
+    assert re.search(r"^gossipnode_event_loop_cpu_wait_seconds_total [\d.e-]+$", text, re.M)
     assert shown["store"]["write_calls"] >= 1 and shown["store"]["write_s_total"] > 0
     buckets = [int(n) for n in re.findall(
         r'^gossipnode_event_loop_lag_seconds_bucket\{le="[^"]+"\} (\d+)$', text, re.M)]
