@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .config import DURABILITY_MODES, MEMBERS_MAX_LIMIT, RECORD_OVERHEAD_BYTES_MAX
+from .config import DURABILITY_MODES, MEMBERS_MAX_LIMIT, RECORD_OVERHEAD_BYTES_MAX, WRITERS
 
 if TYPE_CHECKING:
     from .config import NodeConfig
@@ -63,6 +63,12 @@ def check_config(config: NodeConfig) -> tuple[str, str] | None:
     if config.storage.durability not in DURABILITY_MODES:
         return ("storage.durability", f"expected one of {', '.join(DURABILITY_MODES)}, "
                 f"got {config.storage.durability!r}")
+    if config.storage.writer not in WRITERS:
+        return ("storage.writer", f"expected one of {', '.join(WRITERS)}, "
+                f"got {config.storage.writer!r}")
+    if config.storage.writer == "process" and config.storage.durability != "fsync":
+        # A batch handed over is not yet committed: only its sync may acknowledge it.
+        return "storage.writer", '"process" needs storage.durability = "fsync"'
     if config.metrics_listen is not None and config.metrics_listen == config.listen:
         return "metrics_listen", "must differ from listen"
     return None

@@ -36,7 +36,7 @@ sessions running on it).
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
-        [--durability fsync|periodic]
+        [--durability fsync|periodic] [--writer loop|process]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
 """
 
@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -81,14 +83,22 @@ RATE_PROBE_EVERY = 20
 RATE_POLL_S = 0.002
 # A probe not seen at the last member this long after the load stopped fails the run.
 RATE_WAIT_S = 30.0
+# The bucket bounds of gossipnode_event_loop_lag_seconds, as /metrics lists them.
+LAG_BUCKET_LINE = re.compile(r'^gossipnode_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$')
 SUSPECT_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*member (\S+) \(.*is suspect$")
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has spent so far, from /proc."""
+    """CPU seconds (user + system) a process and its running children (an agent's writer
+    process, `--writer process`) have spent so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    spent = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it ended
+                spent += cpu_s(int(child))
+    return spent
 
 
 def _burst_writer(socket_path: Path, worker: int, count: int, deadline: float | None,
@@ -218,6 +228,88 @@ def latency_at_rate(cluster: LocalCluster, rate: float, seconds: float,
     assert stopped_at is not None
     return (written / (stopped_at - started), [seen[k] - acknowledged[k] for k in acknowledged],
             cpu_ms)
+
+
+class LoopWatch:
+    """The agents' event-loop lag and the loop time their store writes took, per phase.
+
+    At a phase's start and end it reads every agent's lag histogram (/metrics text), the
+    seconds its store writes held the loop, and the worst lag and longest store write of
+    each of its last 60 seconds (`info`). A phase's p50 and p99 are read from the
+    difference of the histograms (interpolated within a bucket, as Prometheus'
+    histogram_quantile); its maxima are the largest of the seconds within the phase (its
+    last 60 seconds, if longer). It reads only between the phase's client runs: a
+    connection more during a run of `CLIENTS_PER_USER_MAX` clients would close one of
+    theirs. Agents that do not report their loop (an older build) give None."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.nodes = cluster.running()
+        self._start: list[tuple[float, list[tuple[float, int]] | None, float | None]] = []
+
+    def _read(self, node: int) -> tuple[float, list[tuple[float, int]] | None, float | None,
+                                        dict[str, Any] | None]:
+        """(now, lag buckets, store write seconds, the loop's `info`) of one agent."""
+        now = time.perf_counter()
+        buckets = []
+        for line in self.cluster.request(node, "metrics").splitlines():
+            match = LAG_BUCKET_LINE.match(line)
+            if match:
+                buckets.append((float(match.group(1)), int(match.group(2))))
+        info = self.cluster.request(node, "info")
+        if "loop" not in info:
+            return now, None, None, None
+        return now, buckets, info["store"]["write_s_total"], info["loop"]
+
+    def begin(self) -> None:
+        self._start = [self._read(n)[:3] for n in self.nodes]
+
+    def end(self) -> dict[str, list[float | None]]:
+        """Per node: loop lag p50, p99, max (ms), of a second's worst lag the most that was
+        waiting for a CPU (ms), the store's loop ms per second, and its longest write call
+        (ms)."""
+        result: dict[str, list[float | None]] = {
+            "loop_lag_p50_ms": [], "loop_lag_p99_ms": [], "loop_lag_max_ms": [],
+            "loop_lag_cpu_wait_max_ms": [], "store_loop_ms_per_s": [],
+            "store_write_max_ms": []}
+        for i, node in enumerate(self.nodes):
+            started_at, buckets_before, store_before = self._start[i]
+            ended_at, buckets_after, store_after, loop = self._read(node)
+            if buckets_before is None or buckets_after is None or loop is None:
+                for values in result.values():
+                    values.append(None)
+                continue
+            counts = [(bound, after - before) for (bound, after), (_, before)
+                      in zip(buckets_after, buckets_before, strict=True)]
+            result["loop_lag_p50_ms"].append(_bucket_quantile_ms(counts, 0.5))
+            result["loop_lag_p99_ms"].append(_bucket_quantile_ms(counts, 0.99))
+            # Entry i is the second that began about i seconds ago: those of the phase.
+            seconds = math.ceil(ended_at - started_at)
+            for name, key in (("loop_lag_max_ms", "lag_max_s_per_second"),
+                              ("loop_lag_cpu_wait_max_ms", "lag_cpu_wait_max_s_per_second"),
+                              ("store_write_max_ms", "store_write_max_s_per_second")):
+                result[name].append(round(max(loop[key][:seconds + 1]) * 1000, 2))
+            assert store_before is not None and store_after is not None
+            result["store_loop_ms_per_s"].append(
+                round((store_after - store_before) * 1000 / (ended_at - started_at), 2))
+        return result
+
+
+def _bucket_quantile_ms(cumulative: list[tuple[float, int]], fraction: float) -> float | None:
+    """The `fraction` quantile of a cumulative histogram, linear within its bucket (ms)."""
+    total = cumulative[-1][1] if cumulative else 0
+    if total == 0:
+        return None
+    rank = fraction * total
+    lower_bound, lower_count = 0.0, 0
+    for bound, count in cumulative:
+        if count >= rank:
+            if bound == float("inf"):
+                return round(lower_bound * 1000, 2)  # above every bound: its lowest value
+            share = (rank - lower_count) / max(count - lower_count, 1)
+            return round((lower_bound + (bound - lower_bound) * share) * 1000, 3)
+        lower_bound, lower_count = bound, count
+    return None
 
 
 def percentile_ms(sorted_s: list[float], fraction: float) -> float:
@@ -406,6 +498,8 @@ def main() -> int:
     parser.add_argument("--rate-s", type=float, default=10.0, help="seconds of --rate load")
     parser.add_argument("--durability", choices=("fsync", "periodic"), default=None,
                         help="storage.durability of every agent (default: the agent's)")
+    parser.add_argument("--writer", choices=("loop", "process"), default=None,
+                        help="storage.writer of every agent (default: the agent's)")
     parser.add_argument("--writes-only", action="store_true",
                         help="skip the partition and memory runs")
     parser.add_argument("--json", action="store_true")
@@ -413,18 +507,24 @@ def main() -> int:
     if args.heal:
         return heal_main(args)
     extra = FAST
-    if args.durability is not None:
-        extra += f'\n[storage]\ndurability = "{args.durability}"\n'
+    storage = [f'{key} = "{value}"' for key, value in (("durability", args.durability),
+                                                        ("writer", args.writer)) if value]
+    if storage:
+        extra += "\n[storage]\n" + "\n".join(storage) + "\n"
     result: dict[str, object] = {"nodes": args.nodes, "write_clients": args.clients,
-                                 "durability": args.durability or "default"}
+                                 "durability": args.durability or "default",
+                                 "writer": args.writer or "default"}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         root = Path(scratch)
         with LocalCluster(root / "run", args.nodes, extra_toml=extra) as cluster:
             cluster.start_all()
             cluster.wait_members()
+            watch = LoopWatch(cluster)
             burst_started = time.time()
+            watch.begin()
             throughput, cpu_ms, client_ms = write_throughput(cluster, args.writes,
                                                              args.clients, args.burst_s)
+            burst_loop = watch.end()
             burst_s = time.time() - burst_started
             time.sleep(1)  # the log lines of the burst's last moments
             burst_suspicions = len(suspicions(cluster, burst_started, time.time()))
@@ -435,6 +535,7 @@ def main() -> int:
                 "write_client_cpu_ms_per_record": round(client_ms, 3),
                 "false_suspicions_during_writes": burst_suspicions,
             }
+            result |= {f"write_{name}_per_node": values for name, values in burst_loop.items()}
             cluster.wait_converged(timeout_s=300)  # let the burst settle before timing
             latencies = sorted(replication_latency(cluster, args.samples))
             result |= {"replication_latency_p50_ms": percentile_ms(latencies, 0.5),
@@ -442,8 +543,10 @@ def main() -> int:
             if args.rate is not None:
                 cluster.wait_converged(timeout_s=300)
                 rate_started = time.time()
+                watch.begin()
                 reached, loaded, rate_cpu_ms = latency_at_rate(cluster, args.rate,
                                                                args.rate_s, args.clients)
+                rate_loop = watch.end()
                 loaded.sort()
                 time.sleep(1)
                 result |= {
@@ -456,6 +559,7 @@ def main() -> int:
                     "rate_false_suspicions": len(suspicions(cluster, rate_started,
                                                             time.time())),
                 }
+                result |= {f"rate_{name}_per_node": values for name, values in rate_loop.items()}
             if not args.writes_only:
                 result |= {"partition_d_per_side": args.d,
                            "converge_after_heal_s": round(partition_heal(cluster, args.d), 2)}

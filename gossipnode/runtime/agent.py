@@ -68,6 +68,7 @@ from .durability import Durability
 from .links import Links
 from .listener import serve
 from .logs import LogTail
+from .loop_lag import LoopLag, StoreMeter, meter_store_writes
 from .transport import ConnectionClosed, PeerConnection, TransportStatus
 
 __all__ = ["Agent", "wall_clock_ms"]
@@ -166,6 +167,10 @@ class Agent:
         self.sync_listeners: list[Callable[[SyncCompleted], None]] = []
         # When events and answers to writes may go out (runtime/durability.py).
         self.durability = Durability(store, config.storage, self._carry_out)
+        # How long the loop is held, and by the store's writes how much (runtime/loop_lag.py).
+        self.store_meter = StoreMeter()
+        meter_store_writes(store, self.store_meter)
+        self.loop_lag = LoopLag(clock, self.store_meter)
 
     # --- the services --------------------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class Agent:
                         self.identity, lambda: self.secrets, self.config.wire,
                         self._serve_peer,
                     )
+                nursery.start_soon(self.loop_lag.run)
                 nursery.start_soon(self.durability.sync_loop)
                 if self.store.deferred_sync:  # else each commit syncs, checkpoints too
                     nursery.start_soon(self.durability.checkpoint_loop)

@@ -18,11 +18,12 @@ from pathlib import Path
 import trio
 
 from ..config import NodeConfig
-from ..storage import SqliteStore, StoreError
+from ..storage import StoreError
 from .agent import Agent
 from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
 from .logs import LogTail
 from .preflight import prepare
+from .writer_process import open_store
 
 __all__ = ["AgentFailed", "StartupError", "run_agent"]
 
@@ -73,7 +74,7 @@ def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
             fixed = make_private(config.data_dir)
             if fixed:
                 logger.warning("made the data directory private: %s", ", ".join(fixed))
-            store = SqliteStore(config.store_file, deferred_sync=True)
+            store = open_store(config)
         except StoreError as error:
             raise StartupError(str(error)) from None
         except OSError as error:

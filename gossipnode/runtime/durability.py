@@ -17,6 +17,10 @@ Rules (Invariant 4, `storage.durability`):
 4. Under "fsync", a sync that no client write waits for (only peers: the acknowledgements
    of their pushes) starts at most `PEER_SYNC_INTERVAL_S` after the previous one ended, so
    that one sync covers the pushes of several writes; a client write cuts the wait short.
+5. With a writer process (`storage.writer = "process"`, runtime/writer_process.py) the
+   writer commits and syncs each batch itself; the syncer (`WriterSync`) only reads its
+   answers, so it runs at once, without the wait of rule 4. Rule 2 holds as it is: a batch
+   handed over counts as a commit, and its answer as the sync that covers it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import trio
 
 from ..config import StorageConfig
 from ..storage import SqliteStore
+from ..storage.pending_writes import PendingWritesStore
+from .writer_process import WriterSync
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "PEER_SYNC_INTERVAL_S", "SYNC_GATHER_S", "Durability",
            "SyncThread"]
@@ -110,14 +116,19 @@ class Durability:
         started, so writes that arrive while a sync runs share the next one. Periodic
         durability waits `fsync_interval_ms` before each sync instead of running at once."""
         store = self.store
-        syncer = SyncThread(store.sync_wal)
+        syncer: SyncThread | WriterSync = (
+            WriterSync(store) if isinstance(store, PendingWritesStore)
+            else SyncThread(store.sync_wal))
         try:
             await self._sync_loop(syncer)
         finally:
             syncer.stop()
 
-    async def _sync_loop(self, syncer: SyncThread) -> None:
+    async def _sync_loop(self, syncer: SyncThread | WriterSync) -> None:
         store = self.store
+        # A writer process syncs every batch it takes by itself: waiting here would only
+        # delay reading its answer.
+        spaced = not isinstance(syncer, WriterSync)
         while True:
             answered = 0
             while self._unanswered and self._unanswered[0][0] <= store.durable:
@@ -134,7 +145,7 @@ class Durability:
                 continue
             if self.periodic:
                 await trio.sleep(self.interval_s)
-            elif not self._unanswered:
+            elif spaced and not self._unanswered:
                 self._client_waiting = trio.Event()
                 with trio.move_on_at(self._synced_at + PEER_SYNC_INTERVAL_S):
                     await self._client_waiting.wait()

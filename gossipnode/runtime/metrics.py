@@ -14,6 +14,7 @@ from .. import __version__
 from ..core.membership.members import STATES
 from ..core.scopes import HOLDING_STATES
 from ..identity import short_id
+from .loop_lag import LAG_BUCKETS_S, LAG_SAMPLE_S, LAG_WINDOW_S
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -96,6 +97,7 @@ def render_metrics(agent: Agent) -> str:
                       for peer in sorted(snapshot.peers, key=lambda p: p.node_id)
                       if peer.state in HOLDING_STATES])
     lines += _process_metrics()
+    lines += _loop_metrics(agent)
     now = agent.clock()
     lines += _family("gossipnode_peer_pending_push_records", "gauge",
                      "Records pushed to each peer and not yet acknowledged (lag), by name.",
@@ -109,6 +111,36 @@ def render_metrics(agent: Agent) -> str:
                      [({"kind": k}, n)
                       for k, n in sorted(agent.transport_status.drop_counts.items())])
     return "\n".join(lines) + "\n"
+
+
+def _loop_metrics(agent: Agent) -> list[str]:
+    """The event loop's lag since start (a histogram) and over the last window, and the
+    seconds the store's write calls held the loop (runtime/loop_lag.py)."""
+    lag = agent.loop_lag
+    lines = [f"# HELP gossipnode_event_loop_lag_seconds How late the loop ran a timer "
+             f"(sampled every {LAG_SAMPLE_S} s).",
+             "# TYPE gossipnode_event_loop_lag_seconds histogram"]
+    cumulative = 0
+    for bound, count in zip((*LAG_BUCKETS_S, "+Inf"), lag.bucket_counts, strict=True):
+        cumulative += count
+        lines.append(f'gossipnode_event_loop_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
+    lines += [f"gossipnode_event_loop_lag_seconds_sum {round(lag.sum_s, 6)}",
+              f"gossipnode_event_loop_lag_seconds_count {lag.samples}"]
+    recent = lag.recent()
+    lines += _family("gossipnode_event_loop_lag_recent_seconds", "gauge",
+                     f"The loop's lag over the last {LAG_WINDOW_S:g} s, by statistic.",
+                     [({"stat": stat}, round(recent[f"{stat}_s"], 6))
+                      for stat in ("p50", "p99", "max")])
+    lines += _family("gossipnode_event_loop_cpu_wait_seconds_total", "counter",
+                     "Seconds the loop's thread waited for a CPU (Linux schedstat).",
+                     [({}, round(lag.cpu_wait_s, 6))])
+    lines += _family("gossipnode_store_write_seconds_total", "counter",
+                     "Seconds the store's write calls held the event loop.",
+                     [({}, round(agent.store_meter.seconds, 6))])
+    lines += _family("gossipnode_store_write_calls_total", "counter",
+                     "The store's write calls on the event loop.",
+                     [({}, agent.store_meter.calls)])
+    return lines
 
 
 def _process_metrics() -> list[str]:

@@ -13,6 +13,7 @@ from ..config import format_address
 from ..core.catalog import DATASETS
 from ..core.membership import ALIVE, DEAD, SUSPECT, tags_private_keys, tags_wep
 from ..identity import format_node_id, short_id
+from .loop_lag import LAG_WINDOW_S
 from .trust import grants_of
 
 if TYPE_CHECKING:
@@ -261,5 +262,34 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
         "store": {
             "path": str(agent.store.path),
             "records": sum(agent.store.count(d.name) for d in DATASETS),
+            # Seconds the store's write calls held the event loop, since start.
+            "write_s_total": round(agent.store_meter.seconds, 6),
+            "write_calls": agent.store_meter.calls,
         },
+        "loop": _loop(agent),
+    }
+
+
+def _loop(agent: Agent) -> dict[str, Any]:
+    """The event loop's lag over the last `LAG_WINDOW_S` (how late a timer, a probe's
+    included, fired), and the share of that time the store's writes held the loop."""
+    recent = agent.loop_lag.recent()
+    return {
+        "window_s": LAG_WINDOW_S,
+        "lag_p50_s": round(recent["p50_s"], 6),
+        "lag_p99_s": round(recent["p99_s"], 6),
+        "lag_max_s": round(recent["max_s"], 6),
+        "lag_samples": recent["samples"],
+        "store_write_s_per_s": round(recent["store_write_s_per_s"], 6),
+        # The worst lag and the longest store write call of each of the last
+        # `SECONDS_KEPT` seconds, newest first (entry i: the second that began about i
+        # seconds ago).
+        "lag_max_s_per_second": [round(v, 6) for v in agent.loop_lag.per_second.by_age()],
+        # Of each second's worst lag, the most that was the loop's thread waiting for a CPU
+        # (every CPU busy: not the loop's doing), and that wait since start.
+        "lag_cpu_wait_max_s_per_second": [
+            round(v, 6) for v in agent.loop_lag.cpu_wait_per_second.by_age()],
+        "cpu_wait_s_total": round(agent.loop_lag.cpu_wait_s, 6),
+        "store_write_max_s_per_second": [round(v, 6)
+                                         for v in agent.store_meter.longest.by_age()],
     }

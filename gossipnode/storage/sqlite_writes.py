@@ -53,19 +53,7 @@ class StoreWrites(StoreState):
         store's only writer (the data directory's lock). More winners are written with one
         `executemany` in one transaction. Records are resolved in order, each against what
         the ones before it left, so a key twice in a batch ends as if applied one by one."""
-        records = list(records)
-        resolve = resolve_lww if resolve is None else resolve
-        changes: list[tuple[Record | None, Record]] = []
-        for record in records:
-            lookup_dataset(record.dataset)
-        current = self.get_many((r.dataset, r.key) for r in records)
-        for incoming in records:
-            where = (incoming.dataset, incoming.key)
-            previous = current.get(where)
-            record = resolve(incoming, previous)
-            if record is not None:
-                current[where] = record
-                changes.append((previous, record))
+        changes = self.resolved(records, resolve)
         if not changes:
             return changes
         params: list[object] = []
@@ -86,6 +74,26 @@ class StoreWrites(StoreState):
             if previous is not None:
                 self._counts[(previous.dataset, previous.value is None)] -= 1
             self._counts[(record.dataset, record.value is None)] += 1
+        return changes
+
+    def resolved(self, records: Iterable[Record], resolve: Resolve | None = None
+                 ) -> list[tuple[Record | None, Record]]:
+        """The changes a batch makes, (stored or None, record to store), writing nothing:
+        each record resolved in order against what the ones before it left, the stored
+        ones read at once (`get_many`)."""
+        records = list(records)
+        resolve = resolve_lww if resolve is None else resolve
+        changes: list[tuple[Record | None, Record]] = []
+        for record in records:
+            lookup_dataset(record.dataset)
+        current = self.get_many((r.dataset, r.key) for r in records)
+        for incoming in records:
+            where = (incoming.dataset, incoming.key)
+            previous = current.get(where)
+            record = resolve(incoming, previous)
+            if record is not None:
+                current[where] = record
+                changes.append((previous, record))
         return changes
 
     def remove(self, dataset: str, keys: Iterable[str]) -> int:

@@ -148,7 +148,7 @@ def test_metrics_are_prometheus_text_with_prefix_and_units(cluster, cli):
     assert standard <= set(families)
     for name, kind in families.items():
         assert name.startswith("gossipnode_") or name in standard
-        assert kind in {"counter", "gauge", "summary"}
+        assert kind in {"counter", "gauge", "summary", "histogram"}
         assert (kind == "counter") == name.endswith("_total"), name
     samples = parse_metrics(text)
     for sample in samples:
