@@ -239,6 +239,8 @@ class NodeCore(NodeQueries):
             elif isinstance(message, MEMBERSHIP_MESSAGES):
                 self.membership.receive(sender, message, now)
                 self._drain_membership(now)
+                if getattr(message, "roots", ()):
+                    self.sync.roots_heard(sender, now)
             else:
                 raise RemoteProtocolError(f"unexpected message {type(message).__name__}")
         except ProtocolError as error:

@@ -51,7 +51,10 @@ Rules:
    advertised (cluster_view.py rule 5), since it last came alive, the very root this node
    holds: identical data, nothing to move. A cluster started together, whose every return
    brings a round forward (rule 4), thus exchanges no sessions while its data agrees. A
-   resumption and a `repair` always open theirs.
+   resumption and a `repair` always open theirs. An immediate round with a peer whose
+   roots have not come since its return asks for them first and waits for them, a round
+   trip, at most `ROOTS_WAIT_S` (core/immediate_rounds.py rule 5): a false suspicion
+   refuted opens no session over data that agrees.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ from .immediate_rounds import (
     REVIVED_NOTICE_SKEW_S,
     REVIVED_PEER_GAP_S,
     REVIVED_ROUNDS_PER_INTERVAL_MAX,
+    ROOTS_WAIT_S,
     TIMER_REVIVED,
     ImmediateRounds,
 )
@@ -89,6 +93,7 @@ __all__ = [
     "REVIVED_NOTICE_SKEW_S",
     "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
+    "ROOTS_WAIT_S",
     "TIMER_ANTI_ENTROPY",
     "TIMER_RESUME",
     "TIMER_REVIVED",
@@ -126,7 +131,7 @@ class SyncScheduler:
         self._immediate = ImmediateRounds(  # rule 4
             ctx, lifecycle, anti_entropy,
             lambda peer, now: self._start_sessions(peer, None, now, skip_agreed=True),
-            self._bring_forward)
+            self._bring_forward, ctx.membership.ask_roots, ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
 
@@ -171,6 +176,11 @@ class SyncScheduler:
     def revived_due(self, peers: Iterable[bytes], now: float) -> None:
         """The immediate rounds whose timers fell due (rule 4)."""
         self._immediate.due(peers, now)
+
+    def roots_heard(self, peer: bytes, now: float) -> None:
+        """A membership message from `peer` was taken: an immediate round that waits for
+        its roots starts if they came (rule 8)."""
+        self._immediate.roots_heard(peer, now)
 
     def sessions_ended(self, now: float) -> None:
         """After an input that may have ended sessions: schedule the resumption of those
