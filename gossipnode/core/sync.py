@@ -76,6 +76,7 @@ from .immediate_rounds import (
     REVIVED_ROUNDS_PER_INTERVAL_MAX,
     ROOTS_WAIT_S,
     TIMER_REVIVED,
+    AskRoots,
     ImmediateRounds,
 )
 from .lifecycle import Lifecycle
@@ -119,7 +120,11 @@ class RepairStarted(NamedTuple):
 
 class SyncScheduler:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, anti_entropy: AntiEntropy,
-                 admission: Admission, apply: Apply, agreed: Agreed | None = None) -> None:
+                 admission: Admission, apply: Apply, agreed: Agreed | None = None, *,
+                 ask_roots: AskRoots | None = None) -> None:
+        """`agreed`: rule 8's datasets agreed with a peer; `ask_roots(peer, now)`: ask a
+        peer for its roots, the message sent at once (rule 8; the membership's by default,
+        sent with the membership's next output)."""
         self._ctx = ctx
         self._agreed = agreed
         self._lifecycle = lifecycle
@@ -131,7 +136,8 @@ class SyncScheduler:
         self._immediate = ImmediateRounds(  # rule 4
             ctx, lifecycle, anti_entropy,
             lambda peer, now: self._start_sessions(peer, None, now, skip_agreed=True),
-            self._bring_forward, ctx.membership.ask_roots, ctx.membership.roots_heard_at)
+            self._bring_forward, ask_roots or ctx.membership.ask_roots,
+            ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
 
