@@ -88,19 +88,10 @@ AskRoots = Callable[[bytes, float], bool]
 RootsHeardAt = Callable[[bytes], float | None]
 
 
-def _never_ask(peer: bytes, now: float) -> bool:
-    return False
-
-
-def _never_heard(peer: bytes) -> None:
-    return None
-
-
 class ImmediateRounds:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, anti_entropy: AntiEntropy,
                  start_round: StartRound, bring_forward: BringForward,
-                 ask_roots: AskRoots = _never_ask,
-                 roots_heard_at: RootsHeardAt = _never_heard) -> None:
+                 ask_roots: AskRoots, roots_heard_at: RootsHeardAt) -> None:
         self._ctx = ctx
         self._lifecycle = lifecycle
         self._anti_entropy = anti_entropy

@@ -123,8 +123,8 @@ class SyncScheduler:
                  admission: Admission, apply: Apply, agreed: Agreed | None = None, *,
                  ask_roots: AskRoots | None = None) -> None:
         """`agreed`: rule 8's datasets agreed with a peer; `ask_roots(peer, now)`: ask a
-        peer for its roots, the message sent at once (rule 8; the membership's by default,
-        sent with the membership's next output)."""
+        peer for its roots (rule 8), the message handed to the driver at once (by default
+        the membership's `ask_roots`, whose message leaves with its next output)."""
         self._ctx = ctx
         self._agreed = agreed
         self._lifecycle = lifecycle

@@ -89,7 +89,7 @@ class Prober:
         outbox: Outbox,
         awareness: Awareness,
         piggyback: Callable[..., Updates],
-        roots: Callable[[bytes, float, bool], Roots],
+        roots: Callable[..., Roots],
         now: float,
     ) -> None:
         self._config = config
@@ -98,8 +98,8 @@ class Prober:
         self._outbox = outbox
         self._awareness = awareness
         self._piggyback = piggyback
-        # Our digest roots for a message to a member, when it is owed them or (third
-        # argument) the message answers one that carried its roots (roots.py).
+        # (recipient, now[, answering]): our digest roots for a message to a member, when it
+        # is owed them or the message answers one that carried its roots (roots.py).
         self._roots = roots
         self._order: list[bytes] = []
         self._index = 0

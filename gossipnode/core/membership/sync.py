@@ -84,14 +84,15 @@ class Sync:
         rng: random.Random,
         table: MemberTable,
         outbox: Outbox,
-        roots: Callable[[bytes, float, bool], Roots],
+        roots: Callable[..., Roots],
         now: float,
     ) -> None:
         self._config = config
         self._rng = rng
         self._table = table
         self._outbox = outbox
-        # Our digest roots for a push-pull to a member, when it is owed them (roots.py).
+        # (recipient, now[, answering]): our digest roots for a push-pull to a member, when
+        # it is owed them or the push-pull answers one that carried its roots (roots.py).
         self._roots = roots
         self._seeds: tuple[Address, ...] = ()
         # The salts of our openings that carried no roots, oldest first (rule 1).
