@@ -131,7 +131,8 @@ class NodeCore(NodeQueries):
             decode_value=decode_value, merges=merges or {},
             drain_membership=self._drain_membership)
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
-                                  self.applying.apply_synced, self.cluster_view.agreed_with)
+                                  self.applying.apply_synced, self.cluster_view.agreed_with,
+                                  ask_roots=self._ask_roots)
         self.admission.restarted(self.digests.build(ctx.view, progress))
         self.lifecycle.start(now)
         self.sync.start(now)
@@ -239,6 +240,8 @@ class NodeCore(NodeQueries):
             elif isinstance(message, MEMBERSHIP_MESSAGES):
                 self.membership.receive(sender, message, now)
                 self._drain_membership(now)
+                if getattr(message, "roots", ()):
+                    self.sync.roots_heard(sender, now)
             else:
                 raise RemoteProtocolError(f"unexpected message {type(message).__name__}")
         except ProtocolError as error:
@@ -298,6 +301,12 @@ class NodeCore(NodeQueries):
         accepted, refused = self.admission.screen(sender, push.records)
         self.applying.apply(accepted, sender, now)
         self.outbound.send(sender, PushAck(push.push_id, tuple(refused)))
+
+    def _ask_roots(self, peer: bytes, now: float) -> bool:
+        """Ask `peer` for its digest roots (sync.py rule 8), the ping sent now."""
+        asked = self.membership.ask_roots(peer, now)
+        self._drain_membership(now)
+        return asked
 
     def _drain_membership(self, now: float) -> None:
         changed = self._views.drain(self._ctx)

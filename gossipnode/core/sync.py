@@ -51,7 +51,10 @@ Rules:
    advertised (cluster_view.py rule 5), since it last came alive, the very root this node
    holds: identical data, nothing to move. A cluster started together, whose every return
    brings a round forward (rule 4), thus exchanges no sessions while its data agrees. A
-   resumption and a `repair` always open theirs.
+   resumption and a `repair` always open theirs. An immediate round with a peer whose
+   roots have not come since its return asks for them first and waits for them, a round
+   trip, at most `ROOTS_WAIT_S` (core/immediate_rounds.py rule 5): a false suspicion
+   refuted opens no session over data that agrees.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ from .immediate_rounds import (
     REVIVED_NOTICE_SKEW_S,
     REVIVED_PEER_GAP_S,
     REVIVED_ROUNDS_PER_INTERVAL_MAX,
+    ROOTS_WAIT_S,
     TIMER_REVIVED,
+    AskRoots,
     ImmediateRounds,
 )
 from .lifecycle import Lifecycle
@@ -89,6 +94,7 @@ __all__ = [
     "REVIVED_NOTICE_SKEW_S",
     "REVIVED_PEER_GAP_S",
     "REVIVED_ROUNDS_PER_INTERVAL_MAX",
+    "ROOTS_WAIT_S",
     "TIMER_ANTI_ENTROPY",
     "TIMER_RESUME",
     "TIMER_REVIVED",
@@ -114,7 +120,11 @@ class RepairStarted(NamedTuple):
 
 class SyncScheduler:
     def __init__(self, ctx: NodeContext, lifecycle: Lifecycle, anti_entropy: AntiEntropy,
-                 admission: Admission, apply: Apply, agreed: Agreed | None = None) -> None:
+                 admission: Admission, apply: Apply, agreed: Agreed | None = None, *,
+                 ask_roots: AskRoots | None = None) -> None:
+        """`agreed`: rule 8's datasets agreed with a peer; `ask_roots(peer, now)`: ask a
+        peer for its roots (rule 8), the message handed to the driver at once (by default
+        the membership's `ask_roots`, whose message leaves with its next output)."""
         self._ctx = ctx
         self._agreed = agreed
         self._lifecycle = lifecycle
@@ -126,7 +136,8 @@ class SyncScheduler:
         self._immediate = ImmediateRounds(  # rule 4
             ctx, lifecycle, anti_entropy,
             lambda peer, now: self._start_sessions(peer, None, now, skip_agreed=True),
-            self._bring_forward)
+            self._bring_forward, ask_roots or ctx.membership.ask_roots,
+            ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
 
@@ -171,6 +182,11 @@ class SyncScheduler:
     def revived_due(self, peers: Iterable[bytes], now: float) -> None:
         """The immediate rounds whose timers fell due (rule 4)."""
         self._immediate.due(peers, now)
+
+    def roots_heard(self, peer: bytes, now: float) -> None:
+        """A membership message from `peer` was taken: an immediate round that waits for
+        its roots starts if they came (rule 8)."""
+        self._immediate.roots_heard(peer, now)
 
     def sessions_ended(self, now: float) -> None:
         """After an input that may have ended sessions: schedule the resumption of those

@@ -5,6 +5,7 @@ import pytest
 
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.reconcile_messages import ReconcileOpen
+from gossipnode.core.replication import Push
 from gossipnode.core.sync import (
     REVIVED_FOLLOW_UP_S,
     REVIVED_GRACE_S,
@@ -18,6 +19,13 @@ ALL = {"wep": False, "private_keys": True}
 # Regular rounds far apart: the first falls at least half of this after start, so whatever
 # syncs within a few seconds of a return is rule 4's doing.
 SLOW = ReplicationConfig(anti_entropy_interval_s=120.0)
+
+
+def diverge(cluster, index):
+    """A write on member `index` that its pushes do not carry: its data differs from the
+    others' (over data that agrees a round opens nothing, test_sync_agreed.py)."""
+    cluster.dropping = lambda sender, target, message: isinstance(message, Push)
+    cluster.put(index, "groups", "unpushed", {"v": 1})
 
 
 def opens(cluster, since_index):
@@ -63,6 +71,7 @@ def test_the_higher_end_starts_when_the_lower_end_did_not_notice():
     cluster.run_for(SLOW.anti_entropy_interval_s + 5)
     higher = max((0, 1), key=lambda i: cluster.nodes[i].node_id)
     other = 1 - higher
+    diverge(cluster, other)
     mark = len(cluster.sent)
     # Only the higher end learns of the return (say the lower one never saw it go).
     cluster.nodes[higher].sync.revived([cluster.nodes[other].node_id], cluster.now)
@@ -77,6 +86,7 @@ def test_a_lower_end_that_notices_the_return_late_opens_no_second_session():
     cluster.run_for(SLOW.anti_entropy_interval_s + 5)
     higher = max((0, 1), key=lambda i: cluster.nodes[i].node_id)
     lower = 1 - higher
+    diverge(cluster, lower)
     mark = len(cluster.sent)
     cluster.nodes[higher].sync.revived([cluster.nodes[lower].node_id], cluster.now)
     cluster.run_for(REVIVED_GRACE_S * 1.5)  # the higher end's session is under way or done
@@ -138,6 +148,7 @@ def test_many_returns_at_once_start_a_bounded_number_of_rounds():
     # The node with the lowest id starts at once with every peer it sees return.
     lowest = min(range(members), key=lambda i: cluster.nodes[i].node_id)
     node = cluster.nodes[lowest]
+    diverge(cluster, lowest)
     before = node.statistics().get("revived_rounds", 0)
     deferred = node.statistics().get("revived_rounds_deferred", 0)
     mark = len(cluster.sent)

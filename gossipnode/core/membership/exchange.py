@@ -9,7 +9,9 @@ Rules:
    that nobody can prepare a statement whose digest matches another's.
 2. The answer carries the statements (as a full state carries them) of every member whose
    digest the summary lacks, and `wanted`: the summary's digests the answerer does not
-   hold. The opener sends the statements `wanted` names in a third message.
+   hold. The opener sends the statements `wanted` names in a third message, and its digest
+   roots there if it owes them (an opening to a seed's address carries none: sync.py
+   rule 1); with neither, there is no third message.
 3. Statements then apply by SWIM's rules like any push-pull's (an older one changes
    nothing), so members that differ on one member swap that member's statements, and a
    joiner, whose summary holds only itself, pulls the full member list at once.
@@ -102,13 +104,14 @@ def answer(table: MemberTable, message: PushPull, roots: Roots = ()) -> PushPull
     return PushPull(False, table.full_state(missing), roots, salt=message.salt, wanted=wanted)
 
 
-def wanted_state(table: MemberTable, message: PushPull) -> PushPull | None:
-    """The third message: the statements an answer asked for (rule 2), or None."""
-    if not message.wanted or not message.salt:
+def wanted_state(table: MemberTable, message: PushPull, roots: Roots = ()) -> PushPull | None:
+    """The third message: the statements an answer asked for and our digest `roots` if
+    owed (rule 2), or None when there are neither."""
+    chosen = []
+    if message.wanted and message.salt:
+        ours = summary(table, message.salt)
+        chosen = [ours[digest] for digest in dict.fromkeys(_digests(message.wanted))
+                  if digest in ours]
+    if not chosen and not roots:
         return None
-    ours = summary(table, message.salt)
-    chosen = [ours[digest] for digest in dict.fromkeys(_digests(message.wanted))
-              if digest in ours]
-    if not chosen:
-        return None
-    return PushPull(False, table.full_state(chosen), salt=message.salt)
+    return PushPull(False, table.full_state(chosen), roots, salt=message.salt)

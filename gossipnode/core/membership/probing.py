@@ -89,7 +89,7 @@ class Prober:
         outbox: Outbox,
         awareness: Awareness,
         piggyback: Callable[..., Updates],
-        roots: Callable[[bytes, float], Roots],
+        roots: Callable[..., Roots],
         now: float,
     ) -> None:
         self._config = config
@@ -98,7 +98,8 @@ class Prober:
         self._outbox = outbox
         self._awareness = awareness
         self._piggyback = piggyback
-        # Our digest roots for a message to a member, when it is owed them (roots.py).
+        # (recipient, now[, answering]): our digest roots for a message to a member, when it
+        # is owed them or the message answers one that carried its roots (roots.py).
         self._roots = roots
         self._order: list[bytes] = []
         self._index = 0
@@ -241,9 +242,20 @@ class Prober:
                 return
             address = (ping.reply_host, ping.reply_port)
             self.confirmations.introduce(sender, address, now)
-        self._outbox.send(
-            address, Ack(ping.sequence, self._piggyback(), self._roots(sender, now)), sender
-        )
+        # Roots answer roots (roots.py rule 7): a pinger that sent its own gets ours.
+        roots = self._roots(sender, now, bool(ping.roots))
+        self._outbox.send(address, Ack(ping.sequence, self._piggyback(), roots), sender)
+
+    def ask_roots(self, target: Entry, now: float) -> bool:
+        """A ping to `target` carrying our roots, which it answers with its own (roots.py
+        rule 7); no probe: its ack, matched by no probe, is ignored but for the roots. False,
+        sending nothing, when there are no roots for it to hear."""
+        ping = self._ping(self._next_sequence(), target.node_id, now)
+        if not ping.roots:
+            return False
+        self._outbox.statistics["roots_asked"] += 1
+        self._outbox.send(target.address, ping, target.node_id)
+        return True
 
     def on_ack(self, sender: bytes, ack: Ack, now: float) -> None:
         probe = self._probe

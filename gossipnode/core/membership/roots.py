@@ -27,6 +27,16 @@ Rules:
    not turn the view back.
 6. Every member hears every other member's roots within one probe cycle (each pings each,
    and each answers) plus the refresh: `stale_after_s` is twice that, for one lost message.
+7. Roots answer roots: a Ping or a push-pull opening that carries the sender's roots is
+   answered (the Ack, the answer) with ours, owed or not (`answering`). So a member that
+   needs a peer's current roots (after the peer's return, core/immediate_rounds.py rule 5)
+   gets them in one round trip by sending its own (`ask`: owed again, at once). An Ack
+   answers nothing, so no exchange goes on; a steady cluster pays what it paid, one
+   advertisement each way per pair and refresh interval, only in step.
+8. A member's roots reach a seed it joins through in the third message of the join's
+   push-pull (core/membership/sync.py rule 1), not in the opening: the opening goes to an
+   address, and until the answer proves who holds it, nobody can say which roots it may
+   hear.
 """
 
 from __future__ import annotations
@@ -97,10 +107,11 @@ class RootAdverts:
         self._version += 1
 
     def advert_for(self, recipient: bytes, entry: Entry | None, now: float, *,
-                   pending: bool = False) -> Roots:
+                   pending: bool = False, answering: bool = False) -> Roots:
         """Our roots for a message to `recipient` (its table `entry`, or None), if it is
         owed them, else () (rule 1); only those it may hear (rule 5). A `pending` recipient
-        is owed them on every message, and nothing is recorded."""
+        is owed them on every message, and nothing is recorded; so is a message
+        `answering` one that carried the recipient's roots (rule 7)."""
         if not self._version or (entry is None and not pending):
             return ()
         heard = self.audience(recipient)
@@ -108,7 +119,7 @@ class RootAdverts:
             name for name in self._local if name in heard)
         if entry is not None:
             sent = entry.roots_sent
-            if sent is not None and sent[0] == (self._version, names) and (
+            if not answering and sent is not None and sent[0] == (self._version, names) and (
                     now - sent[1] < ROOTS_REFRESH_S):
                 return ()
             entry.roots_sent = ((self._version, names), now)
@@ -117,6 +128,12 @@ class RootAdverts:
             DatasetRoot(name, root, int(max(0.0, now - since) * 1000))
             for name, (root, since) in ((name, self._local[name]) for name in names)
         )
+
+    @staticmethod
+    def ask(entry: Entry) -> None:
+        """`entry` is owed our roots again at once, whatever it was sent (rule 7): the
+        next message to it carries them, and its answer its own."""
+        entry.roots_sent = None
 
     def receive(self, entry: Entry, roots: Roots, now: float) -> None:
         """Take `entry`'s own advertisement (checked for shape already; rules 3 to 5)."""

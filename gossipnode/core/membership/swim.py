@@ -49,7 +49,7 @@ from .admitting import readmit
 from .awareness import Awareness
 from .checks import check_message, check_name, check_tags, tags_tuple
 from .dissemination import GOSSIP, Disseminator
-from .members import DEAD, LEFT
+from .members import ALIVE, DEAD, LEFT
 from .messages import Ack, Alive, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
@@ -189,11 +189,27 @@ class Membership(MembershipQueries):
         """Who may hear which of this node's roots (roots.py rule 5); everyone by default."""
         self._adverts.audience = audience
 
-    def _roots_for(self, node_id: bytes, now: float) -> Roots:
+    def ask_roots(self, node_id: bytes, now: float) -> bool:
+        """Ask a live member for its current roots (roots.py rule 7): a ping carrying ours
+        now, answered by an ack carrying its own. False, sending nothing, when it is not
+        alive in the table or may hear none of our roots (it would not answer with its
+        own)."""
+        entry = self._table.members.get(node_id)
+        if self.left or entry is None or entry.state != ALIVE or node_id == self._node_id:
+            return False
+        self._adverts.ask(entry)
+        return self._prober.ask_roots(entry, now)
+
+    def roots_heard_at(self, node_id: bytes) -> float | None:
+        """When `node_id`'s own roots last arrived (our clock), or None: O(1)."""
+        entry = self._table.members.get(node_id)
+        return None if entry is None or node_id == self._node_id else entry.roots_heard_at
+
+    def _roots_for(self, node_id: bytes, now: float, answering: bool = False) -> Roots:
         if node_id == self._node_id:
             return ()
         entry = self._table.members.get(node_id)
-        return self._adverts.advert_for(node_id, entry, now,
+        return self._adverts.advert_for(node_id, entry, now, answering=answering,
                                         pending=entry is None and node_id in self._table.pending)
 
     def set_tags(self, tags: Mapping[str, str], now: float) -> None:

@@ -11,6 +11,12 @@ Rules:
    at twice the wait each time up to `join_retry_interval_s`: members started together
    find a seed that came up a moment after them at once, and a member whose seeds are
    down for long costs one failed dial per seed per `join_retry_interval_s`.
+   The opening to a seed carries no digest roots (it goes to an address: nobody can say
+   yet which roots its holder may hear, roots.py rule 8); once the seed's answer proves who
+   it is, our reply to that answer carries the roots it may hear, so that the seed's
+   immediate round with us (core/sync.py rules 4 and 8) opens no session over data that
+   agrees. The same holds for any exchange whose opening carried none (a seed of rule 4, a
+   member held dead of rule 3).
 2. Every push-pull interval (longer in large clusters, whose full state is larger) we swap
    full state with one random member, the dead included, so that long partitions heal.
 3. After serf's reconnect: every `reconnect_interval_s`, with probability dead / alive, we
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from ...config import MembershipConfig
@@ -54,6 +61,10 @@ RECONNECT = "reconnect"
 # usually is half a second later. Above the shell's dial backoff after a failed dial
 # (driving.DIAL_BACKOFF_S), so the retry is not dropped by it.
 JOIN_RETRY_FIRST_S = 0.5
+# Openings without roots whose answers we still expect (rule 1): a join's retry goes to
+# every seed at once, and a seed or reconnect push-pull adds one per interval; beyond, the
+# oldest are forgotten and their answers get no roots (the next ping carries them).
+BARE_OPENINGS_MAX = 16
 
 
 def push_pull_interval_s(config: MembershipConfig, members: int) -> float:
@@ -73,16 +84,19 @@ class Sync:
         rng: random.Random,
         table: MemberTable,
         outbox: Outbox,
-        roots: Callable[[bytes, float], Roots],
+        roots: Callable[..., Roots],
         now: float,
     ) -> None:
         self._config = config
         self._rng = rng
         self._table = table
         self._outbox = outbox
-        # Our digest roots for a push-pull to a member, when it is owed them (roots.py).
+        # (recipient, now[, answering]): our digest roots for a push-pull to a member, when
+        # it is owed them or the push-pull answers one that carried its roots (roots.py).
         self._roots = roots
         self._seeds: tuple[Address, ...] = ()
+        # The salts of our openings that carried no roots, oldest first (rule 1).
+        self._bare: OrderedDict[bytes, bool] = OrderedDict()
         # The wait before the next retry of the seeds while we know nobody (rule 1).
         self._join_retry_s = min(JOIN_RETRY_FIRST_S, config.join_retry_interval_s)
         timers = outbox.timers
@@ -93,7 +107,7 @@ class Sync:
         own = self._table.local.address
         self._seeds = tuple(tuple(seed) for seed in seeds if tuple(seed) != own)
         if self._seeds:  # every seed is retried soon if this one does not answer (tick)
-            self._outbox.send(self._rng.choice(self._seeds), self._opening())
+            self._outbox.send(self._rng.choice(self._seeds), self._bare_opening())
             self._outbox.broadcasts.push(self._table.local.alive)
             self._join_retry_s = min(JOIN_RETRY_FIRST_S, self._config.join_retry_interval_s)
             self._retry_seeds_later(now)
@@ -105,17 +119,34 @@ class Sync:
     def _opening(self, roots: Roots = ()) -> PushPull:
         return exchange.opening(self._table, self._rng, roots)
 
+    def _bare_opening(self) -> PushPull:
+        """An opening without roots, to a seed's address or a member held dead; the reply
+        to its answer carries our roots, if owed (rule 1)."""
+        opening = exchange.opening(self._table, self._rng)
+        self._bare[opening.salt] = True
+        while len(self._bare) > BARE_OPENINGS_MAX:
+            self._bare.popitem(last=False)
+        return opening
+
     def on_push_pull(self, sender: bytes, message: PushPull, now: float) -> None:
         if not message.reply_wanted:
             entry = self._table.members.get(sender)
-            rest = exchange.wanted_state(self._table, message)
-            if rest is not None and entry is not None and entry.state != LEFT:
+            if entry is None or entry.state == LEFT:
+                return
+            # Our roots if our opening could not carry them (rule 1): only in the answer to
+            # such an opening, never in reply to a third message (no exchange goes on).
+            bare = self._bare.pop(message.salt, False) if message.salt else False
+            roots = self._roots(sender, now) if bare else ()
+            rest = exchange.wanted_state(self._table, message, roots)
+            if rest is not None:
                 self._outbox.send(entry.address, rest, sender)
             return
         entry = self._table.members.get(sender)
         if entry is not None:
             if entry.state != LEFT:
-                reply = exchange.answer(self._table, message, self._roots(sender, now))
+                # Roots answer roots (roots.py rule 7).
+                roots = self._roots(sender, now, bool(message.roots))
+                reply = exchange.answer(self._table, message, roots)
                 self._outbox.send(entry.address, reply, sender)
             return
         # Not a member (refused for its name, not admitted, or over the limit): it still
@@ -144,12 +175,12 @@ class Sync:
             if unseen:
                 self._outbox.statistics["seed_push_pulls"] += 1
                 seed = self._rng.choice(unseen)
-                self._outbox.send(seed, self._opening())
+                self._outbox.send(seed, self._bare_opening())
         else:
             if self._seeds:
                 self._retry_seeds_later(now)
             for seed in self._seeds:
-                self._outbox.send(seed, self._opening())
+                self._outbox.send(seed, self._bare_opening())
 
     def _retry_seeds_later(self, now: float) -> None:
         """Rule 1: the next retry of the seeds, each wait twice the last, up to the cap."""
@@ -174,5 +205,5 @@ class Sync:
             partner = self._rng.choice(dead)
             self._outbox.statistics["reconnects"] += 1
             self._outbox.send(
-                partner.address, self._opening(), partner.node_id
+                partner.address, self._bare_opening(), partner.node_id
             )
