@@ -191,7 +191,6 @@ class Agent:
                         self.identity, lambda: self.secrets, self.config.wire,
                         self._serve_peer,
                     )
-                nursery.start_soon(self.loop_lag.run)
                 nursery.start_soon(self.durability.sync_loop)
                 if self.store.deferred_sync:  # else each commit syncs, checkpoints too
                     nursery.start_soon(self.durability.checkpoint_loop)
@@ -272,7 +271,8 @@ class Agent:
             self._wake = trio.Event()
             with trio.move_on_after(wait_s):
                 await self._wake.wait()
-            if deadline is not None and self.clock() >= deadline:
+            if deadline is not None and (now := self.clock()) >= deadline:
+                self.loop_lag.observe(deadline, now)  # how late a timer ran (loop_lag.py)
                 self.input(self.core.handle_timer)
             await trio.lowlevel.checkpoint()  # let other tasks run between bursts of timers
 

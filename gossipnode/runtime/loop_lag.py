@@ -1,10 +1,11 @@
 """How long the event loop is held: its lag, and the share of it the store's transactions take.
 
 Rules:
-1. `LoopLag.run` is a task that sleeps `LAG_SAMPLE_S` again and again; each wake-up late by
-   `lag` seconds is one sample. A probe's timers wait on the same loop, so a sample says
-   how late a probe (or its timeout) would have been at that moment: a store commit or
-   any other long step on the loop shows up here, whatever caused it.
+1. The agent's timer loop, each time it runs the core's timers, says how late it is
+   (`observe(due, now)`): the very lag a probe's timer, or its timeout, had. A store commit
+   or any other long step on the loop shows up there, whatever caused it. No task of its
+   own samples the loop: an idle agent wakes no more often for it (a sampler waking every
+   50 ms cost about 6 ms of CPU per second, more than an idle agent's whole work).
 2. Memory is bounded: the last `LAG_WINDOW_S` of samples in a ring (`LAG_WINDOW_SAMPLES`
    floats), whose p50, p99 and maximum `info` shows; the worst lag of each of the last
    `SECONDS_KEPT` seconds; and since start a histogram of fixed buckets (`LAG_BUCKETS_S`,
@@ -16,13 +17,14 @@ Rules:
 4. A late wake-up has two causes: the loop ran something else (a long step, a store
    commit), or the operating system did not run the loop's thread at all (every CPU
    busy). Each sample also takes the time the thread waited on a run queue since the last
-   one (Linux schedstat): the part of a lag that was such a wait is not the loop's doing.
+   one (Linux schedstat, read from a descriptor kept open: 1.5 us a read): the part of a
+   lag that was such a wait is not the loop's doing.
 """
 
 from __future__ import annotations
 
 import bisect
-import sys
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,18 +33,13 @@ from typing import Any
 
 import trio
 
-__all__ = ["LAG_BUCKETS_S", "LAG_SAMPLE_S", "LAG_WINDOW_S", "SECONDS_KEPT", "LoopLag",
+__all__ = ["LAG_BUCKETS_S", "LAG_WINDOW_S", "LAG_WINDOW_SAMPLES", "SECONDS_KEPT", "LoopLag",
            "SecondMaxima", "StoreMeter", "meter_store_writes"]
 
-# The lag task wakes this often. A stall of L seconds is seen as a lag of at least
-# L - LAG_SAMPLE_S: fine enough for a probe, which times out after `probe_timeout_s` (0.5 s
-# by default). A wake-up of an idle Trio loop costs about 0.2 ms of CPU on a loaded 2-core
-# machine: sampling every 10 ms cost 2% of a core, every 50 ms it costs 0.4%.
-LAG_SAMPLE_S = 0.05
-# `info` shows the lag over this last stretch: long enough to hold a burst's worst moment
-# between two looks of an operator or a scraper, short enough to say "now".
 LAG_WINDOW_S = 10.0
-LAG_WINDOW_SAMPLES = int(LAG_WINDOW_S / LAG_SAMPLE_S)
+# At most this many of the latest samples make the window's percentiles: the timer loop
+# runs the core's timers up to a few hundred times a second under load (bounded memory).
+LAG_WINDOW_SAMPLES = 2000
 # The worst lag (and the longest store write) of each of this many last seconds is kept:
 # a minute, so that a burst is seen whole by one look after it (a benchmark's, or an
 # operator's who was paged), in 60 numbers.
@@ -56,12 +53,23 @@ STORE_WRITE_CALLS = ("apply_changes", "remove", "collect_tombstones", "clear_rep
                      "set_meta")
 
 
+_SCHEDSTAT: list[int | None] = []  # the descriptor, once opened (None: not available)
+
+
 def runqueue_wait_s() -> float | None:
-    """Seconds this thread has waited on a run queue for a CPU since it started (Linux
-    schedstat); None where the kernel does not say."""
+    """Seconds the calling thread has waited on a run queue for a CPU since it started
+    (Linux schedstat); None where the kernel does not say. The file is opened once, by
+    the loop's thread (the one whose waits it tells), and read again in place."""
+    if not _SCHEDSTAT:
+        try:
+            _SCHEDSTAT.append(os.open("/proc/thread-self/schedstat", os.O_RDONLY))
+        except OSError:
+            _SCHEDSTAT.append(None)
+    descriptor = _SCHEDSTAT[0]
+    if descriptor is None:
+        return None
     try:
-        with open("/proc/thread-self/schedstat") as schedstat:
-            return int(schedstat.read().split()[1]) / 1e9
+        return int(os.pread(descriptor, 64, 0).split()[1]) / 1e9
     except (OSError, ValueError, IndexError):
         return None
 
@@ -94,7 +102,7 @@ class SecondMaxima:
 
 
 class LoopLag:
-    """The event loop's lag, sampled by a sleeping task (rules 1 and 2)."""
+    """The event loop's lag, as the timer loop observes it (rules 1 and 2)."""
 
     def __init__(self, clock: Callable[[], float] = trio.current_time,
                  meter: StoreMeter | None = None) -> None:
@@ -103,9 +111,8 @@ class LoopLag:
         self._meter = meter
         # (time, the meter's seconds) once a second over the window, oldest first.
         self._marks: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW_S) + 1)
-        # The ring of the last LAG_WINDOW_SAMPLES samples, and where the next one goes.
-        self._ring: list[float] = []
-        self._next = 0
+        # The last LAG_WINDOW_SAMPLES samples, (when, lag), oldest first.
+        self._window: deque[tuple[float, float]] = deque(maxlen=LAG_WINDOW_SAMPLES)
         # Counts per bucket of LAG_BUCKETS_S, the last one for lags above them all.
         self.bucket_counts = [0] * (len(LAG_BUCKETS_S) + 1)
         self.samples = 0
@@ -115,37 +122,22 @@ class LoopLag:
         # second the most of one sample's lag that was such a wait.
         self.cpu_wait_s = 0.0
         self.cpu_wait_per_second = SecondMaxima(clock)
+        self._waited: float | None = None  # the run-queue wait at the previous sample
 
-    async def run(self) -> None:
-        """Sample until cancelled. Under a virtual clock (trio.testing.MockClock) there is
-        no lag to measure, time jumps, and a sampler would turn every jump into thousands
-        of wake-ups: it returns at once."""
-        # Looked up, not imported: trio.testing imports pytest (80 ms and 10 MiB at every
-        # agent start), and a clock can only be a MockClock if trio.testing was imported.
-        testing = sys.modules.get("trio.testing")
-        if testing is not None and isinstance(trio.lowlevel.current_clock(), testing.MockClock):
-            return
-        waited = runqueue_wait_s()
-        while True:
-            due = self._clock() + LAG_SAMPLE_S
-            await trio.sleep_until(due)
-            now = self._clock()
-            waited_now = runqueue_wait_s()
-            starved = (0.0 if waited is None or waited_now is None
-                       else max(0.0, waited_now - waited))
-            waited = waited_now
-            self.record(max(0.0, now - due), starved)
-            if self._meter is not None and (not self._marks or now - self._marks[-1][0] >= 1.0):
-                self._marks.append((now, self._meter.seconds))
+    def observe(self, due: float, now: float) -> None:
+        """The timer loop ran timers due at `due` at `now` (rule 1): one sample."""
+        waited_now = runqueue_wait_s()
+        starved = (0.0 if self._waited is None or waited_now is None
+                   else max(0.0, waited_now - self._waited))
+        self._waited = waited_now
+        self.record(max(0.0, now - due), starved)
+        if self._meter is not None and (not self._marks or now - self._marks[-1][0] >= 1.0):
+            self._marks.append((now, self._meter.seconds))
 
     def record(self, lag_s: float, starved_s: float = 0.0) -> None:
         """One sample: `lag_s` late, of which the loop's thread waited `starved_s` for a
         CPU since the previous sample (the rest of the lag: the loop ran something else)."""
-        if len(self._ring) < LAG_WINDOW_SAMPLES:
-            self._ring.append(lag_s)
-        else:
-            self._ring[self._next] = lag_s
-        self._next = (self._next + 1) % LAG_WINDOW_SAMPLES
+        self._window.append((self._clock(), lag_s))
         self.bucket_counts[bisect.bisect_left(LAG_BUCKETS_S, lag_s)] += 1
         self.samples += 1
         self.sum_s += lag_s
@@ -157,7 +149,8 @@ class LoopLag:
         """p50, p99 and maximum of the last `LAG_WINDOW_S` of samples (seconds; zeros
         before the first sample), and the seconds per second the store's write calls held
         the loop over about that window (0.0 before two marks a second apart)."""
-        ordered = sorted(self._ring)
+        since = self._clock() - LAG_WINDOW_S
+        ordered = sorted(lag for at, lag in self._window if at >= since)
 
         def at(fraction: float) -> float:
             return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0

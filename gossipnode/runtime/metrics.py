@@ -14,7 +14,7 @@ from .. import __version__
 from ..core.membership.members import STATES
 from ..core.scopes import HOLDING_STATES
 from ..identity import short_id
-from .loop_lag import LAG_BUCKETS_S, LAG_SAMPLE_S, LAG_WINDOW_S
+from .loop_lag import LAG_BUCKETS_S, LAG_WINDOW_S
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -117,8 +117,8 @@ def _loop_metrics(agent: Agent) -> list[str]:
     """The event loop's lag since start (a histogram) and over the last window, and the
     seconds the store's write calls held the loop (runtime/loop_lag.py)."""
     lag = agent.loop_lag
-    lines = [f"# HELP gossipnode_event_loop_lag_seconds How late the loop ran a timer "
-             f"(sampled every {LAG_SAMPLE_S} s).",
+    lines = ["# HELP gossipnode_event_loop_lag_seconds How late the loop ran the core's "
+             "timers (each time it ran them).",
              "# TYPE gossipnode_event_loop_lag_seconds histogram"]
     cumulative = 0
     for bound, count in zip((*LAG_BUCKETS_S, "+Inf"), lag.bucket_counts, strict=True):

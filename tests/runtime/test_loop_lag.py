@@ -1,6 +1,6 @@
-"""The event loop's lag is measured and shown: a step that holds the loop shows up in `info`
-and /metrics as lag of about its length, memory stays bounded, and the time the store's
-writes hold the loop is counted."""
+"""The event loop's lag is measured and shown: a step that holds the loop past a timer of the
+core shows up in `info` and /metrics as lag of about its length, memory stays bounded, and
+the time the store's writes hold the loop is counted."""
 
 import os
 import re
@@ -13,7 +13,7 @@ import trio
 
 from gossipnode.core.records import Record, Version
 from gossipnode.runtime.loop_lag import (
-    LAG_SAMPLE_S,
+    LAG_WINDOW_S,
     LAG_WINDOW_SAMPLES,
     SECONDS_KEPT,
     LoopLag,
@@ -31,14 +31,10 @@ from .test_agent_sync import make_agent
 
 # Every wait below is bounded by this: generous for a loaded 2-core machine.
 WAIT_S = 10.0
-# How long a test holds the loop: far above the sampling interval and any scheduling noise.
+# How long a test holds the loop: far above any scheduling noise.
 HOLD_S = 0.2
-
-
-async def _samples_taken(lag: LoopLag, count: int) -> None:
-    with trio.fail_after(WAIT_S):
-        while lag.samples < count:  # noqa: ASYNC110 - counting samples, no event to await
-            await trio.sleep(LAG_SAMPLE_S)
+# The agent test starts holding the loop this long before the core's next timer is due.
+SHORT_S = 0.02
 
 
 def _spin_the_loop() -> None:
@@ -53,20 +49,20 @@ def _hold_the_loop() -> None:
     time.sleep(HOLD_S)
 
 
-async def test_a_step_that_holds_the_loop_is_seen_as_lag_of_its_length():
-    lag = LoopLag()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lag.run)
-        await _samples_taken(lag, 5)
-        _hold_the_loop()
-        await _samples_taken(lag, lag.samples + 2)
-        nursery.cancel_scope.cancel()
+def test_a_timer_run_late_is_one_sample_of_its_lateness():
+    now = [50.0]
+    lag = LoopLag(clock=lambda: now[0])
+    lag.observe(due=49.99, now=50.0)
+    now[0] = 51.0
+    lag.observe(due=50.7, now=51.0)
+    lag.observe(due=51.5, now=51.0)  # early (a timer run as it fell due): no lag
     recent = lag.recent()
-    # The sample whose wake-up fell in the step waited for all of it but one sleep at most.
-    assert HOLD_S - LAG_SAMPLE_S <= recent["max_s"] < WAIT_S
-    assert recent["p50_s"] < HOLD_S / 2  # the other samples were on time
-    assert sum(lag.bucket_counts) == lag.samples == recent["samples"]
-    assert sum(lag.bucket_counts[-6:]) >= 1  # a bucket above 0.1 s holds it
+    assert recent["samples"] == 3 == lag.samples
+    assert recent["max_s"] == pytest.approx(0.3)
+    assert lag.sum_s == pytest.approx(0.31)
+    assert lag.per_second.by_age()[:2] == [pytest.approx(0.3), pytest.approx(0.01)]
+    now[0] = 51.0 + LAG_WINDOW_S + 0.5  # the window forgets samples older than itself
+    assert lag.recent()["samples"] == 0 and lag.samples == 3
 
 
 BUSY = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
@@ -82,21 +78,20 @@ def _busy_on(cpu: int) -> list[subprocess.Popen]:
 
 @pytest.mark.skipif(runqueue_wait_s() is None, reason="the kernel does not say (schedstat)")
 async def test_a_lag_while_every_cpu_is_busy_is_told_apart_as_waiting_for_a_cpu():
-    """The loop's thread and two busy processes share one CPU: while the loop holds itself
-    busy for HOLD_S, the thread waits for that CPU about two thirds of the time."""
+    """The loop's thread and two busy processes share one CPU: while a step keeps the loop
+    busy for HOLD_S, the thread waits for that CPU about two thirds of the time, and the
+    timer run after it says so."""
     lag = LoopLag()
     cpu = min(os.sched_getaffinity(0))
     before = os.sched_getaffinity(0)
     busy = _busy_on(cpu)
     try:
         os.sched_setaffinity(0, {cpu})  # this thread only: the loop's
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(lag.run)
-            await _samples_taken(lag, 3)
-            waited = lag.cpu_wait_s
-            _spin_the_loop()
-            await _samples_taken(lag, lag.samples + 2)
-            nursery.cancel_scope.cancel()
+        lag.observe(time.monotonic(), time.monotonic())  # where the run-queue wait starts
+        waited = lag.cpu_wait_s
+        due = time.monotonic()
+        _spin_the_loop()
+        lag.observe(due, time.monotonic())
     finally:
         os.sched_setaffinity(0, before)
         for process in busy:  # the processes this test started, by their PIDs
@@ -169,16 +164,25 @@ async def test_info_and_metrics_show_the_lag_and_the_store_share(tmp_path):
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: agent.run(task_status=task_status,
                                                           handle_signals=False))
-        await _samples_taken(agent.loop_lag, 5)
         with trio.fail_after(WAIT_S):
             await agent.write("groups", "g", encode_value({"n": 1}))
+        # Hold the loop from just before the core's next timer until HOLD_S later: the
+        # timer loop then runs that timer about HOLD_S late.
+        with trio.fail_after(WAIT_S):
+            # A deadline of the core: no event tells when one is set.
+            while (due := agent.core.next_deadline()) is None:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        with trio.fail_after(WAIT_S):
+            await trio.sleep_until(max(trio.current_time(), due - SHORT_S))
         _hold_the_loop()
-        await _samples_taken(agent.loop_lag, agent.loop_lag.samples + 2)
+        with trio.fail_after(WAIT_S):
+            while max(agent.loop_lag.per_second.by_age()) < HOLD_S - SHORT_S:  # noqa: ASYNC110
+                await trio.sleep(0.01)
         shown = info(agent)
         text = render_metrics(agent)
         agent.stop()
     loop = shown["loop"]
-    assert loop["lag_max_s"] >= HOLD_S - LAG_SAMPLE_S
+    assert loop["lag_max_s"] >= HOLD_S - SHORT_S
     assert loop["lag_p50_s"] <= loop["lag_p99_s"] <= loop["lag_max_s"]
     assert loop["window_s"] > 0 and loop["lag_samples"] > 0
     # The held second is among the last ones, and no second's worst exceeds the window's.
