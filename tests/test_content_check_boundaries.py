@@ -8,10 +8,11 @@ must be refused in `consumers` (Sequoia too) and in any other public dataset."""
 import base64
 import binascii
 import itertools
+import random
 
 import pytest
 
-from gossipnode.openpgp import generate_key, packets, split_keys
+from gossipnode.openpgp import deep_scan, generate_key, packets, split_keys
 from gossipnode.openpgp.content import record_refusal
 from gossipnode.wire.cbor import encode_value
 from tests import deep_scan_oracle
@@ -97,3 +98,20 @@ def test_printable_text_around_the_limit_is_let_through(length):
     for letters in ("abc", "ab+/=", "0123456789abcdef", "Mary, 23 Rue de l'Ecole"):
         text = "".join(itertools.islice(itertools.cycle(letters), length))
         assert not refused({"name": text, text: text})
+
+
+def test_the_four_alignments_decode_as_four_separate_decodings_would():
+    """Rule 2's alignments come from one decoding and bit shifts; binascii on each
+    alignment, padded as the rule says, is the reference. Every length up to a few runs,
+    every last-quantum size."""
+    rng = random.Random(7)
+    letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for length in range(200):
+        cleaned = bytes(rng.choice(letters) for _ in range(length))
+        expected = []
+        for start in range(4):
+            usable = cleaned[start:]
+            usable = usable[:-1] if len(usable) % 4 == 1 else usable + b"=" * (-len(usable) % 4)
+            if len(usable) >= deep_scan.ENCODED_CHARACTERS_MIN - 4:
+                expected.append(binascii.a2b_base64(usable))
+        assert deep_scan._base64_alignments(cleaned) == expected, length
