@@ -163,11 +163,11 @@ def _base64_alignments(cleaned: bytes) -> list[bytes]:
     those shorter than `ENCODED_CHARACTERS_MIN` - 4 characters once padded.
 
     Each character is 6 bits, so starting at character k is reading the bit stream of the
-    whole run from bit 6k: one C decoding of the run (zero-padded to whole quanta) and a
-    shift per alignment, where four decodings cost about twice as much."""
+    whole run from bit 6k: one C decoding of the run (zero-padded to whole quanta) is the
+    first alignment, and a shift gives each other one (four decodings cost about 1.7 times
+    as much for a 1 KiB run)."""
     length = len(cleaned)
-    found = []
-    stream = None
+    found: list[bytes] = []
     for start in range(4):
         characters = length - start
         tail = characters % 4
@@ -175,12 +175,14 @@ def _base64_alignments(cleaned: bytes) -> list[bytes]:
             ENCODED_CHARACTERS_MIN - 4
         ):
             break  # shorter still from the next start on
-        if stream is None:
-            whole = binascii.a2b_base64(cleaned + b"A" * (-length % 4))
-            stream, bits = int.from_bytes(whole, "big"), 8 * len(whole)
         size = 3 * characters // 4  # whole bytes in 6 bits per character
-        found.append(((stream >> (bits - 6 * start - 8 * size)) & ((1 << (8 * size)) - 1))
-                     .to_bytes(size, "big"))
+        if not found:
+            whole = binascii.a2b_base64(cleaned + b"A" * (-length % 4))
+            stream, whole_bytes = int.from_bytes(whole, "big"), len(whole)
+            found.append(whole[:size])
+        else:  # bits 6k on, in whole bytes: the last `size` bytes once shifted down
+            shifted = stream >> (8 * whole_bytes - 6 * start - 8 * size)
+            found.append(shifted.to_bytes(whole_bytes, "big")[-size:])
     return found
 
 
