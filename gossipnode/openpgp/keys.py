@@ -183,7 +183,16 @@ def value_holds_secret(value: Any) -> bool:
     Other leaves are ignored.
     """
     budget = [SEQUOIA_PARSES_PER_CHECK_MAX]
-    return any(_holds_secret(_as_bytes(leaf), budget) for leaf in packets.value_leaves(value))
+    for leaf in packets.value_leaves(value):
+        if isinstance(leaf, str) and len(leaf) < packets.BARE_BASE64_CHARACTERS_MIN and (
+            leaf.isascii() and leaf.isprintable() and "-----" not in leaf
+        ):
+            # Names, e-mail addresses, ids: no byte can start a packet or a key version,
+            # no armor line, too short for bare base64, and not binary for Sequoia.
+            continue
+        if _holds_secret(_as_bytes(leaf), budget):
+            return True
+    return False
 
 
 def consumer_value(parsed: ParsedKey, *, consumer_type: str | None = None) -> dict[str, Any]:

@@ -82,6 +82,11 @@ _MAY_HOLD_SECRET = re.compile(
     + rb")",
     re.DOTALL,
 )
+# The first byte of a `_MAY_HOLD_SECRET` match, as a translation table (1: such a byte):
+# one C pass (about 1 us per KiB) rules text out before the expression, which takes
+# about 5 us per KiB to find nothing in it.
+_MAY_HOLD_FIRST = bytes(1 if 2 <= byte <= 6 or 0xA0 <= byte <= 0xA3 or byte == 0xC8 else 0
+                        for byte in range(256))
 _ARMOR_BEGIN = re.compile(rb"-----BEGIN PGP ([A-Z0-9 ,/]{1,40})-----")
 _BARE_BASE64 = re.compile(rb"[A-Za-z0-9+/=\s]+")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
@@ -96,7 +101,8 @@ def has_secret_packet(data: bytes) -> bool:
         if decoded is not None and _binary_has_secret(decoded, depth=0):
             return True
     if len(data) >= BARE_BASE64_CHARACTERS_MIN and _BARE_BASE64.fullmatch(data):
-        decoded = _decode_base64(data)
+        # Base64 and nothing else: dropping padding and whitespace leaves the letters.
+        decoded = _decode_letters(data.translate(None, b"= \t\n\r\x0b\x0c"))
         if decoded is not None and _binary_has_secret(decoded, depth=0):
             return True
     return False
@@ -182,7 +188,7 @@ def encode_packet(tag: int, body: bytes) -> bytes:
 
 
 def _binary_has_secret(data: bytes, depth: int) -> bool:
-    if not _MAY_HOLD_SECRET.search(data):
+    if b"\x01" not in data.translate(_MAY_HOLD_FIRST) or not _MAY_HOLD_SECRET.search(data):
         return False
     for tag, body in iter_packets(data):
         if tag in (SECRET_KEY_TAG, SECRET_SUBKEY_TAG) and _looks_like_key(body):
@@ -278,7 +284,11 @@ def _decompress(body: bytes) -> bytes | None:
 
 
 def _decode_base64(text: bytes) -> bytes | None:
-    cleaned = _NOT_BASE64.sub(b"", text)
+    return _decode_letters(_NOT_BASE64.sub(b"", text))
+
+
+def _decode_letters(cleaned: bytes) -> bytes | None:
+    """`cleaned` (base64 letters only) decoded, its last partial quantum padded."""
     if len(cleaned) % 4 == 1:  # a lone trailing character carries no whole byte
         cleaned = cleaned[:-1]
     cleaned += b"=" * (-len(cleaned) % 4)
