@@ -6,10 +6,10 @@ Rules:
    or any other long step on the loop shows up there, whatever caused it. No task of its
    own samples the loop: an idle agent wakes no more often for it (a sampler waking every
    50 ms cost about 6 ms of CPU per second, more than an idle agent's whole work).
-2. Memory is bounded: the last `LAG_WINDOW_S` of samples in a ring (`LAG_WINDOW_SAMPLES`
-   floats), whose p50, p99 and maximum `info` shows; the worst lag of each of the last
-   `SECONDS_KEPT` seconds; and since start a histogram of fixed buckets (`LAG_BUCKETS_S`,
-   cumulative counts, as /metrics shows them).
+2. Memory is bounded: the samples of the last `LAG_WINDOW_S` (at most `LAG_WINDOW_SAMPLES`
+   of them, with their times), whose p50, p99 and maximum `info` shows; the worst lag of
+   each of the last `SECONDS_KEPT` seconds; and since start a histogram of fixed buckets
+   (`LAG_BUCKETS_S`, cumulative counts, as /metrics shows them).
 3. `StoreMeter` adds up the seconds spent on the event loop inside the store's write
    calls (the lookup, the resolve and the transaction of `apply_changes`, and the rarer
    removals), wrapped around the store instance by `meter_store_writes`; so an operator
@@ -36,6 +36,8 @@ import trio
 __all__ = ["LAG_BUCKETS_S", "LAG_WINDOW_S", "LAG_WINDOW_SAMPLES", "SECONDS_KEPT", "LoopLag",
            "SecondMaxima", "StoreMeter", "meter_store_writes"]
 
+# `info` shows the lag over this last stretch: long enough to hold a burst's worst moment
+# between two looks of an operator or a scraper, short enough to say "now".
 LAG_WINDOW_S = 10.0
 # At most this many of the latest samples make the window's percentiles: the timer loop
 # runs the core's timers up to a few hundred times a second under load (bounded memory).
