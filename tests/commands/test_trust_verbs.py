@@ -76,7 +76,12 @@ def test_nothing_replicates_before_admission_and_verbs_need_the_key(governed, cl
                                                                      monkeypatch, admin):
     a, b = governed
     monkeypatch.delenv("GOSSIPNODE_ADMIN_KEY", raising=False)
-    rows = cli("members", "--config", a.config)
+    # b answers `status` before its join reaches a: wait for a to list it.
+    def listed():
+        rows = cli("members", "--config", a.config)
+        return any(line.startswith("b ") for line in rows.out.splitlines()) and rows
+
+    rows = wait(listed, "a to list b")
     assert rows.code == 0 and rows.out.count("not admitted") == 2
     assert cli("put", "groups", "early", "--value", "{}", "--config", a.config).code == 0
     for verb in (["admit", b.node_id], ["grant", b.node_id, "wep"],
