@@ -29,6 +29,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,7 +107,7 @@ class Tree:
         )  # fmt: skip
         log.close()
         started = time.perf_counter()
-        while not _answers(self.socket):
+        while not answers(self.socket):
             if process.poll() is not None or time.perf_counter() - started > START_TIMEOUT_S:
                 stop(process)
                 tail = (self.node / "agent.log").read_text()[-400:]
@@ -115,7 +116,8 @@ class Tree:
         return process, task_cpu_ms(process.pid), (time.perf_counter() - started) * 1000
 
 
-def _answers(socket: Path) -> bool:
+def answers(socket: Path) -> bool:
+    """Whether the agent behind `socket` answers `status`."""
     with contextlib.suppress(AgentUnreachable, ClientError, OSError), ControlClient(socket) as c:
         return c.request("status") is not None
     return False
@@ -138,6 +140,7 @@ def rss_mib(pid: int) -> float:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful leave); SIGKILL if it has not exited within STOP_TIMEOUT_S."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=STOP_TIMEOUT_S)
@@ -146,14 +149,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def _summary(values: list[float]) -> dict:
-    return {"median": round(_median(values), 1), "min": round(min(values), 1),
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
             "max": round(max(values), 1), "runs": len(values)}  # fmt: skip
 
 

@@ -18,12 +18,10 @@ Usage: python scripts/bench_membership_startup.py [--runs 7] [--json] [--importt
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gossipnode.client import AgentUnreachable, ClientError, ControlClient  # noqa: E402
+from scripts.bench_cli import answers, stop  # noqa: E402
 from scripts.bench_membership_real import TICKS_PER_S, _median, precompile  # noqa: E402
 from scripts.local_cluster import free_ports  # noqa: E402
 
@@ -42,7 +40,6 @@ from scripts.local_cluster import free_ports  # noqa: E402
 POLL_S = 0.01
 # An agent answers within this after starting, or the run fails.
 START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 10.0
 # What `gossipnode agent` imports before `run_agent` starts (commands/agent.py).
 AGENT_IMPORTS = (
     "import gossipnode.cli, gossipnode.commands.agent, gossipnode.config_file, "
@@ -76,13 +73,6 @@ def _init(root: Path, name: str) -> Path:
     return directory
 
 
-def _answers(directory: Path) -> bool:
-    with (contextlib.suppress(AgentUnreachable, ClientError, OSError),
-          ControlClient(directory / "control.sock") as client):
-        return client.request("status") is not None
-    return False
-
-
 def start_once(directory: Path, extra: tuple[str, ...] = ()) -> tuple[float, float, str]:
     """(CPU seconds until `status` answered, wall seconds, stderr) of one agent start."""
     log = directory / "agent.log"
@@ -94,18 +84,13 @@ def start_once(directory: Path, extra: tuple[str, ...] = ()) -> tuple[float, flo
         )  # fmt: skip
     started = time.monotonic()
     try:
-        while not _answers(directory):
+        while not answers(directory / "control.sock"):
             if process.poll() is not None or time.monotonic() - started > START_TIMEOUT_S:
                 raise RuntimeError(f"agent did not answer: {log.read_text()[-400:]}")
             time.sleep(POLL_S)
         cpu_s, wall_s = _cpu_s(process.pid), time.monotonic() - started
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+        stop(process)
     return cpu_s, wall_s, log.read_text()
 
 
