@@ -69,7 +69,7 @@ def main() -> int:
     arguments = parser.parse_args()
     variants = [("roots", RootAdverts.advert_for)]
     if arguments.compare:
-        variants.append(("no roots", lambda self, entry, now: ()))
+        variants.append(("no roots", lambda self, recipient, entry, now, **_: ()))
     results = []
     original = RootAdverts.advert_for
     try:
