@@ -6,6 +6,7 @@ stays alive in every view, replication keeps working, no agent exits."""
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 import nacl.signing
@@ -32,6 +33,15 @@ from gossipnode.runtime.transport import ConnectionClosed, connect
 pytestmark = pytest.mark.slow
 
 INCARNATION_MAX = 2**64 - 1
+# Resident memory through the attack. The flood this guards against grew one agent from 36 MB
+# to 255 MB for good (ping requests queued without bound). Now the bounded parts fill and stay
+# full: the pending set (`pending_members_max`), the verified-signature cache (2 x
+# `members_max` entries: each attack brings 4,093 fresh forged members, so two attacks fill
+# it) and the codecs compiled for these messages. Measured: 8.4-8.8 MiB after two attacks, and
+# a third adds under 0.5 MiB: nothing accumulates.
+RSS_GROWTH_MAX_KIB = 16 * 1024
+RSS_REPEAT_GROWTH_MAX_KIB = 2 * 1024
+SETTLE_S = 2.0
 # Every wait here is bounded by this.
 ATTACK_TIMEOUT_S = 60
 
@@ -83,6 +93,15 @@ async def attack_one(connection, attacker_id, ids, target, forged) -> None:
     await trio.sleep(0.5)
 
 
+def resident_kib(cluster: LocalCluster) -> dict[int, int]:
+    """Each agent's resident memory, once the messages sent to it have been worked off."""
+    time.sleep(SETTLE_S)
+    return {
+        i: int(Path(f"/proc/{p.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        for i, p in cluster.processes.items()
+    }
+
+
 def test_an_insiders_floods_and_lies_leave_the_cluster_whole(tmp_path):
     with LocalCluster(tmp_path, 3) as cluster:
         cluster.start_all()
@@ -91,8 +110,15 @@ def test_an_insiders_floods_and_lies_leave_the_cluster_whole(tmp_path):
             parse_node_id(next(m["id"] for m in cluster.request(i, "members") if m["self"]))
             for i in range(3)
         ]
+        baseline = resident_kib(cluster)
         trio.run(attack, cluster, ids)
         cluster.wait_members(timeout_s=30)
+        trio.run(attack, cluster, ids)  # fills the verified-signature cache
+        cluster.wait_members(timeout_s=30)
+        after_two = resident_kib(cluster)
+        trio.run(attack, cluster, ids)  # the same again: memory must not keep growing
+        cluster.wait_members(timeout_s=30)
+        after_three = resident_kib(cluster)
         for i in range(3):
             rows = cluster.request(i, "members")
             assert sorted(m["name"] for m in rows) == sorted(cluster.names)
@@ -102,6 +128,11 @@ def test_an_insiders_floods_and_lies_leave_the_cluster_whole(tmp_path):
         cluster.wait_converged(timeout_s=30)
         assert cluster.request(2, "get", dataset="groups", key="after")["value"] == {"ok": True}
         assert all(process.poll() is None for process in cluster.processes.values())
+        grown = {i: after_three[i] - baseline[i] for i in after_three}
+        repeated = {i: after_three[i] - after_two[i] for i in after_three}
+        print("resident memory grown (KiB): in all", grown, "by the third attack", repeated)
+        assert all(growth <= RSS_GROWTH_MAX_KIB for growth in grown.values()), grown
+        assert all(growth <= RSS_REPEAT_GROWTH_MAX_KIB for growth in repeated.values()), repeated
         for name in cluster.names:
             log = (cluster.root / f"{name}.log").read_text()
             assert "Traceback" not in log
