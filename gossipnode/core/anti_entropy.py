@@ -45,16 +45,15 @@ from collections.abc import Callable, Iterable, Sequence
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .digests import Digests
-from .errors import RemoteProtocolError
 from .merkle import Digest
 from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
+from .session_openings import Openings
 from .session_queue import Waiting
 from .session_table import SESSION_TIMER, PeerSync, Running, SessionTable
 from .staggering import CROSSED, Staggering
-from .stream_budget import StreamBudget
 
 # CROSSED and SESSION_TIMER are named here too: what the node and its tests see of the parts.
 __all__ = ["CROSSED", "RECONCILE_MESSAGES", "SESSION_TIMER", "AntiEntropy", "PeerSync"]
@@ -81,11 +80,13 @@ class AntiEntropy:
         self.rng = ctx.rng
         self.counters: Counter[str] = Counter()
         self._table = SessionTable(ctx, self.counters)  # rules 5 and 6
-        self._streamed = StreamBudget()  # rule 9
         self._stagger = Staggering(ctx, self._table.sessions, self.counters,
                                    self._table.abandon)  # rules 7 and 8
         self._queue = self._stagger.queue
         self.digests = Digests(ctx.store, ctx.node_id, self.counters)
+        self._openings = Openings(  # a peer's openings: rules 2, 7, 8 and 9
+            self.digests, self._table, self._stagger, self.counters,
+            lambda peer: self.running(peer, initiated=False) >= SESSIONS_PER_PEER_MAX)
 
     @property
     def session_seconds(self) -> float:
@@ -194,33 +195,9 @@ class AntiEntropy:
 
     def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView, now: float, *,
               may_wait: bool = True) -> tuple[list[object], list[Record], bool]:
-        if not self.digests.covers(opening.dataset):
-            raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
-        ReconcileSession.check_opening(opening)
-        digest = self.digests.digest_for(peer, opening.dataset, view, responding=True)
+        aborts, digest = self._openings.judge(peer, opening, view, now, may_wait=may_wait)
         if digest is None:
-            self.counters["sessions_refused_scope"] += 1
-            return [ReconcileAbort(opening.session, "scope not shared")], [], False
-        if (peer, opening.session) in self._table or (may_wait and (
-            self.running(peer, initiated=False) >= SESSIONS_PER_PEER_MAX
-            or self._queue.holds(peer, opening.session)
-        )):
-            return [ReconcileAbort(opening.session, "too many sessions")], [], False
-        aborts = self._stagger.cross(peer, opening)  # rule 8
-        if aborts is None:
-            return [ReconcileAbort(opening.session, CROSSED)], [], False
-        if self._streamed.owed(peer, opening.dataset, self._full(opening.dataset), now) < 1:
-            # Rule 9: ten openings claiming an empty store must not make us stream the whole
-            # dataset ten times over.
-            self.counters["sessions_refused_owed"] += 1
-            return [*aborts, ReconcileAbort(opening.session,
-                                            "sent this dataset in full recently")], [], False
-        # Equal roots are answered at once in one round trip: nothing to wait for or on.
-        moves = opening.root != digest.root or opening.count != digest.count
-        if moves and may_wait and self._stagger.wait_to_answer(peer, opening, now):
-            return list(aborts), [], False
-        if moves:
-            self._stagger.withdraw(peer, opening.dataset, now)
+            return aborts, [], False
         session = ReconcileSession.respond(
             opening, digest, self._fetch(opening.dataset), self.config.reconcile,
             self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
@@ -246,17 +223,13 @@ class AntiEntropy:
         running.received += len(received)
         running.sent += sent
         if sent and not running.initiated:
-            self._streamed.spend(peer, session.dataset, sent, self._full(session.dataset), now)
+            self._openings.spend(peer, session.dataset, sent, now)  # rule 9
         self.counters["records_received"] += len(received)
         self.counters["records_sent"] += sent
         if session.done or session.failed is not None:
             return replies, received, self._table.end(peer, session_id, running, now)
         self._table.arm(peer, session_id, session)
         return replies, received, False
-
-    def _full(self, dataset: str) -> int:
-        """One copy of `dataset`, in records (rule 9)."""
-        return max(1, len(self.digests.full[dataset]))
 
     def _fetch(self, dataset: str):
         store = self.store
