@@ -244,14 +244,7 @@ class AntiEntropy:
         """End every running session whose scope `view` narrowed (rule 10); return the
         aborts to send, as (peer, message). A scope that widened ("receive" to "all": the
         peer was admitted) lets its session run on."""
-        aborts: list[tuple[bytes, ReconcileAbort]] = []
-        for (peer, session_id), running in list(self._table.sessions.items()):
-            scope = view.shared_scope(peer, running.session.dataset)
-            if scope != running.scope and scope != "all":
-                self._table.abandon(peer, session_id, "scope changed")
-                self.counters["sessions_ended_scope"] += 1
-                aborts.append((peer, ReconcileAbort(session_id, "scope changed")))
-        return aborts
+        return self._table.rescope(view)
 
     def expire(self, due: Iterable[tuple[bytes, int]],
                now: float) -> list[tuple[bytes, object]]:
