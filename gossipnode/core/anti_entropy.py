@@ -46,7 +46,6 @@ from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .digests import Digests
 from .merkle import Digest
-from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
@@ -54,6 +53,7 @@ from .session_openings import Openings
 from .session_queue import Waiting
 from .session_table import SESSION_TIMER, PeerSync, Running, SessionTable
 from .staggering import CROSSED, Staggering
+from .store_sessions import StoreSessions
 
 # CROSSED and SESSION_TIMER are named here too: what the node and its tests see of the parts.
 __all__ = ["CROSSED", "RECONCILE_MESSAGES", "SESSION_TIMER", "AntiEntropy", "PeerSync"]
@@ -73,9 +73,7 @@ class AntiEntropy:
         """`merging`: the datasets whose versions merge (their sessions send what the store
         holds when the message is built, replaced or not: reconcile.py rule 8)."""
         self._ctx = ctx
-        self._merging = frozenset(merging)
-        self.config = ctx.config
-        self.store = ctx.store
+        self._sessions = StoreSessions(ctx, merging)
         self.node_id = ctx.node_id
         self.rng = ctx.rng
         self.counters: Counter[str] = Counter()
@@ -118,15 +116,10 @@ class AntiEntropy:
     def _initiate(self, peer: bytes, digest: Digest, now: float, *, staggered: bool,
                   withdrawals: int = 0) -> list[object]:
         session_id = self.rng.getrandbits(63)
-        dataset = digest.dataset
-        session = ReconcileSession.initiate(
-            session_id, digest, self._fetch(dataset), self.config.reconcile,
-            self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
-            fetch_many=self._fetch_many(dataset),
-        )
+        session = self._sessions.initiate(session_id, digest, now)
         self._table.add(peer, session_id, Running(
             session, now, initiated=True, staggered=staggered, withdrawals=withdrawals,
-            scope=self._ctx.view.shared_scope(peer, dataset)))
+            scope=self._ctx.view.shared_scope(peer, digest.dataset)))
         self.counters["sessions_started"] += 1
         return list(session.messages_to_send())
 
@@ -198,11 +191,7 @@ class AntiEntropy:
         aborts, digest = self._openings.judge(peer, opening, view, now, may_wait=may_wait)
         if digest is None:
             return aborts, [], False
-        session = ReconcileSession.respond(
-            opening, digest, self._fetch(opening.dataset), self.config.reconcile,
-            self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
-            fetch_many=self._fetch_many(opening.dataset),
-        )
+        session = self._sessions.respond(opening, digest, now)
         running = Running(session, now, initiated=False, answered=True,
                           scope=view.shared_scope(peer, opening.dataset))
         self._table.add(peer, opening.session, running)
@@ -230,15 +219,6 @@ class AntiEntropy:
             return replies, received, self._table.end(peer, session_id, running, now)
         self._table.arm(peer, session_id, session)
         return replies, received, False
-
-    def _fetch(self, dataset: str):
-        store = self.store
-        return lambda key: store.get(dataset, key)
-
-    def _fetch_many(self, dataset: str):
-        store = self.store
-        return lambda keys: {key: record for (_, key), record
-                             in store.get_many((dataset, key) for key in keys).items()}
 
     def rescope(self, view: ScopeView) -> list[tuple[bytes, ReconcileAbort]]:
         """End every running session whose scope `view` narrowed (rule 10); return the
