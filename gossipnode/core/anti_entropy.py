@@ -35,6 +35,9 @@ Rules:
    is a prefix of a record's key), including those written since, and the peer may no
    longer hear of them; the check of each record sent (core/outbound.py) does not see them.
    A session waiting its turn is judged when it goes (`ready`, `_open`).
+
+The parts: core/session_openings.py judges a peer's opening (rules 2, 7, 8 and 9),
+core/store_sessions.py makes each session over the store.
 """
 
 from __future__ import annotations
