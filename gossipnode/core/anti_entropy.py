@@ -80,7 +80,7 @@ class AntiEntropy:
         self.node_id = ctx.node_id
         self.rng = ctx.rng
         self.counters: Counter[str] = Counter()
-        self._table = SessionTable(ctx, self.counters)  # rules 5 and 6
+        self._table = SessionTable(ctx, self.counters)  # rules 5, 6 and 10
         self._stagger = Staggering(ctx, self._table.sessions, self.counters,
                                    self._table.abandon)  # rules 7 and 8
         self._queue = self._stagger.queue
