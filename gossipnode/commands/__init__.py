@@ -1,2 +1,2 @@
-"""CLI verbs beyond the setup verbs of cli.py; each module registers its verbs with
-`cli.verb`. Part of the composition root: these modules may import runtime/."""
+"""The verbs of the `gossipnode` command; each module registers its verbs with `cli.verb`.
+Part of the composition root: these modules may import runtime/."""

@@ -2,7 +2,7 @@
 
 The cluster policy is a replicated record (dataset cluster_policy): `policy` writes it on
 this node and it reaches every member like any write. Under administrators (admin_keys in
-node.toml) the change is signed here with --admin-key (see trust_verbs.py). `tags set`
+node.toml) the change is signed here with --admin-key (see admin_key.py). `tags set`
 changes only this node's tags, gossiped by membership. `repair` and `reseed` act on this
 node now; `reseed` discards replicated data and so asks for `--yes`.
 """
@@ -13,9 +13,10 @@ import argparse
 from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, UsageError, verb
+from .admin_key import add_admin_key_argument
 from .connection import add_client_arguments, request
 from .formatting import print_json, print_pairs, print_table
-from .trust_verbs import add_admin_key_argument, policy_signed
+from .signed_policy import policy_signed
 
 # --- policy -------------------------------------------------------------------------------------
 

@@ -19,9 +19,9 @@ import time
 
 from ..cli import EXIT_FAILED, EXIT_OK, verb
 from ..client import AgentUnreachable, ClientError, ControlClient
+from .admin_key import add_admin_key_argument, load_admin_key, signed_fields
 from .connection import add_client_arguments, request, socket_path
 from .formatting import print_json
-from .trust_verbs import add_admin_key_argument, load_admin_key, signed_fields
 
 # `leave` waits this long for the agent to finish leaving (about a second of announcing,
 # then closing peers and the store), polling this often.

@@ -14,6 +14,7 @@ __all__ = ["VERB_MODULES", "VERB_MODULE_ORDER", "verb_of"]
 
 # Modules that add verbs with @verb, in the order `--help` lists their verbs.
 VERB_MODULE_ORDER: tuple[str, ...] = (
+    "gossipnode.commands.setup_verbs",
     "gossipnode.commands.agent",
     "gossipnode.commands.status_verbs",
     "gossipnode.commands.data_verbs",
@@ -28,9 +29,10 @@ _DATA = "gossipnode.commands.data_verbs"
 _TRUST = "gossipnode.commands.trust_verbs"
 _ADMIN = "gossipnode.commands.admin_verbs"
 _MEMBERSHIP = "gossipnode.commands.membership_verbs"
-# Verb -> the module that registers it; None: a setup verb of cli.py itself.
-VERB_MODULES: dict[str, str | None] = {
-    "datasets": None, "keygen": None, "init": None, "validate": None,
+_SETUP = "gossipnode.commands.setup_verbs"
+# Verb -> the module that registers it.
+VERB_MODULES: dict[str, str] = {
+    "datasets": _SETUP, "keygen": _SETUP, "init": _SETUP, "validate": _SETUP,
     "agent": "gossipnode.commands.agent",
     "members": _STATUS, "status": _STATUS, "info": _STATUS, "health": _STATUS,
     "metrics": _STATUS, "monitor": _STATUS,

@@ -35,6 +35,9 @@ Rules:
    is a prefix of a record's key), including those written since, and the peer may no
    longer hear of them; the check of each record sent (core/outbound.py) does not see them.
    A session waiting its turn is judged when it goes (`ready`, `_open`).
+
+The parts: core/session_openings.py judges a peer's opening (rules 2, 7, 8 and 9),
+core/store_sessions.py makes each session over the store.
 """
 
 from __future__ import annotations
@@ -45,16 +48,15 @@ from collections.abc import Callable, Iterable, Sequence
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .digests import Digests
-from .errors import RemoteProtocolError
 from .merkle import Digest
-from .reconcile import ReconcileSession
 from .reconcile_messages import ReconcileAbort, ReconcileOpen, ReconcileTurn
 from .records import Record
 from .scopes import ScopeView
+from .session_openings import Openings
 from .session_queue import Waiting
 from .session_table import SESSION_TIMER, PeerSync, Running, SessionTable
 from .staggering import CROSSED, Staggering
-from .stream_budget import StreamBudget
+from .store_sessions import StoreSessions
 
 # CROSSED and SESSION_TIMER are named here too: what the node and its tests see of the parts.
 __all__ = ["CROSSED", "RECONCILE_MESSAGES", "SESSION_TIMER", "AntiEntropy", "PeerSync"]
@@ -74,18 +76,18 @@ class AntiEntropy:
         """`merging`: the datasets whose versions merge (their sessions send what the store
         holds when the message is built, replaced or not: reconcile.py rule 8)."""
         self._ctx = ctx
-        self._merging = frozenset(merging)
-        self.config = ctx.config
-        self.store = ctx.store
+        self._sessions = StoreSessions(ctx, merging)
         self.node_id = ctx.node_id
         self.rng = ctx.rng
         self.counters: Counter[str] = Counter()
-        self._table = SessionTable(ctx, self.counters)  # rules 5 and 6
-        self._streamed = StreamBudget()  # rule 9
+        self._table = SessionTable(ctx, self.counters)  # rules 5, 6 and 10
         self._stagger = Staggering(ctx, self._table.sessions, self.counters,
                                    self._table.abandon)  # rules 7 and 8
         self._queue = self._stagger.queue
         self.digests = Digests(ctx.store, ctx.node_id, self.counters)
+        self._openings = Openings(  # a peer's openings: rules 2, 7, 8 and 9
+            self.digests, self._table, self._stagger, self.counters,
+            lambda peer: self.running(peer, initiated=False) >= SESSIONS_PER_PEER_MAX)
 
     @property
     def session_seconds(self) -> float:
@@ -117,15 +119,10 @@ class AntiEntropy:
     def _initiate(self, peer: bytes, digest: Digest, now: float, *, staggered: bool,
                   withdrawals: int = 0) -> list[object]:
         session_id = self.rng.getrandbits(63)
-        dataset = digest.dataset
-        session = ReconcileSession.initiate(
-            session_id, digest, self._fetch(dataset), self.config.reconcile,
-            self.config.limits, self.rng, now, skip_replaced=dataset not in self._merging,
-            fetch_many=self._fetch_many(dataset),
-        )
+        session = self._sessions.initiate(session_id, digest, now)
         self._table.add(peer, session_id, Running(
             session, now, initiated=True, staggered=staggered, withdrawals=withdrawals,
-            scope=self._ctx.view.shared_scope(peer, dataset)))
+            scope=self._ctx.view.shared_scope(peer, digest.dataset)))
         self.counters["sessions_started"] += 1
         return list(session.messages_to_send())
 
@@ -194,38 +191,10 @@ class AntiEntropy:
 
     def _open(self, peer: bytes, opening: ReconcileOpen, view: ScopeView, now: float, *,
               may_wait: bool = True) -> tuple[list[object], list[Record], bool]:
-        if not self.digests.covers(opening.dataset):
-            raise RemoteProtocolError(f"reconciliation of unknown dataset {opening.dataset!r}")
-        ReconcileSession.check_opening(opening)
-        digest = self.digests.digest_for(peer, opening.dataset, view, responding=True)
+        aborts, digest = self._openings.judge(peer, opening, view, now, may_wait=may_wait)
         if digest is None:
-            self.counters["sessions_refused_scope"] += 1
-            return [ReconcileAbort(opening.session, "scope not shared")], [], False
-        if (peer, opening.session) in self._table or (may_wait and (
-            self.running(peer, initiated=False) >= SESSIONS_PER_PEER_MAX
-            or self._queue.holds(peer, opening.session)
-        )):
-            return [ReconcileAbort(opening.session, "too many sessions")], [], False
-        aborts = self._stagger.cross(peer, opening)  # rule 8
-        if aborts is None:
-            return [ReconcileAbort(opening.session, CROSSED)], [], False
-        if self._streamed.owed(peer, opening.dataset, self._full(opening.dataset), now) < 1:
-            # Rule 9: ten openings claiming an empty store must not make us stream the whole
-            # dataset ten times over.
-            self.counters["sessions_refused_owed"] += 1
-            return [*aborts, ReconcileAbort(opening.session,
-                                            "sent this dataset in full recently")], [], False
-        # Equal roots are answered at once in one round trip: nothing to wait for or on.
-        moves = opening.root != digest.root or opening.count != digest.count
-        if moves and may_wait and self._stagger.wait_to_answer(peer, opening, now):
-            return list(aborts), [], False
-        if moves:
-            self._stagger.withdraw(peer, opening.dataset, now)
-        session = ReconcileSession.respond(
-            opening, digest, self._fetch(opening.dataset), self.config.reconcile,
-            self.config.limits, now, skip_replaced=opening.dataset not in self._merging,
-            fetch_many=self._fetch_many(opening.dataset),
-        )
+            return aborts, [], False
+        session = self._sessions.respond(opening, digest, now)
         running = Running(session, now, initiated=False, answered=True,
                           scope=view.shared_scope(peer, opening.dataset))
         self._table.add(peer, opening.session, running)
@@ -246,7 +215,7 @@ class AntiEntropy:
         running.received += len(received)
         running.sent += sent
         if sent and not running.initiated:
-            self._streamed.spend(peer, session.dataset, sent, self._full(session.dataset), now)
+            self._openings.spend(peer, session.dataset, sent, now)  # rule 9
         self.counters["records_received"] += len(received)
         self.counters["records_sent"] += sent
         if session.done or session.failed is not None:
@@ -254,31 +223,11 @@ class AntiEntropy:
         self._table.arm(peer, session_id, session)
         return replies, received, False
 
-    def _full(self, dataset: str) -> int:
-        """One copy of `dataset`, in records (rule 9)."""
-        return max(1, len(self.digests.full[dataset]))
-
-    def _fetch(self, dataset: str):
-        store = self.store
-        return lambda key: store.get(dataset, key)
-
-    def _fetch_many(self, dataset: str):
-        store = self.store
-        return lambda keys: {key: record for (_, key), record
-                             in store.get_many((dataset, key) for key in keys).items()}
-
     def rescope(self, view: ScopeView) -> list[tuple[bytes, ReconcileAbort]]:
         """End every running session whose scope `view` narrowed (rule 10); return the
         aborts to send, as (peer, message). A scope that widened ("receive" to "all": the
         peer was admitted) lets its session run on."""
-        aborts: list[tuple[bytes, ReconcileAbort]] = []
-        for (peer, session_id), running in list(self._table.sessions.items()):
-            scope = view.shared_scope(peer, running.session.dataset)
-            if scope != running.scope and scope != "all":
-                self._table.abandon(peer, session_id, "scope changed")
-                self.counters["sessions_ended_scope"] += 1
-                aborts.append((peer, ReconcileAbort(session_id, "scope changed")))
-        return aborts
+        return self._table.rescope(view)
 
     def expire(self, due: Iterable[tuple[bytes, int]],
                now: float) -> list[tuple[bytes, object]]:

@@ -36,11 +36,11 @@ from .cluster_view import ClusterView
 from .context import NodeContext
 from .errors import LocalProtocolError
 from .handoff import Handoff
+from .member_views import MemberViews
 from .merging import ValueMerge, resolver
 from .placement import POLICY_DATASET
 from .records import Record
 from .replication import Replication
-from .scopes import MemberViews
 
 __all__ = ["Applying", "Write"]
 

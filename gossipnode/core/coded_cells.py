@@ -1,5 +1,6 @@
 """Coded cells: an invertible Bloom lookup table (IBLT) over a digest's items, kept in step
-with the digest, and the estimator that sizes it (core/reconcile_coded.py uses both).
+with the digest, and the estimator that sizes it (core/reconcile_coded.py uses both, and
+core/coded_difference.py what two sides' cells tell).
 
 Theory of operation:
 
@@ -10,12 +11,7 @@ Theory of operation:
 2. A cell holds, over the items placed in it, the sums of their walls (mod 2**48), tags
    (mod 2**32) and checks (mod 2**24). Two sides' cells subtract: items both hold cancel, so
    the difference of two tables is a table over the symmetric difference alone, whatever the
-   item count. A cell of the difference that holds one item is *pure*: its sums are that
-   item's id and check, added (the peer's item) or subtracted (ours). Peeling a pure cell
-   removes its item from its other cells, which may turn pure in turn (Eppstein, Goodrich,
-   Uyeda, Varghese, "What's the difference?", SIGCOMM 2011); with about 1.3 cells per
-   difference peeling finds them all, and a difference is decoded only if every cell ends
-   at zero.
+   item count; core/coded_difference.py peels it into the differing ids.
 3. Any size from one table: a table of m cells per sub-table places an item by linear
    hashing of its index bits h: with F the largest power of two <= m, cell h mod 2F if that
    is below m, else h mod F. The node keeps one table of `size` cells per sub-table (a power
@@ -23,13 +19,12 @@ Theory of operation:
    equal mod 2F). Growing a table from m to m' cells is the *split steps* m .. m'-1: step s
    moves the items with h mod 2F_s == s (F_s the largest power of two <= s) from cell s - F_s
    to a new cell s, so only the new cell is sent and the receiver subtracts it from cell
-   s - F_s. No cell sent is wasted: a session starts small and grows the table cell by cell.
+   s - F_s (core/coded_difference.py `split_into`). No cell sent is wasted: a session starts
+   small and grows the table cell by cell.
 4. The estimator: ESTIMATE_LEVELS x ESTIMATE_BUCKETS one-byte sums. An item falls on level j
    with probability 2**-(j+1) (the trailing zeros of 8 bits of its leaf's high half; the last
-   level takes the rest) and on one bucket of it. A bucket of the difference of two estimators is
-   zero where no differing item fell, so linear counting of the zero buckets of the densest
-   level that still has enough of them, over that level and the sparser ones (together a
-   2**-j sample), estimates the number of differences. The estimator uses the leaf's high
+   level takes the rest) and on one bucket of it; two sides' estimators give the number of
+   differences (core/coded_difference.py `estimate`). The estimator uses the leaf's high
    half, which both sides hold for a shared item; ids use the low half.
 5. A cell is kept as one packed int (each sum with 40 bits of headroom, room for 2**40
    items), so adding or removing an item is one addition per sub-table.
@@ -39,7 +34,6 @@ Pure computation: no clock, no I/O; the digest (core/leaf_sums.py) calls `update
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterable
 
@@ -50,13 +44,10 @@ __all__ = [
     "TABLE_CELLS_MAX",
     "Cell",
     "CodedCells",
+    "cell_indices",
+    "coded_check",
     "coded_hash",
-    "decode_cells",
-    "encode_cells",
-    "estimate",
-    "peel",
     "place",
-    "split_into",
 ]
 
 SUBTABLES = 4
@@ -90,9 +81,6 @@ _CHECK_SHIFT = _TAG_SHIFT + TAG_BITS + _HEADROOM
 ESTIMATE_LEVELS = 8
 ESTIMATE_BUCKETS = 128
 ESTIMATE_BYTES = ESTIMATE_LEVELS * ESTIMATE_BUCKETS
-# The densest level used must have at least this many zero buckets (a quarter): fewer, and
-# linear counting's error grows fast.
-_ZERO_BUCKETS_MIN = ESTIMATE_BUCKETS // 4
 
 _M64 = (1 << 64) - 1
 _MIX_FIRST, _MIX_SECOND, _MIX_CHECK = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -102,12 +90,11 @@ _LEVEL_OF_BYTE = bytes(min((byte & -byte).bit_length() - 1, 7) if byte else 7
                        for byte in range(256))  # fmt: skip
 
 Cell = tuple[int, int, int]  # (wall sum, tag sum, check sum), each reduced to its width
-_ZERO: Cell = (0, 0, 0)
 
 
 def coded_hash(wall: int, tag: int) -> int:
     """64 mixed bits of a coded id: SUBTABLES cell indices of INDEX_BITS each, from which
-    `_check` also derives the check (the top bits of one more product). One
+    `coded_check` also derives the check (the top bits of one more product). One
     multiply-xorshift-multiply round (as in splitmix64's finalizer): the tag is BLAKE2b output
     already, so the mix only spreads it and the wall over all bits and makes the check a
     non-linear function of the sums it checks."""
@@ -123,7 +110,7 @@ def place(index_bits: int, cells: int) -> int:
     return slot if slot < cells else slot - half
 
 
-def _check(hashed: int) -> int:
+def coded_check(hashed: int) -> int:
     return ((hashed * _MIX_CHECK) & _M64) >> _CHECK_SHIFT_IN_PRODUCT
 
 
@@ -180,9 +167,9 @@ class CodedCells:
         wall = int.from_bytes(key[:6], "big")
         tag = leaf & TAG_MASK
         hashed = coded_hash(wall, tag)
-        packed = sign * (wall | tag << _TAG_SHIFT | _check(hashed) << _CHECK_SHIFT)
+        packed = sign * (wall | tag << _TAG_SHIFT | coded_check(hashed) << _CHECK_SHIFT)
         mask = self.size - 1
-        for table, index in zip(self._tables, _indices(hashed), strict=True):
+        for table, index in zip(self._tables, cell_indices(hashed), strict=True):
             table[index & mask] += packed
         high = leaf >> 64
         self._estimator[_estimate_slot(high)] += sign * (high & 0xFF)
@@ -222,117 +209,10 @@ class CodedCells:
         return size
 
 
-def _indices(hashed: int) -> tuple[int, ...]:
+def cell_indices(hashed: int) -> tuple[int, ...]:
     return tuple((hashed >> (INDEX_BITS * t)) & _INDEX_MASK for t in range(SUBTABLES))
 
 
 def _estimate_slot(high: int) -> int:
     """The estimator bucket of a leaf's high half: level from bits 16-23, bucket 8-14."""
     return _LEVEL_OF_BYTE[(high >> 16) & 0xFF] * ESTIMATE_BUCKETS + ((high >> 8) & 127)
-
-
-def estimate(ours: bytes, theirs: bytes) -> int | None:
-    """The estimated number of differences between two estimators, or None when even the
-    sparsest level is too full to count (far more differences than a table decodes)."""
-    assert len(ours) == len(theirs) == ESTIMATE_BYTES
-    zeros = [
-        sum(
-            1
-            for bucket in range(level * ESTIMATE_BUCKETS, (level + 1) * ESTIMATE_BUCKETS)
-            if ours[bucket] == theirs[bucket]
-        )
-        for level in range(ESTIMATE_LEVELS)
-    ]
-    for level, zero in enumerate(zeros):
-        if zero >= _ZERO_BUCKETS_MIN:
-            counted = sum(
-                ESTIMATE_BUCKETS * math.log(ESTIMATE_BUCKETS / max(z, 0.5))
-                for z in zeros[level:]
-            )
-            return math.ceil(counted * (1 << level))
-    return None
-
-
-def encode_cells(tables: list[list[Cell]]) -> bytes:
-    """Cells, sub-table by sub-table, CELL_BYTES each (wall, tag, check; big-endian)."""
-    return b"".join(
-        wall.to_bytes(6, "big") + tag.to_bytes(4, "big") + check.to_bytes(3, "big")
-        for cells in tables
-        for wall, tag, check in cells
-    )
-
-
-def decode_cells(data: bytes, per_table: int) -> list[list[Cell]]:
-    """The inverse of `encode_cells` for SUBTABLES x per_table cells (len(data) must match)."""
-    assert len(data) == SUBTABLES * per_table * CELL_BYTES
-    cells = [
-        (
-            int.from_bytes(data[at : at + 6], "big"),
-            int.from_bytes(data[at + 6 : at + 10], "big"),
-            int.from_bytes(data[at + 10 : at + 13], "big"),
-        )
-        for at in range(0, len(data), CELL_BYTES)
-    ]
-    return [cells[t * per_table : (t + 1) * per_table] for t in range(SUBTABLES)]
-
-
-def _minus(a: Cell, b: Cell) -> Cell:
-    return ((a[0] - b[0]) & WALL_MASK, (a[1] - b[1]) & TAG_MASK, (a[2] - b[2]) & CHECK_MASK)
-
-
-def _plus(a: Cell, b: Cell) -> Cell:
-    return ((a[0] + b[0]) & WALL_MASK, (a[1] + b[1]) & TAG_MASK, (a[2] + b[2]) & CHECK_MASK)
-
-
-def split_into(tables: list[list[Cell]], start: int, new: list[list[Cell]]) -> None:
-    """Grow `tables` (start cells per sub-table) by the split cells `new` (rule 3)."""
-    for cells, added in zip(tables, new, strict=True):
-        assert len(cells) == start
-        for step, cell in enumerate(added, start):
-            half = 1 << (step.bit_length() - 1)
-            cells[step - half] = _minus(cells[step - half], cell)
-            cells.append(cell)
-
-
-def peel(theirs: list[list[Cell]], ours: list[list[Cell]],
-         ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]] | None:  # fmt: skip
-    """Decode the difference of two tables of equal size: (ids only the peer holds, ids only
-    we hold), each sorted, or None if peeling stops before every cell is zero.
-
-    Work is bounded by the table: at most one item per cell is ever peeled."""
-    cells = len(ours[0])
-    diff = [
-        [_minus(a, b) for a, b in zip(mine, other, strict=True)]
-        for mine, other in zip(theirs, ours, strict=True)
-    ]
-    found: list[set[tuple[int, int]]] = [set(), set()]  # the peer's, ours
-    stack = [(t, j) for t in range(SUBTABLES) for j in range(cells) if diff[t][j] != _ZERO]
-    while stack:
-        t, j = stack.pop()
-        pure = _pure(diff[t][j], t, j, cells)
-        if pure is None:
-            continue
-        side, item, hashed = pure
-        wall, tag, _ = item
-        if (wall, tag) in found[side] or len(found[0]) + len(found[1]) >= SUBTABLES * cells:
-            return None  # inconsistent cells (a changed digest, or a lying peer)
-        found[side].add((wall, tag))
-        for u, bits in enumerate(_indices(hashed)):
-            k = place(bits, cells)
-            diff[u][k] = _minus(diff[u][k], item) if side == 0 else _plus(diff[u][k], item)
-            stack.append((u, k))
-    if any(cell != _ZERO for table in diff for cell in table):
-        return None
-    return sorted(found[0]), sorted(found[1])
-
-
-def _pure(cell: Cell, subtable: int, index: int, cells: int) -> tuple[int, Cell, int] | None:
-    """(0 for the peer's item or 1 for ours, the item, its coded hash) if the cell of the
-    difference at (subtable, index) holds exactly one item, else None."""
-    if cell == _ZERO:
-        return None
-    for side, item in enumerate((cell, _minus(_ZERO, cell))):
-        hashed = coded_hash(item[0], item[1])
-        if _check(hashed) == item[2] and place(_indices(hashed)[subtable], cells) == index:
-            return side, item, hashed
-    return None

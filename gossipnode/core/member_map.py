@@ -1,7 +1,7 @@
 """Snapshots of the member list that cost O(1) to take, not a copy of every member.
 
-`MemberViews` (scopes.py) hands out a new `ScopeView` at every membership change, and each
-view must keep the members as they were (scopes.py rule 1). A copy of the whole list per
+`MemberViews` (member_views.py) hands out a new `ScopeView` at every membership change, and
+each view must keep the members as they were (scopes.py rule 1). A copy of the whole list per
 change cost O(n) each time: O(n**2) for one node while a cluster of n members forms or
 heals (every member joins, is suspected, is declared dead, comes back), O(n**3) for the
 cluster.

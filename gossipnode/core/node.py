@@ -39,6 +39,7 @@ from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Address, Event
 from .handoff import TIMER_HANDOFF, Handoff
 from .lifecycle import TIMER_GC, Lifecycle, stored_generation
+from .member_views import MemberViews
 from .membership import (
     Ack,
     Gossip,
@@ -54,7 +55,6 @@ from .node_queries import NodeQueries
 from .outbound import Outbound
 from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
-from .scopes import MemberViews
 from .store import RecordStore
 from .sync import (
     TIMER_ANTI_ENTROPY,

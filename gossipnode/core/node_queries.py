@@ -15,10 +15,11 @@ from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .digests import Digests
 from .lifecycle import Lifecycle
+from .member_views import MemberViews
 from .membership import Membership
 from .placement import ClusterPolicy
 from .replication import Replication
-from .scopes import WEB_MESSENGER, MemberViews, withheld_by_peer
+from .scopes import WEB_MESSENGER, withheld_by_peer
 from .snapshot import NodeStatus, build_status
 from .store import RecordStore
 

@@ -2,8 +2,9 @@
 spread thinly over many items, where range descent pays a range digest (~15 bytes) per range
 at every level down to one difference per range.
 
-Flow, over the coded cells of core/coded_cells.py (A is the side that answers the peer's
-first split of the whole key space, B the peer):
+Flow, over the coded cells of core/coded_cells.py and the difference of two sides' cells
+(core/coded_difference.py); A is the side that answers the peer's first split of the whole
+key space, B the peer:
 1. A receives FINGERPRINT entries that split the whole key space, at least SPLIT_RANGES_MIN of
    them, of which at least SPREAD_PERCENT percent differ and none has an empty side: the
    differences are spread, not clustered in a few ranges as the newest writes are (those
@@ -33,15 +34,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from .coded_cells import (
-    CELL_BYTES,
-    SUBTABLES,
-    decode_cells,
-    encode_cells,
-    estimate,
-    peel,
-    split_into,
-)
+from .coded_cells import CELL_BYTES, SUBTABLES
+from .coded_difference import decode_cells, encode_cells, estimate, peel, split_into
 from .errors import RemoteProtocolError
 from .reconcile_messages import (
     CODED,

@@ -1,4 +1,5 @@
-"""The reconciliation sessions a node runs, and how each one ends (anti_entropy.py rules 4 to 6).
+"""The reconciliation sessions a node runs, and how each one ends (anti_entropy.py rules 4 to 6
+and 10).
 
 1. Sessions are keyed by (peer, session id), in the order they started (so that runs are
    deterministic); each running session's stall deadline is the node's timer
@@ -10,6 +11,8 @@
    protocol error, is not.
 4. What the last completed session with each peer moved is kept per peer and dataset
    (`PeerSync`): `status` shows it, and the scheduler reads when a peer last synced.
+5. A session whose shared scope a new view narrowed is abandoned, with an abort to send
+   (`rescope`; anti_entropy.py rule 10); one whose scope widened to "all" runs on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import NamedTuple
 from .context import NodeContext
 from .events import SyncCompleted
 from .reconcile import ReconcileSession
+from .reconcile_messages import ReconcileAbort
+from .scopes import ScopeView
 
 __all__ = ["SESSION_TIMER", "PeerSync", "Running", "SessionTable"]
 
@@ -43,7 +48,7 @@ class Running:
     staggered: bool = False  # started by the scheduler, to wait its turn (session_queue.py)
     withdrawals: int = 0  # times it was withdrawn before this opening (staggering.py)
     # The shared scope it covers ("all", "pair" or "receive": ScopeView.shared_scope) when it
-    # started; a view that narrows it ends the session (anti_entropy.py rule 10).
+    # started; a view that narrows it ends the session (rule 5, anti_entropy.py rule 10).
     scope: str | None = None
 
 
@@ -168,6 +173,18 @@ class SessionTable:
     def abandon_peer(self, peer: bytes, reason: str, *, cut: bool = False) -> None:
         for key in [k for k in self.sessions if k[0] == peer]:
             self.abandon(peer, key[1], reason, cut=cut)
+
+    def rescope(self, view: ScopeView) -> list[tuple[bytes, ReconcileAbort]]:
+        """End every running session whose scope `view` narrowed (rule 5); return the
+        aborts to send, as (peer, message)."""
+        aborts: list[tuple[bytes, ReconcileAbort]] = []
+        for (peer, session_id), running in list(self.sessions.items()):
+            scope = view.shared_scope(peer, running.session.dataset)
+            if scope != running.scope and scope != "all":
+                self.abandon(peer, session_id, "scope changed")
+                self._counters["sessions_ended_scope"] += 1
+                aborts.append((peer, ReconcileAbort(session_id, "scope changed")))
+        return aborts
 
     def cut(self, peer: bytes, dataset: str) -> None:
         """Note a session with `peer` over `dataset` as cut (rule 3)."""

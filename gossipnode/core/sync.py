@@ -28,8 +28,8 @@ Rules:
    random peer as always: after a heal what each member took from the other side in its own
    immediate sessions spreads to its siblings in that round. (Returns that keep coming make
    at most one round per `REVIVED_FOLLOW_UP_S`: each round re-arms the next an interval
-   on.) A suspicion refuted is a return too (scopes.py `MemberViews.revived`): a partition
-   shorter than the suspicion timeout ends with no member ever declared dead.
+   on.) A suspicion refuted is a return too (member_views.py `MemberViews.revived`): a
+   partition shorter than the suspicion timeout ends with no member ever declared dead.
    core/immediate_rounds.py carries this rule out.
 5. A session cut short (anti_entropy.py rule 6: its connection was lost, or it stalled) is
    opened again with the same peer over the same datasets `RESUME_AFTER_S` later, by

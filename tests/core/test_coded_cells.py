@@ -1,7 +1,7 @@
 """Coded cells: tables of any size fold from one, grow by their split cells, peel to exactly
 the symmetric difference, and the estimator counts differences. The oracles are written here
-from the rules of core/coded_cells.py: placement by linear hashing, and Python set arithmetic
-for the difference."""
+from the rules of core/coded_cells.py and core/coded_difference.py: placement by linear
+hashing, and Python set arithmetic for the difference."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossipnode.core.coded_cells import (
-    SUBTABLES,
-    CodedCells,
-    coded_hash,
+from gossipnode.core.coded_cells import SUBTABLES, CodedCells, coded_hash
+from gossipnode.core.coded_difference import (
     decode_cells,
     encode_cells,
     estimate,

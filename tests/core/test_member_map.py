@@ -9,9 +9,9 @@ import random
 from gossipnode.config import MembershipConfig
 from gossipnode.core.events import MemberChanged
 from gossipnode.core.member_map import BUCKETS, MemberMapBuilder
+from gossipnode.core.member_views import MemberViews
 from gossipnode.core.membership import ALIVE, DEAD, Membership
 from gossipnode.core.placement import ClusterPolicy
-from gossipnode.core.scopes import MemberViews
 
 
 def test_snapshots_equal_a_plain_copy_taken_at_the_same_moment_whatever_follows():
