@@ -12,6 +12,8 @@ Expected values are literal: the keys written and deleted, the counts of refusal
 
 from __future__ import annotations
 
+import pytest
+
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.events import PeerRefused, SyncCompleted
 from gossipnode.core.reconcile_messages import FINGERPRINT, Entry, ReconcileTurn, encode_entry
@@ -86,9 +88,16 @@ def refusals(cluster: Cluster, index: int, since: int = 0) -> list[str]:
             if i == index and isinstance(e, PeerRefused)]
 
 
-def test_a_deleted_private_key_pushed_again_after_collection_stays_deleted():
+@pytest.mark.parametrize("liar_granted", [True, False])
+def test_a_deleted_private_key_pushed_again_after_collection_stays_deleted(liar_granted):
+    """Granted, the liar could write the key anew under its own name; its grant revoked
+    (after it kept the copy), the replay is its only way to bring back a key that the
+    victim, still granted, signed."""
     cluster, liar = cluster_with_liar()
     kept = revoked_and_collected(cluster)
+    if not liar_granted:
+        grant(cluster, LIAR)  # admitted only
+        cluster.run_for(1)
     liar.inbox.clear()
     liar.send(Push(901, (kept,)), to=VICTIM)
     liar.send(Push(902, (kept,)), to=HONEST)
