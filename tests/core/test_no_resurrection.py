@@ -16,7 +16,14 @@ import pytest
 
 from gossipnode.config import ReplicationConfig
 from gossipnode.core.events import PeerRefused, SyncCompleted
-from gossipnode.core.reconcile_messages import FINGERPRINT, Entry, ReconcileTurn, encode_entry
+from gossipnode.core.reconcile_messages import (
+    FINGERPRINT,
+    Entry,
+    ReconcileAbort,
+    ReconcileOpen,
+    ReconcileTurn,
+    encode_entry,
+)
 from gossipnode.core.records import Record, Version
 from gossipnode.core.replication import Push, PushAck
 from gossipnode.core.store import MemoryStore
@@ -290,3 +297,29 @@ def test_a_member_granted_private_keys_again_takes_old_ones():
     cluster.run_for(5)
     assert live_keys(cluster, HONEST) == set(PRIVATE_KEYS) - {REVOKED}
     assert cluster.nodes[HONEST].statistics().get("replays_refused", 0) == 0
+
+
+def test_a_member_whose_first_sync_came_late_still_takes_old_records():
+    """Member 1 holds every dataset from its start, but completes its first reconciliation
+    only shortly before the grace period is over (every data message is lost until then),
+    and over one dataset: it is not settled yet, and takes an old record of another."""
+    everything = {"wep": False, "private_keys": True}
+    cluster = Cluster([everything] * 2, replication=REPLICATION)
+    data = (Push, PushAck, ReconcileOpen, ReconcileTurn, ReconcileAbort)
+    cluster.dropping = lambda sender, target, message: isinstance(message, data)
+    cluster.run_for(5)
+    cluster.put(0, "consumers", "c-early", {"n": 1})
+    cluster.run_for(GRACE_S - 200)
+    cluster.dropping = lambda sender, target, message: False
+    cluster.nodes[1].repair(cluster.now, peer=cluster.nodes[0].node_id, dataset="groups")
+    cluster._collect(1)
+    cluster.run_for(5)
+    cluster.dropping = lambda sender, target, message: isinstance(message, data)
+    cluster.run_for(250)  # c-early is older than the horizon now
+    cluster.dropping = lambda sender, target, message: False
+    assert cluster.nodes[1].status(cluster.now).quarantined is False
+    cluster.nodes[1].repair(cluster.now, peer=cluster.nodes[0].node_id, dataset="consumers")
+    cluster._collect(1)
+    cluster.run_for(5)
+    assert live_keys(cluster, 1, "consumers") == {"c-early"}
+    assert cluster.nodes[1].statistics().get("replays_refused", 0) == 0
