@@ -40,18 +40,19 @@ from tests.core.test_containment_liar import (
     liar_answer,
 )
 
-GRACE_S = 7200.0
+GRACE_S = 1800.0
 # Tombstones are collected every tenth of the grace period (core/lifecycle.py): a test that
 # waits GRACE_S + COLLECTED_AFTER_S after a delete sees it collected on every member.
 COLLECTED_AFTER_S = GRACE_S / 10 + 60
 # No regular round within a test unless it runs one (the liar cluster's configuration).
-REPLICATION = ReplicationConfig(anti_entropy_interval_s=3600.0, tombstone_grace_s=GRACE_S)
+REPLICATION = ReplicationConfig(anti_entropy_interval_s=1700.0, tombstone_grace_s=GRACE_S)
 REVOKED = "pk-00"  # the key the liar keeps a copy of, then deleted
 SPARE = "pk-01"  # never deleted: held everywhere
 
 
 def cluster_with_liar() -> tuple[Cluster, Liar]:
-    cluster, liar = liars.liar_cluster(private_keys=True)  # the liar held the keys by right
+    # The liar held the keys by right.
+    cluster, liar = liars.liar_cluster(replication=REPLICATION, private_keys=True)
     assert cluster.configs[VICTIM].replication.tombstone_grace_s == GRACE_S
     return cluster, liar
 
