@@ -72,7 +72,7 @@ def main() -> None:
               for n in (writer_id, bytes(node_key.verify_key))]
     config = NodeConfig(name="bench", admin_keys=(admin_id,))
     core = NodeCore(config, store=MemoryStore(), node_id=bytes(node_key.verify_key),
-                    rng=random.Random(1), now=now_ms / 1000,
+                    rng=random.Random(1), now=now_ms / 1000, wall_ms=lambda: now_ms,
                     sign=lambda m: node_key.sign(m).signature, verify=verify,
                     decode_value=decode_value, incarnation=1)
     for grant in grants:

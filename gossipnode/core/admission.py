@@ -28,6 +28,12 @@ Rules:
    exactly (rule 3), which passed that check when it was stored. A member that may not
    write a key learns nothing from the refusal (core/handoff.py rule 4 removes, on the
    sender, what no one can accept any more).
+7. No resurrection (Invariant 5): a record that passes every other check is refused, last,
+   when it is a collected delete replayed (core/replays.py: older than the tombstone
+   horizon, nothing held under its key, and this node settled in the dataset). It is
+   reported and counted like any refusal (and in `replays_refused`), but a push's answer
+   lists it as taken (`screen`), as it would a key held: under rule 6 the answer must not
+   tell whether this node holds the key.
 """
 
 from __future__ import annotations
@@ -42,9 +48,10 @@ from .errors import LocalProtocolError, ProtocolError
 from .hlc import HybridClock
 from .lifecycle import Lifecycle
 from .records import Record, Version, check_record
+from .replays import ReplayGuard
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-__all__ = ["Admission", "ContentCheck"]
+__all__ = ["REPLAYED", "Admission", "ContentCheck"]
 
 ContentCheck = Callable[[Record], str | None]
 
@@ -54,6 +61,9 @@ class _Unread:
 
 
 _UNREAD = _Unread()
+# The reason given for a replay refused (rule 7).
+REPLAYED = ("older than the tombstone horizon and neither held nor deleted here: a delete "
+            "collected long ago, replayed")
 
 
 class Admission:
@@ -65,6 +75,7 @@ class Admission:
         self._content_check = content_check
         self._authority = authority
         self._sign = sign
+        self.replays = ReplayGuard(ctx, lifecycle)
         self.clock = HybridClock(
             ctx.node_id, int(ctx.config.replication.clock_drift_max_s * 1000)
         )
@@ -116,7 +127,7 @@ class Admission:
     def screen(self, sender: bytes,
                records: Sequence[Record]) -> tuple[list[Record], list[int]]:
         """Records from `sender`: (those admitted, indices of those refused). Each refusal
-        is reported as PeerRefused."""
+        is reported as PeerRefused; a replay refused is not listed (rule 7)."""
         accepted, refused = [], []
         # What this node holds of them, read at once (rules 2 and 3 compare with it).
         held = self._ctx.store.get_many((r.dataset, r.key) for r in records)
@@ -124,14 +135,15 @@ class Admission:
             reason = self.refusal(sender, record, held.get((record.dataset, record.key)))
             if reason is None:
                 accepted.append(record)
-            else:
+                continue
+            if reason is not REPLAYED:
                 refused.append(index)
-                self._ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
+            self._ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
         return accepted, refused
 
     def refusal(self, sender: bytes, record: Record,
                 stored: Record | _Unread | None = _UNREAD) -> str | None:
-        """Why this node must not store a record from `sender` (rules 2 and 3), or None.
+        """Why this node must not store a record from `sender` (rules 2, 3 and 7), or None.
         `stored`: what this node holds under the record's key (None: nothing), if the
         caller read it already."""
         ctx = self._ctx
@@ -161,6 +173,8 @@ class Admission:
                 reason = self._content_check(record)
                 if reason is not None:
                     return reason
+            if self.replays.replayed(record, stored):  # rule 7, after every other check
+                return REPLAYED
             self.clock.observe(record.version, ctx.wall_ms())
         except ProtocolError as error:
             return str(error)

@@ -18,7 +18,8 @@ Rules:
 5. A new scope view (`view_changed`): pushes and sessions with members that are gone are
    dropped, sessions whose scope the view narrowed end (anti_entropy.py rule 10), the pair
    digests follow moved mailboxes, and a handoff runs when this node lost eligibility,
-   moved mailboxes, or still has records waiting for their holders.
+   moved mailboxes, or still has records waiting for their holders; and the datasets this
+   node holds whole are noted for the refusal of replays (replays.py rule 3).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class Applying:
         ctx = self._ctx
         was_eligible = ctx.view.private_keys_eligible(ctx.node_id)
         ctx.view = self._views.view()
+        self._admission.replays.refresh(ctx.view)  # replays.py rule 3
         for peer in gone:
             self._replication.pushes.drop_peer(peer)
             self._anti_entropy.abandon_peer(peer, "the member is gone")

@@ -131,11 +131,12 @@ def grant(cluster: Cluster, index: int, **grants: bool) -> None:
     cluster._collect(VICTIM)
 
 
-def liar_cluster(content_check=None, **liar_grants: bool) -> tuple[Cluster, Liar]:
+def liar_cluster(content_check=None, replication: ReplicationConfig = QUIET,
+                 **liar_grants: bool) -> tuple[Cluster, Liar]:
     """Three members that all claim every tag; 0 and 1 granted everything, the liar
     `liar_grants` (admitted always). The victim holds PRIVATE_KEYS, MAILBOXES and CONSUMERS,
     and so does member 1 (pushes between honest members flow)."""
-    cluster = Cluster([CLAIMS_EVERYTHING] * 3, administrated=True, replication=QUIET,
+    cluster = Cluster([CLAIMS_EVERYTHING] * 3, administrated=True, replication=replication,
                       content_check=content_check)
     grant(cluster, VICTIM, private_keys=True, wep=True)
     grant(cluster, HONEST, private_keys=True, wep=True)
