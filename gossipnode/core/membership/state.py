@@ -12,10 +12,11 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    still start suspicions (keeping the reporter, who started it there and cannot confirm:
    a false name only delays), but we pass on only our own confirmations, first-hand to
    whoever we tell; a dead claim is its sender's own word (rule 10), so the first timers
-   to run out confirm the rest. (memberlist counts relayed reporters. Not enough: counting
-   only reporters we hold live, since a liar names real members; one named reporter per
-   sender, since honest relays pass each of a liar's names on. Too dear: signed suspects,
-   a new wire field and a signature per confirmation.)
+   to run out confirm the rest (it is sent twice as often: broadcast.py rule 2).
+   (memberlist counts relayed reporters. Not enough: counting only reporters we hold
+   live, since a liar names real members; one named reporter per sender, since honest
+   relays pass each of a liar's names on. Too dear: signed suspects, a new wire field and
+   a signature per confirmation.)
 3. `dead` replaces `alive` or `suspect` of the same or a lower incarnation (only our own
    suspicion timer declares it: rule 10); `left` (signed by the subject) replaces anything
    but `left` of the same or a lower incarnation.
