@@ -3,9 +3,10 @@
 A claim changes a member only at or above the incarnation we hold, and never above the
 incarnation of the subject's latest signed alive statement (a lie, counted as
 `claims_over_signed`); one about ourselves makes us refute. A suspicion starts a Lifeguard
-timer (suspicion.py) that further reporters shorten; when it runs out, the member is dead.
-Another member's dead claim is taken as a suspicion (state.py rule 10): `apply_dead` is our
-own timer's verdict.
+timer (suspicion.py) that confirmations shorten: each a member we hold live telling us of
+its own suspicion, at most one per member (state.py rule 2); when it runs out, the member is
+dead. Another member's dead claim is taken as a suspicion (state.py rule 10): `apply_dead` is
+our own timer's verdict.
 """
 
 from __future__ import annotations
@@ -58,18 +59,25 @@ class Claims:
         self._table.gone(entry, DEAD, now)
         self._outbox.broadcasts.push(dead)
 
-    def apply_suspect(self, suspect: Suspect, now: float) -> None:
+    def apply_suspect(self, suspect: Suspect, sender: bytes, now: float) -> None:
+        """Take `suspect`, which `sender` (the channel's proven id; our own for our own failed
+        probe) told us."""
         entry = self._allowed(suspect.node_id, suspect.incarnation, now)
         if entry is None:
             return
         if entry.state == SUSPECT and entry.suspicion is not None:
-            if suspect.incarnation == entry.incarnation and entry.suspicion.confirm(
-                suspect.reporter
+            if (
+                suspect.incarnation == entry.incarnation
+                and self._first_hand(suspect, sender)
+                and entry.suspicion.confirm(sender)
             ):
-                # Lifeguard: a new confirmation shortens the timeout; pass it on so that
-                # others' timers shrink too.
+                # Lifeguard: a new confirmation shortens the timeout (state.py rule 2).
                 self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
-                self._outbox.broadcasts.push(suspect)
+                if sender == self._node_id:
+                    # Ours: first-hand to whoever we tell, so it shortens their timers too.
+                    # Another's would be second-hand there and count nowhere, and would
+                    # take the place of ours in the queue (one statement per subject).
+                    self._outbox.broadcasts.push(suspect)
             return
         if entry.state != ALIVE:
             return
@@ -93,6 +101,17 @@ class Claims:
         self._outbox.timers.set(("suspicion", entry.node_id), entry.suspicion.deadline)
         self._outbox.broadcasts.push(suspect)
         self._outbox.changed(entry)
+
+    def _first_hand(self, suspect: Suspect, sender: bytes) -> bool:
+        """Whether `suspect` may confirm (state.py rule 2): the sender tells of its own
+        suspicion, and is ourselves or a member we hold alive or suspect (not a stranger, a
+        pending member or one we hold dead)."""
+        if suspect.reporter != sender:
+            return False
+        if sender == self._node_id:
+            return True
+        entry = self._table.members.get(sender)
+        return entry is not None and entry.state in (ALIVE, SUSPECT)
 
     def suspicion_timeout(self, node_id: bytes, now: float) -> None:
         entry = self._table.members.get(node_id)

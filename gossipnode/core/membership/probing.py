@@ -224,8 +224,9 @@ class Prober:
             # A new suspicion that starts here (not one heard from others).
             self._outbox.statistics["suspicions_raised"] += 1
         if entry is not None and entry.state in (ALIVE, SUSPECT):
+            own_id = self._table.local.node_id
             self._table.claims.apply_suspect(
-                Suspect(entry.node_id, entry.incarnation, self._table.local.node_id), now
+                Suspect(entry.node_id, entry.incarnation, own_id), own_id, now
             )
 
     # ---- messages ---------------------------------------------------------------------

@@ -4,7 +4,19 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
 1. `alive` (signed by the subject) replaces anything of a lower incarnation. It is how a
    member joins, changes its tags or address, refutes a suspicion, and comes back.
 2. `suspect` replaces `alive` of the same or a lower incarnation and starts a Lifeguard
-   suspicion timer; further suspects of that incarnation from new reporters confirm it.
+   suspicion timer (suspicion.py). A suspect of that incarnation confirms it only
+   first-hand: its reporter is the channel's sender (ourselves for our own failed probe),
+   a member we hold alive or suspect, once. A named reporter is the sender's unsigned
+   word: one liar could name twenty, real or invented, in one message and take every
+   timer to its minimum at once; now one member confirms at most once: itself. Relays
+   still start suspicions (keeping the reporter, who started it there and cannot confirm:
+   a false name only delays), but we pass on only our own confirmations, first-hand to
+   whoever we tell; a dead claim is its sender's own word (rule 10), so the first timers
+   to run out confirm the rest (it is sent twice as often: broadcast.py rule 2).
+   (memberlist counts relayed reporters. Not enough: counting only reporters we hold
+   live, since a liar names real members; one named reporter per sender, since honest
+   relays pass each of a liar's names on. Too dear: signed suspects, a new wire field and
+   a signature per confirmation.)
 3. `dead` replaces `alive` or `suspect` of the same or a lower incarnation (only our own
    suspicion timer declares it: rule 10); `left` (signed by the subject) replaces anything
    but `left` of the same or a lower incarnation.
@@ -36,12 +48,13 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    refutes at once (as rule 5), as serf's force-leave lets a live node rejoin.
 10. Another member's word that a member is dead only makes us suspect it, in gossip as in a
    full state (memberlist takes a dead claim in gossip at once): the claim starts or
-   confirms our own suspicion, with the channel's sender as its reporter, and only our own
-   suspicion timer declares the member dead. A dead member leaves placement (which member
-   holds which mailbox, core/scopes.py): were one claim enough, a single lying member could
-   take a live co-owner's place and be sent its mailboxes before the subject refutes
-   (tests/core/test_containment_liar.py). A truly dead member is suspected by everyone
-   within gossip rounds of its prober, so each timer runs out about when the prober's does.
+   confirms our own suspicion, as the channel's sender's own word (rule 2), whatever
+   reporter it names, and only our own suspicion timer declares the member dead. A dead
+   member leaves placement (which member holds which mailbox, core/scopes.py): were one
+   claim enough, a single lying member could take a live co-owner's place and be sent its
+   mailboxes before the subject refutes (tests/core/test_containment_liar.py). A truly dead
+   member is suspected by everyone within gossip rounds of its prober, so each timer runs
+   out about when the prober's does.
 """
 
 from __future__ import annotations
@@ -158,11 +171,11 @@ class MemberTable:
             self.apply_left(left, sender, now)
         for dead in updates.dead:
             # Rule 10: another member's word that a member is dead only makes us suspect it
-            # (the channel's sender the reporter), in gossip as in a full state
+            # (the channel's sender's own word), in gossip as in a full state
             # (memberlist's rule for a full state, so one stale view cannot kill either).
-            self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), now)
+            self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), sender, now)
         for suspect in updates.suspect:
-            self.claims.apply_suspect(suspect, now)
+            self.claims.apply_suspect(suspect, sender, now)
 
     def apply_alive(self, alive: Alive, sender: bytes, now: float, *,
                     confirm_at_once: bool = True) -> None:

@@ -2,8 +2,9 @@
 
 A member suspected by one peer may be that peer's problem; suspected by several, it is
 probably down. So the timeout starts at `maximum_s` and falls towards `minimum_s` as
-distinct reporters confirm, on a log curve reaching `minimum_s` after `expected`
-confirmations (memberlist's suspicion.go):
+distinct members confirm, on a log curve reaching `minimum_s` after `expected`
+confirmations (memberlist's suspicion.go). Who counts as a confirmer is the caller's
+rule (state.py rule 2: a member telling of its own suspicion, not a reporter it names):
 
     timeout = max(minimum_s, maximum_s - (maximum_s - minimum_s) * log(c + 1) / log(k + 1))
 
@@ -55,7 +56,8 @@ class Suspicion:
         self.confirmers = {reporter}
 
     def confirm(self, reporter: bytes) -> bool:
-        """Count `reporter` once; True if it is a new, useful confirmation."""
+        """Count `reporter` once (the caller vouches that it confirmed: state.py rule 2); True
+        if it is a new, useful confirmation."""
         if reporter in self.confirmers or len(self.confirmers) - 1 >= self.expected:
             return False
         self.confirmers.add(reporter)

@@ -66,15 +66,18 @@ def dead(subject: int, incarnation: int = 1) -> Dead:
     return Dead(bytes([subject]) * 32, incarnation, b"\xff" * 32)
 
 
-def test_the_queue_sends_each_statement_a_bounded_number_of_times():
+def test_the_queue_sends_each_statement_a_bounded_number_of_times_and_dead_claims_twice_that():
     queue = BroadcastQueue()
     for subject in range(3):
         queue.push(dead(subject))
+        queue.push(Suspect(bytes([10 + subject]) * 32, 1, b"\xff" * 32))
     sent = []
-    for _ in range(20):
+    for _ in range(40):
         batch = queue.take(bytes_max=4096, limit=4)
-        sent.extend(batch.dead)
-    assert len(sent) == 3 * 4
+        sent.extend((*batch.dead, *batch.suspect))
+    assert sum(isinstance(statement, Suspect) for statement in sent) == 3 * 4
+    # Our dead claims confirm others' suspicions only first-hand (broadcast.py rule 2).
+    assert sum(isinstance(statement, Dead) for statement in sent) == 3 * 8
     assert not queue
 
 
