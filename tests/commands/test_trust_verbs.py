@@ -104,11 +104,11 @@ def test_nothing_replicates_before_admission_and_verbs_need_the_key(governed, cl
     assert adopted.code == 0, adopted.err
     assert {(w["name"], w["private_keys"], w["wep"]) for w in adopted.json()} == {
         ("a", True, True), ("b", True, True)}
-    # Anti-entropy runs only on `repair` here: the write made before admission needs one;
-    # a write made after it is pushed.
+    # A write made after admission is pushed; the one made before it comes by anti-entropy:
+    # a `repair`, unless the round that follows b's join (immediate_rounds.py rule 3) runs
+    # after the admission and brings it first, as it may under load.
     assert cli("put", "groups", "late", "--value", "{}", "--config", a.config).code == 0
     wait(lambda: holds(b, "late"), "the new write to reach b")
-    assert not holds(b, "early")
     wait(lambda: cli("repair", "--config", b.config).code == 0 and holds(b, "early"),
          "a repair to bring the early write")
     members = {m["name"]: m for m in cli("members", "--config", b.config, "--json").json()}
