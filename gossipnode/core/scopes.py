@@ -64,6 +64,15 @@ class MemberView:
 
 
 @dataclass
+class _LiveHolders:
+    """The live peers, and per dataset whose holders do not depend on the key its live
+    holders: shared by the views of one holders basis (`ScopeView.holders_basis`)."""
+
+    peers: list[bytes] | None = None
+    by_dataset: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+
+@dataclass
 class ScopeView:
     """Who holds what, for one membership list and one policy."""
 
@@ -75,14 +84,21 @@ class ScopeView:
     # Shared by the views of one placement basis (the owners are a function of it).
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
-    _peers: list[bytes] | None = None
-    # Per dataset whose holders do not depend on the key: its live holders (push_targets).
-    _holders: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    # Bumped by MemberViews whenever a change of members may change who is live, or a
+    # member's tags (private-key eligibility): the live peers and the holders of each
+    # dataset are shared by the views in between (`_live`).
+    holders_version: int = 0
+    _live: _LiveHolders = field(default_factory=_LiveHolders)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
         the policy (compared by value) and the member views' placement version."""
         return (self.policy, self.placement_version)
+
+    def holders_basis(self) -> tuple[object, ...]:
+        """Everything `peers` and the key-independent `push_targets` depend on: equal bases
+        give equal answers. O(1): the policy (compared by value) and the holders version."""
+        return (self.policy, self.holders_version)
 
     def live(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
@@ -90,9 +106,12 @@ class ScopeView:
 
     def peers(self) -> list[bytes]:
         """Live members other than this node, in a stable order (computed once per view)."""
-        if self._peers is None:
-            self._peers = sorted(n for n in self.members if n != self.self_id and self.live(n))
-        return list(self._peers)
+        live = self._live
+        if live.peers is None:
+            self_id = self.self_id
+            live.peers = sorted(n for n, member in self.members.items()
+                                if member.state in HOLDING_STATES and n != self_id)
+        return list(live.peers)
 
     def admitted(self, node_id: bytes) -> bool:
         """May this member take part in data replication (rule 3)?"""
@@ -182,15 +201,17 @@ class ScopeView:
 
     def push_targets(self, dataset: str, key: str) -> Sequence[bytes]:
         """Every live peer that must hold this record (the caller picks a fan-out). Outside
-        WEP placement the holders do not depend on the key: worked out once per view and
-        dataset, not at every push (O(n) calls of `holds` per write)."""
+        WEP placement the holders do not depend on the key: worked out once per holders
+        basis and dataset, not at every push (O(n) calls of `holds` per write), nor at every
+        view (a new one at every membership change)."""
         scope = lookup_dataset(dataset).scope
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
-        holders = self._holders.get(dataset)
+        by_dataset = self._live.by_dataset
+        holders = by_dataset.get(dataset)
         if holders is None:
-            holders = self._holders[dataset] = tuple(
+            holders = by_dataset[dataset] = tuple(
                 n for n in self.peers() if self.holds(n, dataset, key))
         return holders
 
@@ -219,6 +240,13 @@ class MemberViews:
         # owners already computed for the current basis, which the next view shares.
         self._placement_version = 0
         self._placement: tuple[tuple[object, ...], ScopeView] | None = None
+        # The same for who is live and what tags each member has (`ScopeView._live`).
+        self._holders_version = 0
+        self._holders: tuple[tuple[object, ...], _LiveHolders] | None = None
+        # (alive statement, state, member view) of this node at the last `view`: while
+        # the membership's statement and state and the view held are the same objects,
+        # this node's member view is as it was (`view` builds none).
+        self._local: tuple[object, str, MemberView | None] | None = None
         # Members that came (back) alive in the changes taken since the caller last
         # emptied this: new to us, or alive again after dead, left or suspect (a refuted
         # suspicion: the member may have been cut off, as in a partition too short for
@@ -231,20 +259,31 @@ class MemberViews:
 
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
-        local = self._membership.local_member
-        after = MemberView(local.node_id, local.name, local.state, dict(local.tags))
-        if _moves_mailboxes(self._views.get(local.node_id), after):
-            self._placement_version += 1
-        if after != self._views.get(local.node_id):
-            self._views.set(local.node_id, after)
-        view = ScopeView(local.node_id, self._views.snapshot(), self.policy,
-                         self._placement_version)
+        alive, state = self._membership.local_statement()
+        node_id = alive.node_id
+        held = self._views.get(node_id)
+        local = self._local
+        if local is None or local[0] is not alive or local[1] != state or local[2] is not held:
+            after = MemberView(node_id, alive.name, state, dict(alive.tags))
+            if _moves_mailboxes(held, after):
+                self._placement_version += 1
+            if after != held:
+                self._views.set(node_id, after)
+                held = after
+            self._local = (alive, state, held)
+        view = ScopeView(node_id, self._views.snapshot(), self.policy,
+                         self._placement_version, holders_version=self._holders_version)
         basis = view.placement_basis()
         if self._placement is not None and self._placement[0] == basis:
             view._owners = self._placement[1]._owners
             view._candidates = self._placement[1]._candidates
         else:
             self._placement = (basis, view)
+        basis = view.holders_basis()
+        if self._holders is not None and self._holders[0] == basis:
+            view._live = self._holders[1]
+        else:
+            self._holders = (basis, view._live)
         return view
 
     def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
@@ -277,6 +316,8 @@ class MemberViews:
             if _moves_mailboxes(before, after):
                 placement = True
                 self._placement_version += 1
+            if _moves_holders(before, after):
+                self._holders_version += 1
             if event.state == ALIVE and (before is None or before.state != ALIVE):
                 self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:
@@ -293,6 +334,13 @@ def _moves_mailboxes(before: MemberView | None, after: MemberView) -> bool:
 
     runs_wep = any(v is not None and tags_wep(v.tags) for v in (before, after))
     return runs_wep and key(before) != key(after)
+
+
+def _moves_holders(before: MemberView | None, after: MemberView) -> bool:
+    """Can this change of one member change who is live, or who holds a dataset whatever
+    the key? Only a new member's, a change of liveness, or of tags can."""
+    return (before is None or (before.state in HOLDING_STATES) != (after.state in HOLDING_STATES)
+            or before.tags != after.tags)
 
 
 def withheld_by_peer(view: ScopeView, store: RecordStore,
