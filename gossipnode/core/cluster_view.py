@@ -89,34 +89,35 @@ class ClusterView:
     def __init__(self, ctx: NodeContext, digests: Digests) -> None:
         self._ctx = ctx
         self._digests = digests
-        # (digest changes, view) of the last refresh: unchanged, no root can have moved.
-        self._basis: tuple[int, object] | None = None
+        # (digest changes, view, datasets held whole) of the last refresh: with the same
+        # digest changes and held datasets no root can have moved, whatever the view.
+        self._basis: tuple[int, object, tuple[str, ...]] | None = None
         # The comparable datasets this node holds whole, and what that depends on: the
         # policy (the same object until it is reloaded) and this node's own member view. Views
         # change at every membership change, this node's part of them rarely.
         self._held: tuple[str, ...] = ()
         self._held_basis: tuple[object, object] | None = None
-        # What each member may hear of our roots, for one view (`may_hear`).
-        self._heard_basis: object = None
-        self._heard: dict[bytes, frozenset[str]] = {}
+        # What each member may hear of our roots (`may_hear`), and what that depends on:
+        # the policy and the member's view (its tags), the same objects until either
+        # changes. A new view at every membership change keeps most members' views.
+        self._heard: dict[bytes, tuple[object, object, frozenset[str]]] = {}
         ctx.membership.set_roots_audience(self.may_hear)
 
     def may_hear(self, peer: bytes) -> frozenset[str]:
         """The datasets whose roots `peer` may hear from this node: those it holds whole in
-        this node's view (rule 2), worked out once per view. A member not in the view yet
-        (pending, or confirmed by the message being answered) is judged as the view will
-        judge it: private keys by the tags it signed and the policy, the rest by the policy
-        alone."""
+        this node's view (rule 2), worked out again only when the policy or the member's
+        own view changed. A member not in the view yet (pending, or confirmed by the
+        message being answered) is judged as the view will judge it: private keys by the
+        tags it signed and the policy, the rest by the policy alone."""
         view = self._ctx.view
-        if self._heard_basis is not view:
-            self._heard_basis, self._heard = view, {}
-        heard = self._heard.get(peer)
-        if heard is not None:
-            return heard
-        if peer in view.members:
+        member = view.members.get(peer)
+        if member is not None:
+            cached = self._heard.get(peer)
+            if cached is not None and cached[0] is view.policy and cached[1] is member:
+                return cached[2]
             heard = frozenset(name for name in COMPARED_DATASETS
                               if view.holds_whole(peer, name))
-            self._heard[peer] = heard
+            self._heard[peer] = (view.policy, member, heard)
             return heard
         tags = self._ctx.membership.claimed_tags(peer)
         return frozenset(
@@ -128,14 +129,20 @@ class ClusterView:
 
     def refresh(self, now: float) -> None:
         """Advertise this node's roots as they are now (rule 2). Cheap when neither the
-        digests nor the view changed since the last call (most inputs: probes, acks)."""
+        digests nor the view changed since the last call (most inputs: probes, acks), and
+        when a new view left the datasets this node holds whole as they were (most
+        membership changes)."""
         view = self._ctx.view
-        basis = (self._digests.changes, view)
-        if self._basis is not None and basis[0] == self._basis[0] and view is self._basis[1]:
+        changes = self._digests.changes
+        basis = self._basis
+        if basis is not None and basis[0] == changes and basis[1] is view:
             return
-        self._basis = basis
+        held = self._held_whole()
+        self._basis = (changes, view, held)
+        if basis is not None and basis[0] == changes and basis[2] == held:
+            return
         full = self._digests.full
-        roots = {name: full[name].root for name in self._held_whole() if name in full}
+        roots = {name: full[name].root for name in held if name in full}
         self._ctx.membership.set_roots(roots, now)
 
     def _held_whole(self) -> tuple[str, ...]:
@@ -145,7 +152,8 @@ class ClusterView:
         node_id = self._ctx.node_id
         own = view.members.get(node_id)
         held_basis = self._held_basis
-        if held_basis is None or held_basis[0] is not view.policy or held_basis[1] != own:
+        if (held_basis is None or held_basis[0] is not view.policy
+                or (held_basis[1] is not own and held_basis[1] != own)):
             self._held_basis = (view.policy, own)
             self._held = tuple(name for name in COMPARED_DATASETS
                                if view.holds_whole(node_id, name))
@@ -154,7 +162,7 @@ class ClusterView:
     def agreed_with(self, peer: bytes, heard_since: float, now: float) -> frozenset[str]:
         """The datasets whose roots `peer` and this node hold in common (rule 5)."""
         membership = self._ctx.membership
-        roots = membership.advertised_roots().get(peer)
+        roots = membership.advertised_roots_of(peer)
         if (roots is None or not self._ctx.view.live(peer)
                 or roots.heard_at < max(heard_since, now - membership.roots_stale_after_s())):
             return frozenset()

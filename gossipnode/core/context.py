@@ -60,8 +60,7 @@ class NodeContext:
     def disconnect(self, peer: bytes, reason: str) -> None:
         """Ask the driver to close every connection with `peer`, both directions (its
         address is known once it is a member; its proven id always is)."""
-        member = self.membership.member(peer)
-        self.emit(Disconnect(None if member is None else member.address, reason, peer))
+        self.emit(Disconnect(self.membership.address_of(peer), reason, peer))
 
     def refuse(self, sender: bytes, reason: str, *, disconnect: bool = False) -> None:
         """Count and report something refused from `sender` (and drop it, if asked)."""

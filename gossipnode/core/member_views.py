@@ -46,6 +46,13 @@ class MemberViews:
         # owners already computed for the current basis, which the next view shares.
         self._placement_version = 0
         self._placement: tuple[tuple[object, ...], ScopeView] | None = None
+        # The same for who is live and what tags each member has (`ScopeView.share_holders`).
+        self._holders_version = 0
+        self._holders: tuple[tuple[object, ...], ScopeView] | None = None
+        # (alive statement, state, member view) of this node at the last `view`: while
+        # the membership's statement and state and the view held are the same objects,
+        # this node's member view is as it was (`view` builds none).
+        self._local: tuple[object, str, MemberView | None] | None = None
         # Members that came (back) alive in the changes taken since the caller last
         # emptied this: new to us, or alive again after dead, left or suspect (a refuted
         # suspicion: the member may have been cut off, as in a partition too short for
@@ -58,19 +65,30 @@ class MemberViews:
 
     def view(self) -> ScopeView:
         """A new snapshot, with this node as the membership sees it now."""
-        local = self._membership.local_member
-        after = MemberView(local.node_id, local.name, local.state, dict(local.tags))
-        if _moves_mailboxes(self._views.get(local.node_id), after):
-            self._placement_version += 1
-        if after != self._views.get(local.node_id):
-            self._views.set(local.node_id, after)
-        view = ScopeView(local.node_id, self._views.snapshot(), self.policy,
-                         self._placement_version)
+        alive, state = self._membership.local_statement()
+        node_id = alive.node_id
+        held = self._views.get(node_id)
+        local = self._local
+        if local is None or local[0] is not alive or local[1] != state or local[2] is not held:
+            after = MemberView(node_id, alive.name, state, dict(alive.tags))
+            if _moves_mailboxes(held, after):
+                self._placement_version += 1
+            if after != held:
+                self._views.set(node_id, after)
+                held = after
+            self._local = (alive, state, held)
+        view = ScopeView(node_id, self._views.snapshot(), self.policy,
+                         self._placement_version, holders_version=self._holders_version)
         basis = view.placement_basis()
         if self._placement is not None and self._placement[0] == basis:
             view.share_placement(self._placement[1])
         else:
             self._placement = (basis, view)
+        basis = view.holders_basis()
+        if self._holders is not None and self._holders[0] == basis:
+            view.share_holders(self._holders[1])
+        else:
+            self._holders = (basis, view)
         return view
 
     def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
@@ -103,6 +121,8 @@ class MemberViews:
             if _moves_mailboxes(before, after):
                 placement = True
                 self._placement_version += 1
+            if _moves_holders(before, after):
+                self._holders_version += 1
             if event.state == ALIVE and (before is None or before.state != ALIVE):
                 self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:
@@ -119,3 +139,10 @@ def _moves_mailboxes(before: MemberView | None, after: MemberView) -> bool:
 
     runs_wep = any(v is not None and tags_wep(v.tags) for v in (before, after))
     return runs_wep and key(before) != key(after)
+
+
+def _moves_holders(before: MemberView | None, after: MemberView) -> bool:
+    """Can this change of one member change who is live, or who holds a dataset whatever
+    the key? Only a new member's, a change of liveness, or of tags can."""
+    return (before is None or (before.state in HOLDING_STATES) != (after.state in HOLDING_STATES)
+            or before.tags != after.tags)

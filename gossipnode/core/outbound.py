@@ -33,8 +33,8 @@ class Outbound:
                     self._anti_entropy.abandon(peer, abort.session, "scope changed")
                     self.send(peer, abort)
                 return
-        member = ctx.membership.member(peer)
-        if member is None:
+        address = ctx.membership.address_of(peer)
+        if address is None:
             return
         ctx.counters[f"sent_{type(message).__name__}"] += 1
-        ctx.emit(Send(member.address, message, peer))
+        ctx.emit(Send(address, message, peer))

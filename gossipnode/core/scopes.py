@@ -56,6 +56,15 @@ class MemberView:
 
 
 @dataclass
+class _LiveHolders:
+    """The live peers, and per dataset whose holders do not depend on the key its live
+    holders: shared by the views of one holders basis (`ScopeView.holders_basis`)."""
+
+    peers: list[bytes] | None = None
+    by_dataset: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+
+@dataclass
 class ScopeView:
     """Who holds what, for one membership list and one policy."""
 
@@ -67,9 +76,11 @@ class ScopeView:
     # Shared by the views of one placement basis (the owners are a function of it).
     _owners: dict[str, tuple[bytes, ...] | None] = field(default_factory=dict)
     _candidates: list[Candidate] | None = None
-    _peers: list[bytes] | None = None
-    # Per dataset whose holders do not depend on the key: its live holders (push_targets).
-    _holders: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    # Bumped by MemberViews whenever a change of members may change who is live, or a
+    # member's tags (private-key eligibility): the live peers and the holders of each
+    # dataset are shared by the views in between (`_live`).
+    holders_version: int = 0
+    _live: _LiveHolders = field(default_factory=_LiveHolders)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
@@ -82,15 +93,28 @@ class ScopeView:
         self._owners = other._owners
         self._candidates = other._candidates
 
+    def holders_basis(self) -> tuple[object, ...]:
+        """Everything `peers` and the key-independent `push_targets` depend on: equal bases
+        give equal answers. O(1): the policy (compared by value) and the holders version."""
+        return (self.policy, self.holders_version)
+
+    def share_holders(self, other: ScopeView) -> None:
+        """Take the live peers and holders `other` worked out: a view of the same holders
+        basis, so they are this view's too."""
+        self._live = other._live
+
     def live(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
         return member is not None and member.state in HOLDING_STATES
 
     def peers(self) -> list[bytes]:
         """Live members other than this node, in a stable order (computed once per view)."""
-        if self._peers is None:
-            self._peers = sorted(n for n in self.members if n != self.self_id and self.live(n))
-        return list(self._peers)
+        live = self._live
+        if live.peers is None:
+            self_id = self.self_id
+            live.peers = sorted(n for n, member in self.members.items()
+                                if member.state in HOLDING_STATES and n != self_id)
+        return list(live.peers)
 
     def admitted(self, node_id: bytes) -> bool:
         """May this member take part in data replication (rule 3)?"""
@@ -180,15 +204,17 @@ class ScopeView:
 
     def push_targets(self, dataset: str, key: str) -> Sequence[bytes]:
         """Every live peer that must hold this record (the caller picks a fan-out). Outside
-        WEP placement the holders do not depend on the key: worked out once per view and
-        dataset, not at every push (O(n) calls of `holds` per write)."""
+        WEP placement the holders do not depend on the key: worked out once per holders
+        basis and dataset, not at every push (O(n) calls of `holds` per write), nor at every
+        view (a new one at every membership change)."""
         scope = lookup_dataset(dataset).scope
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
-        holders = self._holders.get(dataset)
+        by_dataset = self._live.by_dataset
+        holders = by_dataset.get(dataset)
         if holders is None:
-            holders = self._holders[dataset] = tuple(
+            holders = by_dataset[dataset] = tuple(
                 n for n in self.peers() if self.holds(n, dataset, key))
         return holders
 

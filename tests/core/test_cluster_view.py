@@ -121,6 +121,21 @@ def test_private_keys_are_compared_only_among_the_members_that_hold_them():
     assert "web_messenger" not in datasets and "cluster_policy" in datasets
 
 
+def test_a_member_that_opts_out_of_private_keys_stops_hearing_their_root():
+    # What a member may hear is kept per member view (its tags): a member's new tags must
+    # be judged again, not answered from what it was granted before.
+    cluster = Cluster([PRIVATE] * 3, replication=SLOW_SYNC)
+    cluster.run_for(10)
+    cluster.put(0, "private_keys", "fpr-alice", {"secret_key": b"alice"})
+    cluster.run_for(10)
+    n0 = cluster.nodes[0].node_id
+    assert "private_keys" in cluster.nodes[1].membership.advertised_roots()[n0].roots
+    cluster.nodes[1].set_tags({"private_keys": "false"}, cluster.now)
+    cluster.run_for(2 * ROOTS_REFRESH_S)
+    heard = cluster.nodes[1].membership.advertised_roots()[n0].roots
+    assert "private_keys" not in heard and "groups" in heard
+
+
 def test_a_dead_member_is_stale_with_its_last_root():
     cluster = Cluster([PRIVATE] * 3, replication=SLOW_SYNC)
     cluster.run_for(10)

@@ -10,7 +10,7 @@ from gossipnode.config import MembershipConfig
 from gossipnode.core.events import MemberChanged
 from gossipnode.core.member_map import BUCKETS, MemberMapBuilder
 from gossipnode.core.member_views import MemberViews
-from gossipnode.core.membership import ALIVE, DEAD, Membership
+from gossipnode.core.membership import ALIVE, DEAD, LEFT, SUSPECT, Membership
 from gossipnode.core.placement import ClusterPolicy
 
 
@@ -75,3 +75,28 @@ def test_a_view_after_one_member_change_shares_every_other_bucket_with_the_last_
     assert after.live(members[16]) and not after.live(members[17])
     # A view with no change in between shares everything.
     assert views.view().members.shared_buckets(after.members) == BUCKETS
+
+
+def test_live_peers_and_holders_follow_every_change_of_liveness_and_tags():
+    # The live peers and each dataset's holders are shared by the views between two
+    # changes that can move them (a new member, a change of liveness or of tags), not
+    # worked out again at every view. The oracle: a plain dict of each member's state and
+    # tags, read afresh after every change.
+    rng = random.Random(11)
+    self_id = rng.randbytes(32)
+    views = MemberViews(_membership(self_id), ClusterPolicy())
+    members = [rng.randbytes(32) for _ in range(12)]
+    model: dict[bytes, tuple[str, tuple[tuple[str, str], ...]]] = {}
+    for _ in range(300):
+        member = rng.choice(members)
+        state = rng.choice((ALIVE, SUSPECT, DEAD, LEFT))
+        tags = (("private_keys", rng.choice(("true", "false"))),)
+        views.changed([MemberChanged(member, "m" + member.hex()[:6], ("10.0.0.2", 7946),
+                                     state, 1, tags)])
+        model[member] = (state, tags)
+        view = views.view()
+        live = sorted(m for m, (s, _) in model.items() if s in (ALIVE, SUSPECT))
+        eligible = [m for m in live if dict(model[m][1])["private_keys"] == "true"]
+        assert view.peers() == live
+        assert list(view.push_targets("private_keys", "k")) == eligible
+        assert list(view.push_targets("consumers", "k")) == live

@@ -31,13 +31,17 @@ DEAD_SENDS_FACTOR = 2
 
 
 class BroadcastQueue:
-    __slots__ = ("_buckets", "_transmits")
+    __slots__ = ("_buckets", "_fresh", "_transmits")
 
     def __init__(self) -> None:
         # transmits -> {subject node id: (statement, its estimated size)}, in insertion
         # order (oldest first). The size is estimated once, not at every take.
         self._buckets: dict[int, dict[bytes, tuple[Statement, int]]] = {}
         self._transmits: dict[bytes, int] = {}
+        # How many alive and left statements are queued and never sent (`fresh`), kept as
+        # statements come and go: asked at every message received, and a scan of the
+        # unsent ones cost O(queue) each time while a flood of claims was queued.
+        self._fresh = 0
 
     def __len__(self) -> int:
         return len(self._transmits)
@@ -49,7 +53,7 @@ class BroadcastQueue:
     def fresh(self) -> bool:
         """Whether a queued alive or left statement has not been sent yet (news that a
         member is well, or chose to go; suspect and dead claims are not counted)."""
-        return any(isinstance(item[0], Alive | Left) for item in self._buckets.get(0, {}).values())
+        return self._fresh > 0
 
     def queued(self, node_id: bytes) -> Statement | None:
         transmits = self._transmits.get(node_id)
@@ -85,11 +89,15 @@ class BroadcastQueue:
     def _put(self, node_id: bytes, item: tuple[Statement, int], transmits: int) -> None:
         self._buckets.setdefault(transmits, {})[node_id] = item
         self._transmits[node_id] = transmits
+        if transmits == 0 and isinstance(item[0], Alive | Left):
+            self._fresh += 1
 
     def _drop(self, node_id: bytes) -> None:
         transmits = self._transmits.pop(node_id, None)
         if transmits is not None:
             bucket = self._buckets[transmits]
+            if transmits == 0 and isinstance(bucket[node_id][0], Alive | Left):
+                self._fresh -= 1
             del bucket[node_id]
             if not bucket:
                 del self._buckets[transmits]

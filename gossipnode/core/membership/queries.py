@@ -11,6 +11,7 @@ from ...config import MembershipConfig
 from ..events import Address, Event
 from .awareness import Awareness
 from .members import ALIVE, Member
+from .messages import Alive
 from .outbox import Outbox
 from .probing import Prober
 from .roots import AdvertisedRoots, RootAdverts, stale_after_s
@@ -33,6 +34,17 @@ class MembershipQueries:
     @property
     def local_member(self) -> Member:
         return self._table.local.snapshot()
+
+    def local_statement(self) -> tuple[Alive, str]:
+        """This node's latest alive statement and its state, in O(1) (no snapshot): what
+        `local_member` is made of, the same objects until either changes."""
+        local = self._table.local
+        return local.alive, local.state
+
+    def address_of(self, node_id: bytes) -> Address | None:
+        """`member(node_id).address`, without a snapshot: None for a non-member."""
+        entry = self._table.members.get(node_id)
+        return None if entry is None else entry.address
 
     def member(self, node_id: bytes) -> Member | None:
         entry = self._table.members.get(node_id)
@@ -100,6 +112,13 @@ class MembershipQueries:
             for node_id, entry in self._table.members.items()
             if entry.roots_heard_at is not None and node_id != self._node_id
         }
+
+    def advertised_roots_of(self, node_id: bytes) -> AdvertisedRoots | None:
+        """`advertised_roots().get(node_id)`, in O(1): one member's, not every member's."""
+        entry = self._table.members.get(node_id)
+        if entry is None or entry.roots_heard_at is None or node_id == self._node_id:
+            return None
+        return AdvertisedRoots(dict(entry.roots), entry.roots_heard_at)
 
     def roots_stale_after_s(self) -> float:
         return stale_after_s(self._config, len(self._table.members))

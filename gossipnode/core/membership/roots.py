@@ -87,6 +87,9 @@ class RootAdverts:
         self._local: dict[str, tuple[bytes, float]] = {}
         self._current: dict[str, bytes] = {}  # the same roots without their times
         self._version = 0
+        # Per audience (a frozenset, as core/cluster_view.py answers), the names of our
+        # datasets it may hear, for the current roots: a few audiences serve every member.
+        self._names: dict[frozenset[str], tuple[str, ...]] = {}
         self.audience: Audience = _everyone
 
     @property
@@ -105,6 +108,7 @@ class RootAdverts:
             for name, root in sorted(current.items())
         }
         self._version += 1
+        self._names = {}
 
     def advert_for(self, recipient: bytes, entry: Entry | None, now: float, *,
                    pending: bool = False, answering: bool = False) -> Roots:
@@ -115,8 +119,15 @@ class RootAdverts:
         if not self._version or (entry is None and not pending):
             return ()
         heard = self.audience(recipient)
-        names = tuple(self._local) if heard is None else tuple(
-            name for name in self._local if name in heard)
+        if heard is None:
+            names = tuple(self._local)
+        elif type(heard) is frozenset:
+            names = self._names.get(heard)
+            if names is None:
+                names = self._names[heard] = tuple(
+                    name for name in self._local if name in heard)
+        else:
+            names = tuple(name for name in self._local if name in heard)
         if entry is not None:
             sent = entry.roots_sent
             if not answering and sent is not None and sent[0] == (self._version, names) and (

@@ -256,10 +256,10 @@ class Membership(MembershipQueries):
             # Answered: whoever made us refute, and whoever claims about us what we refuted
             # already (it missed the refutation, and would hold us dead until a push-pull).
             current = self._table.local.incarnation
-            if current > incarnation or any(
+            if current > incarnation or ((updates.suspect or updates.dead) and any(
                 claim.node_id == self._node_id and claim.incarnation < current
                 for claim in (*updates.suspect, *updates.dead)
-            ):
+            )):
                 self._dissemination.answer_accuser(sender, now)
         # After the statements: a suspect or dead sender whose message carries its
         # refutation is alive again by now, and is not told a claim it has just answered

@@ -103,6 +103,33 @@ def test_a_batch_stays_within_its_byte_budget_and_prefers_fresh_statements(subje
     assert [s.node_id[0] for s in batch.dead] == fresh[: len(batch.dead)]
 
 
+# (kind, subject) to push, or None for a take of everything queued.
+_QUEUE_OPS = st.lists(st.one_of(st.none(), st.tuples(st.sampled_from("alsd"), st.integers(0, 5))),
+                      max_size=60)
+
+
+@given(_QUEUE_OPS, st.integers(1, 3))
+def test_the_queue_has_fresh_news_while_an_unsent_alive_or_left_statement_is_queued(ops, limit):
+    queue = BroadcastQueue()
+    unsent: dict[int, str] = {}  # the model: subject -> kind of its statement never sent
+    for op in ops:
+        if op is None:
+            queue.take(10**9, limit=limit)  # a budget every queued statement fits in
+            unsent.clear()
+        else:
+            kind, subject = op
+            node_id = bytes([subject]) * 32
+            statement = {
+                "a": Alive(node_id, f"n{subject}", "10.0.0.1", 7946, 1, (), b"\x01" * 64),
+                "l": Left(node_id, 1, b"\x01" * 64),
+                "s": Suspect(node_id, 1, b"\xff" * 32),
+                "d": dead(subject),
+            }[kind]
+            queue.push(statement)
+            unsent[subject] = kind
+        assert queue.fresh == any(kind in "al" for kind in unsent.values())
+
+
 def test_piggybacked_batches_stay_within_the_configured_bytes():
     config = dataclasses.replace(MembershipConfig(), gossip_message_bytes_max=1024)
     batches = []
