@@ -55,6 +55,11 @@ Rules:
    roots have not come since its return asks for them first and waits for them, a round
    trip, at most `ROOTS_WAIT_S` (core/immediate_rounds.py rule 5): a false suspicion
    refuted opens no session over data that agrees.
+9. A new scope view that gives this node a dataset it did not hold (it was admitted, granted
+   private keys or WEP, or learned its grants again after a reseed) brings its next round
+   forward to now, at most once per `GAINED_ROUND_GAP_S`; after a reseed, until its own view
+   admits it again, its rounds pull the administrative records from a random live peer.
+   core/gained_rounds.py carries this rule out.
 """
 
 from __future__ import annotations
@@ -65,9 +70,11 @@ from typing import NamedTuple
 
 from .admission import Admission
 from .anti_entropy import AntiEntropy
+from .authority import ADMIN_DATASETS
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
+from .gained_rounds import GAINED_ROUND_GAP_S, GainedRounds
 from .immediate_rounds import (
     REVIVED_FOLLOW_UP_S,
     REVIVED_GRACE_S,
@@ -84,8 +91,9 @@ from .records import Record
 from .resumption import RESUME_AFTER_S, RESUMES_MAX, TIMER_RESUME, Resumption
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-# The constants of rules 4 and 5 are named here too: what the node and its tests see.
+# The constants of rules 4, 5 and 9 are named here too: what the node and its tests see.
 __all__ = [
+    "GAINED_ROUND_GAP_S",
     "PAIR_PARTNERS_PER_ROUND",
     "RESUMES_MAX",
     "RESUME_AFTER_S",
@@ -140,14 +148,21 @@ class SyncScheduler:
             ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
+        self._gained = GainedRounds(ctx, self._bring_forward)  # rule 9
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
         self._set_round(now + self._ctx.rng.uniform(0.5, 1.0) * interval)
 
-    def soon(self, now: float) -> None:
-        """Run the next round at `now` (after a reseed: pull afresh at once)."""
+    def reseeded(self, now: float) -> None:
+        """The replicated data was discarded and the view taken anew: pull afresh at once,
+        the grants first when the view no longer admits this node (rule 9)."""
+        self._gained.reseeded()
         self._set_round(now)
+
+    def view_changed(self, now: float) -> None:
+        """A new scope view was taken: a round at once for what it gives (rule 9)."""
+        self._gained.view_changed(now)
 
     def round(self, now: float) -> bool:
         """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
@@ -160,8 +175,14 @@ class SyncScheduler:
         view = ctx.view
         # Only admitted peers share anything with us (admission: scopes.py rule 3).
         peers = [p for p in view.peers() if view.admitted(p)]
+        pulled = self._gained.pulls_grants() and bool(view.peers())
+        if pulled:  # rule 9: the grants, from any live peer
+            source = ctx.rng.choice(view.peers())
+            for message in self._anti_entropy.start_round(
+                    source, view, now, sorted(ADMIN_DATASETS), pull=True):
+                ctx.send(source, message)
         if not peers:
-            return False
+            return pulled
         peer = ctx.rng.choice(peers)
         self._start_sessions(peer, None, now, skip_agreed=True)
         if view.shared_scope(peer, PRIVATE_KEYS) is None:

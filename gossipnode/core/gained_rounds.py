@@ -1,0 +1,93 @@
+"""Rounds for what a new scope view gives this node (sync.py rule 9), so that a member admitted,
+granted private keys or WEP, or reseeded fills in seconds rather than at the next regular
+round, an `anti_entropy_interval_s` away.
+
+1. What this node holds, as far as its view says (`held_datasets`): the replicated datasets
+   it may hold records of, administrative ones aside (every member takes those, admitted or
+   not: scopes.py rule 3). `all`-scope datasets once admitted; private keys once eligible
+   (its tag and, under administrators, the grant); WEP mailboxes once WEP replication is on
+   and it runs WEP (with the grant, under administrators).
+2. A new view that adds a dataset to that set brings the node's next regular round forward to
+   now: that round reaches a random admitted peer over every dataset, an eligible partner for
+   private keys and its mailbox partners (sync.py rule 1), which is what the node gained.
+   Mailboxes whose owners it became also come to it by the handoff of their old owners
+   (handoff.py). A view that gains nothing starts nothing.
+3. Bounded: at most one such round per `GAINED_ROUND_GAP_S`. A gain within the gap brings
+   the round to the end of the gap instead, so that a grant that follows an admission at
+   once (`admin adopt` writes both) is not left for the regular round, and grants that come
+   and go make one round per gap, not one per view.
+4. A reseed forgets the grants with the rest of the replicated data (`reseeded`): what the
+   grants give once they are learned again counts as gained (rule 2). Until this node is
+   admitted again by its own view, its rounds pull the administrative records from a random
+   live peer in sessions where it offers nothing ("receive": scopes.py rule 3), since its
+   view admits no peer to anything else; the round that follows the reseed
+   (`SyncScheduler.soon`) thus brings the grants, and the admission they carry the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from .catalog import DATASETS, Dataset, Scope
+from .context import NodeContext
+from .scopes import ScopeView
+
+__all__ = ["GAINED_ROUND_GAP_S", "GainedRounds", "held_datasets"]
+
+# One round for a gain per this (rule 3): the sessions of a round over data that differs take
+# about a second on a LAN; grants flapping faster than this cost one round per gap.
+GAINED_ROUND_GAP_S = 1.0
+
+# (at): run the next regular round at `at` if it was later.
+BringForward = Callable[[float], None]
+
+
+def held_datasets(view: ScopeView) -> frozenset[str]:
+    """The replicated datasets the view lets this node hold, administrative ones aside
+    (rule 1)."""
+    me = view.self_id
+    if not view.admitted(me):
+        return frozenset()
+
+    def held(dataset: Dataset) -> bool:
+        if dataset.scope is Scope.PRIVATE_KEY_ELIGIBLE:
+            return view.private_keys_eligible(me)
+        if dataset.scope is Scope.WEP_PLACEMENT:
+            return view.shared_scope(me, dataset.name) is not None
+        return dataset.scope is Scope.ALL
+
+    return frozenset(dataset.name for dataset in DATASETS if held(dataset))
+
+
+class GainedRounds:
+    def __init__(self, ctx: NodeContext, bring_forward: BringForward) -> None:
+        self._ctx = ctx
+        self._bring_forward = bring_forward
+        self._held = held_datasets(ctx.view)
+        self._last = -math.inf  # when the last round for a gain was set for (rule 3)
+        self._reseeded = False
+
+    def view_changed(self, now: float) -> None:
+        """A new view was taken: bring the round forward if it gives something new (rule 2)."""
+        held = held_datasets(self._ctx.view)
+        gained, self._held = held - self._held, held
+        if self._reseeded and self._ctx.view.admitted(self._ctx.node_id):
+            self._reseeded = False
+        if not gained:
+            return
+        at = max(now, self._last + GAINED_ROUND_GAP_S)
+        self._last = at
+        self._ctx.counters["gained_rounds"] += 1
+        self._bring_forward(at)
+
+    def reseeded(self) -> None:
+        """The replicated data was discarded, grants included (rule 4): what this node holds
+        is what the view taken after it says, and until it is admitted again its rounds pull
+        the administrative records."""
+        self._held = held_datasets(self._ctx.view)
+        self._reseeded = not self._ctx.view.admitted(self._ctx.node_id)
+
+    def pulls_grants(self) -> bool:
+        """Do this node's rounds pull the administrative records from any live peer (rule 4)?"""
+        return self._reseeded
