@@ -14,14 +14,20 @@ round, an `anti_entropy_interval_s` away.
    (handoff.py). A view that gains nothing starts nothing.
 3. Bounded: at most one such round per `GAINED_ROUND_GAP_S`. A gain within the gap brings
    the round to the end of the gap instead, so that a grant that follows an admission at
-   once (`admin adopt` writes both) is not left for the regular round, and grants that come
-   and go make one round per gap, not one per view.
-4. A reseed forgets the grants with the rest of the replicated data (`reseeded`): what the
+   once is not left for the regular round, and grants that come and go make one round per
+   gap, not one per view. A gain when the next round is set for no later than that already
+   needs nothing more: that round covers it.
+4. A follow-up: the round after the one a gain brought forward falls `GAINED_FOLLOW_UP_S`
+   after it (if it was later). This node learns its gain before some peers learn it (its own
+   tag spreads by gossip; a grant's push to a peer may be lost and sent again), and a peer
+   that does not know yet refuses the session over the dataset; the follow-up, which skips
+   what agrees (sync.py rule 8), finds it knowing.
+5. A reseed forgets the grants with the rest of the replicated data (`reseeded`): what the
    grants give once they are learned again counts as gained (rule 2). Until this node is
    admitted again by its own view, its rounds pull the administrative records from a random
    live peer in sessions where it offers nothing ("receive": scopes.py rule 3), since its
    view admits no peer to anything else; the round that follows the reseed
-   (`SyncScheduler.soon`) thus brings the grants, and the admission they carry the rest.
+   (`SyncScheduler.reseeded`) thus brings the grants, and the admission they carry the rest.
 """
 
 from __future__ import annotations
@@ -33,14 +39,20 @@ from .catalog import DATASETS, Dataset, Scope
 from .context import NodeContext
 from .scopes import ScopeView
 
-__all__ = ["GAINED_ROUND_GAP_S", "GainedRounds", "held_datasets"]
+__all__ = ["GAINED_FOLLOW_UP_S", "GAINED_ROUND_GAP_S", "GainedRounds", "held_datasets"]
 
 # One round for a gain per this (rule 3): the sessions of a round over data that differs take
 # about a second on a LAN; grants flapping faster than this cost one round per gap.
 GAINED_ROUND_GAP_S = 1.0
+# The follow-up round falls this long after the round a gain brought forward (rule 4): a tag
+# spreads to every member within a few gossip rounds on a LAN, a push lost is sent again
+# after `push_retry_s` (2 s by default) and often reaches the peer by another member before.
+GAINED_FOLLOW_UP_S = 1.5
 
 # (at): run the next regular round at `at` if it was later.
 BringForward = Callable[[float], None]
+# (): when the next regular round is set for.
+NextRound = Callable[[], float]
 
 
 def held_datasets(view: ScopeView) -> frozenset[str]:
@@ -61,11 +73,14 @@ def held_datasets(view: ScopeView) -> frozenset[str]:
 
 
 class GainedRounds:
-    def __init__(self, ctx: NodeContext, bring_forward: BringForward) -> None:
+    def __init__(self, ctx: NodeContext, bring_forward: BringForward,
+                 next_round: NextRound) -> None:
         self._ctx = ctx
         self._bring_forward = bring_forward
+        self._next_round = next_round
         self._held = held_datasets(ctx.view)
         self._last = -math.inf  # when the last round for a gain was set for (rule 3)
+        self._follow_up: float | None = None  # when the follow-up round falls (rule 4)
         self._reseeded = False
 
     def view_changed(self, now: float) -> None:
@@ -77,17 +92,27 @@ class GainedRounds:
         if not gained:
             return
         at = max(now, self._last + GAINED_ROUND_GAP_S)
+        self._follow_up = at + GAINED_FOLLOW_UP_S  # rule 4
+        if self._next_round() <= at:  # rule 3: the round set for then covers it
+            return
         self._last = at
         self._ctx.counters["gained_rounds"] += 1
         self._bring_forward(at)
 
+    def round_ran(self, now: float) -> None:
+        """A regular round ran (and set the next an interval on): a follow-up owed falls
+        `GAINED_FOLLOW_UP_S` after the round a gain brought forward (rule 4)."""
+        follow_up, self._follow_up = self._follow_up, None
+        if follow_up is not None and follow_up > now:
+            self._bring_forward(follow_up)
+
     def reseeded(self) -> None:
-        """The replicated data was discarded, grants included (rule 4): what this node holds
+        """The replicated data was discarded, grants included (rule 5): what this node holds
         is what the view taken after it says, and until it is admitted again its rounds pull
         the administrative records."""
         self._held = held_datasets(self._ctx.view)
         self._reseeded = not self._ctx.view.admitted(self._ctx.node_id)
 
     def pulls_grants(self) -> bool:
-        """Do this node's rounds pull the administrative records from any live peer (rule 4)?"""
+        """Do this node's rounds pull the administrative records from any live peer (rule 5)?"""
         return self._reseeded

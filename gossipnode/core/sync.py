@@ -51,14 +51,18 @@ Rules:
    advertised (cluster_view.py rule 5), since it last came alive, the very root this node
    holds: identical data, nothing to move. A cluster started together, whose every return
    brings a round forward (rule 4), thus exchanges no sessions while its data agrees. A
-   resumption and a `repair` always open theirs. An immediate round with a peer whose
+   resumption, a `repair` and the round that follows a reseed always open theirs (a root
+   the peer advertised moments before may be older than a write it pushed us, which the
+   reseed discarded). An immediate round with a peer whose
    roots have not come since its return asks for them first and waits for them, a round
    trip, at most `ROOTS_WAIT_S` (core/immediate_rounds.py rule 5): a false suspicion
    refuted opens no session over data that agrees.
 9. A new scope view that gives this node a dataset it did not hold (it was admitted, granted
    private keys or WEP, or learned its grants again after a reseed) brings its next round
-   forward to now, at most once per `GAINED_ROUND_GAP_S`; after a reseed, until its own view
-   admits it again, its rounds pull the administrative records from a random live peer.
+   forward to now, at most once per `GAINED_ROUND_GAP_S`, and the round after that one to
+   `GAINED_FOLLOW_UP_S` later, for peers that learn of the change after it; after a reseed,
+   until its own view admits it again, its rounds pull the administrative records from a
+   random live peer.
    core/gained_rounds.py carries this rule out.
 """
 
@@ -74,7 +78,7 @@ from .authority import ADMIN_DATASETS
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
-from .gained_rounds import GAINED_ROUND_GAP_S, GainedRounds
+from .gained_rounds import GAINED_FOLLOW_UP_S, GAINED_ROUND_GAP_S, GainedRounds
 from .immediate_rounds import (
     REVIVED_FOLLOW_UP_S,
     REVIVED_GRACE_S,
@@ -93,6 +97,7 @@ from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
 # The constants of rules 4, 5 and 9 are named here too: what the node and its tests see.
 __all__ = [
+    "GAINED_FOLLOW_UP_S",
     "GAINED_ROUND_GAP_S",
     "PAIR_PARTNERS_PER_ROUND",
     "RESUMES_MAX",
@@ -148,7 +153,9 @@ class SyncScheduler:
             ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
-        self._gained = GainedRounds(ctx, self._bring_forward)  # rule 9
+        self._gained = GainedRounds(ctx, self._bring_forward,  # rule 9
+                                    lambda: self._next_round)
+        self._skip_agreed = True  # false for the round that follows a reseed (rule 8)
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
@@ -158,6 +165,7 @@ class SyncScheduler:
         """The replicated data was discarded and the view taken anew: pull afresh at once,
         the grants first when the view no longer admits this node (rule 9)."""
         self._gained.reseeded()
+        self._skip_agreed = False
         self._set_round(now)
 
     def view_changed(self, now: float) -> None:
@@ -169,6 +177,7 @@ class SyncScheduler:
         (quarantined, or no live peer)."""
         ctx = self._ctx
         self._set_round(now + ctx.config.replication.anti_entropy_interval_s)
+        self._gained.round_ran(now)  # rule 9: a follow-up
         if self._lifecycle.quarantined():
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
@@ -183,13 +192,14 @@ class SyncScheduler:
                 ctx.send(source, message)
         if not peers:
             return pulled
+        skip_agreed, self._skip_agreed = self._skip_agreed, True
         peer = ctx.rng.choice(peers)
-        self._start_sessions(peer, None, now, skip_agreed=True)
+        self._start_sessions(peer, None, now, skip_agreed=skip_agreed)
         if view.shared_scope(peer, PRIVATE_KEYS) is None:
             eligible = [p for p in peers if view.shared_scope(p, PRIVATE_KEYS)]
             if eligible:
                 self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now,
-                                     skip_agreed=True)
+                                     skip_agreed=skip_agreed)
         partners = [p for p in self._anti_entropy.digests.pair_partners()
                     if p != peer and p in peers]
         for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
