@@ -165,3 +165,31 @@ def test_a_view_that_gives_nothing_new_starts_no_session():
     grant(cluster, NEW, private_keys=True)
     cluster.run_for(3)
     assert {a for a, _ in openings(cluster, since)} == {NEW}
+
+
+def test_grants_that_come_and_go_start_a_bounded_number_of_rounds():
+    """Private keys granted and revoked every 0.1 s for 2 s: ten gains. Rounds for a gain
+    come at most once a second (GAINED_ROUND_GAP_S, 1 s), each with a follow-up: the member
+    opens a handful of private-keys sessions, not one per gain."""
+    cluster = Cluster([PRIVATE] * 3, administrated=True, replication=HOURLY)
+    for index in range(3):
+        grant(cluster, index, private_keys=index != NEW)
+    cluster.run_for(5)
+    written(cluster)
+    cluster.run_for(5)
+    opened: list[float] = []
+    start = cluster.now
+
+    def log(sender, target, message):
+        if (sender == NEW and isinstance(message, ReconcileOpen)
+                and message.dataset == "private_keys"):
+            opened.append(round(cluster.now - start, 3))
+        return False
+
+    cluster.dropping = log
+    for flip in range(20):
+        grant(cluster, NEW, private_keys=flip % 2 == 0)
+        cluster.run_for(0.1)
+    cluster.run_for(3)
+    assert cluster.nodes[NEW].status(cluster.now).private_keys_eligible is False
+    assert 1 <= len(opened) <= 5, opened
