@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from .anti_entropy import AntiEntropy
+from .authority import ADMIN_DATASETS
 from .catalog import DATASETS, Dataset, Scope
 from .context import NodeContext
 from .scopes import ScopeView
@@ -73,9 +75,10 @@ def held_datasets(view: ScopeView) -> frozenset[str]:
 
 
 class GainedRounds:
-    def __init__(self, ctx: NodeContext, bring_forward: BringForward,
-                 next_round: NextRound) -> None:
+    def __init__(self, ctx: NodeContext, anti_entropy: AntiEntropy,
+                 bring_forward: BringForward, next_round: NextRound) -> None:
         self._ctx = ctx
+        self._anti_entropy = anti_entropy
         self._bring_forward = bring_forward
         self._next_round = next_round
         self._held = held_datasets(ctx.view)
@@ -113,6 +116,15 @@ class GainedRounds:
         self._held = held_datasets(self._ctx.view)
         self._reseeded = not self._ctx.view.admitted(self._ctx.node_id)
 
-    def pulls_grants(self) -> bool:
-        """Do this node's rounds pull the administrative records from any live peer (rule 5)?"""
-        return self._reseeded
+    def pull_grants(self, now: float) -> bool:
+        """In a round: after a reseed, until admitted again, pull the administrative records
+        from a random live peer (rule 5); True when sessions were opened for them."""
+        ctx = self._ctx
+        peers = ctx.view.peers()
+        if not self._reseeded or not peers:
+            return False
+        source = ctx.rng.choice(peers)
+        for message in self._anti_entropy.start_round(source, ctx.view, now,
+                                                      sorted(ADMIN_DATASETS), pull=True):
+            ctx.send(source, message)
+        return True

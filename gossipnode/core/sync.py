@@ -74,7 +74,6 @@ from typing import NamedTuple
 
 from .admission import Admission
 from .anti_entropy import AntiEntropy
-from .authority import ADMIN_DATASETS
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
@@ -153,7 +152,7 @@ class SyncScheduler:
             ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
-        self._gained = GainedRounds(ctx, self._bring_forward,  # rule 9
+        self._gained = GainedRounds(ctx, anti_entropy, self._bring_forward,  # rule 9
                                     lambda: self._next_round)
         self._skip_agreed = True  # false for the round that follows a reseed (rule 8)
 
@@ -184,12 +183,7 @@ class SyncScheduler:
         view = ctx.view
         # Only admitted peers share anything with us (admission: scopes.py rule 3).
         peers = [p for p in view.peers() if view.admitted(p)]
-        pulled = self._gained.pulls_grants() and bool(view.peers())
-        if pulled:  # rule 9: the grants, from any live peer
-            source = ctx.rng.choice(view.peers())
-            for message in self._anti_entropy.start_round(
-                    source, view, now, sorted(ADMIN_DATASETS), pull=True):
-                ctx.send(source, message)
+        pulled = self._gained.pull_grants(now)  # rule 9: after a reseed, from any live peer
         if not peers:
             return pulled
         skip_agreed, self._skip_agreed = self._skip_agreed, True
