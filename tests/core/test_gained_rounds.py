@@ -19,6 +19,8 @@ from tests.core.test_authority import sign_record
 # No regular round within a test: the first falls half an interval or more after the start.
 HOURLY = ReplicationConfig(anti_entropy_interval_s=3600.0, tombstone_grace_s=7200.0)
 PRIVATE = {"private_keys": True}
+WEP = {"private_keys": False, "wep": True}
+MAILBOXES = {f"box{n:02}" for n in range(30)}
 GROUPS = {f"g{n}" for n in range(12)}
 KEYS = {f"fpr-{n}" for n in range(8)}
 NEW = 2  # the member that gains something
@@ -118,6 +120,32 @@ def test_a_member_granted_private_keys_later_gets_the_existing_ones_at_once():
     grant(cluster, NEW, private_keys=True)
     cluster.run_for(3)
     assert set(cluster.records(NEW, "private_keys")) == KEYS
+
+
+def test_a_member_granted_wep_gets_the_mailboxes_it_now_owns_at_once():
+    """Three WEP members, three replicas: a member granted WEP becomes an owner of every
+    mailbox beside the two that hold them, and neither loses one, so no handoff carries
+    them: the round its grant brings forward does."""
+    cluster = Cluster([WEP] * 3, administrated=True, replication=HOURLY)
+    admin_id, admin_sign = cluster.admin
+    policy = sign_record(admin_sign, "cluster_policy", "wep",
+                         {"replication": True, "replicas": 3},
+                         Version(int(cluster.now * 1000), 0, admin_id))
+    cluster.nodes[0].write_signed(policy, cluster.now)
+    cluster._collect(0)
+    grant(cluster, 0, wep=True)
+    grant(cluster, 1, wep=True)
+    grant(cluster, NEW)
+    cluster.run_for(5)
+    for key in sorted(MAILBOXES):
+        cluster.put(0, "web_messenger", key, {"owner": key})
+    cluster.run_for(5)
+    assert set(cluster.records(1, "web_messenger")) == MAILBOXES
+    assert cluster.records(NEW, "web_messenger") == {}
+
+    grant(cluster, NEW, wep=True)
+    cluster.run_for(3)
+    assert set(cluster.records(NEW, "web_messenger")) == MAILBOXES
 
 
 def test_a_reseeded_member_fills_again_within_seconds_by_itself():
