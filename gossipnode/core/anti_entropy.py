@@ -102,12 +102,14 @@ class AntiEntropy:
 
     def start_round(self, peer: bytes, view: ScopeView, now: float,
                     datasets: Sequence[str] | None = None, *,
-                    stagger: bool = False) -> list[object]:
+                    stagger: bool = False, pull: bool = False) -> list[object]:
         """Open one session per dataset shared with `peer`; return the opening messages.
-        `stagger`: a dataset that a session with another peer covers waits (rule 7)."""
+        `stagger`: a dataset that a session with another peer covers waits (rule 7).
+        `pull`: over a scope this node only receives ("receive"), open one too, with an
+        empty digest, so that the peer sends what it holds (sync.py rule 9)."""
         messages: list[object] = []
         for dataset in datasets if datasets is not None else REPLICATED_DATASETS:
-            digest = self.digests.digest_for(peer, dataset, view)
+            digest = self.digests.digest_for(peer, dataset, view, responding=pull)
             if digest is None or self.running(peer, initiated=True) >= SESSIONS_PER_PEER_MAX:
                 continue
             if stagger and self._stagger.wait_to_start(peer, dataset, now):

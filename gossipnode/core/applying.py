@@ -19,7 +19,9 @@ Rules:
    dropped, sessions whose scope the view narrowed end (anti_entropy.py rule 10), the pair
    digests follow moved mailboxes, and a handoff runs when this node lost eligibility,
    moved mailboxes, or still has records waiting for their holders; and the datasets this
-   node holds whole are noted for the refusal of replays (replays.py rule 3).
+   node holds whole are noted for the refusal of replays (replays.py rule 3); the scheduler
+   is told last (`view_taken`), and starts a round at once for a dataset the view gives this
+   node (sync.py rule 9).
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ class Applying:
                  anti_entropy: AntiEntropy, cluster_view: ClusterView,
                  authority: Authority, decode_value: Callable[[bytes], Mapping[str, Any]],
                  merges: Mapping[str, ValueMerge],
-                 drain_membership: Callable[[float], None]) -> None:
+                 drain_membership: Callable[[float], None],
+                 view_taken: Callable[[float], None] = lambda now: None) -> None:
         """`drain_membership(now)`: the node's own, run after a new policy told the
-        membership which members are forced out."""
+        membership which members are forced out; `view_taken(now)`: told of every new
+        scope view, once this part has taken it (rule 5)."""
         self._ctx = ctx
         self._config = config
         self._views = views
@@ -68,6 +72,7 @@ class Applying:
         self._digests = anti_entropy.digests
         self._cluster_view = cluster_view
         self._drain_membership = drain_membership
+        self._view_taken = view_taken
         self._authority = authority
         self._decode_value = decode_value
         self.merges = dict(merges)
@@ -160,3 +165,4 @@ class Applying:
         if lost_eligibility or self._handoff.waiting or moved:
             self._handoff.run(now)
         self._cluster_view.refresh(now)  # what this node holds whole may have changed
+        self._view_taken(now)

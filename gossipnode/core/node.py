@@ -129,7 +129,8 @@ class NodeCore(NodeQueries):
             replication=self.replication, handoff=self.handoff, anti_entropy=self.anti_entropy,
             cluster_view=self.cluster_view, authority=self.authority,
             decode_value=decode_value, merges=merges or {},
-            drain_membership=self._drain_membership)
+            drain_membership=self._drain_membership,
+            view_taken=lambda now: self.sync.view_changed(now))
         self.sync = SyncScheduler(ctx, self.lifecycle, self.anti_entropy, self.admission,
                                   self.applying.apply_synced, self.cluster_view.agreed_with,
                                   ask_roots=self._ask_roots)
@@ -189,7 +190,7 @@ class NodeCore(NodeQueries):
         self._ctx.view = self._views.view()
         self.digests.build(self._ctx.view)
         self.handoff.acks.clear()
-        self.sync.soon(now)
+        self.sync.reseeded(now)
         self.cluster_view.refresh(now)
         return removed
 

@@ -7,9 +7,11 @@
    past the sessions the peer may run at once (`crowded`) or one that waits already.
 4. Of two openings that cross, the one of the lower node id stands (anti_entropy.py rule 8,
    staggering.py rule 4).
-5. One that finds spent what the peer's sessions may make this node send is refused
-   (anti_entropy.py rule 9, stream_budget.py); what those sessions send is spent here too
-   (`spend`).
+5. One that would move records (its root is not ours) and finds spent what the peer's
+   sessions may make this node send is refused (anti_entropy.py rule 9, stream_budget.py);
+   what those sessions send is spent here too (`spend`). One whose root equals ours sends
+   nothing, and is answered whatever the budget: a `repair` just after a round that filled
+   the peer finds the two in step, not refused.
 6. One that would move records waits while a session over its dataset with another peer
    moves (anti_entropy.py rule 7), unless it waited already; before it is answered, the
    unanswered sessions of ours over its dataset with other peers are withdrawn
@@ -65,14 +67,15 @@ class Openings:
         aborts = self._stagger.cross(peer, opening)  # step 4
         if aborts is None:
             return [ReconcileAbort(opening.session, CROSSED)], None
-        if self._streamed.owed(peer, opening.dataset, self._full(opening.dataset), now) < 1:
+        # Equal roots are answered at once in one round trip: nothing to send, wait for or on.
+        moves = opening.root != digest.root or opening.count != digest.count
+        if moves and self._streamed.owed(peer, opening.dataset, self._full(opening.dataset),
+                                         now) < 1:
             # Step 5: ten openings claiming an empty store must not make us stream the whole
             # dataset ten times over.
             self._counters["sessions_refused_owed"] += 1
             return [*aborts, ReconcileAbort(opening.session,
                                             "sent this dataset in full recently")], None
-        # Equal roots are answered at once in one round trip: nothing to wait for or on.
-        moves = opening.root != digest.root or opening.count != digest.count
         if moves and may_wait and self._stagger.wait_to_answer(peer, opening, now):
             return list(aborts), None
         if moves:

@@ -51,10 +51,19 @@ Rules:
    advertised (cluster_view.py rule 5), since it last came alive, the very root this node
    holds: identical data, nothing to move. A cluster started together, whose every return
    brings a round forward (rule 4), thus exchanges no sessions while its data agrees. A
-   resumption and a `repair` always open theirs. An immediate round with a peer whose
+   resumption, a `repair` and the round that follows a reseed always open theirs (a root
+   the peer advertised moments before may be older than a write it pushed us, which the
+   reseed discarded). An immediate round with a peer whose
    roots have not come since its return asks for them first and waits for them, a round
    trip, at most `ROOTS_WAIT_S` (core/immediate_rounds.py rule 5): a false suspicion
    refuted opens no session over data that agrees.
+9. A new scope view that gives this node a dataset it did not hold (it was admitted, granted
+   private keys or WEP, or learned its grants again after a reseed) brings its next round
+   forward to now, at most once per `GAINED_ROUND_GAP_S`, and the round after that one to
+   `GAINED_FOLLOW_UP_S` later, for peers that learn of the change after it; after a reseed,
+   until its own view admits it again, its rounds pull the administrative records from a
+   random live peer.
+   core/gained_rounds.py carries this rule out.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ from .anti_entropy import AntiEntropy
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .errors import LocalProtocolError
+from .gained_rounds import GAINED_FOLLOW_UP_S, GAINED_ROUND_GAP_S, GainedRounds
 from .immediate_rounds import (
     REVIVED_FOLLOW_UP_S,
     REVIVED_GRACE_S,
@@ -84,8 +94,10 @@ from .records import Record
 from .resumption import RESUME_AFTER_S, RESUMES_MAX, TIMER_RESUME, Resumption
 from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-# The constants of rules 4 and 5 are named here too: what the node and its tests see.
+# The constants of rules 4, 5 and 9 are named here too: what the node and its tests see.
 __all__ = [
+    "GAINED_FOLLOW_UP_S",
+    "GAINED_ROUND_GAP_S",
     "PAIR_PARTNERS_PER_ROUND",
     "RESUMES_MAX",
     "RESUME_AFTER_S",
@@ -140,35 +152,48 @@ class SyncScheduler:
             ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
+        self._gained = GainedRounds(ctx, anti_entropy, self._bring_forward,  # rule 9
+                                    lambda: self._next_round)
+        self._skip_agreed = True  # false for the round that follows a reseed (rule 8)
 
     def start(self, now: float) -> None:
         interval = self._ctx.config.replication.anti_entropy_interval_s
         self._set_round(now + self._ctx.rng.uniform(0.5, 1.0) * interval)
 
-    def soon(self, now: float) -> None:
-        """Run the next round at `now` (after a reseed: pull afresh at once)."""
+    def reseeded(self, now: float) -> None:
+        """The replicated data was discarded and the view taken anew: pull afresh at once,
+        the grants first when the view no longer admits this node (rule 9)."""
+        self._gained.reseeded()
+        self._skip_agreed = False
         self._set_round(now)
+
+    def view_changed(self, now: float) -> None:
+        """A new scope view was taken: a round at once for what it gives (rule 9)."""
+        self._gained.view_changed(now)
 
     def round(self, now: float) -> bool:
         """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
         (quarantined, or no live peer)."""
         ctx = self._ctx
         self._set_round(now + ctx.config.replication.anti_entropy_interval_s)
+        self._gained.round_ran(now)  # rule 9: a follow-up
         if self._lifecycle.quarantined():
             ctx.counters["anti_entropy_skipped_quarantined"] += 1
             return False
         view = ctx.view
         # Only admitted peers share anything with us (admission: scopes.py rule 3).
         peers = [p for p in view.peers() if view.admitted(p)]
+        pulled = self._gained.pull_grants(now)  # rule 9: after a reseed, from any live peer
         if not peers:
-            return False
+            return pulled
+        skip_agreed, self._skip_agreed = self._skip_agreed, True
         peer = ctx.rng.choice(peers)
-        self._start_sessions(peer, None, now, skip_agreed=True)
+        self._start_sessions(peer, None, now, skip_agreed=skip_agreed)
         if view.shared_scope(peer, PRIVATE_KEYS) is None:
             eligible = [p for p in peers if view.shared_scope(p, PRIVATE_KEYS)]
             if eligible:
                 self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now,
-                                     skip_agreed=True)
+                                     skip_agreed=skip_agreed)
         partners = [p for p in self._anti_entropy.digests.pair_partners()
                     if p != peer and p in peers]
         for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
