@@ -9,8 +9,8 @@ round, an `anti_entropy_interval_s` away.
    and it runs WEP (with the grant, under administrators).
 2. A new view that adds a dataset to that set brings the node's next regular round forward to
    now: that round reaches a random admitted peer over every dataset, an eligible partner for
-   private keys and its mailbox partners (sync.py rule 1), which is what the node gained:
-   of the mailboxes, those it owns with that peer (a node that holds none yet has no
+   private keys and its mailbox partners (regular_rounds.py rule 1), which is what the node
+   gained: of the mailboxes, those it owns with that peer (a node that holds none yet has no
    mailbox partners); one whose owner it became in place of another comes by that owner's
    handoff (handoff.py rule 1). A view that gains nothing starts nothing.
 3. Bounded: at most one such round per `GAINED_ROUND_GAP_S`. A gain within the gap brings

@@ -2,17 +2,15 @@
 records a session brings.
 
 Rules:
-1. Every `anti_entropy_interval_s` (the first after a random part of one, so that nodes
-   started together do not run in step) one random live peer is reconciled over every
-   dataset both share. Private keys and mailboxes are shared with only some peers, likely
-   not the one drawn: they are reconciled with partners of their own in the same round
-   (an eligible peer for private keys; up to PAIR_PARTNERS_PER_ROUND mailbox partners,
-   round-robin), so they are repaired as often as the rest.
+1. Every `anti_entropy_interval_s` one random live peer is reconciled over every dataset
+   both share, and private keys and mailboxes with partners of their own in the same round.
+   core/regular_rounds.py carries this rule out (its rule 1 in full).
 2. A quarantined node neither starts nor answers sessions; it tells the peer with an abort
    rather than leave the peer's session slot to time out.
 3. Received records pass admission and the receiver's own scope check before they are
    applied (and are not pushed onwards: every peer reconciles for itself); a completed
-   session marks the node synced (the tombstone horizon restarts).
+   session marks the node synced (the tombstone horizon restarts). core/receiving.py checks
+   and applies what a message brings.
 4. A peer that comes (back) alive (new to us, or back from dead or left: it started, it
    restarted, a partition healed) is reconciled with at once rather than at the next
    round, so a returning member catches up in seconds. Both ends see the same return, so
@@ -90,11 +88,11 @@ from .immediate_rounds import (
     ImmediateRounds,
 )
 from .lifecycle import Lifecycle
-from .records import Record
+from .receiving import Apply, Receiving
+from .regular_rounds import PAIR_PARTNERS_PER_ROUND, TIMER_ANTI_ENTROPY, RegularRounds
 from .resumption import RESUME_AFTER_S, RESUMES_MAX, TIMER_RESUME, Resumption
-from .scopes import PRIVATE_KEYS, WEB_MESSENGER
 
-# The constants of rules 4, 5 and 9 are named here too: what the node and its tests see.
+# The constants of rules 1, 4, 5 and 9 are named here too: what the node and its tests see.
 __all__ = [
     "GAINED_FOLLOW_UP_S",
     "GAINED_ROUND_GAP_S",
@@ -114,12 +112,6 @@ __all__ = [
     "SyncScheduler",
 ]
 
-# Mailbox partners reconciled per anti-entropy round: every partner is reached within
-# ceil(partners / this) rounds, at one round trip per partner whose digests agree.
-PAIR_PARTNERS_PER_ROUND = 8
-TIMER_ANTI_ENTROPY = "anti_entropy"
-
-Apply = Callable[[list[Record], bytes | None, float], object]
 # (peer, heard_since, now) -> the datasets whose roots the peer advertised, since
 # heard_since, equal to ours (rule 8; cluster_view.py `ClusterView.agreed_with`).
 Agreed = Callable[[bytes, float, float], frozenset[str]]
@@ -141,31 +133,28 @@ class SyncScheduler:
         self._agreed = agreed
         self._lifecycle = lifecycle
         self._anti_entropy = anti_entropy
-        self._admission = admission
-        self._apply = apply
-        self._rotation = 0
-        self._next_round = math.inf  # when TIMER_ANTI_ENTROPY is set for
+        self._receiving = Receiving(ctx, lifecycle, anti_entropy, admission, apply)  # rule 3
+        self._gained = GainedRounds(  # rule 9
+            ctx, anti_entropy, lambda at: self._regular.bring_forward(at),
+            lambda: self._regular.next_round)
+        self._regular = RegularRounds(ctx, lifecycle, anti_entropy,  # rule 1
+                                      self._gained, self._start_sessions)
         self._immediate = ImmediateRounds(  # rule 4
             ctx, lifecycle, anti_entropy,
             lambda peer, now: self._start_sessions(peer, None, now, skip_agreed=True),
-            self._bring_forward, ask_roots or ctx.membership.ask_roots,
+            self._regular.bring_forward, ask_roots or ctx.membership.ask_roots,
             ctx.membership.roots_heard_at)
         self._resumption = Resumption(ctx, lifecycle, anti_entropy,  # rule 5
                                       self._start_sessions)
-        self._gained = GainedRounds(ctx, anti_entropy, self._bring_forward,  # rule 9
-                                    lambda: self._next_round)
-        self._skip_agreed = True  # false for the round that follows a reseed (rule 8)
 
     def start(self, now: float) -> None:
-        interval = self._ctx.config.replication.anti_entropy_interval_s
-        self._set_round(now + self._ctx.rng.uniform(0.5, 1.0) * interval)
+        self._regular.start(now)
 
     def reseeded(self, now: float) -> None:
         """The replicated data was discarded and the view taken anew: pull afresh at once,
         the grants first when the view no longer admits this node (rule 9)."""
         self._gained.reseeded()
-        self._skip_agreed = False
-        self._set_round(now)
+        self._regular.reseeded(now)
 
     def view_changed(self, now: float) -> None:
         """A new scope view was taken: a round at once for what it gives (rule 9)."""
@@ -174,31 +163,7 @@ class SyncScheduler:
     def round(self, now: float) -> bool:
         """One anti-entropy round (rule 1); re-arms its timer. False when it did not run
         (quarantined, or no live peer)."""
-        ctx = self._ctx
-        self._set_round(now + ctx.config.replication.anti_entropy_interval_s)
-        self._gained.round_ran(now)  # rule 9: a follow-up
-        if self._lifecycle.quarantined():
-            ctx.counters["anti_entropy_skipped_quarantined"] += 1
-            return False
-        view = ctx.view
-        # Only admitted peers share anything with us (admission: scopes.py rule 3).
-        peers = [p for p in view.peers() if view.admitted(p)]
-        pulled = self._gained.pull_grants(now)  # rule 9: after a reseed, from any live peer
-        if not peers:
-            return pulled
-        skip_agreed, self._skip_agreed = self._skip_agreed, True
-        peer = ctx.rng.choice(peers)
-        self._start_sessions(peer, None, now, skip_agreed=skip_agreed)
-        if view.shared_scope(peer, PRIVATE_KEYS) is None:
-            eligible = [p for p in peers if view.shared_scope(p, PRIVATE_KEYS)]
-            if eligible:
-                self._start_sessions(ctx.rng.choice(eligible), (PRIVATE_KEYS,), now,
-                                     skip_agreed=skip_agreed)
-        partners = [p for p in self._anti_entropy.digests.pair_partners()
-                    if p != peer and p in peers]
-        for partner in self._rotate(partners, PAIR_PARTNERS_PER_ROUND):
-            self._start_sessions(partner, (WEB_MESSENGER,), now)
-        return True
+        return self._regular.round(now)
 
     def revived(self, peers: Iterable[bytes], now: float) -> None:
         """These peers came (back) alive: schedule their immediate rounds (rule 4)."""
@@ -263,44 +228,14 @@ class SyncScheduler:
 
     def receive(self, sender: bytes, message: object, now: float) -> None:
         """One reconciliation message from `sender` (rules 2 and 3)."""
-        ctx = self._ctx
         if self._lifecycle.quarantined():
-            ctx.counters["sessions_refused_quarantined"] += 1
+            self._ctx.counters["sessions_refused_quarantined"] += 1
             abort = self._anti_entropy.refusal(message, "the peer is quarantined")
             if abort is not None:
-                ctx.send(sender, abort)
+                self._ctx.send(sender, abort)
             return
-
-        def absorb(received: list[Record]) -> None:
-            accepted = []
-            held = ctx.store.get_many((r.dataset, r.key) for r in received)  # read at once
-            for record in received:
-                stored = held.get((record.dataset, record.key))
-                if stored == record:
-                    continue  # held exactly (another session or a push brought it): no-op
-                reason = self._admission.refusal(sender, record, stored)
-                if reason is None and ctx.view.holds(ctx.node_id, record.dataset, record.key):
-                    accepted.append(record)
-                elif reason is not None:
-                    ctx.refuse(sender, f"{record.dataset}/{record.key}: {reason}")
-            self._apply(accepted, sender, now)
-
-        replies, _, completed = self._anti_entropy.receive(sender, message, ctx.view, now,
-                                                           absorb=absorb)
-        for reply in replies:
-            ctx.send(sender, reply)
-        if completed:
-            self._lifecycle.synced()
+        self._receiving.receive(sender, message, now)
         self._start_waiting(now)
-
-    def _set_round(self, at: float) -> None:
-        self._next_round = at
-        self._ctx.timers.set(TIMER_ANTI_ENTROPY, at)
-
-    def _bring_forward(self, at: float) -> None:
-        """Run the next regular round at `at` if it was later (rule 4: a follow-up)."""
-        if self._next_round > at:
-            self._set_round(at)
 
     def _start_sessions(self, peer: bytes, datasets: Sequence[str] | None, now: float, *,
                         skip_agreed: bool = False) -> None:
@@ -323,11 +258,3 @@ class SyncScheduler:
         for message in self._anti_entropy.start_round(peer, self._ctx.view, now,
                                                       datasets=wanted, stagger=True):
             self._ctx.send(peer, message)
-
-    def _rotate(self, items: list[bytes], count: int) -> list[bytes]:
-        """The next `count` items, round-robin across rounds (all of them if fewer)."""
-        if len(items) <= count:
-            return items
-        start = self._rotation % len(items)
-        self._rotation += count
-        return [items[(start + i) % len(items)] for i in range(count)]
