@@ -94,12 +94,10 @@ def subject_of(dataset: str, key: str) -> bytes | None:
         return None
     for prefix in (GRANT_PREFIX, FORCE_LEFT_PREFIX):
         if key.startswith(prefix):
-            named = key[len(prefix):]
-            try:
-                node_id = bytes.fromhex(named)
+            try:  # read as core/placement.py `policy_from_records` reads it
+                return bytes.fromhex(key[len(prefix):])
             except ValueError:
                 return None
-            return node_id if node_id.hex() == named else None
     return None
 
 

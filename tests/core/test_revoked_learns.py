@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 
 from gossipnode.config import ReplicationConfig
+from gossipnode.core.placement import ClusterPolicy
+from gossipnode.core.scopes import MemberView, ScopeView
 from tests.core.node_harness import Cluster
 from tests.core.test_gained_rounds import grant
 
@@ -107,3 +109,28 @@ def test_a_member_whose_admission_is_revoked_learns_it_and_nothing_else():
             if target == REVOKED for record in getattr(message, "records", ())} <= {subject}
     assert "after" not in cluster.records(REVOKED, "groups")
     assert "after" in cluster.records(WRITER, "groups")
+
+
+def test_a_member_not_admitted_holds_the_records_about_it_and_nothing_else():
+    """Scopes rule 5, literally: the grant and force-leave that name it, no other grant, not
+    the WEP policy, no data; an admitted member holds every administrative record."""
+    me, outsider, member = b"\x01" * 32, b"\xaa" * 32, b"\x03" * 32
+    policy = ClusterPolicy(enforced=True, grants={
+        me: frozenset({"admitted"}), member: frozenset({"admitted"})})
+    members = {node_id: MemberView(node_id, name, "alive", {})
+               for node_id, name in ((me, "me"), (outsider, "out"), (member, "in"))}
+    view = ScopeView(me, members, policy)
+    out_hex, in_hex = "aa" * 32, "03" * 32
+    assert view.holds(outsider, "cluster_policy", "grant/" + out_hex) is True
+    assert view.holds(outsider, "cluster_policy", "force_left/" + out_hex) is True
+    assert view.holds(outsider, "cluster_policy", "grant/" + in_hex) is False
+    # The policy reads an upper-case id as the same member's grant: so does rule 5.
+    assert view.holds(outsider, "cluster_policy", "grant/" + out_hex.upper()) is True
+    assert view.holds(outsider, "cluster_policy", "grant/zz") is False
+    assert view.holds(outsider, "cluster_policy", "wep") is False
+    assert view.holds(outsider, "groups", "grant/" + out_hex) is False
+    assert view.holds(member, "cluster_policy", "grant/" + out_hex) is True
+    assert view.holds(member, "cluster_policy", "wep") is True
+    assert list(view.push_targets("cluster_policy", "grant/" + out_hex)) == [member, outsider]
+    assert list(view.push_targets("cluster_policy", "grant/" + in_hex)) == [member]
+    assert list(view.push_targets("groups", "g")) == [member]
