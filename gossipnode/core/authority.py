@@ -21,6 +21,8 @@ Rules:
 3. Grants are bound to node ids, never to names or tags: the `cluster_policy` record
    `grant/<node id hex>` = {"admitted": bool, "private_keys": bool, "wep": bool}. No record,
    no grant: a member nobody admitted gets nothing.
+   A grant or force-leave record names its subject in its key (`subject_of`): the member whose
+   grants it changes, to which it is always sent (core/scopes.py rule 5).
 4. A verified signature is cached by the digest of what it signs, and never checked twice;
    the cache is bounded.
 """
@@ -46,6 +48,7 @@ __all__ = [
     "grant_key",
     "grants_from_value",
     "signing_payload",
+    "subject_of",
 ]
 
 ADMIN_DATASETS = frozenset({"cluster_policy"})
@@ -82,6 +85,20 @@ def grant_key(node_id: bytes) -> str:
 
 def force_left_key(node_id: bytes) -> str:
     return FORCE_LEFT_PREFIX + node_id.hex()
+
+
+def subject_of(dataset: str, key: str) -> bytes | None:
+    """The member an administrative record is about (rule 3): the node id its key names
+    (`grant/<hex>`, `force_left/<hex>`), or None (the WEP policy, a malformed key)."""
+    if dataset not in ADMIN_DATASETS:
+        return None
+    for prefix in (GRANT_PREFIX, FORCE_LEFT_PREFIX):
+        if key.startswith(prefix):
+            try:  # read as core/placement.py `policy_from_records` reads it
+                return bytes.fromhex(key[len(prefix):])
+            except ValueError:
+                return None
+    return None
 
 
 def force_left_bound(value: Mapping[str, Any]) -> int | None:

@@ -9,6 +9,9 @@ Rules:
    origin's own push reached every member that must hold it (a mailbox's owners; at most
    `push_fanout` members besides the origin): each of them got it already, and in a small
    cluster forwarding would double every write's work on every member.
+   An administrative record is pushed to its subject besides the fan-out, by its writer and by
+   every member that forwards it (core/scopes.py rule 5): the member a revocation names, which
+   its peers send nothing else, learns it though a push or two are lost.
 2. Every push is acknowledged. `PushAck.refused` lists the records the receiver would not
    take (it may not hold them); every other record of the push it holds durably, at that
    version or a newer one, when it acknowledges.
@@ -227,6 +230,9 @@ class Replication:
                 targets = [t for t in holders if t != exclude]
             else:
                 targets = _draw(rng, holders, exclude, fanout, excluded)
+                subject = view.subject_peer(record.dataset, record.key)
+                if subject is not None and subject != exclude and subject not in targets:
+                    targets.append(subject)  # scopes.py rule 5: it learns what changed
             for target in targets:
                 by_peer.setdefault(target, []).append(record)
         for peer, batch in sorted(by_peer.items()):

@@ -14,6 +14,13 @@ Rules:
 4. Two members reconcile a dataset over exactly the records both must hold
    (`shared_scope`), so a digest never covers data the peer may not hold, and "withheld by
    policy" never looks like "behind".
+5. The subject of an administrative record (the member a grant or force-leave names:
+   core/authority.py `subject_of`) holds that record, admitted or not, and is always among
+   its push targets, besides the fan-out (core/replication.py rule 1): a member learns at once
+   that its admission or a grant was taken away, though its peers send it nothing else and,
+   in its own sessions, only receive (rule 3). A signed record about a member reveals nothing
+   that member may not know. Nothing else reaches a member not admitted: not the grants of
+   others, not the WEP policy.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .authority import ADMIN_DATASETS, WEP_GRANT
+from .authority import ADMIN_DATASETS, WEP_GRANT, subject_of
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
 from .membership import ALIVE, SUSPECT, tags_wep
+from .membership.members import PENDING
 from .placement import (
     Candidate,
     ClusterPolicy,
@@ -41,6 +49,9 @@ __all__ = ["HOLDING_STATES", "MemberView", "ScopeView", "withheld_by_peer"]
 # Members that count for placement: a suspect member may be alive; moving its mailboxes
 # on every suspicion would churn. Dead and left members hold nothing.
 HOLDING_STATES = frozenset({ALIVE, SUSPECT})
+
+# The members an administrative record about them is pushed to (rule 5).
+_SUBJECT_STATES = HOLDING_STATES | {PENDING}
 
 WEB_MESSENGER = "web_messenger"
 PRIVATE_KEYS = "private_keys"
@@ -151,7 +162,7 @@ class ScopeView:
         """Must `node_id` hold this record? (For this node itself: may it keep it?)"""
         scope = lookup_dataset(dataset).scope
         if node_id != self.self_id and not self.admitted(node_id):
-            return False
+            return subject_of(dataset, key) == node_id  # rule 5: the record about it
         if scope is Scope.ALL:
             return True
         if scope is Scope.PRIVATE_KEY_ELIGIBLE:
@@ -160,6 +171,18 @@ class ScopeView:
             owners = self.owners(mailbox_id(key))
             return owners is not None and node_id in owners
         return False  # local data is held by its own node, and never sent
+
+    def subject_peer(self, dataset: str, key: str) -> bytes | None:
+        """The peer an administrative record is about, which it is always pushed to (rule 5),
+        or None: a live member, or one set aside as pending (its admission just taken away:
+        core/membership/admitting.py rule 1, or not given yet)."""
+        subject = subject_of(dataset, key)
+        if subject is None or subject == self.self_id:
+            return None
+        member = self.members.get(subject)
+        if member is None or member.state not in _SUBJECT_STATES:
+            return None
+        return subject
 
     def holds_whole(self, node_id: bytes, dataset: str) -> bool:
         """Must `node_id` hold every record of `dataset`, so that two such members' digest
@@ -204,9 +227,10 @@ class ScopeView:
 
     def push_targets(self, dataset: str, key: str) -> Sequence[bytes]:
         """Every live peer that must hold this record (the caller picks a fan-out). Outside
-        WEP placement the holders do not depend on the key: worked out once per holders
-        basis and dataset, not at every push (O(n) calls of `holds` per write), nor at every
-        view (a new one at every membership change)."""
+        WEP placement the holders do not depend on the key but for the subject of an
+        administrative record (rule 5, added here): worked out once per holders basis and
+        dataset, not at every push (O(n) calls of `holds` per write), nor at every view (a
+        new one at every membership change)."""
         scope = lookup_dataset(dataset).scope
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
@@ -215,7 +239,10 @@ class ScopeView:
         holders = by_dataset.get(dataset)
         if holders is None:
             holders = by_dataset[dataset] = tuple(
-                n for n in self.peers() if self.holds(n, dataset, key))
+                n for n in self.peers() if self.holds(n, dataset, ""))
+        subject = self.subject_peer(dataset, key)
+        if subject is not None and subject not in holders:
+            return (*holders, subject)
         return holders
 
 
