@@ -107,14 +107,12 @@ class MembershipQueries:
     def advertised_roots(self) -> dict[bytes, AdvertisedRoots]:
         """Each other member's roots as it last advertised them (members that never did
         are absent); see roots.py."""
-        return {
-            node_id: AdvertisedRoots(dict(entry.roots), entry.roots_heard_at)
-            for node_id, entry in self._table.members.items()
-            if entry.roots_heard_at is not None and node_id != self._node_id
-        }
+        every = ((node_id, self.advertised_roots_of(node_id)) for node_id in self._table.members)
+        return {node_id: roots for node_id, roots in every if roots is not None}
 
     def advertised_roots_of(self, node_id: bytes) -> AdvertisedRoots | None:
-        """`advertised_roots().get(node_id)`, in O(1): one member's, not every member's."""
+        """One other member's roots as it last advertised them, in O(1), or None (never
+        advertised, not a member, or this node)."""
         entry = self._table.members.get(node_id)
         if entry is None or entry.roots_heard_at is None or node_id == self._node_id:
             return None
