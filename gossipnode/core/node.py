@@ -188,6 +188,7 @@ class NodeCore(NodeQueries):
         removed = self.lifecycle.reseed()
         self._views.policy = load_policy(self.store, self.authority, self.decode_value)
         self._ctx.view = self._views.view()
+        self.admission.replays.refresh(self._ctx.view)  # a new generation: replays.py rule 3
         self.digests.build(self._ctx.view)
         self.handoff.acks.clear()
         self.sync.reseeded(now)

@@ -83,8 +83,8 @@ class ReplayGuard:
         self.refresh(ctx.view)
 
     def refresh(self, view: ScopeView) -> None:
-        """A new scope view (or generation): note the datasets this node began or stopped to
-        hold whole (rule 3)."""
+        """A new scope view, or a new generation (NodeCore.reseed calls this): note the
+        datasets this node began or stopped to hold whole (rule 3)."""
         if self._generation != self._lifecycle.generation:  # a reseed: start over
             self._generation = self._lifecycle.generation
             self._basis = None
@@ -107,8 +107,6 @@ class ReplayGuard:
         node holds under its key."""
         if stored is not None:
             return False
-        if self._generation != self._lifecycle.generation:
-            self.refresh(self._ctx.view)
         horizon = self._lifecycle.horizon_ms()
         if record.version.wall_ms >= horizon:
             return False

@@ -193,9 +193,9 @@ def test_a_reseeded_member_fills_from_old_records():
     assert victim.statistics().get("replays_refused", 0) == 0
 
 
-def test_a_new_member_fills_from_old_records():
-    """An open cluster of three; member 2 is replaced by a fresh store (a new member under
-    the old identity) after the grace period: it takes every old record."""
+def open_cluster_past_the_grace() -> Cluster:
+    """An open cluster of three that wrote g0-g9, deleted g0, and reconciled past the grace
+    period: every member settled in `groups`, g0's tombstone collected everywhere."""
     everything = {"wep": False, "private_keys": True}
     cluster = Cluster([everything] * 3, replication=REPLICATION)
     cluster.run_for(5)
@@ -210,15 +210,38 @@ def test_a_new_member_fills_from_old_records():
             cluster._collect(0)
         cluster.run_for(600)
     assert all_keys(cluster, 1, "groups") == {f"g{n}" for n in range(1, 10)}  # collected
-    cluster.crash(2)
-    cluster.stores[2] = MemoryStore()
-    cluster.restart(2, incarnation=2)
-    cluster.run_for(5)  # its return brings an immediate round
+    return cluster
+
+
+def refill_from_member_0(cluster: Cluster) -> None:
     cluster.nodes[2].repair(cluster.now, peer=cluster.nodes[0].node_id)
     cluster._collect(2)
     cluster.run_for(5)
     assert live_keys(cluster, 2, "groups") == {f"g{n}" for n in range(1, 10)}
     assert cluster.nodes[2].statistics().get("replays_refused", 0) == 0
+
+
+def test_a_new_member_fills_from_old_records():
+    """An open cluster of three; member 2 is replaced by a fresh store (a new member under
+    the old identity) after the grace period: it takes every old record."""
+    cluster = open_cluster_past_the_grace()
+    cluster.crash(2)
+    cluster.stores[2] = MemoryStore()
+    cluster.restart(2, incarnation=2)
+    cluster.run_for(5)  # its return brings an immediate round
+    refill_from_member_0(cluster)
+
+
+def test_a_member_reseeded_in_an_open_cluster_fills_from_old_records():
+    """No view change follows a reseed in an open cluster (no grants to learn again): the
+    reseed itself ends the member's settled state (replays.py rule 3: it forgets its first
+    sync, and when it began to hold each dataset), or it would refuse every old record it
+    pulls."""
+    cluster = open_cluster_past_the_grace()
+    cluster.nodes[2].reseed(cluster.now)
+    cluster._collect(2)
+    assert live_keys(cluster, 2, "groups") == set()
+    refill_from_member_0(cluster)
 
 
 def test_a_member_that_refused_a_replay_stays_in_step_with_the_honest_ones():
