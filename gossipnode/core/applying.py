@@ -58,7 +58,7 @@ class Applying:
                  authority: Authority, decode_value: Callable[[bytes], Mapping[str, Any]],
                  merges: Mapping[str, ValueMerge],
                  drain_membership: Callable[[float], None],
-                 view_taken: Callable[[float], None] = lambda now: None) -> None:
+                 view_taken: Callable[[float], None]) -> None:
         """`drain_membership(now)`: the node's own, run after a new policy told the
         membership which members are forced out; `view_taken(now)`: told of every new
         scope view, once this part has taken it (rule 5)."""
