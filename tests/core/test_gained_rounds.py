@@ -53,6 +53,18 @@ def written(cluster: Cluster) -> None:
         cluster.put(0, "private_keys", key, {"secret_key": key.encode()})
 
 
+def all_granted_and_written() -> Cluster:
+    """A governed cluster of three, every member granted private keys, the writes of
+    `written` made and spread (hourly rounds)."""
+    cluster = Cluster([PRIVATE] * 3, administrated=True, replication=HOURLY)
+    for index in range(3):
+        grant(cluster, index, private_keys=True)
+    cluster.run_for(5)
+    written(cluster)
+    cluster.run_for(5)
+    return cluster
+
+
 def test_members_admitted_together_hold_what_was_written_before_within_seconds():
     """`admin adopt` on a governed cluster that knew no grant: everyone is admitted at once,
     so nobody comes alive anew (everyone was already in every member table: authorization.py
@@ -149,12 +161,7 @@ def test_a_member_granted_wep_gets_the_mailboxes_it_now_owns_at_once():
 
 
 def test_a_reseeded_member_fills_again_within_seconds_by_itself():
-    cluster = Cluster([PRIVATE] * 3, administrated=True, replication=HOURLY)
-    for index in range(3):
-        grant(cluster, index, private_keys=True)
-    cluster.run_for(5)
-    written(cluster)
-    cluster.run_for(5)
+    cluster = all_granted_and_written()
     grants = {"grant/" + node.node_id.hex() for node in cluster.nodes}
     assert set(cluster.records(NEW, "cluster_policy")) == grants
     assert set(cluster.records(NEW, "private_keys")) == KEYS
@@ -174,12 +181,7 @@ def test_a_reseeded_member_fills_again_within_seconds_by_itself():
 
 
 def test_a_view_that_gives_nothing_new_starts_no_session():
-    cluster = Cluster([PRIVATE] * 3, administrated=True, replication=HOURLY)
-    for index in range(3):
-        grant(cluster, index, private_keys=True)
-    cluster.run_for(5)
-    written(cluster)
-    cluster.run_for(5)
+    cluster = all_granted_and_written()
     assert set(cluster.records(NEW, "private_keys")) == KEYS
 
     since = len(cluster.sent)
