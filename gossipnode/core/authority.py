@@ -94,7 +94,7 @@ def subject_of(dataset: str, key: str) -> bytes | None:
         return None
     for prefix in (GRANT_PREFIX, FORCE_LEFT_PREFIX):
         if key.startswith(prefix):
-            try:  # read as core/placement.py `policy_from_records` reads it
+            try:  # core/placement.py `policy_from_records` reads grants with this too
                 return bytes.fromhex(key[len(prefix):])
             except ValueError:
                 return None

@@ -42,6 +42,7 @@ from .authority import (
     WEP_GRANT,
     force_left_bound,
     grants_from_value,
+    subject_of,
 )
 from .records import NODE_ID_BYTES, Record
 
@@ -170,20 +171,16 @@ def policy_from_records(
             value = decode_value(record.value)
         except ValueError:
             continue
-        if enforced and record.key.startswith(GRANT_PREFIX):
-            try:
-                node_id = bytes.fromhex(record.key[len(GRANT_PREFIX) :])
-            except ValueError:
+        if enforced and record.key.startswith((GRANT_PREFIX, FORCE_LEFT_PREFIX)):
+            node_id = subject_of(POLICY_DATASET, record.key)  # the member the key names
+            if node_id is None:
                 continue
-            grants[node_id] = grants_from_value(value)
-        elif enforced and record.key.startswith(FORCE_LEFT_PREFIX):
-            try:
-                node_id = bytes.fromhex(record.key[len(FORCE_LEFT_PREFIX) :])
-            except ValueError:
-                continue
-            bound = force_left_bound(value)
-            if bound is not None and len(node_id) == NODE_ID_BYTES:
-                force_left[node_id] = bound
+            if record.key.startswith(GRANT_PREFIX):
+                grants[node_id] = grants_from_value(value)
+            else:
+                bound = force_left_bound(value)
+                if bound is not None and len(node_id) == NODE_ID_BYTES:
+                    force_left[node_id] = bound
         elif enforced and record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
             continue
         elif record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
