@@ -22,7 +22,11 @@ Rules:
    `grant/<node id hex>` = {"admitted": bool, "private_keys": bool, "wep": bool}. No record,
    no grant: a member nobody admitted gets nothing.
    A grant or force-leave record names its subject in its key (`subject_of`): the member whose
-   grants it changes, to which it is always sent (core/scopes.py rule 5).
+   grants it changes, to which it is always sent (core/scopes.py rule 5). Only the spelling
+   `grant_key` and `force_left_key` write names a member: 64 lowercase hex digits. Any other
+   (`grant/AB…`, a space or a newline among the digits, a short id) names nobody and grants
+   nothing; were `grant/AB…` and `grant/ab…` the same member, which of the two counted would
+   depend on the order records are read.
 4. A verified signature is cached by the digest of what it signs, and never checked twice;
    the cache is bounded.
 """
@@ -34,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .records import Record, Version
+from .records import NODE_ID_BYTES, Record, Version
 
 __all__ = [
     "ADMIN_DATASETS",
@@ -94,10 +98,15 @@ def subject_of(dataset: str, key: str) -> bytes | None:
         return None
     for prefix in (GRANT_PREFIX, FORCE_LEFT_PREFIX):
         if key.startswith(prefix):
+            digits = key[len(prefix):]
             try:  # core/placement.py `policy_from_records` reads grants with this too
-                return bytes.fromhex(key[len(prefix):])
+                node_id = bytes.fromhex(digits)
             except ValueError:
                 return None
+            # rule 3: the one spelling grant_key writes (fromhex also takes capitals and spaces)
+            if len(node_id) != NODE_ID_BYTES or node_id.hex() != digits:
+                return None
+            return node_id
     return None
 
 

@@ -44,7 +44,7 @@ from .authority import (
     grants_from_value,
     subject_of,
 )
-from .records import NODE_ID_BYTES, Record
+from .records import Record
 
 __all__ = [
     "POLICY_DATASET",
@@ -179,7 +179,7 @@ def policy_from_records(
                 grants[node_id] = grants_from_value(value)
             else:
                 bound = force_left_bound(value)
-                if bound is not None and len(node_id) == NODE_ID_BYTES:
+                if bound is not None:
                     force_left[node_id] = bound
         elif enforced and record.key.startswith(PRIVATE_KEYS_POLICY_PREFIX):
             continue

@@ -352,3 +352,30 @@ def test_a_member_named_like_an_owner_gets_no_mailbox():
     assert [c.node_id for c in wep_candidates(members, policy)] == [owner]
     for mailbox in ("box1", "box2", "box3"):
         assert mailbox_owners(mailbox, wep_candidates(members, policy), policy) == (owner,)
+
+
+def test_a_grant_counts_only_under_the_key_the_grant_verb_writes():
+    # `gossipnode grant` writes "grant/" + 64 lowercase hex digits. Other spellings that
+    # Python's bytes.fromhex reads as the same id (capitals, spaces) or as a shorter one are
+    # signed by the administrator here too, later and granting more: none of them counts,
+    # whatever order the records are read in. (Control characters in a key are refused.)
+    cluster = Cluster([PRIVATE] * 3, administrated=True)
+    grant(cluster, 0, private_keys=True)
+    grant(cluster, 1, private_keys=True)
+    grant(cluster, 2)  # admitted, no private keys
+    target = node_ids(cluster)[2]
+    everything = {"admitted": True, "private_keys": True, "wep": True}
+    for spelling in (target.hex().upper(), target.hex() + " ",
+                     target.hex()[:2] + " " + target.hex()[2:], target.hex()[:-2]):
+        cluster.run_for(1)
+        admin_write(cluster, 0, "grant/" + spelling, everything)
+    cluster.run_for(5)
+    cluster.put(0, "private_keys", "fpr-alice", {"secret_key": b"alice"})
+    cluster.run_for(10)
+    for index in range(3):
+        policy = cluster.nodes[index].policy
+        assert policy.granted(target, "admitted")
+        assert not policy.granted(target, "private_keys")
+        assert not policy.granted(target, "wep")
+    assert "fpr-alice" in cluster.records(1, "private_keys")
+    assert cluster.records(2, "private_keys") == {}

@@ -124,8 +124,8 @@ def test_a_member_not_admitted_holds_the_records_about_it_and_nothing_else():
     assert view.holds(outsider, "cluster_policy", "grant/" + out_hex) is True
     assert view.holds(outsider, "cluster_policy", "force_left/" + out_hex) is True
     assert view.holds(outsider, "cluster_policy", "grant/" + in_hex) is False
-    # The policy reads an upper-case id as the same member's grant: so does rule 5.
-    assert view.holds(outsider, "cluster_policy", "grant/" + out_hex.upper()) is True
+    # An upper-case id names nobody, for the policy (authority.py rule 3) as for rule 5.
+    assert view.holds(outsider, "cluster_policy", "grant/" + out_hex.upper()) is False
     assert view.holds(outsider, "cluster_policy", "grant/zz") is False
     assert view.holds(outsider, "cluster_policy", "wep") is False
     assert view.holds(outsider, "groups", "grant/" + out_hex) is False
