@@ -128,7 +128,7 @@ class MembershipCommands:
         check_tags(pairs, self._config.tags_bytes_max, LocalProtocolError)
         if pairs != self._table.local.tags:
             alive = self._table.local.alive
-            self._table.set_local_alive(
+            self._table.own.set_local_alive(
                 alive.name, (alive.host, alive.port), self._table.local.incarnation + 1, pairs, now
             )
             # Spread it now rather than at the next gossip round (up to an interval away).

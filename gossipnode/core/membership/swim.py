@@ -6,7 +6,8 @@ and hands it to the part whose concern it is, each headed by its own rules:
 - state.py: the member table and SWIM's precedence by incarnation, over its parts:
   arrivals.py (new members confirmed before they count, pending.py; names unique,
   names.py), claims.py (suspect and dead claims, bounded by what the subject signed),
-  verified.py (signatures made, checked, and cached once verified).
+  verified.py (signatures made, checked, and cached once verified), local_statements.py
+  (our own alive statement, and the refutation of what is said about us).
 - probing.py: the probe cycle, suspicion from failed probes (none from a probe whose timers
   ran late); relaying.py: indirect probes (only to known members' signed addresses,
   bounded per requester); confirming.py: confirmation pings that announce us.
