@@ -18,13 +18,14 @@ Rules:
    its own right (`Admission`). Node-local datasets are never sent and always refused. A
    node that loses eligibility hands its private keys off and purges them.
 3. The shell reads the node through `status()` (a frozen snapshot) and the queries of
-   core/node_queries.py, never through the parts.
+   core/node_queries.py, never through the parts, and tells it what to do through the
+   commands of core/node_commands.py (joins, leaves, writes, reseed, repair).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import NodeConfig
@@ -32,10 +33,10 @@ from .admission import Admission, ContentCheck
 from .anti_entropy import SESSION_TIMER, AntiEntropy
 from .applying import Applying
 from .authority import Authority
-from .authorization import load_policy, member_admitted, unauthorised_private_keys
+from .authorization import load_policy, member_admitted
 from .cluster_view import COMPARED_DATASETS, ClusterView
 from .context import NodeContext, WallClock
-from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .errors import ProtocolError, RemoteProtocolError
 from .events import Address, Event
 from .handoff import TIMER_HANDOFF, Handoff
 from .lifecycle import TIMER_GC, Lifecycle, stored_generation
@@ -51,16 +52,15 @@ from .membership import (
     tags_from_config,
 )
 from .merging import ValueMerge
+from .node_commands import NodeCommands
 from .node_queries import NodeQueries
 from .outbound import Outbound
-from .records import Record
 from .replication import PUSH_TIMER, Push, PushAck, Replication
 from .store import RecordStore
 from .sync import (
     TIMER_ANTI_ENTROPY,
     TIMER_RESUME,
     TIMER_REVIVED,
-    RepairStarted,
     SyncScheduler,
 )
 
@@ -70,7 +70,7 @@ SOFTWARE_VERSION = "gossipnode/0.1.0 proto/5"
 MEMBERSHIP_MESSAGES = (Ping, Ack, PingRequest, Nack, Gossip, PushPull)
 
 
-class NodeCore(NodeQueries):
+class NodeCore(NodeCommands, NodeQueries):
     def __init__(
         self,
         config: NodeConfig,
@@ -142,88 +142,6 @@ class NodeCore(NodeQueries):
         self._drain_membership(now)
         self.cluster_view.refresh(now)
 
-    # --- commands ------------------------------------------------------------------------------
-
-    def join(self, seeds: Sequence[Address], now: float) -> None:
-        self.lifecycle.joined(seeds)
-        self.membership.join(seeds, now)
-        self._drain_membership(now)
-
-    def leave(self, now: float) -> None:
-        self.membership.leave(now)
-        self._drain_membership(now)
-
-    def force_leave(self, node_id: bytes, now: float) -> bool:
-        """Forget a dead member now, on this node only (see Membership.force_leave): the
-        open cluster's force-leave. Under administrators the CLI's signed `force_left`
-        record goes through `write_signed` and reaches every member. False unless dead."""
-        done = self.membership.force_leave(node_id, now)
-        self._drain_membership(now)
-        return done
-
-    def set_tags(self, tags: Mapping[str, str], now: float) -> None:
-        self.tags = {**self.tags, **tags}
-        self.membership.set_tags(self.tags, now)
-        self._drain_membership(now)
-        self.applying.view_changed(now)
-
-    def put(self, dataset: str, key: str, value: bytes, now: float) -> Record:
-        """Write a record; durable when this returns. Raises LocalProtocolError."""
-        return self._one(self.write_many([(dataset, key, value)], now)[0])
-
-    def delete(self, dataset: str, key: str, now: float) -> Record:
-        """Delete a record (a tombstone); durable when this returns."""
-        return self._one(self.write_many([(dataset, key, None)], now)[0])
-
-    def write_many(self, writes: Sequence[tuple[str, str, bytes | None]],
-                   now: float) -> list[Record | LocalProtocolError]:
-        """Several writes (value None: a delete) made durable together, with one disk sync.
-
-        Returns, per write in order, the record written or the LocalProtocolError that
-        refused it; a refused write does not hold back the others."""
-        return self.applying.write_many(writes, now)
-
-    def reseed(self, now: float) -> int:
-        """Discard replicated data (not local data, not identity) and pull afresh."""
-        removed = self.lifecycle.reseed()
-        self._views.policy = load_policy(self.store, self.authority, self.decode_value)
-        self._ctx.view = self._views.view()
-        self.admission.replays.refresh(self._ctx.view)  # a new generation: replays.py rule 3
-        self.digests.build(self._ctx.view)
-        self.handoff.acks.clear()
-        self.sync.reseeded(now)
-        self.cluster_view.refresh(now)
-        return removed
-
-    def write_signed(self, record: Record, now: float) -> Record:
-        """Store a record signed elsewhere (an administrative record the CLI signed with an
-        administrator's key); durable on return. Raises LocalProtocolError when the
-        signature or its signer is not accepted, or the record would not win."""
-        self.admission.admit_signed(record)
-        if not self.applying.apply([record], None, now):
-            raise LocalProtocolError(
-                f"{record.dataset}/{record.key}: a newer record is already stored; sign again"
-            )
-        return record
-
-    def resign_private_keys(self, now: float) -> int:
-        """Write anew, under this node's signature, the private keys other members would
-        refuse (core/authorization.py rule 5); returns how many. Raises LocalProtocolError
-        when this node may not hold private keys."""
-        if not self._ctx.view.private_keys_eligible(self.node_id):
-            raise LocalProtocolError("this node may not hold private keys: re-sign them on a "
-                                     "member granted private keys")
-        return self.applying.resign(
-            unauthorised_private_keys(self.store, self.authority, self.policy.granted), now
-        )
-
-    def repair(self, now: float, *, peer: bytes | None = None,
-               dataset: str | None = None) -> RepairStarted | None:
-        """Start an anti-entropy round now (with `peer`, or a random live peer), for one
-        dataset or all; returns (peer, ids of the sessions started), or None with no live
-        peer. Each session reports its end with a SyncCompleted event."""
-        return self.sync.repair(now, peer, dataset)
-
     # --- inputs --------------------------------------------------------------------------------
 
     def receive(self, sender: bytes, message: object, now: float) -> None:
@@ -289,12 +207,6 @@ class NodeCore(NodeQueries):
         return events
 
     # --- routing -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _one(result: Record | LocalProtocolError) -> Record:
-        if isinstance(result, LocalProtocolError):
-            raise result
-        return result
 
     def _receive_push(self, sender: bytes, push: Push, now: float) -> None:
         if self.lifecycle.quarantined():

@@ -30,7 +30,8 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
    is harmless) and updates the digest. The digest may change between turns; at worst a
    difference is left for the next session.
 6. The peer's ranges must lie inside the ranges we left open, with the modes that answer
-   them; counts, ids and sizes are bounded; turns are numbered and at most 2 * rounds_max.
+   them; counts, ids and sizes are bounded; turns are numbered and at most 2 * rounds_max
+   (core/reconcile_incoming.py checks each message, core/reconcile_turns.py each range).
    Anything else raises RemoteProtocolError, fails the session and queues a
    ReconcileAbort for the peer. No answer for `session_timeout_s` fails it too: only a
    message that carries something moves that deadline (an empty `more=True` message counts
@@ -49,9 +50,9 @@ Theory of operation (range-based reconciliation over `merkle.Digest`, after Nege
    `fetch` returns.
 
 The answers of rule 2 are core/reconcile_descent.py, those of rule 7 core/reconcile_coded.py,
-and how a turn is answered and queued (rules 2, 3 and 7) core/reconcile_turns.py; this module
-holds the session's state machine: its creation, the checks on what the peer sends (rule 6),
-its deadlines, and what it hands out.
+and how a turn is answered and queued (rules 2, 3 and 7) core/reconcile_turns.py; what the
+peer sends is checked and taken in by core/reconcile_incoming.py (rule 6). This module holds
+the session's state machine: its creation, its deadlines, and what it hands out.
 """
 
 from __future__ import annotations
@@ -63,12 +64,12 @@ from ..config import LimitsConfig, ReconcileConfig
 from .errors import LocalProtocolError, RemoteProtocolError
 from .merkle import WALL_BYTES, Digest
 from .reconcile_coded import CodedAnswers
-from .reconcile_descent import COUNT_MAX, DescentAnswers
+from .reconcile_descent import DescentAnswers
+from .reconcile_incoming import IncomingTurns
 from .reconcile_messages import (
     FINGERPRINT,
     FINGERPRINT_MASK,
     REASON_CHARS_MAX,
-    ROOT_BYTES,
     SALT_BYTES,
     SKIP,
     Entry,
@@ -76,18 +77,15 @@ from .reconcile_messages import (
     ReconcileAbort,
     ReconcileMessage,
     ReconcileOpen,
-    ReconcileTurn,
     TurnWriter,
-    message_size,
-    parse_entries,
 )
 from .reconcile_turns import OpenRange, TurnAnswers
-from .records import Record, check_record
+from .records import Record
 
 __all__ = ["ReconcileSession"]
 
 
-class ReconcileSession(TurnAnswers, CodedAnswers, DescentAnswers):
+class ReconcileSession(IncomingTurns, TurnAnswers, CodedAnswers, DescentAnswers):
     """One side of one session. Create with `initiate` or `respond`; then feed `receive`,
     drain `messages_to_send`, collect `take_received_records`, and drive `handle_timer`.
 
@@ -188,17 +186,6 @@ class ReconcileSession(TurnAnswers, CodedAnswers, DescentAnswers):
         self._expected_turn = 2
         return self
 
-    @staticmethod
-    def check_opening(opening: ReconcileOpen) -> None:
-        """Raises RemoteProtocolError for a malformed opening (before it waits its turn)."""
-        if (
-            len(opening.salt) != SALT_BYTES
-            or len(opening.root) != ROOT_BYTES
-            or not 0 <= opening.count <= COUNT_MAX
-            or not 0 <= opening.session < 1 << 63
-        ):
-            raise RemoteProtocolError("malformed reconciliation opening")
-
     # -- inputs ----------------------------------------------------------------------------
 
     def receive(self, message: ReconcileMessage, now: float) -> None:
@@ -213,62 +200,6 @@ class ReconcileSession(TurnAnswers, CodedAnswers, DescentAnswers):
         except RemoteProtocolError as error:
             self._fail(str(error))
             raise
-
-    def _receive(self, message: ReconcileMessage, now: float) -> None:
-        if isinstance(message, ReconcileAbort):
-            self.failed = f"peer abandoned the session: {message.reason[:REASON_CHARS_MAX]}"
-            self._outbox.clear()
-            return
-        if not isinstance(message, ReconcileTurn) or message.session != self.session:
-            raise RemoteProtocolError("unexpected message in a reconciliation session")
-        if message.turn != self._expected_turn or self._outbox or self._writer is not None:
-            raise RemoteProtocolError(f"turn {message.turn} out of order")
-        limit = self._config.message_bytes_max
-        if len(message.records) == 1:
-            # One record may be larger than a message; it then travels alone.
-            limit = max(limit, self._limits.record_bytes_max + self._bound_bytes_max + 200)
-        if message_size(message) > limit:
-            raise RemoteProtocolError(f"reconciliation message over {limit} bytes")
-        if message.more and not message.ranges and not message.records:
-            # An empty message that promises more is no progress: it counts as a turn, and
-            # does not move the deadline (else empty turns keep a session open for ever).
-            self._empty_messages += 1
-            if self._expected_turn + self._empty_messages > 2 * self._config.rounds_max:
-                raise RemoteProtocolError(
-                    f"session still open after {self._config.rounds_max} rounds "
-                    "(empty messages count)"
-                )
-            return
-        self._deadline = min(now + self._config.session_timeout_s, self._lifetime_end)
-        for record in message.records:
-            if record.dataset != self.dataset:
-                raise RemoteProtocolError(f"record of {record.dataset!r} in another session")
-            try:
-                check_record(record, self._limits)
-            except LocalProtocolError as error:
-                raise RemoteProtocolError(f"bad record from peer: {error}") from None
-        self._received.extend(message.records)
-        entries = parse_entries(message.ranges, self._bound_bytes_max, self._config.items_max)
-        entries_max = 2 * (self._config.branching + 1) * max(1, len(self._open)) + 1
-        for entry in entries:
-            if self._incoming and self._incoming[-1][1].hi is None:
-                raise RemoteProtocolError("range entry after the open-ended one")
-            if entry.hi is not None and entry.hi <= self._incoming_lo and self._incoming:
-                raise RemoteProtocolError("range bounds must strictly increase")
-            self._incoming.append((self._incoming_lo, entry))
-            self._incoming_lo = entry.hi or b""
-            if len(self._incoming) > entries_max:
-                raise RemoteProtocolError("more range entries than the open ranges allow")
-        if message.more:
-            return
-        if not self._incoming or self._incoming[-1][1].hi is not None:
-            raise RemoteProtocolError("a turn must cover the key space to its end")
-        self._expected_turn += 2
-        if all(entry.mode == SKIP for _, entry in self._incoming):
-            self.done = True  # the peer's last turn: it asked nothing more of us
-            self._incoming, self._incoming_lo = [], b""
-            return
-        self._answer(message.turn + 1)
 
     def handle_timer(self, now: float) -> None:
         """Abandon the session if the peer has been silent for `session_timeout_s`."""

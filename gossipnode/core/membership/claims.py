@@ -40,7 +40,7 @@ class Claims:
             if incarnation > self._table.local.incarnation:
                 self._outbox.statistics["claims_over_signed"] += 1
             elif not self._table.leaving and incarnation == self._table.local.incarnation:
-                self._table.refute(incarnation, now)
+                self._table.own.refute(incarnation, now)
             return None
         entry = self._table.members.get(node_id)
         if entry is None or incarnation < entry.incarnation:

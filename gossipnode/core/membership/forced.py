@@ -44,7 +44,7 @@ class ForceLeft:
             if node_id == self._node_id:
                 if not table.leaving and table.local.incarnation <= bound:
                     self._outbox.statistics["forced_out_refuted"] += 1
-                    table.refute(bound, now)  # we are running: back above the bound
+                    table.own.refute(bound, now)  # we are running: back above the bound
                 continue
             waiting = table.pending.get(node_id)
             if waiting is not None and waiting.alive.incarnation <= bound:

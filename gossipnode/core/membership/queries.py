@@ -118,6 +118,12 @@ class MembershipQueries:
             return None
         return AdvertisedRoots(dict(entry.roots), entry.roots_heard_at)
 
+    def roots_heard_at(self, node_id: bytes) -> float | None:
+        """When `node_id`'s own roots last arrived (our clock), or None: O(1)."""
+        entry = self._table.members.get(node_id)
+        return None if entry is None or node_id == self._node_id else entry.roots_heard_at
+
+
     def roots_stale_after_s(self) -> float:
         return stale_after_s(self._config, len(self._table.members))
 

@@ -26,10 +26,8 @@ Rules (precedence per member, by incarnation; SWIM as memberlist implements it):
    (`claims_over_signed`) and changes nothing. So the subject can always refute: its next
    alive statement is above any claim we accepted. (Margin: none. A claim that overtakes
    the subject's own alive statement in flight is dropped; the next probe repeats it.)
-5. Statements about ourselves are never applied: a suspect or dead at our incarnation, or
-   an alive or left of ours from a former life, makes us refute with a higher incarnation.
-   One above our incarnation we never signed, so it is a lie and ignored; no statement can
-   push our incarnation past its 64-bit maximum.
+5. Statements about ourselves are never applied: one from our former life, or a claim at
+   our incarnation, makes us refute with a higher incarnation (local_statements.py).
 6. A new member enters the table only once it has spoken to us itself (the channel proved
    its id) and the admission predicate admits it; until then it waits in the bounded
    pending set (pending.py). A new member whose name a live member holds is refused, once
@@ -67,8 +65,9 @@ from .arrivals import Arrivals
 from .awareness import Awareness
 from .claims import Claims
 from .forced import ForceLeft
+from .local_statements import LocalStatements
 from .members import ALIVE, DEAD, LEFT, SUSPECT, Entry
-from .messages import INCARNATION_MAX, Alive, Dead, Left, Suspect, Tags, Updates
+from .messages import Alive, Dead, Left, Suspect, Tags, Updates
 from .names import NameGuard
 from .outbox import Outbox
 from .pending import PendingMembers
@@ -83,7 +82,8 @@ LIVE_STATES = (ALIVE, SUSPECT)
 class MemberTable:
     """The members we know, ourselves included, the pending ones, and the rules above:
     alive and left statements here; new members in `arrivals` (arrivals.py), suspect and
-    dead claims in `claims` (claims.py), signatures in `signatures` (verified.py).
+    dead claims in `claims` (claims.py), signatures in `signatures` (verified.py), our own
+    statements in `own` (local_statements.py).
 
     `reachable` holds the other members that are alive or suspect: the ones to probe and
     gossip to. `on_new_member` and `on_pending`: see arrivals.py.
@@ -110,11 +110,12 @@ class MemberTable:
         self._config = config
         self._node_id = node_id
         self._outbox = outbox
-        self._awareness = awareness
         # Every statement in a full push-pull twice over, so that periodic syncs hit it.
         self.signatures = Signatures(node_id, sign, verify, 2 * config.members_max, outbox)
         self.local = Entry(self.signatures.signed_alive(name, address, incarnation, tags), now)
         self.members: dict[bytes, Entry] = {node_id: self.local}
+        # Our own statements, and what statements about us make us do (rule 5).
+        self.own = LocalStatements(self, outbox, awareness)
         # Name -> the members that bear it (any state), so that a name check looks at
         # its bearers only, not at every member (rule 6).
         self._named: dict[str, dict[bytes, None]] = {name: {node_id: None}}
@@ -180,13 +181,7 @@ class MemberTable:
     def apply_alive(self, alive: Alive, sender: bytes, now: float, *,
                     confirm_at_once: bool = True) -> None:
         if alive.node_id == self._node_id:
-            if (
-                not self.leaving
-                and alive != self.local.alive
-                and alive.incarnation >= self.local.incarnation
-                and self.signatures.alive_ok(alive, sender)
-            ):
-                self.refute(alive.incarnation, now)  # a statement from our former life
+            self.own.alive_heard(alive, sender, now)  # rule 5
             return
         if self.forced.refuses(alive, sender, now):  # rule 9
             return
@@ -246,12 +241,7 @@ class MemberTable:
 
     def apply_left(self, left: Left, sender: bytes, now: float) -> None:
         if left.node_id == self._node_id:
-            if (
-                not self.leaving
-                and left.incarnation >= self.local.incarnation
-                and self.signatures.left_ok(left, sender)
-            ):
-                self.refute(left.incarnation, now)
+            self.own.left_heard(left, sender, now)  # rule 5
             return
         if left.node_id in self.pending:
             if self.signatures.left_ok(left, sender):
@@ -284,22 +274,3 @@ class MemberTable:
         if entry is not None and entry.state in (DEAD, LEFT):
             self.remove(node_id)
             self._outbox.statistics["reaped"] += 1
-
-    def refute(self, accused_incarnation: int, now: float) -> None:
-        incarnation = max(self.local.incarnation, accused_incarnation) + 1
-        if incarnation > INCARNATION_MAX:
-            return  # only reachable by a statement we signed at the maximum ourselves
-        self._outbox.statistics["refutations"] += 1
-        # Lifeguard: having to refute hints that we are slow to answer.
-        self._awareness.apply(1)
-        alive = self.local.alive
-        self.set_local_alive(alive.name, (alive.host, alive.port), incarnation, alive.tags, now)
-
-    def set_local_alive(
-        self, name: str, address: Address, incarnation: int, tags: Tags, now: float
-    ) -> None:
-        alive = self.signatures.signed_alive(name, address, incarnation, tags)
-        self.local.alive = alive
-        self.local.incarnation = incarnation
-        self._outbox.broadcasts.push(alive)
-        self._outbox.changed(self.local)

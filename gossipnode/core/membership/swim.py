@@ -6,7 +6,8 @@ and hands it to the part whose concern it is, each headed by its own rules:
 - state.py: the member table and SWIM's precedence by incarnation, over its parts:
   arrivals.py (new members confirmed before they count, pending.py; names unique,
   names.py), claims.py (suspect and dead claims, bounded by what the subject signed),
-  verified.py (signatures made, checked, and cached once verified).
+  verified.py (signatures made, checked, and cached once verified), local_statements.py
+  (our own alive statement, and the refutation of what is said about us).
 - probing.py: the probe cycle, suspicion from failed probes (none from a probe whose timers
   ran late); relaying.py: indirect probes (only to known members' signed addresses,
   bounded per requester); confirming.py: confirmation pings that announce us.
@@ -17,12 +18,13 @@ and hands it to the part whose concern it is, each headed by its own rules:
   push-pulls, and the roots the others advertised (core/cluster_view.py groups them).
 - forced.py: force-leave bounds from administrator-signed records (`set_force_left`).
 - outbox.py: the events, counters, broadcast queue and timers all the parts share.
-- queries.py: what `Membership` answers about the cluster (snapshots, counters, roots).
+- commands.py: what `Membership` is told to do (join, leave, force-leave, tags, roots,
+  admission changed); queries.py: what it answers about the cluster (snapshots, counters,
+  roots).
 - messages.py: the statements and messages; signing.py: the bytes a member signs.
 
-Leave signs `left`, pushes it out, and stops probing; `next_deadline()` becomes None once
-the left statement has been sent its full retransmit count, and the shell may then exit.
-Dead and left members are forgotten `reap_after_s` after they went.
+Leave signs `left` and spreads it; the shell may exit once `next_deadline()` is None
+(commands.py rule 2). Dead and left members are forgotten `reap_after_s` after they went.
 
 Incarnations: the shell passes the incarnation to start with and must pass a higher one
 after a restart (persist `local_member.incarnation`, or use wall-clock milliseconds, which
@@ -39,22 +41,22 @@ into the pending set.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 from ...config import MembershipConfig
 from ..errors import LocalProtocolError
 from ..events import Address
 from ..records import NODE_ID_BYTES
-from .admitting import readmit
 from .awareness import Awareness
 from .checks import check_message, check_name, check_tags, tags_tuple
+from .commands import MembershipCommands
 from .dissemination import GOSSIP, Disseminator
-from .members import ALIVE, DEAD, LEFT
+from .members import DEAD
 from .messages import Ack, Alive, Nack, Ping, PingRequest, PushPull, Roots
 from .outbox import Outbox
 from .probing import PROBE, Prober
 from .queries import MembershipQueries
-from .roots import Audience, RootAdverts
+from .roots import RootAdverts
 from .state import MemberTable
 from .sync import PUSH_PULL, RECONNECT, Sync, push_pull_interval_s
 
@@ -69,9 +71,9 @@ def _all_admitted(node_id: bytes) -> bool:
     return True
 
 
-class Membership(MembershipQueries):
+class Membership(MembershipCommands, MembershipQueries):
     """One member's view of the cluster. See the module docstring for the parts; what it
-    answers about the cluster is in queries.py."""
+    answers about the cluster is in queries.py, what it is told to do in commands.py."""
 
     def __init__(
         self,
@@ -135,101 +137,12 @@ class Membership(MembershipQueries):
         # Set by leave(): we announced our leave and only finish spreading it.
         self.left = False
 
-    # ---- commands ---------------------------------------------------------------------
-
-    def join(self, seeds: Sequence[Address], now: float) -> None:
-        """Swap full state with every seed (our own address is skipped) and announce
-        ourselves; retried each `join_retry_interval_s` while we know no other member."""
-        if self.left:
-            raise LocalProtocolError("a member that left cannot join again; restart it")
-        self._sync.join(seeds, now)
-
-    def leave(self, now: float) -> None:
-        """Announce a graceful leave (signed) and stop probing. The shell keeps running the
-        core (it still answers pings) until `next_deadline()` is None, which it becomes once
-        the left statement has been sent its full retransmit count, then exits."""
-        if self.left:
-            return
-        self.left = self._dissemination.left = True
-        self._table.leaving = True
-        left = self._table.signatures.signed_left(self._table.local.incarnation)
-        self._table.local.left = left
-        self._table.local.set_state(LEFT, now)
-        self._outbox.changed(self._table.local)
-        self._outbox.broadcasts.push(left)
-        self._prober.stop()
-        self._sync.stop()
-        self._timers.cancel(GOSSIP)
-        self._dissemination.tick(now)
-
-    def force_leave(self, node_id: bytes, now: float) -> bool:
-        """The operator says a dead member is gone for good: mark it left and reap it now,
-        in this member's view (a left statement must be signed by the member itself, so
-        nothing is broadcast: the open cluster's force-leave; under administrators a signed
-        record reaches every member, see `set_force_left`). Returns False, changing
-        nothing, unless it is dead."""
-        entry = self._table.members.get(node_id)
-        if entry is None or entry.state != DEAD:
-            return False
-        self._table.gone(entry, LEFT, now)
-        self._timers.cancel(("reap", node_id))
-        self._table.reap(node_id, now)
-        return True
-
-    def set_force_left(self, bounds: Mapping[bytes, int], now: float) -> list[bytes]:
-        """Members forced out by an administrator: node id -> the incarnation at or below
-        which each is gone (state.py rule 9). Returns the members removed now."""
-        return self._table.forced.set(bounds, now)
-
-    def set_roots(self, roots: dict[str, bytes], now: float) -> None:
-        """This node's digest roots now (dataset -> root); advertised as roots.py says."""
-        self._adverts.set_local(roots, now)
-
-    def set_roots_audience(self, audience: Audience) -> None:
-        """Who may hear which of this node's roots (roots.py rule 5); everyone by default."""
-        self._adverts.audience = audience
-
-    def ask_roots(self, node_id: bytes, now: float) -> bool:
-        """Ask a live member for its current roots (roots.py rule 7): a ping carrying ours
-        now, answered by an ack carrying its own. False, sending nothing, when it is not
-        alive in the table or may hear none of our roots (it would not answer with its
-        own)."""
-        entry = self._table.members.get(node_id)
-        if self.left or entry is None or entry.state != ALIVE or node_id == self._node_id:
-            return False
-        self._adverts.ask(entry)
-        return self._prober.ask_roots(entry, now)
-
-    def roots_heard_at(self, node_id: bytes) -> float | None:
-        """When `node_id`'s own roots last arrived (our clock), or None: O(1)."""
-        entry = self._table.members.get(node_id)
-        return None if entry is None or node_id == self._node_id else entry.roots_heard_at
-
     def _roots_for(self, node_id: bytes, now: float, answering: bool = False) -> Roots:
         if node_id == self._node_id:
             return ()
         entry = self._table.members.get(node_id)
         return self._adverts.advert_for(node_id, entry, now, answering=answering,
                                         pending=entry is None and node_id in self._table.pending)
-
-    def set_tags(self, tags: Mapping[str, str], now: float) -> None:
-        """Advertise new tags: a new signed alive statement at a higher incarnation."""
-        if self.left:
-            raise LocalProtocolError("a member that left cannot change its tags")
-        pairs = tags_tuple(tags)
-        check_tags(pairs, self._config.tags_bytes_max, LocalProtocolError)
-        if pairs != self._table.local.tags:
-            alive = self._table.local.alive
-            self._table.set_local_alive(
-                alive.name, (alive.host, alive.port), self._table.local.incarnation + 1, pairs, now
-            )
-            # Spread it now rather than at the next gossip round (up to an interval away).
-            self._dissemination.tick(now)
-
-    def admission_changed(self, now: float) -> list[bytes]:
-        """The admission predicate's answers may have changed: see admitting.py. Returns
-        the members set aside."""
-        return readmit(self._table, self._admitted, self._outbox, now)
 
     # ---- inputs -----------------------------------------------------------------------
 
