@@ -19,6 +19,11 @@ Rules:
    members still granted re-signed the copies they held when the writer was revoked:
    authorization.py rule 6). A receiver refuses it whether or not it holds the key, so that
    its answer tells a member not granted private keys nothing of what it holds.
+   A member whose admission is taken away is sent nothing and answered nothing, so its
+   handoff never ends: it keeps the keys of writers still granted, never serving them
+   (rule 3). Removing them on its own word that it is not admitted was weighed and not done:
+   a wrong administrator key pinned on every node at once would make every node read itself
+   not admitted and remove every copy; a handoff removes only against an acknowledgement.
 """
 
 from __future__ import annotations
