@@ -96,9 +96,12 @@ class Dead:
 
 @dataclass(frozen=True, slots=True)
 class Updates:
-    """A batch of statements. Applied in the order alive, left, dead, suspect. Each list
-    holds at most one statement per member, so at most MEMBERS_MAX_LIMIT: the wire refuses
-    a longer one by its declared length, before it decodes any statement of it."""
+    """A batch of statements. Applied in the order alive, left, dead, suspect. An honest
+    sender puts at most one statement per member in each list, so at most MEMBERS_MAX_LIMIT:
+    the wire refuses a longer one by its declared length, before it decodes any statement
+    of it. A receiver does not count on one per member: a repeat costs what any statement
+    costs, within the batch's bound (checks.py `statements_max`), and confirms a suspicion
+    at most once (state.py rule 2)."""
 
     alive: Annotated[tuple[Alive, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
     left: Annotated[tuple[Left, ...], Limit(MEMBERS_MAX_LIMIT)] = ()
