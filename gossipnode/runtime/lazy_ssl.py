@@ -20,7 +20,8 @@ Rules:
    the real module (once, under a lock), makes it `sys.modules["ssl"]` (every later
    `import ssl` gets the real module itself), and is then done on the real module: a
    module that imported the stand-in (Trio) sees exactly the real module's attributes,
-   including ones changed later.
+   including ones changed later. `from ssl import *` through it takes the names it takes
+   from the real module (which has no `__all__`).
 3. Nothing else changes: a program that uses TLS (a test, a library) gets the real module
    on its first use; tests/runtime/test_lazy_ssl.py checks a TLS context and a Trio TLS
    stream made through the stand-in, and that an idle agent has not loaded `_ssl`.
@@ -53,7 +54,12 @@ class LazySsl(types.ModuleType):
                    __package__="")  # fmt: skip
 
     def __getattr__(self, name: str) -> object:  # only names the stand-in lacks
-        return getattr(_real(self), name)
+        real = _real(self)
+        if name == "__all__" and not hasattr(real, "__all__"):
+            # `from ssl import *` through the stand-in: without `__all__` it would take
+            # the stand-in's own names; these are the names it takes from the real module.
+            return [key for key in vars(real) if not key.startswith("_")]
+        return getattr(real, name)
 
     def __setattr__(self, name: str, value: object) -> None:
         setattr(_real(self), name, value)

@@ -124,6 +124,27 @@ print(json.dumps(report))
 """
 
 
+STAR_IMPORT = """
+import json, sys
+import gossipnode.runtime.daemon
+first = {}
+exec("from ssl import *", first)  # the first use of ssl: through the stand-in
+again = {}
+exec("from ssl import *", again)  # the real module, now in sys.modules
+names = lambda namespace: sorted(key for key in namespace if key != "__builtins__")
+print(json.dumps({"same": names(first) == names(again), "count": len(names(first)),
+                  "has_context": "SSLContext" in first}))
+"""
+
+
+def test_a_star_import_of_ssl_through_the_stand_in_takes_what_the_real_module_gives():
+    result = subprocess.run([sys.executable, "-c", STAR_IMPORT], cwd=REPOSITORY,
+                            env=environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["same"] and report["has_context"] and report["count"] > 50
+
+
 def test_a_program_that_uses_tls_after_the_agents_imports_gets_the_real_ssl():
     result = subprocess.run([sys.executable, "-c", TLS_USER], cwd=REPOSITORY,
                             env=environment(), capture_output=True, text=True, timeout=60)
