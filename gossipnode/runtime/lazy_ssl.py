@@ -3,11 +3,12 @@
 Why: Trio's `trio/_ssl.py` and `trio/_highlevel_ssl_helpers.py` run `import ssl` when
 `trio` is imported, but read its attributes only inside functions (TLS streams, which the
 agent never opens: peer links are our own handshake on PyNaCl, wire/handshake.py). The
-import builds the module's enums and initialises OpenSSL's TLS side (libssl, and more of
-libcrypto than hashlib touches): about 2.5 MiB of an idle agent's VmRSS at 36 MiB (measured
-with scripts/bench_cli.py, "idle RSS"), for nothing, in every agent. `importlib.util.
-LazyLoader` cannot do this on Python 3.11: `import ssl` reads the module's `__spec__`,
-which loads a lazily-loaded module at once.
+import builds the module's classes and enums and initialises OpenSSL's TLS side (libssl):
+1.2 MiB of an idle agent's VmRSS, 36.0 MiB without the stand-in and 34.8 with it (a lone
+agent, Python 3.11, OpenSSL 3; `scripts/bench_cli.py --memory`, the "Trio" line: 4.0 MiB
+without, 2.8 with), for nothing, in every agent. libcrypto stays loaded: hashlib and hmac
+(ours and Trio's) load it. `importlib.util.LazyLoader` cannot do this on Python 3.11:
+`import ssl` reads the module's `__spec__`, which loads a lazily-loaded module at once.
 
 Rules:
 1. `install()` puts a `LazySsl` stand-in at `sys.modules["ssl"]`, only when `ssl` is not
@@ -23,8 +24,9 @@ Rules:
    including ones changed later. `from ssl import *` through it takes the names it takes
    from the real module (which has no `__all__`).
 3. Nothing else changes: a program that uses TLS (a test, a library) gets the real module
-   on its first use; tests/runtime/test_lazy_ssl.py checks a TLS context and a Trio TLS
-   stream made through the stand-in, and that an idle agent has not loaded `_ssl`.
+   on its first use; tests/runtime/test_agent_imports.py checks a TLS context and a Trio
+   TLS stream made through the stand-in, and that an agent serving a peer has not loaded
+   `_ssl`.
 """
 
 from __future__ import annotations
