@@ -15,9 +15,16 @@ hits each alike:
 - after IDLE_S of idleness the agent's VmRSS is read, then it is stopped by its PID.
 
 Medians (and minima, maxima) are printed per tree; `--json` prints them as JSON. CPU, not
-wall time, is the figure to compare on a shared machine.
+wall time, is the figure to compare on a shared machine. The idle agent's VmRSS is also
+split into its anonymous part (the process's own) and its file-backed part (libraries'
+pages, shared with every process that maps them).
 
-Usage: python scripts/bench_cli.py [--runs 7] [--tree DIR ...] [--json]
+With `--memory`, where that resident memory comes from instead: in a fresh interpreter of
+each tree, the agent's imports are made group by group, in IMPORT_GROUPS order (each
+group's figure is what it adds to the groups before it), and VmRSS with its anonymous and
+file-backed parts is read after each (deterministic: one run is enough).
+
+Usage: python scripts/bench_cli.py [--runs 7] [--tree DIR ...] [--json] [--memory]
 """
 
 from __future__ import annotations
@@ -63,6 +70,40 @@ COMMAND_TIMEOUT_S = 60.0
 IDLE_S = 3.0
 
 
+# The agent's imports in groups, in dependency order (--memory). gossipnode.runtime comes
+# before Trio as in the agent: importing it may change what Trio loads (runtime/__init__.py).
+IMPORT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("the interpreter", ()),
+    ("command line: cli, the agent verb", ("gossipnode.cli", "gossipnode.commands.agent")),
+    ("configuration: config_file, tomllib", ("gossipnode.config_file",)),
+    ("standard library Trio imports", ("ctypes.util", "subprocess", "tempfile", "hashlib",
+                                       "hmac", "socket", "selectors", "random", "queue")),
+    ("attrs, idna, sortedcontainers, outcome", ("attrs", "idna", "sortedcontainers",
+                                                "outcome", "sniffio")),
+    ("Trio", ("gossipnode.runtime", "trio")),
+    ("cbor2, PyNaCl, sqlite3", ("cbor2", "nacl.signing", "nacl.public", "sqlite3")),
+    ("the core", ("gossipnode.core.node",)),
+    ("wire, storage, driving", ("gossipnode.driving", "gossipnode.storage",
+                                "gossipnode.wire.handshake")),
+    ("the agent: runtime/", ("gossipnode.runtime.daemon", "gossipnode.runtime.control",
+                             "gossipnode.runtime.signals")),
+)
+MEMORY_PROGRAM = """
+import importlib, sys
+def status():
+    with open("/proc/self/status") as file:
+        fields = dict(line.split(":", 1) for line in file)
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "RssAnon", "RssFile")}
+report = []
+for name, modules in eval(sys.argv[1]):  # IMPORT_GROUPS' repr: no json imported yet
+    for module in modules:
+        importlib.import_module(module)
+    report.append({"group": name, "modules": len(sys.modules), **status()})
+import json
+print(json.dumps(report))
+"""
+
+
 class Tree:
     """One checkout: its directory, its interpreter, its initialised node."""
 
@@ -98,6 +139,13 @@ class Tree:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return cpu * 1000, wall * 1000
 
+    def import_memory(self) -> list[dict]:
+        """VmRSS, RssAnon, RssFile (KiB) and the count of modules after each import group."""
+        result = subprocess.run([self.python, "-c", MEMORY_PROGRAM, repr(IMPORT_GROUPS)],
+                                cwd=self.root, check=True, timeout=COMMAND_TIMEOUT_S,
+                                capture_output=True, text=True)  # fmt: skip
+        return json.loads(result.stdout)
+
     def start_agent(self) -> tuple[subprocess.Popen[bytes], float, float]:
         """A running agent, its CPU ms until `status` first answered, and the wall ms."""
         log = (self.node / "agent.log").open("wb")
@@ -132,11 +180,11 @@ def task_cpu_ms(pid: int) -> float:
     return total_ns / 1e6
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+def rss_mib(pid: int) -> dict[str, float]:
+    """VmRSS, and its anonymous and file-backed parts, in MiB."""
+    fields = dict(line.split(":", 1)
+                  for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "RssAnon", "RssFile")}
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -171,7 +219,10 @@ def bench(roots: list[Path], runs: int) -> dict:
                         got[f"{name}_cpu_ms"].append(cpu)
                         got[f"{name}_wall_ms"].append(wall)
                     time.sleep(IDLE_S)
-                    got["agent_idle_rss_mib"].append(rss_mib(process.pid))
+                    rss = rss_mib(process.pid)
+                    got["agent_idle_rss_mib"].append(rss["VmRSS"])
+                    got["agent_idle_rss_anon_mib"].append(rss["RssAnon"])
+                    got["agent_idle_rss_file_mib"].append(rss["RssFile"])
                 finally:
                     stop(process)
     finally:
@@ -182,10 +233,35 @@ def bench(roots: list[Path], runs: int) -> dict:
 
 
 def _keys() -> list[str]:
-    keys = ["agent_start_cpu_ms", "agent_start_wall_ms", "agent_idle_rss_mib"]
+    keys = ["agent_start_cpu_ms", "agent_start_wall_ms", "agent_idle_rss_mib",
+            "agent_idle_rss_anon_mib", "agent_idle_rss_file_mib"]
     for name in COMMANDS:
         keys += [f"{name}_cpu_ms", f"{name}_wall_ms"]
     return keys
+
+
+def print_memory(roots: list[Path], as_json: bool) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="gn-bench-cli-"))
+    try:
+        result = {str(root): Tree(root, scratch / str(index)).import_memory()
+                  for index, root in enumerate(roots)}  # fmt: skip
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    for root, steps in result.items():
+        print(f"{root}: resident memory after each group of the agent's imports, MiB "
+              f"(added by the group: VmRSS = anonymous + files)")
+        keys = ("VmRSS", "RssAnon", "RssFile", "modules")
+        previous = dict.fromkeys(keys, 0)
+        for step in steps:
+            added = {key: step[key] - previous[key] for key in keys}
+            print(f"  {step['group']:<38} {step['VmRSS'] / 1024:5.1f}  "
+                  f"+{added['VmRSS'] / 1024:4.1f} = {added['RssAnon'] / 1024:4.1f} + "
+                  f"{added['RssFile'] / 1024:4.1f}  ({added['modules']:+d} modules)")
+            previous = step
+    return 0
 
 
 def main() -> int:
@@ -194,8 +270,12 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, action="append", default=[],
                         help="a gossipnode checkout to measure (repeatable; default: this one)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--memory", action="store_true",
+                        help="where an agent's resident memory comes from, import by import")
     args = parser.parse_args()
     roots = [tree.resolve() for tree in args.tree] or [ROOT]
+    if args.memory:
+        return print_memory(roots, args.json)
     result = bench(roots, args.runs)
     if args.json:
         print(json.dumps(result))
@@ -205,7 +285,9 @@ def main() -> int:
         start, wall = figures["agent_start_cpu_ms"], figures["agent_start_wall_ms"]
         print(f"  agent start-up  {start['median']:6.1f} CPU ms (min {start['min']:.1f}, "
               f"max {start['max']:.1f}), {wall['median']:6.1f} wall ms; idle RSS "
-              f"{figures['agent_idle_rss_mib']['median']:.1f} MiB")
+              f"{figures['agent_idle_rss_mib']['median']:.1f} MiB (anonymous "
+              f"{figures['agent_idle_rss_anon_mib']['median']:.1f}, files "
+              f"{figures['agent_idle_rss_file_mib']['median']:.1f})")
         for name in COMMANDS:
             cpu, wall = figures[f"{name}_cpu_ms"], figures[f"{name}_wall_ms"]
             print(f"  {name:<14}  {cpu['median']:6.1f} CPU ms (min {cpu['min']:.1f}, "

@@ -4,7 +4,8 @@ store, run the agent, and turn every start-up failure into one line (`StartupErr
 Order matters (rules of runtime/datadir.py): the umask first, so that every file the agent
 creates is private; then the checks `validate` runs, which take the directory's lock as
 soon as the directory is known usable, before anything in it is opened or written; then the
-permission fix-up, logged in one line; then the store.
+permission fix-up, logged in one line; then the store. Once the agent serves, what
+start-up freed on the C heap goes back to the system (runtime/free_memory.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..config import NodeConfig
 from ..storage import StoreError
 from .agent import Agent
 from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
+from .free_memory import release_free_heap
 from .logs import LogTail
 from .preflight import prepare
 from .writer_process import open_store
@@ -96,12 +98,15 @@ def run_agent(config_path: Path, log_tail: LogTail | None = None) -> None:
 
 
 def _run(build: Callable[[], Agent]) -> None:
-    """Build the agent inside the Trio run (it reads Trio's clock) and run it."""
+    """Build the agent inside the Trio run (it reads Trio's clock) and run it; once it
+    serves, the C heap's free memory goes back to the system (runtime/free_memory.py)."""
     agents: list[Agent] = []
 
     async def main() -> None:
         agents.append(build())
-        await agents[0].run()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(agents[0].run)
+            release_free_heap()  # what start-up freed (runtime/free_memory.py)
 
     try:
         trio.run(main)

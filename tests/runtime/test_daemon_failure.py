@@ -21,9 +21,10 @@ class _FailingAgent:
     def __init__(self, error: BaseException, *, serve_first: bool) -> None:
         self.error, self.serve_first, self.serving = error, serve_first, False
 
-    async def run(self) -> None:
-        if self.serve_first:
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        if self.serve_first:  # as Agent.run: serving, then started
             self.serving = True
+            task_status.started()
             await trio.lowlevel.checkpoint()
         async with trio.open_nursery() as nursery:  # failures reach _run in a group
             async def fail() -> None:
