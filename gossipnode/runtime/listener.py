@@ -30,7 +30,7 @@ import trio
 
 from ..config import WireConfig
 from ..wire.handshake import PROTOCOL_VERSIONS, Handshake, Signer
-from ..wire.handshake_cache import ReplyCache
+from ..wire.handshake_cache import CachedReply, ReplyCache
 from ..wire.messages import MessageRegistry
 from ..wire.peer_messages import PEER_MESSAGES
 from .transport import (
@@ -71,7 +71,7 @@ class _Gate:
         # Authenticated connections being served.
         self.authenticated: set[PeerConnection] = set()
         # Replayed hellos are answered from here, at no cost (wire/handshake_cache.py).
-        self.reply_cache = ReplyCache()
+        self.reply_cache = _CountedReplyCache(status)
         self.connections_max = min(config.connections_max, _descriptor_limit() // 2)
 
     def idlest(self, peer: bytes | None = None) -> PeerConnection | None:
@@ -278,3 +278,20 @@ async def _close_unauthenticated(
     log_drop(gate.status, remote, reason)
     with trio.CancelScope(shield=True):
         await stream.aclose()
+
+
+class _CountedReplyCache(ReplyCache):
+    """The reply cache, each hit (a replayed hello answered at no cost) counted in the
+    status as `hello_replays`, for `info` and `metrics`."""
+
+    __slots__ = ("_status",)
+
+    def __init__(self, status: TransportStatus) -> None:
+        super().__init__()
+        self._status = status
+
+    def get(self, key: bytes, now: float) -> CachedReply | None:
+        entry = super().get(key, now)
+        if entry is not None:
+            self._status.hello_replays += 1
+        return entry
