@@ -435,11 +435,19 @@ def test_authenticated_idle_connections_from_fresh_identities_leave_the_agent_se
         return peak, by_agent
 
     handshakes = [cluster.request(i, "info")["wire"]["handshakes_completed"] for i in (1, 2)]
+    over_limit = cluster.request(VICTIM, "info")["wire"]["over_connection_limit"]
     peak, by_agent = trio.run(attack)
     redialled = [cluster.request(i, "info")["wire"]["handshakes_completed"] - handshakes[n]
                  for n, i in enumerate((1, 2))]
+    # Each connection the victim closed over its limit, the flood's or a member's.
+    closed_over_limit = (cluster.request(VICTIM, "info")["wire"]["over_connection_limit"]
+                         - over_limit)
     assert not refused, f"the agent stopped serving: {refused[0]}"
     assert 0 not in by_agent, "the busy connection was closed"
+    # None was a member's: the flood's connections it closed are all of them (rule 3).
+    assert closed_over_limit == len(by_agent), (
+        f"{closed_over_limit - len(by_agent)} members' connections closed; "
+        f"handshakes of the other members meanwhile {redialled}")
     still_open = [i for i in range(1, len(connections)) if i not in by_agent]
     closed_idle = sorted(i for i in by_agent if i != 0)
     wire = cluster.request(VICTIM, "info")["wire"]
