@@ -219,8 +219,9 @@ class WireConfig:
     # Authenticated connections from one node id at once; a further one closes the idlest.
     connections_per_peer_max: int = 2
     # Authenticated inbound connections over all peers at once; a further one closes the
-    # idlest. The listener also keeps it under half the process's descriptor limit, so that
-    # outbound links, the store and the control socket always find descriptors.
+    # idlest, a live member's only if all are (runtime/listener.py rule 3). The listener
+    # also keeps it under half the process's descriptor limit, so that outbound links, the
+    # store and the control socket always find descriptors.
     connections_max: int = 512
     # Nesting depth of a decoded CBOR item; our messages need fewer than 8 levels.
     cbor_depth_max: int = 16

@@ -57,6 +57,7 @@ from ..core.events import (
     Send,
     SyncCompleted,
 )
+from ..core.membership import ALIVE, SUSPECT
 from ..core.node import MEMBERSHIP_MESSAGES, NodeCore
 from ..core.records import Record
 from ..driving import WRITE_BATCH_MAX, WRITE_QUEUE_MAX, commit_writes, core_arguments
@@ -187,7 +188,8 @@ class Agent:
                 await nursery.start(self.links.run)
                 with _naming("listen", self.config.listen):
                     self.listen_address = await nursery.start(
-                        partial(serve, status=self.transport_status), self.config.listen,
+                        partial(serve, status=self.transport_status,
+                                is_member=self._is_live_member), self.config.listen,
                         self.identity, lambda: self.secrets, self.config.wire,
                         self._serve_peer,
                     )
@@ -275,6 +277,12 @@ class Agent:
                 self.loop_lag.observe(deadline, now)  # how late a timer ran (loop_lag.py)
                 self.input(self.core.handle_timer)
             await trio.lowlevel.checkpoint()  # let other tasks run between bursts of timers
+
+    def _is_live_member(self, node_id: bytes) -> bool:
+        """Alive or suspect in our member table: the listener spares its connections when
+        over `wire.connections_max` (runtime/listener.py rule 3)."""
+        member = self.core.membership.member(node_id)
+        return member is not None and member.state in (ALIVE, SUSPECT)
 
     async def _serve_peer(self, connection: PeerConnection) -> None:
         """Inbound connections: every message goes to the core, tagged with the proven id,

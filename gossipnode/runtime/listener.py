@@ -10,10 +10,20 @@ Rules (the limits are `WireConfig`'s):
    than the cap within that round trip. A cap that refused new connections instead would
    let 64 idle sockets lock every peer out for the whole handshake timeout.
 3. `connections_per_peer_max` per node id and `connections_max` in all (never more than
-   half the descriptor limit): a new authenticated connection over either closes the
-   idlest one (the one that has gone longest without a message). Fresh identities made
-   with the cluster secret thus cannot exhaust descriptors, and a real peer that
-   reconnects is never locked out by its own stale connection.
+   half the descriptor limit). A new authenticated connection over the per-peer limit
+   closes that peer's idlest one (the one that has gone longest without a message): a
+   real peer that reconnects is never locked out by its own stale connection. One over
+   `connections_max` closes the idlest connection of a peer that is not a live member
+   (`is_member`: alive or suspect in this agent's member table), such as a fresh, pending
+   or unknown identity; only when every connection is a live member's, the idlest of all.
+   Fresh identities made with the cluster secret thus cannot exhaust descriptors, and
+   however fast they come they cannot close established members' links (a member may be
+   quiet for about a probe interval, so its link is often the idlest). An attacker that
+   makes itself a member (its own signed alive statement) is spared too, but with at most
+   `connections_per_peer_max` connections per identity: to hold many it needs as many
+   member identities, each one listed by `members` on every agent and counted against
+   `membership.members_max`; and if live members' connections alone reach
+   `connections_max`, a newcomer again closes the idlest member's, which then redials.
 4. Nothing a peer sends reaches `handler` before its handshake completes, and nothing a
    peer does raises out of `serve`: each drop is logged (logger "gossipnode.wire") with its
    reason and recorded in the `TransportStatus`.
@@ -30,7 +40,7 @@ import trio
 
 from ..config import WireConfig
 from ..wire.handshake import PROTOCOL_VERSIONS, Handshake, Signer
-from ..wire.handshake_cache import ReplyCache
+from ..wire.handshake_cache import CachedReply, ReplyCache
 from ..wire.messages import MessageRegistry
 from ..wire.peer_messages import PEER_MESSAGES
 from .transport import (
@@ -44,23 +54,32 @@ from .transport import (
     logger,
 )
 
-__all__ = ["Handler", "serve"]
+__all__ = ["Handler", "IsMember", "serve"]
 
 # Backoff after accept() fails for lack of file descriptors, as trio.serve_listeners does.
 ACCEPT_BACKOFF_S = 0.1
 
 
 Handler = Callable[[PeerConnection], Awaitable[None]]
+# Whether a node id is a live (alive or suspect) member: spared by rule 3's eviction.
+IsMember = Callable[[bytes], bool]
 # The cluster secrets, or a function returning the current ones (rotated by a reload).
 Secrets = tuple[bytes, ...] | Callable[[], tuple[bytes, ...]]
+
+
+def nobody(node_id: bytes) -> bool:
+    """The default `IsMember`: no peer is spared."""
+    return False
 
 
 class _Gate:
     """The listener's bookkeeping: pending handshakes (oldest first) and peers' counts."""
 
-    def __init__(self, config: WireConfig, status: TransportStatus) -> None:
+    def __init__(self, config: WireConfig, status: TransportStatus,
+                 is_member: IsMember = nobody) -> None:
         self.config = config
         self.status = status
+        self.is_member = is_member
         # ticket -> (remote host, the scope of its handshake), oldest first.
         self.pending: collections.OrderedDict[int, tuple[str, trio.CancelScope]] = (
             collections.OrderedDict()
@@ -71,7 +90,7 @@ class _Gate:
         # Authenticated connections being served.
         self.authenticated: set[PeerConnection] = set()
         # Replayed hellos are answered from here, at no cost (wire/handshake_cache.py).
-        self.reply_cache = ReplyCache()
+        self.reply_cache = _CountedReplyCache(status)
         self.connections_max = min(config.connections_max, _descriptor_limit() // 2)
 
     def idlest(self, peer: bytes | None = None) -> PeerConnection | None:
@@ -80,6 +99,16 @@ class _Gate:
             c for c in self.authenticated if c.close_reason is None and peer in (None, c.peer_id)
         ]
         return min(candidates, key=lambda c: c.last_active, default=None)
+
+    def idlest_sparing_members(self) -> PeerConnection | None:
+        """Rule 3: the idlest connection of a peer that is not a live member, else the
+        idlest of all. Asks `is_member` only of connections idler than that one."""
+        candidates = sorted(
+            (c for c in self.authenticated if c.close_reason is None),
+            key=lambda c: c.last_active,
+        )
+        spared = next((c for c in candidates if not self.is_member(c.peer_id)), None)
+        return spared if spared is not None else next(iter(candidates), None)
 
     def admit(self, host: str) -> int:
         """Register a new unauthenticated connection from `host`; evict one if full.
@@ -111,6 +140,7 @@ async def serve(
     registry: MessageRegistry = PEER_MESSAGES,
     status: TransportStatus | None = None,
     versions: tuple[int, ...] = PROTOCOL_VERSIONS,
+    is_member: IsMember = nobody,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept peers on `listen_address` until cancelled; start with `nursery.start`.
@@ -118,10 +148,11 @@ async def serve(
     `task_status.started` reports the bound (host, port) (useful with port 0). Each
     authenticated connection is passed to `await handler(connection)` in its own task and
     closed when the handler returns. Peer misbehaviour is logged, never raised.
+    `is_member(node_id)`: whether a peer is a live member, spared by rule 3 (default: none).
     """
     host, port = listen_address
     listeners = await trio.open_tcp_listeners(port, host=host)
-    gate = _Gate(config, status if status is not None else TransportStatus())
+    gate = _Gate(config, status if status is not None else TransportStatus(), is_member)
     bound = listeners[0].socket.getsockname()
     async with trio.open_nursery() as nursery:
         for listener in listeners:
@@ -230,11 +261,11 @@ async def _serve_one(
             )
     if len(gate.authenticated) >= gate.connections_max:
         status.over_connection_limit += 1
-        victim = gate.idlest()
+        victim = gate.idlest_sparing_members()
         if victim is not None:
             await victim.drop(
-                f"closed the idlest: over {gate.connections_max} authenticated "
-                "connections (wire.connections_max)"
+                f"closed the idlest, members spared: over {gate.connections_max} "
+                "authenticated connections (wire.connections_max)"
             )
     status.authenticated += 1
     gate.per_peer[peer_id] += 1
@@ -278,3 +309,20 @@ async def _close_unauthenticated(
     log_drop(gate.status, remote, reason)
     with trio.CancelScope(shield=True):
         await stream.aclose()
+
+
+class _CountedReplyCache(ReplyCache):
+    """The reply cache, each hit (a replayed hello answered at no cost) counted in the
+    status as `hello_replays`, for `info` and `metrics`."""
+
+    __slots__ = ("_status",)
+
+    def __init__(self, status: TransportStatus) -> None:
+        super().__init__()
+        self._status = status
+
+    def get(self, key: bytes, now: float) -> CachedReply | None:
+        entry = super().get(key, now)
+        if entry is not None:
+            self._status.hello_replays += 1
+        return entry

@@ -76,7 +76,13 @@ def render_metrics(agent: Agent) -> str:
                       ({"reason": "handshake"}, agent.transport_status.handshakes_failed),
                       ({"reason": "handshake_timeout"}, agent.transport_status.timed_out),
                       ({"reason": "over_peer_limit"},
-                       agent.transport_status.over_peer_limit)])
+                       agent.transport_status.over_peer_limit),
+                      ({"reason": "over_connection_limit"},
+                       agent.transport_status.over_connection_limit)])
+    lines += _family("gossipnode_handshake_replays_total", "counter",
+                     "Replayed hellos answered from the handshake reply cache (no signature, "
+                     "no key exchange).",
+                     [({}, transport.hello_replays)])
     completed = stats.get("anti_entropy_sessions_completed", 0)
     lines += _family("gossipnode_sync_rounds_total", "counter",
                      "Reconciliation sessions, by result.",

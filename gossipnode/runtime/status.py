@@ -252,6 +252,8 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
             "evicted": transport.evicted,
             "timed_out": transport.timed_out,
             "over_peer_limit": transport.over_peer_limit,
+            "over_connection_limit": transport.over_connection_limit,
+            "hello_replays": transport.hello_replays,
             "links": len(agent.links.connected()),
             "link_overflows": agent.links.overflows,
             "dials_saved": agent.links.dials_saved,

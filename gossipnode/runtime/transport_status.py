@@ -63,6 +63,8 @@ class TransportStatus:
     timed_out: int = 0
     over_peer_limit: int = 0
     over_connection_limit: int = 0
+    # Replayed hellos answered from the listener's reply cache (wire/handshake_cache.py).
+    hello_replays: int = 0
     recent_drops: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT_DROPS_MAX)
     )

@@ -1,6 +1,7 @@
 """Authenticated peers' floods are bounded: connections (per identity and in all, the idlest
-closed first), partial frames (a shared budget), oversized small messages (refused by their
-declared type and size), and drop logging (a count per reason per interval)."""
+closed first, live members' last), partial frames (a shared budget), oversized small
+messages (refused by their declared type and size), and drop logging (a count per reason
+per interval)."""
 
 import logging
 import os
@@ -41,11 +42,22 @@ async def echo(connection):
         await connection.send(await connection.receive())
 
 
-async def start(nursery, config, status, registry=REGISTRY, handler=echo):
+async def start(nursery, config, status, registry=REGISTRY, handler=echo, **options):
     return await nursery.start(
         lambda task_status: serve(("127.0.0.1", 0), BOB, (SECRET,), config, handler,
-                                  registry=registry, status=status, task_status=task_status)
+                                  registry=registry, status=status, task_status=task_status,
+                                  **options)
     )  # fmt: skip
+
+
+async def closed_by_listener(connection) -> bool:
+    """Whether the listener closed `connection` (it sends nothing unasked: any end is that)."""
+    with trio.move_on_after(0.2):
+        try:
+            await connection.receive()
+        except ConnectionClosed:
+            return True
+    return False
 
 
 async def test_fresh_identities_cannot_hold_more_than_connections_max(nursery):
@@ -74,6 +86,58 @@ async def test_fresh_identities_cannot_hold_more_than_connections_max(nursery):
             await connection.aclose()
     assert status.over_connection_limit >= 7
     assert "wire.connections_max" in status.recent_drops[-1][1]
+
+
+async def test_a_flood_of_fresh_identities_spares_the_members_idle_connections(nursery):
+    """Two members connect first and then say nothing (a member may be quiet for about a
+    probe interval): theirs are the idlest connections. Ten fresh identities follow, each
+    over `connections_max`: each closes the idlest non-member's connection, so the oldest
+    eight of the flood go and the members' stay (listener.py rule 3)."""
+    status = TransportStatus()
+    config = WireConfig(connections_max=4, handshake_timeout_s=2.0)
+    members = {fresh_identity(1).node_id, fresh_identity(2).node_id}
+    address = await start(nursery, config, status, is_member=members.__contains__)
+    quiet, flood = [], []
+    try:
+        with trio.fail_after(TEST_TIMEOUT_S):
+            quiet.extend([await connect(address, fresh_identity(number), (SECRET,), config,
+                                        registry=REGISTRY) for number in (1, 2)])
+            for number in range(10, 20):
+                flood.append(await connect(address, fresh_identity(number), (SECRET,), config,
+                                           registry=REGISTRY))
+                await trio.sleep(0.01)  # each newer, so less idle, than the one before
+            assert [await closed_by_listener(c) for c in flood] == [True] * 8 + [False] * 2
+            assert [await closed_by_listener(c) for c in quiet] == [False, False]
+            for member in quiet:  # and they still carry messages
+                await member.send(Blob(b"still a member"))
+                assert await member.receive() == Blob(b"still a member")
+    finally:
+        for connection in quiet + flood:
+            await connection.aclose()
+    assert status.over_connection_limit == 8
+
+
+async def test_when_every_connection_is_a_members_the_idlest_goes(nursery):
+    status = TransportStatus()
+    config = WireConfig(connections_max=3, handshake_timeout_s=2.0)
+    address = await start(nursery, config, status, is_member=lambda node_id: True)
+    connections = []
+    try:
+        with trio.fail_after(TEST_TIMEOUT_S):
+            for number in (30, 31, 32):
+                connections.append(await connect(address, fresh_identity(number), (SECRET,),
+                                                 config, registry=REGISTRY))
+                await trio.sleep(0.01)
+            await connections[0].send(Blob(b"busy"))  # the oldest is busy: the second idlest
+            assert await connections[0].receive() == Blob(b"busy")
+            connections.append(await connect(address, fresh_identity(33), (SECRET,), config,
+                                             registry=REGISTRY))
+            closed = [await closed_by_listener(c) for c in connections]
+            assert closed == [False, True, False, False]
+    finally:
+        for connection in connections:
+            await connection.aclose()
+    assert status.over_connection_limit == 1
 
 
 async def test_partial_frames_count_against_a_shared_budget(nursery, monkeypatch):
