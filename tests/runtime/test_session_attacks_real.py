@@ -513,7 +513,8 @@ def test_a_flood_of_unauthenticated_connections_and_replayed_hellos(cluster):
         return sum(counts.get(kind, 0) for kind in FLOOD_DROP_KINDS)
 
     drops_before = trio.run(flood_drops)
-    evicted_before = cluster.request(VICTIM, "info")["wire"]["evicted"]
+    wire_before = cluster.request(VICTIM, "info")["wire"]
+    evicted_before = wire_before["evicted"]
     replies: list[bytes] = []
     rng = random.Random(15)
     limiter = trio.CapacityLimiter(AT_ONCE)
@@ -589,5 +590,9 @@ def test_a_flood_of_unauthenticated_connections_and_replayed_hellos(cluster):
     assert trio.run(flood_drops) - drops_before >= UNAUTHENTICATED_FLOOD
     assert len(whole) >= 10
     assert len(set(whole)) == 1, f"{len(set(whole))} different replies to one hello"
+    # The agent counts them too: every whole reply but the first came from its cache, and no
+    # more replays were counted than replayed hellos were sent (one connection in five).
+    replays = wire["hello_replays"] - wire_before["hello_replays"]
+    assert len(whole) - 1 <= replays <= UNAUTHENTICATED_FLOOD // 5
     assert wire["evicted"] > evicted_before
     assert_whole(cluster, baseline, "flood")
