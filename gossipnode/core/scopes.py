@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from .authority import ADMIN_DATASETS, WEP_GRANT, subject_of
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
-from .live_holders import LiveHolders, updated
+from .live_holders import LiveHolders
 from .membership import ALIVE, SUSPECT, tags_wep
 from .membership.members import PENDING
 from .placement import (
@@ -108,18 +108,9 @@ class ScopeView:
 
     def follow_holders(self, previous: ScopeView, changed: set[bytes]) -> None:
         """This view's holders basis follows `previous`'s (same policy), with only the
-        members in `changed` changed in liveness or tags: derive its lists from those
-        `previous` worked out, or, if it worked out none, from what it would have derived
-        its own from. Either way `previous` lets go of its own base, so that no chain of
-        bases grows."""
-        before = previous._live
-        if before.peers is None and not before.by_dataset:
-            base, changed = before.base, before.changed | changed
-        else:
-            base = before
-        before.base, before.changed = None, set()
-        if base is not None:
-            self._live = LiveHolders(base=base, changed=changed)
+        members in `changed` changed in liveness or tags since: its lists are worked out
+        from those of earlier bases (core/live_holders.py)."""
+        self._live.follow(previous._live, changed)
 
     def live(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
@@ -130,10 +121,8 @@ class ScopeView:
         live = self._live
         if live.peers is None:
             self_id = self.self_id
-            base = live.base.peers if live.base is not None else None
-            if live.derivable(base):
-                live.peers = updated(base, live.changed, self._live_peer)
-            else:
+            live.peers = live.derived_peers(self._live_peer)
+            if live.peers is None:
                 live.peers = sorted(n for n, member in self.members.items()
                                     if member.state in HOLDING_STATES and n != self_id)
         return list(live.peers)
@@ -253,10 +242,10 @@ class ScopeView:
         by_dataset = live.by_dataset
         holders = by_dataset.get(dataset)
         if holders is None:
-            base = live.base.by_dataset.get(dataset) if live.base is not None else None
-            if live.derivable(base):
-                holders = tuple(updated(base, live.changed, lambda n: (
-                    self._live_peer(n) and self.holds(n, dataset, ""))))
+            derived = live.derived(dataset, lambda n: (
+                self._live_peer(n) and self.holds(n, dataset, "")))
+            if derived is not None:
+                holders = tuple(derived)
             else:
                 holders = tuple(n for n in self.peers() if self.holds(n, dataset, ""))
             by_dataset[dataset] = holders

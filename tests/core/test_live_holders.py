@@ -59,11 +59,11 @@ def test_a_followed_basis_answers_as_a_full_pass_after_every_kind_of_change():
     current = _view(states, 1, policy)
     current.follow_holders(previous, {_id(n) for n in changes})
     assert _answers(current) == _model(states, policy)
-    # The previous view let go of its base: no chain of bases.
-    assert previous._live.base is None
+    # The previous view hands its lists on and keeps none: no chain of bases.
+    assert previous._live.carried_peers is None and previous._live.carried == {}
 
 
-def test_a_basis_nobody_asked_passes_its_changes_on_to_the_next():
+def test_a_basis_nobody_asked_passes_its_lists_and_changes_on_to_the_next():
     policy = ClusterPolicy()
     states = {n: ("alive", KEYS) for n in range(1, 40)}
     first = _view(states, 0, policy)
@@ -75,8 +75,9 @@ def test_a_basis_nobody_asked_passes_its_changes_on_to_the_next():
     states[6] = ("dead", KEYS)
     third = _view(states, 2, policy)
     third.follow_holders(second, {_id(4), _id(6)})
+    assert third._live.carried["groups"][0] is first._live.by_dataset["groups"]
+    assert third._live.carried["groups"][1] == {_id(4), _id(6)}
     assert _answers(third) == _model(states, policy)
-    assert third._live.base is first._live
 
 
 def test_random_changes_over_many_bases_always_answer_as_a_full_pass():
