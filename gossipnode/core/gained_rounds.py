@@ -83,13 +83,18 @@ class GainedRounds:
         self._bring_forward = bring_forward
         self._next_round = next_round
         self._held = held_datasets(ctx.view)
+        # What `held_datasets` depends on, the policy and this node's own member view, when
+        # `_held` was worked out: a view is taken at every membership change, and this
+        # node's part of it rarely changes (`_held_by_view`).
+        self._held_basis: tuple[object, object] = (ctx.view.policy,
+                                                   ctx.view.members.get(ctx.node_id))
         self._last = -math.inf  # when the last round for a gain was set for (rule 3)
         self._follow_up: float | None = None  # when the follow-up round falls (rule 4)
         self._reseeded = False
 
     def view_changed(self, now: float) -> None:
         """A new view was taken: bring the round forward if it gives something new (rule 2)."""
-        held = held_datasets(self._ctx.view)
+        held = self._held_by_view()
         gained, self._held = held - self._held, held
         if self._reseeded and self._ctx.view.admitted(self._ctx.node_id):
             self._reseeded = False
@@ -103,6 +108,17 @@ class GainedRounds:
         self._ctx.counters["gained_rounds"] += 1
         self._bring_forward(at)
 
+    def _held_by_view(self) -> frozenset[str]:
+        """`held_datasets` of the current view, worked out again only when the policy or
+        this node's own member view changed (all it depends on)."""
+        view = self._ctx.view
+        own = view.members.get(self._ctx.node_id)
+        policy, held_own = self._held_basis
+        if policy is view.policy and (held_own is own or held_own == own):
+            return self._held
+        self._held_basis = (view.policy, own)
+        return held_datasets(view)
+
     def round_ran(self, now: float) -> None:
         """A regular round ran (and set the next an interval on): a follow-up owed falls
         `GAINED_FOLLOW_UP_S` after the round a gain brought forward (rule 4)."""
@@ -114,7 +130,9 @@ class GainedRounds:
         """The replicated data was discarded, grants included (rule 5): what this node holds
         is what the view taken after it says, and until it is admitted again its rounds pull
         the administrative records."""
-        self._held = held_datasets(self._ctx.view)
+        view = self._ctx.view
+        self._held = held_datasets(view)
+        self._held_basis = (view.policy, view.members.get(self._ctx.node_id))
         self._reseeded = not self._ctx.view.admitted(self._ctx.node_id)
 
     def pull_grants(self, now: float) -> bool:

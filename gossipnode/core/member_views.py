@@ -49,6 +49,9 @@ class MemberViews:
         # The same for who is live and what tags each member has (`ScopeView.share_holders`).
         self._holders_version = 0
         self._holders: tuple[tuple[object, ...], ScopeView] | None = None
+        # The members whose liveness or tags changed since the holders basis above: the
+        # next basis derives its lists from that one's (`ScopeView.follow_holders`).
+        self._holders_changed: set[bytes] = set()
         # (alive statement, state, member view) of this node at the last `view`: while
         # the membership's statement and state and the view held are the same objects,
         # this node's member view is as it was (`view` builds none).
@@ -88,7 +91,10 @@ class MemberViews:
         if self._holders is not None and self._holders[0] == basis:
             view.share_holders(self._holders[1])
         else:
+            if self._holders is not None and self._holders[0][0] == basis[0]:
+                view.follow_holders(self._holders[1], self._holders_changed)
             self._holders = (basis, view)
+            self._holders_changed = set()
         return view
 
     def drain(self, ctx: NodeContext) -> tuple[bool, list[bytes]] | None:
@@ -123,6 +129,7 @@ class MemberViews:
                 self._placement_version += 1
             if _moves_holders(before, after):
                 self._holders_version += 1
+                self._holders_changed.add(event.node_id)
             if event.state == ALIVE and (before is None or before.state != ALIVE):
                 self.revived.append(event.node_id)
             if event.state not in HOLDING_STATES:

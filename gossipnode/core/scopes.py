@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from .authority import ADMIN_DATASETS, WEP_GRANT, subject_of
 from .catalog import REPLICATED_DATASETS, Scope
 from .catalog import dataset as lookup_dataset
+from .live_holders import LiveHolders
 from .membership import ALIVE, SUSPECT, tags_wep
 from .membership.members import PENDING
 from .placement import (
@@ -67,15 +68,6 @@ class MemberView:
 
 
 @dataclass
-class _LiveHolders:
-    """The live peers, and per dataset whose holders do not depend on the key its live
-    holders: shared by the views of one holders basis (`ScopeView.holders_basis`)."""
-
-    peers: list[bytes] | None = None
-    by_dataset: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
-
-
-@dataclass
 class ScopeView:
     """Who holds what, for one membership list and one policy."""
 
@@ -91,7 +83,7 @@ class ScopeView:
     # member's tags (private-key eligibility): the live peers and the holders of each
     # dataset are shared by the views in between (`_live`).
     holders_version: int = 0
-    _live: _LiveHolders = field(default_factory=_LiveHolders)
+    _live: LiveHolders = field(default_factory=LiveHolders)
 
     def placement_basis(self) -> tuple[object, ...]:
         """Everything mailbox ownership depends on: equal bases give equal owners. O(1):
@@ -114,6 +106,12 @@ class ScopeView:
         basis, so they are this view's too."""
         self._live = other._live
 
+    def follow_holders(self, previous: ScopeView, changed: set[bytes]) -> None:
+        """This view's holders basis follows `previous`'s (same policy), with only the
+        members in `changed` changed in liveness or tags since: its lists are worked out
+        from those of earlier bases (core/live_holders.py)."""
+        self._live.follow(previous._live, changed)
+
     def live(self, node_id: bytes) -> bool:
         member = self.members.get(node_id)
         return member is not None and member.state in HOLDING_STATES
@@ -123,9 +121,14 @@ class ScopeView:
         live = self._live
         if live.peers is None:
             self_id = self.self_id
-            live.peers = sorted(n for n, member in self.members.items()
-                                if member.state in HOLDING_STATES and n != self_id)
+            live.peers = live.derived_peers(self._live_peer)
+            if live.peers is None:
+                live.peers = sorted(n for n, member in self.members.items()
+                                    if member.state in HOLDING_STATES and n != self_id)
         return list(live.peers)
+
+    def _live_peer(self, node_id: bytes) -> bool:
+        return node_id != self.self_id and self.live(node_id)
 
     def admitted(self, node_id: bytes) -> bool:
         """May this member take part in data replication (rule 3)?"""
@@ -235,11 +238,17 @@ class ScopeView:
         if scope is Scope.WEP_PLACEMENT:
             owners = self.owners(mailbox_id(key)) or ()
             return [n for n in owners if n != self.self_id and self.live(n)]
-        by_dataset = self._live.by_dataset
+        live = self._live
+        by_dataset = live.by_dataset
         holders = by_dataset.get(dataset)
         if holders is None:
-            holders = by_dataset[dataset] = tuple(
-                n for n in self.peers() if self.holds(n, dataset, ""))
+            derived = live.derived(dataset, lambda n: (
+                self._live_peer(n) and self.holds(n, dataset, "")))
+            if derived is not None:
+                holders = tuple(derived)
+            else:
+                holders = tuple(n for n in self.peers() if self.holds(n, dataset, ""))
+            by_dataset[dataset] = holders
         subject = self.subject_peer(dataset, key)
         if subject is not None and subject not in holders:
             return (*holders, subject)

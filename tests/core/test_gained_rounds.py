@@ -223,3 +223,21 @@ def test_grants_that_come_and_go_start_a_bounded_number_of_rounds():
     cluster.run_for(3)
     assert cluster.nodes[NEW].status(cluster.now).private_keys_eligible is False
     assert 1 <= len(opened) <= 5, opened
+
+
+def test_a_member_that_turns_its_own_private_keys_tag_on_gets_the_existing_ones_at_once():
+    """An open cluster: nothing but the member's own tag changes, in its own view (no policy
+    change, no other member's): that alone is a gain (rule 2)."""
+    cluster = Cluster([PRIVATE, PRIVATE, {"private_keys": False}], replication=HOURLY)
+    cluster.run_for(5)
+    written(cluster)
+    cluster.run_for(5)
+    assert set(cluster.records(1, "private_keys")) == KEYS
+    assert cluster.records(NEW, "private_keys") == {}
+
+    since = len(cluster.sent)
+    cluster.nodes[NEW].set_tags({"private_keys": "true"}, cluster.now)
+    cluster._collect(NEW)
+    cluster.run_for(3)
+    assert set(cluster.records(NEW, "private_keys")) == KEYS
+    assert {a for a, _ in openings(cluster, since)} == {NEW}  # its own round brought them
