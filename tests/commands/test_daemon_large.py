@@ -135,7 +135,10 @@ def test_large_pushes_handoff_list_pages_and_reseed(tmp_path, new_agent, cli):
 
         differed = wait_for(lambda: (v := view("keyservers")) and not v["identical"] and v,
                             "the sync at b's return to find keyservers different")
-        assert "ks-late" in keys(b, "keyservers")
+        # The view says "different" once the sync compared the roots; the record itself
+        # reaches b in that session's turns, a moment later (asserting at once raced it).
+        wait_for(lambda: "ks-late" in keys(b, "keyservers"), "b to take what it missed",
+                 timeout_s=REPLICATION_WAIT_S)
         again = compared("keyservers")
         assert again["identical"] is True and again["since"] > differed["since"]
         assert compared("groups")["identical"] is True
