@@ -37,6 +37,7 @@ from .catalog import dataset as lookup_dataset
 from .context import NodeContext
 from .digests import Digests
 from .membership import ALIVE, LEFT, SUSPECT
+from .own_view import OwnViewBasis
 from .placement import private_keys_eligible
 
 __all__ = [
@@ -92,11 +93,10 @@ class ClusterView:
         # (digest changes, view, datasets held whole) of the last refresh: with the same
         # digest changes and held datasets no root can have moved, whatever the view.
         self._basis: tuple[int, object, tuple[str, ...]] | None = None
-        # The comparable datasets this node holds whole, and what that depends on: the
-        # policy (the same object until it is reloaded) and this node's own member view. Views
-        # change at every membership change, this node's part of them rarely.
+        # The comparable datasets this node holds whole, worked out again only when the
+        # policy or this node's own member view changed (core/own_view.py).
         self._held: tuple[str, ...] = ()
-        self._held_basis: tuple[object, object] | None = None
+        self._own = OwnViewBasis()
         # What each member may hear of our roots (`may_hear`), and what that depends on:
         # the policy and the member's view (its tags), the same objects until either
         # changes. A new view at every membership change keeps most members' views.
@@ -149,14 +149,9 @@ class ClusterView:
         """The comparable datasets this node holds whole, worked out again only when the
         policy or this node's own member view changed."""
         view = self._ctx.view
-        node_id = self._ctx.node_id
-        own = view.members.get(node_id)
-        held_basis = self._held_basis
-        if (held_basis is None or held_basis[0] is not view.policy
-                or (held_basis[1] is not own and held_basis[1] != own)):
-            self._held_basis = (view.policy, own)
+        if self._own.changed(view):
             self._held = tuple(name for name in COMPARED_DATASETS
-                               if view.holds_whole(node_id, name))
+                               if view.holds_whole(view.self_id, name))
         return self._held
 
     def agreed_with(self, peer: bytes, heard_since: float, now: float) -> frozenset[str]:

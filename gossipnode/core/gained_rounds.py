@@ -40,6 +40,7 @@ from .anti_entropy import AntiEntropy
 from .authority import ADMIN_DATASETS
 from .catalog import DATASETS, Dataset, Scope
 from .context import NodeContext
+from .own_view import OwnViewBasis
 from .scopes import ScopeView
 
 __all__ = ["GAINED_FOLLOW_UP_S", "GAINED_ROUND_GAP_S", "GainedRounds", "held_datasets"]
@@ -83,11 +84,10 @@ class GainedRounds:
         self._bring_forward = bring_forward
         self._next_round = next_round
         self._held = held_datasets(ctx.view)
-        # What `held_datasets` depends on, the policy and this node's own member view, when
-        # `_held` was worked out: a view is taken at every membership change, and this
-        # node's part of it rarely changes (`_held_by_view`).
-        self._held_basis: tuple[object, object] = (ctx.view.policy,
-                                                   ctx.view.members.get(ctx.node_id))
+        # `held_datasets` depends only on the policy and this node's own member view: it is
+        # worked out again only when either changed (core/own_view.py).
+        self._own = OwnViewBasis()
+        self._own.changed(ctx.view)
         self._last = -math.inf  # when the last round for a gain was set for (rule 3)
         self._follow_up: float | None = None  # when the follow-up round falls (rule 4)
         self._reseeded = False
@@ -112,12 +112,7 @@ class GainedRounds:
         """`held_datasets` of the current view, worked out again only when the policy or
         this node's own member view changed (all it depends on)."""
         view = self._ctx.view
-        own = view.members.get(self._ctx.node_id)
-        policy, held_own = self._held_basis
-        if policy is view.policy and (held_own is own or held_own == own):
-            return self._held
-        self._held_basis = (view.policy, own)
-        return held_datasets(view)
+        return held_datasets(view) if self._own.changed(view) else self._held
 
     def round_ran(self, now: float) -> None:
         """A regular round ran (and set the next an interval on): a follow-up owed falls
@@ -132,7 +127,7 @@ class GainedRounds:
         the administrative records."""
         view = self._ctx.view
         self._held = held_datasets(view)
-        self._held_basis = (view.policy, view.members.get(self._ctx.node_id))
+        self._own.changed(view)
         self._reseeded = not self._ctx.view.admitted(self._ctx.node_id)
 
     def pull_grants(self, now: float) -> bool:

@@ -56,6 +56,7 @@ from .authority import ADMIN_DATASETS
 from .catalog import REPLICATED_DATASETS
 from .context import NodeContext
 from .lifecycle import Lifecycle
+from .own_view import OwnViewBasis
 from .records import Record
 from .scopes import ScopeView
 
@@ -72,10 +73,9 @@ class ReplayGuard:
         self._lifecycle = lifecycle
         self._generation = lifecycle.generation
         self._since: dict[str, int] = {}
-        # What holding a dataset whole depends on (cluster_view.py does the same): the policy
-        # (the same object until it is reloaded) and this node's own member view. Views
-        # change at every membership change, this node's part of them rarely.
-        self._basis: tuple[object, object] | None = None
+        # Holding a dataset whole depends only on the policy and this node's own member
+        # view (core/own_view.py).
+        self._own = OwnViewBasis()
         for dataset in REPLICATED_DATASETS:
             stored = ctx.store.get_meta(META_HOLDING_SINCE + dataset)
             if stored and int.from_bytes(stored[:8], "big") == self._generation:
@@ -87,13 +87,11 @@ class ReplayGuard:
         datasets this node began or stopped to hold whole (rule 3)."""
         if self._generation != self._lifecycle.generation:  # a reseed: start over
             self._generation = self._lifecycle.generation
-            self._basis = None
+            self._own.forget()
             for dataset in list(self._since):
                 self._set(dataset, None)
-        basis = (view.policy, view.members.get(view.self_id))
-        if self._basis is not None and basis[0] is self._basis[0] and basis[1] == self._basis[1]:
+        if not self._own.changed(view):
             return
-        self._basis = basis
         now_ms = self._ctx.wall_ms()
         for dataset in REPLICATED_DATASETS:
             held = _holds_whole(view, dataset)
