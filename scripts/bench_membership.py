@@ -14,8 +14,13 @@ one-way latency:
    (what a generic by-type-hint encoding sends, give or take a type tag per message).
 
 Usage: python scripts/bench_membership.py [--json] [--sizes 10,100,1000] [--seed N]
-       python scripts/bench_membership.py --real 5,20,50 [--json]
-With --real, N real agents on 127.0.0.1 instead (scripts/bench_membership_real.py).
+       python scripts/bench_membership.py --real 5,20,50 [--serf] [--json]
+With --real, N real agents on 127.0.0.1 instead (scripts/bench_membership_real.py); with
+--serf too, N serf agents after each gossipnode cluster, interleaved in one run
+(scripts/bench_membership_serf.py), and the ratios of the two. With --netns, the whole run
+happens in a network namespace of its own (`unshare --net`, as root), so that the loopback
+counters hold the benchmark's packets alone even while other work on the machine uses
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -157,19 +164,37 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated cluster sizes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--real", default="", help="comma-separated sizes of real clusters")
+    parser.add_argument("--serf", action="store_true",
+                        help="with --real: serf agents after each size too, and the ratios")
+    parser.add_argument("--netns", action="store_true",
+                        help="with --real: run in a network namespace of its own (root)")
     parser.add_argument("--profile", default="", metavar="DIR",
                         help="with --real: run one agent under cProfile, stats to DIR/n<N>.prof")
     arguments = parser.parse_args()
+    if arguments.netns:
+        run_in_own_network_namespace(parser)
     if arguments.real:
         from scripts.bench_membership_real import bench_real, format_real
+        from scripts.bench_membership_serf import bench_serf, format_serf, serf_available
 
-        real = []
+        if arguments.serf and serf_available() is None:
+            parser.error("--serf: serf is not installed (Debian: apt-get install serf)")
+        real, serf, ratios = [], [], []
         for count in (int(text) for text in arguments.real.split(",")):
             real.append(bench_real(count, profile_dir=arguments.profile or None))
             if not arguments.json:
                 print(format_real(real[-1]), flush=True)
+            if arguments.serf:
+                serf.append(bench_serf(count))
+                ratios.append(compare(real[-1], serf[-1]))
+                if not arguments.json:
+                    print(format_serf(serf[-1]), flush=True)
+                    print(format_ratios(ratios[-1]), flush=True)
         if arguments.json:
-            print(json.dumps({"real": real}, indent=2))
+            document = {"real": real}
+            if arguments.serf:
+                document |= {"serf": serf, "gossipnode_over_serf": ratios}
+            print(json.dumps(document, indent=2))
         return
     results = []
     for count in (int(text) for text in arguments.sizes.split(",")):
@@ -179,6 +204,42 @@ def main() -> None:
             print(format_result(result), flush=True)
     if arguments.json:
         print(json.dumps({"seed": arguments.seed, "results": results}, indent=2))
+
+
+def run_in_own_network_namespace(parser: argparse.ArgumentParser) -> None:
+    """Run this same command again in a new network namespace with only its loopback
+    interface up, and exit with its status."""
+    argv = [a for a in sys.argv[1:] if a != "--netns"]
+    command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+               sys.executable, os.path.abspath(__file__), *argv]  # fmt: skip
+    try:
+        raise SystemExit(subprocess.run(command).returncode)
+    except FileNotFoundError as missing:
+        parser.error(f"--netns: {missing.filename} not found (util-linux, iproute2)")
+
+
+# Figures both real benchmarks report, compared as gossipnode's over serf's.
+COMPARED = ("join_s", "false_suspicions", "start_cpu_s_median", "idle_rss_mib_median",
+            "idle_cpu_per_s_median", "idle_loopback_bytes_per_s_per_agent",
+            "idle_loopback_packets_per_s_per_agent", "tag_s", "failure_s", "leave_s")
+
+
+def compare(ours: dict, serf: dict) -> dict:
+    """Each compared figure as (gossipnode, serf, gossipnode / serf); the ratio is None
+    where serf's figure is zero or either is missing."""
+    rows = {"agents": ours["agents"]}
+    for name in COMPARED:
+        a, b = ours.get(name), serf.get(name)
+        ratio = None if a is None or not b else round(a / b, 2)
+        rows[name] = {"gossipnode": a, "serf": b, "ratio": ratio}
+    return rows
+
+
+def format_ratios(rows: dict) -> str:
+    parts = [f"{name} {row['gossipnode']} vs {row['serf']}"
+             + ("" if row["ratio"] is None else f" ({row['ratio']}x)")
+             for name, row in rows.items() if name != "agents"]  # fmt: skip
+    return f"gossipnode vs serf, n={rows['agents']}: " + "; ".join(parts)
 
 
 def format_result(r: dict) -> str:

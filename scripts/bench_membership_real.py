@@ -13,7 +13,9 @@ For each N: N agents are initialised and started together, every one joining the
    probes when many agents start at once on few cores); median and max;
 4. idle, per agent, over `IDLE_WINDOW_S`: resident memory (VmRSS), CPU seconds per second,
    and bytes sent per second (encoded payloads plus each frame's 4-byte length and 16-byte
-   tag; TCP/IP headers not counted);
+   tag; TCP/IP headers not counted); and the loopback interface's transmitted bytes and
+   packets over the window divided by the agents (headers and bare ACKs included: the
+   figure `--serf` compares, so nothing else should use 127.0.0.1 meanwhile);
 5. tag_s: one agent changes a tag; until every other agent shows it;
 6. failure_s: one agent is killed (SIGKILL); until every other agent holds it dead;
 7. leave_s: one agent stops (SIGTERM, a graceful leave); until every other agent holds it
@@ -280,6 +282,17 @@ class RealCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def loopback_sent() -> tuple[int, int]:
+    """(bytes, packets) the loopback interface has transmitted so far (/proc/net/dev):
+    every packet between agents on 127.0.0.1, IP and TCP/UDP headers and bare ACKs included."""
+    for line in Path("/proc/net/dev").read_text().splitlines():
+        name, _, counters = line.partition(":")
+        if name.strip() == "lo":
+            fields = counters.split()
+            return int(fields[8]), int(fields[9])
+    raise RuntimeError("no loopback interface in /proc/net/dev")
+
+
 def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 2)
 
@@ -338,9 +351,12 @@ def bench_real(count: int, profile_dir: str | None = None) -> dict:
         # Idle: every agent is alive, so every suspicion raised so far and now is false.
         before = {i: (cluster.sent_bytes(i), cluster.process_figures(i)[1])
                   for i in cluster.running()}  # fmt: skip
+        before_lo = loopback_sent()
         window_start = time.monotonic()
         time.sleep(IDLE_WINDOW_S)
         elapsed_s = time.monotonic() - window_start
+        after_lo = loopback_sent()
+        lo_bytes, lo_packets = after_lo[0] - before_lo[0], after_lo[1] - before_lo[1]
         resident, cpu, sent = [], [], []
         by_type: Counter[str] = Counter()
         for i in cluster.running():
@@ -405,6 +421,8 @@ def bench_real(count: int, profile_dir: str | None = None) -> dict:
             "idle_rss_mib_max": round(max(resident), 1),
             "idle_cpu_per_s_median": round(_median(cpu), 4),
             "idle_bytes_sent_per_s_median": round(_median(sent)),
+            "idle_loopback_bytes_per_s_per_agent": round(lo_bytes / elapsed_s / count),
+            "idle_loopback_packets_per_s_per_agent": round(lo_packets / elapsed_s / count, 1),
             "idle_bytes_sent_per_s_by_type": {
                 kind: round(total / elapsed_s / count, 1) for kind, total in sorted(by_type.items())
             },
@@ -434,7 +452,9 @@ def format_real(r: dict) -> str:
         f"(median over {r['idle_window_s']:.0f} s): {r['idle_rss_mib_median']} MiB resident "
         f"(max {r['idle_rss_mib_max']}), {r['idle_cpu_per_s_median']:.3f} CPU s/s, "
         f"{r['idle_bytes_sent_per_s_median']} bytes/s sent (mean by type: "
-        f"{', '.join(f'{k} {v}' for k, v in r['idle_bytes_sent_per_s_by_type'].items())}); "
+        f"{', '.join(f'{k} {v}' for k, v in r['idle_bytes_sent_per_s_by_type'].items())}; "
+        f"{r['idle_loopback_bytes_per_s_per_agent']} loopback bytes/s with headers, "
+        f"{r['idle_loopback_packets_per_s_per_agent']} packets/s); "
         f"tag seen by all in {seconds(r['tag_s'])} (polled {seconds(r['tag_polled_s'])}), "
         f"failure in {seconds(r['failure_s'])} (polled {seconds(r['failure_polled_s'])}), "
         f"leave in {seconds(r['leave_s'])} (polled {seconds(r['leave_polled_s'])}); "
