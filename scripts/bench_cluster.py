@@ -32,12 +32,16 @@ last writes are still under way at the heal). Also printed, since they do not de
 loaded the host is: the TCP payload carried between the agents from the heal to agreement,
 the CPU seconds the agents spent together over the same time (from /proc), and how many
 links the agents closed after the heal because a peer was not keeping up (each cuts the
-sessions running on it).
+sessions running on it). A run slower than 3 s is described: how long after the heal the
+agents last disagreed and how many records each held then of each dataset that differed;
+with `--keep-slow DIR` the agents' logs of such a run are copied to DIR/run<k>/ to be read
+after the fact.
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
         [--durability fsync|periodic] [--writer loop|process]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
+        [--heal-runs K] [--keep-slow DIR]
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import multiprocessing
 import os
 import re
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -76,6 +81,8 @@ POLL_S = 0.0005
 HEAL_POLL_S = 0.05
 # After the heal, members must see each other alive and agree within this, or the run fails.
 HEAL_TIMEOUT_S = 120.0
+# Equal digests within this after a heal is the goal; slower runs are reported in detail.
+HEAL_TARGET_S = 3.0
 # Under --rate, one write in this many is looked for at the last member; the others only
 # load the cluster (polling every write would load it more than the writes do).
 RATE_PROBE_EVERY = 20
@@ -381,9 +388,13 @@ def all_alive(cluster: LocalCluster) -> bool:
     return True
 
 
-def digests_equal(cluster: LocalCluster) -> bool:
+def disagreement(cluster: LocalCluster) -> dict[str, list[int]]:
+    """Each dataset whose digest is not the same on every running agent, with the records
+    each agent holds of it (in the order of `running()`); empty when all agree."""
     digests = [cluster.digests(i) for i in cluster.running()]
-    return all(d == digests[0] for d in digests)
+    names = sorted({name for d in digests for name in d})
+    return {name: [d.get(name, (0, ""))[0] for d in digests] for name in names
+            if len({d.get(name) for d in digests}) > 1}
 
 
 def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[str, float]:
@@ -427,13 +438,18 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
     carried = 0
     cpu_to_equal = 0.0
     deadline = healed_at + HEAL_TIMEOUT_S
+    last_disagreement: tuple[float, dict[str, list[int]]] | None = None
     while (alive_s is None or digests_s is None) and time.perf_counter() < deadline:
         if alive_s is None and all_alive(cluster):
             alive_s = time.perf_counter() - healed_at
-        if digests_s is None and digests_equal(cluster):
-            digests_s = time.perf_counter() - healed_at
-            carried = sum(cluster.proxies.bytes_carried.values()) - carried_before
-            cpu_to_equal = sum(cpu_s(pid) for pid in pids) - cpu_before
+        if digests_s is None:
+            differing = disagreement(cluster)
+            if not differing:
+                digests_s = time.perf_counter() - healed_at
+                carried = sum(cluster.proxies.bytes_carried.values()) - carried_before
+                cpu_to_equal = sum(cpu_s(pid) for pid in pids) - cpu_before
+            else:
+                last_disagreement = (time.perf_counter() - healed_at, differing)
         time.sleep(HEAL_POLL_S)
     if alive_s is None or digests_s is None:
         raise RuntimeError(f"no agreement within {HEAL_TIMEOUT_S} s of the heal")
@@ -450,7 +466,9 @@ def heal_under_load(cluster: LocalCluster, rate: float, hold_s: float) -> dict[s
             "false_suspicions": len(false), "suspicions_after_heal": len(merged),
             "records_written": sum(written), "wire_mb_to_equal": carried / 1e6,
             "agents_cpu_s_to_equal": cpu_to_equal,
-            "link_overflows_after_heal": overflows(cluster, healed_at_wall)}
+            "link_overflows_after_heal": overflows(cluster, healed_at_wall),
+            "last_disagreement": None if last_disagreement is None else {
+                "at_s": round(last_disagreement[0], 2), "records": last_disagreement[1]}}
 
 
 def rss_mb(pid: int) -> float:
@@ -491,6 +509,9 @@ def main() -> int:
     parser.add_argument("--heal-hold-s", type=float, default=20.0,
                         help="seconds the partition lasts")
     parser.add_argument("--heal-runs", type=int, default=1, help="partitions and heals")
+    parser.add_argument("--keep-slow", default="", metavar="DIR",
+                        help="with --heal: copy the agents' logs of every run slower than "
+                             f"{HEAL_TARGET_S:g} s to DIR/run<k>/")
     parser.add_argument("--burst-s", type=float, default=None,
                         help="write for this many seconds instead of --writes records")
     parser.add_argument("--rate", type=float, default=None,
@@ -581,8 +602,13 @@ def heal_main(args: argparse.Namespace) -> int:
           LocalCluster(Path(scratch), args.nodes) as cluster):
         cluster.start_all()
         cluster.wait_members()
-        for _ in range(args.heal_runs):
+        for run in range(args.heal_runs):
             runs.append(heal_under_load(cluster, args.heal_rate, args.heal_hold_s))
+            if args.keep_slow and runs[-1]["digests_equal_s"] > HEAL_TARGET_S:
+                kept = Path(args.keep_slow) / f"run{run}"
+                kept.mkdir(parents=True, exist_ok=True)
+                for name in cluster.names:
+                    shutil.copy(cluster.root / f"{name}.log", kept / f"{name}.log")
             cluster.wait_members(timeout_s=HEAL_TIMEOUT_S)
     result = {
         "nodes": args.nodes,
@@ -604,6 +630,11 @@ def heal_main(args: argparse.Namespace) -> int:
         # however loaded the host (the wall-clock figures above stretch with the load).
         "heal_agents_cpu_s_to_equal_runs": [round(r["agents_cpu_s_to_equal"], 2) for r in runs],
         "heal_link_overflows": sum(r["link_overflows_after_heal"] for r in runs),
+        # For each run slower than the target: how long after the heal the agents still
+        # disagreed, and the records each agent held of each dataset that differed then.
+        "heal_slow_runs": [{"run": k, "digests_equal_s": round(r["digests_equal_s"], 2),
+                            "last_disagreement": r["last_disagreement"]}
+                           for k, r in enumerate(runs) if r["digests_equal_s"] > HEAL_TARGET_S],
     }
     if args.json:
         print(json.dumps(result))
