@@ -55,6 +55,8 @@ def test_a_schema_2_store_opens_with_every_record_and_its_meta(tmp_path):
         policy = store.get("cluster_policy", "grant/x")
         assert (policy.value, policy.signature) == (b"\xa0", b"s" * 64)
         assert store.get_meta("incarnation") == b"\x01\x02"
+        # The copied-from table's pages were given back (the file compacted once).
+        assert store._db.execute("PRAGMA freelist_count").fetchone() == (0,)
         # The counts read at open see the copied rows.
         assert store.count("consumers") == 200
         # Writes after the migration replace and add as before.
