@@ -164,14 +164,20 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     if 0 < current < RECORDS_COPIED_AT:
         # The records were copied into a new table (migration 3): the old table's pages,
         # three quarters of the file, are free (and zeroed: secure_delete). Give them back
-        # to the file system once, and the log that the copy and the rewrite filled. A
-        # compaction that fails (the disk too full for the rewrite) changes nothing: the
-        # store is whole, and later writes reuse the free pages.
-        try:
-            db.execute("VACUUM")
-        except sqlite3.Error:
-            pass
+        # to the file system once, and the log that the copy and the rewrite filled.
+        _compact(db)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _compact(db: sqlite3.Connection) -> bool:
+    """Rewrite the database without its free pages; False if that failed (the disk too
+    full for the rewrite), which changes nothing: the store is whole, and later writes
+    reuse the free pages."""
+    try:
+        db.execute("VACUUM")
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def record_from_row(dataset: str, row: tuple) -> Record:
