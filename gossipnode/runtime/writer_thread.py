@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections import deque
@@ -169,7 +170,6 @@ class WriterThread:
 
     def _notify(self, token: trio.lowlevel.TrioToken | None) -> None:
         if token is not None:
-            try:
+            # The loop ended: `drain` collects.
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._wake)
-            except trio.RunFinishedError:  # the loop ended: `drain` collects
-                pass
