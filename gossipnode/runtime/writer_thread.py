@@ -14,10 +14,12 @@ Rules:
    token, then hands the last number answered to `confirmed`; `drain` waits blocking (a
    rare write, or closing, needs every batch answered first). `confirmed` never runs in
    the writer's thread: the store's pending records are the loop's alone.
-3. A failed write or sync is a `StoreError` with one line, raised by the next `submit`,
-   `drain` or `wait_answers`: it stops the agent (runtime/daemon.py `AgentFailed`). The
-   thread writes nothing after a failure and answers nothing of the failed batches, so
-   nothing they or later ones held is acknowledged.
+3. A failed write or sync (or the thread ending on any other error, whose traceback it
+   then raises to the thread's excepthook, in the agent's log) is a `StoreError` with one
+   line, raised by the next `submit`, `drain` or `wait_answers`: it stops the agent
+   (runtime/daemon.py `AgentFailed`). The thread writes nothing after a failure and
+   answers nothing of the failed batches, so nothing they or later ones held is
+   acknowledged.
 4. `submit` blocks only while `QUEUED_ROWS_MAX` rows wait for the thread (the disk that far
    behind): the loop then waits for the disk as it would committing itself. `close`
    drains (unless the writer failed), ends the thread and closes its connection.
@@ -165,6 +167,16 @@ class WriterThread:
                     self._changed.notify_all()
                     token = self._token
                 self._notify(token)
+        except BaseException as error:
+            # A defect, not the disk: it still ends every wait with a failure (rule 3), or
+            # `drain` would wait for answers that never come.
+            with self._changed:
+                ended = f"{self.path}: the store's writer ended: {error!r}"
+                self._failure = ended.splitlines()[0]
+                self._changed.notify_all()
+                token = self._token
+            self._notify(token)
+            raise
         finally:
             writer.close()
 

@@ -117,6 +117,29 @@ def test_what_the_writer_answers_is_in_the_database_and_reads_see_it_before(tmp_
     reopened.close()
 
 
+# The thread re-raises the defect after failing the waits, so that its traceback reaches the
+# agent's log (threading's excepthook); pytest reports that as a warning of its own.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_thread_ended_by_a_defect_fails_the_waits_instead_of_hanging(tmp_path,
+                                                                              monkeypatch):
+    """Not the disk: any error that ends the thread still ends `drain` with a StoreError
+    (writer_thread.py rule 3), and nothing of its batch is answered."""
+    def broken(self, batches):
+        raise RuntimeError("a defect in the writer")
+
+    SqliteStore(tmp_path / "store.sqlite3").close()
+    answers = []
+    writer = WriterThread(tmp_path / "store.sqlite3", answers.append)
+    monkeypatch.setattr("gossipnode.runtime.writer_main.Writer.write", broken)
+    writer.submit(1, (("groups", "a", 1, 0, ORIGIN, b"\xa0", None),))
+    with pytest.raises(StoreError) as caught:
+        _bounded(writer.drain)
+    assert "a defect in the writer" in str(caught.value) and "\n" not in str(caught.value)
+    assert answers == []
+    _bounded(writer.close)
+    assert not writer.thread.is_alive()
+
+
 @WRITERS
 def test_a_failed_write_is_one_line_and_nothing_after_it_is_answered(tmp_path, writer):
     answers = []
