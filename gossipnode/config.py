@@ -73,9 +73,9 @@ class ReplicationConfig:
 # When a client's write is acknowledged (storage.durability): "fsync", once a disk sync
 # covers it; "periodic", once it reached the operating system (see StorageConfig).
 DURABILITY_MODES = ("fsync", "periodic")
-# Who runs the store's write transactions (storage.writer): the event loop, or a writer
-# process of the agent's own (see StorageConfig).
-WRITERS = ("loop", "process")
+# Who runs the store's write transactions (storage.writer): the event loop, a writer
+# thread, or a writer process of the agent's own (see StorageConfig).
+WRITERS = ("loop", "thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +94,10 @@ class StorageConfig:
     # so the writes a power loss can take. 100 ms costs ten syncs a second.
     fsync_interval_ms: int = 100
     # "loop" (the default): the agent's event loop runs each batch's transaction, and a
-    # thread the disk sync. "process": a writer process of the agent's runs the
-    # transactions and the syncs, and the loop hands each batch over and reads on; it costs
-    # more CPU per write (measured in README.md), and needs durability "fsync".
+    # thread the disk sync. "thread": a writer thread of the agent's, with a connection of
+    # its own, runs the transactions and the syncs beside the loop, which hands each batch
+    # over and reads on. "process": a writer process does, at more CPU per write (measured
+    # in README.md). "thread" and "process" need durability "fsync".
     writer: str = "loop"
 
 

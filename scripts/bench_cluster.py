@@ -39,7 +39,7 @@ after the fact.
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
-        [--durability fsync|periodic] [--writer loop|process]
+        [--durability fsync|periodic] [--writer loop|thread|process]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
         [--heal-runs K] [--keep-slow DIR]
 """
@@ -519,7 +519,7 @@ def main() -> int:
     parser.add_argument("--rate-s", type=float, default=10.0, help="seconds of --rate load")
     parser.add_argument("--durability", choices=("fsync", "periodic"), default=None,
                         help="storage.durability of every agent (default: the agent's)")
-    parser.add_argument("--writer", choices=("loop", "process"), default=None,
+    parser.add_argument("--writer", choices=("loop", "thread", "process"), default=None,
                         help="storage.writer of every agent (default: the agent's)")
     parser.add_argument("--writes-only", action="store_true",
                         help="skip the partition and memory runs")

@@ -17,10 +17,11 @@ Rules (Invariant 4, `storage.durability`):
 4. Under "fsync", a sync that no client write waits for (only peers: the acknowledgements
    of their pushes) starts at most `PEER_SYNC_INTERVAL_S` after the previous one ended, so
    that one sync covers the pushes of several writes; a client write cuts the wait short.
-5. With a writer process (`storage.writer = "process"`, runtime/writer_process.py) the
-   writer commits and syncs each batch itself; the syncer (`WriterSync`) only reads its
-   answers, so it runs at once, without the wait of rule 4. Rule 2 holds as it is: a batch
-   handed over counts as a commit, and its answer as the sync that covers it.
+5. With a writer thread or process (`storage.writer = "thread"` or `"process"`,
+   runtime/writer_thread.py, runtime/writer_process.py) the writer commits and syncs each
+   batch itself; the syncer (`WriterSync`) only takes its answers, so it runs at once,
+   without the wait of rule 4. Rule 2 holds as it is: a batch handed over counts as a
+   commit, and its answer as the sync that covers it.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ import trio
 from ..config import StorageConfig
 from ..storage import SqliteStore
 from ..storage.pending_writes import PendingWritesStore
-from .writer_process import WriterSync
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "PEER_SYNC_INTERVAL_S", "SYNC_GATHER_S", "Durability",
-           "SyncThread"]
+           "SyncThread", "WriterSync"]
 
 # When a sync just answered several writers, the next sync waits this long first: about a
 # control-socket round trip, so that the writers' next writes (sent the moment they got
@@ -126,7 +126,7 @@ class Durability:
 
     async def _sync_loop(self, syncer: SyncThread | WriterSync) -> None:
         store = self.store
-        # A writer process syncs every batch it takes by itself: waiting here would only
+        # A writer thread or process syncs every batch it takes by itself: waiting here would only
         # delay reading its answer.
         spaced = not isinstance(syncer, WriterSync)
         while True:
@@ -225,3 +225,21 @@ class SyncThread:
                 self._token.run_sync_soon(deliver, result)
             except trio.RunFinishedError:
                 return
+
+
+class WriterSync:
+    """Durability's syncer when a writer thread or process writes (rule 5): `run` returns
+    once the writer has answered every batch handed over before the call, with the count
+    covered."""
+
+    def __init__(self, store: PendingWritesStore) -> None:
+        self.store = store
+
+    async def run(self) -> int:
+        wanted = self.store.commits
+        while self.store.durable < wanted:
+            await self.store.writer.wait_answers()
+        return self.store.durable
+
+    def stop(self) -> None:
+        """Nothing to stop: the writer ends when the store closes."""

@@ -92,6 +92,12 @@ class Writer:
                 raise
         os.fsync(self._wal())
 
+    def close(self) -> None:
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
+        self.db.close()
+
     def _wal(self) -> int:
         if self._wal_fd is None:
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)

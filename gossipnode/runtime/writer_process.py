@@ -2,8 +2,9 @@
 
 Rules:
 1. `open_store` opens the store the configuration asks for: a `SqliteStore` that commits
-   on the event loop ("loop", the default), or a `PendingWritesStore`
-   (storage/pending_writes.py) whose batches a `WriterProcess` writes ("process").
+   on the event loop ("loop"), or a `PendingWritesStore` (storage/pending_writes.py) whose
+   batches a `WriterThread` (runtime/writer_thread.py, "thread") or a `WriterProcess`
+   ("process") writes.
 2. `WriterProcess` starts runtime/writer_main.py as a child with one end of a Unix
    socket pair (and no other descriptor: the data directory's lock stays the agent's), sends
    each batch as one frame (a 4-byte length, then `marshal` of (number, rows): compact, and
@@ -11,10 +12,10 @@ Rules:
    and synced. The child dies with the agent (writer_main.py rule 3); the kernel's signal
    at the parent's death is tied to the thread that started the child, so the store is
    opened on the agent's main thread (runtime/daemon.py), which lives as long as the agent.
-3. Answers are read on the event loop: `WriterSync.run` (Durability's syncer in place of
-   `SyncThread`) waits for the socket to be readable and takes what arrived, until the
-   batches handed over before it was called are answered. `drain` reads them blocking (a
-   rare write, or closing, needs every batch answered first).
+3. Answers are read on the event loop: `wait_answers` (called by `WriterSync.run`,
+   runtime/durability.py, Durability's syncer in place of `SyncThread`) waits for the
+   socket to be readable and takes what arrived. `drain` reads them blocking (a rare
+   write, or closing, needs every batch answered first).
 4. A failed write or sync, or a writer that ended, is a `StoreError` with one line: it
    stops the agent (runtime/daemon.py `AgentFailed`), and nothing the failed batch or any
    later one held is acknowledged.
@@ -35,8 +36,9 @@ import trio
 from ..config import NodeConfig
 from ..storage import SqliteStore, StoreError
 from ..storage.pending_writes import PendingWritesStore, Row
+from .writer_thread import WriterThread
 
-__all__ = ["WRITER_EXIT_S", "WriterProcess", "WriterSync", "open_store"]
+__all__ = ["WRITER_EXIT_S", "WriterProcess", "open_store"]
 
 # After the agent closed its end, the writer gets this long to close its connection and
 # exit before it is killed: it has nothing left to write (every batch was answered).
@@ -51,6 +53,8 @@ def open_store(config: NodeConfig) -> SqliteStore:
     """Rule 1. Raises StoreError (or OSError) as SqliteStore does."""
     if config.storage.writer == "process":
         return PendingWritesStore(config.store_file, WriterProcess)
+    if config.storage.writer == "thread":
+        return PendingWritesStore(config.store_file, WriterThread)
     return SqliteStore(config.store_file, deferred_sync=True)
 
 
@@ -123,6 +127,11 @@ class WriterProcess:
             self._confirmed(last)
         self._check()
 
+    async def wait_answers(self) -> None:
+        """Return once the socket had something to read, taken (rule 3)."""
+        await trio.lowlevel.wait_readable(self.socket)
+        self.collect(block=False)
+
     def drain(self) -> None:
         while self.answered < self.submitted:
             self.collect(block=True)
@@ -147,24 +156,3 @@ class WriterProcess:
     def _fail(self, reason: str) -> None:
         self._failure = self._failure or f"{self.path}: {reason}"
         raise StoreError(self._failure)
-
-
-class WriterSync:
-    """Durability's syncer when a writer process writes (rule 3): `run` returns once the
-    writer has answered every batch handed over before the call, with the count covered."""
-
-    def __init__(self, store: PendingWritesStore) -> None:
-        self.store = store
-        writer = store.writer
-        assert isinstance(writer, WriterProcess)
-        self.writer = writer
-
-    async def run(self) -> int:
-        wanted = self.store.commits
-        while self.store.durable < wanted:
-            await trio.lowlevel.wait_readable(self.writer.socket)
-            self.writer.collect(block=False)
-        return self.store.durable
-
-    def stop(self) -> None:
-        """Nothing to stop: the writer ends when the store closes."""

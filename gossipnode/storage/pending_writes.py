@@ -1,5 +1,6 @@
 """PendingWritesStore: a SqliteStore whose batches are written by another writer (the
-agent's writer process, runtime/writer_process.py), while its own connection reads.
+agent's writer thread, runtime/writer_thread.py, or its writer process,
+runtime/writer_process.py), while its own connection reads.
 
 Rules:
 1. `apply_changes` resolves a batch against what is stored (and pending) exactly as
@@ -43,6 +44,10 @@ class BatchWriter(Protocol):
 
     def drain(self) -> None:
         """Return once every batch submitted is answered (raises if the writer failed)."""
+
+    async def wait_answers(self) -> None:
+        """In the event loop: return once some answer came, handed to `confirmed` (raises
+        if the writer failed)."""
 
     def close(self) -> None:
         """Drain, then end the writer."""

@@ -1,7 +1,9 @@
-"""The store's writer process (`storage.writer = "process"`): what it is handed is on disk
-when it answers, a failed write is one line and acknowledges nothing, a writer that dies
-stops the agent, and it dies with its agent (kill -9 included) without ever holding the
-data directory's lock."""
+"""The store's writer thread and writer process (`storage.writer = "thread"`, `"process"`):
+what they are handed is on disk when they answer, and not answered while it cannot be
+written; reads see what is pending; a failed write is one line, stops the agent and
+acknowledges nothing; a process writer that dies stops the agent, and it dies with its agent
+(kill -9 included) without ever holding the data directory's lock; kill -9 of an agent
+loses no acknowledged write with either."""
 
 import errno
 import os
@@ -9,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +23,8 @@ from gossipnode.config_rules import check_config
 from gossipnode.core.records import Record, Version
 from gossipnode.identity import create_identity, generate_secret, load_identity
 from gossipnode.runtime.agent import Agent
-from gossipnode.runtime.writer_process import WriterProcess
+from gossipnode.runtime.writer_process import WriterProcess, open_store
+from gossipnode.runtime.writer_thread import WriterThread
 from gossipnode.storage import SqliteStore, StoreError
 from gossipnode.storage.pending_writes import PendingWritesStore
 from gossipnode.wire.cbor import encode_value
@@ -32,7 +36,8 @@ from local_cluster import LocalCluster
 WAIT_S = 30.0
 POLL_S = 0.05
 ORIGIN = b"\x07" * 32
-WRITER_CONFIG = '\n[storage]\nwriter = "process"\n'
+WRITERS = pytest.mark.parametrize("writer", [WriterThread, WriterProcess],
+                                   ids=["thread", "process"])
 
 
 def _record(i: int, value: bytes | None = b"\xa0", wall_ms: int = 1) -> Record:
@@ -53,6 +58,25 @@ def _children(pid: int) -> list[int]:
             for child in children.read_text().split()]
 
 
+def _bounded(call) -> None:
+    """`call()` in a thread of its own, waited for at most WAIT_S (a broken writer's drain
+    may never return); its exception raised here."""
+    raised = []
+
+    def run():
+        try:
+            call()
+        except BaseException as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(WAIT_S)
+    assert not thread.is_alive(), f"{call} did not return within {WAIT_S} s"
+    if raised:
+        raise raised[0]
+
+
 def _wait(condition, what: str) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
@@ -60,8 +84,17 @@ def _wait(condition, what: str) -> None:
         time.sleep(POLL_S)
 
 
-def test_what_the_writer_answers_is_in_the_database_and_reads_see_it_before(tmp_path):
-    store = PendingWritesStore(tmp_path / "store.sqlite3", WriterProcess)
+def _ended(writer) -> int | None:
+    """The writer's exit status (a process), or 0 once the thread ended."""
+    if isinstance(writer, WriterProcess):
+        return writer.process.returncode
+    return None if writer.thread.is_alive() else 0
+
+
+@WRITERS
+def test_what_the_writer_answers_is_in_the_database_and_reads_see_it_before(tmp_path,
+                                                                            writer):
+    store = PendingWritesStore(tmp_path / "store.sqlite3", writer)
     try:
         for start in range(0, 300, 30):  # batches of 30, one multi-row statement each
             store.apply([_record(i) for i in range(start, start + 30)])
@@ -78,42 +111,141 @@ def test_what_the_writer_answers_is_in_the_database_and_reads_see_it_before(tmp_
         assert (live, dead) == (200, 100)
     finally:
         store.close()
-    assert store.writer.process.returncode == 0  # ended by the end of its socket
+    assert _ended(store.writer) == 0  # ended by the end of its socket, or by `close`
     reopened = SqliteStore(tmp_path / "store.sqlite3")
     assert reopened.count("groups") == 200 and reopened.count("groups", tombstones=True) == 300
     reopened.close()
 
 
-def test_a_failed_write_is_one_line_and_nothing_after_it_is_answered(tmp_path):
+# The thread re-raises the defect after failing the waits, so that its traceback reaches the
+# agent's log (threading's excepthook); pytest reports that as a warning of its own.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_thread_ended_by_a_defect_fails_the_waits_instead_of_hanging(tmp_path,
+                                                                              monkeypatch):
+    """Not the disk: any error that ends the thread still ends `drain` with a StoreError
+    (writer_thread.py rule 3), and nothing of its batch is answered."""
+    def broken(self, batches):
+        raise RuntimeError("a defect in the writer")
+
+    SqliteStore(tmp_path / "store.sqlite3").close()
     answers = []
-    writer = WriterProcess(tmp_path / "store.sqlite3", answers.append)
+    writer = WriterThread(tmp_path / "store.sqlite3", answers.append)
+    monkeypatch.setattr("gossipnode.runtime.writer_main.Writer.write", broken)
+    writer.submit(1, (("groups", "a", 1, 0, ORIGIN, b"\xa0", None),))
+    with pytest.raises(StoreError) as caught:
+        _bounded(writer.drain)
+    assert "a defect in the writer" in str(caught.value) and "\n" not in str(caught.value)
+    assert answers == []
+    _bounded(writer.close)
+    assert not writer.thread.is_alive()
+
+
+@WRITERS
+def test_a_failed_write_is_one_line_and_nothing_after_it_is_answered(tmp_path, writer):
+    answers = []
+    writer = writer(tmp_path / "store.sqlite3", answers.append)
     SqliteStore(tmp_path / "store.sqlite3").close()  # the schema, as the agent's store makes
     writer.submit(1, (("groups", "a", 1, 0, ORIGIN, b"\xa0", None),))
     writer.drain()
     writer.submit(2, ((None, "b", 1, 0, ORIGIN, b"\xa0", None),))  # NOT NULL: refused
     writer.submit(3, (("groups", "c", 1, 0, ORIGIN, b"\xa0", None),))
     with pytest.raises(StoreError) as caught:
-        writer.drain()
+        _bounded(writer.drain)
     message = str(caught.value)
     assert "\n" not in message and str(tmp_path / "store.sqlite3") in message
     assert "NOT NULL" in message
     assert answers == [1]
     with pytest.raises(StoreError):  # and it stays failed
         writer.submit(4, ())
-    writer.close()
-    assert writer.process.returncode == 1
+    _bounded(writer.close)
+    if isinstance(writer, WriterProcess):
+        assert writer.process.returncode == 1
+    assert _ended(writer) is not None
     reopened = SqliteStore(tmp_path / "store.sqlite3")
     assert reopened.get("groups", "a") is not None and reopened.get("groups", "c") is None
     reopened.close()
 
 
-def test_the_writer_needs_fsync_durability_and_is_off_by_default():
+def test_the_writers_need_fsync_durability_and_are_off_by_default():
     assert NodeConfig().storage.writer == "loop"
-    periodic = NodeConfig(storage=StorageConfig(durability="periodic", writer="process"))
-    assert check_config(periodic)[0] == "storage.writer"
-    assert check_config(NodeConfig(storage=StorageConfig(writer="thread")))[0] == \
+    for name in ("thread", "process"):
+        periodic = NodeConfig(storage=StorageConfig(durability="periodic", writer=name))
+        assert check_config(periodic) == ("storage.writer",
+                                          f'"{name}" needs storage.durability = "fsync"')
+        assert check_config(NodeConfig(storage=StorageConfig(writer=name))) is None
+    assert check_config(NodeConfig(storage=StorageConfig(writer="threads")))[0] == \
         "storage.writer"
-    assert check_config(NodeConfig(storage=StorageConfig(writer="process"))) is None
+
+
+@WRITERS
+async def test_nothing_is_answered_before_it_is_committed_and_reads_see_it_meanwhile(
+        tmp_path, writer):
+    path = tmp_path / "store.sqlite3"
+    store = PendingWritesStore(path, writer)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock: the writer's commit waits
+        store.apply([_record(i) for i in range(5)])
+        with trio.move_on_after(1.0):  # no answer while the batch cannot be committed
+            while True:
+                await store.writer.wait_answers()
+        assert (store.commits, store.durable, store.pending_records) == (1, 0, 5)
+        assert store.get("groups", "k0003") == _record(3)  # reads see the pending batch
+        assert [r.key for r in store.scan("groups")] == [f"k{i:04d}" for i in range(5)]
+        assert store.count("groups") == 5
+        assert other.execute("SELECT count(*) FROM records").fetchone() == (0,)
+        other.execute("ROLLBACK")
+        with trio.fail_after(WAIT_S):
+            while store.durable < 1:
+                await store.writer.wait_answers()
+        assert (store.durable, store.pending_records) == (1, 0)
+        assert other.execute("SELECT count(*) FROM records").fetchone() == (5,)
+        assert store.get("groups", "k0003") == _record(3)  # now from the database
+    finally:
+        other.close()
+        store.close()
+
+
+@pytest.mark.parametrize("name", ["thread", "process"])
+async def test_a_failed_write_stops_the_agent_and_is_never_answered(tmp_path, name):
+    config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", 0),
+                        storage=StorageConfig(writer=name))
+    create_identity(tmp_path / "identity.key")
+    store = open_store(config)
+    agent = Agent(config, load_identity(tmp_path / "identity.key"), (generate_secret(),),
+                  store)
+    answered = []
+
+    async def run_until_it_fails():
+        with trio.fail_after(WAIT_S):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lambda task_status: agent.run(task_status=task_status,
+                                                                  handle_signals=False))
+                answered.append(await agent.write("groups", "g", encode_value({"n": 1})))
+                with sqlite3.connect(config.store_file) as other:  # the disk refuses "h"
+                    other.execute("CREATE TRIGGER refuse BEFORE INSERT ON records "
+                                  "WHEN NEW.key = 'h' BEGIN SELECT RAISE(ABORT, 'no room'); "
+                                  "END")
+                answered.append(await agent.write("groups", "h", encode_value({"n": 2})))
+                await trio.sleep_forever()  # not reached: the write above never returns
+
+    try:
+        with pytest.raises(BaseException) as caught:  # a group: unwrapped below
+            await run_until_it_fails()
+    finally:
+        with pytest.raises(StoreError):  # failed, not hanging (a writer that drops failures)
+            _bounded(store.writer.drain)
+        store.close()
+    assert len(answered) == 1  # the refused write was never answered
+    leaves = [caught.value]
+    while any(isinstance(e, BaseExceptionGroup) for e in leaves):
+        leaves = [leaf for e in leaves
+                  for leaf in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    assert any(isinstance(e, StoreError) and "writer failed" in str(e) and "no room" in str(e)
+               for e in leaves), leaves
+    reopened = SqliteStore(config.store_file)
+    assert reopened.get("groups", "g") is not None and reopened.get("groups", "h") is None
+    reopened.close()
 
 
 async def test_a_writer_that_dies_stops_the_agent_and_its_write_is_never_answered(tmp_path):
@@ -152,12 +284,15 @@ async def test_a_writer_that_dies_stops_the_agent_and_its_write_is_never_answere
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_agent_leaves_no_writer_and_loses_no_acknowledged_write(tmp_path):
-    with LocalCluster(tmp_path, 1, extra_toml=WRITER_CONFIG) as cluster:
+@pytest.mark.parametrize("name", ["thread", "process"])
+def test_kill_9_of_the_agent_leaves_no_writer_and_loses_no_acknowledged_write(tmp_path, name):
+    config = f'\n[storage]\nwriter = "{name}"\n'
+    with LocalCluster(tmp_path, 1, extra_toml=config) as cluster:
         cluster.start(0)
         agent_pid = cluster.processes[0].pid
         writers = _children(agent_pid)
-        assert len(writers) == 1 and _alive(writers[0])
+        assert len(writers) == (1 if name == "process" else 0)
+        assert all(_alive(writer) for writer in writers)
         acknowledged = []
         with cluster.client(0) as client:
             for i in range(50):
@@ -171,11 +306,13 @@ def test_kill_9_of_the_agent_leaves_no_writer_and_loses_no_acknowledged_write(tm
         assert second.returncode == 2, second.stderr
         assert f"another agent (PID {agent_pid})" in second.stderr, second.stderr
         cluster.kill(0)  # SIGKILL, by the PID the cluster started
-        _wait(lambda: not _alive(writers[0]), "end of the writer after its agent's")
+        _wait(lambda: not any(_alive(writer) for writer in writers),
+              "end of the writer after its agent's")
         store = SqliteStore(cluster.data_dir(0) / "store.sqlite3")
         assert all(store.get("groups", key) is not None for key in acknowledged)
         store.close()
         cluster.start(0)  # the directory is free again
         with cluster.client(0) as client:
             assert client.request("get", dataset="groups", key="w49")["value"] == {"i": 49}
-        assert _children(cluster.processes[0].pid) != writers
+        if writers:
+            assert _children(cluster.processes[0].pid) != writers
