@@ -260,26 +260,35 @@ class RealCluster:
 
     def process_figures(self, i: int) -> tuple[int, float]:
         """(resident bytes, CPU seconds so far) of agent i, from /proc."""
-        pid = self.processes[i].pid
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-        return resident, cpu_s
+        return process_figures(self.processes[i].pid)
 
     def stop(self, i: int, how: int = signal.SIGTERM) -> None:
-        process = self.processes.pop(i)
-        process.send_signal(how)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(self.processes.pop(i), how)
 
     def close(self) -> None:
         for i in list(self.processes):
             with contextlib.suppress(Exception):
                 self.stop(i)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def process_figures(pid: int) -> tuple[int, float]:
+    """(resident bytes, CPU seconds so far) of process `pid`, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    return resident, cpu_s
+
+
+def stop_process(process: subprocess.Popen[bytes], how: int) -> None:
+    """Send `how` to a process this benchmark started, then kill it if it has not ended
+    within STOP_TIMEOUT_S."""
+    process.send_signal(how)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT_S)
 
 
 def loopback_sent() -> tuple[int, int]:

@@ -42,13 +42,12 @@ sys.path.insert(0, str(ROOT))
 from scripts.bench_membership_real import (  # noqa: E402
     CHANGE_TIMEOUT_S,
     IDLE_WINDOW_S,
-    PAGE_BYTES,
     START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    TICKS_PER_S,
     _median,
     _rounded,
     loopback_sent,
+    process_figures,
+    stop_process,
 )
 from scripts.local_cluster import free_ports  # noqa: E402
 
@@ -173,20 +172,10 @@ class SerfCluster:
         return sorted(self.processes)
 
     def process_figures(self, i: int) -> tuple[int, float]:
-        pid = self.processes[i].pid
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-        return resident, cpu_s
+        return process_figures(self.processes[i].pid)
 
     def stop(self, i: int, how: int = signal.SIGINT) -> None:
-        process = self.processes.pop(i)
-        process.send_signal(how)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(self.processes.pop(i), how)
 
     def close(self) -> None:
         for i in list(self.processes):
