@@ -16,6 +16,7 @@ from gossipnode.runtime import durability
 from gossipnode.runtime.agent import Agent
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
+from tests.exception_leaves import exception_leaves
 
 # Every wait below is bounded by this: generous for a loaded 2-core machine.
 WAIT_S = 10.0
@@ -208,8 +209,5 @@ async def test_a_failed_sync_acknowledges_nothing_and_stops_the_agent(tmp_path):
     with pytest.raises(BaseException) as caught:  # a group: unwrapped below
         await run_until_it_fails()
     assert not answered
-    leaves = [caught.value]
-    while any(isinstance(e, BaseExceptionGroup) for e in leaves):
-        leaves = [leaf for e in leaves
-                  for leaf in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    leaves = exception_leaves(caught.value)
     assert any(isinstance(e, OSError) and e.errno == errno.EIO for e in leaves), leaves

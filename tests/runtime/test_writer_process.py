@@ -28,6 +28,7 @@ from gossipnode.runtime.writer_thread import WriterThread
 from gossipnode.storage import SqliteStore, StoreError
 from gossipnode.storage.pending_writes import PendingWritesStore
 from gossipnode.wire.cbor import encode_value
+from tests.exception_leaves import exception_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from local_cluster import LocalCluster
@@ -237,10 +238,7 @@ async def test_a_failed_write_stops_the_agent_and_is_never_answered(tmp_path, na
             _bounded(store.writer.drain)
         store.close()
     assert len(answered) == 1  # the refused write was never answered
-    leaves = [caught.value]
-    while any(isinstance(e, BaseExceptionGroup) for e in leaves):
-        leaves = [leaf for e in leaves
-                  for leaf in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    leaves = exception_leaves(caught.value)
     assert any(isinstance(e, StoreError) and "writer failed" in str(e) and "no room" in str(e)
                for e in leaves), leaves
     reopened = SqliteStore(config.store_file)
@@ -275,10 +273,7 @@ async def test_a_writer_that_dies_stops_the_agent_and_its_write_is_never_answere
     with pytest.raises(BaseException) as caught:  # a group: unwrapped below
         await run_until_it_fails()
     assert len(answered) == 1  # the write after the writer died was never answered
-    leaves = [caught.value]
-    while any(isinstance(e, BaseExceptionGroup) for e in leaves):
-        leaves = [leaf for e in leaves
-                  for leaf in (e.exceptions if isinstance(e, BaseExceptionGroup) else [e])]
+    leaves = exception_leaves(caught.value)
     assert any(isinstance(e, StoreError) and "writer" in str(e) for e in leaves), leaves
     assert not any(isinstance(e, OSError) and e.errno == errno.EIO for e in leaves)
 
