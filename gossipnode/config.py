@@ -95,9 +95,10 @@ class StorageConfig:
     fsync_interval_ms: int = 100
     # "loop" (the default): the agent's event loop runs each batch's transaction, and a
     # thread the disk sync. "thread": a writer thread of the agent's, with a connection of
-    # its own, runs the transactions and the syncs beside the loop, which hands each batch
-    # over and reads on. "process": a writer process does, at more CPU per write (measured
-    # in README.md). "thread" and "process" need durability "fsync".
+    # its own, runs the transactions and the syncs beside the loop, which hands the batches
+    # over when it would sync them and reads on; about the loop's CPU per write, fewer writes
+    # in a burst (measured in README.md). "process": a writer process does, at more CPU per
+    # write. "thread" and "process" need durability "fsync".
     writer: str = "loop"
 
 

@@ -163,16 +163,27 @@ class CodedCells:
             estimator[levels[(high >> 16) & 0xFF] << 7 | (high >> 8) & 127] += high & 0xFF
 
     def update(self, key: bytes, leaf: int, sign: int) -> None:
-        """Add (sign 1) or remove (sign -1) the item of this sort key and leaf."""
+        """Add (sign 1) or remove (sign -1) the item of this sort key and leaf: what
+        `coded_hash`, `coded_check`, `cell_indices` and `_estimate_slot` say, inlined as in
+        `fill` (every record a member applies comes through here)."""
         wall = int.from_bytes(key[:6], "big")
         tag = leaf & TAG_MASK
-        hashed = coded_hash(wall, tag)
-        packed = sign * (wall | tag << _TAG_SHIFT | coded_check(hashed) << _CHECK_SHIFT)
+        z = ((wall << 32 | tag) * _MIX_FIRST) & _M64
+        z = ((z ^ (z >> 29)) * _MIX_SECOND) & _M64
+        hashed = z ^ (z >> 32)
+        check = ((hashed * _MIX_CHECK) & _M64) >> _CHECK_SHIFT_IN_PRODUCT
+        packed = wall | tag << _TAG_SHIFT | check << _CHECK_SHIFT
+        if sign < 0:
+            packed = -packed
         mask = self.size - 1
-        for table, index in zip(self._tables, cell_indices(hashed), strict=True):
-            table[index & mask] += packed
+        first, second, third, fourth = self._tables
+        first[hashed & mask] += packed
+        second[(hashed >> 12) & mask] += packed
+        third[(hashed >> 24) & mask] += packed
+        fourth[(hashed >> 36) & mask] += packed
         high = leaf >> 64
-        self._estimator[_estimate_slot(high)] += sign * (high & 0xFF)
+        slot = _LEVEL_OF_BYTE[(high >> 16) & 0xFF] << 7 | (high >> 8) & 127
+        self._estimator[slot] += sign * (high & 0xFF)
 
     def estimator(self) -> bytes:
         """The estimator as sent: each bucket's sum mod 256."""

@@ -18,10 +18,12 @@ Rules (Invariant 4, `storage.durability`):
    of their pushes) starts at most `PEER_SYNC_INTERVAL_S` after the previous one ended, so
    that one sync covers the pushes of several writes; a client write cuts the wait short.
 5. With a writer thread or process (`storage.writer = "thread"` or `"process"`,
-   runtime/writer_thread.py, runtime/writer_process.py) the writer commits and syncs each
-   batch itself; the syncer (`WriterSync`) only takes its answers, so it runs at once,
-   without the wait of rule 4. Rule 2 holds as it is: a batch handed over counts as a
-   commit, and its answer as the sync that covers it.
+   runtime/writer_thread.py, runtime/writer_process.py) the writer commits and syncs what
+   it is handed; the syncer (`WriterSync`) hands it every batch applied since its last
+   run, as one (storage/pending_writes.py rule 1), and takes its answer. It runs when a
+   sync would, with the wait of rule 4, so that the pushes a member takes meanwhile share
+   one transaction and one sync. Rule 2 holds as it is: a batch applied counts as a
+   commit, and the writer's answer as the sync that covers it.
 """
 
 from __future__ import annotations
@@ -126,9 +128,6 @@ class Durability:
 
     async def _sync_loop(self, syncer: SyncThread | WriterSync) -> None:
         store = self.store
-        # A writer thread or process syncs every batch it takes by itself: waiting here would only
-        # delay reading its answer.
-        spaced = not isinstance(syncer, WriterSync)
         while True:
             answered = 0
             while self._unanswered and self._unanswered[0][0] <= store.durable:
@@ -145,7 +144,7 @@ class Durability:
                 continue
             if self.periodic:
                 await trio.sleep(self.interval_s)
-            elif spaced and not self._unanswered:
+            elif not self._unanswered:
                 self._client_waiting = trio.Event()
                 with trio.move_on_at(self._synced_at + PEER_SYNC_INTERVAL_S):
                     await self._client_waiting.wait()
@@ -228,14 +227,15 @@ class SyncThread:
 
 
 class WriterSync:
-    """Durability's syncer when a writer thread or process writes (rule 5): `run` returns
-    once the writer has answered every batch handed over before the call, with the count
-    covered."""
+    """Durability's syncer when a writer thread or process writes (rule 5): `run` hands
+    the writer every batch applied before the call and returns once it has answered them,
+    with the count covered."""
 
     def __init__(self, store: PendingWritesStore) -> None:
         self.store = store
 
     async def run(self) -> int:
+        self.store.hand_over()
         wanted = self.store.commits
         while self.store.durable < wanted:
             await self.store.writer.wait_answers()

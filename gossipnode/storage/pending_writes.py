@@ -4,20 +4,26 @@ runtime/writer_process.py), while its own connection reads.
 
 Rules:
 1. `apply_changes` resolves a batch against what is stored (and pending) exactly as
-   SqliteStore does, then hands the winners to the writer as one numbered batch (`commits`
-   counts it at once) and keeps them pending; it returns without waiting. The writer
-   answers with the number of the last batch it committed and synced; `confirmed(n)` then
-   sets `durable` to n and forgets the pending records of every batch up to n, which the
-   read connection sees in the database from then on (WAL: a read sees every commit made
-   before it started, by any process).
+   SqliteStore does, numbers it (`commits` counts it at once) and keeps its winners
+   pending; it returns without waiting. `hand_over` gives every batch applied since the
+   last hand-over to the writer as one batch, numbered as the last of them: the agent's
+   syncer does so (runtime/durability.py `WriterSync`, spaced as the syncs of a store that
+   commits itself, durability.py rule 4), so that the pushes a member takes within one
+   sync's wait share one transaction and one sync; `apply_changes` hands over by itself
+   once `UNSENT_ROWS_MAX` rows wait (the writer's own bound then holds the loop back, as
+   a disk far behind would). The writer answers with the number of the last batch it
+   committed and synced; `confirmed(n)` then sets `durable` to n and forgets the pending
+   records of every batch up to n, which the read connection sees in the database from
+   then on (WAL: a read sees every commit made before it started, by any process).
 2. Every read sees the pending records above the database's: `get`, `get_many`, `scan`,
-   `replicated`; `count` is moved at hand-over, as SqliteStore moves it at commit. So the
-   core reads its own writes at once, as before.
+   `replicated`; `count` is moved when a batch is applied, as SqliteStore moves it at
+   commit. So the core reads its own writes at once, as before.
 3. The rarer writes (`remove`, `collect_tombstones`, `clear_replicated`, `set_meta`) run on
-   this connection, after the writer has answered every batch (`drain`): they are then
-   ordered after every batch, and never wait for the writer's lock. Their commits are
-   made durable by an empty batch, which the writer answers with a sync of the log.
-4. `close` drains the writer, ends it, then closes the store.
+   this connection, after every batch is handed over and the writer has answered it
+   (`drain`): they are then ordered after every batch, and never wait for the writer's
+   lock. Their commits are made durable by an empty batch, which the writer answers with
+   a sync of the log.
+4. `close` hands over and drains, ends the writer, then closes the store.
 """
 
 from __future__ import annotations
@@ -32,10 +38,14 @@ from ..core.records import Record
 from ..core.store import Resolve, check_replicated
 from .sqlite_store import SqliteStore
 
-__all__ = ["BatchWriter", "PendingWritesStore", "Row"]
+__all__ = ["UNSENT_ROWS_MAX", "BatchWriter", "PendingWritesStore", "Row"]
 
 # A record as the writer stores it: dataset, key, wall_ms, counter, origin, value, signature.
 Row = tuple[str, str, int, int, bytes, bytes | None, bytes | None]
+# Rows applied and not handed over at most: past this, `apply_changes` hands them over
+# itself (rule 1). About 1 MiB of 1 KiB records, a quarter of what the writer thread
+# queues before it holds the loop back (writer_thread.py `QUEUED_ROWS_MAX`).
+UNSENT_ROWS_MAX = 1024
 
 
 class BatchWriter(Protocol):
@@ -60,9 +70,13 @@ class PendingWritesStore(SqliteStore):
         calls `confirmed(n)` with each answer. The connection of this store only reads
         (rule 3 aside), so it defers its syncs to the writer's."""
         super().__init__(path, deferred_sync=True)
-        # dataset -> key -> (batch number, record): handed over, not yet answered.
+        # dataset -> key -> (batch number, record): applied, not yet answered.
         self._pending: dict[str, dict[str, tuple[int, Record]]] = {}
         self._batches: deque[tuple[int, tuple[tuple[str, str], ...]]] = deque()
+        # Rows of the batches applied since the last hand-over, in order, and the number
+        # of the last batch handed over (rule 1).
+        self._unsent: list[Row] = []
+        self.handed_over = 0
         try:
             self.writer = writer(self.path, self.confirmed)
         except BaseException:
@@ -74,14 +88,13 @@ class PendingWritesStore(SqliteStore):
     def apply_changes(self, records: Iterable[Record], resolve: Resolve | None = None
                       ) -> list[tuple[Record | None, Record]]:
         """As SqliteStore.apply_changes (the same resolution, in order), but the batch is
-        handed to the writer instead of committed here."""
+        kept for the writer instead of committed here (rule 1)."""
         changes = self.resolved(records, resolve)  # through our get_many: pending first
         if not changes:
             return changes
         number = self.commits + 1
-        self.writer.submit(number, tuple(
-            (r.dataset, r.key, r.version.wall_ms, r.version.counter, r.version.origin,
-             r.value, r.signature) for _, r in changes))
+        self._unsent += [(r.dataset, r.key, r.version.wall_ms, r.version.counter,
+                          r.version.origin, r.value, r.signature) for _, r in changes]
         self.commits = number
         for previous, record in changes:
             self._pending.setdefault(record.dataset, {})[record.key] = (number, record)
@@ -89,7 +102,21 @@ class PendingWritesStore(SqliteStore):
                 self._counts[(previous.dataset, previous.value is None)] -= 1
             self._counts[(record.dataset, record.value is None)] += 1
         self._batches.append((number, tuple((r.dataset, r.key) for _, r in changes)))
+        if len(self._unsent) >= UNSENT_ROWS_MAX:
+            self.hand_over()
         return changes
+
+    def hand_over(self) -> None:
+        """Give the writer every batch applied since the last hand-over, as one (rule 1)."""
+        if self.handed_over < self.commits:
+            rows, self._unsent = tuple(self._unsent), []
+            self.writer.submit(self.commits, rows)
+            self.handed_over = self.commits
+
+    def drain(self) -> None:
+        """Hand every batch over and return once the writer has answered them all."""
+        self.hand_over()
+        self.writer.drain()
 
     def confirmed(self, number: int) -> None:
         """The writer committed and synced every batch up to `number`."""
@@ -167,13 +194,14 @@ class PendingWritesStore(SqliteStore):
         self._locally(lambda: super(PendingWritesStore, self).set_meta(name, value))
 
     def _locally(self, write: Callable[[], object]) -> object:
-        self.writer.drain()
+        self.drain()
         before = self.commits
         try:
             return write()
         finally:
             if self.commits != before:  # committed here: the writer's sync covers it
                 self.writer.submit(self.commits, ())
+                self.handed_over = self.commits
 
     def sync_wal(self) -> int:
         """Not this store's: the writer syncs (rule 1)."""
@@ -181,7 +209,10 @@ class PendingWritesStore(SqliteStore):
 
     def close(self) -> None:
         try:
-            self.writer.close()
+            try:
+                self.hand_over()  # raises if the writer failed: nothing more is written
+            finally:
+                self.writer.close()
         finally:
             super().close()
 

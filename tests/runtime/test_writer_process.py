@@ -102,7 +102,7 @@ def test_what_the_writer_answers_is_in_the_database_and_reads_see_it_before(tmp_
         store.apply([_record(i, None, 2) for i in range(100)])  # a batch of 100 tombstones
         assert store.count("groups") == 200  # at once, answered or not
         assert store.get("groups", "k0000").value is None
-        store.writer.drain()
+        store.drain()
         assert store.durable == store.commits == 11
         assert store.pending_records == 0
         # Another connection (no gossipnode code) finds every row the writer answered for.
@@ -187,6 +187,7 @@ async def test_nothing_is_answered_before_it_is_committed_and_reads_see_it_meanw
     try:
         other.execute("BEGIN IMMEDIATE")  # the write lock: the writer's commit waits
         store.apply([_record(i) for i in range(5)])
+        store.hand_over()
         with trio.move_on_after(1.0):  # no answer while the batch cannot be committed
             while True:
                 await store.writer.wait_answers()

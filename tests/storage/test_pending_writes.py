@@ -1,6 +1,8 @@
 """PendingWritesStore (its batches written by another writer, its reads seeing them at once)
-agrees with MemoryStore, the reference, on every sequence of operations, whenever the
-writer answers; and `durable` never covers a batch the writer has not answered."""
+agrees with MemoryStore, the reference, on every sequence of operations, whenever its
+batches are handed over and whenever the writer answers; `durable` never covers a batch
+the writer has not answered; a hand-over gives the writer every batch applied since the
+last, as one."""
 
 import sqlite3
 from pathlib import Path
@@ -61,6 +63,15 @@ class PendingStoreAgrees(StoresAgree):
     def writer_answers(self, batches):
         self.writer.answer(batches)
 
+    @rule()
+    def hand_over(self):
+        held = len(self.writer.held)
+        self.store.hand_over()
+        assert len(self.writer.held) <= held + 1  # every unsent batch as one
+        # The writer holds, or has answered, the last batch applied.
+        assert self.store.commits in (self.writer.answered,
+                                      self.writer.held[-1][0] if self.writer.held else 0)
+
     @rule(dataset=st.sampled_from(DATASETS), keys=st.lists(st.sampled_from(KEYS), max_size=3))
     def remove(self, dataset, keys):
         assert self.memory.remove(dataset, keys) == self.store.remove(dataset, keys)
@@ -69,7 +80,7 @@ class PendingStoreAgrees(StoresAgree):
     @invariant()
     def durable_is_what_the_writer_answered(self):
         assert self.store.durable == self.writer.answered <= self.store.commits
-        if not self.writer.held:
+        if self.store.durable == self.store.commits:
             assert self.store.pending_records == 0
 
 
@@ -83,9 +94,40 @@ def test_a_scan_with_a_limit_sees_past_stored_rows_that_pending_tombstones_hide(
     origin = ORIGINS[0]
     keys = [f"k{i}" for i in range(6)]
     store.apply([Record("groups", k, b"v", Version(1, 0, origin)) for k in keys])
-    store.writer.drain()
+    store.drain()
     store.apply([Record("groups", k, None, Version(2, 0, origin)) for k in keys[:3]])
     assert [r.key for r in store.scan("groups", limit=2)] == keys[3:5]
     assert [r.key for r in store.scan("groups", limit=2, tombstones=True)] == keys[:2]
     assert store.count("groups") == 3 and store.count("groups", tombstones=True) == 6
+    store.close()
+
+
+def test_batches_wait_for_the_hand_over_and_go_as_one_in_order(tmp_path):
+    store = PendingWritesStore(tmp_path / "store.sqlite3", HeldWriter)
+    origin = ORIGINS[0]
+    store.apply([Record("groups", "a", b"1", Version(1, 0, origin))])
+    store.apply([Record("groups", "b", b"2", Version(1, 0, origin)),
+                 Record("groups", "a", b"3", Version(2, 0, origin))])
+    assert store.writer.held == [] and store.commits == 2  # applied, not handed over
+    assert store.get("groups", "a").value == b"3"
+    store.hand_over()
+    assert [(number, [row[:2] + row[5:6] for row in rows])
+            for number, rows in store.writer.held] == [
+        (2, [("groups", "a", b"1"), ("groups", "b", b"2"), ("groups", "a", b"3")])]
+    store.hand_over()  # nothing new: nothing more
+    assert len(store.writer.held) == 1
+    store.writer.answer(1)
+    assert (store.durable, store.pending_records) == (2, 0)
+    assert store.get("groups", "a").value == b"3"  # the database's, in order
+    store.close()
+
+
+def test_a_long_unsent_run_is_handed_over_without_waiting_for_the_syncer(tmp_path):
+    store = PendingWritesStore(tmp_path / "store.sqlite3", HeldWriter)
+    origin = ORIGINS[0]
+    for start in range(0, 1024, 64):
+        assert store.writer.held == []
+        store.apply([Record("groups", f"k{i:04d}", b"v", Version(1, 0, origin))
+                     for i in range(start, start + 64)])
+    assert [(number, len(rows)) for number, rows in store.writer.held] == [(16, 1024)]
     store.close()
