@@ -174,7 +174,7 @@ class MemberTable:
             # Rule 10: another member's word that a member is dead only makes us suspect it
             # (the channel's sender's own word), in gossip as in a full state
             # (memberlist's rule for a full state, so one stale view cannot kill either).
-            self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), sender, now)
+            self.claims.apply_claim(dead.node_id, dead.incarnation, sender, sender, now)
         for suspect in updates.suspect:
             self.claims.apply_suspect(suspect, sender, now)
 
