@@ -35,8 +35,11 @@ DEFAULT_NODES = 100
 # Allocations between two young-generation garbage collections during a run (Python's
 # default is 700). A run allocates millions of short-lived messages that hold no cycles,
 # and each collection walks every young object: at the default, collecting costs about a
-# seventh of a run's CPU time and finds almost nothing.
-GC_YOUNG_ALLOCATIONS = 100_000
+# seventh of a run's CPU time and finds almost nothing. At 100,000 it still cost a
+# twentieth of a 200-member run (each collection walked a few hundred thousand survivors,
+# finding nothing); at a million, about what no collection at all costs, with the same
+# peak memory: the collector stays on for whatever cycles a core makes.
+GC_YOUNG_ALLOCATIONS = 1_000_000
 
 
 @contextlib.contextmanager
