@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 from typing import Any
 
 __all__ = ["EPOCH_S", "EventQueue"]
@@ -38,14 +38,15 @@ class EventQueue:
     def push(self, at_s: float, kind: str, payload: Any) -> None:
         """Schedule an event; one in the past runs at the current time, never earlier."""
         self._sequence += 1
-        heapq.heappush(self._heap, (max(at_s, self.now), self._sequence, kind, payload))
+        now = self.now
+        heappush(self._heap, (at_s if at_s >= now else now, self._sequence, kind, payload))
 
     def next_time(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
     def pop(self) -> tuple[str, Any]:
         """Remove the earliest event and advance virtual time to it."""
-        at_s, _, kind, payload = heapq.heappop(self._heap)
+        at_s, _, kind, payload = heappop(self._heap)
         assert at_s >= self.now, (at_s, self.now)
         self.now = at_s
         return kind, payload

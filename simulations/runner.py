@@ -35,14 +35,23 @@ DEFAULT_NODES = 100
 # Allocations between two young-generation garbage collections during a run (Python's
 # default is 700). A run allocates millions of short-lived messages that hold no cycles,
 # and each collection walks every young object: at the default, collecting costs about a
-# seventh of a run's CPU time and finds almost nothing.
-GC_YOUNG_ALLOCATIONS = 100_000
+# seventh of a run's CPU time and finds almost nothing. At 100,000 it still cost a
+# twentieth of a 200-member run (each collection walked a few hundred thousand survivors,
+# finding nothing); at a million, about what no collection at all costs (93.4 s, 94.0 s and
+# 97.6 s of CPU at 200 members with none, a million and 100,000).
+GC_YOUNG_ALLOCATIONS = 1_000_000
+# Young collections between two collections of the middle generation: one, so that the
+# older generations are collected once per GC_MIDDLE_ALLOCATIONS as before (100,000 young
+# allocations times Python's 10). Keeping Python's 10 with a million made those ten times
+# rarer, and a 400-member run peaked at 1,841 MiB instead of 1,450; with one, 1,439.
+GC_MIDDLE_ALLOCATIONS = 1_000_000
 
 
 @contextlib.contextmanager
 def _fewer_collections() -> Iterator[None]:
     before = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_ALLOCATIONS, *before[1:])
+    gc.set_threshold(GC_YOUNG_ALLOCATIONS, GC_MIDDLE_ALLOCATIONS // GC_YOUNG_ALLOCATIONS,
+                     *before[2:])
     try:
         yield
     finally:

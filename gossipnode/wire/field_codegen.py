@@ -15,10 +15,17 @@ The source names everything that differs between two uses of one class (its fiel
 errors, the nested codecs) through the namespace it runs in, so one class nested in many
 messages (a member statement in every membership message) is compiled to bytecode once
 (`_compiled`); each use only runs that bytecode in its own namespace.
+
+A frozen dataclass with slots and the `__init__` dataclasses wrote for it (no
+`__post_init__`) is built as that `__init__` builds it, without the call: a new instance
+whose slots are set one by one through their descriptors (what the generated `__init__`
+does through `object.__setattr__`, one attribute lookup and call more per field). Every
+decoded statement and message is built so; any other class is called as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import typing
@@ -111,9 +118,34 @@ def generate(
     encode_lines.append(f"    return [{', '.join(values)}]")
     if check is not None:
         decode_lines.append(f"    _check(_where, [{', '.join(values)}])")
-    decode_lines.append(f"    return _cls({', '.join(values)})")
+    if _plain_slots(cls, names):
+        for i, name in enumerate(names):
+            namespace[f"_s{i}"] = getattr(cls, name).__set__
+        decode_lines.append("    value = _new(_cls)")
+        decode_lines += [f"    _s{i}(value, {value})" for i, value in enumerate(values)]
+        decode_lines.append("    return value")
+        namespace["_new"] = object.__new__
+    else:
+        decode_lines.append(f"    return _cls({', '.join(values)})")
     exec(_compiled("\n".join(encode_lines) + "\n" + "\n".join(decode_lines)), namespace)
     return namespace["encode_fields"], namespace["decode_fields"]
+
+
+def _plain_slots(cls: type, names: Sequence[str]) -> bool:
+    """Does `cls(*values)` only store each value in its slot (see the module docstring)?
+    A dataclass whose fields are exactly `names`, each in a slot, and whose `__init__` is
+    the one dataclasses generated (its code comes from a string), with no `__post_init__`
+    and no custom `__new__`."""
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return False
+    if cls.__new__ is not object.__new__ or tuple(getattr(cls, "__slots__", ())) != tuple(names):
+        return False
+    if [f.name for f in dataclasses.fields(cls)] != list(names):
+        return False
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    return code is not None and code.co_filename == "<string>" and all(
+        type(getattr(cls, name, None)).__name__ == "member_descriptor" for name in names)
 
 
 def generate_pair(

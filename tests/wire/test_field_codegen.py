@@ -107,3 +107,51 @@ def test_a_well_formed_message_round_trips_through_the_generated_codec():
     inner = Inner(True, (("a", "b"),), ("x", 1))
     message = Outer(b"abcd", "n", -3, 1.5, inner, (inner, inner), b"m", ("ab", b"z"))
     assert registry.decode(registry.encode(message)) == message
+
+
+@dataclass(frozen=True, slots=True)
+class SlottedInner:
+    flag: bool
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    node: bytes
+    count: int
+    inner: SlottedInner
+    inners: tuple[SlottedInner, ...]
+    maybe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A slotted class whose constructor does more than store its fields."""
+
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError("negative count")
+
+
+def test_slotted_classes_decode_to_what_their_constructor_builds():
+    registry = MessageRegistry()
+    registry.register(1, Slotted)
+    inner = SlottedInner(True, (("k", "v"),))
+    message = Slotted(b"id", 5, inner, (inner, SlottedInner(False, ())), "x")
+    decoded = registry.decode(cbor.encode([1, b"id", 5, [True, [["k", "v"]]],
+                                           [[True, [["k", "v"]]], [False, []]], "x"]))
+    assert decoded == message
+    assert type(decoded) is Slotted and type(decoded.inner) is SlottedInner
+    assert (decoded.node, decoded.count, decoded.maybe) == (b"id", 5, "x")
+    with pytest.raises(AttributeError):
+        decoded.count = 6  # type: ignore[misc]  # still frozen
+
+
+def test_a_class_with_post_init_is_still_constructed_by_its_constructor():
+    registry = MessageRegistry()
+    registry.register(1, Checked)
+    assert registry.decode(cbor.encode([1, 3])) == Checked(3)
+    with pytest.raises(ValueError, match="negative count"):
+        registry.decode(cbor.encode([1, -1]))

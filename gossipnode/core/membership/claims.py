@@ -62,13 +62,22 @@ class Claims:
     def apply_suspect(self, suspect: Suspect, sender: bytes, now: float) -> None:
         """Take `suspect`, which `sender` (the channel's proven id; our own for our own failed
         probe) told us."""
-        entry = self._allowed(suspect.node_id, suspect.incarnation, now)
+        self.apply_claim(suspect.node_id, suspect.incarnation, suspect.reporter, sender, now,
+                         suspect)
+
+    def apply_claim(self, node_id: bytes, incarnation: int, reporter: bytes, sender: bytes,
+                    now: float, suspect: Suspect | None = None) -> None:
+        """Take the suspicion `Suspect(node_id, incarnation, reporter)` (`suspect`, if the
+        caller holds it already) as `apply_suspect` does. A dead claim (state.py rule 10)
+        comes here as its sender's suspicion, built only if it changes something: most
+        claims a member hears about the dead after a partition change nothing."""
+        entry = self._allowed(node_id, incarnation, now)
         if entry is None:
             return
         if entry.state == SUSPECT and entry.suspicion is not None:
             if (
-                suspect.incarnation == entry.incarnation
-                and self._first_hand(suspect, sender)
+                incarnation == entry.incarnation
+                and self._first_hand(reporter, sender)
                 and entry.suspicion.confirm(sender)
             ):
                 # Lifeguard: a new confirmation shortens the timeout (state.py rule 2).
@@ -77,10 +86,13 @@ class Claims:
                     # Ours: first-hand to whoever we tell, so it shortens their timers too.
                     # Another's would be second-hand there and count nowhere, and would
                     # take the place of ours in the queue (one statement per subject).
-                    self._outbox.broadcasts.push(suspect)
+                    self._outbox.broadcasts.push(suspect if suspect is not None
+                                                 else Suspect(node_id, incarnation, reporter))
             return
         if entry.state != ALIVE:
             return
+        if suspect is None:
+            suspect = Suspect(node_id, incarnation, reporter)
         members = len(self._table.reachable) + 1
         minimum_s, maximum_s = suspicion_bounds_s(
             self._config.suspicion_mult,
@@ -102,11 +114,11 @@ class Claims:
         self._outbox.broadcasts.push(suspect)
         self._outbox.changed(entry)
 
-    def _first_hand(self, suspect: Suspect, sender: bytes) -> bool:
-        """Whether `suspect` may confirm (state.py rule 2): the sender tells of its own
-        suspicion, and is ourselves or a member we hold alive or suspect (not a stranger, a
-        pending member or one we hold dead)."""
-        if suspect.reporter != sender:
+    def _first_hand(self, reporter: bytes, sender: bytes) -> bool:
+        """Whether a suspicion `reporter` names may confirm (state.py rule 2): the sender
+        tells of its own suspicion, and is ourselves or a member we hold alive or suspect
+        (not a stranger, a pending member or one we hold dead)."""
+        if reporter != sender:
             return False
         if sender == self._node_id:
             return True

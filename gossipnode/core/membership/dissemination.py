@@ -115,12 +115,18 @@ class Disseminator:
     def recently_dead(self, now: float) -> list[Entry]:
         """Members we declared dead within `dead_gossip_s`, latest first: O(their number),
         read from the end of the table's deaths in order."""
+        members = self._table.members
+        return [members[node_id] for node_id in self._recently_dead_ids(now)]
+
+    def _recently_dead_ids(self, now: float) -> list[bytes]:
+        """The node ids of `recently_dead`, in its order. After a partition half the
+        cluster is recently dead, and every gossip round draws from them."""
         horizon = now - self._config.dead_gossip_s
         recent = []
-        for node_id in reversed(self._table.dead):
-            if self._table.dead[node_id] < horizon:
+        for node_id, died_at in reversed(self._table.dead.items()):
+            if died_at < horizon:
                 break
-            recent.append(self._table.members[node_id])
+            recent.append(node_id)
         return recent
 
     def tick(self, now: float) -> None:
@@ -159,7 +165,7 @@ class Disseminator:
         dead, `source` left out: drawn by index, in O(fanout) for the reachable (a list of
         every reachable member per round cost O(n), five times a second)."""
         reachable = self._table.reachable
-        dead = [] if self.left else [entry.node_id for entry in self.recently_dead(now)]
+        dead = [] if self.left else self._recently_dead_ids(now)
         total = len(reachable) + len(dead)
         excluded = int(source is not None and (source in reachable or source in dead))
         wanted = min(self._config.gossip_fanout, total - excluded)

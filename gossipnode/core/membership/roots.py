@@ -135,10 +135,9 @@ class RootAdverts:
                 return ()
             entry.roots_sent = ((self._version, names), now)
         self._outbox.statistics["roots_sent"] += 1
-        return tuple(
-            DatasetRoot(name, root, int(max(0.0, now - since) * 1000))
-            for name, (root, since) in ((name, self._local[name]) for name in names)
-        )
+        local = self._local
+        return tuple([DatasetRoot(name, local[name][0], int(max(0.0, now - local[name][1]) * 1000))
+                      for name in names])
 
     @staticmethod
     def ask(entry: Entry) -> None:

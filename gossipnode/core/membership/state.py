@@ -161,10 +161,14 @@ class MemberTable:
         # only evict each other, after a signature check each.
         unknown_max = self.pending.capacity
         for alive in updates.alive:
-            if alive.node_id not in self.members:
+            entry = self.members.get(alive.node_id)
+            if entry is None:
                 if alive.node_id in gone or unknown_max <= 0:
                     continue
                 unknown_max -= 1
+            elif (alive.incarnation <= entry.incarnation and alive.node_id != self._node_id
+                  and alive.node_id not in self.forced.bounds):
+                continue  # apply_alive would do nothing with it (most gossip repeats)
             # A member named in a full state we asked for is pinged at once; one named in
             # gossip is most likely announcing itself to us right now (confirming.py rule 1).
             self.apply_alive(alive, sender, now, confirm_at_once=from_push_pull)
@@ -174,7 +178,7 @@ class MemberTable:
             # Rule 10: another member's word that a member is dead only makes us suspect it
             # (the channel's sender's own word), in gossip as in a full state
             # (memberlist's rule for a full state, so one stale view cannot kill either).
-            self.claims.apply_suspect(Suspect(dead.node_id, dead.incarnation, sender), sender, now)
+            self.claims.apply_claim(dead.node_id, dead.incarnation, sender, sender, now)
         for suspect in updates.suspect:
             self.claims.apply_suspect(suspect, sender, now)
 

@@ -8,9 +8,9 @@ amortized however many suspicion and relay timers are pending.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Hashable
+from heapq import heappop, heappush
 
 __all__ = ["IndexedSet", "Timers"]
 
@@ -26,7 +26,7 @@ class Timers:
 
     def set(self, key: Hashable, at: float) -> None:
         self._due[key] = at
-        heapq.heappush(self._heap, (at, next(self._order), key))
+        heappush(self._heap, (at, next(self._order), key))
 
     def cancel(self, key: Hashable) -> None:
         self._due.pop(key, None)
@@ -35,22 +35,22 @@ class Timers:
         return key in self._due
 
     def next(self) -> float | None:
-        heap = self._heap
+        heap, due = self._heap, self._due
         while heap:
             at, _, key = heap[0]
-            if self._due.get(key) == at:
+            if due.get(key) == at:
                 return at
-            heapq.heappop(heap)
+            heappop(heap)
         return None
 
     def pop_due(self, now: float) -> list[Hashable]:
         """The keys due at `now`, earliest first; they are forgotten."""
         due = []
-        heap = self._heap
+        heap, deadlines = self._heap, self._due
         while heap and heap[0][0] <= now:
-            at, _, key = heapq.heappop(heap)
-            if self._due.get(key) == at:
-                del self._due[key]
+            at, _, key = heappop(heap)
+            if deadlines.get(key) == at:
+                del deadlines[key]
                 due.append(key)
         return due
 
