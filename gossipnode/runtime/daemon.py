@@ -25,7 +25,7 @@ from .datadir import DataDirBusy, DataDirLock, lock_data_dir, make_private
 from .free_memory import release_free_heap
 from .logs import LogTail
 from .preflight import prepare
-from .writer_process import open_store
+from .store_choice import open_store
 
 __all__ = ["AgentFailed", "StartupError", "run_agent"]
 

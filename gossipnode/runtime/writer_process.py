@@ -1,22 +1,18 @@
 """The store's writer process (`storage.writer = "process"`): the agent's end.
 
 Rules:
-1. `open_store` opens the store the configuration asks for: a `SqliteStore` that commits
-   on the event loop ("loop"), or a `PendingWritesStore` (storage/pending_writes.py) whose
-   batches a `WriterThread` (runtime/writer_thread.py, "thread") or a `WriterProcess`
-   ("process") writes.
-2. `WriterProcess` starts runtime/writer_main.py as a child with one end of a Unix
+1. `WriterProcess` starts runtime/writer_main.py as a child with one end of a Unix
    socket pair (and no other descriptor: the data directory's lock stays the agent's), sends
    each batch as one frame (a 4-byte length, then `marshal` of (number, rows): compact, and
    one C call each way) and reads the answers, each the number of the last batch committed
    and synced. The child dies with the agent (writer_main.py rule 3); the kernel's signal
    at the parent's death is tied to the thread that started the child, so the store is
    opened on the agent's main thread (runtime/daemon.py), which lives as long as the agent.
-3. Answers are read on the event loop: `wait_answers` (called by `WriterSync.run`,
+2. Answers are read on the event loop: `wait_answers` (called by `WriterSync.run`,
    runtime/durability.py, Durability's syncer in place of `SyncThread`) waits for the
    socket to be readable and takes what arrived. `drain` reads them blocking (a rare
    write, or closing, needs every batch answered first).
-4. A failed write or sync, or a writer that ended, is a `StoreError` with one line: it
+3. A failed write or sync, or a writer that ended, is a `StoreError` with one line: it
    stops the agent (runtime/daemon.py `AgentFailed`), and nothing the failed batch or any
    later one held is acknowledged.
 """
@@ -33,12 +29,10 @@ from pathlib import Path
 
 import trio
 
-from ..config import NodeConfig
-from ..storage import SqliteStore, StoreError
-from ..storage.pending_writes import PendingWritesStore, Row
-from .writer_thread import WriterThread
+from ..storage import StoreError
+from ..storage.pending_writes import Row
 
-__all__ = ["WRITER_EXIT_S", "WriterProcess", "open_store"]
+__all__ = ["WRITER_EXIT_S", "WriterProcess"]
 
 # After the agent closed its end, the writer gets this long to close its connection and
 # exit before it is killed: it has nothing left to write (every batch was answered).
@@ -47,15 +41,6 @@ WRITER_EXIT_S = 10.0
 ANSWER_BYTES = 64 * 1024
 # The package directory's parent, so that the child imports this very gossipnode.
 _IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def open_store(config: NodeConfig) -> SqliteStore:
-    """Rule 1. Raises StoreError (or OSError) as SqliteStore does."""
-    if config.storage.writer == "process":
-        return PendingWritesStore(config.store_file, WriterProcess)
-    if config.storage.writer == "thread":
-        return PendingWritesStore(config.store_file, WriterThread)
-    return SqliteStore(config.store_file, deferred_sync=True)
 
 
 class WriterProcess:
@@ -84,7 +69,7 @@ class WriterProcess:
         self._failure: str | None = None
 
     def submit(self, number: int, rows: tuple[Row, ...]) -> None:
-        """Hand batch `number` over (rule 2). Blocks only while the socket's buffer is
+        """Hand batch `number` over (rule 1). Blocks only while the socket's buffer is
         full, that is while the writer is that far behind: the loop then waits for the
         disk as it would have committing itself."""
         self._check()
@@ -128,7 +113,7 @@ class WriterProcess:
         self._check()
 
     async def wait_answers(self) -> None:
-        """Return once the socket had something to read, taken (rule 3)."""
+        """Return once the socket had something to read, taken (rule 2)."""
         await trio.lowlevel.wait_readable(self.socket)
         self.collect(block=False)
 

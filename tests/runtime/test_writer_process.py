@@ -23,7 +23,8 @@ from gossipnode.config_rules import check_config
 from gossipnode.core.records import Record, Version
 from gossipnode.identity import create_identity, generate_secret, load_identity
 from gossipnode.runtime.agent import Agent
-from gossipnode.runtime.writer_process import WriterProcess, open_store
+from gossipnode.runtime.store_choice import open_store
+from gossipnode.runtime.writer_process import WriterProcess
 from gossipnode.runtime.writer_thread import WriterThread
 from gossipnode.storage import SqliteStore, StoreError
 from gossipnode.storage.pending_writes import PendingWritesStore
