@@ -209,14 +209,20 @@ async def test_nothing_is_answered_before_it_is_committed_and_reads_see_it_meanw
         store.close()
 
 
-@pytest.mark.parametrize("name", ["thread", "process"])
-async def test_a_failed_write_stops_the_agent_and_is_never_answered(tmp_path, name):
+def _agent_writing_with(tmp_path: Path, writer: str) -> tuple[NodeConfig, SqliteStore, Agent]:
+    """An agent (not started) whose store the configuration's `storage.writer` chose."""
     config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", 0),
-                        storage=StorageConfig(writer=name))
+                        storage=StorageConfig(writer=writer))
     create_identity(tmp_path / "identity.key")
     store = open_store(config)
     agent = Agent(config, load_identity(tmp_path / "identity.key"), (generate_secret(),),
                   store)
+    return config, store, agent
+
+
+@pytest.mark.parametrize("name", ["thread", "process"])
+async def test_a_failed_write_stops_the_agent_and_is_never_answered(tmp_path, name):
+    config, store, agent = _agent_writing_with(tmp_path, name)
     answered = []
 
     async def run_until_it_fails():
@@ -249,12 +255,8 @@ async def test_a_failed_write_stops_the_agent_and_is_never_answered(tmp_path, na
 
 
 async def test_a_writer_that_dies_stops_the_agent_and_its_write_is_never_answered(tmp_path):
-    config = NodeConfig(name="a", data_dir=tmp_path, listen=("127.0.0.1", 0),
-                        storage=StorageConfig(writer="process"))
-    create_identity(tmp_path / "identity.key")
-    store = PendingWritesStore(config.store_file, WriterProcess)
-    agent = Agent(config, load_identity(tmp_path / "identity.key"), (generate_secret(),),
-                  store)
+    _, store, agent = _agent_writing_with(tmp_path, "process")
+    assert isinstance(store.writer, WriterProcess)
     answered = []
 
     async def run_until_it_fails():
