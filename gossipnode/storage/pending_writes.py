@@ -194,14 +194,11 @@ class PendingWritesStore(SqliteStore):
         self._locally(lambda: super(PendingWritesStore, self).set_meta(name, value))
 
     def _locally(self, write: Callable[[], object]) -> object:
-        self.drain()
-        before = self.commits
+        self.drain()  # nothing is left unsent: a commit made here is handed over empty
         try:
             return write()
         finally:
-            if self.commits != before:  # committed here: the writer's sync covers it
-                self.writer.submit(self.commits, ())
-                self.handed_over = self.commits
+            self.hand_over()  # committed here: the writer's sync covers it
 
     def sync_wal(self) -> int:
         """Not this store's: the writer syncs (rule 1)."""
