@@ -167,7 +167,13 @@ class Agent:
         # Called with every SyncCompleted event (a `repair` waits on its sessions so).
         self.sync_listeners: list[Callable[[SyncCompleted], None]] = []
         # When events and answers to writes may go out (runtime/durability.py).
-        self.durability = Durability(store, config.storage, self._carry_out)
+        # Client writes for the group commit (`_write_batches`): the queue, and the one
+        # taken from it that waits for its commit's turn.
+        self._write_queue, self._writes_queued = trio.open_memory_channel[_PendingWrite](
+            WRITE_QUEUE_MAX)
+        self._write_waiting: _PendingWrite | None = None
+        self.durability = Durability(store, config.storage, self._carry_out,
+                                     self._commit_queued)
         # How long the loop is held, and by the store's writes how much (runtime/loop_lag.py).
         self.store_meter = StoreMeter()
         meter_store_writes(store, self.store_meter)
@@ -243,25 +249,36 @@ class Agent:
     async def _write_batches(self, *,
                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                              ) -> None:
-        """Group commit: take every write queued since the last batch, commit them in one
-        store transaction, and answer each writer once its commit may be acknowledged
-        (`Durability.answer`)."""
-        send, receive = trio.open_memory_channel[_PendingWrite](WRITE_QUEUE_MAX)
-        self._write_queue = send
+        """Group commit: take the writes queued since the last batch and commit them in
+        one store transaction (`_commit_queued`) when it is their turn, or let the syncer
+        commit them just before its next sync (durability.py rule 5)."""
         task_status.started()
-        async for first in receive:
-            batch = [first]
-            while len(batch) < WRITE_BATCH_MAX:
-                try:
-                    batch.append(receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            results = self.input(
-                lambda now, batch=batch: commit_writes(self.core, [w.write for w in batch], now)
-            )
-            for pending, result in zip(batch, results, strict=True):
-                pending.result = result
-            self.durability.answer([pending.done for pending in batch])
+        async for first in self._writes_queued:
+            self._write_waiting = first
+            # Not while a sync runs: its commit would wait for the next sync anyway, which
+            # commits it with the writes arriving meanwhile (durability.py rule 5).
+            await self.durability.commit_turn()
+            self._commit_queued()
+
+    def _commit_queued(self) -> None:
+        """Commit the writes waiting for their turn as one batch (the one taken from the
+        queue first, then the queue's, `WRITE_BATCH_MAX` at most), and answer each writer
+        once its commit may be acknowledged (`Durability.answer`)."""
+        batch = [] if self._write_waiting is None else [self._write_waiting]
+        self._write_waiting = None
+        while len(batch) < WRITE_BATCH_MAX:
+            try:
+                batch.append(self._writes_queued.receive_nowait())
+            except trio.WouldBlock:
+                break
+        if not batch:
+            return
+        results = self.input(
+            lambda now: commit_writes(self.core, [w.write for w in batch], now)
+        )
+        for pending, result in zip(batch, results, strict=True):
+            pending.result = result
+        self.durability.answer([pending.done for pending in batch])
 
     def stop(self) -> None:
         self._stopping.set()

@@ -17,7 +17,14 @@ Rules (Invariant 4, `storage.durability`):
 4. Under "fsync", a sync that no client write waits for (only peers: the acknowledgements
    of their pushes) starts at most `PEER_SYNC_INTERVAL_S` after the previous one ended, so
    that one sync covers the pushes of several writes; a client write cuts the wait short.
-5. With a writer thread or process (`storage.writer = "thread"` or `"process"`,
+5. Client writes are committed between syncs, not during one (`commit_turn`, the agent's
+   group commit): a write committed while a sync runs could not be acknowledged before
+   the next sync anyway, so the writes that arrive during a sync (and during its
+   `SYNC_GATHER_S`) wait and go as one commit just before the next sync starts
+   (`commit_queued`, called by the syncer). One commit per sync means one push per peer
+   per sync, where several small ones went before; no write waits for a later sync than
+   it did. Under "periodic" a commit is acknowledged at once, and nothing waits.
+6. With a writer thread or process (`storage.writer = "thread"` or `"process"`,
    runtime/writer_thread.py, runtime/writer_process.py) the writer commits and syncs what
    it is handed; the syncer (`WriterSync`) hands it every batch applied since its last
    run, as one (storage/pending_writes.py rule 1), and takes its answer. It runs when a
@@ -64,8 +71,11 @@ CHECKPOINT_INTERVAL_S = 1.0
 
 class Durability:
     def __init__(self, store: SqliteStore, storage: StorageConfig,
-                 carry_out: Callable[[list[Any]], None]) -> None:
-        """`carry_out`: what the agent does with events once they may go out."""
+                 carry_out: Callable[[list[Any]], None],
+                 commit_queued: Callable[[], None] = lambda: None) -> None:
+        """`carry_out`: what the agent does with events once they may go out;
+        `commit_queued`: commits the client writes waiting for their turn (rule 5), called
+        just before every sync."""
         self.store = store
         self.periodic = storage.durability == "periodic"
         self.interval_s = storage.fsync_interval_ms / 1000
@@ -78,6 +88,20 @@ class Durability:
         # Set when a client write waits for a sync (ends a peers-only sync's wait).
         self._client_waiting = trio.Event()
         self._synced_at = -math.inf
+        # Disk syncs (or writer hand-overs answered) since start: with the store's write
+        # calls, how many commits one sync covers (`info`, /metrics).
+        self.syncs = 0
+        self._commit_queued = commit_queued
+        # Set while a commit would be covered by the next sync to start: no sync runs and
+        # none has just answered writers (rule 5).
+        self._turn = trio.Event()
+        self._turn.set()
+
+    async def commit_turn(self) -> None:
+        """Return when a client write's commit may be made (rule 5): at once when no sync
+        runs, else once the running sync ended and its answered writers had
+        `SYNC_GATHER_S` to write again."""
+        await self._turn.wait()
 
     def acknowledged(self) -> int:
         """The commits that may be acknowledged: those a sync covered ("fsync"), or every
@@ -138,6 +162,7 @@ class Durability:
                 self._carry_out(self._held.popleft()[1])
             if answered > 1:
                 await trio.sleep(SYNC_GATHER_S)
+            self._turn.set()
             if store.durable >= store.commits:
                 self._sync_wanted = trio.Event()
                 await self._sync_wanted.wait()
@@ -148,7 +173,11 @@ class Durability:
                 self._client_waiting = trio.Event()
                 with trio.move_on_at(self._synced_at + PEER_SYNC_INTERVAL_S):
                     await self._client_waiting.wait()
+            if not self.periodic:
+                self._turn = trio.Event()
+            self._commit_queued()  # the writes that waited for their turn: this sync's
             covered = await syncer.run()
+            self.syncs += 1
             store.durable = max(store.durable, covered)
             self._synced_at = trio.current_time()
 
@@ -227,7 +256,7 @@ class SyncThread:
 
 
 class WriterSync:
-    """Durability's syncer when a writer thread or process writes (rule 5): `run` hands
+    """Durability's syncer when a writer thread or process writes (rule 6): `run` hands
     the writer every batch applied before the call and returns once it has answered them,
     with the count covered."""
 

@@ -146,6 +146,9 @@ def _loop_metrics(agent: Agent) -> list[str]:
     lines += _family("gossipnode_store_write_calls_total", "counter",
                      "The store's write calls on the event loop.",
                      [({}, agent.store_meter.calls)])
+    lines += _family("gossipnode_store_syncs_total", "counter",
+                     "Disk syncs of the store (each covers every commit before it).",
+                     [({}, agent.durability.syncs)])
     return lines
 
 

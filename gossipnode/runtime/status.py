@@ -267,6 +267,7 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
             # Seconds the store's write calls held the event loop, since start.
             "write_s_total": round(agent.store_meter.seconds, 6),
             "write_calls": agent.store_meter.calls,
+            "syncs": agent.durability.syncs,
         },
         "loop": _loop(agent),
     }

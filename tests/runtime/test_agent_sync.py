@@ -14,6 +14,8 @@ from gossipnode.core.membership import Ping, PushPull
 from gossipnode.identity import create_identity, generate_secret, load_identity
 from gossipnode.runtime import durability
 from gossipnode.runtime.agent import Agent
+from gossipnode.runtime.metrics import render_metrics
+from gossipnode.runtime.status import info
 from gossipnode.storage import SqliteStore
 from gossipnode.wire.cbor import encode_value
 from tests.exception_leaves import exception_leaves
@@ -66,6 +68,61 @@ async def test_a_write_waits_for_its_sync_and_a_probe_does_not(tmp_path):
             await answered.wait()
         assert syncs and agent.store.durable >= syncs[-1]
         assert agent.store.get("groups", "g") is not None
+        agent.stop()
+
+
+async def test_writes_arriving_during_a_sync_are_committed_together_before_the_next(tmp_path):
+    """Rule 5 of runtime/durability.py: a write that comes while a sync runs is not
+    committed then (it could not be acknowledged before the next sync anyway); the writes
+    that came meanwhile are committed as one batch, which the very next sync covers."""
+    agent = make_agent(tmp_path)
+    gate = threading.Event()
+    syncs = []  # the commit count each sync started with
+    calls = []  # every sync, as `info` and /metrics count them
+    real_sync = agent.store.sync_wal
+
+    def gated_sync():
+        syncs.append(agent.store.commits)
+        calls.append(1)
+        assert gate.wait(WAIT_S)
+        return real_sync()
+
+    agent.store.sync_wal = gated_sync
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: agent.run(task_status=task_status,
+                                                          handle_signals=False))
+        gate.set()  # what the agent wrote as it started is synced first
+        with trio.fail_after(WAIT_S):
+            while agent.store.durable < agent.store.commits:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        gate.clear()
+        syncs.clear()
+        answered = []
+
+        async def write(key):
+            await agent.write("groups", key, encode_value({"key": key}))
+            answered.append(key)
+
+        nursery.start_soon(write, "first")
+        with trio.fail_after(WAIT_S):
+            while not syncs:  # noqa: ASYNC110 (the sync thread notes it; nothing to wait on)
+                await trio.sleep(0.01)
+        committed = agent.store.commits
+        for n in range(5):  # one after the other while the first sync runs
+            nursery.start_soon(write, f"later {n}")
+            await trio.sleep(0.05)
+        assert agent.store.commits == committed  # none committed during the sync
+        assert agent.store.get("groups", "later 0") is None
+        gate.set()
+        with trio.fail_after(WAIT_S):
+            while len(answered) < 6:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert answered[0] == "first"
+        assert agent.store.commits == committed + 1  # the five as one commit...
+        assert syncs[1] == committed + 1  # ...which the next sync covered
+        assert all(agent.store.get("groups", f"later {n}") is not None for n in range(5))
+        assert info(agent)["store"]["syncs"] == len(calls)
+        assert f"\ngossipnode_store_syncs_total {len(calls)}\n" in render_metrics(agent)
         agent.stop()
 
 
