@@ -13,7 +13,10 @@ time to converge after a partition heals with d records written on each side, an
 memory per node holding `--memory-records` records (loaded into the stores before the
 agents start; RSS read from /proc after start-up), and the false suspicions (a member
 suspected by a node it could reach) during the write run. `--writes-only` skips the
-partition and the memory runs.
+partition and the memory runs; its agents then dial each other directly, as members of a
+real cluster do, where otherwise every link runs through a proxy of this script (needed to
+cut links; it relays every byte in this process, on the same cores as the agents), unless
+`--through-proxies` asks for them (to compare with figures measured through them).
 
 With `--heal` it measures a partition under load instead: the nodes split in two halves
 (2|3 for five), clients keep writing `--heal-rate` records/s on both sides for
@@ -39,7 +42,7 @@ after the fact.
 
     python scripts/bench_cluster.py [--nodes N] [--writes W] [--clients C] [--d D] [--json]
     python scripts/bench_cluster.py --clients 16 --burst-s 30 --rate 1000 --writes-only
-        [--durability fsync|periodic] [--writer loop|thread|process]
+        [--durability fsync|periodic] [--writer loop|thread|process] [--through-proxies]
     python scripts/bench_cluster.py --heal [--nodes 5] [--heal-rate R] [--heal-hold-s S]
         [--heal-runs K] [--keep-slow DIR]
 """
@@ -521,6 +524,8 @@ def main() -> int:
                         help="storage.durability of every agent (default: the agent's)")
     parser.add_argument("--writer", choices=("loop", "thread", "process"), default=None,
                         help="storage.writer of every agent (default: the agent's)")
+    parser.add_argument("--through-proxies", action="store_true",
+                        help="with --writes-only: links through this script's proxies still")
     parser.add_argument("--writes-only", action="store_true",
                         help="skip the partition and memory runs")
     parser.add_argument("--json", action="store_true")
@@ -533,11 +538,15 @@ def main() -> int:
     if storage:
         extra += "\n[storage]\n" + "\n".join(storage) + "\n"
     result: dict[str, object] = {"nodes": args.nodes, "write_clients": args.clients,
+                                 "links": "proxied" if args.through_proxies or not
+                                 args.writes_only else "direct",
                                  "durability": args.durability or "default",
                                  "writer": args.writer or "default"}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         root = Path(scratch)
-        with LocalCluster(root / "run", args.nodes, extra_toml=extra) as cluster:
+        proxied = args.through_proxies or not args.writes_only
+        with LocalCluster(root / "run", args.nodes, extra_toml=extra,
+                          proxied=proxied) as cluster:
             cluster.start_all()
             cluster.wait_members()
             watch = LoopWatch(cluster)

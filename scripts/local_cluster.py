@@ -152,20 +152,22 @@ class LocalCluster:
     def __init__(self, root: Path, nodes: int = 3, *, wep: tuple[int, ...] | None = None,
                  no_private_keys: tuple[int, ...] = (), extra_toml: str = "",
                  log_format: str = "text", names: tuple[str, ...] | None = None,
-                 admin_pubkey: Path | None = None) -> None:
+                 admin_pubkey: Path | None = None, proxied: bool = True) -> None:
         """`admin_pubkey`: pin this administrator public key on every node (then nothing
-        replicates until an administrator admits the members)."""
+        replicates until an administrator admits the members). `proxied=False`: the agents
+        dial each other directly, with no proxy of this process in between (no `cut`, no
+        `bytes_between`), for benchmarks that measure the agents alone."""
         self.root = Path(root)
         self.count = nodes
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.names = list(names or (f"node{i}" for i in range(nodes)))
         assert len(self.names) == nodes
-        ports = free_ports(nodes + nodes * (nodes - 1))
+        ports = free_ports(nodes + (nodes * (nodes - 1) if proxied else 0))
         self.ports = ports[:nodes]
         proxy_ports = iter(ports[nodes:])
-        self.proxy_ports = {(i, j): next(proxy_ports)
-                            for i in range(nodes) for j in range(nodes) if i != j}
-        self.proxies = _Proxies()
+        self.proxy_ports = {(i, j): next(proxy_ports) for i in range(nodes)
+                            for j in range(nodes) if i != j and proxied}
+        self.proxies = _Proxies() if proxied else None
         for (i, j), port in self.proxy_ports.items():
             self.proxies.add((i, j), port, self.ports[j])
         self.root.mkdir(parents=True, exist_ok=True)
@@ -194,10 +196,11 @@ class LocalCluster:
             text = config.read_text().replace('log_format = "text"',
                                               f'log_format = "{log_format}"')
             mapping = "".join(
-                f'"127.0.0.1:{self.ports[j]}" = "127.0.0.1:{self.proxy_ports[(i, j)]}"\n'
-                for j in range(nodes) if j != i
+                f'"127.0.0.1:{self.ports[b]}" = "127.0.0.1:{port}"\n'
+                for (a, b), port in self.proxy_ports.items() if a == i
             )
-            text = text.replace("\n[tags]", f"\n[address_map]\n{mapping}\n[tags]")
+            if mapping:
+                text = text.replace("\n[tags]", f"\n[address_map]\n{mapping}\n[tags]")
             config.write_text(text + extra_toml)
 
     # --- processes -----------------------------------------------------------------------------
@@ -268,14 +271,20 @@ class LocalCluster:
 
     # --- links ---------------------------------------------------------------------------------
 
+    def _links(self) -> _Proxies:
+        if self.proxies is None:
+            raise RuntimeError("this cluster's agents dial each other directly (proxied=False): "
+                               "its links cannot be cut or counted")
+        return self.proxies
+
     def cut(self, a: int, b: int, *, oneway: bool = False) -> None:
-        self.proxies.set_cut((a, b), True)
+        self._links().set_cut((a, b), True)
         if not oneway:
-            self.proxies.set_cut((b, a), True)
+            self._links().set_cut((b, a), True)
 
     def restore(self, a: int, b: int) -> None:
-        self.proxies.set_cut((a, b), False)
-        self.proxies.set_cut((b, a), False)
+        self._links().set_cut((a, b), False)
+        self._links().set_cut((b, a), False)
 
     def partition(self, left: list[int], right: list[int]) -> None:
         for a in left:
@@ -286,8 +295,8 @@ class LocalCluster:
         self.partition([i], [j for j in range(self.count) if j != i])
 
     def heal(self) -> None:
-        for link in list(self.proxies.cut):
-            self.proxies.set_cut(link, False)
+        for link in list(self._links().cut):
+            self._links().set_cut(link, False)
 
     # --- waiting -------------------------------------------------------------------------------
 
@@ -305,7 +314,7 @@ class LocalCluster:
 
     def bytes_between(self, a: int, b: int) -> int:
         """TCP payload bytes carried so far between a and b, both links, both directions."""
-        carried = self.proxies.bytes_carried
+        carried = self._links().bytes_carried
         return carried.get((a, b), 0) + carried.get((b, a), 0)
 
     def digests(self, i: int) -> dict[str, tuple[int, str]]:
@@ -341,7 +350,8 @@ class LocalCluster:
         for i in list(self.processes):
             with contextlib.suppress(Exception):
                 self.stop(i)
-        self.proxies.close()
+        if self.proxies is not None:
+            self.proxies.close()
 
     def __enter__(self) -> LocalCluster:
         return self
