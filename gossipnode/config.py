@@ -74,8 +74,8 @@ class ReplicationConfig:
 # covers it; "periodic", once it reached the operating system (see StorageConfig).
 DURABILITY_MODES = ("fsync", "periodic")
 # Who runs the store's write transactions (storage.writer): the event loop, a writer
-# thread, or a writer process of the agent's own (see StorageConfig).
-WRITERS = ("loop", "thread", "process")
+# thread, or a writer process of the agent's own; "auto" chooses (see StorageConfig).
+WRITERS = ("auto", "loop", "thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +93,23 @@ class StorageConfig:
     # Periodic durability: the longest time a committed write waits for its disk sync, and
     # so the writes a power loss can take. 100 ms costs ten syncs a second.
     fsync_interval_ms: int = 100
-    # "loop" (the default): the agent's event loop runs each batch's transaction, and a
-    # thread the disk sync. "thread": a writer thread of the agent's, with a connection of
-    # its own, runs the transactions and the syncs beside the loop, which hands the batches
-    # over when it would sync them and reads on; about the loop's CPU per write, fewer writes
-    # in a burst (measured in README.md). "process": a writer process does, at more CPU per
-    # write. "thread" and "process" need durability "fsync".
-    writer: str = "loop"
+    # "auto" (the default): "thread" under durability "fsync", "loop" under "periodic"
+    # (`writer_in_use`). "thread": a writer thread of the agent's, with a connection of its
+    # own, runs the transactions and the syncs beside the loop, which hands the batches
+    # over when it would sync them and reads on, so no transaction holds the loop (a
+    # probe's timers wait on it); about the loop's CPU per write (measured in README.md).
+    # "loop": the agent's event loop runs each batch's transaction, and a thread the disk
+    # sync; it acknowledges a commit at once, as "periodic" needs. "process": a writer
+    # process does what the thread does, at more CPU per write. "thread" and "process"
+    # need durability "fsync": a batch handed over is not committed until its sync.
+    writer: str = "auto"
+
+    @property
+    def writer_in_use(self) -> str:
+        """The writer that runs the transactions: `writer`, or the one "auto" chooses."""
+        if self.writer != "auto":
+            return self.writer
+        return "loop" if self.durability == "periodic" else "thread"
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,8 @@ def check_config(config: NodeConfig) -> tuple[str, str] | None:
     if config.storage.writer not in WRITERS:
         return ("storage.writer", f"expected one of {', '.join(WRITERS)}, "
                 f"got {config.storage.writer!r}")
-    if config.storage.writer != "loop" and config.storage.durability != "fsync":
+    if config.storage.writer in ("thread", "process") and \
+            config.storage.durability != "fsync":
         # A batch handed over is not yet committed: only its sync may acknowledge it.
         return "storage.writer", (f'"{config.storage.writer}" needs '
                                   'storage.durability = "fsync"')

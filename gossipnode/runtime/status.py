@@ -263,6 +263,8 @@ def info(agent: Agent) -> dict[str, dict[str, Any]]:
         },
         "store": {
             "path": str(agent.store.path),
+            "durability": agent.config.storage.durability,
+            "writer": agent.config.storage.writer_in_use,
             "records": sum(agent.store.count(d.name) for d in DATASETS),
             # Seconds the store's write calls held the event loop, since start.
             "write_s_total": round(agent.store_meter.seconds, 6),

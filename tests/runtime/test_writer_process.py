@@ -168,8 +168,13 @@ def test_a_failed_write_is_one_line_and_nothing_after_it_is_answered(tmp_path, w
     reopened.close()
 
 
-def test_the_writers_need_fsync_durability_and_are_off_by_default():
-    assert NodeConfig().storage.writer == "loop"
+def test_the_writers_need_fsync_durability_and_the_thread_writes_by_default():
+    assert NodeConfig().storage.writer_in_use == "thread"
+    # Periodic durability acknowledges a commit at once: the loop commits, unless asked.
+    periodic = StorageConfig(durability="periodic")
+    assert periodic.writer_in_use == "loop" and check_config(NodeConfig(storage=periodic)) is None
+    for name in ("loop", "thread", "process"):
+        assert StorageConfig(writer=name).writer_in_use == name
     for name in ("thread", "process"):
         periodic = NodeConfig(storage=StorageConfig(durability="periodic", writer=name))
         assert check_config(periodic) == ("storage.writer",
@@ -207,6 +212,24 @@ async def test_nothing_is_answered_before_it_is_committed_and_reads_see_it_meanw
     finally:
         other.close()
         store.close()
+
+
+def test_the_agent_store_is_written_by_the_thread_unless_durability_is_periodic(tmp_path):
+    """What `open_store` gives the daemon for the default configuration, and for periodic
+    durability (which acknowledges commits: the loop makes them at once)."""
+    for directory, storage, kind in ((tmp_path / "fsync", StorageConfig(), WriterThread),
+                                     (tmp_path / "periodic",
+                                      StorageConfig(durability="periodic"), None)):
+        directory.mkdir()
+        store = open_store(NodeConfig(name="a", data_dir=directory, storage=storage))
+        try:
+            if kind is None:
+                assert not isinstance(store, PendingWritesStore)
+            else:
+                assert isinstance(store, PendingWritesStore)
+                assert isinstance(store.writer, kind)
+        finally:
+            store.close()
 
 
 def _agent_writing_with(tmp_path: Path, writer: str) -> tuple[NodeConfig, SqliteStore, Agent]:
