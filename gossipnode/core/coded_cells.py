@@ -185,6 +185,11 @@ class CodedCells:
         slot = _LEVEL_OF_BYTE[(high >> 16) & 0xFF] << 7 | (high >> 8) & 127
         self._estimator[slot] += sign * (high & 0xFF)
 
+    def take_estimator(self, other: CodedCells) -> None:
+        """Use `other`'s estimator as ours: it counts the same items whatever the tables'
+        sizes (a table filled beside another takes the one kept up to date all along)."""
+        self._estimator = other._estimator
+
     def estimator(self) -> bytes:
         """The estimator as sent: each bucket's sum mod 256."""
         return bytes(value & 0xFF for value in self._estimator)
