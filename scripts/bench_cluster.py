@@ -537,14 +537,13 @@ def main() -> int:
                                                         ("writer", args.writer)) if value]
     if storage:
         extra += "\n[storage]\n" + "\n".join(storage) + "\n"
+    proxied = args.through_proxies or not args.writes_only
     result: dict[str, object] = {"nodes": args.nodes, "write_clients": args.clients,
-                                 "links": "proxied" if args.through_proxies or not
-                                 args.writes_only else "direct",
+                                 "links": "proxied" if proxied else "direct",
                                  "durability": args.durability or "default",
                                  "writer": args.writer or "default"}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         root = Path(scratch)
-        proxied = args.through_proxies or not args.writes_only
         with LocalCluster(root / "run", args.nodes, extra_toml=extra,
                           proxied=proxied) as cluster:
             cluster.start_all()

@@ -169,7 +169,7 @@ class LocalCluster:
                             for j in range(nodes) if i != j and proxied}
         self.proxies = _Proxies() if proxied else None
         for (i, j), port in self.proxy_ports.items():
-            self.proxies.add((i, j), port, self.ports[j])
+            self._links().add((i, j), port, self.ports[j])
         self.root.mkdir(parents=True, exist_ok=True)
         secret = self.root / "cluster.secret"
         if not secret.exists():
